@@ -1,0 +1,438 @@
+package io.uffdemu.server.mm;
+
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The fault path: analogue of {@code mm/memory.c: handle_mm_fault()} with {@code do_anonymous_page()},
+ * {@code do_wp_page()}, {@code do_swap_page()}, {@code do_fault()}, {@code mm/shmem.c: shmem_get_folio_gfp()},
+ * {@code mm/hugetlb.c: hugetlb_fault()}, and {@code fs/userfaultfd.c: handle_userfault()}.
+ *
+ * <p>{@link #access} runs one load or store as the faulting thread: it faults each page in under the kernel
+ * lock; when a userfaultfd must handle the fault it queues a message, drops the lock and waits to be woken,
+ * then retries the fault, exactly as a thread blocked in {@code handle_userfault()} does.
+ */
+public final class Faults {
+    private final Kernel k;
+
+    Faults(Kernel k) {
+        this.k = k;
+    }
+
+    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4;
+
+    /** Result of one fault attempt (one per accessing thread; not shared). */
+    static final class Outcome {
+        int kind;
+        int sig;
+        int code;
+        Errno errno;
+        UserfaultfdCtx.Fault fault;
+        long pte;
+        Vma vma;
+
+        int ok(Vma v, long pte) {
+            this.vma = v;
+            this.pte = pte;
+            return kind = OK;
+        }
+
+        int signal(int s, int c) {
+            sig = s;
+            code = c;
+            return kind = SIGNAL;
+        }
+
+        int errno(Errno e) {
+            errno = e;
+            return kind = ERRNO;
+        }
+
+        int userfault(UserfaultfdCtx.Fault f) {
+            fault = f;
+            return kind = USERFAULT;
+        }
+
+        int retry() {
+            return kind = RETRY;
+        }
+    }
+
+    /**
+     * One load or store of {@code len} bytes at {@code addr} by a thread of process {@code pid}. Blocks
+     * while a userfaultfd handles faults; {@code deadlineNanos} ({@link System#nanoTime()} based, or
+     * {@link Long#MAX_VALUE}) bounds the wait, after which the fault is abandoned and ETIMEDOUT thrown.
+     */
+    public AccessResult access(int pid, long addr, int len, boolean write, byte[] data, AccessMode mode,
+            long deadlineNanos) throws InterruptedException {
+        if (len < 0 || (write && data == null)) {
+            throw LinuxException.einval("access", "bad length");
+        }
+        if (write) {
+            len = data.length;
+        }
+        if (addr < 0 || addr + len < addr || addr + len > (1L << 47)) {
+            return fail(mode, addr, Linux.SEGV_MAPERR);
+        }
+        byte[] out = write ? null : new byte[len];
+        int tid = k.nextTid.incrementAndGet();
+        Outcome o = new Outcome();
+        long pos = addr;
+        long end = addr + len;
+        while (pos < end || (len == 0 && pos == addr)) {
+            k.lock();
+            try {
+                Task t = k.taskLocked(pid, "access");
+                handleMmFaultLocked(t.mm, pos, write, mode, tid, o);
+                if (o.kind == OK) {
+                    if (len == 0) {
+                        return AccessResult.ok(out);
+                    }
+                    int n = (int) Math.min(Linux.PAGE_SIZE - (pos & (Linux.PAGE_SIZE - 1)), end - pos);
+                    long sub = (pos - (pos & ~(o.vma.pageSize - 1))) >>> Linux.PAGE_SHIFT;
+                    long pfn = Pte.isZero(o.pte) ? FramePool.ZERO_PFN : Pte.pfn(o.pte) + sub;
+                    int off = (int) (pos & (Linux.PAGE_SIZE - 1));
+                    if (write) {
+                        k.frames.write(pfn, off, data, (int) (pos - addr), n);
+                    } else {
+                        k.frames.read(pfn, off, out, (int) (pos - addr), n);
+                    }
+                    pos += n;
+                    continue;
+                }
+                if (o.kind == SIGNAL) {
+                    return AccessResult.signal(o.sig, o.code, pos);
+                }
+                if (o.kind == ERRNO) {
+                    return AccessResult.error(o.errno, pos);
+                }
+                if (o.kind == RETRY) {
+                    continue;
+                }
+            } finally {
+                k.unlock();
+            }
+            waitFault(o.fault, deadlineNanos);
+        }
+        return AccessResult.ok(out);
+    }
+
+    private static AccessResult fail(AccessMode mode, long addr, int segvCode) {
+        return mode == AccessMode.USER ? AccessResult.signal(Linux.SIGSEGV, segvCode, addr)
+                : AccessResult.error(mode == AccessMode.PROC_MEM ? Errno.EIO : Errno.EFAULT, addr);
+    }
+
+    /** Waits until the fault is woken; on deadline or interrupt, withdraws it from its ctx. */
+    void waitFault(UserfaultfdCtx.Fault f, long deadlineNanos) throws InterruptedException {
+        boolean woken;
+        try {
+            woken = Kernel.await(f.woken, deadlineNanos);
+        } catch (InterruptedException e) {
+            withdraw(f);
+            throw e;
+        }
+        if (!woken) {
+            withdraw(f);
+            throw new LinuxException(Errno.ETIMEDOUT, "access", 0, "userfault not resolved before the deadline");
+        }
+    }
+
+    private void withdraw(UserfaultfdCtx.Fault f) {
+        k.lock();
+        try {
+            f.ctx.pending.remove(f);
+            f.ctx.waiting.remove(f);
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /**
+     * MADV_POPULATE_READ/WRITE and MAP_POPULATE: faults every page in as GUP would (not a user access),
+     * blocking on userfaults. {@code call} null = MAP_POPULATE (errors ignored by the caller).
+     */
+    public void populate(int pid, long start, long len, String call, boolean write) {
+        Outcome o = new Outcome();
+        int tid = k.nextTid.incrementAndGet();
+        long pos = start;
+        long end = start + len;
+        String c = call == null ? "mmap" : call;
+        while (pos < end) {
+            k.lock();
+            try {
+                Task t = k.taskLocked(pid, c);
+                Vma v = t.mm.findVma(pos);
+                if (v == null) {
+                    throw new LinuxException(Errno.ENOMEM, c, 0, "range not mapped");
+                }
+                handleMmFaultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
+                switch (o.kind) {
+                    case OK -> {
+                        pos = (pos & ~(v.pageSize - 1)) + v.pageSize;
+                        continue;
+                    }
+                    case SIGNAL, ERRNO -> throw new LinuxException(Errno.EFAULT, c, pos - start, "populate failed");
+                    case RETRY -> {
+                        continue;
+                    }
+                    default -> {
+                    }
+                }
+            } finally {
+                k.unlock();
+            }
+            try {
+                waitFault(o.fault, Long.MAX_VALUE);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new LinuxException(Errno.EINTR, c);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ handle_mm_fault
+
+    /** Fault one page in (or decide a userfault / signal). Caller holds the lock. */
+    int handleMmFaultLocked(MmStruct mm, long addr, boolean write, AccessMode mode, int tid, Outcome o) {
+        Vma v = mm.findVma(addr);
+        boolean user = mode == AccessMode.USER;
+        if (v == null) {
+            return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_MAPERR) : o.errno(kernelErrno(mode));
+        }
+        boolean force = mode == AccessMode.PROC_MEM;
+        if (write && !v.canWrite() && !(force && !v.shared)) {
+            return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_ACCERR) : o.errno(kernelErrno(mode));
+        }
+        if (!write && !v.canRead() && !force) {
+            return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_ACCERR) : o.errno(kernelErrno(mode));
+        }
+        long base = addr & ~(v.pageSize - 1);
+        long pte = mm.pt.get(base);
+        if (Pte.isMarker(pte)) {
+            if (Pte.isGuardMarker(pte)) {
+                return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_MAPERR) : o.errno(kernelErrno(mode));
+            }
+            if (Pte.isPoisonMarker(pte)) {
+                return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(kernelErrno(mode));
+            }
+            if (!v.uffdWp()) {
+                mm.pt.set(base, Pte.NONE); // stale marker: cleaned up lazily on fault
+                pte = Pte.NONE;
+            }
+        }
+        if (Pte.isPresent(pte)) {
+            return presentFaultLocked(v, base, addr, pte, write, mode, tid, o);
+        }
+        if (Pte.isSwap(pte)) {
+            return swapInLocked(v, base, pte, o);
+        }
+        boolean wpMarker = Pte.isMarker(pte) && Pte.isUffdWp(pte);
+        if (v.isAnonymous()) {
+            return anonFaultLocked(v, base, addr, write, wpMarker, mode, tid, o);
+        }
+        return fileFaultLocked(v, base, addr, write, wpMarker, mode, tid, o);
+    }
+
+    private static Errno kernelErrno(AccessMode mode) {
+        return mode == AccessMode.PROC_MEM ? Errno.EIO : Errno.EFAULT;
+    }
+
+    private int presentFaultLocked(Vma v, long base, long addr, long pte, boolean write, AccessMode mode, int tid,
+            Outcome o) {
+        MmStruct mm = v.mm;
+        if (!write) {
+            mm.pt.set(base, pte | Pte.ACCESSED);
+            return o.ok(v, pte);
+        }
+        if ((pte & Pte.UFFD_WP) != 0) {
+            if (v.uffdWp()) {
+                if (mode == AccessMode.PROC_MEM) {
+                    return o.errno(Errno.EIO);
+                }
+                if (!v.uffdWpAsync()) {
+                    return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
+                            mode, tid, o);
+                }
+            }
+            pte = Pte.clearUffdWp(pte);
+            mm.pt.set(base, pte);
+        }
+        if (Pte.isWritable(pte)) {
+            pte |= Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY;
+            mm.pt.set(base, pte);
+            return o.ok(v, pte);
+        }
+        boolean makeWritable = v.canWrite();
+        if (Pte.isZero(pte)) {
+            return cowLocked(v, base, pte, makeWritable, o);
+        }
+        long pfn = Pte.pfn(pte);
+        boolean anon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0;
+        if (v.shared && !anon) {
+            pte |= (makeWritable ? Pte.WRITE : 0) | Pte.DIRTY | Pte.ACCESSED;
+            k.frames.setFlags(pfn, FramePool.PG_DIRTY);
+            mm.pt.set(base, pte);
+            return o.ok(v, pte);
+        }
+        if (anon && k.frames.mapcount(pfn) == 1 && k.frames.refcount(pfn) == 1) {
+            pte |= (makeWritable ? Pte.WRITE : 0) | Pte.DIRTY | Pte.ACCESSED;
+            mm.pt.set(base, pte);
+            return o.ok(v, pte);
+        }
+        return cowLocked(v, base, pte, makeWritable, o);
+    }
+
+    /** do_wp_page() copy path: a private copy of the mapped page (or of the zero page). */
+    private int cowLocked(Vma v, long base, long pte, boolean makeWritable, Outcome o) {
+        long npfn = k.vm.allocAnonLocked(v);
+        if (npfn < 0) {
+            return o.signal(Linux.SIGBUS, Linux.BUS_ADRERR);
+        }
+        if (!Pte.isZero(pte)) {
+            long old = Pte.pfn(pte);
+            long pages = v.pageSize / Linux.PAGE_SIZE;
+            for (long i = 0; i < pages; i++) {
+                k.frames.copyPage(old + i, npfn + i);
+            }
+        }
+        k.vm.releasePteLocked(v, pte);
+        k.vm.installPteLocked(v, base, npfn, makeWritable, false, true);
+        k.frames.put(npfn); // drop the allocation reference: the mapping holds it now
+        long n = v.mm.pt.get(base);
+        return o.ok(v, n);
+    }
+
+    /** do_swap_page(): the uffd-wp bit of the swap entry is carried into the present PTE. */
+    private int swapInLocked(Vma v, long base, long pte, Outcome o) {
+        long slot = Pte.slot(pte);
+        long pfn = k.frames.alloc(FramePool.PG_ANON);
+        if (pfn < 0) {
+            return o.signal(Linux.SIGBUS, Linux.BUS_ADRERR);
+        }
+        k.frames.restore(pfn, k.swap.read(slot));
+        boolean exclusive = k.swap.count(slot) == 1;
+        k.swap.free(slot);
+        v.mm.swapEnts--;
+        boolean wp = (pte & Pte.UFFD_WP) != 0;
+        k.vm.installPteLocked(v, base, pfn, exclusive && v.canWrite() && !wp, wp, false);
+        k.frames.put(pfn);
+        return o.retry();
+    }
+
+    private int anonFaultLocked(Vma v, long base, long addr, boolean write, boolean wpMarker, AccessMode mode, int tid,
+            Outcome o) {
+        if (v.uffdMissing()) {
+            return userfaultLocked(v, addr, write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0, mode, tid, o);
+        }
+        boolean wp = wpMarker && v.uffdWp();
+        if (wpMarker) {
+            v.mm.pt.set(base, Pte.NONE);
+        }
+        if (!write) {
+            k.vm.installPteLocked(v, base, FramePool.ZERO_PFN, false, wp, false);
+            return o.ok(v, v.mm.pt.get(base));
+        }
+        long pfn = k.vm.allocAnonLocked(v);
+        if (pfn < 0) {
+            return o.signal(Linux.SIGBUS, Linux.BUS_ADRERR);
+        }
+        k.vm.installPteLocked(v, base, pfn, v.canWrite() && !wp, wp, !wp);
+        k.frames.put(pfn);
+        if (wp) {
+            return o.retry(); // the page exists now; the write raises the WP fault (or async-clears)
+        }
+        return o.ok(v, v.mm.pt.get(base));
+    }
+
+    private int fileFaultLocked(Vma v, long base, long addr, boolean write, boolean wpMarker, AccessMode mode, int tid,
+            Outcome o) {
+        Inode inode = v.inode;
+        long idx = v.pgoff(base);
+        boolean user = mode == AccessMode.USER;
+        if (idx * inode.pageSize >= inode.size) {
+            return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(kernelErrno(mode));
+        }
+        Long entry = inode.cache.get(idx);
+        if (entry == null && v.uffdMissing()) {
+            return userfaultLocked(v, addr, write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0, mode, tid, o);
+        }
+        if (entry != null && v.uffdMinor()) {
+            return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_MINOR
+                    | (write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0), mode, tid, o);
+        }
+        boolean wp = wpMarker && v.uffdWp();
+        boolean cow = !v.shared && (write || (v.hugetlb && entry == null));
+        long pfn;
+        if (cow && v.hugetlb && entry == null) {
+            // hugetlb private hole: a private page straight away (hugetlb_no_page on a MAP_PRIVATE mapping)
+            pfn = k.vm.allocAnonLocked(v);
+            if (pfn < 0) {
+                return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
+            }
+            if (wpMarker) {
+                v.mm.pt.set(base, Pte.NONE);
+            }
+            k.vm.installPteLocked(v, base, pfn, v.canWrite() && !wp, wp, !wp);
+            k.frames.put(pfn);
+            return wp || !write ? o.retry() : o.ok(v, v.mm.pt.get(base));
+        }
+        if (entry == null) {
+            pfn = k.vm.allocCachePageLocked(inode, idx);
+        } else {
+            pfn = k.vm.cachePfnLocked(inode, idx, entry);
+        }
+        if (pfn < 0) {
+            return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
+        }
+        if (wpMarker) {
+            v.mm.pt.set(base, Pte.NONE);
+        }
+        if (cow) {
+            long npfn = k.vm.allocAnonLocked(v);
+            if (npfn < 0) {
+                return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
+            }
+            long pages = v.pageSize / Linux.PAGE_SIZE;
+            for (long i = 0; i < pages; i++) {
+                k.frames.copyPage(pfn + i, npfn + i);
+            }
+            k.vm.installPteLocked(v, base, npfn, v.canWrite() && !wp, wp, !wp);
+            k.frames.put(npfn);
+            return wp ? o.retry() : o.ok(v, v.mm.pt.get(base));
+        }
+        boolean writable = v.shared && v.canWrite() && !wp;
+        k.vm.installPteLocked(v, base, pfn, writable, wp, write && writable);
+        if (write && writable) {
+            k.frames.setFlags(pfn, FramePool.PG_DIRTY);
+        }
+        if (write && !writable) {
+            return o.retry();
+        }
+        return o.ok(v, v.mm.pt.get(base));
+    }
+
+    /** handle_userfault(): queue a message on the VMA's uffd, or fail per the ctx's flags and features. */
+    private int userfaultLocked(Vma v, long addr, long flags, AccessMode mode, int tid, Outcome o) {
+        UserfaultfdCtx ctx = v.uffd;
+        if (mode == AccessMode.PROC_MEM) {
+            return o.errno(Errno.EIO);
+        }
+        if (mode != AccessMode.USER && (ctx.flags & Linux.UFFD_USER_MODE_ONLY) != 0) {
+            return o.errno(Errno.EFAULT);
+        }
+        if ((ctx.features & Linux.UFFD_FEATURE_SIGBUS) != 0) {
+            return mode == AccessMode.USER ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
+        }
+        long msgAddr = (ctx.features & Linux.UFFD_FEATURE_EXACT_ADDRESS) != 0 ? addr : addr & ~(v.pageSize - 1);
+        int ptid = (ctx.features & Linux.UFFD_FEATURE_THREAD_ID) != 0 ? tid : 0;
+        UserfaultfdCtx.Fault f = new UserfaultfdCtx.Fault(ctx, msgAddr, flags, ptid);
+        ctx.pending.add(f);
+        ctx.total++;
+        ctx.readable.signalAll();
+        k.observer.faultRaised(flags, v);
+        return o.userfault(f);
+    }
+
+    static long nanos(long millis) {
+        return TimeUnit.MILLISECONDS.toNanos(millis);
+    }
+}

@@ -1,0 +1,559 @@
+package io.uffdemu.server.mm;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The emulated machine: physical memory, swap, hugetlb pools, sysctls, processes and their files. Entry
+ * points are named after syscalls. Memory-management syscalls live in {@link VmOps}, the fault path in
+ * {@link Faults}, userfaultfd in {@link Userfaultfd}, /proc/PID/pagemap in {@link Pagemap}.
+ *
+ * <h2>Locking</h2>
+ * One lock, {@link #lock}, guards all state of the core (it plays {@code mmap_lock}, the page-table locks,
+ * the page-cache lock and the uffd ctx locks at once). Threads never block while holding it: a thread
+ * that must wait for a userfaultfd handler (a fault) or a reader (a non-cooperative event) queues a waiter,
+ * releases the lock, waits, and retakes the lock to retry, as {@code handle_userfault()} does with
+ * {@code mmap_lock}.
+ */
+public final class Kernel {
+    /** Emulated machine size and debug switches. */
+    public record Config(long memoryBytes, long swapBytes, long nrHugepages2M, long nrHugepages1G,
+            boolean checkInvariants) {
+        public static final Config DEFAULT = new Config(4L << 30, 1L << 30, 0, 0, false);
+    }
+
+    final ReentrantLock lock = new ReentrantLock();
+    final FramePool frames;
+    final SwapDevice swap;
+    final Map<Long, HugetlbPool> hstates = new TreeMap<>();
+    final TreeMap<Integer, Task> tasks = new TreeMap<>();
+    final Config config;
+    private int nextPid = 1000;
+    private long nextIno = 1;
+    private long nextCtx = 1;
+    final AtomicInteger nextTid = new AtomicInteger(100000);
+    /** vm.unprivileged_userfaultfd */
+    int unprivilegedUserfaultfd;
+
+    /** Hooks for metrics; called with the lock held, must not block. */
+    public interface Observer {
+        default void faultRaised(long flags, Vma vma) {
+        }
+
+        default void faultWoken(long waitedNanos) {
+        }
+
+        default void eventRaised(int event) {
+        }
+    }
+
+    volatile Observer observer = new Observer() {
+    };
+
+    public void setObserver(Observer o) {
+        observer = o;
+    }
+
+    public final VmOps vm;
+    public final Faults faults;
+    public final Userfaultfd uffd;
+    public final Pagemap pagemap;
+
+    public Kernel(Config config) {
+        this.config = config;
+        this.frames = new FramePool(config.memoryBytes());
+        this.swap = new SwapDevice(config.swapBytes());
+        HugetlbPool h2 = new HugetlbPool(Linux.PMD_SIZE);
+        HugetlbPool h1 = new HugetlbPool(Linux.PUD_SIZE);
+        h2.setNr(config.nrHugepages2M());
+        h1.setNr(config.nrHugepages1G());
+        hstates.put(h2.pageSize, h2);
+        hstates.put(h1.pageSize, h1);
+        this.vm = new VmOps(this);
+        this.faults = new Faults(this);
+        this.uffd = new Userfaultfd(this);
+        this.pagemap = new Pagemap(this);
+    }
+
+    void lock() {
+        lock.lock();
+    }
+
+    void unlock() {
+        if (config.checkInvariants()) {
+            try {
+                InvariantChecker.check(this);
+            } finally {
+                lock.unlock();
+            }
+        } else {
+            lock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ processes
+
+    /** Creates a process with an empty mm. {@code owner} is an opaque tag (tenant) the core keeps. */
+    public Task createProcess(String name, int uid, boolean capSysPtrace, String owner) {
+        lock();
+        try {
+            MmStruct mm = new MmStruct();
+            Task t = new Task(nextPid++, name == null ? "" : name, uid, capSysPtrace, 0, mm, owner);
+            tasks.put(t.pid, t);
+            return t;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** The live task with this pid, or ESRCH. Caller holds the lock. */
+    Task taskLocked(int pid, String call) {
+        Task t = tasks.get(pid);
+        if (t == null || t.exited) {
+            throw new LinuxException(Errno.ESRCH, call, 0, "no process " + pid);
+        }
+        return t;
+    }
+
+    public Task task(int pid) {
+        lock();
+        try {
+            return taskLocked(pid, "getpid");
+        } finally {
+            unlock();
+        }
+    }
+
+    public List<Task> tasks() {
+        lock();
+        try {
+            List<Task> out = new ArrayList<>();
+            for (Task t : tasks.values()) {
+                if (!t.exited) {
+                    out.add(t);
+                }
+            }
+            return out;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** fork(2): see {@link VmOps#dupMmap}. Blocks until every FORK event it raised was read. */
+    public Task fork(int pid) {
+        List<UserfaultfdCtx.Event> raised = new ArrayList<>();
+        Task child;
+        lock();
+        try {
+            Task parent = taskLocked(pid, "fork");
+            MmStruct mm = new MmStruct();
+            child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner);
+            Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmap(parent.mm, mm);
+            for (Map.Entry<Integer, OpenFile> e : parent.fds.entrySet()) {
+                child.fds.put(e.getKey(), e.getValue());
+                e.getValue().refs++;
+                if (e.getValue().inode != null) {
+                    e.getValue().inode.refs++;
+                }
+            }
+            tasks.put(child.pid, child);
+            for (Map.Entry<UserfaultfdCtx, UserfaultfdCtx> e : forked.entrySet()) {
+                raised.add(uffd.queueEventLocked(e.getKey(), Linux.UFFD_EVENT_FORK, 0, 0, 0, e.getValue(), child));
+            }
+        } finally {
+            unlock();
+        }
+        uffd.waitEvents(raised);
+        return child;
+    }
+
+    /** exit(2) of the whole thread group: exit_mmap() then exit_files(). */
+    public void exit(int pid) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "exit");
+            t.exited = true;
+            t.mm.dead = true;
+            java.util.Set<UserfaultfdCtx> ctxs = new java.util.HashSet<>();
+            for (Vma v : t.mm.vmas.values()) {
+                if (v.uffd != null) {
+                    ctxs.add(v.uffd);
+                }
+            }
+            vm.exitMmap(t.mm);
+            for (UserfaultfdCtx c : ctxs) {
+                uffd.wakeAllLocked(c);
+            }
+            for (Integer fd : new ArrayList<>(t.fds.keySet())) {
+                closeLocked(t, fd);
+            }
+            tasks.remove(pid);
+        } finally {
+            unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ files
+
+    /** memfd_create(2). */
+    public int memfdCreate(int pid, String name, int flags) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "memfd_create");
+            int known = Linux.MFD_CLOEXEC | Linux.MFD_ALLOW_SEALING | Linux.MFD_HUGETLB | Linux.MFD_NOEXEC_SEAL
+                    | Linux.MFD_EXEC;
+            int hugeBits = (flags >>> Linux.MFD_HUGE_SHIFT) & Linux.MFD_HUGE_MASK;
+            if ((flags & ~known & ~(Linux.MFD_HUGE_MASK << Linux.MFD_HUGE_SHIFT)) != 0) {
+                throw LinuxException.einval("memfd_create", "unknown flags");
+            }
+            if (hugeBits != 0 && (flags & Linux.MFD_HUGETLB) == 0) {
+                throw LinuxException.einval("memfd_create", "MFD_HUGE_* without MFD_HUGETLB");
+            }
+            if (name == null || name.length() > 249) {
+                throw LinuxException.einval("memfd_create", "name longer than 249 bytes");
+            }
+            long pageSize = Linux.PAGE_SIZE;
+            boolean huge = (flags & Linux.MFD_HUGETLB) != 0;
+            if (huge) {
+                pageSize = hugePageSize(hugeBits, "memfd_create");
+            }
+            if (t.fds.size() >= 1024) {
+                throw new LinuxException(Errno.EMFILE, "memfd_create");
+            }
+            Inode inode = newInode(name, pageSize, huge, false);
+            OpenFile f = OpenFile.memfd(inode);
+            inode.refs++;
+            return t.installFd(f);
+        } finally {
+            unlock();
+        }
+    }
+
+    Inode newInode(String name, long pageSize, boolean hugetlb, boolean anonShared) {
+        return new Inode(nextIno++, name, pageSize, hugetlb, anonShared);
+    }
+
+    /** The huge page size selected by MAP_HUGE_* / MFD_HUGE_* bits (0 = default 2 MiB); EINVAL if unsupported. */
+    long hugePageSize(int log2, String call) {
+        if (log2 == 0) {
+            return Linux.PMD_SIZE;
+        }
+        if (log2 == 21 || log2 == 30) {
+            return 1L << log2;
+        }
+        throw LinuxException.einval(call, "unsupported huge page size 2^" + log2);
+    }
+
+    HugetlbPool hstate(long pageSize) {
+        return hstates.get(pageSize);
+    }
+
+    OpenFile fileLocked(Task t, int fd, String call) {
+        OpenFile f = t.fds.get(fd);
+        if (f == null) {
+            throw new LinuxException(Errno.EBADF, call, 0, "fd " + fd + " is not open");
+        }
+        return f;
+    }
+
+    Inode memfdLocked(Task t, int fd, String call) {
+        OpenFile f = fileLocked(t, fd, call);
+        if (f.inode == null) {
+            throw LinuxException.einval(call, "fd " + fd + " is not a memfd");
+        }
+        return f.inode;
+    }
+
+    /** ftruncate(2) on a memfd. */
+    public void ftruncate(int pid, int fd, long length) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "ftruncate");
+            Inode inode = memfdLocked(t, fd, "ftruncate");
+            if (length < 0) {
+                throw LinuxException.einval("ftruncate", "negative length");
+            }
+            if (length > (1L << 46)) {
+                throw new LinuxException(Errno.EFBIG, "ftruncate");
+            }
+            if (inode.hugetlb && length % inode.pageSize != 0) {
+                throw LinuxException.einval("ftruncate", "hugetlbfs size must be huge page aligned");
+            }
+            if (length < inode.size) {
+                vm.truncateLocked(inode, length);
+            }
+            inode.size = length;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** fallocate(2) on a memfd: allocation, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE. */
+    public void fallocate(int pid, int fd, int mode, long offset, long len) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "fallocate");
+            Inode inode = memfdLocked(t, fd, "fallocate");
+            if ((mode & ~(Linux.FALLOC_FL_KEEP_SIZE | Linux.FALLOC_FL_PUNCH_HOLE)) != 0) {
+                throw new LinuxException(Errno.EOPNOTSUPP, "fallocate", 0, "unsupported mode");
+            }
+            if (offset < 0 || len <= 0) {
+                throw LinuxException.einval("fallocate", "bad offset or length");
+            }
+            if (offset + len < 0 || offset + len > (1L << 46)) {
+                throw new LinuxException(Errno.EFBIG, "fallocate");
+            }
+            if ((mode & Linux.FALLOC_FL_PUNCH_HOLE) != 0) {
+                if ((mode & Linux.FALLOC_FL_KEEP_SIZE) == 0) {
+                    throw new LinuxException(Errno.EOPNOTSUPP, "fallocate", 0, "PUNCH_HOLE needs KEEP_SIZE");
+                }
+                vm.punchHoleLocked(inode, offset, offset + len);
+                return;
+            }
+            long ps = inode.pageSize;
+            long first = offset / ps;
+            long last = (offset + len + ps - 1) / ps;
+            for (long idx = first; idx < last; idx++) {
+                if (inode.cache.get(idx) == null) {
+                    long pfn = vm.allocCachePageLocked(inode, idx);
+                    if (pfn < 0) {
+                        throw new LinuxException(inode.hugetlb ? Errno.ENOSPC : Errno.ENOSPC, "fallocate");
+                    }
+                }
+            }
+            if ((mode & Linux.FALLOC_FL_KEEP_SIZE) == 0 && offset + len > inode.size) {
+                inode.size = offset + len;
+            }
+        } finally {
+            unlock();
+        }
+    }
+
+    /** pread(2) on a memfd, through the page cache (holes read as zeros). */
+    public byte[] pread(int pid, int fd, long offset, int len) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "pread");
+            Inode inode = memfdLocked(t, fd, "pread");
+            if (offset < 0 || len < 0) {
+                throw LinuxException.einval("pread", "negative offset or length");
+            }
+            long end = Math.min(inode.size, offset + len);
+            if (end <= offset) {
+                return new byte[0];
+            }
+            byte[] out = new byte[(int) (end - offset)];
+            long pos = offset;
+            while (pos < end) {
+                long idx = pos / inode.pageSize;
+                long inPage = pos % inode.pageSize;
+                int n = (int) Math.min(Linux.PAGE_SIZE - (inPage % Linux.PAGE_SIZE), end - pos);
+                Long entry = inode.cache.get(idx);
+                if (entry != null) {
+                    long pfn = vm.cachePfnLocked(inode, idx, entry);
+                    frames.read(pfn + inPage / Linux.PAGE_SIZE, (int) (inPage % Linux.PAGE_SIZE), out,
+                            (int) (pos - offset), n);
+                }
+                pos += n;
+            }
+            return out;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** pwrite(2) on a memfd: allocates page-cache pages for holes; never extends hugetlbfs files. */
+    public long pwrite(int pid, int fd, long offset, byte[] data) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "pwrite");
+            Inode inode = memfdLocked(t, fd, "pwrite");
+            if (offset < 0) {
+                throw LinuxException.einval("pwrite", "negative offset");
+            }
+            if (inode.hugetlb) {
+                throw LinuxException.einval("pwrite", "hugetlbfs does not support write(2)");
+            }
+            long end = offset + data.length;
+            if (end > (1L << 46)) {
+                throw new LinuxException(Errno.EFBIG, "pwrite");
+            }
+            long pos = offset;
+            while (pos < end) {
+                long idx = pos / Linux.PAGE_SIZE;
+                int inPage = (int) (pos % Linux.PAGE_SIZE);
+                int n = (int) Math.min(Linux.PAGE_SIZE - inPage, end - pos);
+                Long entry = inode.cache.get(idx);
+                long pfn = entry == null ? vm.allocCachePageLocked(inode, idx) : vm.cachePfnLocked(inode, idx, entry);
+                if (pfn < 0) {
+                    if (pos == offset) {
+                        throw new LinuxException(Errno.ENOSPC, "pwrite");
+                    }
+                    break;
+                }
+                frames.write(pfn, inPage, data, (int) (pos - offset), n);
+                frames.setFlags(pfn, FramePool.PG_DIRTY);
+                pos += n;
+            }
+            if (pos > inode.size) {
+                inode.size = pos;
+            }
+            return pos - offset;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** close(2). */
+    public void close(int pid, int fd) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "close");
+            fileLocked(t, fd, "close");
+            closeLocked(t, fd);
+        } finally {
+            unlock();
+        }
+    }
+
+    void closeLocked(Task t, int fd) {
+        OpenFile f = t.fds.remove(fd);
+        if (f == null) {
+            return;
+        }
+        if (--f.refs == 0) {
+            if (f.uffd != null) {
+                uffd.releaseLocked(f.uffd);
+            }
+        }
+        if (f.inode != null) {
+            putInodeLocked(f.inode);
+        }
+    }
+
+    void putInodeLocked(Inode inode) {
+        if (--inode.refs == 0) {
+            vm.truncateLocked(inode, 0);
+            for (Long idx : inode.reserved) {
+                hstate(inode.pageSize).resv--;
+            }
+            inode.reserved.clear();
+        }
+    }
+
+    // ------------------------------------------------------------------ sysctl and meminfo
+
+    /** Reads a sysctl by its /proc/sys path ("vm/nr_hugepages", ...). ENOENT when unknown. */
+    public String sysctl(String name) {
+        lock();
+        try {
+            return switch (name) {
+                case "vm/unprivileged_userfaultfd" -> Integer.toString(unprivilegedUserfaultfd);
+                case "vm/nr_hugepages" -> Long.toString(hstate(Linux.PMD_SIZE).nrHugepages);
+                case "vm/nr_hugepages_1G" -> Long.toString(hstate(Linux.PUD_SIZE).nrHugepages);
+                case "vm/mmap_min_addr" -> Long.toString(Linux.MMAP_MIN_ADDR);
+                default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
+            };
+        } finally {
+            unlock();
+        }
+    }
+
+    public void setSysctl(String name, String value) {
+        long v;
+        try {
+            v = Long.parseLong(value.trim());
+        } catch (NumberFormatException e) {
+            throw LinuxException.einval("sysctl", "not a number: " + value);
+        }
+        lock();
+        try {
+            switch (name) {
+                case "vm/unprivileged_userfaultfd" -> {
+                    if (v != 0 && v != 1) {
+                        throw LinuxException.einval("sysctl", "0 or 1");
+                    }
+                    unprivilegedUserfaultfd = (int) v;
+                }
+                case "vm/nr_hugepages", "vm/nr_hugepages_1G" -> {
+                    HugetlbPool h = hstate(name.endsWith("1G") ? Linux.PUD_SIZE : Linux.PMD_SIZE);
+                    if (v < 0 || v * h.pageSize > config.memoryBytes()) {
+                        throw LinuxException.einval("sysctl", "nr_hugepages out of range");
+                    }
+                    h.setNr(v);
+                }
+                case "vm/mmap_min_addr" -> throw new LinuxException(Errno.EPERM, "sysctl", 0, "read-only here");
+                default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
+            }
+        } finally {
+            unlock();
+        }
+    }
+
+    /** /proc/meminfo-like counters, in kB as the kernel prints them. */
+    public Map<String, Long> meminfo() {
+        lock();
+        try {
+            Map<String, Long> m = new HashMap<>();
+            m.put("MemTotal", frames.capacityPages() * 4);
+            m.put("MemFree", frames.freePages() * 4);
+            m.put("SwapTotal", swap.capacityPages() * 4);
+            m.put("SwapFree", (swap.capacityPages() - swap.usedPages()) * 4);
+            HugetlbPool h2 = hstate(Linux.PMD_SIZE);
+            m.put("HugePages_Total", h2.nrHugepages);
+            m.put("HugePages_Free", h2.free);
+            m.put("HugePages_Rsvd", h2.resv);
+            m.put("Hugepagesize", h2.pageSize / 1024);
+            HugetlbPool h1 = hstate(Linux.PUD_SIZE);
+            m.put("HugePages1G_Total", h1.nrHugepages);
+            m.put("HugePages1G_Free", h1.free);
+            long anon = 0;
+            long shmem = 0;
+            for (Task t : tasks.values()) {
+                anon += t.mm.rssAnon;
+                shmem += t.mm.rssShmem;
+            }
+            m.put("AnonPages", anon * 4);
+            m.put("ShmemMapped", shmem * 4);
+            return m;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** Number of live tasks (for gauges). */
+    public int taskCount() {
+        lock();
+        try {
+            return tasks.size();
+        } finally {
+            unlock();
+        }
+    }
+
+    public FramePool framesUnsafe() {
+        return frames;
+    }
+
+    long newCtxId() {
+        return nextCtx++;
+    }
+
+    static long nanosLeft(long deadlineNanos) {
+        return deadlineNanos == Long.MAX_VALUE ? Long.MAX_VALUE : deadlineNanos - System.nanoTime();
+    }
+
+    static boolean await(java.util.concurrent.CountDownLatch latch, long deadlineNanos) throws InterruptedException {
+        if (deadlineNanos == Long.MAX_VALUE) {
+            latch.await();
+            return true;
+        }
+        return latch.await(Math.max(0, nanosLeft(deadlineNanos)), TimeUnit.NANOSECONDS);
+    }
+}

@@ -1,0 +1,797 @@
+package io.uffdemu.server.mm;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * userfaultfd(2) and its ioctls: analogue of {@code fs/userfaultfd.c} (the file, API handshake, REGISTER,
+ * read, wake, release, events) and {@code mm/userfaultfd.c} ({@code mfill_atomic()} for COPY / ZEROPAGE /
+ * CONTINUE / POISON, {@code mwriteprotect_range()}, {@code move_pages()}).
+ *
+ * <p>Every ioctl takes the caller's pid and fd, like an ioctl on the caller's fd table; addresses are in the
+ * ctx's mm (the creator's), as in the kernel. Errors follow the kernel's order of checks; partial progress is
+ * reported as EAGAIN with {@link LinuxException#bytesDone()}.
+ */
+public final class Userfaultfd {
+    private final Kernel k;
+
+    Userfaultfd(Kernel k) {
+        this.k = k;
+    }
+
+    /** MFILL modes ({@code enum mfill_atomic_mode}). */
+    enum Mfill { COPY, ZEROPAGE, CONTINUE, POISON }
+
+    // ------------------------------------------------------------------ creation and API
+
+    /** userfaultfd(2), or open("/dev/userfaultfd") + USERFAULTFD_IOC_NEW when {@code dev}. */
+    public int userfaultfd(int pid, int flags, boolean dev) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "userfaultfd");
+            String call = dev ? "USERFAULTFD_IOC_NEW" : "userfaultfd";
+            if ((flags & ~(Linux.O_CLOEXEC | Linux.O_NONBLOCK | Linux.UFFD_USER_MODE_ONLY)) != 0) {
+                throw LinuxException.einval(call, "unknown flags");
+            }
+            if (dev) {
+                if (t.uid != 0) {
+                    throw new LinuxException(Errno.EACCES, "open", 0, "/dev/userfaultfd is root-owned 0600");
+                }
+            } else if ((flags & Linux.UFFD_USER_MODE_ONLY) == 0 && !t.capSysPtrace
+                    && k.unprivilegedUserfaultfd == 0) {
+                throw new LinuxException(Errno.EPERM, call, 0,
+                        "needs CAP_SYS_PTRACE, UFFD_USER_MODE_ONLY or vm.unprivileged_userfaultfd=1");
+            }
+            if (t.fds.size() >= 1024) {
+                throw new LinuxException(Errno.EMFILE, call);
+            }
+            UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
+            return t.installFd(OpenFile.userfaultfd(ctx));
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** The answer of UFFDIO_API. */
+    public record ApiResult(long features, long ioctls) {
+    }
+
+    /** UFFDIO_API. */
+    public ApiResult api(int pid, int fd, long api, long features) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "UFFDIO_API");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_API", false);
+            if (ctx.apiDone) {
+                throw LinuxException.einval("UFFDIO_API", "already initialized");
+            }
+            if (api != Linux.UFFD_API) {
+                throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
+            }
+            if ((features & ~Linux.UFFD_API_FEATURES) != 0) {
+                throw LinuxException.einval("UFFDIO_API", "unknown feature bits");
+            }
+            if ((features & Linux.UFFD_FEATURE_EVENT_FORK) != 0 && !t.capSysPtrace) {
+                throw new LinuxException(Errno.EPERM, "UFFDIO_API", 0, "EVENT_FORK needs CAP_SYS_PTRACE");
+            }
+            if ((features & Linux.UFFD_FEATURE_WP_ASYNC) != 0) {
+                features |= Linux.UFFD_FEATURE_WP_UNPOPULATED;
+            }
+            ctx.features = features;
+            ctx.apiDone = true;
+            return new ApiResult(Linux.UFFD_API_FEATURES, Linux.UFFD_API_IOCTLS);
+        } finally {
+            k.unlock();
+        }
+    }
+
+    private UserfaultfdCtx ctxOf(Task t, int fd, String call, boolean needApi) {
+        OpenFile f = k.fileLocked(t, fd, call);
+        if (f.uffd == null) {
+            throw new LinuxException(Errno.ENOTTY, call, 0, "fd " + fd + " is not a userfaultfd");
+        }
+        if (needApi && !f.uffd.apiDone) {
+            throw LinuxException.einval(call, "UFFDIO_API not done");
+        }
+        return f.uffd;
+    }
+
+    /** validate_range(): page aligned, non-empty, within [mmap_min_addr, TASK_SIZE). */
+    private static void validateRange(long start, long len, String call) {
+        if ((start & (Linux.PAGE_SIZE - 1)) != 0 || (len & (Linux.PAGE_SIZE - 1)) != 0 || len == 0) {
+            throw LinuxException.einval(call, "range not page aligned or empty");
+        }
+        if (start < Linux.MMAP_MIN_ADDR || start >= Linux.TASK_SIZE || len > Linux.TASK_SIZE - start || len < 0) {
+            throw LinuxException.einval(call, "range outside the address space");
+        }
+    }
+
+    // ------------------------------------------------------------------ REGISTER / UNREGISTER
+
+    /** UFFDIO_REGISTER: returns the ioctls valid on the range. */
+    public long register(int pid, int fd, long start, long len, long mode) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "UFFDIO_REGISTER");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_REGISTER", true);
+            long modes = Linux.UFFDIO_REGISTER_MODE_MISSING | Linux.UFFDIO_REGISTER_MODE_WP
+                    | Linux.UFFDIO_REGISTER_MODE_MINOR;
+            if (mode == 0 || (mode & ~modes) != 0) {
+                throw LinuxException.einval("UFFDIO_REGISTER", "bad mode");
+            }
+            validateRange(start, len, "UFFDIO_REGISTER");
+            MmStruct mm = ctx.mm;
+            if (mm.dead) {
+                throw new LinuxException(Errno.ENOMEM, "UFFDIO_REGISTER", 0, "the mm has exited");
+            }
+            long end = start + len;
+            List<Vma> vs = mm.vmasIn(start, end);
+            if (vs.isEmpty()) {
+                throw LinuxException.einval("UFFDIO_REGISTER", "no mapping in range");
+            }
+            Vma first = vs.get(0);
+            if (first.hugetlb && (start & (first.pageSize - 1)) != 0) {
+                throw LinuxException.einval("UFFDIO_REGISTER", "hugetlb start not huge page aligned");
+            }
+            boolean wpAsync = (ctx.features & Linux.UFFD_FEATURE_WP_ASYNC) != 0;
+            boolean basic = false;
+            for (Vma v : vs) {
+                if (!canUserfault(v, (int) mode, wpAsync)) {
+                    throw LinuxException.einval("UFFDIO_REGISTER", "memory type does not support this mode");
+                }
+                if (!v.mayWrite) {
+                    throw new LinuxException(Errno.EPERM, "UFFDIO_REGISTER", 0, "mapping lacks VM_MAYWRITE");
+                }
+                if (v.hugetlb && end <= v.end && end > v.start && (end & (v.pageSize - 1)) != 0) {
+                    throw LinuxException.einval("UFFDIO_REGISTER", "hugetlb end not huge page aligned");
+                }
+                if (v.uffd != null && v.uffd != ctx) {
+                    throw new LinuxException(Errno.EBUSY, "UFFDIO_REGISTER", 0, "registered with another uffd");
+                }
+                basic |= v.hugetlb;
+            }
+            for (Vma v : mm.splitRange(start, end)) {
+                v.uffd = ctx;
+                v.uffdFlags = (int) mode;
+            }
+            mm.mergeAround(start, end);
+            long ioctls = basic ? Linux.UFFD_API_RANGE_IOCTLS_BASIC : Linux.UFFD_API_RANGE_IOCTLS;
+            if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) == 0) {
+                ioctls &= ~(1L << Linux._UFFDIO_WRITEPROTECT);
+            }
+            if ((mode & Linux.UFFDIO_REGISTER_MODE_MINOR) == 0) {
+                ioctls &= ~(1L << Linux._UFFDIO_CONTINUE);
+            }
+            return ioctls;
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** vma_can_userfault(). */
+    private static boolean canUserfault(Vma v, int mode, boolean wpAsync) {
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !v.hugetlb && !v.isShmem()) {
+            return false;
+        }
+        return true; // anon, shmem and hugetlb all qualify; WP_ASYNC would admit any type
+    }
+
+    /** UFFDIO_UNREGISTER. */
+    public void unregister(int pid, int fd, long start, long len) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "UFFDIO_UNREGISTER");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_UNREGISTER", true);
+            validateRange(start, len, "UFFDIO_UNREGISTER");
+            MmStruct mm = ctx.mm;
+            if (mm.dead) {
+                throw new LinuxException(Errno.ENOMEM, "UFFDIO_UNREGISTER", 0, "the mm has exited");
+            }
+            long end = start + len;
+            List<Vma> vs = mm.vmasIn(start, end);
+            if (vs.isEmpty()) {
+                throw LinuxException.einval("UFFDIO_UNREGISTER", "no mapping in range");
+            }
+            Vma first = vs.get(0);
+            if (first.hugetlb && (start & (first.pageSize - 1)) != 0) {
+                throw LinuxException.einval("UFFDIO_UNREGISTER", "hugetlb start not huge page aligned");
+            }
+            for (Vma v : vs) {
+                if (v.hugetlb && end <= v.end && end > v.start && (end & (v.pageSize - 1)) != 0) {
+                    throw LinuxException.einval("UFFDIO_UNREGISTER", "hugetlb end not huge page aligned");
+                }
+                if (v.uffd != null && v.uffd != ctx) {
+                    throw LinuxException.einval("UFFDIO_UNREGISTER", "registered with another uffd");
+                }
+            }
+            for (Vma v : mm.splitRange(start, end)) {
+                if (v.uffd == null) {
+                    continue;
+                }
+                if (v.uffdMissing()) {
+                    wakeRangeLocked(v.uffd, v.start, v.end - v.start);
+                }
+                clearVmaLocked(v);
+            }
+            mm.mergeAround(start, end);
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** userfaultfd_clear_vma(): drop the registration and every uffd-wp bit and marker. */
+    private void clearVmaLocked(Vma v) {
+        if (v.uffdWp()) {
+            wpRangeLocked(v, v.start, v.end, false);
+        }
+        v.uffd = null;
+        v.uffdFlags = 0;
+    }
+
+    // ------------------------------------------------------------------ mfill: COPY, ZEROPAGE, CONTINUE, POISON
+
+    /** UFFDIO_COPY: {@code src} holds the bytes (its length is the len). Returns bytes copied. */
+    public long copy(int pid, int fd, long dst, byte[] src, long mode) {
+        return mfill(pid, fd, "UFFDIO_COPY", Mfill.COPY, dst, src.length, src, mode,
+                Linux.UFFDIO_COPY_MODE_DONTWAKE | Linux.UFFDIO_COPY_MODE_WP, Linux.UFFDIO_COPY_MODE_WP,
+                Linux.UFFDIO_COPY_MODE_DONTWAKE);
+    }
+
+    /** UFFDIO_ZEROPAGE. */
+    public long zeropage(int pid, int fd, long start, long len, long mode) {
+        return mfill(pid, fd, "UFFDIO_ZEROPAGE", Mfill.ZEROPAGE, start, len, null, mode,
+                Linux.UFFDIO_ZEROPAGE_MODE_DONTWAKE, 0, Linux.UFFDIO_ZEROPAGE_MODE_DONTWAKE);
+    }
+
+    /** UFFDIO_CONTINUE. */
+    public long continue_(int pid, int fd, long start, long len, long mode) {
+        return mfill(pid, fd, "UFFDIO_CONTINUE", Mfill.CONTINUE, start, len, null, mode,
+                Linux.UFFDIO_CONTINUE_MODE_DONTWAKE | Linux.UFFDIO_CONTINUE_MODE_WP, Linux.UFFDIO_CONTINUE_MODE_WP,
+                Linux.UFFDIO_CONTINUE_MODE_DONTWAKE);
+    }
+
+    /** UFFDIO_POISON. */
+    public long poison(int pid, int fd, long start, long len, long mode) {
+        return mfill(pid, fd, "UFFDIO_POISON", Mfill.POISON, start, len, null, mode,
+                Linux.UFFDIO_POISON_MODE_DONTWAKE, 0, Linux.UFFDIO_POISON_MODE_DONTWAKE);
+    }
+
+    private long mfill(int pid, int fd, String call, Mfill kind, long dst, long len, byte[] src, long mode,
+            long validModes, long wpBit, long dontwakeBit) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, call);
+            UserfaultfdCtx ctx = ctxOf(t, fd, call, true);
+            if (ctx.mmapChanging > 0) {
+                throw new LinuxException(Errno.EAGAIN, call, 0, "non-cooperative event pending");
+            }
+            validateRange(dst, len, call);
+            if ((mode & ~validModes) != 0) {
+                throw LinuxException.einval(call, "unknown mode bits");
+            }
+            if (ctx.mm.dead) {
+                throw new LinuxException(Errno.ESRCH, call, 0, "the mm has exited");
+            }
+            boolean wp = (mode & wpBit) != 0 && wpBit != 0;
+            long done = mfillAtomicLocked(ctx, call, kind, dst, len, src, wp);
+            if ((mode & dontwakeBit) == 0) {
+                wakeRangeLocked(ctx, dst, done);
+            }
+            return done;
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** mfill_atomic(): page by page; stops at the first failure and reports partial progress. */
+    private long mfillAtomicLocked(UserfaultfdCtx ctx, String call, Mfill kind, long dst, long len, byte[] src,
+            boolean wp) {
+        MmStruct mm = ctx.mm;
+        Vma v = mm.findVma(dst);
+        if (v == null || dst + len > v.end || v.uffd == null) {
+            throw new LinuxException(Errno.ENOENT, call, 0, "destination not in one registered mapping");
+        }
+        if (wp && !v.uffdWp()) {
+            throw LinuxException.einval(call, "MODE_WP on a mapping not registered for WP");
+        }
+        if (v.hugetlb) {
+            if (kind == Mfill.ZEROPAGE) {
+                throw LinuxException.einval(call, "ZEROPAGE is not supported on hugetlb");
+            }
+            if (((dst | len) & (v.pageSize - 1)) != 0) {
+                throw LinuxException.einval(call, "hugetlb range not huge page aligned");
+            }
+        } else if (kind == Mfill.CONTINUE && !v.isShmem()) {
+            throw LinuxException.einval(call, "CONTINUE needs shmem or hugetlb");
+        }
+        long done = 0;
+        Errno err = null;
+        while (done < len) {
+            long addr = dst + done;
+            err = mfillPteLocked(v, kind, addr, src, (int) done, wp);
+            if (err != null) {
+                break;
+            }
+            done += v.pageSize;
+        }
+        if (err == null) {
+            return done;
+        }
+        if (done > 0) {
+            throw new LinuxException(Errno.EAGAIN, call, done, "stopped at a page that failed with " + err);
+        }
+        throw new LinuxException(err, call, 0);
+    }
+
+    /** mfill_atomic_pte() and its per-type variants for one (huge) page. Returns null on success. */
+    private Errno mfillPteLocked(Vma v, Mfill kind, long addr, byte[] src, int srcOff, boolean wp) {
+        MmStruct mm = v.mm;
+        long pte = mm.pt.get(addr);
+        boolean fileBacked = v.inode != null;
+        if (fileBacked && v.pgoff(addr) * v.inode.pageSize >= v.inode.size) {
+            return Errno.EFAULT;
+        }
+        switch (kind) {
+            case POISON -> {
+                if (pte != Pte.NONE) {
+                    return Errno.EEXIST;
+                }
+                mm.pt.set(addr, Pte.marker(Pte.MARKER_POISONED, v.hugetlb));
+                return null;
+            }
+            case CONTINUE -> {
+                Long entry = v.inode.cache.get(v.pgoff(addr));
+                if (entry == null) {
+                    return Errno.EFAULT;
+                }
+                if (!Pte.isNoneMostly(pte)) {
+                    return Errno.EEXIST;
+                }
+                long pfn = k.vm.cachePfnLocked(v.inode, v.pgoff(addr), entry);
+                if (pfn < 0) {
+                    return Errno.ENOMEM;
+                }
+                mm.pt.set(addr, Pte.NONE);
+                k.vm.installPteLocked(v, addr, pfn, v.shared && v.canWrite() && !wp, wp, true);
+                return null;
+            }
+            case ZEROPAGE -> {
+                if (!v.shared) {
+                    if (pte != Pte.NONE) {
+                        return Errno.EEXIST;
+                    }
+                    k.vm.installPteLocked(v, addr, FramePool.ZERO_PFN, false, false, false);
+                    return null;
+                }
+                return sharedFillLocked(v, addr, null, 0, false);
+            }
+            case COPY -> {
+                if (v.shared) {
+                    return sharedFillLocked(v, addr, src, srcOff, wp);
+                }
+                if (!Pte.isNoneMostly(pte)) {
+                    return Errno.EEXIST;
+                }
+                long pfn = k.vm.allocAnonLocked(v);
+                if (pfn < 0) {
+                    return Errno.ENOMEM;
+                }
+                fillFromSrc(pfn, v.pageSize, src, srcOff);
+                mm.pt.set(addr, Pte.NONE);
+                k.vm.installPteLocked(v, addr, pfn, v.canWrite() && !wp, wp, true);
+                k.frames.put(pfn);
+                return null;
+            }
+            default -> throw new IllegalStateException();
+        }
+    }
+
+    /** shmem_mfill_atomic_pte() / hugetlb shared: a new page-cache page, then the PTE. */
+    private Errno sharedFillLocked(Vma v, long addr, byte[] src, int srcOff, boolean wp) {
+        long pte = v.mm.pt.get(addr);
+        long idx = v.pgoff(addr);
+        if (v.inode.cache.containsKey(idx)) {
+            return Errno.EEXIST;
+        }
+        if (!Pte.isNoneMostly(pte)) {
+            return Errno.EEXIST;
+        }
+        long pfn = k.vm.allocCachePageLocked(v.inode, idx);
+        if (pfn < 0) {
+            return Errno.ENOMEM;
+        }
+        if (src != null) {
+            fillFromSrc(pfn, v.pageSize, src, srcOff);
+        }
+        k.frames.setFlags(pfn, FramePool.PG_DIRTY);
+        v.mm.pt.set(addr, Pte.NONE);
+        k.vm.installPteLocked(v, addr, pfn, v.canWrite() && !wp, wp, true);
+        return null;
+    }
+
+    private void fillFromSrc(long pfn, long pageSize, byte[] src, int srcOff) {
+        long pages = pageSize / Linux.PAGE_SIZE;
+        for (long i = 0; i < pages; i++) {
+            k.frames.write(pfn + i, 0, src, (int) (srcOff + i * Linux.PAGE_SIZE), (int) Linux.PAGE_SIZE);
+        }
+    }
+
+    // ------------------------------------------------------------------ WRITEPROTECT
+
+    /** UFFDIO_WRITEPROTECT. */
+    public void writeprotect(int pid, int fd, long start, long len, long mode) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "UFFDIO_WRITEPROTECT");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_WRITEPROTECT", true);
+            validateRange(start, len, "UFFDIO_WRITEPROTECT");
+            if ((mode & ~(Linux.UFFDIO_WRITEPROTECT_MODE_WP | Linux.UFFDIO_WRITEPROTECT_MODE_DONTWAKE)) != 0) {
+                throw LinuxException.einval("UFFDIO_WRITEPROTECT", "unknown mode bits");
+            }
+            boolean enable = (mode & Linux.UFFDIO_WRITEPROTECT_MODE_WP) != 0;
+            if (enable && (mode & Linux.UFFDIO_WRITEPROTECT_MODE_DONTWAKE) != 0) {
+                throw LinuxException.einval("UFFDIO_WRITEPROTECT", "WP with DONTWAKE");
+            }
+            if (ctx.mmapChanging > 0) {
+                throw new LinuxException(Errno.EAGAIN, "UFFDIO_WRITEPROTECT", 0, "non-cooperative event pending");
+            }
+            if (ctx.mm.dead) {
+                throw new LinuxException(Errno.ESRCH, "UFFDIO_WRITEPROTECT", 0, "the mm has exited");
+            }
+            long end = start + len;
+            MmStruct mm = ctx.mm;
+            List<Vma> vs = mm.vmasIn(start, end);
+            if (vs.isEmpty() || mm.findVma(end - 1) == null) {
+                throw new LinuxException(Errno.ENOENT, "UFFDIO_WRITEPROTECT", 0, "range not mapped");
+            }
+            for (Vma v : vs) {
+                if (!v.uffdWp()) {
+                    throw new LinuxException(Errno.ENOENT, "UFFDIO_WRITEPROTECT", 0, "mapping not registered for WP");
+                }
+                if (v.hugetlb && ((start | len) & (v.pageSize - 1)) != 0) {
+                    throw LinuxException.einval("UFFDIO_WRITEPROTECT", "hugetlb range not huge page aligned");
+                }
+            }
+            for (Vma v : vs) {
+                wpRangeLocked(v, Math.max(start, v.start), Math.min(end, v.end), enable);
+            }
+            if (!enable && (mode & Linux.UFFDIO_WRITEPROTECT_MODE_DONTWAKE) == 0) {
+                wakeRangeLocked(ctx, start, len);
+            }
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** uffd_wp_range() → change_protection(MM_CP_UFFD_WP / MM_CP_UFFD_WP_RESOLVE) over one VMA. */
+    void wpRangeLocked(Vma v, long start, long end, boolean enable) {
+        PageTable pt = v.mm.pt;
+        if (enable) {
+            pt.forEach(start, end, (a, pte) -> {
+                if (Pte.isMarker(pte)) {
+                    if (!Pte.isPoisonMarker(pte) && !Pte.isGuardMarker(pte)) {
+                        pt.set(a, pte | Pte.MARKER_UFFD_WP);
+                    }
+                    return;
+                }
+                if (Pte.isSwap(pte)) {
+                    pt.set(a, pte | Pte.UFFD_WP);
+                } else {
+                    pt.set(a, Pte.mkUffdWp(pte));
+                }
+            });
+            if (v.uffdWpUseMarkers()) {
+                for (long a = start; a < end; a += v.pageSize) {
+                    if (pt.get(a) == Pte.NONE) {
+                        pt.set(a, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
+                    }
+                }
+            }
+            return;
+        }
+        pt.forEach(start, end, (a, pte) -> {
+            if (!Pte.isUffdWp(pte)) {
+                return;
+            }
+            long n = Pte.clearUffdWp(pte);
+            if (Pte.isPresent(n) && !Pte.isZero(n) && v.canWrite()) {
+                long pfn = Pte.pfn(n);
+                boolean anon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0;
+                if ((v.shared && !anon) || (anon && k.frames.mapcount(pfn) == 1)) {
+                    n |= Pte.WRITE;
+                }
+            }
+            pt.set(a, n);
+        });
+    }
+
+    // ------------------------------------------------------------------ WAKE and MOVE
+
+    /** UFFDIO_WAKE. */
+    public void wake(int pid, int fd, long start, long len) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "UFFDIO_WAKE");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_WAKE", true);
+            validateRange(start, len, "UFFDIO_WAKE");
+            wakeRangeLocked(ctx, start, len);
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** UFFDIO_MOVE (anonymous memory only). Returns bytes moved. */
+    public long move(int pid, int fd, long dst, long src, long len, long mode) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "UFFDIO_MOVE");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_MOVE", true);
+            if (ctx.mmapChanging > 0) {
+                throw new LinuxException(Errno.EAGAIN, "UFFDIO_MOVE", 0, "non-cooperative event pending");
+            }
+            validateRange(src, len, "UFFDIO_MOVE");
+            validateRange(dst, len, "UFFDIO_MOVE");
+            if ((mode & ~(Linux.UFFDIO_MOVE_MODE_DONTWAKE | Linux.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)) != 0) {
+                throw LinuxException.einval("UFFDIO_MOVE", "unknown mode bits");
+            }
+            if (ctx.mm.dead) {
+                throw new LinuxException(Errno.ESRCH, "UFFDIO_MOVE", 0, "the mm has exited");
+            }
+            MmStruct mm = ctx.mm;
+            Vma dv = mm.findVma(dst);
+            Vma sv = mm.findVma(src);
+            if (dv == null || sv == null || dst + len > dv.end || src + len > sv.end) {
+                throw new LinuxException(Errno.ENOENT, "UFFDIO_MOVE", 0, "ranges not inside mappings");
+            }
+            if (sv.prot != dv.prot || !sv.canWrite() || dv.uffd != ctx || !sv.isAnonymous() || !dv.isAnonymous()) {
+                throw LinuxException.einval("UFFDIO_MOVE", "incompatible mappings");
+            }
+            boolean holes = (mode & Linux.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) != 0;
+            long done = 0;
+            Errno err = null;
+            while (done < len) {
+                long d = dst + done;
+                long s = src + done;
+                long dpte = mm.pt.get(d);
+                long spte = mm.pt.get(s);
+                if (dpte != Pte.NONE) {
+                    err = Errno.EEXIST;
+                    break;
+                }
+                if (spte == Pte.NONE || Pte.isMarker(spte)) {
+                    if (!holes) {
+                        err = Errno.ENOENT;
+                        break;
+                    }
+                    done += Linux.PAGE_SIZE;
+                    continue;
+                }
+                if (Pte.isSwap(spte)) {
+                    if (k.swap.count(Pte.slot(spte)) != 1) {
+                        err = Errno.EBUSY;
+                        break;
+                    }
+                    mm.pt.set(s, Pte.NONE);
+                    mm.pt.set(d, spte & ~Pte.UFFD_WP);
+                    done += Linux.PAGE_SIZE;
+                    continue;
+                }
+                if (!Pte.isZero(spte) && k.frames.mapcount(Pte.pfn(spte)) != 1) {
+                    err = Errno.EBUSY;
+                    break;
+                }
+                mm.pt.set(s, Pte.NONE);
+                long n = Pte.clearUffdWp(spte) | Pte.DIRTY;
+                if (!Pte.isZero(n) && dv.canWrite()) {
+                    n |= Pte.WRITE;
+                }
+                mm.pt.set(d, n);
+                done += Linux.PAGE_SIZE;
+            }
+            if (done > 0 && (mode & Linux.UFFDIO_MOVE_MODE_DONTWAKE) == 0) {
+                wakeRangeLocked(ctx, dst, done);
+            }
+            if (err != null) {
+                if (done > 0) {
+                    throw new LinuxException(Errno.EAGAIN, "UFFDIO_MOVE", done, "stopped at a page: " + err);
+                }
+                throw new LinuxException(err, "UFFDIO_MOVE");
+            }
+            return done;
+        } finally {
+            k.unlock();
+        }
+    }
+
+    /** wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). */
+    void wakeRangeLocked(UserfaultfdCtx ctx, long start, long len) {
+        if (len <= 0) {
+            return;
+        }
+        long end = start + len;
+        wakeMatching(ctx, ctx.pending, start, end);
+        wakeMatching(ctx, ctx.waiting, start, end);
+    }
+
+    private void wakeMatching(UserfaultfdCtx ctx, java.util.Collection<UserfaultfdCtx.Fault> q, long start, long end) {
+        var it = q.iterator();
+        while (it.hasNext()) {
+            UserfaultfdCtx.Fault f = it.next();
+            if (f.address >= start && f.address < end) {
+                it.remove();
+                k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
+                f.woken.countDown();
+            }
+        }
+    }
+
+    /** Wakes every fault and every event waiter of the ctx. */
+    void wakeAllLocked(UserfaultfdCtx ctx) {
+        wakeRangeLocked(ctx, 0, Long.MAX_VALUE);
+        for (UserfaultfdCtx.Event e : ctx.events) {
+            e.done.countDown();
+        }
+        ctx.events.clear();
+        ctx.readable.signalAll();
+    }
+
+    // ------------------------------------------------------------------ read(2) and events
+
+    /**
+     * read(2): up to {@code max} messages; page faults first, then events (the kernel's order). Waits until
+     * {@code deadlineNanos} when nothing is pending (a non-blocking read passes 0 and gets an empty list, the
+     * EAGAIN case). Reading a FORK event installs the child's uffd in the reader's fd table.
+     */
+    public List<UffdMsg> read(int pid, int fd, int max, long deadlineNanos) throws InterruptedException {
+        if (max <= 0) {
+            throw LinuxException.einval("read", "buffer smaller than one uffd_msg");
+        }
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "read");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "read", true);
+            while (true) {
+                List<UffdMsg> out = new ArrayList<>();
+                while (out.size() < max && !ctx.pending.isEmpty()) {
+                    UserfaultfdCtx.Fault f = ctx.pending.poll();
+                    ctx.waiting.add(f);
+                    out.add(new UffdMsg.Pagefault(++ctx.seq, f.flags, f.address, f.ptid));
+                }
+                while (out.size() < max && !ctx.events.isEmpty()) {
+                    out.add(deliverEventLocked(t, ctx, ctx.events.poll()));
+                }
+                if (!out.isEmpty() || ctx.released || deadlineNanos == 0) {
+                    return out;
+                }
+                if (t.exited || !t.fds.containsKey(fd)) {
+                    return out;
+                }
+                long left = Kernel.nanosLeft(deadlineNanos);
+                if (left <= 0) {
+                    return out;
+                }
+                if (deadlineNanos == Long.MAX_VALUE) {
+                    ctx.readable.await();
+                } else {
+                    ctx.readable.await(left, TimeUnit.NANOSECONDS);
+                }
+            }
+        } finally {
+            k.unlock();
+        }
+    }
+
+    private UffdMsg deliverEventLocked(Task reader, UserfaultfdCtx ctx, UserfaultfdCtx.Event e) {
+        e.done.countDown();
+        long seq = ++ctx.seq;
+        return switch (e.type) {
+            case Linux.UFFD_EVENT_FORK -> {
+                OpenFile f = OpenFile.userfaultfd(e.child);
+                int ufd = reader.installFd(f);
+                yield new UffdMsg.Fork(seq, ufd, e.childTask.pid);
+            }
+            case Linux.UFFD_EVENT_REMAP -> new UffdMsg.Remap(seq, e.a, e.b, e.c);
+            case Linux.UFFD_EVENT_REMOVE -> new UffdMsg.Remove(seq, e.a, e.b);
+            case Linux.UFFD_EVENT_UNMAP -> new UffdMsg.Unmap(seq, e.a, e.b);
+            default -> throw new IllegalStateException("event " + e.type);
+        };
+    }
+
+    /** userfaultfd_event_wait_completion() prologue: queue the event; mmap_changing goes up until it is read. */
+    UserfaultfdCtx.Event queueEventLocked(UserfaultfdCtx ctx, int type, long a, long b, long c, UserfaultfdCtx child,
+            Task childTask) {
+        UserfaultfdCtx.Event e = new UserfaultfdCtx.Event(type, a, b, c, child, childTask);
+        ctx.mmapChanging++;
+        e.owner = ctx;
+        ctx.events.add(e);
+        ctx.readable.signalAll();
+        k.observer.eventRaised(type);
+        return e;
+    }
+
+    /**
+     * The raising thread waits until each event is read (or its uffd released); then mmap_changing drops.
+     * Interruption (a cancelled call) withdraws events not yet read, like a fatal signal.
+     */
+    void waitEvents(List<UserfaultfdCtx.Event> events) {
+        boolean interrupted = false;
+        for (UserfaultfdCtx.Event e : events) {
+            if (!interrupted) {
+                try {
+                    e.done.await();
+                } catch (InterruptedException ie) {
+                    interrupted = true;
+                }
+            }
+            k.lock();
+            try {
+                if (e.done.getCount() > 0) {
+                    e.owner.events.remove(e);
+                    if (e.child != null) {
+                        releaseLocked(e.child);
+                    }
+                }
+                e.owner.mmapChanging--;
+            } finally {
+                k.unlock();
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+            throw new LinuxException(Errno.EINTR, "event wait", 0, "interrupted while the event was unread");
+        }
+    }
+
+    /** dup_userfaultfd(): the child's ctx, same flags and features. */
+    UserfaultfdCtx forkCtxLocked(UserfaultfdCtx parent, MmStruct childMm) {
+        UserfaultfdCtx c = new UserfaultfdCtx(k.newCtxId(), childMm, parent.flags, k.lock.newCondition());
+        c.features = parent.features;
+        c.apiDone = true;
+        return c;
+    }
+
+    /**
+     * userfaultfd_release(): the last fd went away. Every VMA of the ctx is unregistered with its uffd-wp state
+     * cleared; every waiter (faults and events) is woken and retries without uffd.
+     */
+    void releaseLocked(UserfaultfdCtx ctx) {
+        if (ctx.released) {
+            return;
+        }
+        ctx.released = true;
+        MmStruct mm = ctx.mm;
+        if (!mm.dead) {
+            for (Vma v : new ArrayList<>(mm.vmas.values())) {
+                if (v.uffd == ctx) {
+                    clearVmaLocked(v);
+                }
+            }
+            mm.mergeAround(0, Long.MAX_VALUE);
+        }
+        for (UserfaultfdCtx.Event e : new ArrayList<>(ctx.events)) {
+            if (e.child != null) {
+                releaseLocked(e.child);
+            }
+        }
+        wakeAllLocked(ctx);
+    }
+
+    /** fdinfo-like view of a uffd, for tests and diagnostics. */
+    public record CtxInfo(long features, boolean apiDone, int pending, int waiting, int events, int mmapChanging,
+            long total, boolean released) {
+    }
+
+    public CtxInfo info(int pid, int fd) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "fdinfo");
+            UserfaultfdCtx ctx = ctxOf(t, fd, "fdinfo", false);
+            return new CtxInfo(ctx.features | (ctx.apiDone ? Linux.UFFD_FEATURE_INITIALIZED : 0), ctx.apiDone,
+                    ctx.pending.size(), ctx.waiting.size(), ctx.events.size(), ctx.mmapChanging, ctx.total,
+                    ctx.released);
+        } finally {
+            k.unlock();
+        }
+    }
+}

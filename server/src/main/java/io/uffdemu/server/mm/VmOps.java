@@ -1,0 +1,1145 @@
+package io.uffdemu.server.mm;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Memory-management syscalls: analogue of {@code mm/mmap.c}, {@code mm/vma.c}, {@code mm/mremap.c},
+ * {@code mm/mprotect.c}, {@code mm/madvise.c}, {@code mm/memory.c} (zap, copy_page_range) and the page-cache
+ * side of {@code mm/shmem.c} / {@code fs/hugetlbfs/inode.c}. Methods ending in {@code Locked} need the kernel
+ * lock; the public entry points take it and, after releasing it, wait for the uffd events they raised.
+ */
+public final class VmOps {
+    private final Kernel k;
+
+    VmOps(Kernel k) {
+        this.k = k;
+    }
+
+    // ------------------------------------------------------------------ validation helpers
+
+    static long pageAlignUp(long v, long ps) {
+        return (v + ps - 1) & ~(ps - 1);
+    }
+
+    private static void checkProt(int prot, String call) {
+        if ((prot & ~(Linux.PROT_READ | Linux.PROT_WRITE | Linux.PROT_EXEC)) != 0) {
+            throw LinuxException.einval(call, "unknown prot bits");
+        }
+    }
+
+    // ------------------------------------------------------------------ mmap
+
+    /** mmap(2). */
+    public long mmap(int pid, long addr, long len, int prot, int flags, int fd, long offset) {
+        List<UserfaultfdCtx.Event> events = new ArrayList<>();
+        long result;
+        long populateStart;
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "mmap");
+            result = mmapLocked(t, addr, len, prot, flags, fd, offset, events);
+            populateStart = result;
+        } finally {
+            k.unlock();
+        }
+        k.uffd.waitEvents(events);
+        if ((flags & Linux.MAP_POPULATE) != 0) {
+            try {
+                k.faults.populate(pid, populateStart, pageAlignUp(len, Linux.PAGE_SIZE), null, false);
+            } catch (LinuxException ignored) {
+                // MAP_POPULATE failures are not reported by mmap(2)
+            }
+        }
+        return result;
+    }
+
+    private long mmapLocked(Task t, long addr, long len, int prot, int flags, int fd, long offset,
+            List<UserfaultfdCtx.Event> events) {
+        checkProt(prot, "mmap");
+        if (len == 0) {
+            throw LinuxException.einval("mmap", "zero length");
+        }
+        int type = flags & Linux.MAP_TYPE;
+        if (type != Linux.MAP_SHARED && type != Linux.MAP_PRIVATE && type != Linux.MAP_SHARED_VALIDATE) {
+            throw LinuxException.einval("mmap", "neither MAP_SHARED nor MAP_PRIVATE");
+        }
+        if (type == Linux.MAP_SHARED_VALIDATE && (flags & ~Linux.MAP_KNOWN) != 0) {
+            throw new LinuxException(Errno.EOPNOTSUPP, "mmap", 0, "unknown flags with MAP_SHARED_VALIDATE");
+        }
+        boolean shared = type != Linux.MAP_PRIVATE;
+        boolean anonymous = (flags & Linux.MAP_ANONYMOUS) != 0;
+        if ((offset & (Linux.PAGE_SIZE - 1)) != 0 || offset < 0) {
+            throw LinuxException.einval("mmap", "unaligned offset");
+        }
+        Inode inode = null;
+        boolean mayWrite = true;
+        if (!anonymous) {
+            OpenFile f = k.fileLocked(t, fd, "mmap");
+            if (f.inode == null) {
+                throw new LinuxException(Errno.ENODEV, "mmap", 0, "a userfaultfd cannot be mapped");
+            }
+            inode = f.inode;
+            mayWrite = f.writable || !shared;
+        } else if ((flags & Linux.MAP_HUGETLB) != 0) {
+            long ps = k.hugePageSize((flags >>> Linux.MAP_HUGE_SHIFT) & Linux.MAP_HUGE_MASK, "mmap");
+            inode = k.newInode("anon_hugepage", ps, true, true);
+            inode.size = pageAlignUp(len, ps);
+            if (inode.size <= 0) {
+                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "length overflow");
+            }
+        } else if (shared) {
+            inode = k.newInode("dev/zero", Linux.PAGE_SIZE, false, true);
+            inode.size = pageAlignUp(len, Linux.PAGE_SIZE);
+            if (inode.size <= 0) {
+                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "length overflow");
+            }
+        }
+        long ps = inode != null && inode.hugetlb ? inode.pageSize : Linux.PAGE_SIZE;
+        if (inode != null && inode.hugetlb && (offset & (ps - 1)) != 0) {
+            throw LinuxException.einval("mmap", "hugetlb offset not huge page aligned");
+        }
+        long alen = pageAlignUp(len, ps);
+        if (alen <= 0 || alen > Linux.TASK_SIZE) {
+            throw new LinuxException(Errno.ENOMEM, "mmap", 0, "length too large");
+        }
+        if (offset + alen < 0) {
+            throw new LinuxException(Errno.EOVERFLOW, "mmap");
+        }
+        MmStruct mm = t.mm;
+        boolean fixed = (flags & (Linux.MAP_FIXED | Linux.MAP_FIXED_NOREPLACE)) != 0;
+        long start;
+        if (fixed) {
+            if ((addr & (ps - 1)) != 0) {
+                throw LinuxException.einval("mmap", "MAP_FIXED address not aligned");
+            }
+            if (addr > Linux.TASK_SIZE - alen) {
+                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "beyond TASK_SIZE");
+            }
+            if (addr < Linux.MMAP_MIN_ADDR) {
+                throw new LinuxException(Errno.EPERM, "mmap", 0, "below mmap_min_addr");
+            }
+            if (!mm.vmasIn(addr, addr + alen).isEmpty()) {
+                if ((flags & Linux.MAP_FIXED_NOREPLACE) != 0) {
+                    throw new LinuxException(Errno.EEXIST, "mmap", 0, "MAP_FIXED_NOREPLACE over a mapping");
+                }
+                unmapRangeLocked(mm, addr, addr + alen, events, "mmap");
+            }
+            start = addr;
+        } else {
+            start = getUnmappedArea(mm, addr, alen, ps);
+        }
+        if (inode != null && inode.hugetlb) {
+            reserveHugetlbLocked(inode, offset, alen, shared, (flags & Linux.MAP_NORESERVE) != 0);
+        }
+        Vma v = new Vma(mm, start, start + alen, prot, shared, mayWrite, inode, offset,
+                (flags & Linux.MAP_NORESERVE) != 0);
+        if (inode != null && inode.hugetlb && !shared && !v.noreserve) {
+            v.privateResv = alen / ps;
+        }
+        if (shared && !mayWrite && (prot & Linux.PROT_WRITE) != 0) {
+            throw new LinuxException(Errno.EACCES, "mmap", 0, "PROT_WRITE on a read-only fd");
+        }
+        if (inode != null) {
+            inode.mappings.add(v);
+            inode.refs++;
+        }
+        mm.vmas.put(start, v);
+        mm.mergeAround(start, start + alen);
+        return start;
+    }
+
+    private void reserveHugetlbLocked(Inode inode, long offset, long len, boolean shared, boolean noreserve) {
+        HugetlbPool h = k.hstate(inode.pageSize);
+        if (noreserve) {
+            return;
+        }
+        long first = offset / inode.pageSize;
+        long n = len / inode.pageSize;
+        if (shared) {
+            List<Long> need = new ArrayList<>();
+            for (long i = first; i < first + n; i++) {
+                if (!inode.cache.containsKey(i) && !inode.reserved.contains(i)) {
+                    need.add(i);
+                }
+            }
+            if (h.available() < need.size()) {
+                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "not enough free huge pages");
+            }
+            inode.reserved.addAll(need);
+            h.resv += need.size();
+        } else {
+            if (h.available() < n) {
+                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "not enough free huge pages");
+            }
+            h.resv += n;
+        }
+    }
+
+    /** Top-down search for a free gap ({@code vm_unmapped_area()}), honouring a free hint. */
+    private long getUnmappedArea(MmStruct mm, long hint, long len, long align) {
+        if (hint != 0) {
+            long h = pageAlignUp(hint, align);
+            if (h >= Linux.MMAP_MIN_ADDR && h <= Linux.TASK_SIZE - len && mm.vmasIn(h, h + len).isEmpty()) {
+                return h;
+            }
+        }
+        long top = Linux.MMAP_BASE;
+        for (Vma v : mm.vmas.descendingMap().values()) {
+            if (v.start >= top) {
+                top = Math.min(top, v.start);
+                continue;
+            }
+            long cand = (top - len) & ~(align - 1);
+            if (cand >= v.end && cand >= Linux.MMAP_MIN_ADDR) {
+                return cand;
+            }
+            top = Math.min(top, v.start);
+        }
+        long cand = (top - len) & ~(align - 1);
+        if (cand >= Linux.MMAP_MIN_ADDR && top >= len) {
+            return cand;
+        }
+        throw new LinuxException(Errno.ENOMEM, "mmap", 0, "no free address range");
+    }
+
+    // ------------------------------------------------------------------ munmap
+
+    /** munmap(2). */
+    public void munmap(int pid, long addr, long len) {
+        List<UserfaultfdCtx.Event> events = new ArrayList<>();
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "munmap");
+            if ((addr & (Linux.PAGE_SIZE - 1)) != 0 || len == 0) {
+                throw LinuxException.einval("munmap", "unaligned address or zero length");
+            }
+            long alen = pageAlignUp(len, Linux.PAGE_SIZE);
+            if (alen <= 0 || addr > Linux.TASK_SIZE || alen > Linux.TASK_SIZE - addr) {
+                throw LinuxException.einval("munmap", "range outside the address space");
+            }
+            long end = addr + alen;
+            for (Vma v : t.mm.vmasIn(addr, end)) {
+                if (v.hugetlb) {
+                    if (addr > v.start && (addr & (v.pageSize - 1)) != 0) {
+                        throw LinuxException.einval("munmap", "splitting a hugetlb mapping off its page size");
+                    }
+                    if (end < v.end) {
+                        end = Math.max(end, Math.min(v.end, pageAlignUp(end, v.pageSize)));
+                    }
+                }
+            }
+            unmapRangeLocked(t.mm, addr, end, events, "munmap");
+        } finally {
+            k.unlock();
+        }
+        k.uffd.waitEvents(events);
+    }
+
+    /** do_vmi_munmap(): splits, zaps (dropping markers), frees, and prepares UNMAP events. */
+    void unmapRangeLocked(MmStruct mm, long start, long end, List<UserfaultfdCtx.Event> events, String call) {
+        List<Vma> vs = mm.vmasIn(start, end);
+        if (vs.isEmpty()) {
+            return;
+        }
+        Set<UserfaultfdCtx> unmapCtxs = new HashSet<>();
+        for (Vma v : vs) {
+            if (v.uffd != null && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_UNMAP) != 0 && !v.uffd.released) {
+                unmapCtxs.add(v.uffd);
+            }
+        }
+        for (Vma v : mm.splitRange(start, end)) {
+            removeVmaLocked(v);
+        }
+        for (UserfaultfdCtx ctx : unmapCtxs) {
+            events.add(k.uffd.queueEventLocked(ctx, Linux.UFFD_EVENT_UNMAP, start, end, 0, null, null));
+        }
+    }
+
+    /** Tears a whole VMA down: zap with ZAP_FLAG_DROP_MARKER, drop reservations and the i_mmap link. */
+    void removeVmaLocked(Vma v) {
+        zapRangeLocked(v, v.start, v.end, true, true);
+        v.mm.pt.freeEmptyTables(v.start, v.end);
+        v.mm.vmas.remove(v.start);
+        if (v.hugetlb && v.privateResv > 0) {
+            k.hstate(v.pageSize).resv -= v.privateResv;
+            v.privateResv = 0;
+        }
+        if (v.inode != null) {
+            v.inode.mappings.remove(v);
+            k.putInodeLocked(v.inode);
+        }
+    }
+
+    void exitMmap(MmStruct mm) {
+        for (Vma v : new ArrayList<>(mm.vmas.values())) {
+            removeVmaLocked(v);
+        }
+    }
+
+    // ------------------------------------------------------------------ zap, page helpers
+
+    /**
+     * zap_pte_range() over [start, end) of one VMA. {@code dropMarkers} is ZAP_FLAG_DROP_MARKER (munmap,
+     * truncate); without it guard markers stay, and a file-backed uffd-wp VMA gets a uffd-wp marker where a
+     * wp PTE was ({@code pte_install_uffd_wp_if_needed()}). {@code evenCows} = zap private COW copies too.
+     */
+    void zapRangeLocked(Vma v, long start, long end, boolean dropMarkers, boolean evenCows) {
+        PageTable pt = v.mm.pt;
+        pt.forEach(start, end, (addr, pte) -> {
+            if (Pte.isGuardMarker(pte) && !dropMarkers) {
+                return;
+            }
+            if (!evenCows && (Pte.isSwap(pte)
+                    || (Pte.isPresent(pte) && !Pte.isZero(pte) && (k.frames.flags(Pte.pfn(pte)) & FramePool.PG_ANON) != 0))) {
+                return;
+            }
+            releasePteLocked(v, pte);
+            long n = Pte.NONE;
+            if (!dropMarkers && !v.isAnonymous() && v.uffdWp() && Pte.isUffdWp(pte)) {
+                n = Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb);
+            }
+            pt.set(addr, n);
+        });
+    }
+
+    /** Drops whatever a PTE references (page mapping or swap slot) and fixes the rss counters. */
+    void releasePteLocked(Vma v, long pte) {
+        long pages = v.pageSize / Linux.PAGE_SIZE;
+        if (Pte.isPresent(pte)) {
+            if (Pte.isZero(pte)) {
+                return;
+            }
+            long pfn = Pte.pfn(pte);
+            int fl = k.frames.flags(pfn);
+            if ((fl & FramePool.PG_ANON) != 0) {
+                v.mm.rssAnon -= pages;
+            } else {
+                v.mm.rssShmem -= pages;
+            }
+            if ((pte & Pte.DIRTY) != 0) {
+                k.frames.setFlags(pfn, FramePool.PG_DIRTY);
+            }
+            unmapPageLocked(pfn);
+        } else if (Pte.isSwap(pte)) {
+            k.swap.free(Pte.slot(pte));
+            v.mm.swapEnts--;
+        }
+    }
+
+    /** A mapping of the folio went away; hugetlb folios go back to their pool when freed. */
+    void unmapPageLocked(long pfn) {
+        if (k.frames.refcount(pfn) == 1) {
+            returnHugeLocked(pfn);
+        }
+        k.frames.unmap(pfn);
+    }
+
+    void putPageLocked(long pfn) {
+        if (k.frames.refcount(pfn) == 1) {
+            returnHugeLocked(pfn);
+        }
+        k.frames.put(pfn);
+    }
+
+    private void returnHugeLocked(long pfn) {
+        if ((k.frames.flags(pfn) & FramePool.PG_HUGETLB) != 0) {
+            long ps = Linux.PAGE_SIZE << k.frames.order(pfn);
+            k.hstate(ps).free++;
+        }
+    }
+
+    /** Maps {@code pfn} at {@code addr} in v: mapcount/refcount and rss go up. */
+    void installPteLocked(Vma v, long addr, long pfn, boolean write, boolean wp, boolean dirty) {
+        long pte;
+        if (pfn == FramePool.ZERO_PFN) {
+            pte = Pte.zeroPage();
+        } else {
+            k.frames.map(pfn);
+            long pages = v.pageSize / Linux.PAGE_SIZE;
+            if ((k.frames.flags(pfn) & FramePool.PG_ANON) != 0) {
+                v.mm.rssAnon += pages;
+            } else {
+                v.mm.rssShmem += pages;
+            }
+            pte = Pte.present(pfn, write, v.hugetlb);
+            if (dirty) {
+                pte |= Pte.DIRTY;
+            }
+        }
+        pte |= Pte.ACCESSED;
+        if (wp) {
+            pte = Pte.mkUffdWp(pte);
+        }
+        v.mm.pt.set(addr, pte);
+    }
+
+    /** A new anonymous (private) folio for v: order 0, or a private huge page from the pool; -1 if none. */
+    long allocAnonLocked(Vma v) {
+        if (v.hugetlb) {
+            HugetlbPool h = k.hstate(v.pageSize);
+            if (v.privateResv > 0) {
+                v.privateResv--;
+                h.resv--;
+            } else if (h.available() <= 0) {
+                return -1;
+            }
+            long pfn = k.frames.allocOrder(h.order, FramePool.PG_ANON | FramePool.PG_HUGETLB);
+            if (pfn < 0) {
+                return -1;
+            }
+            h.free--;
+            return pfn;
+        }
+        long pfn = k.frames.alloc(FramePool.PG_ANON);
+        if (pfn < 0) {
+            pfn = reclaimAndAllocLocked(FramePool.PG_ANON);
+        }
+        return pfn;
+    }
+
+    /** Under memory pressure: swap out anonymous pages of any process, then retry (shrink_folio_list). */
+    private long reclaimAndAllocLocked(int flags) {
+        outer:
+        for (Task t : k.tasks.values()) {
+            for (Vma v : t.mm.vmas.values()) {
+                if (!v.isAnonymous() || v.hugetlb) {
+                    continue;
+                }
+                long[] victim = {-1};
+                v.mm.pt.forEach(v.start, v.end, (addr, pte) -> {
+                    if (victim[0] < 0 && Pte.isPresent(pte) && !Pte.isZero(pte)
+                            && k.frames.mapcount(Pte.pfn(pte)) == 1) {
+                        victim[0] = addr;
+                    }
+                });
+                if (victim[0] >= 0 && pageoutAnonLocked(v, victim[0])) {
+                    break outer;
+                }
+            }
+        }
+        return k.frames.alloc(flags);
+    }
+
+    /** A page-cache page for (inode, idx), zero-filled, refcount 1 (the cache's reference); -1 if none. */
+    long allocCachePageLocked(Inode inode, long idx) {
+        long pfn;
+        if (inode.hugetlb) {
+            HugetlbPool h = k.hstate(inode.pageSize);
+            if (inode.reserved.remove(idx)) {
+                h.resv--;
+            } else if (h.available() <= 0) {
+                return -1;
+            }
+            pfn = k.frames.allocOrder(h.order, FramePool.PG_HUGETLB);
+            if (pfn < 0) {
+                return -1;
+            }
+            h.free--;
+        } else {
+            pfn = k.frames.alloc(0);
+            if (pfn < 0) {
+                pfn = reclaimAndAllocLocked(0);
+            }
+            if (pfn < 0) {
+                return -1;
+            }
+        }
+        inode.cache.put(idx, pfn);
+        return pfn;
+    }
+
+    /** The frame of a cache entry, swapping a shmem page in when needed; -1 if memory is exhausted. */
+    long cachePfnLocked(Inode inode, long idx, long entry) {
+        if (!Inode.isSwapEntry(entry)) {
+            return entry;
+        }
+        long slot = Inode.swapSlot(entry);
+        long pfn = k.frames.alloc(0);
+        if (pfn < 0) {
+            return -1;
+        }
+        k.frames.restore(pfn, k.swap.read(slot));
+        k.swap.free(slot);
+        inode.cache.put(idx, pfn);
+        return pfn;
+    }
+
+    /** Removes a cache entry (truncate_inode_folio): the cache's reference or swap slot goes. */
+    private void deleteFromCacheLocked(Inode inode, long idx) {
+        Long e = inode.cache.remove(idx);
+        if (e == null) {
+            return;
+        }
+        if (Inode.isSwapEntry(e)) {
+            k.swap.free(Inode.swapSlot(e));
+        } else {
+            putPageLocked(e);
+        }
+    }
+
+    /** The user address of file page idx in mapping v, or -1 if v does not map it. */
+    static long addrOf(Vma v, long idx) {
+        long off = idx * v.pageSize;
+        if (off < v.offset || off >= v.offset + (v.end - v.start)) {
+            return -1;
+        }
+        return v.start + (off - v.offset);
+    }
+
+    /** Zaps every mapping of file pages [fromIdx, toIdx) (unmap_mapping_range). */
+    private void unmapMappingRangeLocked(Inode inode, long fromIdx, long toIdx, boolean dropMarkers, boolean evenCows) {
+        for (Vma v : new ArrayList<>(inode.mappings)) {
+            long vFirst = v.offset / v.pageSize;
+            long vLast = vFirst + (v.end - v.start) / v.pageSize;
+            long a = Math.max(vFirst, fromIdx);
+            long b = Math.min(vLast, toIdx);
+            if (a < b) {
+                zapRangeLocked(v, addrOf(v, a), addrOf(v, b - 1) + v.pageSize, dropMarkers, evenCows);
+            }
+        }
+    }
+
+    /** shmem_truncate_range() / hugetlbfs truncate to {@code newSize}. */
+    void truncateLocked(Inode inode, long newSize) {
+        long ps = inode.pageSize;
+        long firstWhole = pageAlignUp(newSize, ps) / ps;
+        unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, true, true);
+        for (Long idx : new ArrayList<>(inode.cache.tailMap(firstWhole, true).keySet())) {
+            deleteFromCacheLocked(inode, idx);
+        }
+        if (inode.hugetlb) {
+            for (Long idx : new ArrayList<>(inode.reserved)) {
+                if (idx >= firstWhole) {
+                    inode.reserved.remove(idx);
+                    k.hstate(ps).resv--;
+                }
+            }
+        }
+        zeroPartialLocked(inode, newSize, firstWhole * ps);
+    }
+
+    /** Zeroes bytes [from, to) of the page cache inside one page (partial-page truncate or punch). */
+    private void zeroPartialLocked(Inode inode, long from, long to) {
+        if (from >= to) {
+            return;
+        }
+        long idx = from / inode.pageSize;
+        Long e = inode.cache.get(idx);
+        if (e == null) {
+            return;
+        }
+        long pfn = cachePfnLocked(inode, idx, e);
+        if (pfn < 0) {
+            return;
+        }
+        long pos = from;
+        byte[] zeros = new byte[(int) Linux.PAGE_SIZE];
+        while (pos < to) {
+            long inPage = pos - idx * inode.pageSize;
+            int sub = (int) (inPage / Linux.PAGE_SIZE);
+            int off = (int) (inPage % Linux.PAGE_SIZE);
+            int n = (int) Math.min(Linux.PAGE_SIZE - off, to - pos);
+            k.frames.write(pfn + sub, off, zeros, 0, n);
+            pos += n;
+        }
+    }
+
+    /** fallocate(PUNCH_HOLE) / MADV_REMOVE: shmem_fallocate() / hugetlbfs_punch_hole(). */
+    void punchHoleLocked(Inode inode, long from, long to) {
+        long ps = inode.pageSize;
+        to = Math.min(to, Math.max(inode.size, from));
+        long firstWhole = pageAlignUp(from, ps) / ps;
+        long lastWhole = to / ps;
+        if (firstWhole < lastWhole) {
+            unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
+            for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
+                deleteFromCacheLocked(inode, idx);
+            }
+        }
+        if (from < firstWhole * ps) {
+            zeroPartialLocked(inode, from, Math.min(to, firstWhole * ps));
+        }
+        if (to > lastWhole * ps && lastWhole >= firstWhole) {
+            zeroPartialLocked(inode, lastWhole * ps, to);
+        }
+    }
+
+    // ------------------------------------------------------------------ swap-out
+
+    /** Swaps out one exclusively mapped anonymous page; false when swap is full. */
+    boolean pageoutAnonLocked(Vma v, long addr) {
+        long pte = v.mm.pt.get(addr);
+        long pfn = Pte.pfn(pte);
+        long slot = k.swap.swapOut(k.frames.snapshot(pfn));
+        if (slot < 0) {
+            return false;
+        }
+        long n = Pte.swap(slot);
+        if ((pte & Pte.UFFD_WP) != 0) {
+            n |= Pte.UFFD_WP;
+        }
+        v.mm.rssAnon--;
+        v.mm.swapEnts++;
+        unmapPageLocked(pfn);
+        v.mm.pt.set(addr, n);
+        return true;
+    }
+
+    /** Swaps out a shmem page-cache page: unmapped everywhere (markers where wp), then written to swap. */
+    boolean pageoutShmemLocked(Inode inode, long idx) {
+        Long e = inode.cache.get(idx);
+        if (e == null || Inode.isSwapEntry(e)) {
+            return false;
+        }
+        long pfn = e;
+        for (Vma v : new ArrayList<>(inode.mappings)) {
+            long a = addrOf(v, idx);
+            if (a < 0) {
+                continue;
+            }
+            long pte = v.mm.pt.get(a);
+            if (Pte.isPresent(pte) && !Pte.isZero(pte) && Pte.pfn(pte) == pfn) {
+                zapRangeLocked(v, a, a + Linux.PAGE_SIZE, false, false);
+            }
+        }
+        if (k.frames.refcount(pfn) != 1) {
+            return false;
+        }
+        long slot = k.swap.swapOut(k.frames.snapshot(pfn));
+        if (slot < 0) {
+            return false;
+        }
+        inode.cache.put(idx, Inode.swapEntry(slot));
+        k.frames.put(pfn);
+        return true;
+    }
+
+    // ------------------------------------------------------------------ mprotect
+
+    /** mprotect(2). */
+    public void mprotect(int pid, long addr, long len, int prot) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "mprotect");
+            checkProt(prot, "mprotect");
+            if ((addr & (Linux.PAGE_SIZE - 1)) != 0) {
+                throw LinuxException.einval("mprotect", "unaligned address");
+            }
+            if (len == 0) {
+                return;
+            }
+            long alen = pageAlignUp(len, Linux.PAGE_SIZE);
+            if (alen <= 0 || addr + alen < addr) {
+                throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range overflows");
+            }
+            long end = addr + alen;
+            checkFullyMapped(t.mm, addr, end, "mprotect");
+            for (Vma v : t.mm.vmasIn(addr, end)) {
+                if (v.hugetlb && ((Math.max(addr, v.start) & (v.pageSize - 1)) != 0
+                        || (Math.min(end, v.end) & (v.pageSize - 1)) != 0)) {
+                    throw LinuxException.einval("mprotect", "hugetlb range not huge page aligned");
+                }
+                if ((prot & Linux.PROT_WRITE) != 0 && v.shared && !v.mayWrite) {
+                    throw new LinuxException(Errno.EACCES, "mprotect", 0, "shared mapping of a read-only fd");
+                }
+            }
+            for (Vma v : t.mm.splitRange(addr, end)) {
+                v.prot = prot;
+                if ((prot & Linux.PROT_WRITE) == 0) {
+                    v.mm.pt.forEach(v.start, v.end, (a, pte) -> {
+                        if (Pte.isPresent(pte)) {
+                            v.mm.pt.set(a, pte & ~Pte.WRITE);
+                        }
+                    });
+                }
+            }
+            t.mm.mergeAround(addr, end);
+        } finally {
+            k.unlock();
+        }
+    }
+
+    private static void checkFullyMapped(MmStruct mm, long start, long end, String call) {
+        long pos = start;
+        for (Vma v : mm.vmasIn(start, end)) {
+            if (v.start > pos) {
+                throw new LinuxException(Errno.ENOMEM, call, 0, "range has unmapped holes");
+            }
+            pos = v.end;
+        }
+        if (pos < end) {
+            throw new LinuxException(Errno.ENOMEM, call, 0, "range has unmapped holes");
+        }
+    }
+
+    // ------------------------------------------------------------------ mremap
+
+    /** mremap(2). */
+    public long mremap(int pid, long oldAddr, long oldLen, long newLen, int flags, long newAddr) {
+        List<UserfaultfdCtx.Event> events = new ArrayList<>();
+        long result;
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "mremap");
+            result = mremapLocked(t.mm, oldAddr, oldLen, newLen, flags, newAddr, events);
+        } finally {
+            k.unlock();
+        }
+        k.uffd.waitEvents(events);
+        return result;
+    }
+
+    private long mremapLocked(MmStruct mm, long oldAddr, long oldLen, long newLen, int flags, long newAddr,
+            List<UserfaultfdCtx.Event> events) {
+        if ((flags & ~(Linux.MREMAP_MAYMOVE | Linux.MREMAP_FIXED | Linux.MREMAP_DONTUNMAP)) != 0) {
+            throw LinuxException.einval("mremap", "unknown flags");
+        }
+        if ((flags & Linux.MREMAP_FIXED) != 0 && (flags & Linux.MREMAP_MAYMOVE) == 0) {
+            throw LinuxException.einval("mremap", "MREMAP_FIXED without MREMAP_MAYMOVE");
+        }
+        if ((flags & Linux.MREMAP_DONTUNMAP) != 0 && ((flags & Linux.MREMAP_MAYMOVE) == 0 || oldLen != newLen)) {
+            throw LinuxException.einval("mremap", "MREMAP_DONTUNMAP needs MAYMOVE and equal lengths");
+        }
+        if ((oldAddr & (Linux.PAGE_SIZE - 1)) != 0) {
+            throw LinuxException.einval("mremap", "unaligned old address");
+        }
+        long olen = pageAlignUp(oldLen, Linux.PAGE_SIZE);
+        long nlen = pageAlignUp(newLen, Linux.PAGE_SIZE);
+        if (nlen == 0 || nlen < 0 || olen < 0 || nlen > Linux.TASK_SIZE) {
+            throw LinuxException.einval("mremap", "bad length");
+        }
+        Vma v = mm.findVma(oldAddr);
+        if (v == null) {
+            throw new LinuxException(Errno.EFAULT, "mremap", 0, "old address not mapped");
+        }
+        if (olen == 0) {
+            throw LinuxException.einval("mremap", "old_len 0 duplication is not supported");
+        }
+        if (oldAddr + olen > v.end || oldAddr + olen < oldAddr) {
+            throw new LinuxException(Errno.EFAULT, "mremap", 0, "old range spans several mappings");
+        }
+        if (v.hugetlb && ((oldAddr | olen | nlen) & (v.pageSize - 1)) != 0) {
+            throw LinuxException.einval("mremap", "hugetlb lengths not huge page aligned");
+        }
+        if ((flags & Linux.MREMAP_FIXED) != 0) {
+            if ((newAddr & (Linux.PAGE_SIZE - 1)) != 0 || newAddr > Linux.TASK_SIZE - nlen) {
+                throw LinuxException.einval("mremap", "bad new address");
+            }
+            if (newAddr < oldAddr + olen && oldAddr < newAddr + nlen) {
+                throw LinuxException.einval("mremap", "old and new ranges overlap");
+            }
+            unmapRangeLocked(mm, newAddr, newAddr + nlen, events, "mremap");
+            return moveVmaLocked(mm, v, oldAddr, olen, newAddr, nlen, flags, events);
+        }
+        if (nlen <= olen && (flags & Linux.MREMAP_DONTUNMAP) == 0) {
+            if (nlen < olen) {
+                unmapRangeLocked(mm, oldAddr + nlen, oldAddr + olen, events, "mremap");
+            }
+            return oldAddr;
+        }
+        if ((flags & Linux.MREMAP_DONTUNMAP) == 0 && oldAddr + olen == v.end
+                && mm.vmasIn(v.end, oldAddr + nlen).isEmpty() && oldAddr + nlen <= Linux.TASK_SIZE) {
+            growInPlaceLocked(v, oldAddr + nlen);
+            return oldAddr;
+        }
+        if ((flags & Linux.MREMAP_MAYMOVE) == 0) {
+            throw new LinuxException(Errno.ENOMEM, "mremap", 0, "cannot grow in place");
+        }
+        long dst = getUnmappedArea(mm, 0, nlen, v.pageSize);
+        return moveVmaLocked(mm, v, oldAddr, olen, dst, nlen, flags, events);
+    }
+
+    private void growInPlaceLocked(Vma v, long newEnd) {
+        if (v.inode != null && v.inode.anonShared) {
+            v.inode.size = Math.max(v.inode.size, v.offset + (newEnd - v.start));
+        }
+        if (v.hugetlb && !v.shared && !v.noreserve) {
+            long more = (newEnd - v.end) / v.pageSize;
+            HugetlbPool h = k.hstate(v.pageSize);
+            if (h.available() < more) {
+                throw new LinuxException(Errno.ENOMEM, "mremap", 0, "not enough free huge pages");
+            }
+            h.resv += more;
+            v.privateResv += more;
+        }
+        v.end = newEnd;
+    }
+
+    /** move_vma(): PTEs move with their wp bits; the uffd registration follows only with EVENT_REMAP. */
+    private long moveVmaLocked(MmStruct mm, Vma v, long oldAddr, long olen, long dst, long nlen, int flags,
+            List<UserfaultfdCtx.Event> events) {
+        UserfaultfdCtx ctx = v.uffd;
+        boolean remap = ctx != null && !ctx.released && (ctx.features & Linux.UFFD_FEATURE_EVENT_REMAP) != 0;
+        Vma src = mm.splitRange(oldAddr, oldAddr + olen).get(0);
+        Vma nv = new Vma(mm, dst, dst + nlen, src.prot, src.shared, src.mayWrite, src.inode, src.offset, src.noreserve);
+        if (remap) {
+            nv.uffd = src.uffd;
+            nv.uffdFlags = src.uffdFlags;
+        }
+        nv.hugepageAdvice = src.hugepageAdvice;
+        if (src.inode != null) {
+            src.inode.mappings.add(nv);
+            src.inode.refs++;
+            if (src.inode.anonShared) {
+                src.inode.size = Math.max(src.inode.size, src.offset + nlen);
+            }
+        }
+        if (src.hugetlb && !src.shared && !src.noreserve) {
+            nv.privateResv = src.privateResv;
+            src.privateResv = 0;
+            long more = (nlen - olen) / src.pageSize;
+            if (more > 0) {
+                k.hstate(src.pageSize).resv += more;
+                nv.privateResv += more;
+            }
+        }
+        mm.vmas.put(dst, nv);
+        List<long[]> moved = new ArrayList<>();
+        mm.pt.forEach(oldAddr, oldAddr + olen, (a, pte) -> moved.add(new long[] {a, pte}));
+        for (long[] m : moved) {
+            mm.pt.set(m[0], Pte.NONE);
+            long pte = m[1];
+            if (!remap) {
+                pte = Pte.clearUffdWp(pte);
+                if (pte == Pte.NONE) {
+                    continue;
+                }
+            }
+            mm.pt.set(dst + (m[0] - oldAddr), pte);
+        }
+        if (remap) {
+            events.add(k.uffd.queueEventLocked(ctx, Linux.UFFD_EVENT_REMAP, oldAddr, dst, olen, null, null));
+        }
+        if ((flags & Linux.MREMAP_DONTUNMAP) == 0) {
+            unmapRangeLocked(mm, oldAddr, oldAddr + olen, events, "mremap");
+        }
+        mm.mergeAround(dst, dst + nlen);
+        return dst;
+    }
+
+    // ------------------------------------------------------------------ madvise
+
+    /** madvise(2). */
+    public void madvise(int pid, long addr, long len, int advice) {
+        if ((addr & (Linux.PAGE_SIZE - 1)) != 0) {
+            throw LinuxException.einval("madvise", "unaligned address");
+        }
+        long alen = pageAlignUp(len, Linux.PAGE_SIZE);
+        if (len < 0 || alen < 0 || addr + alen < addr) {
+            throw LinuxException.einval("madvise", "range overflows");
+        }
+        switch (advice) {
+            case Linux.MADV_NORMAL, Linux.MADV_RANDOM, Linux.MADV_SEQUENTIAL, Linux.MADV_WILLNEED,
+                    Linux.MADV_DONTFORK, Linux.MADV_DOFORK, Linux.MADV_COLD -> {
+                simpleAdvice(pid, addr, alen, advice);
+                return;
+            }
+            case Linux.MADV_DONTNEED, Linux.MADV_FREE -> {
+                zapAdvice(pid, addr, alen, advice);
+                return;
+            }
+            case Linux.MADV_REMOVE -> {
+                removeAdvice(pid, addr, alen);
+                return;
+            }
+            case Linux.MADV_PAGEOUT, Linux.MADV_HUGEPAGE, Linux.MADV_NOHUGEPAGE, Linux.MADV_COLLAPSE,
+                    Linux.MADV_GUARD_INSTALL, Linux.MADV_GUARD_REMOVE -> {
+                simpleAdvice(pid, addr, alen, advice);
+                return;
+            }
+            case Linux.MADV_POPULATE_READ, Linux.MADV_POPULATE_WRITE -> {
+                if (alen == 0) {
+                    return;
+                }
+                k.lock();
+                try {
+                    Task t = k.taskLocked(pid, "madvise");
+                    checkFullyMapped(t.mm, addr, addr + alen, "madvise");
+                } finally {
+                    k.unlock();
+                }
+                k.faults.populate(pid, addr, alen, "madvise", advice == Linux.MADV_POPULATE_WRITE);
+                return;
+            }
+            default -> throw LinuxException.einval("madvise", "unknown advice " + advice);
+        }
+    }
+
+    private void simpleAdvice(int pid, long addr, long alen, int advice) {
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "madvise");
+            if (alen == 0) {
+                return;
+            }
+            long end = addr + alen;
+            List<Vma> vs = t.mm.vmasIn(addr, end);
+            for (Vma v : vs) {
+                boolean bad = switch (advice) {
+                    case Linux.MADV_PAGEOUT, Linux.MADV_COLD, Linux.MADV_HUGEPAGE, Linux.MADV_NOHUGEPAGE,
+                            Linux.MADV_COLLAPSE, Linux.MADV_GUARD_INSTALL -> v.hugetlb;
+                    default -> false;
+                };
+                if (bad) {
+                    throw LinuxException.einval("madvise", "not supported on hugetlb");
+                }
+            }
+            for (Vma v : vs) {
+                long s = Math.max(addr, v.start);
+                long e = Math.min(end, v.end);
+                switch (advice) {
+                    case Linux.MADV_PAGEOUT -> pageoutRangeLocked(v, s, e);
+                    case Linux.MADV_HUGEPAGE, Linux.MADV_NOHUGEPAGE -> {
+                        for (Vma part : t.mm.splitRange(s, e)) {
+                            part.hugepageAdvice = advice == Linux.MADV_HUGEPAGE;
+                        }
+                    }
+                    case Linux.MADV_GUARD_INSTALL -> {
+                        zapRangeLocked(v, s, e, true, true);
+                        for (long a = s; a < e; a += Linux.PAGE_SIZE) {
+                            v.mm.pt.set(a, Pte.marker(Pte.MARKER_GUARD, false));
+                        }
+                    }
+                    case Linux.MADV_GUARD_REMOVE -> v.mm.pt.forEach(s, e, (a, pte) -> {
+                        if (Pte.isGuardMarker(pte)) {
+                            v.mm.pt.set(a, Pte.NONE);
+                        }
+                    });
+                    default -> {
+                    }
+                }
+            }
+            t.mm.mergeAround(addr, end);
+            checkFullyMapped(t.mm, addr, end, "madvise");
+        } finally {
+            k.unlock();
+        }
+    }
+
+    private void pageoutRangeLocked(Vma v, long s, long e) {
+        if (v.isAnonymous()) {
+            List<Long> addrs = new ArrayList<>();
+            v.mm.pt.forEach(s, e, (a, pte) -> {
+                if (Pte.isPresent(pte) && !Pte.isZero(pte) && k.frames.mapcount(Pte.pfn(pte)) == 1) {
+                    addrs.add(a);
+                }
+            });
+            for (long a : addrs) {
+                if (!pageoutAnonLocked(v, a)) {
+                    return;
+                }
+            }
+            return;
+        }
+        List<long[]> work = new ArrayList<>();
+        v.mm.pt.forEach(s, e, (a, pte) -> {
+            if (Pte.isPresent(pte) && !Pte.isZero(pte)) {
+                work.add(new long[] {a, Pte.pfn(pte)});
+            }
+        });
+        for (long[] w : work) {
+            long a = w[0];
+            long pfn = w[1];
+            if ((k.frames.flags(pfn) & FramePool.PG_ANON) != 0) {
+                if (k.frames.mapcount(pfn) == 1 && !pageoutAnonLocked(v, a)) {
+                    return;
+                }
+            } else if (v.inode != null) {
+                long idx = v.pgoff(a);
+                Long entry = v.inode.cache.get(idx);
+                if (entry != null && entry == pfn && k.frames.mapcount(pfn) == 1) {
+                    pageoutShmemLocked(v.inode, idx);
+                }
+            }
+        }
+    }
+
+    /** MADV_DONTNEED / MADV_FREE: REMOVE event first (userfaultfd_remove()), then zap. */
+    private void zapAdvice(int pid, long addr, long alen, int advice) {
+        if (alen == 0) {
+            k.lock();
+            try {
+                k.taskLocked(pid, "madvise");
+            } finally {
+                k.unlock();
+            }
+            return;
+        }
+        long end = addr + alen;
+        List<UserfaultfdCtx.Event> events = new ArrayList<>();
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "madvise");
+            for (Vma v : t.mm.vmasIn(addr, end)) {
+                if (advice == Linux.MADV_FREE && !v.isAnonymous()) {
+                    throw LinuxException.einval("madvise", "MADV_FREE needs private anonymous memory");
+                }
+                if (v.hugetlb && (Math.max(addr, v.start) & (v.pageSize - 1)) != 0) {
+                    throw LinuxException.einval("madvise", "hugetlb range not huge page aligned");
+                }
+            }
+            for (Vma v : t.mm.vmasIn(addr, end)) {
+                if (v.uffd != null && !v.uffd.released && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_REMOVE) != 0) {
+                    events.add(k.uffd.queueEventLocked(v.uffd, Linux.UFFD_EVENT_REMOVE, Math.max(addr, v.start),
+                            Math.min(end, v.end), 0, null, null));
+                }
+            }
+            if (events.isEmpty()) {
+                zapAdviceLocked(t, addr, end);
+                checkFullyMapped(t.mm, addr, end, "madvise");
+                return;
+            }
+        } finally {
+            k.unlock();
+        }
+        k.uffd.waitEvents(events);
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "madvise");
+            zapAdviceLocked(t, addr, end);
+            checkFullyMapped(t.mm, addr, end, "madvise");
+        } finally {
+            k.unlock();
+        }
+    }
+
+    private void zapAdviceLocked(Task t, long addr, long end) {
+        for (Vma v : t.mm.vmasIn(addr, end)) {
+            long s = Math.max(addr, v.start);
+            long e = Math.min(end, v.end);
+            if (v.hugetlb) {
+                e = e & ~(v.pageSize - 1);
+                if (e <= s) {
+                    continue;
+                }
+            }
+            zapRangeLocked(v, s, e, false, true);
+            if (e - s >= Linux.PMD_SIZE) {
+                v.mm.pt.freeEmptyTables(s, e);
+            }
+        }
+    }
+
+    /** MADV_REMOVE: REMOVE event, then punch the hole in the file (shared writable mappings only). */
+    private void removeAdvice(int pid, long addr, long alen) {
+        long end = addr + alen;
+        List<UserfaultfdCtx.Event> events = new ArrayList<>();
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "madvise");
+            if (alen == 0) {
+                return;
+            }
+            checkFullyMapped(t.mm, addr, end, "madvise");
+            for (Vma v : t.mm.vmasIn(addr, end)) {
+                if (v.inode == null || !v.shared) {
+                    throw LinuxException.einval("madvise", "MADV_REMOVE needs a shared file mapping");
+                }
+                if (!v.mayWrite || !v.canWrite()) {
+                    throw new LinuxException(Errno.EACCES, "madvise", 0, "MADV_REMOVE on a read-only mapping");
+                }
+                if (v.uffd != null && !v.uffd.released && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_REMOVE) != 0) {
+                    events.add(k.uffd.queueEventLocked(v.uffd, Linux.UFFD_EVENT_REMOVE, Math.max(addr, v.start),
+                            Math.min(end, v.end), 0, null, null));
+                }
+            }
+        } finally {
+            k.unlock();
+        }
+        k.uffd.waitEvents(events);
+        k.lock();
+        try {
+            Task t = k.taskLocked(pid, "madvise");
+            for (Vma v : t.mm.vmasIn(addr, end)) {
+                long s = Math.max(addr, v.start);
+                long e = Math.min(end, v.end);
+                long off = v.offset + (s - v.start);
+                punchHoleLocked(v.inode, off, off + (e - s));
+            }
+        } finally {
+            k.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ fork
+
+    /**
+     * dup_mmap(): copies VMAs and, where {@code vma_needs_copy()}, PTEs (COW for private pages). Returns the
+     * parent ctx → child ctx map for EVENT_FORK ({@code dup_userfaultfd()}).
+     */
+    Map<UserfaultfdCtx, UserfaultfdCtx> dupMmapLocked(MmStruct parent, MmStruct child) {
+        Map<UserfaultfdCtx, UserfaultfdCtx> forked = new LinkedHashMap<>();
+        for (Vma pv : parent.vmas.values()) {
+            Vma cv = pv.copyFor(child);
+            UserfaultfdCtx pctx = pv.uffd;
+            if (pctx != null && !pctx.released && (pctx.features & Linux.UFFD_FEATURE_EVENT_FORK) != 0) {
+                cv.uffd = forked.computeIfAbsent(pctx, c -> k.uffd.forkCtxLocked(c, child));
+            } else {
+                cv.uffd = null;
+                cv.uffdFlags = 0;
+            }
+            if (pv.hugetlb && !pv.shared && !pv.noreserve) {
+                // the child gets no reservation (hugetlb private mappings of a fork child are not reserved)
+                cv.privateResv = 0;
+            }
+            if (cv.inode != null) {
+                cv.inode.mappings.add(cv);
+                cv.inode.refs++;
+            }
+            child.vmas.put(cv.start, cv);
+            boolean needsCopy = cv.uffdWp() || pv.isAnonymous() || !pv.shared;
+            if (!needsCopy) {
+                continue;
+            }
+            List<long[]> entries = new ArrayList<>();
+            parent.pt.forEach(pv.start, pv.end, (a, pte) -> entries.add(new long[] {a, pte}));
+            for (long[] en : entries) {
+                long a = en[0];
+                long pte = en[1];
+                long cpte = pte;
+                if (Pte.isMarker(pte)) {
+                    long bits = pte & (Pte.MARKER_POISONED | Pte.MARKER_GUARD);
+                    if (Pte.isUffdWp(pte) && cv.uffdWp()) {
+                        bits |= Pte.MARKER_UFFD_WP;
+                    }
+                    if (bits != 0) {
+                        child.pt.set(a, Pte.marker(bits, pv.hugetlb));
+                    }
+                    continue;
+                }
+                if (Pte.isSwap(pte)) {
+                    k.swap.dup(Pte.slot(pte));
+                    child.swapEnts++;
+                } else if (Pte.isPresent(pte) && !Pte.isZero(pte)) {
+                    long pfn = Pte.pfn(pte);
+                    boolean anon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0;
+                    if (anon || !pv.shared) {
+                        parent.pt.set(a, pte & ~Pte.WRITE);
+                        cpte = pte & ~Pte.WRITE;
+                    }
+                    k.frames.map(pfn);
+                    long pages = pv.pageSize / Linux.PAGE_SIZE;
+                    if (anon) {
+                        child.rssAnon += pages;
+                    } else {
+                        child.rssShmem += pages;
+                    }
+                }
+                if (!cv.uffdWp()) {
+                    cpte = Pte.clearUffdWp(cpte);
+                }
+                child.pt.set(a, cpte);
+            }
+        }
+        return forked;
+    }
+
+    Map<UserfaultfdCtx, UserfaultfdCtx> dupMmap(MmStruct parent, MmStruct child) {
+        return dupMmapLocked(parent, child);
+    }
+}
