@@ -527,6 +527,21 @@ public final class Kernel {
         }
     }
 
+    /** /proc/PID/maps: a snapshot of the VMAs (do not mutate). */
+    public List<Vma> maps(int pid) {
+        lock();
+        try {
+            MmStruct mm = taskLocked(pid, "maps").mm;
+            List<Vma> out = new ArrayList<>();
+            for (Vma v : mm.vmas.values()) {
+                out.add(v.copyFor(mm));
+            }
+            return out;
+        } finally {
+            unlock();
+        }
+    }
+
     /** Number of live tasks (for gauges). */
     public int taskCount() {
         lock();

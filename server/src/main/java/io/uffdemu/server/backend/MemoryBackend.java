@@ -1,0 +1,112 @@
+package io.uffdemu.server.backend;
+
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.AccessResult;
+import io.uffdemu.server.mm.Pagemap;
+import io.uffdemu.server.mm.UffdMsg;
+import io.uffdemu.server.mm.Userfaultfd;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The backend SPI: everything the v1 API can ask of a memory manager, in the kernel's vocabulary. Two
+ * implementations: {@code emulated} (the core in {@code io.uffdemu.server.mm}) and {@code linux} (the real
+ * kernel through FFM). Adapters (gRPC, tests, the conformance suite) speak only this interface.
+ *
+ * <p>Common contract for every method:
+ * <ul>
+ *   <li>Preconditions: none beyond the argument types; bad input is the backend's to reject.</li>
+ *   <li>Postconditions: either the call returns the kernel's result, or it throws
+ *       {@link io.uffdemu.server.mm.LinuxException} carrying the errno the kernel gives for that input (plus the
+ *       bytes done for partial ioctls). Unknown pid: ESRCH. Unknown fd: EBADF. Operations the backend cannot
+ *       perform: ENOSYS with a reason (mapped to UNIMPLEMENTED).</li>
+ *   <li>Blocking calls (access, uffdRead, and syscalls that raise uffd events) honour the deadline, given
+ *       as {@link System#nanoTime()} based nanos or {@link Long#MAX_VALUE}, and thread interruption.</li>
+ * </ul>
+ */
+public interface MemoryBackend extends AutoCloseable {
+    /** "emulated" or "linux". */
+    String name();
+
+    BackendStatus status();
+
+    ProcessInfo createProcess(String name, int uid, boolean capSysPtrace, String owner);
+
+    /** fork(2); returns the child. Blocks until raised FORK events are read. */
+    ProcessInfo fork(int pid);
+
+    void exit(int pid);
+
+    List<ProcessInfo> processes();
+
+    ProcessInfo process(int pid);
+
+    /** /proc/PID/maps. */
+    List<VmaInfo> maps(int pid);
+
+    long[] readPagemap(int pid, long start, int pages);
+
+    Pagemap.ScanResult pagemapScan(int pid, Pagemap.ScanArg arg);
+
+    /** A load or store by a thread of the process; blocks while a userfaultfd handles faults. */
+    AccessResult access(int pid, long addr, int len, boolean write, byte[] data, AccessMode mode, long deadlineNanos)
+            throws InterruptedException;
+
+    long mmap(int pid, long addr, long len, int prot, int flags, int fd, long offset);
+
+    void munmap(int pid, long addr, long len);
+
+    long mremap(int pid, long oldAddr, long oldLen, long newLen, int flags, long newAddr);
+
+    void mprotect(int pid, long addr, long len, int prot);
+
+    void madvise(int pid, long addr, long len, int advice);
+
+    int memfdCreate(int pid, String name, int flags);
+
+    void ftruncate(int pid, int fd, long length);
+
+    void fallocate(int pid, int fd, int mode, long offset, long len);
+
+    byte[] pread(int pid, int fd, long offset, int len);
+
+    long pwrite(int pid, int fd, long offset, byte[] data);
+
+    void close(int pid, int fd);
+
+    /** userfaultfd(2) (or /dev/userfaultfd when {@code dev}); the returned fd still needs {@link #uffdApi}. */
+    int userfaultfd(int pid, int flags, boolean dev);
+
+    Userfaultfd.ApiResult uffdApi(int pid, int fd, long api, long features);
+
+    long uffdRegister(int pid, int fd, long start, long len, long mode);
+
+    void uffdUnregister(int pid, int fd, long start, long len);
+
+    long uffdCopy(int pid, int fd, long dst, byte[] src, long mode);
+
+    long uffdZeropage(int pid, int fd, long start, long len, long mode);
+
+    long uffdContinue(int pid, int fd, long start, long len, long mode);
+
+    void uffdWriteprotect(int pid, int fd, long start, long len, long mode);
+
+    void uffdWake(int pid, int fd, long start, long len);
+
+    long uffdPoison(int pid, int fd, long start, long len, long mode);
+
+    long uffdMove(int pid, int fd, long dst, long src, long len, long mode);
+
+    /** read(2) of up to {@code max} messages; empty when none arrived before the deadline (0 = don't wait). */
+    List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException;
+
+    String sysctl(String name);
+
+    void setSysctl(String name, String value);
+
+    Map<String, Long> meminfo();
+
+    @Override
+    default void close() {
+    }
+}

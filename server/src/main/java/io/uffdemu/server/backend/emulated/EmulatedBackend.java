@@ -1,0 +1,236 @@
+package io.uffdemu.server.backend.emulated;
+
+import io.uffdemu.server.backend.BackendStatus;
+import io.uffdemu.server.backend.MemoryBackend;
+import io.uffdemu.server.backend.ProcessInfo;
+import io.uffdemu.server.backend.VmaInfo;
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.AccessResult;
+import io.uffdemu.server.mm.Kernel;
+import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.Pagemap;
+import io.uffdemu.server.mm.Task;
+import io.uffdemu.server.mm.UffdMsg;
+import io.uffdemu.server.mm.Userfaultfd;
+import io.uffdemu.server.mm.Vma;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/** The emulated backend: adapts the kernel model in {@code io.uffdemu.server.mm} to the SPI. */
+public final class EmulatedBackend implements MemoryBackend {
+    private final Kernel kernel;
+
+    public EmulatedBackend(Kernel.Config config) {
+        this.kernel = new Kernel(config);
+    }
+
+    public Kernel kernel() {
+        return kernel;
+    }
+
+    @Override
+    public String name() {
+        return "emulated";
+    }
+
+    @Override
+    public BackendStatus status() {
+        return new BackendStatus("emulated", true, "", Linux.UFFD_API_FEATURES,
+                Linux.UFFD_API_IOCTLS | Linux.UFFD_API_RANGE_IOCTLS, "6.18.0-uffdemu");
+    }
+
+    @Override
+    public ProcessInfo createProcess(String name, int uid, boolean capSysPtrace, String owner) {
+        return info(kernel.createProcess(name, uid, capSysPtrace, owner));
+    }
+
+    private ProcessInfo info(Task t) {
+        var mm = t.mm();
+        return new ProcessInfo(t.pid(), t.name(), t.uid(), t.capSysPtrace(), t.parentPid(),
+                mm.rssAnonPages() * Linux.PAGE_SIZE, mm.rssShmemPages() * Linux.PAGE_SIZE,
+                mm.swapEntries() * Linux.PAGE_SIZE, mm.vmaList().size(),
+                t.fdNumbers().stream().sorted().toList(), t.owner());
+    }
+
+    @Override
+    public ProcessInfo fork(int pid) {
+        return info(kernel.fork(pid));
+    }
+
+    @Override
+    public void exit(int pid) {
+        kernel.exit(pid);
+    }
+
+    @Override
+    public List<ProcessInfo> processes() {
+        return kernel.tasks().stream().map(this::info).toList();
+    }
+
+    @Override
+    public ProcessInfo process(int pid) {
+        return info(kernel.task(pid));
+    }
+
+    @Override
+    public List<VmaInfo> maps(int pid) {
+        List<VmaInfo> out = new ArrayList<>();
+        for (Vma v : kernel.maps(pid)) {
+            String perms = ((v.prot() & Linux.PROT_READ) != 0 ? "r" : "-")
+                    + ((v.prot() & Linux.PROT_WRITE) != 0 ? "w" : "-")
+                    + ((v.prot() & Linux.PROT_EXEC) != 0 ? "x" : "-") + (v.shared() ? "s" : "p");
+            VmaInfo.MemoryType type = v.isAnonymous() ? VmaInfo.MemoryType.ANON
+                    : v.isHugetlb() ? VmaInfo.MemoryType.HUGETLB : VmaInfo.MemoryType.SHMEM;
+            String path = v.inode() == null ? "" : v.inode().path();
+            out.add(new VmaInfo(v.start(), v.end(), perms, v.offset(), path, type, v.uffdFlags(), v.pageSize()));
+        }
+        return out;
+    }
+
+    @Override
+    public long[] readPagemap(int pid, long start, int pages) {
+        return kernel.pagemap.read(pid, start, pages);
+    }
+
+    @Override
+    public Pagemap.ScanResult pagemapScan(int pid, Pagemap.ScanArg arg) {
+        return kernel.pagemap.scan(pid, arg);
+    }
+
+    @Override
+    public AccessResult access(int pid, long addr, int len, boolean write, byte[] data, AccessMode mode,
+            long deadlineNanos) throws InterruptedException {
+        return kernel.faults.access(pid, addr, len, write, data, mode, deadlineNanos);
+    }
+
+    @Override
+    public long mmap(int pid, long addr, long len, int prot, int flags, int fd, long offset) {
+        return kernel.vm.mmap(pid, addr, len, prot, flags, fd, offset);
+    }
+
+    @Override
+    public void munmap(int pid, long addr, long len) {
+        kernel.vm.munmap(pid, addr, len);
+    }
+
+    @Override
+    public long mremap(int pid, long oldAddr, long oldLen, long newLen, int flags, long newAddr) {
+        return kernel.vm.mremap(pid, oldAddr, oldLen, newLen, flags, newAddr);
+    }
+
+    @Override
+    public void mprotect(int pid, long addr, long len, int prot) {
+        kernel.vm.mprotect(pid, addr, len, prot);
+    }
+
+    @Override
+    public void madvise(int pid, long addr, long len, int advice) {
+        kernel.vm.madvise(pid, addr, len, advice);
+    }
+
+    @Override
+    public int memfdCreate(int pid, String name, int flags) {
+        return kernel.memfdCreate(pid, name, flags);
+    }
+
+    @Override
+    public void ftruncate(int pid, int fd, long length) {
+        kernel.ftruncate(pid, fd, length);
+    }
+
+    @Override
+    public void fallocate(int pid, int fd, int mode, long offset, long len) {
+        kernel.fallocate(pid, fd, mode, offset, len);
+    }
+
+    @Override
+    public byte[] pread(int pid, int fd, long offset, int len) {
+        return kernel.pread(pid, fd, offset, len);
+    }
+
+    @Override
+    public long pwrite(int pid, int fd, long offset, byte[] data) {
+        return kernel.pwrite(pid, fd, offset, data);
+    }
+
+    @Override
+    public void close(int pid, int fd) {
+        kernel.close(pid, fd);
+    }
+
+    @Override
+    public int userfaultfd(int pid, int flags, boolean dev) {
+        return kernel.uffd.userfaultfd(pid, flags, dev);
+    }
+
+    @Override
+    public Userfaultfd.ApiResult uffdApi(int pid, int fd, long api, long features) {
+        return kernel.uffd.api(pid, fd, api, features);
+    }
+
+    @Override
+    public long uffdRegister(int pid, int fd, long start, long len, long mode) {
+        return kernel.uffd.register(pid, fd, start, len, mode);
+    }
+
+    @Override
+    public void uffdUnregister(int pid, int fd, long start, long len) {
+        kernel.uffd.unregister(pid, fd, start, len);
+    }
+
+    @Override
+    public long uffdCopy(int pid, int fd, long dst, byte[] src, long mode) {
+        return kernel.uffd.copy(pid, fd, dst, src, mode);
+    }
+
+    @Override
+    public long uffdZeropage(int pid, int fd, long start, long len, long mode) {
+        return kernel.uffd.zeropage(pid, fd, start, len, mode);
+    }
+
+    @Override
+    public long uffdContinue(int pid, int fd, long start, long len, long mode) {
+        return kernel.uffd.continue_(pid, fd, start, len, mode);
+    }
+
+    @Override
+    public void uffdWriteprotect(int pid, int fd, long start, long len, long mode) {
+        kernel.uffd.writeprotect(pid, fd, start, len, mode);
+    }
+
+    @Override
+    public void uffdWake(int pid, int fd, long start, long len) {
+        kernel.uffd.wake(pid, fd, start, len);
+    }
+
+    @Override
+    public long uffdPoison(int pid, int fd, long start, long len, long mode) {
+        return kernel.uffd.poison(pid, fd, start, len, mode);
+    }
+
+    @Override
+    public long uffdMove(int pid, int fd, long dst, long src, long len, long mode) {
+        return kernel.uffd.move(pid, fd, dst, src, len, mode);
+    }
+
+    @Override
+    public List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException {
+        return kernel.uffd.read(pid, fd, max, deadlineNanos);
+    }
+
+    @Override
+    public String sysctl(String name) {
+        return kernel.sysctl(name);
+    }
+
+    @Override
+    public void setSysctl(String name, String value) {
+        kernel.setSysctl(name, value);
+    }
+
+    @Override
+    public Map<String, Long> meminfo() {
+        return kernel.meminfo();
+    }
+}
