@@ -1,0 +1,204 @@
+package io.uffdemu.server.grpc;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.uffdemu.api.v1.ContinueRequest;
+import io.uffdemu.api.v1.CopyRequest;
+import io.uffdemu.api.v1.HandleRequest;
+import io.uffdemu.api.v1.HandleResponse;
+import io.uffdemu.api.v1.IoctlResponse;
+import io.uffdemu.api.v1.MoveRequest;
+import io.uffdemu.api.v1.OpenRequest;
+import io.uffdemu.api.v1.OpenResponse;
+import io.uffdemu.api.v1.PoisonRequest;
+import io.uffdemu.api.v1.RangeRequest;
+import io.uffdemu.api.v1.ReadRequest;
+import io.uffdemu.api.v1.ReadResponse;
+import io.uffdemu.api.v1.RegisterRequest;
+import io.uffdemu.api.v1.RegisterResponse;
+import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
+import io.uffdemu.api.v1.WriteProtectRequest;
+import io.uffdemu.api.v1.ZeropageRequest;
+import io.uffdemu.server.backend.MemoryBackend;
+import io.uffdemu.server.config.UffdemuProperties;
+import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.LinuxException;
+import io.uffdemu.server.mm.Userfaultfd;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import org.springframework.grpc.server.service.GrpcService;
+
+/** Adapter: uffdemu.v1.UserfaultfdService → {@link MemoryBackend}, including the Handle stream. */
+@GrpcService
+public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdServiceImplBase {
+    private final MemoryBackend backend;
+    private final UffdemuProperties.Limits limits;
+    /** (pid, fd) of uffds that have a Handle stream attached: at most one each. */
+    final ConcurrentHashMap<Long, HandleSession> sessions = new ConcurrentHashMap<>();
+
+    public UserfaultfdGrpcService(MemoryBackend backend, UffdemuProperties props) {
+        this.backend = backend;
+        this.limits = props.limits();
+    }
+
+    private static IoctlResponse bytes(long n) {
+        return IoctlResponse.newBuilder().setBytes(n).build();
+    }
+
+    @Override
+    public void open(OpenRequest r, StreamObserver<OpenResponse> out) {
+        Calls.unary(out, () -> {
+            int fd = backend.userfaultfd(r.getPid(), r.getFlags(), r.getDevUserfaultfd());
+            Userfaultfd.ApiResult api;
+            try {
+                api = backend.uffdApi(r.getPid(), fd, Linux.UFFD_API, r.getFeatures());
+            } catch (RuntimeException e) {
+                backend.close(r.getPid(), fd);
+                throw e;
+            }
+            return OpenResponse.newBuilder().setFd(fd).setFeatures(api.features()).setIoctls(api.ioctls()).build();
+        });
+    }
+
+    @Override
+    public void register(RegisterRequest r, StreamObserver<RegisterResponse> out) {
+        Calls.unary(out, () -> RegisterResponse.newBuilder().setIoctls(backend.uffdRegister(r.getPid(), r.getFd(),
+                r.getRange().getStart(), r.getRange().getLen(), r.getMode())).build());
+    }
+
+    @Override
+    public void unregister(RangeRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> {
+            backend.uffdUnregister(r.getPid(), r.getFd(), r.getRange().getStart(), r.getRange().getLen());
+            return bytes(0);
+        });
+    }
+
+    @Override
+    public void copy(CopyRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> bytes(doCopy(r)));
+    }
+
+    long doCopy(CopyRequest r) {
+        if (r.getData().size() > limits.maxAccessBytes().toBytes()) {
+            throw Errors.invalid("copy payload larger than " + limits.maxAccessBytes().toBytes());
+        }
+        return backend.uffdCopy(r.getPid(), r.getFd(), r.getDst(), r.getData().toByteArray(), r.getMode());
+    }
+
+    @Override
+    public void zeropage(ZeropageRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> bytes(backend.uffdZeropage(r.getPid(), r.getFd(), r.getRange().getStart(),
+                r.getRange().getLen(), r.getMode())));
+    }
+
+    @Override
+    public void continue_(ContinueRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> bytes(backend.uffdContinue(r.getPid(), r.getFd(), r.getRange().getStart(),
+                r.getRange().getLen(), r.getMode())));
+    }
+
+    @Override
+    public void writeProtect(WriteProtectRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> {
+            backend.uffdWriteprotect(r.getPid(), r.getFd(), r.getRange().getStart(), r.getRange().getLen(),
+                    r.getMode());
+            return bytes(r.getRange().getLen());
+        });
+    }
+
+    @Override
+    public void wake(RangeRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> {
+            backend.uffdWake(r.getPid(), r.getFd(), r.getRange().getStart(), r.getRange().getLen());
+            return bytes(0);
+        });
+    }
+
+    @Override
+    public void poison(PoisonRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> bytes(backend.uffdPoison(r.getPid(), r.getFd(), r.getRange().getStart(),
+                r.getRange().getLen(), r.getMode())));
+    }
+
+    @Override
+    public void move(MoveRequest r, StreamObserver<IoctlResponse> out) {
+        Calls.unary(out, () -> bytes(backend.uffdMove(r.getPid(), r.getFd(), r.getDst(), r.getSrc(), r.getLen(),
+                r.getMode())));
+    }
+
+    @Override
+    public void read(ReadRequest r, StreamObserver<ReadResponse> out) {
+        Calls.unary(out, () -> {
+            int max = r.getMaxMessages() == 0 ? 64 : r.getMaxMessages();
+            if (max < 0 || max > limits.maxReadMessages()) {
+                throw Errors.invalid("max_messages must be at most " + limits.maxReadMessages());
+            }
+            long deadline = r.getWaitMillis() == 0 ? 0
+                    : Math.min(Calls.deadlineNanos(Long.MAX_VALUE),
+                            System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(r.getWaitMillis()));
+            ReadResponse.Builder b = ReadResponse.newBuilder();
+            for (var m : backend.uffdRead(r.getPid(), r.getFd(), max, deadline)) {
+                b.addMessages(ProtoMapper.msg(m));
+            }
+            return b.build();
+        });
+    }
+
+    @Override
+    public StreamObserver<HandleRequest> handle(StreamObserver<HandleResponse> out) {
+        return new HandleSession(this, backend, (ServerCallStreamObserver<HandleResponse>) out);
+    }
+
+    /** Maps a resolution request of the Handle stream to the backend; returns bytes done. */
+    long resolve(HandleRequest r) {
+        return switch (r.getKindCase()) {
+            case COPY -> doCopy(r.getCopy());
+            case ZEROPAGE -> {
+                ZeropageRequest z = r.getZeropage();
+                yield backend.uffdZeropage(z.getPid(), z.getFd(), z.getRange().getStart(), z.getRange().getLen(),
+                        z.getMode());
+            }
+            case CONTINUE -> {
+                ContinueRequest c = r.getContinue();
+                yield backend.uffdContinue(c.getPid(), c.getFd(), c.getRange().getStart(), c.getRange().getLen(),
+                        c.getMode());
+            }
+            case WRITE_PROTECT -> {
+                WriteProtectRequest w = r.getWriteProtect();
+                backend.uffdWriteprotect(w.getPid(), w.getFd(), w.getRange().getStart(), w.getRange().getLen(),
+                        w.getMode());
+                yield w.getRange().getLen();
+            }
+            case WAKE -> {
+                RangeRequest w = r.getWake();
+                backend.uffdWake(w.getPid(), w.getFd(), w.getRange().getStart(), w.getRange().getLen());
+                yield 0;
+            }
+            case POISON -> {
+                PoisonRequest p = r.getPoison();
+                yield backend.uffdPoison(p.getPid(), p.getFd(), p.getRange().getStart(), p.getRange().getLen(),
+                        p.getMode());
+            }
+            case MOVE -> {
+                MoveRequest m = r.getMove();
+                yield backend.uffdMove(m.getPid(), m.getFd(), m.getDst(), m.getSrc(), m.getLen(), m.getMode());
+            }
+            case ATTACH -> throw Status.FAILED_PRECONDITION.withDescription("already attached").asRuntimeException();
+            case KIND_NOT_SET -> throw Errors.invalid("empty HandleRequest");
+        };
+    }
+
+    static long key(int pid, int fd) {
+        return ((long) pid << 32) | (fd & 0xffffffffL);
+    }
+
+    int maxReadMessages() {
+        return Math.min(256, limits.maxReadMessages());
+    }
+
+    static boolean isExpected(Throwable t) {
+        return t instanceof LinuxException;
+    }
+}
