@@ -3,6 +3,7 @@ package io.uffdemu.server.grpc;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.uffdemu.api.v1.ApiRequest;
 import io.uffdemu.api.v1.ContinueRequest;
 import io.uffdemu.api.v1.CopyRequest;
 import io.uffdemu.api.v1.HandleRequest;
@@ -50,6 +51,9 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
     public void open(OpenRequest r, StreamObserver<OpenResponse> out) {
         Calls.unary(out, () -> {
             int fd = backend.userfaultfd(r.getPid(), r.getFlags(), r.getDevUserfaultfd());
+            if (r.getDeferApi()) {
+                return OpenResponse.newBuilder().setFd(fd).build();
+            }
             Userfaultfd.ApiResult api;
             try {
                 api = backend.uffdApi(r.getPid(), fd, Linux.UFFD_API, r.getFeatures());
@@ -58,6 +62,15 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
                 throw e;
             }
             return OpenResponse.newBuilder().setFd(fd).setFeatures(api.features()).setIoctls(api.ioctls()).build();
+        });
+    }
+
+    @Override
+    public void api(ApiRequest r, StreamObserver<OpenResponse> out) {
+        Calls.unary(out, () -> {
+            Userfaultfd.ApiResult api = backend.uffdApi(r.getPid(), r.getFd(), r.getApi(), r.getFeatures());
+            return OpenResponse.newBuilder().setFd(r.getFd()).setFeatures(api.features()).setIoctls(api.ioctls())
+                    .build();
         });
     }
 
