@@ -3,8 +3,10 @@ package io.uffdemu.server.config;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.backend.emulated.EmulatedBackend;
 import io.uffdemu.server.mm.Kernel;
+import io.micrometer.core.instrument.MeterRegistry;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -16,8 +18,10 @@ public class BackendConfiguration {
 
     @Bean(destroyMethod = "close")
     @ConditionalOnMissingBean
-    MemoryBackend memoryBackend(UffdemuProperties props) {
-        return BackendFactory.create(props);
+    MemoryBackend memoryBackend(UffdemuProperties props, ObjectProvider<MeterRegistry> registry) {
+        MemoryBackend backend = BackendFactory.create(props);
+        MeterRegistry r = registry.getIfAvailable();
+        return r == null ? backend : BackendMetrics.instrument(backend, r);
     }
 
     /** Selection logic, separate from Spring so it can be unit tested. */

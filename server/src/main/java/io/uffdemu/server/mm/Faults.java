@@ -139,8 +139,12 @@ public final class Faults {
     private void withdraw(UserfaultfdCtx.Fault f) {
         k.lock();
         try {
-            f.ctx.pending.remove(f);
-            f.ctx.waiting.remove(f);
+            if (f.ctx.pending.remove(f)) {
+                k.faultsPending--;
+                k.threadsBlocked--;
+            } else if (f.ctx.waiting.remove(f)) {
+                k.threadsBlocked--;
+            }
         } finally {
             k.unlock();
         }
@@ -427,6 +431,8 @@ public final class Faults {
         UserfaultfdCtx.Fault f = new UserfaultfdCtx.Fault(ctx, msgAddr, flags, ptid);
         ctx.pending.add(f);
         ctx.total++;
+        k.faultsPending++;
+        k.threadsBlocked++;
         ctx.readable.signalAll();
         k.observer.faultRaised(flags, v);
         return o.userfault(f);

@@ -53,6 +53,21 @@ public final class Kernel {
         }
     }
 
+    /** Faults queued and not yet read by any handler, across all uffds. Guarded by the lock. */
+    long faultsPending;
+    /** Threads parked in a userfault (pending or read, not yet woken). Guarded by the lock. */
+    long threadsBlocked;
+
+    /** Snapshot of the fault gauges: {pending, blocked}. */
+    public long[] faultGauges() {
+        lock();
+        try {
+            return new long[] {faultsPending, threadsBlocked};
+        } finally {
+            unlock();
+        }
+    }
+
     volatile Observer observer = new Observer() {
     };
 

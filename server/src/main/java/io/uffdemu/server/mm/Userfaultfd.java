@@ -610,20 +610,24 @@ public final class Userfaultfd {
             return;
         }
         long end = start + len;
-        wakeMatching(ctx, ctx.pending, start, end);
-        wakeMatching(ctx, ctx.waiting, start, end);
+        k.faultsPending -= wakeMatching(ctx.pending, start, end);
+        wakeMatching(ctx.waiting, start, end);
     }
 
-    private void wakeMatching(UserfaultfdCtx ctx, java.util.Collection<UserfaultfdCtx.Fault> q, long start, long end) {
+    private int wakeMatching(java.util.Collection<UserfaultfdCtx.Fault> q, long start, long end) {
+        int n = 0;
         var it = q.iterator();
         while (it.hasNext()) {
             UserfaultfdCtx.Fault f = it.next();
             if (f.address >= start && f.address < end) {
                 it.remove();
+                n++;
+                k.threadsBlocked--;
                 k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
                 f.woken.countDown();
             }
         }
+        return n;
     }
 
     /** Wakes every fault and every event waiter of the ctx. */
@@ -656,6 +660,7 @@ public final class Userfaultfd {
                 while (out.size() < max && !ctx.pending.isEmpty()) {
                     UserfaultfdCtx.Fault f = ctx.pending.poll();
                     ctx.waiting.add(f);
+                    k.faultsPending--;
                     out.add(new UffdMsg.Pagefault(++ctx.seq, f.flags, f.address, f.ptid));
                 }
                 while (out.size() < max && !ctx.events.isEmpty()) {
