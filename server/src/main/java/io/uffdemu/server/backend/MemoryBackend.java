@@ -74,6 +74,12 @@ public interface MemoryBackend extends AutoCloseable {
 
     void close(int pid, int fd);
 
+    /** pidfd_getfd(2): duplicates another process's fd into {@code pid}'s table. */
+    default int pidfdGetfd(int pid, int targetPid, int targetFd) {
+        throw new io.uffdemu.server.mm.LinuxException(io.uffdemu.server.mm.Errno.ENOSYS, "pidfd_getfd", 0,
+                "not supported by this backend");
+    }
+
     /** userfaultfd(2) (or /dev/userfaultfd when {@code dev}); the returned fd still needs {@link #uffdApi}. */
     int userfaultfd(int pid, int flags, boolean dev);
 

@@ -16,6 +16,7 @@ import io.uffdemu.api.v1.MprotectRequest;
 import io.uffdemu.api.v1.MremapRequest;
 import io.uffdemu.api.v1.MremapResponse;
 import io.uffdemu.api.v1.MunmapRequest;
+import io.uffdemu.api.v1.PidfdGetfdRequest;
 import io.uffdemu.api.v1.PreadRequest;
 import io.uffdemu.api.v1.PreadResponse;
 import io.uffdemu.api.v1.PwriteRequest;
@@ -109,6 +110,12 @@ public class MemoryGrpcService extends MemoryServiceGrpc.MemoryServiceImplBase {
     public void pwrite(PwriteRequest r, StreamObserver<PwriteResponse> out) {
         Calls.unary(out, () -> PwriteResponse.newBuilder().setWritten(backend.pwrite(r.getPid(), r.getFd(),
                 r.getOffset(), r.getData().toByteArray())).build());
+    }
+
+    @Override
+    public void pidfdGetfd(PidfdGetfdRequest r, StreamObserver<FdResponse> out) {
+        Calls.unary(out, () -> FdResponse.newBuilder().setFd(backend.pidfdGetfd(r.getPid(), r.getTargetPid(),
+                r.getTargetFd())).build());
     }
 
     @Override

@@ -425,6 +425,25 @@ public final class Kernel {
         }
     }
 
+    /** pidfd_getfd(2): the target's open file, installed in the caller's fd table. */
+    public int pidfdGetfd(int pid, int targetPid, int targetFd) {
+        lock();
+        try {
+            Task t = taskLocked(pid, "pidfd_getfd");
+            Task target = taskLocked(targetPid, "pidfd_getfd");
+            OpenFile f = fileLocked(target, targetFd, "pidfd_getfd");
+            if (t.fds.size() >= 1024) {
+                throw new LinuxException(Errno.EMFILE, "pidfd_getfd");
+            }
+            if (f.inode != null) {
+                f.inode.refs++;
+            }
+            return t.installFd(f);
+        } finally {
+            unlock();
+        }
+    }
+
     /** close(2). */
     public void close(int pid, int fd) {
         lock();

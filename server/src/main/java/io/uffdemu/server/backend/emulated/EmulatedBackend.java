@@ -160,6 +160,11 @@ public final class EmulatedBackend implements MemoryBackend {
     }
 
     @Override
+    public int pidfdGetfd(int pid, int targetPid, int targetFd) {
+        return kernel.pidfdGetfd(pid, targetPid, targetFd);
+    }
+
+    @Override
     public int userfaultfd(int pid, int flags, boolean dev) {
         return kernel.uffd.userfaultfd(pid, flags, dev);
     }
