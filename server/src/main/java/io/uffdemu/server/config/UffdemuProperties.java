@@ -15,7 +15,37 @@ import org.springframework.util.unit.DataSize;
  */
 @ConfigurationProperties("uffdemu")
 public record UffdemuProperties(@DefaultValue("emulated") String backend, @DefaultValue Emulated emulated,
-        @DefaultValue Limits limits) {
+        @DefaultValue Limits limits, @DefaultValue Auth auth, @DefaultValue Quotas quotas,
+        @DefaultValue Handler handler) {
+
+    /**
+     * @param tokens              bearer tokens as {@code tenant:sha256-hex-of-token} (never the token itself)
+     * @param tokensFile          a file with one {@code tenant:sha256-hex} per line ({@code #} comments); read at start
+     * @param allowUnauthenticated serve without tokens on a non-loopback address (default false: refuse to start)
+     * @param adminTenants        tenants that may change machine-wide sysctls when authentication is on
+     *                            (default {@code admin})
+     */
+    public record Auth(@DefaultValue({}) java.util.List<String> tokens, java.nio.file.Path tokensFile,
+            @DefaultValue("false") boolean allowUnauthenticated, @DefaultValue("admin") java.util.List<String> adminTenants) {
+    }
+
+    /**
+     * Per-tenant quotas; exceeding one gives RESOURCE_EXHAUSTED with the errno the kernel would give.
+     *
+     * @param maxProcesses        live processes per tenant (default 256; EAGAIN, like RLIMIT_NPROC)
+     * @param requestsPerSecond   sustained calls per second per tenant (default 20000, burst of the same; EAGAIN)
+     * @param maxHandleStreams    concurrent Handle streams per tenant (default 1024; EMFILE)
+     */
+    public record Quotas(@DefaultValue("256") int maxProcesses, @DefaultValue("20000") int requestsPerSecond,
+            @DefaultValue("1024") int maxHandleStreams) {
+    }
+
+    /**
+     * @param gracePeriod how long a uffd whose Handle stream dropped (cancelled or failed, not half-closed) stays
+     *                    open for a reconnect before it is closed with the kernel's semantics (default 30s; 0 = never)
+     */
+    public record Handler(@DefaultValue("30s") Duration gracePeriod) {
+    }
 
     /**
      * @param memory          emulated physical memory (default 4GB)

@@ -37,9 +37,13 @@ public final class Errors {
     }
 
     public static StatusRuntimeException of(LinuxException e) {
+        return of(e, codeFor(e.errno()));
+    }
+
+    static StatusRuntimeException of(LinuxException e, Status.Code code) {
         ErrnoInfo info = ErrnoInfo.newBuilder().setErrno(e.errno().number()).setName(e.errno().name())
                 .setCall(e.call()).setBytesDone(e.bytesDone()).build();
-        com.google.rpc.Status st = com.google.rpc.Status.newBuilder().setCode(codeFor(e.errno()).value())
+        com.google.rpc.Status st = com.google.rpc.Status.newBuilder().setCode(code.value())
                 .setMessage(e.getMessage()).addDetails(Any.pack(info)).build();
         return StatusProto.toStatusRuntimeException(st);
     }
@@ -55,6 +59,9 @@ public final class Errors {
         }
         if (t instanceof LinuxException le) {
             return of(le);
+        }
+        if (t instanceof TenantGuard.QuotaException q) {
+            return of(q.cause, Status.Code.RESOURCE_EXHAUSTED);
         }
         if (t instanceof UnavailableBackend.BackendUnavailableException u) {
             return Status.UNAVAILABLE.withDescription(u.getMessage()).asRuntimeException();

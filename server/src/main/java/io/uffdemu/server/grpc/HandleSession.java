@@ -37,9 +37,13 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private long key = -1;
     private int pid;
     private int fd;
+    private final String tenant;
+    private boolean stopped;
 
-    HandleSession(UserfaultfdGrpcService service, MemoryBackend backend, ServerCallStreamObserver<HandleResponse> out) {
+    HandleSession(UserfaultfdGrpcService service, MemoryBackend backend, ServerCallStreamObserver<HandleResponse> out,
+            String tenant) {
         this.service = service;
+        this.tenant = tenant;
         this.backend = backend;
         this.out = out;
         out.setOnReadyHandler(() -> {
@@ -50,7 +54,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 lock.unlock();
             }
         });
-        out.setOnCancelHandler(this::stop);
+        out.setOnCancelHandler(() -> stop(true));
     }
 
     @Override
@@ -78,7 +82,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             } catch (StatusRuntimeException e) {
                 res.setError(ErrnoInfo.newBuilder().setErrno(22).setName("EINVAL").setCall(r.getKindCase().name()));
             } catch (Throwable t) {
-                fail(Errors.map(t));
+                fail(Errors.map(t), true);
                 return;
             }
             send(HandleResponse.newBuilder().setResult(res).build());
@@ -96,6 +100,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             return;
         }
         key = k;
+        service.adopted(k);
         reader = Thread.ofVirtual().name("uffdemu-handle-reader-" + pid + "-" + fd).start(this::readLoop);
     }
 
@@ -139,6 +144,11 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     }
 
     private void fail(StatusRuntimeException e) {
+        fail(e, false);
+    }
+
+    /** Ends the stream with an error; {@code abnormal} = the handler's side broke, so the grace period applies. */
+    private void fail(StatusRuntimeException e, boolean abnormal) {
         synchronized (out) {
             if (finished) {
                 return;
@@ -150,23 +160,31 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 // already closed
             }
         }
-        stop();
+        stop(abnormal);
     }
 
-    private void stop() {
+    private synchronized void stop(boolean abnormal) {
         finished = true;
+        if (stopped) {
+            return;
+        }
+        stopped = true;
         if (reader != null) {
             reader.interrupt();
         }
         ops.shutdown();
+        service.guard.streamClosed(tenant);
         if (key >= 0) {
             service.sessions.remove(key, this);
+            if (abnormal) {
+                service.orphaned(key, pid, fd);
+            }
         }
     }
 
     @Override
     public void onError(Throwable t) {
-        stop();
+        stop(true);
     }
 
     @Override
@@ -183,6 +201,6 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 out.onCompleted();
             }
         }
-        stop();
+        stop(false);
     }
 }

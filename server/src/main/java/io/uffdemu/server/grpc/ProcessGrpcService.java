@@ -32,26 +32,52 @@ public class ProcessGrpcService extends ProcessServiceGrpc.ProcessServiceImplBas
     private final MemoryBackend backend;
     private final UffdemuProperties.Limits limits;
 
-    public ProcessGrpcService(MemoryBackend backend, UffdemuProperties props) {
+    private final TenantGuard guard;
+
+    public ProcessGrpcService(MemoryBackend backend, UffdemuProperties props, TenantGuard guard) {
         this.backend = backend;
+        this.guard = guard;
         this.limits = props.limits();
     }
 
     @Override
     public void create(CreateProcessRequest req, StreamObserver<ProcessInfo> out) {
-        Calls.unary(out, () -> ProtoMapper.process(backend.createProcess(req.getName(),
-                req.getCredentials().getUid(), req.getCredentials().getCapSysPtrace(), Tenants.current())));
+        Calls.unary(out, () -> {
+            guard.beforeCreate("create");
+            io.uffdemu.server.backend.ProcessInfo p;
+            try {
+                p = backend.createProcess(req.getName(), req.getCredentials().getUid(),
+                        req.getCredentials().getCapSysPtrace(), Tenants.current());
+            } catch (RuntimeException e) {
+                guard.createFailed();
+                throw e;
+            }
+            guard.created(p.pid());
+            return ProtoMapper.process(p);
+        });
     }
 
     @Override
     public void fork(ForkRequest req, StreamObserver<ProcessInfo> out) {
-        Calls.unary(out, () -> ProtoMapper.process(backend.fork(req.getPid())));
+        Calls.unary(out, () -> {
+            guard.beforeCreate("fork");
+            io.uffdemu.server.backend.ProcessInfo child;
+            try {
+                child = backend.fork(req.getPid());
+            } catch (RuntimeException e) {
+                guard.createFailed();
+                throw e;
+            }
+            guard.created(child.pid());
+            return ProtoMapper.process(child);
+        });
     }
 
     @Override
     public void exit(ExitRequest req, StreamObserver<ExitResponse> out) {
         Calls.unary(out, () -> {
             backend.exit(req.getPid());
+            guard.exited(req.getPid());
             return ExitResponse.getDefaultInstance();
         });
     }
@@ -59,7 +85,8 @@ public class ProcessGrpcService extends ProcessServiceGrpc.ProcessServiceImplBas
     @Override
     public void list(ListProcessesRequest req, StreamObserver<ListProcessesResponse> out) {
         Calls.unary(out, () -> ListProcessesResponse.newBuilder()
-                .addAllProcesses(backend.processes().stream().map(ProtoMapper::process).toList()).build());
+                .addAllProcesses(backend.processes().stream().filter(p -> guard.owns(p.pid()))
+                        .map(ProtoMapper::process).toList()).build());
     }
 
     @Override

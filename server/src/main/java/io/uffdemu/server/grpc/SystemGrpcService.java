@@ -17,8 +17,11 @@ import org.springframework.grpc.server.service.GrpcService;
 public class SystemGrpcService extends SystemServiceGrpc.SystemServiceImplBase {
     private final MemoryBackend backend;
 
-    public SystemGrpcService(MemoryBackend backend) {
+    private final TenantGuard guard;
+
+    public SystemGrpcService(MemoryBackend backend, TenantGuard guard) {
         this.backend = backend;
+        this.guard = guard;
     }
 
     @Override
@@ -40,6 +43,7 @@ public class SystemGrpcService extends SystemServiceGrpc.SystemServiceImplBase {
     @Override
     public void setSysctl(SysctlValue r, StreamObserver<SysctlValue> out) {
         Calls.unary(out, () -> {
+            guard.checkAdmin("sysctl");
             backend.setSysctl(r.getName(), r.getValue());
             return SysctlValue.newBuilder().setName(r.getName()).setValue(backend.sysctl(r.getName())).build();
         });

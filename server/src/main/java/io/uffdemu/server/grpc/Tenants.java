@@ -1,11 +1,18 @@
 package io.uffdemu.server.grpc;
 
-/** The tenant of the current call; "default" until authentication assigns tenants (issue 8). */
-final class Tenants {
+import io.grpc.Context;
+
+/** The tenant of the current call, put into the gRPC {@link Context} by {@link AuthInterceptor}. */
+public final class Tenants {
+    /** Tenant of calls when authentication is off. */
+    public static final String DEFAULT = "default";
+    static final Context.Key<String> KEY = Context.key("uffdemu-tenant");
+
     private Tenants() {
     }
 
-    static String current() {
-        return "default";
+    public static String current() {
+        String t = KEY.get();
+        return t == null ? DEFAULT : t;
     }
 }

@@ -38,9 +38,51 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
     /** (pid, fd) of uffds that have a Handle stream attached: at most one each. */
     final ConcurrentHashMap<Long, HandleSession> sessions = new ConcurrentHashMap<>();
 
-    public UserfaultfdGrpcService(MemoryBackend backend, UffdemuProperties props) {
+    final TenantGuard guard;
+    private final java.time.Duration grace;
+    private final java.util.concurrent.ScheduledExecutorService reaper = java.util.concurrent.Executors
+            .newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("uffdemu-handler-reaper").factory());
+    /** uffds whose Handle stream dropped: closed when the grace period ends without a reconnect. */
+    final ConcurrentHashMap<Long, java.util.concurrent.ScheduledFuture<?>> orphans = new ConcurrentHashMap<>();
+
+    public UserfaultfdGrpcService(MemoryBackend backend, UffdemuProperties props, TenantGuard guard) {
         this.backend = backend;
         this.limits = props.limits();
+        this.guard = guard;
+        this.grace = props.handler().gracePeriod();
+    }
+
+    /** A Handle stream died (cancelled or failed): keep the uffd for the grace period, then close(2) it. */
+    void orphaned(long key, int pid, int fd) {
+        if (grace.isZero() || grace.isNegative()) {
+            return;
+        }
+        var f = reaper.schedule(() -> {
+            if (orphans.remove(key) != null && !sessions.containsKey(key)) {
+                try {
+                    backend.close(pid, fd);
+                } catch (RuntimeException e) {
+                    // the process or fd is already gone
+                }
+            }
+        }, grace.toNanos(), TimeUnit.NANOSECONDS);
+        var old = orphans.put(key, f);
+        if (old != null) {
+            old.cancel(false);
+        }
+    }
+
+    /** A Handle stream (re)attached: a pending close is called off. */
+    void adopted(long key) {
+        var f = orphans.remove(key);
+        if (f != null) {
+            f.cancel(false);
+        }
+    }
+
+    @jakarta.annotation.PreDestroy
+    void shutdown() {
+        reaper.shutdownNow();
     }
 
     private static IoctlResponse bytes(long n) {
@@ -161,7 +203,9 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
 
     @Override
     public StreamObserver<HandleRequest> handle(StreamObserver<HandleResponse> out) {
-        return new HandleSession(this, backend, (ServerCallStreamObserver<HandleResponse>) out);
+        String tenant = Tenants.current();
+        guard.streamOpened(tenant);
+        return new HandleSession(this, backend, (ServerCallStreamObserver<HandleResponse>) out, tenant);
     }
 
     /** Maps a resolution request of the Handle stream to the backend; returns bytes done. */
