@@ -59,6 +59,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     final long page;
     boolean counted;
     long deferredAtNanos;
+    long epoch; // eventsDelivered when serving started
 
     Task(UffdMessage.PageFault fault, long page, boolean counted) {
       this.fault = fault;
@@ -86,6 +87,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   private int queued;
   private int credits;
   private int busy; // faults being served + event being delivered
+  private long eventsDelivered; // non-pagefault events whose onEvent has returned
   private boolean closing;
   private boolean terminated;
   private final List<Thread> threads = new ArrayList<>();
@@ -397,6 +399,9 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   private void serve(Task t) {
     long start = System.nanoTime();
+    synchronized (lock) {
+      t.epoch = eventsDelivered;
+    }
     FaultContextImpl ctx = new FaultContextImpl(this, t.fault, t.page);
     CompletableFuture<Void> done = new CompletableFuture<>();
     Thread ht = opts.threadFactory().newThread(() -> {
@@ -496,8 +501,13 @@ final class HandlerLoopImpl implements HandlerLoop {
       if (closing || terminated) {
         return;
       }
-      t.deferredAtNanos = System.nanoTime();
-      deferred.add(t);
+      if (eventsDelivered != t.epoch) {
+        // an event was delivered while this fault was being served: the EAGAIN is stale, retry now
+        enqueueLocked(t);
+      } else {
+        t.deferredAtNanos = System.nanoTime();
+        deferred.add(t);
+      }
       lock.notifyAll();
     }
   }
@@ -574,6 +584,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       } finally {
         synchronized (lock) {
           busy--;
+          eventsDelivered++;
           // Firecracker's lesson: faults that met EAGAIN are retried once the pending event has been read
           requeueDeferredLocked();
           lock.notifyAll();
