@@ -461,38 +461,56 @@ final class FakeServer implements AutoCloseable {
       }
     }
 
+    private void unary(String method, IoctlResult res, StreamObserver<IoctlResponse> o) {
+      // a fill may have queued an event (armed REMOVE): push it like the stream path does
+      uffds.values().forEach(FakeUffd::drain);
+      if (res.hasError()) {
+        o.onError(errno(Status.Code.INVALID_ARGUMENT, res.getError().getErrno(), res.getError().getName(), method,
+            0));
+      } else {
+        reply(o, IoctlResponse.newBuilder().setBytes(res.getBytes()).build());
+      }
+    }
+
     @Override
     public void copy(CopyRequest r, StreamObserver<IoctlResponse> o) {
       if (!injected("Copy", o)) {
-        IoctlResult res = uffds.get(r.getFd()).fill("UFFDIO_COPY", r.getDst(), r.getData().size(),
-            r.getData().toByteArray());
-        if (res.hasError()) {
-          o.onError(errno(Status.Code.INVALID_ARGUMENT, res.getError().getErrno(), res.getError().getName(),
-              "UFFDIO_COPY", 0));
-        } else {
-          reply(o, IoctlResponse.newBuilder().setBytes(res.getBytes()).build());
-        }
+        unary("UFFDIO_COPY", uffds.get(r.getFd()).fill("UFFDIO_COPY", r.getDst(), r.getData().size(),
+            r.getData().toByteArray()), o);
       }
     }
 
     @Override
     public void zeropage(ZeropageRequest r, StreamObserver<IoctlResponse> o) {
       if (!injected("Zeropage", o)) {
-        reply(o, IoctlResponse.newBuilder().setBytes(r.getRange().getLen()).build());
+        unary("UFFDIO_ZEROPAGE", uffds.get(r.getFd()).fill("UFFDIO_ZEROPAGE", r.getRange().getStart(),
+            r.getRange().getLen(), null), o);
+      }
+    }
+
+    @Override
+    public void continue_(ContinueRequest r, StreamObserver<IoctlResponse> o) {
+      if (!injected("Continue", o)) {
+        unary("UFFDIO_CONTINUE", uffds.get(r.getFd()).fill("UFFDIO_CONTINUE", r.getRange().getStart(),
+            r.getRange().getLen(), null), o);
       }
     }
 
     @Override
     public void writeProtect(WriteProtectRequest r, StreamObserver<IoctlResponse> o) {
       if (!injected("WriteProtect", o)) {
-        reply(o, IoctlResponse.getDefaultInstance());
+        FakeUffd u = uffds.get(r.getFd());
+        unary("UFFDIO_WRITEPROTECT", u == null ? IoctlResult.getDefaultInstance()
+            : u.wake(r.getRange().getStart(), r.getRange().getLen()), o);
       }
     }
 
     @Override
     public void wake(RangeRequest r, StreamObserver<IoctlResponse> o) {
       if (!injected("Wake", o)) {
-        reply(o, IoctlResponse.getDefaultInstance());
+        FakeUffd u = uffds.get(r.getFd());
+        unary("UFFDIO_WAKE", u == null ? IoctlResult.getDefaultInstance()
+            : u.wake(r.getRange().getStart(), r.getRange().getLen()), o);
       }
     }
 

@@ -41,9 +41,11 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Flow control (gRPC manual inbound flow control): {@code credits} messages are requested from the
  * server at any time, so that {@code queued + credits == queueCapacity}: a message taken by a worker frees
- * one credit. Resolution results travel on the same stream behind faults, so while a resolution awaits its
- * result at least one credit is kept outstanding (the queue may then exceed its capacity by the faults the
- * server had already queued; each such fault is a blocked thread, so this is bounded).
+ * one credit, so at most {@code queueCapacity + workers} messages are outstanding. Resolutions are unary
+ * UserfaultfdService calls by default. With {@link HandlerOptions#resolveOnStream()} they travel on the stream
+ * and their results come back behind messages, so while a sent resolution awaits its result one credit is
+ * kept open even when the queue is full (granted only after the request is on the wire); the server may
+ * spend it on another message first, which makes the bound best-effort in that mode.
  *
  * <p>Per-page ordering: {@link #activePages} holds every page with a fault being served or queued; later
  * faults of the same page are parked behind it and released one at a time.
@@ -83,6 +85,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final ArrayDeque<UffdMessage> events = new ArrayDeque<>();
   private final List<Task> deferred = new ArrayList<>();
   private final Map<Long, CompletableFuture<IoctlResult>> pendingResults = new HashMap<>();
+  // requests already on the wire and not answered: only these justify a credit beyond the queue capacity
+  private final java.util.Set<Long> sentUnanswered = new java.util.HashSet<>();
   private long nextRequestId = 1;
   private int queued;
   private int credits;
@@ -152,6 +156,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         if (!terminated) {
           switch (r.getKindCase()) {
             case RESULT -> {
+              sentUnanswered.remove(r.getResult().getRequestId());
               CompletableFuture<IoctlResult> f = pendingResults.remove(r.getResult().getRequestId());
               if (f != null) {
                 f.complete(r.getResult());
@@ -218,10 +223,10 @@ final class HandlerLoopImpl implements HandlerLoop {
     int target;
     if (closing) {
       // pull nothing new: unread messages stay queued on the uffd for the next handler; only results
-      target = pendingResults.isEmpty() ? 0 : 1;
+      target = sentUnanswered.isEmpty() ? 0 : 1;
     } else {
       target = Math.max(0, opts.queueCapacity() - queued);
-      if (target == 0 && !pendingResults.isEmpty()) {
+      if (target == 0 && !sentUnanswered.isEmpty()) {
         target = 1;
       }
     }
@@ -255,6 +260,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       notify = !closing;
       pending = new ArrayList<>(pendingResults.values());
       pendingResults.clear();
+      sentUnanswered.clear();
       ready.clear();
       activePages.clear();
       events.clear();
@@ -284,20 +290,45 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   // ------------------------------------------------------------------ resolutions
 
-  /** Sends one resolution on the stream and waits for its result; returns bytes done. */
+  /** Performs one resolution (unary call, or on the stream) and returns bytes done. */
   long resolve(HandleRequest.Builder req, String call) {
+    synchronized (lock) {
+      if (terminated) {
+        throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
+      }
+    }
+    return opts.resolveOnStream() ? resolveOnStream(req, call) : resolveUnary(req.build(), call);
+  }
+
+  private long resolveUnary(HandleRequest req, String call) {
+    RpcExecutor rpc = uffd.processImpl().client().rpc();
+    Duration deadline = opts.faultDeadline();
+    return switch (req.getKindCase()) {
+      case COPY -> StatusMapper.bytes(call, rpc.execute(call, RpcExecutor.Idempotency.NOT_IDEMPOTENT, deadline,
+          s -> s.uffd().copy(req.getCopy()).getBytes()));
+      case ZEROPAGE -> StatusMapper.bytes(call, rpc.execute(call, RpcExecutor.Idempotency.NOT_IDEMPOTENT, deadline,
+          s -> s.uffd().zeropage(req.getZeropage()).getBytes()));
+      case CONTINUE -> StatusMapper.bytes(call, rpc.execute(call, RpcExecutor.Idempotency.NOT_IDEMPOTENT, deadline,
+          s -> s.uffd().continue_(req.getContinue()).getBytes()));
+      case WRITE_PROTECT -> rpc.execute(call, RpcExecutor.Idempotency.IDEMPOTENT, deadline,
+          s -> s.uffd().writeProtect(req.getWriteProtect()).getBytes());
+      case WAKE -> rpc.execute(call, RpcExecutor.Idempotency.IDEMPOTENT, deadline,
+          s -> s.uffd().wake(req.getWake()).getBytes());
+      default -> throw new IllegalArgumentException("not a resolution: " + req.getKindCase());
+    };
+  }
+
+  /** Sends one resolution on the stream and waits for its result; returns bytes done. */
+  private long resolveOnStream(HandleRequest.Builder req, String call) {
     long id;
     CompletableFuture<IoctlResult> f = new CompletableFuture<>();
-    int grant;
     synchronized (lock) {
       if (terminated) {
         throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
       }
       id = nextRequestId++;
       pendingResults.put(id, f);
-      grant = grantLocked();
     }
-    request(grant);
     try {
       synchronized (sendLock) {
         requests.onNext(req.setRequestId(id).build());
@@ -308,6 +339,16 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       throw StatusMapper.map(e, call);
     }
+    // Credit for the result only once the request is on the wire: granted earlier, the server could spend
+    // it on another message before it has produced the result.
+    int grant;
+    synchronized (lock) {
+      if (pendingResults.containsKey(id)) {
+        sentUnanswered.add(id);
+      }
+      grant = grantLocked();
+    }
+    request(grant);
     IoctlResult r;
     try {
       r = f.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
@@ -322,6 +363,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     } finally {
       synchronized (lock) {
         pendingResults.remove(id);
+        sentUnanswered.remove(id);
       }
     }
     if (r.hasError()) {
