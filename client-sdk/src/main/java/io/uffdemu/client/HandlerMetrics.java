@@ -28,6 +28,7 @@ import java.util.regex.Pattern;
  */
 public final class HandlerMetrics implements HandlerObserver {
   private static final Pattern ERRNO_NAME = Pattern.compile("E[A-Z0-9]{1,15}");
+  private static final int MAX_ERRNO_TAGS = 32;
 
   private final MeterRegistry registry;
   private final String handler;
@@ -67,6 +68,9 @@ public final class HandlerMetrics implements HandlerObserver {
   @Override
   public void error(String errnoName) {
     String tag = errnoName != null && ERRNO_NAME.matcher(errnoName).matches() ? errnoName : "OTHER";
+    if (!errors.containsKey(tag) && errors.size() >= MAX_ERRNO_TAGS) {
+      tag = "OTHER"; // hard cap on tag values, whatever the server sends
+    }
     errors.computeIfAbsent(tag, t -> Counter.builder("uffdemu.handler.errors")
         .description("failed resolutions by errno").tag("handler", handler).tag("errno", t)
         .register(registry)).increment();
