@@ -11,7 +11,7 @@ package io.uffdemu.client;
  *
  * <pre>{@code
  * try { uffd.copy(dst, data, 0); }
- * catch (EexistException e) { /* already populated: treat as resolved *\/ }
+ * catch (EexistException e) { resolved(dst); } // already populated
  * catch (EagainException e) { long done = e.bytesDone(); retryLater(dst + done); }
  * }</pre>
  */

@@ -5,8 +5,9 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * A running handler on a uffd's Handle stream. Close it to stop: in-flight resolutions finish (bounded by
- * {@link HandlerOptions#closeTimeout()}), queued faults are left to the server (their threads stay blocked,
- * as with a real uffd), the stream is half-closed, and no callback runs after {@code close()} returns.
+ * {@link HandlerOptions#closeTimeout()}), the stream is half-closed, faults received but not yet served are
+ * woken (UFFDIO_WAKE: their threads re-fault and the next handler gets a fresh message), and no callback runs
+ * after {@code close()} returns.
  *
  * <pre>{@code
  * try (HandlerLoop loop = uffd.handle(handler, HandlerOptions.DEFAULT.withWorkers(8))) {

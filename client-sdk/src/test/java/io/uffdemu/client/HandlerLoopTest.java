@@ -336,6 +336,34 @@ class HandlerLoopTest {
   }
 
   @Test
+  void closeWakesUnservedFaultsSoTheNextHandlerGetsThem() throws Exception {
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    FaultHandler blocking = ctx -> {
+      entered.countDown();
+      release.await();
+      ctx.copy(page(1));
+    };
+    HandlerLoop first = uffd.handle(blocking, HandlerOptions.DEFAULT.withWorkers(1));
+    CompletableFuture<AccessResult> a = process.async().read(base, 1);
+    assertThat(entered.await(5, TimeUnit.SECONDS)).isTrue();
+    CompletableFuture<AccessResult> b = process.async().read(base + PAGE, 1); // queued behind the only worker
+    waitUntil(() -> first.stats().queueDepth() == 1);
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(first::close);
+    Thread.sleep(50);
+    release.countDown();
+    closing.get(5, TimeUnit.SECONDS);
+    assertThat(a.get(5, TimeUnit.SECONDS).data()).containsExactly(1);
+    assertThat(fakeUffd.log).contains("WAKE 0x" + Long.toHexString(base + PAGE));
+    assertThat(b).isNotDone(); // woken, re-faulted, waiting for a handler
+
+    try (HandlerLoop second = uffd.handle(ctx -> ctx.copy(page(2)), HandlerOptions.DEFAULT)) {
+      assertThat(b.get(5, TimeUnit.SECONDS).data()).containsExactly(2);
+    }
+  }
+
+  @Test
   void closingTheClientClosesItsLoops() {
     HandlerLoop loop = uffd.handle(ctx -> ctx.zeropage(), HandlerOptions.DEFAULT);
     client.close();

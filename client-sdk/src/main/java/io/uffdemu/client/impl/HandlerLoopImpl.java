@@ -122,10 +122,16 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   void start() {
     var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel());
-    var requestObserver = stub.handle(new Listener());
-    synchronized (sendLock) {
-      requestObserver.onNext(HandleRequest.newBuilder().setAttach(
-          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())).build());
+    try {
+      var requestObserver = stub.handle(new Listener());
+      synchronized (sendLock) {
+        requestObserver.onNext(HandleRequest.newBuilder().setAttach(
+            HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())).build());
+      }
+    } catch (RuntimeException e) {
+      UffdemuException mapped = StatusMapper.map(e, "handle");
+      terminate(mapped);
+      throw mapped;
     }
     for (int i = 0; i < opts.workers(); i++) {
       Thread t = opts.threadFactory().newThread(this::workerLoop);
@@ -677,17 +683,39 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
   }
 
+  /** Best-effort UFFDIO_WAKE of the pages of faults that were received but never served. */
+  private void wakeDropped(java.util.TreeSet<Long> pages, long deadline) {
+    RpcExecutor rpc = uffd.processImpl().client().rpc();
+    for (long page : pages) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        break;
+      }
+      try {
+        rpc.execute("UFFDIO_WAKE", RpcExecutor.Idempotency.NOT_IDEMPOTENT, Duration.ofNanos(left),
+            s -> s.uffd().wake(uffd.rangeReq(new AddrRange(page, opts.pageSize()))));
+      } catch (UffdemuException e) {
+        LOG.log(Level.DEBUG, "wake of a dropped fault failed", e);
+      }
+    }
+  }
+
   @Override
   public void close() {
     long deadline = System.nanoTime() + opts.closeTimeout().toNanos();
     boolean wasTerminated;
+    java.util.TreeSet<Long> dropped = new java.util.TreeSet<>();
     synchronized (lock) {
       if (closing) {
         return;
       }
       closing = true;
       wasTerminated = terminated;
-      // queued faults stay pending on the server; their threads wait for the next handler
+      // faults received but never served: their threads are woken below, re-fault, and the next handler
+      // gets a fresh message (as after UFFDIO_WAKE on a real uffd)
+      ready.forEach(t -> dropped.add(t.page));
+      activePages.values().forEach(q -> q.forEach(t -> dropped.add(t.page)));
+      deferred.forEach(t -> dropped.add(t.page));
       ready.clear();
       events.clear();
       deferred.clear();
@@ -709,7 +737,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
     }
     obs.queueDepth(0);
-    if (!wasTerminated) {
+    if (!wasTerminated && requests != null) {
       try {
         synchronized (sendLock) {
           requests.onCompleted(); // half-close: this handler is done
@@ -717,6 +745,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       } catch (RuntimeException e) {
         LOG.log(Level.DEBUG, "half-close failed", e);
       }
+      wakeDropped(dropped, deadline);
       long left = Math.max(0, deadline - System.nanoTime());
       try {
         termination.get(Math.max(left, TimeUnit.MILLISECONDS.toNanos(100)), TimeUnit.NANOSECONDS);
