@@ -11,6 +11,13 @@ package io.uffdemu.client;
  *
  * @param address virtual address of the page
  * @param raw the raw entry
+ * @param present bit 63: page present in RAM
+ * @param swapped bit 62: swapped (uffd-wp markers on none PTEs also show here)
+ * @param fileOrSharedAnon bit 61: file page or shared anonymous (shmem) page
+ * @param uffdWp bit 57: userfaultfd write-protected
+ * @param exclusive bit 56: page exclusively mapped
+ * @param softDirty bit 55: soft-dirty
+ * @param pfn bits 0-54: page frame number (0 without CAP_SYS_ADMIN), or swap type/offset
  */
 public record PagemapEntry(long address, long raw, boolean present, boolean swapped, boolean fileOrSharedAnon,
     boolean uffdWp, boolean exclusive, boolean softDirty, long pfn) {
