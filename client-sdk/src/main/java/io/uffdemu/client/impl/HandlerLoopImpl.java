@@ -94,7 +94,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   private long eventsDelivered; // non-pagefault events whose onEvent has returned
   private boolean closing;
   private boolean terminated;
-  private final List<Thread> threads = new ArrayList<>();
+  private final List<Thread> threads = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   private final AtomicLong faults = new AtomicLong();
   private final AtomicLong eventCount = new AtomicLong();
@@ -121,6 +121,12 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   void start() {
+    // threads first: a stream failing at once (second handler, ...) terminates a fully built loop
+    for (int i = 0; i < opts.workers(); i++) {
+      threads.add(opts.threadFactory().newThread(this::workerLoop));
+    }
+    threads.add(opts.threadFactory().newThread(this::eventLoop));
+    threads.forEach(Thread::start);
     var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel());
     try {
       var requestObserver = stub.handle(new Listener());
@@ -133,13 +139,6 @@ final class HandlerLoopImpl implements HandlerLoop {
       terminate(mapped);
       throw mapped;
     }
-    for (int i = 0; i < opts.workers(); i++) {
-      Thread t = opts.threadFactory().newThread(this::workerLoop);
-      threads.add(t);
-    }
-    Thread ev = opts.threadFactory().newThread(this::eventLoop);
-    threads.add(ev);
-    threads.forEach(Thread::start);
   }
 
   // ------------------------------------------------------------------ stream side (gRPC threads)
