@@ -364,6 +364,10 @@ final class HandlerLoopImpl implements HandlerLoop {
           "DEADLINE_EXCEEDED", e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+      if (f.isCompletedExceptionally()) {
+        // the stream failed and the loop then interrupted us: report the failure, not the interrupt
+        throw StatusMapper.map(f.exceptionNow(), call);
+      }
       throw new UffdemuException(call + ": interrupted", "CANCELLED", e);
     } finally {
       synchronized (lock) {
