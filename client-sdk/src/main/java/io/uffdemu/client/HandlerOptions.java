@@ -1,0 +1,101 @@
+package io.uffdemu.client;
+
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.ThreadFactory;
+
+/**
+ * Options of a {@link HandlerLoop}. {@link #DEFAULT}: 4 workers on virtual threads, 64 queued messages
+ * before back-pressure, 4 KiB pages, 30 s per fault then {@link FallbackPolicy#FAIL}, EAGAIN-deferred faults
+ * retried after the next event or after 200 ms at the latest, 5 s close timeout, no metrics, resolutions as
+ * unary calls.
+ *
+ * <pre>{@code
+ * HandlerOptions o = HandlerOptions.DEFAULT.withWorkers(16).withQueueCapacity(256)
+ *     .withFaultDeadline(Duration.ofSeconds(1), FallbackPolicy.ZERO_FILL)
+ *     .withObserver(new HandlerMetrics(registry, "restore"));
+ * }</pre>
+ *
+ * @param workers faults served concurrently (never two of one page)
+ * @param queueCapacity messages received but not yet picked up before the stream stops requesting more
+ *     (gRPC manual flow control; the server then keeps them queued on the uffd)
+ * @param pageSize page granularity for ordering and the context helpers (2 MiB for hugetlb)
+ * @param faultDeadline time a handler has for one fault
+ * @param fallback what happens when it overruns or throws
+ * @param eagainRetryDelay backstop: an EAGAIN-deferred fault is retried after this even without an event
+ * @param closeTimeout how long close() waits for in-flight resolutions
+ * @param threadFactory factory of worker and handler threads (virtual by default)
+ * @param observer metrics hooks
+ * @param resolveOnStream send resolutions on the Handle stream (request_id / IoctlResult) instead of unary
+ *     UserfaultfdService calls. Results then share the ordered stream with messages, so a credit kept open
+ *     for a result may be spent by the server on another message first: the queue bound becomes best-effort.
+ *     Default false: unary resolutions, and at most {@code queueCapacity + workers} messages outstanding.
+ */
+public record HandlerOptions(int workers, int queueCapacity, long pageSize, Duration faultDeadline,
+    FallbackPolicy fallback, Duration eagainRetryDelay, Duration closeTimeout, ThreadFactory threadFactory,
+    HandlerObserver observer, boolean resolveOnStream) {
+
+  public static final HandlerOptions DEFAULT = new HandlerOptions(4, 64, 4096, Duration.ofSeconds(30),
+      FallbackPolicy.FAIL, Duration.ofMillis(200), Duration.ofSeconds(5),
+      Thread.ofVirtual().name("uffd-handler-", 0).factory(), HandlerObserver.NOOP, false);
+
+  public HandlerOptions {
+    if (workers < 1 || queueCapacity < 1) {
+      throw new IllegalArgumentException("workers and queueCapacity must be >= 1");
+    }
+    if (pageSize <= 0 || Long.bitCount(pageSize) != 1) {
+      throw new IllegalArgumentException("pageSize must be a power of two");
+    }
+    Objects.requireNonNull(faultDeadline);
+    Objects.requireNonNull(fallback);
+    Objects.requireNonNull(eagainRetryDelay);
+    Objects.requireNonNull(closeTimeout);
+    Objects.requireNonNull(threadFactory);
+    Objects.requireNonNull(observer);
+  }
+
+  public HandlerOptions withResolveOnStream(boolean resolveOnStream) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withWorkers(int workers) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withQueueCapacity(int queueCapacity) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withPageSize(long pageSize) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withFaultDeadline(Duration faultDeadline, FallbackPolicy fallback) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withEagainRetryDelay(Duration eagainRetryDelay) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withCloseTimeout(Duration closeTimeout) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withThreadFactory(ThreadFactory threadFactory) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+
+  public HandlerOptions withObserver(HandlerObserver observer) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream);
+  }
+}

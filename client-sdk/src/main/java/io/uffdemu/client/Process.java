@@ -1,0 +1,94 @@
+package io.uffdemu.client;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * An emulated process: its memory syscalls, fds, /proc views and emulated loads/stores. Every method is one
+ * call; failures throw {@link ErrnoException} subclasses named after the kernel's errno.
+ *
+ * <pre>{@code
+ * Process p = client.createProcess("guest");
+ * long a = p.mmap(MmapOptions.anonymous(4 * 4096));
+ * p.write(a, "hello".getBytes(), AccessMode.USER);
+ * p.madvise(a, 4096, Linux.MADV_DONTNEED);
+ * List<PagemapEntry> pm = p.pagemap(a, 4);
+ * p.async().read(a, 5).thenAccept(r -> System.out.println(r.ok()));
+ * }</pre>
+ */
+public interface Process {
+  int pid();
+
+  /** This process with another default deadline for its calls (e.g. long Access waits). */
+  Process withDeadline(Duration deadline);
+
+  ProcessInfo info();
+
+  // ---- mappings
+  /** mmap(2); returns the address. */
+  long mmap(MmapOptions options);
+
+  void munmap(long addr, long len);
+
+  /** mremap(2); returns the new address. {@code flags}: MREMAP_*. */
+  long mremap(long oldAddr, long oldLen, long newLen, int flags, long newAddr);
+
+  void mprotect(long addr, long len, int prot);
+
+  /** madvise(2) with a {@code Linux.MADV_*} advice. */
+  void madvise(long addr, long len, int advice);
+
+  // ---- fds
+  /** memfd_create(2). */
+  Memfd memfdCreate(String name, int flags);
+
+  void ftruncate(int fd, long length);
+
+  /** fallocate(2): {@code mode} FALLOC_FL_* bits. */
+  void fallocate(int fd, int mode, long offset, long len);
+
+  byte[] pread(int fd, long offset, int len);
+
+  /** Returns the number of bytes written. */
+  long pwrite(int fd, long offset, byte[] data);
+
+  /** close(2) of any fd of the process. */
+  void close(int fd);
+
+  /** userfaultfd(2) + UFFDIO_API. */
+  Userfaultfd userfaultfd(UffdOptions options);
+
+  /** A facade for an existing uffd fd of this process (e.g. the {@code ufd} of a FORK event). */
+  Userfaultfd userfaultfd(int fd);
+
+  // ---- accesses (block while a uffd handles the fault, bounded by the deadline)
+  default AccessResult read(long addr, int len) {
+    return read(addr, len, AccessMode.USER);
+  }
+
+  AccessResult read(long addr, int len, AccessMode mode);
+
+  default AccessResult write(long addr, byte[] data) {
+    return write(addr, data, AccessMode.USER);
+  }
+
+  AccessResult write(long addr, byte[] data, AccessMode mode);
+
+  // ---- /proc
+  List<Vma> maps();
+
+  /** {@code pages} entries of /proc/PID/pagemap from the page containing {@code start}. */
+  List<PagemapEntry> pagemap(long start, long pages);
+
+  PagemapScanResult pagemapScan(PagemapScanOptions options);
+
+  // ---- lifecycle
+  /** fork(2); returns the child. */
+  Process fork();
+
+  /** exit(2). */
+  void exit();
+
+  /** The same operations returning futures (run on virtual threads). */
+  AsyncProcess async();
+}

@@ -1,0 +1,767 @@
+package io.uffdemu.client.impl;
+
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.uffdemu.api.v1.HandleAttach;
+import io.uffdemu.api.v1.HandleRequest;
+import io.uffdemu.api.v1.HandleResponse;
+import io.uffdemu.api.v1.IoctlResult;
+import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
+import io.uffdemu.client.AddrRange;
+import io.uffdemu.client.EagainException;
+import io.uffdemu.client.ErrnoException;
+import io.uffdemu.client.FallbackPolicy;
+import io.uffdemu.client.FaultHandler;
+import io.uffdemu.client.HandlerLoop;
+import io.uffdemu.client.HandlerObserver;
+import io.uffdemu.client.HandlerOptions;
+import io.uffdemu.client.HandlerStats;
+import io.uffdemu.client.UffdMessage;
+import io.uffdemu.client.UffdemuException;
+import java.lang.System.Logger.Level;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The handler loop over one Handle stream.
+ *
+ * <p>Threads: gRPC callback threads run {@link Listener} (never block); {@code workers} worker threads take
+ * faults from {@link #ready}, each running the user's {@code onFault} on a fresh handler thread so that the
+ * fault deadline can abandon it; one event thread delivers non-pagefault events in order and re-queues
+ * EAGAIN-deferred faults after each event (or after {@code eagainRetryDelay}).
+ *
+ * <p>Flow control (gRPC manual inbound flow control): {@code credits} messages are requested from the
+ * server at any time, so that {@code queued + credits == queueCapacity}: a message taken by a worker frees
+ * one credit, so at most {@code queueCapacity + workers} messages are outstanding. Resolutions are unary
+ * UserfaultfdService calls by default. With {@link HandlerOptions#resolveOnStream()} they travel on the stream
+ * and their results come back behind messages, so while a sent resolution awaits its result one credit is
+ * kept open even when the queue is full (granted only after the request is on the wire); the server may
+ * spend it on another message first, which makes the bound best-effort in that mode.
+ *
+ * <p>Per-page ordering: {@link #activePages} holds every page with a fault being served or queued; later
+ * faults of the same page are parked behind it and released one at a time.
+ *
+ * <p>Everything below marked "guarded by lock" is only touched with {@code lock} held.
+ */
+final class HandlerLoopImpl implements HandlerLoop {
+  private static final System.Logger LOG = System.getLogger(HandlerLoopImpl.class.getName());
+
+  /** A fault to serve. {@code counted}: it still holds a queue slot (freed when a worker takes it). */
+  private static final class Task {
+    final UffdMessage.PageFault fault;
+    final long page;
+    boolean counted;
+    long deferredAtNanos;
+    long epoch; // eventsDelivered when serving started
+
+    Task(UffdMessage.PageFault fault, long page, boolean counted) {
+      this.fault = fault;
+      this.page = page;
+      this.counted = counted;
+    }
+  }
+
+  private final UserfaultfdImpl uffd;
+  private final FaultHandler handler;
+  private final HandlerOptions opts;
+  private final HandlerObserver obs;
+  private final CompletableFuture<Void> termination = new CompletableFuture<>();
+
+  private final Object lock = new Object();
+  private final Object sendLock = new Object();
+  // guarded by lock
+  private ClientCallStreamObserver<HandleRequest> requests;
+  private final ArrayDeque<Task> ready = new ArrayDeque<>();
+  private final Map<Long, ArrayDeque<Task>> activePages = new HashMap<>();
+  private final ArrayDeque<UffdMessage> events = new ArrayDeque<>();
+  private final List<Task> deferred = new ArrayList<>();
+  private final Map<Long, CompletableFuture<IoctlResult>> pendingResults = new HashMap<>();
+  // requests already on the wire and not answered: only these justify a credit beyond the queue capacity
+  private final java.util.Set<Long> sentUnanswered = new java.util.HashSet<>();
+  private long nextRequestId = 1;
+  private int queued;
+  private int credits;
+  private int busy; // faults being served + event being delivered
+  private long eventsDelivered; // non-pagefault events whose onEvent has returned
+  private boolean closing;
+  private boolean terminated;
+  private final List<Thread> threads = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  private final AtomicLong faults = new AtomicLong();
+  private final AtomicLong eventCount = new AtomicLong();
+  private final AtomicLong resolved = new AtomicLong();
+  private final AtomicLong eexist = new AtomicLong();
+  private final AtomicLong deferrals = new AtomicLong();
+  private final AtomicLong fallbacks = new AtomicLong();
+  private final AtomicLong failed = new AtomicLong();
+  private final AtomicLong ignored = new AtomicLong();
+
+  HandlerLoopImpl(UserfaultfdImpl uffd, FaultHandler handler, HandlerOptions opts) {
+    this.uffd = uffd;
+    this.handler = handler;
+    this.opts = opts;
+    this.obs = opts.observer();
+  }
+
+  HandlerOptions options() {
+    return opts;
+  }
+
+  UserfaultfdImpl uffd() {
+    return uffd;
+  }
+
+  void start() {
+    // threads first: a stream failing at once (second handler, ...) terminates a fully built loop
+    for (int i = 0; i < opts.workers(); i++) {
+      threads.add(opts.threadFactory().newThread(this::workerLoop));
+    }
+    threads.add(opts.threadFactory().newThread(this::eventLoop));
+    threads.forEach(Thread::start);
+    var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel());
+    try {
+      var requestObserver = stub.handle(new Listener());
+      synchronized (sendLock) {
+        requestObserver.onNext(HandleRequest.newBuilder().setAttach(
+            HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())).build());
+      }
+    } catch (RuntimeException e) {
+      UffdemuException mapped = StatusMapper.map(e, "handle");
+      terminate(mapped);
+      throw mapped;
+    }
+  }
+
+  // ------------------------------------------------------------------ stream side (gRPC threads)
+
+  private final class Listener implements ClientResponseObserver<HandleRequest, HandleResponse> {
+    @Override
+    public void beforeStart(ClientCallStreamObserver<HandleRequest> rs) {
+      synchronized (lock) {
+        requests = rs;
+        credits = opts.queueCapacity();
+      }
+      rs.disableAutoRequestWithInitial(opts.queueCapacity());
+    }
+
+    @Override
+    public void onNext(HandleResponse r) {
+      int grant;
+      synchronized (lock) {
+        credits--;
+        if (!terminated) {
+          switch (r.getKindCase()) {
+            case RESULT -> {
+              sentUnanswered.remove(r.getResult().getRequestId());
+              CompletableFuture<IoctlResult> f = pendingResults.remove(r.getResult().getRequestId());
+              if (f != null) {
+                f.complete(r.getResult());
+              } else {
+                ignored.incrementAndGet();
+                LOG.log(Level.DEBUG, "result for unknown request id {0}", r.getResult().getRequestId());
+              }
+            }
+            case MSG -> acceptLocked(ProtoMapper.message(r.getMsg()));
+            default -> ignored.incrementAndGet();
+          }
+        }
+        grant = grantLocked();
+      }
+      request(grant);
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      terminate(StatusMapper.map(t, "handle"));
+    }
+
+    @Override
+    public void onCompleted() {
+      terminate(null);
+    }
+  }
+
+  private void acceptLocked(UffdMessage m) {
+    if (m == null) {
+      ignored.incrementAndGet();
+      return;
+    }
+    if (closing) {
+      return; // nothing is delivered after close; the server keeps the fault pending
+    }
+    if (m instanceof UffdMessage.PageFault pf) {
+      faults.incrementAndGet();
+      enqueueLocked(new Task(pf, pf.address() & -opts.pageSize(), true));
+    } else {
+      eventCount.incrementAndGet();
+      events.add(m);
+    }
+    queued++;
+    obs.queueDepth(queued);
+    lock.notifyAll();
+  }
+
+  private void enqueueLocked(Task t) {
+    ArrayDeque<Task> parked = activePages.get(t.page);
+    if (parked != null) {
+      parked.add(t);
+    } else {
+      activePages.put(t.page, new ArrayDeque<>());
+      ready.add(t);
+    }
+  }
+
+  /** Credits to request so that queued + credits == capacity (at least 1 while results are awaited). */
+  private int grantLocked() {
+    if (terminated || requests == null) {
+      return 0;
+    }
+    int target;
+    if (closing) {
+      // pull nothing new: unread messages stay queued on the uffd for the next handler; only results
+      target = sentUnanswered.isEmpty() ? 0 : 1;
+    } else {
+      target = Math.max(0, opts.queueCapacity() - queued);
+      if (target == 0 && !sentUnanswered.isEmpty()) {
+        target = 1;
+      }
+    }
+    int grant = Math.max(0, target - credits);
+    credits += grant;
+    return grant;
+  }
+
+  private void request(int n) {
+    if (n > 0) {
+      ClientCallStreamObserver<HandleRequest> rs;
+      synchronized (lock) {
+        rs = requests;
+      }
+      try {
+        rs.request(n);
+      } catch (RuntimeException e) {
+        LOG.log(Level.DEBUG, "request({0}) failed", n, e);
+      }
+    }
+  }
+
+  private void terminate(UffdemuException error) {
+    List<CompletableFuture<IoctlResult>> pending;
+    boolean notify;
+    synchronized (lock) {
+      if (terminated) {
+        return;
+      }
+      terminated = true;
+      notify = !closing;
+      pending = new ArrayList<>(pendingResults.values());
+      pendingResults.clear();
+      sentUnanswered.clear();
+      ready.clear();
+      activePages.clear();
+      events.clear();
+      deferred.clear();
+      queued = 0;
+      lock.notifyAll();
+    }
+    UffdemuException cause = error != null ? error
+        : new UffdemuException("handle stream completed by the server", "OK", null);
+    pending.forEach(f -> f.completeExceptionally(cause));
+    obs.queueDepth(0);
+    if (error != null && notify) {
+      try {
+        handler.onError(error);
+      } catch (RuntimeException e) {
+        LOG.log(Level.WARNING, "FaultHandler.onError threw", e);
+      }
+    }
+    if (error != null) {
+      termination.completeExceptionally(error);
+    } else {
+      termination.complete(null);
+    }
+    threads.forEach(Thread::interrupt);
+    uffd.processImpl().client().unregister(this);
+  }
+
+  // ------------------------------------------------------------------ resolutions
+
+  /** Performs one resolution (unary call, or on the stream) and returns bytes done. */
+  long resolve(HandleRequest.Builder req, String call) {
+    synchronized (lock) {
+      if (terminated) {
+        throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
+      }
+    }
+    return opts.resolveOnStream() ? resolveOnStream(req, call) : resolveUnary(req.build(), call);
+  }
+
+  private long resolveUnary(HandleRequest req, String call) {
+    RpcExecutor rpc = uffd.processImpl().client().rpc();
+    Duration deadline = opts.faultDeadline();
+    return switch (req.getKindCase()) {
+      case COPY -> StatusMapper.bytes(call, rpc.execute(call, RpcExecutor.Idempotency.NOT_IDEMPOTENT, deadline,
+          s -> s.uffd().copy(req.getCopy()).getBytes()));
+      case ZEROPAGE -> StatusMapper.bytes(call, rpc.execute(call, RpcExecutor.Idempotency.NOT_IDEMPOTENT, deadline,
+          s -> s.uffd().zeropage(req.getZeropage()).getBytes()));
+      case CONTINUE -> StatusMapper.bytes(call, rpc.execute(call, RpcExecutor.Idempotency.NOT_IDEMPOTENT, deadline,
+          s -> s.uffd().continue_(req.getContinue()).getBytes()));
+      case WRITE_PROTECT -> rpc.execute(call, RpcExecutor.Idempotency.IDEMPOTENT, deadline,
+          s -> s.uffd().writeProtect(req.getWriteProtect()).getBytes());
+      case WAKE -> rpc.execute(call, RpcExecutor.Idempotency.IDEMPOTENT, deadline,
+          s -> s.uffd().wake(req.getWake()).getBytes());
+      default -> throw new IllegalArgumentException("not a resolution: " + req.getKindCase());
+    };
+  }
+
+  /** Sends one resolution on the stream and waits for its result; returns bytes done. */
+  private long resolveOnStream(HandleRequest.Builder req, String call) {
+    long id;
+    CompletableFuture<IoctlResult> f = new CompletableFuture<>();
+    synchronized (lock) {
+      if (terminated) {
+        throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
+      }
+      id = nextRequestId++;
+      pendingResults.put(id, f);
+    }
+    try {
+      synchronized (sendLock) {
+        requests.onNext(req.setRequestId(id).build());
+      }
+    } catch (RuntimeException e) {
+      synchronized (lock) {
+        pendingResults.remove(id);
+      }
+      throw StatusMapper.map(e, call);
+    }
+    // Credit for the result only once the request is on the wire: granted earlier, the server could spend
+    // it on another message before it has produced the result.
+    int grant;
+    synchronized (lock) {
+      if (pendingResults.containsKey(id)) {
+        sentUnanswered.add(id);
+      }
+      grant = grantLocked();
+    }
+    request(grant);
+    IoctlResult r;
+    try {
+      r = f.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      throw StatusMapper.map(e.getCause(), call);
+    } catch (TimeoutException e) {
+      throw new UffdemuException(call + ": no result from the server within " + opts.faultDeadline(),
+          "DEADLINE_EXCEEDED", e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      if (f.isCompletedExceptionally()) {
+        // the stream failed and the loop then interrupted us: report the failure, not the interrupt
+        throw StatusMapper.map(f.exceptionNow(), call);
+      }
+      throw new UffdemuException(call + ": interrupted", "CANCELLED", e);
+    } finally {
+      synchronized (lock) {
+        pendingResults.remove(id);
+        sentUnanswered.remove(id);
+      }
+    }
+    if (r.hasError()) {
+      throw StatusMapper.fromInfo(r.getError(), call, null, null);
+    }
+    return StatusMapper.bytes(call, r.getBytes());
+  }
+
+  void countEexist() {
+    eexist.incrementAndGet();
+  }
+
+  /** Wakes {@code range} after an EEXIST (the page may have been filled without waking this thread). */
+  void wakeAfterEexist(AddrRange range) {
+    try {
+      resolve(HandleRequest.newBuilder().setWake(uffd.rangeReq(range)), "UFFDIO_WAKE");
+    } catch (UffdemuException e) {
+      LOG.log(Level.DEBUG, "wake after EEXIST failed", e);
+    }
+  }
+
+  // ------------------------------------------------------------------ workers
+
+  private void workerLoop() {
+    while (true) {
+      Task t;
+      int grant;
+      synchronized (lock) {
+        while (ready.isEmpty() && !closing && !terminated) {
+          try {
+            lock.wait();
+          } catch (InterruptedException e) {
+            if (closing || terminated) {
+              return;
+            }
+          }
+        }
+        if (closing || terminated) {
+          return;
+        }
+        t = ready.poll();
+        if (t.counted) {
+          t.counted = false;
+          queued--;
+          obs.queueDepth(queued);
+        }
+        busy++;
+        grant = grantLocked();
+      }
+      request(grant);
+      try {
+        serve(t);
+      } finally {
+        synchronized (lock) {
+          busy--;
+          pageDoneLocked(t.page);
+          lock.notifyAll();
+        }
+      }
+    }
+  }
+
+  private void pageDoneLocked(long page) {
+    ArrayDeque<Task> parked = activePages.get(page);
+    if (parked == null) {
+      return;
+    }
+    Task next = parked.poll();
+    if (next != null) {
+      ready.add(next);
+    } else {
+      activePages.remove(page);
+    }
+  }
+
+  private void serve(Task t) {
+    long start = System.nanoTime();
+    synchronized (lock) {
+      t.epoch = eventsDelivered;
+    }
+    FaultContextImpl ctx = new FaultContextImpl(this, t.fault, t.page);
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    Thread ht = opts.threadFactory().newThread(() -> {
+      try {
+        handler.onFault(ctx);
+        done.complete(null);
+      } catch (Throwable e) {
+        done.completeExceptionally(e);
+      }
+    });
+    ht.start();
+    Throwable failure = null;
+    try {
+      done.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      failure = e.getCause();
+    } catch (TimeoutException e) {
+      ctx.expire();
+      ht.interrupt();
+      failure = new UffdemuException("fault handler exceeded " + opts.faultDeadline() + " for " + t.fault,
+          "DEADLINE_EXCEEDED", e);
+    } catch (InterruptedException e) {
+      // closing or terminated: abandon quietly
+      ctx.expire();
+      ht.interrupt();
+      return;
+    }
+    ctx.expire();
+    if (failure == null) {
+      resolved.incrementAndGet();
+      obs.faultDone(elapsed(start), ctx.sawEexist() ? "eexist" : "resolved");
+      return;
+    }
+    if (isEagain(failure)) {
+      defer(t);
+      return;
+    }
+    obs.error(errnoName(failure));
+    fallback(t, failure, start);
+  }
+
+  private void fallback(Task t, Throwable cause, long start) {
+    synchronized (lock) {
+      if (closing || terminated) {
+        return;
+      }
+    }
+    AddrRange page = new AddrRange(t.page, opts.pageSize());
+    try {
+      switch (opts.fallback()) {
+        case ZERO_FILL -> {
+          try {
+            resolve(HandleRequest.newBuilder().setZeropage(uffd.zeropageReq(page, 0)), "UFFDIO_ZEROPAGE");
+          } catch (io.uffdemu.client.EexistException e) {
+            countEexist();
+            wakeAfterEexist(page);
+          }
+        }
+        case WAKE_RETRY -> resolve(HandleRequest.newBuilder().setWake(uffd.rangeReq(page)), "UFFDIO_WAKE");
+        case FAIL -> {
+          failed.incrementAndGet();
+          obs.faultDone(elapsed(start), "failed");
+          notifyFailure(t.fault, cause);
+          return;
+        }
+      }
+      fallbacks.incrementAndGet();
+      obs.faultDone(elapsed(start), "fallback");
+    } catch (EagainException e) {
+      defer(t);
+    } catch (UffdemuException e) {
+      e.addSuppressed(cause);
+      failed.incrementAndGet();
+      obs.error(errnoName(e));
+      obs.faultDone(elapsed(start), "failed");
+      notifyFailure(t.fault, e);
+    }
+  }
+
+  private void notifyFailure(UffdMessage.PageFault fault, Throwable cause) {
+    synchronized (lock) {
+      if (closing) {
+        return;
+      }
+    }
+    try {
+      handler.onFailure(fault, cause);
+    } catch (RuntimeException e) {
+      LOG.log(Level.WARNING, "FaultHandler.onFailure threw", e);
+    }
+  }
+
+  private void defer(Task t) {
+    deferrals.incrementAndGet();
+    obs.eagainDeferral();
+    synchronized (lock) {
+      if (closing || terminated) {
+        return;
+      }
+      if (eventsDelivered != t.epoch) {
+        // an event was delivered while this fault was being served: the EAGAIN is stale, retry now
+        enqueueLocked(t);
+      } else {
+        t.deferredAtNanos = System.nanoTime();
+        deferred.add(t);
+      }
+      lock.notifyAll();
+    }
+  }
+
+  private static boolean isEagain(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof EagainException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static String errnoName(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof ErrnoException e) {
+        return e.name();
+      }
+    }
+    return "OTHER";
+  }
+
+  private static Duration elapsed(long start) {
+    return Duration.ofNanos(System.nanoTime() - start);
+  }
+
+  // ------------------------------------------------------------------ events and deferred faults
+
+  private void eventLoop() {
+    long retryNanos = opts.eagainRetryDelay().toNanos();
+    while (true) {
+      UffdMessage ev;
+      int grant;
+      synchronized (lock) {
+        while (true) {
+          if (closing || terminated) {
+            return;
+          }
+          if (!events.isEmpty()) {
+            break;
+          }
+          long waitNanos = Long.MAX_VALUE;
+          if (!deferred.isEmpty()) {
+            long due = deferred.getFirst().deferredAtNanos + retryNanos - System.nanoTime();
+            if (due <= 0) {
+              requeueDeferredLocked();
+              continue;
+            }
+            waitNanos = due;
+          }
+          try {
+            if (waitNanos == Long.MAX_VALUE) {
+              lock.wait();
+            } else {
+              TimeUnit.NANOSECONDS.timedWait(lock, waitNanos);
+            }
+          } catch (InterruptedException e) {
+            if (closing || terminated) {
+              return;
+            }
+          }
+        }
+        ev = events.poll();
+        queued--;
+        obs.queueDepth(queued);
+        busy++;
+        grant = grantLocked();
+      }
+      request(grant);
+      try {
+        handler.onEvent(ev);
+      } catch (RuntimeException e) {
+        LOG.log(Level.WARNING, "FaultHandler.onEvent threw on " + ev, e);
+      } finally {
+        synchronized (lock) {
+          busy--;
+          eventsDelivered++;
+          // Firecracker's lesson: faults that met EAGAIN are retried once the pending event has been read
+          requeueDeferredLocked();
+          lock.notifyAll();
+        }
+      }
+    }
+  }
+
+  private void requeueDeferredLocked() {
+    for (Task d : deferred) {
+      enqueueLocked(d);
+    }
+    deferred.clear();
+    lock.notifyAll();
+  }
+
+  // ------------------------------------------------------------------ HandlerLoop
+
+  @Override
+  public CompletableFuture<Void> termination() {
+    return termination;
+  }
+
+  @Override
+  public boolean isClosed() {
+    synchronized (lock) {
+      return closing || terminated;
+    }
+  }
+
+  @Override
+  public HandlerStats stats() {
+    synchronized (lock) {
+      return new HandlerStats(faults.get(), eventCount.get(), resolved.get(), eexist.get(), deferrals.get(),
+          fallbacks.get(), failed.get(), ignored.get(), queued, deferred.size());
+    }
+  }
+
+  @Override
+  public boolean awaitTermination(Duration timeout) throws InterruptedException {
+    try {
+      termination.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+      return true;
+    } catch (ExecutionException e) {
+      return true;
+    } catch (TimeoutException e) {
+      return false;
+    }
+  }
+
+  /** Best-effort UFFDIO_WAKE of the pages of faults that were received but never served. */
+  private void wakeDropped(java.util.TreeSet<Long> pages, long deadline) {
+    RpcExecutor rpc = uffd.processImpl().client().rpc();
+    for (long page : pages) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        break;
+      }
+      try {
+        rpc.execute("UFFDIO_WAKE", RpcExecutor.Idempotency.NOT_IDEMPOTENT, Duration.ofNanos(left),
+            s -> s.uffd().wake(uffd.rangeReq(new AddrRange(page, opts.pageSize()))));
+      } catch (UffdemuException e) {
+        LOG.log(Level.DEBUG, "wake of a dropped fault failed", e);
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    long deadline = System.nanoTime() + opts.closeTimeout().toNanos();
+    boolean wasTerminated;
+    java.util.TreeSet<Long> dropped = new java.util.TreeSet<>();
+    synchronized (lock) {
+      if (closing) {
+        return;
+      }
+      closing = true;
+      wasTerminated = terminated;
+      // faults received but never served: their threads are woken below, re-fault, and the next handler
+      // gets a fresh message (as after UFFDIO_WAKE on a real uffd)
+      ready.forEach(t -> dropped.add(t.page));
+      activePages.values().forEach(q -> q.forEach(t -> dropped.add(t.page)));
+      deferred.forEach(t -> dropped.add(t.page));
+      ready.clear();
+      events.clear();
+      deferred.clear();
+      activePages.values().forEach(ArrayDeque::clear);
+      queued = 0;
+      lock.notifyAll();
+      // let in-flight resolutions finish
+      while (busy > 0 && !terminated) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        try {
+          TimeUnit.NANOSECONDS.timedWait(lock, left);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+    }
+    obs.queueDepth(0);
+    if (!wasTerminated && requests != null) {
+      try {
+        synchronized (sendLock) {
+          requests.onCompleted(); // half-close: this handler is done
+        }
+      } catch (RuntimeException e) {
+        LOG.log(Level.DEBUG, "half-close failed", e);
+      }
+      wakeDropped(dropped, deadline);
+      long left = Math.max(0, deadline - System.nanoTime());
+      try {
+        termination.get(Math.max(left, TimeUnit.MILLISECONDS.toNanos(100)), TimeUnit.NANOSECONDS);
+      } catch (TimeoutException e) {
+        requests.cancel("handler loop closed", null);
+      } catch (ExecutionException ignoredFailure) {
+        // reported through termination()
+      } catch (InterruptedException e) {
+        requests.cancel("handler loop closed", null);
+        Thread.currentThread().interrupt();
+      }
+    }
+    terminate(null);
+    threads.forEach(Thread::interrupt);
+  }
+}

@@ -1,0 +1,373 @@
+package io.uffdemu.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+@Timeout(30)
+class HandlerLoopTest {
+  static final int PAGE = 4096;
+
+  FakeServer fake;
+  UffdemuClient client;
+  Process process;
+  Userfaultfd uffd;
+  long base;
+  FakeServer.FakeUffd fakeUffd;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    fake = new FakeServer();
+    client = fake.client();
+    process = client.createProcess("guest");
+    base = process.mmap(MmapOptions.anonymous(64 * PAGE));
+    uffd = process.userfaultfd(UffdOptions.DEFAULT.withFeatures(Linux.UFFD_FEATURE_EVENT_REMOVE));
+    uffd.register(new AddrRange(base, 64 * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
+    fakeUffd = fake.uffd(uffd.fd());
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    client.close();
+    fake.close();
+  }
+
+  static byte[] page(int fill) {
+    byte[] b = new byte[PAGE];
+    java.util.Arrays.fill(b, (byte) fill);
+    return b;
+  }
+
+  static void waitUntil(java.util.function.BooleanSupplier cond) throws InterruptedException {
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (!cond.getAsBoolean()) {
+      if (System.nanoTime() > end) {
+        throw new AssertionError("condition not met in 10 s");
+      }
+      Thread.sleep(5);
+    }
+  }
+
+  @ParameterizedTest(name = "resolveOnStream={0}")
+  @ValueSource(booleans = {false, true})
+  void resolvesFaultsWithCopy(boolean onStream) throws Exception {
+    try (HandlerLoop loop = uffd.handle(ctx -> ctx.copy(page(0x5a)), HandlerOptions.DEFAULT.withResolveOnStream(onStream))) {
+      AccessResult r = process.read(base + 3 * PAGE + 10, 4);
+      assertThat(r.ok()).isTrue();
+      assertThat(r.data()).containsExactly(0x5a, 0x5a, 0x5a, 0x5a);
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(loop.stats().faults()).isEqualTo(1);
+    }
+    assertThat(fakeUffd.log).contains("UFFDIO_COPY 0x" + Long.toHexString(base + 3 * PAGE), "HALF_CLOSE");
+  }
+
+  @ParameterizedTest(name = "resolveOnStream={0}")
+  @ValueSource(booleans = {false, true})
+  void neverServesOnePageConcurrently(boolean onStream) throws Exception {
+    Map<Long, AtomicInteger> active = new ConcurrentHashMap<>();
+    AtomicInteger maxSamePage = new AtomicInteger();
+    AtomicInteger concurrent = new AtomicInteger();
+    AtomicInteger maxConcurrent = new AtomicInteger();
+    FaultHandler h = ctx -> {
+      int n = active.computeIfAbsent(ctx.pageAddress(), k -> new AtomicInteger()).incrementAndGet();
+      maxSamePage.accumulateAndGet(n, Math::max);
+      maxConcurrent.accumulateAndGet(concurrent.incrementAndGet(), Math::max);
+      try {
+        Thread.sleep(60);
+        ctx.copy(page(1));
+      } finally {
+        concurrent.decrementAndGet();
+        active.get(ctx.pageAddress()).decrementAndGet();
+      }
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withWorkers(4).withResolveOnStream(onStream))) {
+      List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        rs.add(process.async().read(base, 1)); // three threads fault on page 0
+        rs.add(process.async().read(base + PAGE * (i + 1), 1)); // and one each on pages 1..3
+      }
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(10, TimeUnit.SECONDS);
+      assertThat(maxSamePage.get()).isEqualTo(1);
+      assertThat(maxConcurrent.get()).as("distinct pages are served in parallel").isGreaterThan(1);
+      // the later faults on page 0 found it populated: EEXIST, counted as resolved
+      waitUntil(() -> loop.stats().resolved() == 6);
+      HandlerStats s = loop.stats();
+      assertThat(s.faults()).isEqualTo(6);
+      assertThat(s.resolved()).isEqualTo(6);
+      assertThat(s.eexist()).isEqualTo(2);
+    }
+  }
+
+  @Test
+  void slowHandlerAppliesBackPressure() throws Exception {
+    int capacity = 4;
+    int workers = 2;
+    FaultHandler slow = ctx -> {
+      Thread.sleep(15);
+      ctx.zeropage();
+    };
+    try (HandlerLoop loop = uffd.handle(slow,
+        HandlerOptions.DEFAULT.withWorkers(workers).withQueueCapacity(capacity))) {
+      List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+      for (int i = 0; i < 40; i++) {
+        rs.add(process.async().read(base + (long) i * PAGE, 1));
+      }
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      waitUntil(() -> loop.stats().resolved() == 40);
+    }
+    // without flow control the fake would push all 40 at once
+    assertThat(fakeUffd.maxOutstanding).isLessThanOrEqualTo(capacity + workers).isGreaterThan(1);
+  }
+
+  @ParameterizedTest(name = "resolveOnStream={0}")
+  @ValueSource(booleans = {false, true})
+  void eagainIsDeferredUntilTheRemoveEventWasDelivered(boolean onStream) throws Exception {
+    List<String> order = new CopyOnWriteArrayList<>();
+    java.util.Set<Long> removed = ConcurrentHashMap.newKeySet();
+    FaultHandler h = new FaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        if (removed.contains(ctx.pageAddress())) {
+          order.add("zeropage");
+          ctx.zeropage();
+        } else {
+          order.add("copy");
+          ctx.copy(page(7)); // EAGAIN: a REMOVE is pending
+        }
+      }
+
+      @Override
+      public void onEvent(UffdMessage event) {
+        if (event instanceof UffdMessage.RemoveEvent r) {
+          order.add("remove");
+          for (long p = r.start(); p < r.end(); p += PAGE) {
+            removed.add(p);
+          }
+        }
+      }
+    };
+    fakeUffd.armRemove(base, base + 2 * PAGE);
+    // a backstop longer than the test: only the REMOVE can trigger the retry
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withEagainRetryDelay(Duration.ofMinutes(5)).withResolveOnStream(onStream))) {
+      AccessResult r = process.read(base, 4);
+      assertThat(r.data()).containsOnly(0);
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(order).containsExactly("copy", "remove", "zeropage");
+      assertThat(loop.stats().eagainDeferrals()).isEqualTo(1);
+      assertThat(loop.stats().events()).isEqualTo(1);
+    }
+  }
+
+  @ParameterizedTest(name = "resolveOnStream={0}")
+  @ValueSource(booleans = {false, true})
+  void eexistIsTreatedAsResolvedAndWakes(boolean onStream) throws Exception {
+    AtomicInteger failures = new AtomicInteger();
+    FaultHandler h = new FaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        assertThat(ctx.copy(page(3))).isZero();
+      }
+
+      @Override
+      public void onFailure(UffdMessage.PageFault fault, Throwable cause) {
+        failures.incrementAndGet();
+      }
+    };
+    synchronized (fakeUffd) {
+      fakeUffd.pages.put(base, page(9)); // already populated, yet a fault message arrives (a lost race)
+      fakeUffd.enqueueFault(base, false);
+    }
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(onStream))) {
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(loop.stats().eexist()).isEqualTo(1);
+      assertThat(failures).hasValue(0);
+      waitUntil(() -> fakeUffd.log.contains("WAKE 0x" + Long.toHexString(base)));
+      assertThat(fakeUffd.log).containsSubsequence("UFFDIO_COPY 0x" + Long.toHexString(base), "EEXIST",
+          "WAKE 0x" + Long.toHexString(base));
+    }
+  }
+
+  @ParameterizedTest(name = "resolveOnStream={0}")
+  @ValueSource(booleans = {false, true})
+  void deadlineFallsBackToZeroFill(boolean onStream) throws Exception {
+    FaultHandler stuck = ctx -> Thread.sleep(60_000);
+    try (HandlerLoop loop = uffd.handle(stuck, HandlerOptions.DEFAULT.withResolveOnStream(onStream)
+        .withFaultDeadline(Duration.ofMillis(200), FallbackPolicy.ZERO_FILL).withCloseTimeout(Duration.ofMillis(500)))) {
+      long t0 = System.nanoTime();
+      AccessResult r = process.read(base + PAGE, 8);
+      assertThat(r.data()).containsOnly(0);
+      assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(5));
+      waitUntil(() -> loop.stats().fallbacks() == 1);
+    }
+    assertThat(fakeUffd.log).contains("UFFDIO_ZEROPAGE 0x" + Long.toHexString(base + PAGE));
+  }
+
+  @Test
+  void handlerExceptionFallsBackToWakeRetryAndTheFaultComesBack() throws Exception {
+    AtomicInteger calls = new AtomicInteger();
+    FaultHandler flaky = ctx -> {
+      if (calls.incrementAndGet() == 1) {
+        throw new IllegalStateException("backend hiccup");
+      }
+      ctx.copy(page(4));
+    };
+    try (HandlerLoop loop = uffd.handle(flaky, HandlerOptions.DEFAULT
+        .withFaultDeadline(Duration.ofSeconds(5), FallbackPolicy.WAKE_RETRY))) {
+      assertThat(process.read(base, 1).data()).containsExactly(4);
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(calls).hasValue(2);
+      assertThat(loop.stats().fallbacks()).isEqualTo(1);
+      assertThat(loop.stats().faults()).isEqualTo(2);
+    }
+  }
+
+  @Test
+  void failPolicyReportsAndLeavesTheThreadBlocked() throws Exception {
+    CompletableFuture<Throwable> reported = new CompletableFuture<>();
+    FaultHandler h = new FaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) throws Exception {
+        Thread.sleep(60_000);
+      }
+
+      @Override
+      public void onFailure(UffdMessage.PageFault fault, Throwable cause) {
+        reported.complete(cause);
+      }
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT
+        .withFaultDeadline(Duration.ofMillis(100), FallbackPolicy.FAIL).withCloseTimeout(Duration.ofMillis(300)))) {
+      Process impatient = process.withDeadline(Duration.ofMillis(600));
+      assertThatThrownBy(() -> impatient.read(base, 1)).isInstanceOf(UffdemuException.class)
+          .extracting(e -> ((UffdemuException) e).grpcCode()).isEqualTo("DEADLINE_EXCEEDED");
+      assertThat(reported.get(5, TimeUnit.SECONDS)).hasMessageContaining("exceeded");
+      waitUntil(() -> loop.stats().failed() == 1);
+    }
+  }
+
+  @ParameterizedTest(name = "resolveOnStream={0}")
+  @ValueSource(booleans = {false, true})
+  void closeFinishesInFlightResolutionsAndDeliversNothingAfter(boolean onStream) throws Exception {
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    AtomicInteger invocations = new AtomicInteger();
+    List<UffdMessage> events = new CopyOnWriteArrayList<>();
+    FaultHandler h = new FaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) throws Exception {
+        invocations.incrementAndGet();
+        entered.countDown();
+        release.await();
+        ctx.copy(page(2));
+      }
+
+      @Override
+      public void onEvent(UffdMessage event) {
+        events.add(event);
+      }
+    };
+    HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(onStream));
+    CompletableFuture<AccessResult> first = process.async().read(base, 1);
+    assertThat(entered.await(5, TimeUnit.SECONDS)).isTrue();
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(loop::close);
+    Thread.sleep(100);
+    assertThat(closing).as("close waits for the in-flight resolution").isNotDone();
+    assertThat(loop.isClosed()).isTrue();
+    release.countDown();
+    closing.get(5, TimeUnit.SECONDS);
+
+    assertThat(first.get(5, TimeUnit.SECONDS).data()).containsExactly(2);
+    assertThat(loop.termination()).isCompleted();
+    assertThat(fakeUffd.log).containsSubsequence("UFFDIO_COPY 0x" + Long.toHexString(base), "HALF_CLOSE");
+
+    // after close: new messages reach nobody
+    synchronized (fakeUffd) {
+      fakeUffd.enqueueFault(base + PAGE, false);
+      fakeUffd.enqueueRemove(base, base + PAGE);
+    }
+    fakeUffd.drain();
+    Thread.sleep(100);
+    assertThat(invocations).hasValue(1);
+    assertThat(events).isEmpty();
+    loop.close(); // idempotent
+  }
+
+  @Test
+  void aSecondHandlerOnTheSameUffdFails() throws Exception {
+    CompletableFuture<Throwable> onError = new CompletableFuture<>();
+    try (HandlerLoop first = uffd.handle(ctx -> ctx.zeropage(), HandlerOptions.DEFAULT)) {
+      waitUntil(() -> fakeUffd.handler != null);
+      HandlerLoop second = uffd.handle(new FaultHandler() {
+        @Override
+        public void onFault(FaultContext ctx) {}
+
+        @Override
+        public void onError(Throwable error) {
+          onError.complete(error);
+        }
+      }, HandlerOptions.DEFAULT);
+      assertThat(second.termination()).failsWithin(Duration.ofSeconds(5))
+          .withThrowableOfType(java.util.concurrent.ExecutionException.class)
+          .havingCause().isInstanceOf(UffdemuException.class)
+          .satisfies(e -> assertThat(((UffdemuException) e).grpcCode()).isEqualTo("FAILED_PRECONDITION"));
+      assertThat(onError.get(5, TimeUnit.SECONDS)).isInstanceOf(UffdemuException.class);
+      assertThat(second.isClosed()).isTrue();
+      second.close();
+      assertThat(first.isClosed()).isFalse();
+      assertThat(process.read(base, 1).ok()).isTrue();
+    }
+  }
+
+  @Test
+  void closeWakesUnservedFaultsSoTheNextHandlerGetsThem() throws Exception {
+    CountDownLatch entered = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    FaultHandler blocking = ctx -> {
+      entered.countDown();
+      release.await();
+      ctx.copy(page(1));
+    };
+    HandlerLoop first = uffd.handle(blocking, HandlerOptions.DEFAULT.withWorkers(1));
+    CompletableFuture<AccessResult> a = process.async().read(base, 1);
+    assertThat(entered.await(5, TimeUnit.SECONDS)).isTrue();
+    CompletableFuture<AccessResult> b = process.async().read(base + PAGE, 1); // queued behind the only worker
+    waitUntil(() -> first.stats().queueDepth() == 1);
+
+    CompletableFuture<Void> closing = CompletableFuture.runAsync(first::close);
+    Thread.sleep(50);
+    release.countDown();
+    closing.get(5, TimeUnit.SECONDS);
+    assertThat(a.get(5, TimeUnit.SECONDS).data()).containsExactly(1);
+    assertThat(fakeUffd.log).contains("WAKE 0x" + Long.toHexString(base + PAGE));
+    assertThat(b).isNotDone(); // woken, re-faulted, waiting for a handler
+
+    try (HandlerLoop second = uffd.handle(ctx -> ctx.copy(page(2)), HandlerOptions.DEFAULT)) {
+      assertThat(b.get(5, TimeUnit.SECONDS).data()).containsExactly(2);
+    }
+  }
+
+  @Test
+  void closingTheClientClosesItsLoops() {
+    HandlerLoop loop = uffd.handle(ctx -> ctx.zeropage(), HandlerOptions.DEFAULT);
+    client.close();
+    assertThat(loop.isClosed()).isTrue();
+    assertThat(loop.termination()).isCompleted();
+  }
+}
