@@ -177,6 +177,14 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         if (key >= 0) {
             service.sessions.remove(key, this);
             if (abnormal) {
+                // faults this handler read but never resolved re-fault and queue fresh messages for the next
+                // handler (a WAKE without a fix, as the kernel defines it)
+                try {
+                    backend.uffdWake(pid, fd, io.uffdemu.server.mm.Linux.MMAP_MIN_ADDR,
+                            io.uffdemu.server.mm.Linux.TASK_SIZE - io.uffdemu.server.mm.Linux.MMAP_MIN_ADDR);
+                } catch (RuntimeException e) {
+                    // the uffd or process is gone already
+                }
                 service.orphaned(key, pid, fd);
             }
         }
