@@ -1,0 +1,133 @@
+package io.uffdemu.bench;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code java -jar bench/target/uffdemu-bench.jar <roundtrip|bulk|scale>}: uffdemu's figures as ratios against
+ * the real kernel measured in the same run (docs/benchmarks.md).
+ */
+@Command(name = "uffdemu-bench", mixinStandardHelpOptions = true,
+        subcommands = {BenchCommand.RoundTrip.class, BenchCommand.Bulk.class, BenchCommand.Scale.class},
+        description = "Benchmarks of uffdemu against the real kernel's userfaultfd on this machine.")
+public final class BenchCommand implements Runnable {
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new BenchCommand()).execute(args));
+    }
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+
+    static String fmt(double v) {
+        return v >= 100 ? String.format("%,.0f", v) : String.format("%.2f", v);
+    }
+
+    @Command(name = "roundtrip", description = "Fault round trip (faulting thread -> message -> handler -> resolve -> "
+            + "resume): emulated in-process vs the kernel yardstick uffd_kernel_bench.c.")
+    static final class RoundTrip implements Callable<Integer> {
+        @Option(names = "--pages", defaultValue = "40000", description = "pages touched per case (default ${DEFAULT-VALUE})")
+        long pages;
+        @Option(names = "--threads", defaultValue = "1,8", split = ",", description = "faulting thread counts")
+        List<Integer> threads;
+        @Option(names = "--rounds", defaultValue = "3", description = "rounds per case; the best is reported")
+        int rounds;
+        @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
+        List<String> cases;
+
+        @Override
+        public Integer call() throws Exception {
+            KernelYardstick kernel = new KernelYardstick();
+            System.out.println("| case | threads | kernel faults/s | emulated faults/s | ratio (emulated/kernel) "
+                    + "| emulated p50 us | p99 us |");
+            System.out.println("|---|---|---|---|---|---|---|");
+            for (int t : threads) {
+                Map<String, Double> k = Map.of();
+                for (int r = 0; r < rounds; r++) {
+                    Map<String, Double> kr = kernel.roundTrip(pages, t);
+                    if (k.isEmpty()) {
+                        k = kr;
+                    } else {
+                        Map<String, Double> best = new java.util.HashMap<>(k);
+                        kr.forEach((c, v) -> best.merge(c, v, Math::max));
+                        k = best;
+                    }
+                }
+                EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
+                for (String c : cases) {
+                    EmulatedRoundTrip.Result best = null;
+                    for (int r = 0; r < rounds; r++) {
+                        var res = EmulatedRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t);
+                        if (best == null || res.faultsPerSecond() > best.faultsPerSecond()) {
+                            best = res;
+                        }
+                    }
+                    Double kf = k.get(c);
+                    System.out.printf("| %s | %d | %s | %s | %s | %.1f | %.1f |%n", c, t,
+                            kf == null ? "n/a" : fmt(kf), fmt(best.faultsPerSecond()),
+                            kf == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
+                            best.latency().getValueAtPercentile(50) / 1e3,
+                            best.latency().getValueAtPercentile(99) / 1e3);
+                }
+            }
+            if (kernel.unavailableReason() != null) {
+                System.out.println();
+                System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "bulk", description = "Bulk ioctls over a large range: WRITEPROTECT populated / unpopulated, "
+            + "4 KiB COPY of every page, PAGEMAP_SCAN; emulated vs kernel.")
+    static final class Bulk implements Callable<Integer> {
+        @Option(names = "--bytes", defaultValue = "1073741824", description = "range size (default 1 GiB)")
+        long bytes;
+
+        @Override
+        public Integer call() throws Exception {
+            KernelYardstick kernel = new KernelYardstick();
+            Map<String, Double> k = kernel.bulk(bytes);
+            Map<String, Double> e = EmulatedBulk.bulk(bytes);
+            System.out.printf("| operation (%d MiB) | kernel us | emulated us | ratio (kernel/emulated: >1 = emulator faster) |%n",
+                    bytes >> 20);
+            System.out.println("|---|---|---|---|");
+            for (var en : e.entrySet()) {
+                Double kv = k.get(en.getKey());
+                System.out.printf("| %s | %s | %s | %s |%n", en.getKey(), kv == null ? "n/a" : fmt(kv),
+                        fmt(en.getValue()), kv == null ? "n/a" : String.format("%.2f", kv / en.getValue()));
+            }
+            if (kernel.unavailableReason() != null) {
+                System.out.println("kernel side unavailable: " + kernel.unavailableReason());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "scale", description = "Memory and scale figures of the emulation core.")
+    static final class Scale implements Callable<Integer> {
+        @Option(names = "--resident-pages", defaultValue = "1000000")
+        long resident;
+        @Option(names = "--processes", defaultValue = "1000")
+        int processes;
+        @Option(names = "--blocked-threads", defaultValue = "10000")
+        int blocked;
+
+        @Override
+        public Integer call() throws Exception {
+            System.out.println("| figure | value |");
+            System.out.println("|---|---|");
+            List<String> lines = new ArrayList<>();
+            EmulatedBulk.scale(resident, processes, blocked).forEach((n, v) -> lines.add("| " + n + " | " + fmt(v)
+                    + " |"));
+            lines.forEach(System.out::println);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package io.uffdemu.bench;
+
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.Kernel;
+import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.Pagemap;
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Bulk operations and scale figures of the emulation core (issue 9, items 3 and 4). */
+public final class EmulatedBulk {
+    private EmulatedBulk() {
+    }
+
+    private static Kernel kernel(long memory) {
+        return new Kernel(new Kernel.Config(memory, 0, 0, 0, false));
+    }
+
+    /** Same operations as uffd_bulk_bench.c: op → microseconds. */
+    public static Map<String, Double> bulk(long len) {
+        Map<String, Double> out = new LinkedHashMap<>();
+        out.put("wp-populated", wp(len, true));
+        out.put("wp-unpopulated", wp(len, false));
+        out.put("copy-4k", copy(len));
+        out.put("pagemap-scan", scan(len));
+        return out;
+    }
+
+    private static double wp(long len, boolean populate) {
+        Kernel k = kernel(len + (64L << 20));
+        int pid = k.createProcess("b", 0, true, "b").pid();
+        long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        int fd = k.uffd.userfaultfd(pid, Linux.O_NONBLOCK, false);
+        k.uffd.api(pid, fd, Linux.UFFD_API, populate ? 0 : Linux.UFFD_FEATURE_WP_UNPOPULATED);
+        if (populate) {
+            k.vm.madvise(pid, a, len, Linux.MADV_POPULATE_WRITE);
+        }
+        k.uffd.register(pid, fd, a, len, Linux.UFFDIO_REGISTER_MODE_WP);
+        long t0 = System.nanoTime();
+        k.uffd.writeprotect(pid, fd, a, len, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
+        return (System.nanoTime() - t0) / 1e3;
+    }
+
+    private static double copy(long len) {
+        Kernel k = kernel(len + (64L << 20));
+        int pid = k.createProcess("b", 0, true, "b").pid();
+        long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        int fd = k.uffd.userfaultfd(pid, Linux.O_NONBLOCK, false);
+        k.uffd.api(pid, fd, Linux.UFFD_API, 0);
+        k.uffd.register(pid, fd, a, len, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        byte[] src = new byte[(int) Linux.PAGE_SIZE];
+        java.util.Arrays.fill(src, (byte) 7);
+        long t0 = System.nanoTime();
+        for (long off = 0; off < len; off += Linux.PAGE_SIZE) {
+            k.uffd.copy(pid, fd, a + off, src, Linux.UFFDIO_COPY_MODE_DONTWAKE);
+        }
+        return (System.nanoTime() - t0) / 1e3;
+    }
+
+    private static double scan(long len) {
+        Kernel k = kernel(len + (64L << 20));
+        int pid = k.createProcess("b", 0, true, "b").pid();
+        long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        k.vm.madvise(pid, a, len, Linux.MADV_POPULATE_WRITE);
+        long t0 = System.nanoTime();
+        k.pagemap.scan(pid, new Pagemap.ScanArg(a, a + len, 0, 0, 0, 0, Linux.PM_SCAN_CATEGORIES, 0, 0));
+        return (System.nanoTime() - t0) / 1e3;
+    }
+
+    private static long heapUsed() {
+        for (int i = 0; i < 3; i++) {
+            System.gc();
+        }
+        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+    }
+
+    /** Scale figures: name → value (unit in the name). */
+    public static Map<String, Double> scale(long residentPages, int processes, int blockedThreads)
+            throws InterruptedException {
+        Map<String, Double> out = new LinkedHashMap<>();
+        Kernel k = kernel(residentPages * Linux.PAGE_SIZE + (256L << 20));
+        int pid = k.createProcess("b", 0, true, "b").pid();
+        long len = residentPages * Linux.PAGE_SIZE;
+        long before = heapUsed();
+        long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        k.vm.madvise(pid, a, len, Linux.MADV_POPULATE_WRITE);
+        long after = heapUsed();
+        out.put("metadata-bytes-per-resident-page", (after - before) / (double) residentPages);
+        out.put("resident-pages", (double) residentPages);
+
+        long h0 = heapUsed();
+        long t0 = System.nanoTime();
+        long big = k.vm.mmap(pid, 0, 1L << 40, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS | Linux.MAP_NORESERVE, -1, 0);
+        out.put("mmap-1TiB-us", (System.nanoTime() - t0) / 1e3);
+        out.put("mmap-1TiB-heap-bytes", (double) (heapUsed() - h0));
+        k.vm.munmap(pid, big, 1L << 40);
+
+        h0 = heapUsed();
+        t0 = System.nanoTime();
+        for (int i = 0; i < processes; i++) {
+            int p = k.createProcess("p" + i, 0, false, "b").pid();
+            k.vm.mmap(p, 0, 1 << 20, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        }
+        out.put("create-" + processes + "-processes-us", (System.nanoTime() - t0) / 1e3);
+        out.put("heap-bytes-per-process", (heapUsed() - h0) / (double) processes);
+
+        // blocked threads: each faults a distinct MISSING page and parks
+        long blen = (long) blockedThreads * Linux.PAGE_SIZE;
+        long ba = k.vm.mmap(pid, 0, blen, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        int fd = k.uffd.userfaultfd(pid, Linux.O_NONBLOCK, false);
+        k.uffd.api(pid, fd, Linux.UFFD_API, 0);
+        k.uffd.register(pid, fd, ba, blen, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        h0 = heapUsed();
+        t0 = System.nanoTime();
+        List<Thread> ts = new ArrayList<>();
+        for (int i = 0; i < blockedThreads; i++) {
+            long addr = ba + i * Linux.PAGE_SIZE;
+            ts.add(Thread.ofVirtual().start(() -> {
+                try {
+                    k.faults.access(pid, addr, 1, false, null, AccessMode.USER, Long.MAX_VALUE);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }));
+        }
+        while (k.faultGauges()[1] < blockedThreads) {
+            Thread.sleep(1);
+        }
+        out.put("park-" + blockedThreads + "-threads-us", (System.nanoTime() - t0) / 1e3);
+        out.put("heap-bytes-per-blocked-thread", (heapUsed() - h0) / (double) blockedThreads);
+        t0 = System.nanoTime();
+        k.uffd.zeropage(pid, fd, ba, blen, 0);
+        for (Thread t : ts) {
+            t.join();
+        }
+        out.put("wake-" + blockedThreads + "-threads-us", (System.nanoTime() - t0) / 1e3);
+        return out;
+    }
+}
