@@ -1,0 +1,34 @@
+package io.uffdemu.server.fuzz;
+
+import java.util.stream.LongStream;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Seeded random syscall/ioctl sequences with the invariant checker on (issue 8's fuzz figure). Each dynamic
+ * test runs a batch of seeds; {@code -Duffdemu.fuzz.sequences=N} (default 2000) sets how many sequences run,
+ * {@code -Duffdemu.fuzz.steps=N} (default 60) their length, {@code -Duffdemu.fuzz.seed=S} reruns one seed.
+ */
+class SyscallFuzzTest {
+    static final int SEQUENCES = Integer.getInteger("uffdemu.fuzz.sequences", 2000);
+    static final int STEPS = Integer.getInteger("uffdemu.fuzz.steps", 60);
+    static final int BATCH = 250;
+
+    @TestFactory
+    @Timeout(600)
+    Stream<DynamicTest> randomSequences() {
+        Long one = Long.getLong("uffdemu.fuzz.seed");
+        if (one != null) {
+            return Stream.of(DynamicTest.dynamicTest("seed " + one, () -> new SyscallFuzzer(one).run(STEPS)));
+        }
+        int batches = (SEQUENCES + BATCH - 1) / BATCH;
+        return LongStream.range(0, batches).mapToObj(batch -> DynamicTest.dynamicTest(
+                "seeds " + batch * BATCH + ".." + Math.min(SEQUENCES, (batch + 1) * BATCH), () -> {
+                    for (long s = batch * BATCH; s < Math.min(SEQUENCES, (batch + 1) * BATCH); s++) {
+                        new SyscallFuzzer(s).run(STEPS);
+                    }
+                }));
+    }
+}
