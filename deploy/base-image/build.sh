@@ -56,6 +56,9 @@ LABEL org.opencontainers.image.title="uffdemu JRE 25 base (jlink, FROM scratch)"
 ENTRYPOINT ["/opt/java/openjdk/bin/java"]
 DOCKERFILE
 
-# the legacy builder: Debian's dockerd 20.10 has no buildx here
-DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$work" >/dev/null
+# the legacy builder: Debian's dockerd 20.10 has no buildx here (its deprecation notice is shown only on failure)
+if ! out=$(DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$work" 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
 echo "built base image $tag ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1/1e6}'))"

@@ -4,15 +4,12 @@ import static io.uffdemu.deploy.RepoFiles.at;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -83,10 +80,10 @@ class ComposeFileTest {
     @Test
     @Timeout(60)
     void dockerComposeConfigAcceptsTheFileWithAndWithoutTheNativeProfile() throws Exception {
-        Path binary = composeBinary();
-        Run plain = run(binary, "-f", COMPOSE.toString(), "config", "-q");
+        Path binary = Commands.dockerCompose();
+        Commands.Result plain = Commands.run(binary, "-f", COMPOSE.toString(), "config", "-q");
         assertThat(plain.exit()).as(plain.output()).isZero();
-        Run services = run(binary, "-f", COMPOSE.toString(), "--profile", "native", "config", "--services");
+        Commands.Result services = Commands.run(binary, "-f", COMPOSE.toString(), "--profile", "native", "config", "--services");
         assertThat(services.exit()).as(services.output()).isZero();
         assertThat(services.output().lines()).containsExactlyInAnyOrder("uffdemu", "uffdemu-native", "prometheus", "grafana");
     }
@@ -94,39 +91,11 @@ class ComposeFileTest {
     @Test
     @Timeout(60)
     void dockerComposeConfigRejectsABrokenFile(@TempDir Path dir) throws Exception {
-        Path binary = composeBinary();
+        Path binary = Commands.dockerCompose();
         Path broken = dir.resolve("docker-compose.yml");
         Files.writeString(broken, "services:\n  x:\n    image: a\n    restartt: always\n");
-        Run run = run(binary, "-f", broken.toString(), "config", "-q");
+        Commands.Result run = Commands.run(binary, "-f", broken.toString(), "config", "-q");
         assertThat(run.exit()).isNotZero();
         assertThat(run.output()).contains("restartt");
-    }
-
-    /** docker-compose v1 from Debian's package (.ci/run installs it); required when CI_REQUIRE_DOCKER=1. */
-    private static Path composeBinary() {
-        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin").split(":")) {
-            Path candidate = Path.of(dir, "docker-compose");
-            if (Files.isExecutable(candidate)) {
-                return candidate;
-            }
-        }
-        String reason = "docker-compose is not on PATH (apt-get install docker-compose)";
-        if (RepoFiles.ciRequiresDocker()) {
-            throw new AssertionError(reason + "; CI_REQUIRE_DOCKER=1 forbids skipping");
-        }
-        Assumptions.abort(reason);
-        return null;
-    }
-
-    private record Run(int exit, String output) {
-    }
-
-    private static Run run(Path binary, String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(binary.toString()));
-        command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).directory(RepoFiles.root().toFile()).redirectErrorStream(true).start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(process.waitFor(50, TimeUnit.SECONDS)).isTrue();
-        return new Run(process.exitValue(), output);
     }
 }

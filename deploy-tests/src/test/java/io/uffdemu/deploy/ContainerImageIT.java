@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import io.grpc.Grpc;
@@ -145,6 +146,54 @@ class ContainerImageIT {
         } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
+    }
+
+    /**
+     * The compose file's uffdemu service, started by the real docker-compose from the image built above: it comes up
+     * healthy as uid 10001 with a read-only root filesystem (tmpfs /tmp) and no capabilities, as the file says.
+     */
+    @Test
+    void composeServiceRunsLockedDownFromTheSameImage() throws Exception {
+        Path compose = Commands.dockerCompose();
+        int http = freePort();
+        Map<String, String> env = Map.of("UFFDEMU_IMAGE", IMAGE_TAG, "UFFDEMU_HTTP_PORT", String.valueOf(http),
+                "UFFDEMU_GRPC_PORT", String.valueOf(freePort()));
+        String[] project = {"-p", "uffdemuit" + IMAGE_TAG.substring(IMAGE_TAG.indexOf(':') + 1), "-f", "docker-compose.yml"};
+        try {
+            Commands.Result up = Commands.run(env, 60, compose, concat(project, "up", "-d", "--no-build", "uffdemu"));
+            assertThat(up.exit()).as(up.output()).isZero();
+            Commands.Result ps = Commands.run(env, 30, compose, concat(project, "ps", "-q", "uffdemu"));
+            String id = ps.output().strip();
+            assertThat(id).as(ps.output()).isNotEmpty();
+
+            HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+            HttpRequest readiness = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http
+                    + "/actuator/health/readiness")).timeout(Duration.ofSeconds(5)).build();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            String body = "";
+            while (System.nanoTime() < deadline && !body.contains("\"status\":\"UP\"")) {
+                try {
+                    body = client.send(readiness, HttpResponse.BodyHandlers.ofString()).body();
+                } catch (IOException notYet) {
+                    Thread.sleep(500);
+                }
+            }
+            assertThat(body).as("readiness of the compose service").contains("\"status\":\"UP\"");
+
+            var inspect = DockerClientFactory.instance().client().inspectContainerCmd(id).exec();
+            assertThat(inspect.getConfig().getUser()).isEqualTo("10001:10001");
+            assertThat(inspect.getHostConfig().getReadonlyRootfs()).isTrue();
+            assertThat(inspect.getHostConfig().getCapDrop()).extracting(Object::toString).containsExactly("ALL");
+            assertThat(inspect.getHostConfig().getNetworkMode()).isEqualTo("host");
+        } finally {
+            Commands.run(env, 60, compose, concat(project, "down", "--timeout", "10"));
+        }
+    }
+
+    private static String[] concat(String[] head, String... tail) {
+        String[] all = java.util.Arrays.copyOf(head, head.length + tail.length);
+        System.arraycopy(tail, 0, all, head.length, tail.length);
+        return all;
     }
 
     @Test
