@@ -1,0 +1,53 @@
+# uffdemu server image.
+#
+# With a registry (the usual way; `--target runtime` is the default last stage):
+#   docker build -t uffdemu:dev .
+# Without a registry (CI here): build the jar on the host, a local FROM-scratch JRE base, then only the
+# `prebuilt` target, which never touches BUILD_IMAGE:
+#   ./mvnw -q -pl server -am package -DskipTests
+#   deploy/base-image/build.sh                     # tags uffdemu/jre25-base:local
+#   DOCKER_BUILDKIT=0 docker build --target prebuilt --build-arg RUNTIME_IMAGE=uffdemu/jre25-base:local -t uffdemu:dev .
+#
+# Stage order matters for the legacy builder (Debian's dockerd 20.10, Testcontainers): it builds every
+# stage up to --target, so `prebuilt` comes before the Maven `build` stage.
+ARG BUILD_IMAGE=eclipse-temurin:25-jdk
+ARG RUNTIME_IMAGE=eclipse-temurin:25-jre
+
+# ---- common runtime settings ------------------------------------------------------------------------
+FROM ${RUNTIME_IMAGE} AS runtime-base
+# Backend: emulated needs no privileges; linux/auto need userfaultfd access (docs/deployment.md).
+# Liveness/readiness health groups are on outside Kubernetes too, so any orchestrator can probe
+# /actuator/health/liveness and /actuator/health/readiness on 8080 (gRPC health is served on 9090).
+ENV UFFDEMU_BACKEND=emulated \
+    MANAGEMENT_ENDPOINT_HEALTH_PROBES_ENABLED=true
+WORKDIR /app
+# gRPC API (spring.grpc.server.port), HTTP actuator: health + prometheus (server.port)
+EXPOSE 9090 8080
+# numeric uid/gid so Kubernetes' runAsNonRoot can verify it; no shell or useradd needed in the base
+USER 10001:10001
+# the jar's manifest carries Enable-Native-Access: ALL-UNNAMED (FFM for the linux backend)
+# extra JVM flags: JAVA_TOOL_OPTIONS; extra Spring arguments (--server.port=...): the container command
+ENTRYPOINT ["/opt/java/openjdk/bin/java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar", "/app/uffdemu.jar"]
+
+# ---- runtime from a jar built outside the image (CI, no registry) ----------------------------------
+FROM runtime-base AS prebuilt
+# exactly one exec jar must match
+ARG JAR=server/target/uffdemu-server-*-exec.jar
+COPY --chown=0:0 ${JAR} /app/uffdemu.jar
+
+# ---- Maven build inside the image ------------------------------------------------------------------
+FROM ${BUILD_IMAGE} AS build
+WORKDIR /src
+COPY .mvn/ .mvn/
+COPY mvnw pom.xml ./
+COPY api/ api/
+COPY client-sdk/ client-sdk/
+COPY server/ server/
+# the reactor lists every module, so their poms must exist even though only server is built
+COPY deploy-tests/pom.xml deploy-tests/pom.xml
+RUN ./mvnw -B -ntp -q -pl server -am package -DskipTests \
+ && cp server/target/uffdemu-server-*-exec.jar /uffdemu.jar
+
+# ---- default: runtime from the in-image build ------------------------------------------------------
+FROM runtime-base AS runtime
+COPY --from=build --chown=0:0 /uffdemu.jar /app/uffdemu.jar
