@@ -136,8 +136,32 @@ class HelmChartTest {
                 .hasMessageContaining("replicaCount");
     }
 
+    @Test
+    void defaultsNeitherOpenAuthenticationNorInventTokens() {
+        // with no decision the server refuses to start on 0.0.0.0 and says why (never silently open)
+        Map<String, Object> env = env(container(kind(RepoFiles.loadAll(new Helm(CHART).template().withName("demo")
+                .withNamespace("uffdemu").withKubeVersion("1.32.0").call()), "Deployment")));
+        assertThat(env).containsEntry("SPRING_GRPC_SERVER_ADDRESS", "0.0.0.0")
+                .doesNotContainKey("UFFDEMU_AUTH_ALLOWUNAUTHENTICATED").doesNotContainKey("UFFDEMU_AUTH_TOKENSFILE");
+    }
+
+    @Test
+    void tokensSecretIsMountedAndServerListensOnAllInterfaces() {
+        Map<String, Object> deployment = kind(RepoFiles.loadAll(new Helm(CHART).template().withName("demo")
+                .withNamespace("uffdemu").withKubeVersion("1.32.0").set("auth.existingSecret", "uffdemu-tokens")
+                .call()), "Deployment");
+        Map<String, Object> env = env(container(deployment));
+        assertThat(env).containsEntry("SPRING_GRPC_SERVER_ADDRESS", "0.0.0.0")
+                .containsEntry("UFFDEMU_AUTH_TOKENSFILE", "/etc/uffdemu/auth/tokens")
+                .doesNotContainKey("UFFDEMU_AUTH_ALLOWUNAUTHENTICATED");
+        List<Map<String, Object>> volumes = at(deployment, "spec", "template", "spec", "volumes");
+        assertThat(volumes).anyMatch(v -> "auth".equals(v.get("name")));
+    }
+
+    /** Renders with the unauthenticated opt-in unless the options decide otherwise. */
     private static List<Map<String, Object>> render(UnaryOperator<TemplateCommand> options) {
-        String yaml = options.apply(new Helm(CHART).template().withName("demo").withNamespace("uffdemu").withKubeVersion("1.32.0")).call();
+        String yaml = options.apply(new Helm(CHART).template().withName("demo").withNamespace("uffdemu")
+                .withKubeVersion("1.32.0").set("auth.allowUnauthenticated", true)).call();
         return RepoFiles.loadAll(yaml);
     }
 
