@@ -16,6 +16,23 @@ class SyscallFuzzTest {
     static final int STEPS = Integer.getInteger("uffdemu.fuzz.steps", 60);
     static final int BATCH = 250;
 
+    /** The fuzzer must reach deep states: every kind of operation succeeds a fair number of times. */
+    @org.junit.jupiter.api.Test
+    void fuzzerReachesEveryOperation() {
+        java.util.Map<String, Integer> total = new java.util.TreeMap<>();
+        for (long s = 0; s < 600; s++) {
+            SyscallFuzzer f = new SyscallFuzzer(1_000_000 + s);
+            f.run(STEPS);
+            f.succeeded.forEach((k, v) -> total.merge(k, v, Integer::sum));
+        }
+        org.assertj.core.api.Assertions.assertThat(total).as("successful operations by kind: " + total)
+                .containsKeys("mmap", "munmap", "mprotect", "mremap", "madvise", "memfd", "fork", "exit", "uffd",
+                        "register", "unregister", "copy", "zeropage", "writeprotect", "continue", "poison", "move", "wake",
+                        "access", "pagemap")
+                .allSatisfy((k, v) -> org.assertj.core.api.Assertions.assertThat(v).as(k)
+                        .isGreaterThanOrEqualTo(k.equals("move") || k.equals("continue") ? 2 : 10));
+    }
+
     @TestFactory
     @Timeout(600)
     Stream<DynamicTest> randomSequences() {

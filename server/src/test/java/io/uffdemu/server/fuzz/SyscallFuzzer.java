@@ -32,11 +32,17 @@ final class SyscallFuzzer {
     private final List<long[]> maps = new ArrayList<>(); // {pid, addr, len}
     private final List<int[]> memfds = new ArrayList<>(); // {pid, fd}
     private final List<int[]> uffds = new ArrayList<>(); // {pid, fd}
+    /** Successful operations by name (first word of the step description), for the coverage check. */
+    final java.util.Map<String, Integer> succeeded = new java.util.TreeMap<>();
 
     SyscallFuzzer(long seed) {
         this.seed = seed;
         this.rnd = new SplittableRandom(seed);
         this.b = new EmulatedBackend(new Kernel.Config(64L << 20, 16L << 20, 8, 0, true));
+    }
+
+    List<String> log() {
+        return log;
     }
 
     /** Runs {@code steps} random operations; throws AssertionError with the log on an unexpected failure. */
@@ -48,6 +54,7 @@ final class SyscallFuzzer {
             try {
                 desc = step(op);
                 log.add(desc + " ok");
+                succeeded.merge(desc.split(" ")[0], 1, Integer::sum);
             } catch (LinuxException e) {
                 log.add(desc + " -> " + e.errno() + " (" + e.call() + ")");
             } catch (Throwable t) {
@@ -78,6 +85,26 @@ final class SyscallFuzzer {
 
     private int[] uffd() {
         return uffds.isEmpty() ? new int[] {pid(), rnd.nextInt(8)} : uffds.get(rnd.nextInt(uffds.size()));
+    }
+
+    private final List<long[]> registered = new ArrayList<>(); // {pid, fd, start, len}
+
+    /** A target for a resolving ioctl: mostly a page inside a registered range, with its uffd. */
+    private long[] target() {
+        if (!registered.isEmpty() && rnd.nextInt(8) != 0) {
+            long[] r = registered.get(rnd.nextInt(registered.size()));
+            long page = r[2] + rnd.nextLong(Math.max(1, r[3] / Linux.PAGE_SIZE)) * Linux.PAGE_SIZE;
+            if (rnd.nextInt(4) == 0) {
+                page &= ~(Linux.PMD_SIZE - 1);
+            }
+            return new long[] {r[0], r[1], page};
+        }
+        int[] u = uffd();
+        return new long[] {u[0], u[1], addrIn(u[0])};
+    }
+
+    private long ioctlLen() {
+        return rnd.nextInt(6) == 0 ? Linux.PMD_SIZE : pages(2);
     }
 
     private String step(int op) throws Exception {
@@ -199,8 +226,21 @@ final class SyscallFuzzer {
             }
             case 13, 14 -> {
                 int[] u = uffd();
-                b.uffdRegister(u[0], u[1], addrIn(u[0]) & ~(Linux.PMD_SIZE - 1) | (rnd.nextBoolean() ? addrIn(u[0]) : 0),
-                        pages(16), 1 + rnd.nextInt(7));
+                List<long[]> mine = maps.stream().filter(m -> m[0] == u[0]).toList();
+                long start;
+                long len;
+                if (!mine.isEmpty() && rnd.nextInt(6) != 0) {
+                    long[] m = mine.get(rnd.nextInt(mine.size()));
+                    start = m[1];
+                    len = m[2];
+                } else {
+                    start = addrIn(u[0]);
+                    len = pages(16);
+                }
+                int[] modes = {1, 2, 3, 3, 4, 5, 6, 7};
+                long mode = modes[rnd.nextInt(modes.length)];
+                b.uffdRegister(u[0], u[1], start, len, mode);
+                registered.add(new long[] {u[0], u[1], start, len});
                 return "register";
             }
             case 15 -> {
@@ -209,40 +249,41 @@ final class SyscallFuzzer {
                 return "unregister";
             }
             case 16 -> {
-                int[] u = uffd();
-                byte[] data = new byte[(int) pages(2)];
+                long[] t = target();
+                byte[] data = new byte[(int) ioctlLen()];
                 rnd.nextBytes(data);
-                b.uffdCopy(u[0], u[1], addrIn(u[0]), data, rnd.nextInt(4));
+                b.uffdCopy((int) t[0], (int) t[1], t[2], data, rnd.nextInt(4));
                 return "copy";
             }
             case 17 -> {
-                int[] u = uffd();
-                b.uffdZeropage(u[0], u[1], addrIn(u[0]), pages(2), rnd.nextInt(2));
+                long[] t = target();
+                b.uffdZeropage((int) t[0], (int) t[1], t[2], ioctlLen(), rnd.nextInt(2));
                 return "zeropage";
             }
             case 18, 19 -> {
-                int[] u = uffd();
-                b.uffdWriteprotect(u[0], u[1], addrIn(u[0]), pages(8), rnd.nextInt(3));
+                long[] t = target();
+                b.uffdWriteprotect((int) t[0], (int) t[1], t[2], ioctlLen() * (1 + rnd.nextInt(4)), rnd.nextInt(3));
                 return "writeprotect";
             }
             case 20 -> {
-                int[] u = uffd();
-                b.uffdContinue(u[0], u[1], addrIn(u[0]), pages(2), rnd.nextInt(3));
+                long[] t = target();
+                b.uffdContinue((int) t[0], (int) t[1], t[2], ioctlLen(), rnd.nextInt(3));
                 return "continue";
             }
             case 21 -> {
-                int[] u = uffd();
-                b.uffdPoison(u[0], u[1], addrIn(u[0]), pages(2), rnd.nextInt(2));
+                long[] t = target();
+                b.uffdPoison((int) t[0], (int) t[1], t[2], ioctlLen(), rnd.nextInt(2));
                 return "poison";
             }
             case 22 -> {
-                int[] u = uffd();
-                b.uffdMove(u[0], u[1], addrIn(u[0]), addrIn(u[0]), pages(2), rnd.nextInt(4));
+                long[] t = target();
+                long src = addrIn((int) t[0]) & ~(Linux.PAGE_SIZE - 1);
+                b.uffdMove((int) t[0], (int) t[1], t[2], src, pages(2), rnd.nextInt(4));
                 return "move";
             }
             case 23 -> {
-                int[] u = uffd();
-                b.uffdWake(u[0], u[1], addrIn(u[0]), pages(4));
+                long[] t = target();
+                b.uffdWake((int) t[0], (int) t[1], t[2], pages(4));
                 return "wake";
             }
             case 24, 25, 26 -> {
