@@ -160,6 +160,12 @@ public final class LinuxBackend implements MemoryBackend {
         /** Serialises mapping changes against access starts (see {@link #checkNoInflight}). */
         final ReentrantLock lock = new ReentrantLock();
         final List<Inflight> inflight = new ArrayList<>();
+        /**
+         * Huge pages that may carry a UFFDIO_POISON marker: pagemap does not show hugetlb markers, so they are
+         * remembered here (guarded by {@link #lock}). Kept conservatively: only munmap, MAP_FIXED over them and a
+         * successful COPY forget them.
+         */
+        final TreeMap<Long, Long> hugePoison = new TreeMap<>();
         volatile boolean exited;
 
         Proc(int pid, String name, int uid, boolean cap, String owner, int slot) {
@@ -245,9 +251,22 @@ public final class LinuxBackend implements MemoryBackend {
         return start >= p.base && end <= p.end && end >= start;
     }
 
-    /** Accepts a range inside the window, or one the kernel will reject by itself; otherwise ENOSYS. */
+    /**
+     * Accepts a range inside the window, or one the kernel will reject by itself; otherwise ENOSYS. Calls that do
+     * not create mappings may also reach half-way into the unmapped gaps around the window (which nothing ever
+     * maps), so ranges running past a mapping at the window's edge get the kernel's answer for a hole.
+     */
     private static void guard(Proc p, String call, long start, long len) {
+        guard(p, call, start, len, false);
+    }
+
+    private static void guard(Proc p, String call, long start, long len, boolean creating) {
         if (inWindow(p, start, len) || kernelRejects(start, len)) {
+            return;
+        }
+        long slack = creating ? 0 : (WINDOW_STRIDE - WINDOW_SIZE) / 2;
+        long end = start + alignUp(len, PAGE);
+        if (end >= start && start >= p.base - slack && end <= p.end + slack) {
             return;
         }
         throw new LinuxException(Errno.ENOSYS, call, 0, String.format(
@@ -608,13 +627,13 @@ public final class LinuxBackend implements MemoryBackend {
         }
         long start = arg.start();
         long end = arg.end();
+        if (end < start) {
+            scanOnce(arg, start, end, 1, arg.maxPages()); // the kernel's EFAULT, before any walk
+        }
         boolean clipped = start < p.base || end > p.end;
         if (clipped) {
             // Let the kernel validate flags, masks, alignment and ordering on an empty walk first.
-            scanOnce(arg, start, Math.min(end, start), 1, arg.maxPages());
-            if (end < start) {
-                scanOnce(arg, start, end, 1, arg.maxPages());
-            }
+            scanOnce(arg, start, start, 1, arg.maxPages());
         }
         long lo = Math.max(start, p.base);
         long hi = Math.min(end, p.end);
@@ -845,6 +864,9 @@ public final class LinuxBackend implements MemoryBackend {
                 if ((marker & 2) != 0) {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
+                if (v.hugetlb() && !present && p.hugePoison.containsKey(page & -v.pageSize())) {
+                    return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
+                }
                 if (!present && page >= eofPage) {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
@@ -998,6 +1020,25 @@ public final class LinuxBackend implements MemoryBackend {
         }
     }
 
+    /** Caller holds p.lock. */
+    private static void forgetPoison(Proc p, long start, long end) {
+        p.hugePoison.subMap(start, true, end, false).clear();
+    }
+
+    /** Remembers the huge pages of [start, start+done) as possibly poisoned. Caller holds p.lock. */
+    private void rememberPoison(Proc p, long start, long done) {
+        if (done <= 0) {
+            return;
+        }
+        RVma v = queryVma(start);
+        if (v == null || !v.hugetlb() || v.start() > start) {
+            return;
+        }
+        for (long a = start & -v.pageSize(); a < start + done; a += v.pageSize()) {
+            p.hugePoison.put(a, v.pageSize());
+        }
+    }
+
     // ------------------------------------------------------------------ mappings
 
     @Override
@@ -1014,11 +1055,13 @@ public final class LinuxBackend implements MemoryBackend {
         p.lock.lock();
         try {
             if (fixed) {
-                guard(p, "mmap", addr, len);
+                guard(p, "mmap", addr, len, true);
                 if ((flags & Linux.MAP_FIXED) != 0 && (flags & Linux.MAP_FIXED_NOREPLACE) == 0) {
                     checkNoInflight(p, addr, addr + alignUp(len, PAGE), "mmap");
                 }
-                return Native.mmap(addr, len, prot, flags, realFd, offset);
+                long r = Native.mmap(addr, len, prot, flags, realFd, offset);
+                forgetPoison(p, addr, addr + alignUp(len, PAGE));
+                return r;
             }
             if (len <= 0) {
                 throw LinuxException.einval("mmap", "length 0");
@@ -1072,6 +1115,7 @@ public final class LinuxBackend implements MemoryBackend {
             guard(p, "munmap", addr, len);
             checkNoInflight(p, addr, addr + alignUp(len, PAGE), "munmap");
             Native.munmap(addr, len);
+            forgetPoison(p, addr, addr + alignUp(len, PAGE));
         } finally {
             p.lock.unlock();
         }
@@ -1085,16 +1129,17 @@ public final class LinuxBackend implements MemoryBackend {
             guard(p, "mremap", oldAddr, Math.max(oldLen, PAGE));
             checkNoInflight(p, oldAddr, oldAddr + alignUp(Math.max(oldLen, 1), PAGE), "mremap");
             if ((flags & Linux.MREMAP_FIXED) != 0) {
-                guard(p, "mremap", newAddr, newLen);
+                guard(p, "mremap", newAddr, newLen, true);
                 checkNoInflight(p, newAddr, newAddr + alignUp(newLen, PAGE), "mremap");
-                return Native.mremap(oldAddr, oldLen, newLen, flags, newAddr);
+                return moved(p, oldAddr, oldLen, Native.mremap(oldAddr, oldLen, newLen, flags, newAddr));
             }
             boolean mayMove = (flags & Linux.MREMAP_MAYMOVE) != 0;
             boolean mustMove = (flags & Linux.MREMAP_DONTUNMAP) != 0 || (oldLen == 0 && mayMove);
             if (!mustMove) {
                 if (oldAddr + alignUp(newLen, PAGE) <= p.end || !inWindow(p, oldAddr, 1)) {
                     try {
-                        return Native.mremap(oldAddr, oldLen, newLen, flags & ~Linux.MREMAP_MAYMOVE, 0);
+                        return moved(p, oldAddr, oldLen,
+                                Native.mremap(oldAddr, oldLen, newLen, flags & ~Linux.MREMAP_MAYMOVE, 0));
                     } catch (LinuxException e) {
                         if (!mayMove || e.errno() != Errno.ENOMEM) {
                             throw e;
@@ -1104,11 +1149,25 @@ public final class LinuxBackend implements MemoryBackend {
                     throw new LinuxException(Errno.ENOMEM, "mremap", 0, "would grow past the address window");
                 }
             }
-            long at = findGap(p, alignUp(newLen, PAGE), PAGE);
-            return Native.mremap(oldAddr, oldLen, newLen, flags | Linux.MREMAP_FIXED | Linux.MREMAP_MAYMOVE, at);
+            RVma old = queryVma(oldAddr);
+            long align = old != null && old.start() <= oldAddr ? old.pageSize() : PAGE;
+            long at = findGap(p, alignUp(newLen, align), align);
+            return moved(p, oldAddr, oldLen, Native.mremap(oldAddr, oldLen, newLen,
+                    flags | Linux.MREMAP_FIXED | Linux.MREMAP_MAYMOVE, at));
         } finally {
             p.lock.unlock();
         }
+    }
+
+    /** Poison bookkeeping follows moved page tables (the old entries are kept: conservative). */
+    private static long moved(Proc p, long oldAddr, long oldLen, long newAddr) {
+        if (newAddr != oldAddr) {
+            for (Map.Entry<Long, Long> e : List.copyOf(
+                    p.hugePoison.subMap(oldAddr, true, oldAddr + oldLen, false).entrySet())) {
+                p.hugePoison.put(newAddr + (e.getKey() - oldAddr), e.getValue());
+            }
+        }
+        return newAddr;
     }
 
     @Override
@@ -1370,19 +1429,40 @@ public final class LinuxBackend implements MemoryBackend {
     public long uffdCopy(int pid, int fd, long dst, byte[] src, long mode) {
         Proc p = proc(pid, "UFFDIO_COPY");
         guard(p, "UFFDIO_COPY", dst, src.length);
-        return withFd(p, fd, "UFFDIO_COPY", real -> {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment buf = a.allocate(Math.max(1, src.length), PAGE);
-                MemorySegment.copy(src, 0, buf, JAVA_BYTE, 0, src.length);
-                MemorySegment s = a.allocate(Uapi.UFFDIO_COPY_S);
-                set(s, Uapi.UFFDIO_COPY_S, "dst", dst);
-                set(s, Uapi.UFFDIO_COPY_S, "src", buf.address());
-                set(s, Uapi.UFFDIO_COPY_S, "len", src.length);
-                set(s, Uapi.UFFDIO_COPY_S, "mode", mode);
-                int r = Native.ioctlRaw(real, Uapi.UFFDIO_COPY, s);
-                return mfillResult("UFFDIO_COPY", r, get(s, Uapi.UFFDIO_COPY_S, "copy"));
-            }
-        });
+        long done;
+        try {
+            done = withFd(p, fd, "UFFDIO_COPY", real -> {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment buf = a.allocate(Math.max(1, src.length), PAGE);
+                    MemorySegment.copy(src, 0, buf, JAVA_BYTE, 0, src.length);
+                    MemorySegment s = a.allocate(Uapi.UFFDIO_COPY_S);
+                    set(s, Uapi.UFFDIO_COPY_S, "dst", dst);
+                    set(s, Uapi.UFFDIO_COPY_S, "src", buf.address());
+                    set(s, Uapi.UFFDIO_COPY_S, "len", src.length);
+                    set(s, Uapi.UFFDIO_COPY_S, "mode", mode);
+                    int r = Native.ioctlRaw(real, Uapi.UFFDIO_COPY, s);
+                    return mfillResult("UFFDIO_COPY", r, get(s, Uapi.UFFDIO_COPY_S, "copy"));
+                }
+            });
+        } catch (LinuxException e) {
+            copied(p, dst, e.bytesDone());
+            throw e;
+        }
+        copied(p, dst, done);
+        return done;
+    }
+
+    /** A COPY replaced whatever marker sat on [dst, dst+done). */
+    private static void copied(Proc p, long dst, long done) {
+        if (done <= 0) {
+            return;
+        }
+        p.lock.lock();
+        try {
+            forgetPoison(p, dst, dst + done);
+        } finally {
+            p.lock.unlock();
+        }
     }
 
     private long rangeModeResult(int pid, int fd, String call, long req, long start, long len, long mode,
@@ -1405,7 +1485,15 @@ public final class LinuxBackend implements MemoryBackend {
         p.lock.lock();
         try {
             checkNoInflight(p, start, start + alignUp(len, PAGE), call);
-            return withFd(p, fd, call, op);
+            long done;
+            try {
+                done = withFd(p, fd, call, op);
+            } catch (LinuxException e) {
+                rememberPoison(p, start, e.bytesDone());
+                throw e;
+            }
+            rememberPoison(p, start, done);
+            return done;
         } finally {
             p.lock.unlock();
         }

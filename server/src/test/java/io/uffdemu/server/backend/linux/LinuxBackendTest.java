@@ -219,6 +219,10 @@ class LinuxBackendTest {
                     assertThat(e.call()).isEqualTo("UFFDIO_COPY");
                     assertThat(e.bytesDone()).isEqualTo(8192);
                 });
+        // the first mapping sits at the top of the window: a COPY running past it gets the kernel's ENOENT
+        assertThat(b.maps(pid).getLast().end()).isEqualTo(a + 4 * PAGE);
+        assertErrno(() -> b.uffdCopy(pid, fd, a + 3 * PAGE, filled((int) (2 * PAGE), 4), 0), Errno.ENOENT,
+                "UFFDIO_COPY");
     }
 
     @Test
@@ -249,6 +253,17 @@ class LinuxBackendTest {
             assertThat(b.uffdCopy(pid, fd, a, filled((int) hp, 7), 0)).isEqualTo(hp);
             assertThat(read.get(10, TimeUnit.SECONDS).data()).containsOnly(7);
             b.munmap(pid, a, hp);
+
+            // pagemap does not show hugetlb poison markers: the backend remembers them
+            long p2 = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            b.uffdRegister(pid, fd, p2, hp, Linux.UFFDIO_REGISTER_MODE_MISSING);
+            assertThat(b.uffdPoison(pid, fd, p2, hp, 0)).isEqualTo(hp);
+            AccessResult bus = b.access(pid, p2 + 5, 1, false, null, AccessMode.USER, deadline(5000));
+            assertThat(bus.signal()).isEqualTo(Linux.SIGBUS);
+            assertThat(bus.faultAddr()).isEqualTo(p2 + 5);
+            assertThat(b.uffdCopy(pid, fd, p2, filled((int) hp, 8), 0)).isEqualTo(hp);
+            assertThat(b.access(pid, p2 + 5, 1, false, null, AccessMode.USER, deadline(5000)).data())
+                    .containsExactly(8);
         } finally {
             b.close();
             b.setSysctl("vm/nr_hugepages", old);
