@@ -69,6 +69,15 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *   <tr><td>MADV_HWPOISON, MADV_SOFT_OFFLINE</td><td>real memory-failure handling of server pages</td></tr>
  * </table>
  *
+ * <h2>Known limits of the signal prediction</h2>
+ * pagemap shows no hugetlb PTE markers, so huge pages poisoned by UFFDIO_POISON are remembered by the backend
+ * (forgotten on munmap, MAP_FIXED over them and COPY; kept, conservatively, across MADV_DONTNEED, where the
+ * backend may then report a SIGBUS the kernel would not raise). A MAP_NORESERVE hugetlb mapping faulting while
+ * every free huge page is reserved by other mappings, and a fallocate(PUNCH_HOLE) of a hugetlb file under a
+ * blocked access with no free huge page, are not predicted. Thread ids (UFFD_FEATURE_THREAD_ID) are the real tids
+ * of the access threads. The JVM must not fork(2) for real while a uffd with EVENT_FORK exists (the JDK's
+ * default posix_spawn/vfork launch does not dup the mm and is fine).
+ *
  * <h2>Accesses</h2>
  * USER accesses are a native memcpy on a dedicated platform thread (a small cached pool; never virtual threads,
  * a real fault blocks the carrier). Before touching memory the backend checks the VMA, its protection, guard and
@@ -383,6 +392,11 @@ public final class LinuxBackend implements MemoryBackend {
 
     @Override
     public BackendStatus status() {
+        return probeStatus();
+    }
+
+    /** The status without constructing a backend (the constructor throws when the kernel is unavailable). */
+    public static BackendStatus probeStatus() {
         return new BackendStatus("linux", LinuxAvailability.isAvailable(), LinuxAvailability.reason(),
                 LinuxAvailability.features(), LinuxAvailability.ioctls(), LinuxAvailability.kernelRelease());
     }

@@ -327,6 +327,23 @@ class LinuxBackendTest {
     }
 
     @Test
+    void uffdSigbusFeatureIsPredicted() throws Exception {
+        int fd = uffd(Linux.UFFD_FEATURE_SIGBUS);
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING | Linux.UFFDIO_REGISTER_MODE_WP);
+        AccessResult r = b.access(pid, a + 1, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(r.siCode()).isEqualTo(Linux.BUS_ADRERR);
+        assertThat(b.access(pid, a, 1, false, null, AccessMode.KERNEL, deadline(5000)).errno())
+                .isEqualTo(Errno.EFAULT);
+        b.uffdCopy(pid, fd, a, filled((int) PAGE, 2), Linux.UFFDIO_COPY_MODE_WP);
+        assertThat(b.access(pid, a, 1, false, null, AccessMode.USER, deadline(5000)).data()).containsExactly(2);
+        r = b.access(pid, a, 1, true, new byte[] {3}, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(b.uffdRead(pid, fd, 4, 0).size()).isZero();
+    }
+
+    @Test
     void deadlineOnABlockedAccessGivesEtimedoutAndCloseWakesTheThread() throws Exception {
         int fd = uffd(0);
         long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
@@ -381,6 +398,14 @@ class LinuxBackendTest {
                 .containsExactly(1, 2, 3, 0);
         assertThat(b.access(pid, a, 4, false, null, AccessMode.PROC_MEM, deadline(5000)).data())
                 .containsExactly(1, 2, 3, 0);
+    }
+
+    @Test
+    void probeStatusAndVersionParsing() {
+        assertThat(LinuxBackend.probeStatus().available()).isTrue();
+        assertThat(LinuxAvailability.unavailabilityCause()).isNull();
+        assertThat(LinuxAvailability.version("6.18.44-fc-v1272")).containsExactly(6, 18);
+        assertThat(LinuxAvailability.version("5.4")).containsExactly(5, 4);
     }
 
     @Test
