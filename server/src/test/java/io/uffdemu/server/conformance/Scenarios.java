@@ -1,0 +1,1235 @@
+package io.uffdemu.server.conformance;
+
+import static io.uffdemu.server.mm.Linux.*;
+
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.Pagemap;
+import io.uffdemu.server.mm.UffdMsg;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The scenario catalogue: reference §9.1 (selftests), §9.3 S1-S16 and §9.4 E1-E7, plus the §6.1 lifecycle
+ * table. Each scenario logs a trace and checks the reference's [O] outcome with {@code expect}.
+ */
+final class Scenarios {
+    private Scenarios() {
+    }
+
+    static final int W = UFFDIO_REGISTER_MODE_WP;
+    static final int M = UFFDIO_REGISTER_MODE_MISSING;
+    static final int N = UFFDIO_REGISTER_MODE_MINOR;
+
+    static List<Scenario> all() {
+        List<Scenario> s = new ArrayList<>();
+        s.add(new Scenario("E1-api", MemType.ANON_ONLY, Scenarios::api));
+        s.add(new Scenario("E2-register-matrix", MemType.ALL, Scenarios::registerMatrix));
+        s.add(new Scenario("E2-range-validation", MemType.MAIN, Scenarios::rangeValidation));
+        s.add(new Scenario("E2-register-rules", MemType.ANON_ONLY, Scenarios::registerRules));
+        s.add(new Scenario("E3-copy-partial", MemType.ALL, Scenarios::copyPartial));
+        s.add(new Scenario("E4-zeropage", MemType.ALL, Scenarios::zeropage));
+        s.add(new Scenario("E4-poison", MemType.ALL, Scenarios::poison));
+        s.add(new Scenario("E4-fill-over-marker", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::fillOverMarker));
+        s.add(new Scenario("E5-move", MemType.ANON_ONLY, Scenarios::move));
+        s.add(new Scenario("E5-move-not-anon", MemType.FILE, Scenarios::moveNotAnon));
+        s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM),
+                Scenarios::removeEvent));
+        s.add(new Scenario("E6-unmap-remap-events", MemType.MAIN, Scenarios::unmapRemapEvents));
+        s.add(new Scenario("E6-faults-before-events", MemType.ANON_ONLY, Scenarios::faultsBeforeEvents));
+        s.add(new Scenario("E7-exited-mm", MemType.ANON_ONLY, Scenarios::exitedMm));
+        s.add(new Scenario("msg-flags-and-address", MemType.ALL, Scenarios::msgFlags));
+        s.add(new Scenario("continue-minor", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minor));
+        s.add(new Scenario("wp-unpopulated", MemType.ANON_ONLY, Scenarios::wpUnpopulated));
+        s.add(new Scenario("wp-holes", MemType.ALL, Scenarios::wpHoles));
+        s.add(new Scenario("S1-baseline", MemType.ALL, Scenarios::baseline));
+        for (String op : List.of("none", "read", "DONTNEED", "FREE", "REMOVE", "PUNCH", "PAGEOUT", "mprotect",
+                "UNREGISTER", "close")) {
+            for (int mode : new int[] {W, M | W}) {
+                s.add(new Scenario("S2-lifecycle-" + op + "-" + (mode == W ? "W" : "MW"), lifecycleTypes(op),
+                        h -> lifecycle(h, op, mode)));
+            }
+        }
+        s.add(new Scenario("S2-anon-dontneed-event", MemType.ANON_ONLY, Scenarios::anonDontneedEvent));
+        s.add(new Scenario("S7-alias", MemType.SHARED_FILE, Scenarios::alias));
+        s.add(new Scenario("S8-copy-loses-wp", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::copyLosesWp));
+        s.add(new Scenario("S8-continue-loses-wp", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::continueLosesWp));
+        s.add(new Scenario("S9-move-loses-wp", MemType.ANON_ONLY, Scenarios::moveLosesWp));
+        s.add(new Scenario("S10-mremap", MemType.MAIN, Scenarios::mremapNoEvent));
+        s.add(new Scenario("S10-mremap-event", MemType.ANON_ONLY, Scenarios::mremapEvent));
+        s.add(new Scenario("S10-fork", MemType.ALL, Scenarios::forkWp));
+        s.add(new Scenario("S11-kernel-writers", MemType.ANON_ONLY, Scenarios::kernelWriters));
+        s.add(new Scenario("S12-mprotect", MemType.MAIN, Scenarios::mprotectRo));
+        s.add(new Scenario("S14-async", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::async));
+        s.add(new Scenario("S14-scan-args", MemType.ANON_ONLY, Scenarios::scanArgs));
+        s.add(new Scenario("S15-stale-copy", MemType.MAIN, Scenarios::staleCopy));
+        s.add(new Scenario("S16-unregister-wake", MemType.MAIN, Scenarios::unregisterWake));
+        s.add(new Scenario("S16-unregister-wake-minor", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::unregisterWakeMinor));
+        s.add(new Scenario("close-wakes", MemType.MAIN, Scenarios::closeWakes));
+        s.add(new Scenario("wake-refaults", MemType.MAIN, Scenarios::wakeRefaults));
+        s.add(new Scenario("sigbus-feature", MemType.MAIN, Scenarios::sigbus));
+        s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
+        return s;
+    }
+
+    static Set<MemType> lifecycleTypes(String op) {
+        return switch (op) {
+            case "FREE" -> MemType.ANON_ONLY;
+            case "REMOVE", "PUNCH" -> MemType.FILE;
+            case "PAGEOUT" -> Set.of(MemType.ANON, MemType.SHMEM, MemType.SHMEM_PRIVATE);
+            default -> MemType.ALL;
+        };
+    }
+
+    // ------------------------------------------------------------------ E1 .. E7
+
+    static void api(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        int u = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        long a = h.map(MemType.ANON, 1);
+        h.call("REGISTER before API", "EINVAL", () -> b.uffdRegister(pid, u, a, PAGE_SIZE, M));
+        h.call("read before API", "EINVAL", () -> "msgs=" + b.uffdRead(pid, u, 1, 0).size());
+        h.call("API(api=0xab)", "EINVAL", () -> b.uffdApi(pid, u, 0xab, 0));
+        h.call("API(bit63)", "EINVAL", () -> b.uffdApi(pid, u, UFFD_API, 1L << 63));
+        for (int bit = 17; bit < 32; bit++) {
+            long f = 1L << bit;
+            h.call("API(bit" + bit + ")", "EINVAL", () -> b.uffdApi(pid, u, UFFD_API, f));
+        }
+        h.call("API(0)", "features=0x1ffff ioctls=0x8000000000000003", () -> b.uffdApi(pid, u, UFFD_API, 0));
+        h.call("API again", "EINVAL", () -> b.uffdApi(pid, u, UFFD_API, 0));
+        h.call("read nonblock empty", "msgs=0", () -> "msgs=" + b.uffdRead(pid, u, 1, 0).size());
+        h.call("userfaultfd(flags=0x4)", "EINVAL", () -> b.userfaultfd(pid, 4, false));
+        int u2 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("API(WP_ASYNC)", "features=0x1ffff ioctls=0x8000000000000003",
+                () -> b.uffdApi(pid, u2, UFFD_API, UFFD_FEATURE_WP_ASYNC));
+        h.call("API(all features)", "features=0x1ffff ioctls=0x8000000000000003", () -> {
+            int u3 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+            return b.uffdApi(pid, u3, UFFD_API, UFFD_API_FEATURES);
+        });
+        h.call("/dev/userfaultfd IOC_NEW", "OK", () -> b.userfaultfd(pid, O_CLOEXEC, true));
+        h.call("/dev/userfaultfd IOC_NEW bad flags", "EINVAL", () -> b.userfaultfd(pid, 4, true));
+    }
+
+    static String expectedIoctls(MemType t, int mode) {
+        if (mode == 0 || mode > 7) {
+            return "EINVAL";
+        }
+        if (t.anon() && (mode & N) != 0) {
+            return "EINVAL";
+        }
+        long base = t.hugetlb() ? 0x10c : 0x13c;
+        if ((mode & W) != 0) {
+            base |= 0x40;
+        }
+        if ((mode & N) != 0) {
+            base |= 0x80;
+        }
+        return "0x" + Long.toHexString(base);
+    }
+
+    static void registerMatrix(Harness h) {
+        long a = h.map(2);
+        int u = h.uffd(0);
+        for (int mode = 0; mode <= 8; mode++) {
+            int m = mode;
+            h.call("REGISTER mode=" + mode, expectedIoctls(h.type, mode),
+                    () -> h.b.uffdRegister(h.pid, u, a, 2 * h.ps(), m));
+        }
+        // re-register replaces: MISSING then WP-only leaves WP only
+        h.register(u, a, 2 * h.ps(), M);
+        h.register(u, a, 2 * h.ps(), W);
+        h.call("COPY into WP-only vma", "0x" + Long.toHexString(h.ps()),
+                () -> h.b.uffdCopy(h.pid, u, a, h.fill(1, h.ps()), 0));
+        h.call("UNREGISTER", "OK", () -> {
+            h.b.uffdUnregister(h.pid, u, a, 2 * h.ps());
+            return null;
+        });
+    }
+
+    static void rangeValidation(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        var b = h.b;
+        int pid = h.pid;
+        h.call("REGISTER unaligned start", "EINVAL", () -> b.uffdRegister(pid, u, a + PAGE_SIZE / 2, ps, M));
+        h.call("REGISTER unaligned len", "EINVAL", () -> b.uffdRegister(pid, u, a, PAGE_SIZE + 1, M));
+        h.call("REGISTER len 0", "EINVAL", () -> b.uffdRegister(pid, u, a, 0, M));
+        h.call("REGISTER start 0", "EINVAL", () -> b.uffdRegister(pid, u, 0, ps, M));
+        h.call("REGISTER start 1<<47", "EINVAL", () -> b.uffdRegister(pid, u, 1L << 47, ps, M));
+        h.call("REGISTER wrapping len", "EINVAL", () -> b.uffdRegister(pid, u, a, -PAGE_SIZE, M));
+        if (h.type.hugetlb()) {
+            h.call("REGISTER hugetlb start+4K", "EINVAL", () -> b.uffdRegister(pid, u, a + PAGE_SIZE, ps, M));
+            h.call("REGISTER hugetlb len 4K", "EINVAL", () -> b.uffdRegister(pid, u, a, PAGE_SIZE, M));
+            h.call("REGISTER hugetlb len HP+4K", "EINVAL", () -> b.uffdRegister(pid, u, a, ps + PAGE_SIZE, M));
+        }
+        h.register(u, a, 2 * ps, M | W);
+        h.call("WAKE len 0", "EINVAL", () -> {
+            b.uffdWake(pid, u, a, 0);
+            return null;
+        });
+        h.call("WAKE unaligned", "EINVAL", () -> {
+            b.uffdWake(pid, u, a + 1, PAGE_SIZE);
+            return null;
+        });
+        h.call("COPY unaligned dst", "EINVAL", () -> b.uffdCopy(pid, u, a + 8, h.fill(1, ps), 0));
+        h.call("COPY bad mode", "EINVAL", () -> b.uffdCopy(pid, u, a, h.fill(1, ps), 8));
+        h.call("ZEROPAGE bad mode", "EINVAL", () -> b.uffdZeropage(pid, u, a, ps, 2));
+        h.call("POISON bad mode", "EINVAL", () -> b.uffdPoison(pid, u, a, ps, 2));
+        h.call("WRITEPROTECT WP|DONTWAKE", "EINVAL", () -> {
+            b.uffdWriteprotect(pid, u, a, ps, 3);
+            return null;
+        });
+        h.call("WRITEPROTECT bad mode", "EINVAL", () -> {
+            b.uffdWriteprotect(pid, u, a, ps, 4);
+            return null;
+        });
+        if (h.type.hugetlb()) {
+            h.call("WRITEPROTECT hugetlb 4K", "EINVAL", () -> {
+                b.uffdWriteprotect(pid, u, a, PAGE_SIZE, 1);
+                return null;
+            });
+            h.call("COPY hugetlb len 4K", "EINVAL", () -> b.uffdCopy(pid, u, a, h.fill(1, PAGE_SIZE), 0));
+        }
+    }
+
+    static void registerRules(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 8);
+        b.munmap(pid, a + 2 * PAGE_SIZE, PAGE_SIZE);
+        int u = h.uffd(0);
+        int u2 = h.uffd(0);
+        h.call("REGISTER hole only", "EINVAL", () -> b.uffdRegister(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE, M));
+        h.call("REGISTER range with hole", "0x13c", () -> b.uffdRegister(pid, u, a, 5 * PAGE_SIZE, M));
+        h.call("REGISTER other uffd", "EBUSY", () -> b.uffdRegister(pid, u2, a, PAGE_SIZE, M));
+        h.call("UNREGISTER via other uffd", "EINVAL", () -> {
+            b.uffdUnregister(pid, u2, a, PAGE_SIZE);
+            return null;
+        });
+        h.call("UNREGISTER never registered", "OK", () -> {
+            b.uffdUnregister(pid, u, a + 6 * PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        h.call("UNREGISTER hole only", "EINVAL", () -> {
+            b.uffdUnregister(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        h.call("COPY via other uffd of same mm", "0x1000", () -> b.uffdCopy(pid, u2, a, h.fill(3, PAGE_SIZE), 0));
+        h.call("ZEROPAGE into unregistered", "ENOENT", () -> b.uffdZeropage(pid, u, a + 6 * PAGE_SIZE,
+                PAGE_SIZE, 0));
+        h.call("WRITEPROTECT on MISSING-only", "ENOENT", () -> {
+            b.uffdWriteprotect(pid, u, a, PAGE_SIZE, 1);
+            return null;
+        });
+        h.call("CONTINUE on anon", "EINVAL", () -> b.uffdContinue(pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("WAKE on unregistered", "OK", () -> {
+            b.uffdWake(pid, u, a + 6 * PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        // partial unregister splits, the neighbour stays registered
+        h.call("UNREGISTER page 0", "OK", () -> {
+            b.uffdUnregister(pid, u, a + PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        h.call("COPY into unregistered page", "ENOENT", () -> b.uffdCopy(pid, u, a + PAGE_SIZE,
+                h.fill(3, PAGE_SIZE), 0));
+        h.call("COPY into still registered neighbour", "0x1000", () -> b.uffdCopy(pid, u, a + 3 * PAGE_SIZE,
+                h.fill(3, PAGE_SIZE), 0));
+        // WRITEPROTECT over hole and past the registered vma
+        long c = h.map(MemType.ANON, 4);
+        h.register(u, c, 4 * PAGE_SIZE, W);
+        h.call("WRITEPROTECT past vma", "ENOENT", () -> {
+            b.uffdWriteprotect(pid, u, c + 3 * PAGE_SIZE, 2 * PAGE_SIZE, 1);
+            return null;
+        });
+        // a read-only shared fd cannot be registered (no VM_MAYWRITE) -- not expressible via the SPI: skipped
+    }
+
+    static void copyPartial(Harness h) {
+        long ps = h.ps();
+        long a = h.map(5);
+        h.b.munmap(h.pid, a + 4 * ps, ps);
+        int u = h.uffd(0);
+        var b = h.b;
+        int pid = h.pid;
+        h.register(u, a, 4 * ps, M);
+        h.call("COPY page 2", "0x" + Long.toHexString(ps), () -> b.uffdCopy(pid, u, a + 2 * ps, h.fill(2, ps), 0));
+        h.call("COPY page 2 again", "EEXIST", () -> b.uffdCopy(pid, u, a + 2 * ps, h.fill(2, ps), 0));
+        h.call("COPY 4 pages, 3rd present", "EAGAIN done=0x" + Long.toHexString(2 * ps),
+                () -> b.uffdCopy(pid, u, a, h.fill(1, 4 * ps), 0));
+        h.call("COPY MODE_WP on non-WP vma", "EINVAL", () -> b.uffdCopy(pid, u, a + 3 * ps, h.fill(1, ps),
+                UFFDIO_COPY_MODE_WP));
+        h.call("COPY past the vma", "ENOENT", () -> b.uffdCopy(pid, u, a + 3 * ps, h.fill(1, 2 * ps), 0));
+        h.pm("after copies", a, 4);
+        h.readData("page0", a, 16);
+        h.readData("page2", a + 2 * ps, 16);
+    }
+
+    static void zeropage(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        String exp = h.type.hugetlb() ? "EINVAL" : "0x" + Long.toHexString(ps);
+        h.call("ZEROPAGE", exp, () -> h.b.uffdZeropage(h.pid, u, a, ps, 0));
+        if (!h.type.hugetlb()) {
+            h.call("ZEROPAGE again", "EEXIST", () -> h.b.uffdZeropage(h.pid, u, a, ps, 0));
+            h.pmExpect("after zeropage", a, 1, h.type.shared() ? "P--F" : "P---");
+            h.readData("page0", a, 64);
+            h.writeHandled(u, a, 9);
+            h.pm("after write", a, 1);
+        }
+    }
+
+    static void poison(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        var b = h.b;
+        int pid = h.pid;
+        h.register(u, a, 4 * ps, M);
+        h.call("COPY page 0", () -> b.uffdCopy(pid, u, a, h.fill(1, ps), 0));
+        h.call("POISON present page", "EEXIST", () -> b.uffdPoison(pid, u, a, ps, 0));
+        h.call("POISON 2 pages", "0x" + Long.toHexString(2 * ps), () -> b.uffdPoison(pid, u, a + ps, 2 * ps, 0));
+        h.pmExpect("poisoned", a + ps, 2, h.type.hugetlb() ? "---- ----" : "-S-- -S--");
+        h.expect("read poisoned", h.read(a + ps).finish(), "SIGBUS/2 at A+0x" + Long.toHexString(ps));
+        h.write(a + ps, 1).finish();
+        h.call("COPY over poison", "0x" + Long.toHexString(ps), () -> b.uffdCopy(pid, u, a + ps, h.fill(4, ps), 0));
+        h.readData("copied over poison", a + ps, 8);
+        if (!h.type.hugetlb()) {
+            h.call("MADV_DONTNEED poison", () -> {
+                b.madvise(pid, a + 2 * ps, ps, MADV_DONTNEED);
+                return null;
+            });
+            h.pm("after dontneed", a + 2 * ps, 1);
+        }
+        h.call("POISON bad mode", "EINVAL", () -> b.uffdPoison(pid, u, a + 3 * ps, ps, 2));
+        h.drain(u);
+    }
+
+    static void fillOverMarker(Harness h) {
+        long ps = h.ps();
+        long a = h.map(3);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        var b = h.b;
+        int pid = h.pid;
+        h.register(u, a, 3 * ps, M | W);
+        h.wp(u, a, 3 * ps, true);
+        h.pmExpect("markers", a, 3, h.type.hugetlb() ? "--W- --W- --W-" : "-SW- -SW- -SW-");
+        if (!h.type.hugetlb()) {
+            h.call("ZEROPAGE over marker", h.type.anon() ? "EEXIST" : "0x1000",
+                    () -> b.uffdZeropage(pid, u, a, ps, 0));
+            h.pm("after zeropage", a, 1);
+        }
+        h.call("COPY over marker", "0x" + Long.toHexString(ps), () -> b.uffdCopy(pid, u, a + ps, h.fill(5, ps), 0));
+        h.pmExpect("after copy", a + ps, 1, h.type.anon() ? "P---" : "P--F");
+        h.expect("write after COPY", h.writeHandled(u, a + ps, 6), "none");
+        h.call("COPY(MODE_WP) over marker", "0x" + Long.toHexString(ps),
+                () -> b.uffdCopy(pid, u, a + 2 * ps, h.fill(5, ps), UFFDIO_COPY_MODE_WP));
+        h.pmExpect("after copy wp", a + 2 * ps, 1, h.type.anon() ? "P-W-" : "P-WF");
+        h.expect("write after COPY(MODE_WP)", h.writeHandled(u, a + 2 * ps, 6), "3");
+    }
+
+    static void move(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long src = h.map(MemType.ANON, 4);
+        long dst = h.map(MemType.ANON, 4);
+        long unreg = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.register(u, dst, 4 * PAGE_SIZE, M);
+        h.populate(src, 2, 0x30);
+        h.call("MOVE 1 page", "0x1000", () -> b.uffdMove(pid, u, dst, src, PAGE_SIZE, 0));
+        h.pm("src/dst after move", src, 1);
+        h.pm("dst", dst, 1);
+        h.readData("dst", dst, 1);
+        h.readData("src", src, 1);
+        h.call("MOVE onto populated dst", "EEXIST", () -> b.uffdMove(pid, u, dst, src + PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("MOVE from src hole", "ENOENT", () -> b.uffdMove(pid, u, dst + PAGE_SIZE, src + 2 * PAGE_SIZE,
+                PAGE_SIZE, 0));
+        h.call("MOVE from src hole ALLOW_SRC_HOLES", "0x1000", () -> b.uffdMove(pid, u, dst + PAGE_SIZE,
+                src + 2 * PAGE_SIZE, PAGE_SIZE, UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES));
+        h.pm("dst+1", dst + PAGE_SIZE, 1);
+        h.call("MOVE 2 pages, 2nd hole", "EAGAIN done=0x1000", () -> b.uffdMove(pid, u, dst + 2 * PAGE_SIZE,
+                src + PAGE_SIZE, 2 * PAGE_SIZE, 0));
+        h.call("MOVE into unregistered dst", "EINVAL", () -> b.uffdMove(pid, u, unreg, src + 3 * PAGE_SIZE,
+                PAGE_SIZE, 0));
+        h.call("MOVE unaligned src", "EINVAL", () -> b.uffdMove(pid, u, dst + 3 * PAGE_SIZE, src + 8,
+                PAGE_SIZE, 0));
+        h.call("MOVE bad mode", "EINVAL", () -> b.uffdMove(pid, u, dst + 3 * PAGE_SIZE, src, PAGE_SIZE, 4));
+    }
+
+    static void moveNotAnon(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long anon = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        h.populate(anon, 1, 1);
+        h.call("MOVE anon -> file-backed dst", "EINVAL", () -> h.b.uffdMove(h.pid, u, a, anon, PAGE_SIZE, 0));
+    }
+
+    static void removeEvent(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        long anon = h.map(MemType.ANON, 1);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        var b = h.b;
+        int pid = h.pid;
+        h.populate(a, 4, 1);
+        h.populate(anon, 1, 1);
+        h.register(u, a, 4 * ps, M | W);
+        int advice = h.type.anon() ? MADV_DONTNEED : MADV_REMOVE;
+        Harness.Op mad = h.async("madvise page 0", () -> {
+            b.madvise(pid, a, ps, advice);
+            return null;
+        });
+        h.expect("madvise while event unread", mad.state(), "blocked");
+        h.call("COPY while pending", "EAGAIN", () -> b.uffdCopy(pid, u, a + 3 * ps, h.fill(1, ps), 0));
+        h.call("ZEROPAGE while pending", "EAGAIN", () -> b.uffdZeropage(pid, u, a + 3 * ps, ps, 0));
+        h.call("POISON while pending", "EAGAIN", () -> b.uffdPoison(pid, u, a + 3 * ps, ps, 0));
+        h.call("WRITEPROTECT while pending", "EAGAIN", () -> {
+            b.uffdWriteprotect(pid, u, a + 3 * ps, ps, 1);
+            return null;
+        });
+        h.call("MOVE while pending", "EAGAIN", () -> b.uffdMove(pid, u, a + 3 * ps, anon, ps, 0));
+        if (h.type.shmem()) {
+            h.call("CONTINUE while pending", "EAGAIN", () -> b.uffdContinue(pid, u, a + 3 * ps, ps, 0));
+        }
+        h.call("WAKE while pending", "OK", () -> {
+            b.uffdWake(pid, u, a, ps);
+            return null;
+        });
+        h.register(u, a, 4 * ps, M | W);
+        h.drain(u);
+        h.expect("madvise after read", mad.finish(), "OK");
+        h.pm("after remove", a, 2);
+        // MADV_PAGEOUT / COLD / mprotect raise nothing; MADV_FREE (anon) raises REMOVE
+        h.call("MADV_COLD", () -> {
+            b.madvise(pid, a + ps, ps, MADV_COLD);
+            return null;
+        });
+        h.call("mprotect RO", () -> {
+            b.mprotect(pid, a + ps, ps, PROT_READ);
+            return null;
+        });
+        if (h.type.anon()) {
+            Harness.Op free = h.async("MADV_FREE", () -> {
+                b.madvise(pid, a + 2 * ps, ps, MADV_FREE);
+                return null;
+            });
+            free.state();
+            h.drain(u);
+            free.finish();
+        } else {
+            h.call("fallocate PUNCH_HOLE", () -> {
+                b.fallocate(pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * ps, ps);
+                return null;
+            });
+            Harness.Op dn = h.async("MADV_DONTNEED shmem", () -> {
+                b.madvise(pid, a + 3 * ps, ps, MADV_DONTNEED);
+                return null;
+            });
+            dn.state();
+            h.drain(u);
+            dn.finish();
+        }
+        h.drain(u);
+    }
+
+    static void unmapRemapEvents(Harness h) {
+        long ps = h.ps();
+        long a = h.map(8);
+        long d = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP);
+        var b = h.b;
+        int pid = h.pid;
+        h.populate(a, 8, 1);
+        h.register(u, a, 8 * ps, M | W);
+        Harness.Op un = h.async("munmap 2 pages", () -> {
+            b.munmap(pid, a + 5 * ps, 2 * ps);
+            return null;
+        });
+        un.state();
+        h.drain(u);
+        un.finish();
+        Harness.Op mr = h.async("mremap move 2 pages fixed", () -> b.mremap(pid, a + 2 * ps, 2 * ps, 2 * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "moved elsewhere");
+        mr.state();
+        h.drain(u);
+        mr.finish();
+        h.pm("moved", d, 2);
+        Harness.Op sh = h.async("mremap shrink", () -> b.mremap(pid, a, 2 * ps, ps, 0, 0) == a ? "OK" : "?");
+        sh.state();
+        h.drain(u);
+        sh.finish();
+        if (!h.type.hugetlb()) {
+            Harness.Op fx = h.async("mmap MAP_FIXED over registered page", () -> b.mmap(pid, a + 4 * ps, ps,
+                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == a + 4 * ps ? "OK" : "?");
+            fx.state();
+            h.drain(u);
+            fx.finish();
+            h.call("COPY into the new mapping", "ENOENT", () -> b.uffdCopy(pid, u, a + 4 * ps, h.fill(1, ps), 0));
+        }
+        h.drain(u);
+    }
+
+    static void faultsBeforeEvents(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a + 2 * PAGE_SIZE, 1, 1);
+        h.register(u, a, 4 * PAGE_SIZE, M);
+        Harness.Op mad = h.async("madvise", () -> {
+            b.madvise(pid, a + 2 * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        mad.state();
+        Harness.Op rd = h.read(a);
+        rd.state();
+        List<UffdMsg> got = h.readMsgs(u, 500);
+        List<String> order = got.stream().map(h::msg).toList();
+        h.log("one read: " + order);
+        h.expect("order", String.join(", ", order), "PF flags=0 A+0x0, REMOVE A+0x2000..A+0x3000");
+        mad.finish();
+        h.call("COPY page 0", () -> b.uffdCopy(pid, u, a, h.fill(1, PAGE_SIZE), 0));
+        rd.finish();
+        // two threads on one page: two messages; one COPY wakes both
+        Harness.Op r1 = h.read(a + PAGE_SIZE);
+        Harness.Op r2 = h.read(a + PAGE_SIZE);
+        r1.state();
+        r2.state();
+        List<UffdMsg> two = h.readMsgs(u, 500);
+        h.log("two threads: " + two.stream().map(h::msg).toList());
+        h.call("COPY", () -> b.uffdCopy(pid, u, a + PAGE_SIZE, h.fill(2, PAGE_SIZE), 0));
+        r1.finish();
+        r2.finish();
+    }
+
+    static void exitedMm(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * PAGE_SIZE, M | W);
+        // the child inherits the fd (no EVENT_FORK); the owner exits; the child is the monitor now
+        int child = h.b.fork(pid).pid();
+        try {
+            b.exit(pid);
+            h.call("COPY after exit", "ESRCH", () -> b.uffdCopy(child, u, a, h.fill(1, PAGE_SIZE), 0));
+            h.call("ZEROPAGE after exit", "ESRCH", () -> b.uffdZeropage(child, u, a, PAGE_SIZE, 0));
+            h.call("WRITEPROTECT after exit", "ESRCH", () -> {
+                b.uffdWriteprotect(child, u, a, PAGE_SIZE, 1);
+                return null;
+            });
+            h.call("REGISTER after exit", "ENOMEM", () -> b.uffdRegister(child, u, a, PAGE_SIZE, M));
+            h.call("UNREGISTER after exit", "ENOMEM", () -> {
+                b.uffdUnregister(child, u, a, PAGE_SIZE);
+                return null;
+            });
+            h.call("WAKE after exit", "OK", () -> {
+                b.uffdWake(child, u, a, PAGE_SIZE);
+                return null;
+            });
+            h.call("read after exit", "msgs=0", () -> "msgs=" + b.uffdRead(child, u, 4, 0).size());
+        } finally {
+            b.exit(child);
+        }
+    }
+
+    // ------------------------------------------------------------------ messages, minor, wp-unpopulated
+
+    static void msgFlags(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        int mode = h.type.anon() ? M | W : M | W | N;
+        h.register(u, a, 4 * ps, mode);
+        Harness.Op r = h.read(a + ps + 0x123);
+        h.handle(r, u);
+        Harness.Op w = h.write(a + 2 * ps + 0x1055, 1);
+        h.handle(w, u);
+        h.wp(u, a + ps, ps, true);
+        h.expect("read of wp'd page", h.read(a + ps).finish().startsWith("ok") ? "ok" : "fault", "ok");
+        h.expect("write of wp'd page", h.writeHandled(u, a + ps + 8, 2), "3");
+        h.drain(u);
+        int ue = h.uffd(UFFD_FEATURE_EXACT_ADDRESS);
+        long b2 = h.map(2);
+        h.register(ue, b2, 2 * ps, M);
+        Harness.Op r2 = h.read(b2 + ps + 0x234);
+        h.handle(r2, ue);
+    }
+
+    static void minor(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long b2 = h.alias(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x40);
+        h.register(u, b2, 2 * ps, N);
+        Harness.Op r = h.read(b2);
+        h.handle(r, u);
+        h.pmExpect("after CONTINUE", b2, 1, "P--F");
+        h.call("CONTINUE again", "EEXIST", () -> h.b.uffdContinue(h.pid, u, b2, ps, 0));
+        Harness.Op w = h.write(b2 + ps, 0x41);
+        h.handle(w, u);
+        h.readData("page1 via A", a + ps, 1);
+        h.call("fallocate PUNCH page 1", () -> {
+            h.b.fallocate(h.pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, ps, ps);
+            return null;
+        });
+        h.call("CONTINUE page not in cache", "EFAULT", () -> h.b.uffdContinue(h.pid, u, b2 + ps, ps, 0));
+        h.call("CONTINUE MODE_WP without WP mode", "EINVAL", () -> h.b.uffdContinue(h.pid, u, b2 + ps, ps,
+                UFFDIO_CONTINUE_MODE_WP));
+    }
+
+    static void wpUnpopulated(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 4 * PAGE_SIZE, W);
+        h.wp(u, a, 4 * PAGE_SIZE, true);
+        h.pmExpect("wp holes", a, 4, "-SW- -SW- -SW- -SW-");
+        h.wp(u, a, PAGE_SIZE, false);
+        h.pmExpect("un-wp marker", a, 1, "----");
+        h.call("DONTNEED marker", () -> {
+            b.madvise(h.pid, a + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.pmExpect("after dontneed", a + PAGE_SIZE, 1, "----");
+        h.expect("write after dontneed", h.writeHandled(u, a + PAGE_SIZE, 1), "none");
+        h.readData("read marker", a + 2 * PAGE_SIZE, 8);
+        h.pmExpect("read marker", a + 2 * PAGE_SIZE, 1, "P-W-");
+        h.expect("write after read", h.writeHandled(u, a + 2 * PAGE_SIZE, 1), "3");
+        h.expect("write marker", h.writeHandled(u, a + 3 * PAGE_SIZE, 1), "3");
+        h.pm("final", a, 4);
+    }
+
+    static void wpHoles(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 4 * ps, W);
+        h.wp(u, a, 4 * ps, true);
+        String present = h.type.shared() ? "P-WF" : "P-W-";
+        String hole = h.type.anon() ? "----" : h.type.hugetlb() ? "--W-" : "-SW-";
+        h.pmExpect("2 present + 2 holes", a, 4, present + " " + present + " " + hole + " " + hole);
+        h.expect("write hole", h.writeHandled(u, a + 2 * ps, 1), h.type.anon() ? "none" : "3");
+        h.readData("read hole 3", a + 3 * ps, 4);
+        h.pm("after read", a + 3 * ps, 1);
+        h.expect("write hole after read", h.writeHandled(u, a + 3 * ps, 1), h.type.anon() ? "none" : "3");
+        h.wp(u, a, ps, false);
+        h.pm("after un-wp", a, 1);
+    }
+
+    // ------------------------------------------------------------------ S scenarios
+
+    static void baseline(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x10);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.pmExpect("wp", a, 2, h.type.shared() ? "P-WF P-WF" : "P-W- P-W-");
+        h.readData("before write", a, 2);
+        h.expect("write", h.writeHandled(u, a, 0x77), "3");
+        h.pmExpect("after resolve", a, 2, h.type.shared() ? "P--F P-WF" : "P--- P-W-");
+        h.readData("after write", a, 2);
+        h.drain(u);
+    }
+
+    /** Reference §6.1: populate, register, WP, apply {@code op}, write one byte with the handler. */
+    static void lifecycle(Harness h, String op, int mode) {
+        long ps = h.ps();
+        MemType t = h.type;
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x20);
+        h.register(u, a, 2 * ps, mode);
+        h.wp(u, a, 2 * ps, true);
+        String present = t.shared() ? "P-WF" : "P-W-";
+        h.pmExpect("before", a, 1, present);
+        String pmAfter;
+        String flags;
+        boolean mw = mode == (M | W);
+        switch (op) {
+            case "none" -> {
+                pmAfter = present;
+                flags = "3";
+            }
+            case "read" -> {
+                h.readData("read", a, 1);
+                pmAfter = present;
+                flags = "3";
+            }
+            case "DONTNEED", "FREE" -> {
+                h.call("madvise " + op, () -> {
+                    b.madvise(pid, a, ps, op.equals("FREE") ? MADV_FREE : MADV_DONTNEED);
+                    return null;
+                });
+                if (op.equals("FREE")) {
+                    // MADV_FREE only marks the page lazily freeable: it stays mapped with its wp bit
+                    pmAfter = "P-W-";
+                    flags = "3";
+                } else if (t.anon()) {
+                    pmAfter = "----";
+                    flags = mw ? "1" : "none";
+                } else {
+                    pmAfter = t.hugetlb() ? "--W-" : "-SW-";
+                    // a private hugetlb page is dropped: the hole raises MISSING first on M|W
+                    flags = mw && t == MemType.HUGETLB_PRIVATE ? "1" : "3";
+                }
+            }
+            case "REMOVE" -> {
+                String r = h.call("madvise REMOVE", () -> {
+                    b.madvise(pid, a, ps, MADV_REMOVE);
+                    return null;
+                });
+                if (!t.shared()) {
+                    h.expect("REMOVE on private", r, "EACCES");
+                    pmAfter = present;
+                    flags = "3";
+                } else {
+                    pmAfter = t.hugetlb() ? "--W-" : "-SW-";
+                    flags = mw ? "1" : "3";
+                }
+            }
+            case "PUNCH" -> {
+                h.call("fallocate PUNCH_HOLE", "OK", () -> {
+                    b.fallocate(pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, ps);
+                    return null;
+                });
+                if (t == MemType.SHMEM_PRIVATE) {
+                    pmAfter = present;
+                    flags = "3";
+                } else {
+                    pmAfter = t.hugetlb() ? "--W-" : "-SW-";
+                    flags = mw ? "1" : "3";
+                }
+            }
+            case "PAGEOUT" -> {
+                h.call("madvise PAGEOUT", "OK", () -> {
+                    b.madvise(pid, a, ps, MADV_PAGEOUT);
+                    return null;
+                });
+                flags = "3";
+                if (ConformanceTest.swapOn) {
+                    pmAfter = "-SW-";
+                } else if (t.shared()) {
+                    // no swap: reclaim unmaps a shmem folio (marker) and keeps it in the page cache, but only
+                    // if the folio already left the per-CPU LRU batch, so the kernel is not deterministic here
+                    h.log("pm after PAGEOUT: (not deterministic without swap)");
+                    h.expect("write after PAGEOUT", h.writeHandled(u, a, 0x55), flags);
+                    h.readData("after", a, 1);
+                    return;
+                } else {
+                    pmAfter = present;
+                }
+            }
+            case "mprotect" -> {
+                h.call("mprotect RO", "OK", () -> {
+                    b.mprotect(pid, a, ps, PROT_READ);
+                    return null;
+                });
+                h.call("mprotect RW", "OK", () -> {
+                    b.mprotect(pid, a, ps, PROT_READ | PROT_WRITE);
+                    return null;
+                });
+                pmAfter = present;
+                flags = "3";
+            }
+            case "UNREGISTER" -> {
+                h.call("UNREGISTER", "OK", () -> {
+                    b.uffdUnregister(pid, u, a, 2 * ps);
+                    return null;
+                });
+                pmAfter = t.shared() ? "P--F" : "P---";
+                flags = "none";
+            }
+            case "close" -> {
+                h.call("close(uffd)", "OK", () -> {
+                    b.close(pid, u);
+                    return null;
+                });
+                pmAfter = t.shared() ? "P--F" : "P---";
+                h.pmExpect("after close", a, 2, pmAfter + " " + pmAfter);
+                Harness.Op w = h.write(a, 0x66);
+                h.expect("write after close", w.finish(), "ok");
+                h.readData("after", a, 1);
+                return;
+            }
+            default -> throw new IllegalArgumentException(op);
+        }
+        h.pmExpect("after " + op, a, 1, pmAfter);
+        h.expect("write after " + op, h.writeHandled(u, a, 0x55), flags);
+        h.pm("after write", a, 2);
+        h.readData("after", a, 1);
+        h.drain(u);
+    }
+
+    static void anonDontneedEvent(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * PAGE_SIZE, W);
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        Harness.Op mad = h.async("DONTNEED", () -> {
+            b.madvise(h.pid, a, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        mad.state();
+        h.drain(u);
+        mad.finish();
+        h.expect("write after zap", h.writeHandled(u, a, 2), "none");
+    }
+
+    static void alias(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        long b2 = h.alias(1);
+        long c = h.alias(1);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.readData("B", b2, 1);
+        h.register(u, a, ps, W);
+        h.register(u, b2, ps, W);
+        h.wp(u, a, ps, true);
+        h.pm("A", a, 1);
+        h.pm("B", b2, 1);
+        h.pm("C", c, 1);
+        h.expect("write via B", h.writeHandled(u, b2, 2), "none");
+        h.expect("write via C", h.writeHandled(u, c, 3), "none");
+        h.readData("A sees", a, 1);
+        h.pmExpect("A still wp", a, 1, "P-WF");
+        h.expect("write via A", h.writeHandled(u, a, 4), "3");
+    }
+
+    static void copyLosesWp(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(h.type.anon() ? UFFD_FEATURE_WP_UNPOPULATED : 0);
+        var b = h.b;
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a, 2 * ps, true);
+        // write to a wp'd hole: MISSING(1); the handler COPYs without MODE_WP; the next write is silent
+        h.expect("write hole", h.writeHandled(u, a, 1), "1");
+        h.pm("after COPY", a, 1);
+        h.expect("next write", h.writeHandled(u, a + 1, 2), "none");
+        // same with COPY(MODE_WP): the next write faults with WP
+        Harness.Op w = h.write(a + ps, 3);
+        for (UffdMsg m : h.settle(w, u)) {
+            if (m instanceof UffdMsg.Pagefault) {
+                h.call("COPY(MODE_WP)", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(9, ps), UFFDIO_COPY_MODE_WP));
+            }
+        }
+        h.handle(w, u);
+        h.pm("after COPY(MODE_WP)", a + ps, 1);
+    }
+
+    static void continueLosesWp(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x11);
+        h.register(u, a, 2 * ps, N | W);
+        h.wp(u, a, 2 * ps, true);
+        h.call("DONTNEED", () -> {
+            h.b.madvise(h.pid, a, 2 * ps, MADV_DONTNEED);
+            return null;
+        });
+        h.pm("markers over cached pages", a, 2);
+        Harness.Op r = h.read(a);
+        h.handle(r, u);
+        h.pmExpect("after CONTINUE", a, 1, "P--F");
+        h.expect("write after CONTINUE", h.writeHandled(u, a, 1), "none");
+        Harness.Op r2 = h.read(a + ps);
+        for (UffdMsg m : h.settle(r2, u)) {
+            if (m instanceof UffdMsg.Pagefault) {
+                h.call("CONTINUE(MODE_WP)", () -> h.b.uffdContinue(h.pid, u, a + ps, ps, UFFDIO_CONTINUE_MODE_WP));
+            }
+        }
+        r2.finish();
+        h.pmExpect("after CONTINUE(MODE_WP)", a + ps, 1, "P-WF");
+        h.expect("write after CONTINUE(MODE_WP)", h.writeHandled(u, a + ps, 1), "3");
+    }
+
+    static void moveLosesWp(Harness h) {
+        long src = h.map(MemType.ANON, 1);
+        long dst = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.populate(src, 1, 1);
+        h.register(u, src, PAGE_SIZE, W);
+        h.wp(u, src, PAGE_SIZE, true);
+        h.register(u, dst, PAGE_SIZE, M | W);
+        h.call("MOVE wp'd page", "0x1000", () -> h.b.uffdMove(h.pid, u, dst, src, PAGE_SIZE, 0));
+        h.pmExpect("dst", dst, 1, "P---");
+        h.expect("write dst", h.writeHandled(u, dst, 2), "none");
+    }
+
+    static void mremapNoEvent(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long d = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.call("mremap", "OK", () -> h.b.mremap(h.pid, a, 2 * ps, 2 * ps, MREMAP_MAYMOVE | MREMAP_FIXED, d) == d
+                ? "OK" : "elsewhere");
+        h.pmExpect("moved", d, 1, h.type.shared() ? "P--F" : "P---");
+        h.expect("write moved", h.writeHandled(u, d, 2), "none");
+    }
+
+    static void mremapEvent(Harness h) {
+        long a = h.map(MemType.ANON, 2);
+        long d = h.map(MemType.ANON, 2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * PAGE_SIZE, W);
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        Harness.Op mr = h.async("mremap", () -> h.b.mremap(h.pid, a, 2 * PAGE_SIZE, 2 * PAGE_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "elsewhere");
+        mr.state();
+        h.drain(u);
+        mr.finish();
+        h.pmExpect("moved", d, 2, "P-W- P-W-");
+        h.expect("write moved", h.writeHandled(u, d, 2), "3");
+    }
+
+    static void forkWp(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        int child = h.b.fork(h.pid).pid();
+        try {
+            long[] pm = h.b.readPagemap(child, a, 1);
+            h.log("child pm wp=" + ((pm[0] & PM_UFFD_WP) != 0) + " present=" + ((pm[0] & PM_PRESENT) != 0));
+            h.expect("child wp bit", Boolean.toString((pm[0] & PM_UFFD_WP) != 0), "false");
+            h.pm("parent", a, 2);
+        } finally {
+            h.b.exit(child);
+        }
+    }
+
+    static void kernelWriters(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(0);
+        h.populate(a, 4, 1);
+        h.register(u, a, 4 * PAGE_SIZE, W);
+        h.wp(u, a, 4 * PAGE_SIZE, true);
+        Harness.Op r = h.access(a, true, AccessMode.REMOTE);
+        h.handle(r, u);
+        Harness.Op k = h.access(a + PAGE_SIZE, true, AccessMode.KERNEL);
+        h.handle(k, u);
+        Harness.Op p = h.access(a + 2 * PAGE_SIZE, true, AccessMode.PROC_MEM);
+        h.expect("/proc/self/mem", p.finish(), "EIO");
+        h.pmExpect("after proc mem", a + 2 * PAGE_SIZE, 1, "P-W-");
+        h.call("POPULATE_READ", "OK", () -> {
+            b.madvise(h.pid, a + 3 * PAGE_SIZE, PAGE_SIZE, MADV_POPULATE_READ);
+            return null;
+        });
+        Harness.Op pw = h.async("POPULATE_WRITE", () -> {
+            b.madvise(h.pid, a + 3 * PAGE_SIZE, PAGE_SIZE, MADV_POPULATE_WRITE);
+            return null;
+        });
+        h.handle(pw, u);
+        h.drain(u);
+    }
+
+    static void mprotectRo(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, ps, W);
+        h.wp(u, a, ps, true);
+        h.call("mprotect RO", () -> {
+            h.b.mprotect(h.pid, a, ps, PROT_READ);
+            return null;
+        });
+        Harness.Op w = h.write(a, 2);
+        h.expect("write RO", w.finish(), "SIGSEGV/2 at A+0x0");
+        h.drain(u);
+        h.call("mprotect RW", () -> {
+            h.b.mprotect(h.pid, a, ps, PROT_READ | PROT_WRITE);
+            return null;
+        });
+        h.expect("write RW", h.writeHandled(u, a, 3), "3");
+    }
+
+    static Pagemap.ScanArg scan(long start, long end, long flags, long mask, long ret) {
+        return new Pagemap.ScanArg(start, end, flags, 0, mask, 0, ret, 0, 0);
+    }
+
+    static String regions(Harness h, Pagemap.ScanResult r) {
+        StringBuilder sb = new StringBuilder();
+        for (Pagemap.Region g : r.regions()) {
+            sb.append('[').append(h.rel(g.start())).append("..").append(h.rel(g.end())).append(" cat=0x")
+                    .append(Long.toHexString(g.categories())).append(']');
+        }
+        return sb.length() == 0 ? "none" : sb.toString();
+    }
+
+    static void async(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(12);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.populate(a, 8, 1);
+        h.register(u, a, 12 * ps, W);
+        h.wp(u, a, 12 * ps, true);
+        h.pm("p0 p8", a, 1);
+        h.pm("p8", a + 8 * ps, 1);
+        h.write(a + 2 * ps, 2).finish();
+        h.write(a + 9 * ps, 2).finish();
+        h.read(a + 10 * ps).finish();
+        h.drain(u);
+        h.pm("p2 p9 p10", a + 2 * ps, 1);
+        h.pm("p9 p10", a + 9 * ps, 2);
+        h.call("scan WRITTEN", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0, PAGE_IS_WRITTEN,
+                PAGE_IS_WRITTEN))));
+        h.call("scan WRITTEN+WP_MATCHING|CHECK", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps,
+                PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN))));
+        h.call("scan again", "none", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0,
+                PAGE_IS_WRITTEN, PAGE_IS_WRITTEN))));
+        h.call("DONTNEED p4", () -> {
+            b.madvise(pid, a + 4 * ps, ps, MADV_DONTNEED);
+            return null;
+        });
+        if (h.type.shmem()) {
+            h.call("REMOVE p5", () -> {
+                b.madvise(pid, a + 5 * ps, ps, MADV_REMOVE);
+                return null;
+            });
+            h.call("PUNCH p6", () -> {
+                b.fallocate(pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 6 * ps, ps);
+                return null;
+            });
+        }
+        h.call("scan WRITTEN after zaps", h.type.anon() ? "[A+0x4000..A+0x5000 cat=0x2]" : "none",
+                () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN))));
+        h.call("scan all categories", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0, 0, 0x1ff))));
+    }
+
+    static void scanArgs(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 8);
+        long sync = h.map(MemType.ANON, 2);
+        h.populate(a, 4, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a, 8 * PAGE_SIZE, W);
+        int us = h.uffd(0);
+        h.register(us, sync, 2 * PAGE_SIZE, W);
+        h.wp(u, a, 8 * PAGE_SIZE, true);
+        h.write(a + 4 * PAGE_SIZE, 1).finish();
+        h.write(a + 6 * PAGE_SIZE, 1).finish();
+        h.call("bad flags", "EINVAL", () -> regions(h, b.pagemapScan(pid, scan(a, a + PAGE_SIZE, 4, 0, 0xff))));
+        h.call("category bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, scan(a, a + PAGE_SIZE, 0, 1 << 9,
+                0xff))));
+        h.call("unaligned start", "EINVAL", () -> regions(h, b.pagemapScan(pid, scan(a + 1, a + PAGE_SIZE, 0, 0,
+                0xff))));
+        h.call("end < start", "EFAULT", () -> regions(h, b.pagemapScan(pid, scan(a + PAGE_SIZE, a, 0, 0, 0xff))));
+        h.call("unaligned end", () -> regions(h, b.pagemapScan(pid, scan(a, a + 100, 0, 0, 0xff))));
+        h.call("return_mask 0", () -> regions(h, b.pagemapScan(pid, scan(a, a + 8 * PAGE_SIZE, 0, 0, 0))));
+        h.call("max_regions 1", () -> {
+            var r = b.pagemapScan(pid, new Pagemap.ScanArg(a, a + 8 * PAGE_SIZE, 0, 0, PAGE_IS_WRITTEN, 0,
+                    PAGE_IS_WRITTEN, 0, 1));
+            return regions(h, r) + " walk_end=" + h.rel(r.walkEnd());
+        });
+        h.call("max_pages 1", () -> {
+            var r = b.pagemapScan(pid, new Pagemap.ScanArg(a, a + 8 * PAGE_SIZE, 0, 0, PAGE_IS_WRITTEN, 0,
+                    PAGE_IS_WRITTEN, 1, 0));
+            return regions(h, r) + " walk_end=" + h.rel(r.walkEnd());
+        });
+        h.call("CHECK_WPASYNC on sync-WP", "EPERM", () -> regions(h, b.pagemapScan(pid, scan(sync,
+                sync + 2 * PAGE_SIZE, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, 0xff))));
+        h.call("WP_MATCHING on sync-WP", "none", () -> regions(h, b.pagemapScan(pid, scan(sync,
+                sync + 2 * PAGE_SIZE, PM_SCAN_WP_MATCHING, 0, 0xff))));
+        long plain = h.map(MemType.ANON, 4);
+        h.populate(plain, 2, 1);
+        h.call("plain unregistered", () -> regions(h, b.pagemapScan(pid, scan(plain, plain + 4 * PAGE_SIZE, 0, 0,
+                0xff))));
+    }
+
+    static void staleCopy(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        int u = h.uffd(0);
+        var b = h.b;
+        h.register(u, a, ps, M);
+        Harness.Op r = h.read(a);
+        List<UffdMsg> got = h.settle(r, u);
+        h.call("background COPY (DONTWAKE)", () -> b.uffdCopy(h.pid, u, a, h.fill(0x33, ps),
+                UFFDIO_COPY_MODE_DONTWAKE));
+        h.expect("reader after DONTWAKE copy", r.state(), "blocked");
+        if (!got.isEmpty()) {
+            h.call("handler COPY (stale)", "EEXIST", () -> b.uffdCopy(h.pid, u, a, h.fill(0x44, ps), 0));
+            h.call("WAKE", "OK", () -> {
+                b.uffdWake(h.pid, u, a, ps);
+                return null;
+            });
+        }
+        r.finish();
+        h.drain(u);
+    }
+
+    static void unregisterWake(Harness h) {
+        long ps = h.ps();
+        long a = h.map(3);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        // WP-only: the WP waiter stays blocked after UNREGISTER until WAKE
+        h.register(u, a, ps, W);
+        h.wp(u, a, ps, true);
+        Harness.Op w = h.write(a, 2);
+        h.settle(w, u);
+        h.call("UNREGISTER", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("WP waiter after UNREGISTER", w.state(), "blocked");
+        h.call("WAKE", "OK", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("WP waiter after WAKE", w.finish(), "ok");
+        // MISSING: woken by UNREGISTER
+        h.register(u, a + ps, ps, M);
+        Harness.Op r = h.read(a + ps);
+        h.settle(r, u);
+        h.call("UNREGISTER missing", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a + ps, ps);
+            return null;
+        });
+        h.expect("MISSING waiter after UNREGISTER", r.state().startsWith("ok") ? "ok" : "blocked", "ok");
+        // MISSING|WP registration: the WP waiter is woken too
+        h.populate(a + 2 * ps, 1, 1);
+        h.register(u, a + 2 * ps, ps, M | W);
+        h.wp(u, a + 2 * ps, ps, true);
+        Harness.Op w2 = h.write(a + 2 * ps, 3);
+        h.settle(w2, u);
+        h.call("UNREGISTER M|W", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a + 2 * ps, ps);
+            return null;
+        });
+        h.expect("WP waiter on M|W after UNREGISTER", w2.state(), "ok");
+        h.pm("end", a, 3);
+    }
+
+    static void unregisterWakeMinor(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED", () -> {
+            b.madvise(h.pid, a, ps, MADV_DONTNEED);
+            return null;
+        });
+        h.register(u, a, ps, N);
+        Harness.Op r = h.read(a);
+        h.settle(r, u);
+        h.call("UNREGISTER", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("MINOR waiter after UNREGISTER", r.state(), "blocked");
+        h.call("WAKE", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        r.finish();
+    }
+
+    static void closeWakes(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.populate(a + ps, 1, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a + ps, ps, true);
+        Harness.Op r = h.read(a);
+        h.settle(r, u);
+        Harness.Op w = h.write(a + ps, 7);
+        h.settle(w, u);
+        h.call("close(uffd)", "OK", () -> {
+            b.close(h.pid, u);
+            return null;
+        });
+        h.expect("MISSING reader after close", r.finish(), "ok 00*1");
+        h.expect("WP writer after close", w.finish(), "ok");
+        h.pmExpect("after close", a, 2, h.type.shared() ? "P--F P--F" : "P--- P---");
+        h.readData("written", a + ps, 1);
+    }
+
+    static void wakeRefaults(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.register(u, a, ps, M);
+        Harness.Op r = h.read(a);
+        h.settle(r, u);
+        h.call("WAKE without resolving", "OK", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        h.settle(r, u);
+        h.call("COPY DONTWAKE", () -> b.uffdCopy(h.pid, u, a, h.fill(8, ps), UFFDIO_COPY_MODE_DONTWAKE));
+        h.expect("after DONTWAKE", r.state(), "blocked");
+        h.call("WAKE", "OK", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("after WAKE", r.finish(), "ok 08*1");
+    }
+
+    static void sigbus(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_SIGBUS);
+        h.populate(a + ps, 1, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a + ps, ps, true);
+        h.expect("read missing", h.read(a + 5).finish(), "SIGBUS/2 at A+0x5");
+        h.expect("write wp", h.write(a + ps, 1).finish(), "SIGBUS/2 at A+0x" + Long.toHexString(ps));
+        h.expect("kernel read into missing",
+                h.access(a, true, AccessMode.KERNEL).finish(), "EFAULT");
+        h.drain(u);
+    }
+
+    static void userModeOnly(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 2);
+        int u = b.userfaultfd(h.pid, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, false);
+        h.call("API", () -> b.uffdApi(h.pid, u, UFFD_API, 0));
+        h.register(u, a, 2 * PAGE_SIZE, M);
+        h.expect("kernel write into missing", h.access(a, true, AccessMode.KERNEL).finish(), "EFAULT");
+        h.drain(u);
+        int u2 = h.uffd(0);
+        b.uffdUnregister(h.pid, u, a, 2 * PAGE_SIZE);
+        h.register(u2, a, 2 * PAGE_SIZE, M);
+        Harness.Op k = h.access(a + PAGE_SIZE, true, AccessMode.KERNEL);
+        h.handle(k, u2);
+    }
+}
