@@ -1579,6 +1579,9 @@ public final class LinuxBackend implements MemoryBackend {
         }
         Proc p = proc(pid, "read");
         FdEntry e = fd(p, fd, "read");
+        if (e.kind != Kind.UFFD) {
+            throw new LinuxException(Errno.ENOTTY, "read", 0, "fd " + fd + " is not a userfaultfd");
+        }
         long msgSize = Uapi.UFFD_MSG.byteSize();
         try (Arena a = Arena.ofConfined()) {
             MemorySegment buf = a.allocate(msgSize * max, 8);

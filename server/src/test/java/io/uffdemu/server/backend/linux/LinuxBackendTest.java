@@ -409,6 +409,51 @@ class LinuxBackendTest {
     }
 
     @Test
+    void exitWakesABlockedAccessAndUnmapsTheWindow() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        Future<AccessResult> read = accessAsync(a, 4, false, null);
+        assertThat(onePagefault(fd).address()).isEqualTo(a);
+        b.exit(pid);
+        assertThat(read.get(10, TimeUnit.SECONDS).data()).containsOnly(0);
+        assertErrno(() -> b.maps(pid), Errno.ESRCH, "maps");
+        int next = b.createProcess("next", 0, true, "test").pid();
+        assertThat(b.maps(next)).isEmpty();
+    }
+
+    @Test
+    void readOnAMemfdIsNotAUserfaultfd() {
+        int mfd = b.memfdCreate(pid, "x", 0);
+        assertErrno(() -> b.uffdRead(pid, mfd, 1, 0), Errno.ENOTTY, "read");
+        assertErrno(() -> b.uffdApi(pid, mfd, Linux.UFFD_API, 0), Errno.ENOTTY, "UFFDIO_API");
+    }
+
+    @Test
+    void disabledPropertyIsHonouredByAFreshProbe() throws Exception {
+        assertThat(LinuxAvailability.isAvailable()).isTrue(); // this loader's probe ran before the property is set
+        java.net.URL classes = LinuxAvailability.class.getProtectionDomain().getCodeSource().getLocation();
+        System.setProperty(LinuxAvailability.DISABLED_PROPERTY, "true");
+        try (var loader = new java.net.URLClassLoader(new java.net.URL[] {classes},
+                ClassLoader.getPlatformClassLoader())) {
+            Class<?> fresh = Class.forName(LinuxAvailability.class.getName(), true, loader);
+            assertThat(fresh).isNotSameAs(LinuxAvailability.class);
+            assertThat((Boolean) fresh.getMethod("isAvailable").invoke(null)).isFalse();
+            assertThat((String) fresh.getMethod("reason").invoke(null))
+                    .isEqualTo("disabled by uffdemu.linux.disabled");
+            assertThatThrownBy(() -> {
+                try {
+                    fresh.getMethod("ensureAvailability").invoke(null);
+                } catch (java.lang.reflect.InvocationTargetException e) {
+                    throw e.getCause();
+                }
+            }).isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("disabled by");
+        } finally {
+            System.clearProperty(LinuxAvailability.DISABLED_PROPERTY);
+        }
+    }
+
+    @Test
     void forkIsEnosys() {
         assertErrno(() -> b.fork(pid), Errno.ENOSYS, "fork");
     }
