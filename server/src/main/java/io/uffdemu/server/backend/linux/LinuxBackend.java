@@ -247,12 +247,25 @@ public final class LinuxBackend implements MemoryBackend {
     }
 
     /**
-     * Whether the kernel rejects this range before looking at any mapping (unaligned start, zero or huge length,
-     * below mmap_min_addr, beyond TASK_SIZE): then it is safe to pass through for the kernel's own errno.
+     * Whether the kernel rejects (or ignores) this range before touching any mapping, so it is safe to pass through
+     * for the kernel's own errno even though it is not in the caller's window. Per call, because the rules differ:
+     * every call rejects an unaligned start, nothing is mapped at or above TASK_SIZE and an empty range does
+     * nothing; the uffd ioctls' validate_range() also rejects an unaligned or oversized length and a start below
+     * mmap_min_addr; munmap rejects a length past TASK_SIZE. mprotect and madvise do not (madvise even walks on
+     * past holes), and as root mmap(MAP_FIXED) may map below mmap_min_addr, so those get nothing more.
      */
-    private static boolean kernelRejects(long start, long len) {
-        return (start & (PAGE - 1)) != 0 || len <= 0 || start < Linux.MMAP_MIN_ADDR || start >= Linux.TASK_SIZE
-                || len > Linux.TASK_SIZE - start;
+    private static boolean kernelRejects(String call, long start, long len) {
+        if ((start & (PAGE - 1)) != 0 || start < 0 || start >= Linux.TASK_SIZE || len == 0) {
+            return true;
+        }
+        if (call.startsWith("UFFDIO_")) {
+            return len < 0 || (len & (PAGE - 1)) != 0 || start < Linux.MMAP_MIN_ADDR
+                    || len > Linux.TASK_SIZE - start;
+        }
+        if (call.equals("munmap")) {
+            return len < 0 || len > Linux.TASK_SIZE - start;
+        }
+        return false;
     }
 
     private static boolean inWindow(Proc p, long start, long len) {
@@ -262,20 +275,20 @@ public final class LinuxBackend implements MemoryBackend {
 
     /**
      * Accepts a range inside the window, or one the kernel will reject by itself; otherwise ENOSYS. Calls that do
-     * not create mappings may also reach half-way into the unmapped gaps around the window (which nothing ever
-     * maps), so ranges running past a mapping at the window's edge get the kernel's answer for a hole.
+     * not create mappings may also reach half-way into the unmapped gap above the window (which nothing ever
+     * maps), so ranges running past a mapping at the window's top get the kernel's answer for a hole.
      */
     private static void guard(Proc p, String call, long start, long len) {
         guard(p, call, start, len, false);
     }
 
     private static void guard(Proc p, String call, long start, long len, boolean creating) {
-        if (inWindow(p, start, len) || kernelRejects(start, len)) {
+        if (inWindow(p, start, len) || kernelRejects(call, start, len)) {
             return;
         }
         long slack = creating ? 0 : (WINDOW_STRIDE - WINDOW_SIZE) / 2;
         long end = start + alignUp(len, PAGE);
-        if (end >= start && start >= p.base - slack && end <= p.end + slack) {
+        if (len > 0 && end >= start && start >= p.base && end <= p.end + slack) {
             return;
         }
         throw new LinuxException(Errno.ENOSYS, call, 0, String.format(
@@ -405,9 +418,17 @@ public final class LinuxBackend implements MemoryBackend {
     public ProcessInfo createProcess(String name, int uid, boolean capSysPtrace, String owner) {
         int slot;
         synchronized (slots) {
-            slot = slots.nextClearBit(0);
-            if (slot >= MAX_SLOTS) {
-                throw new LinuxException(Errno.EAGAIN, "fork", 0, "all " + MAX_SLOTS + " address windows in use");
+            slot = -1;
+            for (int i = slots.nextClearBit(0); i < MAX_SLOTS; i = slots.nextClearBit(i + 1)) {
+                long base = WINDOW_BASE + i * WINDOW_STRIDE;
+                if (vmas(base, base + WINDOW_STRIDE).isEmpty()) { // window and gap must be untouched
+                    slot = i;
+                    break;
+                }
+                slots.set(i); // something else lives there: never use it
+            }
+            if (slot < 0) {
+                throw new LinuxException(Errno.EAGAIN, "fork", 0, "no free address window left in the server");
             }
             slots.set(slot);
         }

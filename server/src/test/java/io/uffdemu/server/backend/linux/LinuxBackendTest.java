@@ -205,6 +205,18 @@ class LinuxBackendTest {
         assertErrno(() -> b.mmap(pid, 0, PAGE, RW, Linux.MAP_SHARED, 42, 0), Errno.EBADF, "mmap");
         assertErrno(() -> b.maps(4242), Errno.ESRCH, "maps");
         assertErrno(() -> b.munmap(pid, 0x10000, PAGE), Errno.ENOSYS, "munmap");
+        // ranges that would reach the server's own memory are refused, never passed through
+        assertErrno(() -> b.munmap(pid, 0x1000, 1L << 46), Errno.ENOSYS, "munmap");
+        assertErrno(() -> b.mprotect(pid, 0x1000, 1L << 62, Linux.PROT_NONE), Errno.ENOSYS, "mprotect");
+        assertErrno(() -> b.madvise(pid, a, 1L << 46, Linux.MADV_DONTNEED), Errno.ENOSYS, "madvise");
+        assertErrno(() -> b.mmap(pid, 0x1000, PAGE, RW, ANON | Linux.MAP_FIXED, -1, 0), Errno.ENOSYS, "mmap");
+        // ranges the kernel rejects by itself get the kernel's errno
+        assertErrno(() -> b.munmap(pid, 0x1001, PAGE), Errno.EINVAL, "munmap");
+        assertErrno(() -> b.munmap(pid, a, 0), Errno.EINVAL, "munmap");
+        assertErrno(() -> b.uffdRegister(pid, fd, 0, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING), Errno.EINVAL,
+                "UFFDIO_REGISTER");
+        assertErrno(() -> b.uffdWake(pid, fd, 1L << 47, PAGE), Errno.EINVAL, "UFFDIO_WAKE");
+        assertErrno(() -> b.uffdWake(pid, fd, a, -PAGE), Errno.EINVAL, "UFFDIO_WAKE");
     }
 
     @Test
