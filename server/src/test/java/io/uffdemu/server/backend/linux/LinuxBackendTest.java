@@ -466,6 +466,46 @@ class LinuxBackendTest {
     }
 
     @Test
+    void everyAccessModeReadsAndWrites() throws Exception {
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        int v = 10;
+        for (AccessMode m : AccessMode.values()) {
+            v++;
+            byte[] d = filled(100, v);
+            // straddles the page boundary
+            AccessResult w = b.access(pid, a + PAGE - 50, 100, true, d, m, deadline(5000));
+            assertThat(w.succeeded()).as("write %s", m).isTrue();
+            for (AccessMode r : AccessMode.values()) {
+                assertThat(b.access(pid, a + PAGE - 50, 100, false, null, r, deadline(5000)).data())
+                        .as("write %s, read %s", m, r).isEqualTo(d);
+            }
+        }
+        // a large KERNEL-mode transfer goes through the pipe in chunks
+        byte[] big = new byte[(int) (2 * PAGE)];
+        for (int i = 0; i < big.length; i++) {
+            big[i] = (byte) i;
+        }
+        assertThat(b.access(pid, a, big.length, true, big, AccessMode.KERNEL, deadline(5000)).succeeded()).isTrue();
+        assertThat(b.access(pid, a, big.length, false, null, AccessMode.KERNEL, deadline(5000)).data())
+                .isEqualTo(big);
+    }
+
+    @Test
+    void aSafepointDoesNotWaitForAnAccessBlockedInTheKernel() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        Future<AccessResult> read = accessAsync(a, 1, false, null);
+        onePagefault(fd);
+        // the access thread sits in a userfault inside a native memcpy: GC must still reach its safepoint
+        Future<?> gc = threads.submit(System::gc);
+        gc.get(20, TimeUnit.SECONDS);
+        assertThat(read.isDone()).isFalse();
+        b.uffdZeropage(pid, fd, a, PAGE, 0);
+        assertThat(read.get(10, TimeUnit.SECONDS).data()).containsExactly(0);
+    }
+
+    @Test
     void forkIsEnosys() {
         assertErrno(() -> b.fork(pid), Errno.ENOSYS, "fork");
     }
