@@ -9,8 +9,9 @@ import java.lang.foreign.ValueLayout;
 /**
  * Probe-once availability of the real-kernel backend (netty's {@code Epoll} pattern). The probe, run on first use:
  * the opt-out property {@value #DISABLED_PROPERTY}, the platform (Linux x86_64), the kernel release via uname(2),
- * userfaultfd(2) and, if that fails, /dev/userfaultfd + USERFAULTFD_IOC_NEW, then UFFDIO_API with features 0. The
- * reason for unavailability is kept (no permission, the sysctl, seccomp, an old kernel).
+ * PROCMAP_QUERY on /proc/self/maps (6.11+, how the backend reads VMAs), userfaultfd(2) and, if that fails,
+ * /dev/userfaultfd + USERFAULTFD_IOC_NEW, then UFFDIO_API with features 0. The reason for unavailability is kept
+ * (no permission, the sysctl, seccomp, an old kernel).
  */
 public final class LinuxAvailability {
     public static final String DISABLED_PROPERTY = "uffdemu.linux.disabled";
@@ -39,6 +40,7 @@ public final class LinuxAvailability {
                     throw new UnsupportedOperationException("kernel " + release
                             + " is too old: userfaultfd write-protect needs 5.7 or later");
                 }
+                probeProcmapQuery();
                 int fd = openUffd();
                 try (Arena a = Arena.ofConfined()) {
                     MemorySegment api = a.allocate(Uapi.UFFDIO_API_S);
@@ -60,6 +62,24 @@ public final class LinuxAvailability {
     }
 
     private LinuxAvailability() {
+    }
+
+    /** The backend reads VMAs with PROCMAP_QUERY (6.11+). */
+    private static void probeProcmapQuery() {
+        int maps = Native.open("/proc/self/maps", Native.O_RDONLY | Native.O_CLOEXEC);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment q = a.allocate(Uapi.PROCMAP_QUERY_S);
+            q.set(ValueLayout.JAVA_LONG, Uapi.off(Uapi.PROCMAP_QUERY_S, "size"), Uapi.PROCMAP_QUERY_S.byteSize());
+            q.set(ValueLayout.JAVA_LONG, Uapi.off(Uapi.PROCMAP_QUERY_S, "query_flags"),
+                    Uapi.PROCMAP_QUERY_COVERING_OR_NEXT_VMA);
+            int r = Native.ioctlRaw(maps, Uapi.PROCMAP_QUERY, q);
+            if (r < 0 && r != -io.uffdemu.server.mm.Errno.ENOENT.number()) {
+                throw new UnsupportedOperationException("PROCMAP_QUERY on /proc/self/maps failed with errno " + -r
+                        + " (needs Linux 6.11 or later)");
+            }
+        } finally {
+            Native.close(maps);
+        }
     }
 
     private static int openUffd() {
