@@ -382,10 +382,19 @@ public final class LinuxBackend implements MemoryBackend {
         return out;
     }
 
+    /**
+     * Where top-down allocation starts in a window: the same offset below a 2 MiB boundary as the emulated
+     * kernel's {@link Linux#MMAP_BASE} (0x7ffff7fff000, one page below one), so mappings sit at the same offsets
+     * relative to huge-page boundaries on both backends and traces line up.
+     */
+    static long mmapTop(long windowEnd) {
+        return windowEnd - Linux.PMD_SIZE + (Linux.MMAP_BASE & (Linux.PMD_SIZE - 1));
+    }
+
     /** Top-down first fit inside the window (the kernel's default allocator, confined to the window). */
     private long findGap(Proc p, long len, long align) {
-        List<RVma> vs = vmas(p.base, p.end);
-        long top = p.end;
+        long top = mmapTop(p.end);
+        List<RVma> vs = vmas(p.base, top);
         for (int i = vs.size() - 1; i >= -1; i--) {
             long floor = i >= 0 ? vs.get(i).end() : p.base;
             long cand = (top - len) & -align;
