@@ -178,6 +178,8 @@ public final class LinuxBackend implements MemoryBackend {
          * successful COPY forget them.
          */
         final TreeMap<Long, Long> hugePoison = new TreeMap<>();
+        /** MAP_NORESERVE hugetlb ranges, start to end (guarded by {@link #lock}): their faults may find no page. */
+        final TreeMap<Long, Long> hugeNoreserve = new TreeMap<>();
         volatile boolean exited;
 
         Proc(int pid, String name, int uid, boolean cap, String owner, int slot) {
@@ -898,7 +900,8 @@ public final class LinuxBackend implements MemoryBackend {
                 eofPage = v.start() + alignUp(size, v.pageSize()) - v.offset();
             }
             int vf = uffdFlags.getOrDefault(v.start(), 0);
-            long hugeFree = v.hugetlb() ? hugePagesFree(v.pageSize()) : 1;
+            long hugeFree = v.hugetlb() ? hugePages(v.pageSize(), "free_hugepages") : 1;
+            long hugeAvail = v.hugetlb() ? hugeFree - hugePages(v.pageSize(), "resv_hugepages") : 1;
             for (int i = 0; i < pages; i++) {
                 long page = firstPage + i * PAGE;
                 long at = Math.max(page, pos);
@@ -930,6 +933,12 @@ public final class LinuxBackend implements MemoryBackend {
                                         + "server would die of it", at));
                     }
                 }
+                if (v.hugetlb() && (!present || write) && hugeAvail <= 0 && overlaps(p.hugeNoreserve, page,
+                        page + PAGE)) {
+                    throw new LinuxException(Errno.ENOSYS, "access", 0, String.format(
+                            "MAP_NORESERVE hugetlb page at 0x%x may need a huge page and none is unreserved: the "
+                                    + "kernel may raise SIGBUS, which would kill the server", at));
+                }
                 if (v.hugetlb() && !present && hugeFree == 0) {
                     throw new LinuxException(Errno.ENOSYS, "access", 0, String.format(
                             "hugetlb page at 0x%x is not present and no huge page is free: the kernel may raise "
@@ -952,8 +961,8 @@ public final class LinuxBackend implements MemoryBackend {
         }
     }
 
-    private static long hugePagesFree(long pageSize) {
-        Path p = Path.of("/sys/kernel/mm/hugepages/hugepages-" + (pageSize >> 10) + "kB/free_hugepages");
+    private static long hugePages(long pageSize, String counter) {
+        Path p = Path.of("/sys/kernel/mm/hugepages/hugepages-" + (pageSize >> 10) + "kB/" + counter);
         try {
             return Long.parseLong(Files.readString(p).trim());
         } catch (IOException | NumberFormatException e) {
@@ -1070,6 +1079,29 @@ public final class LinuxBackend implements MemoryBackend {
     /** Caller holds p.lock. */
     private static void forgetPoison(Proc p, long start, long end) {
         p.hugePoison.subMap(start, true, end, false).clear();
+        subtract(p.hugeNoreserve, start, end);
+    }
+
+    /** Removes [start, end) from a set of disjoint ranges (start to end). */
+    private static void subtract(TreeMap<Long, Long> ranges, long start, long end) {
+        for (Map.Entry<Long, Long> e : List.copyOf(ranges.entrySet())) {
+            long s = e.getKey();
+            long t = e.getValue();
+            if (s < end && start < t) {
+                ranges.remove(s);
+                if (s < start) {
+                    ranges.put(s, start);
+                }
+                if (t > end) {
+                    ranges.put(end, t);
+                }
+            }
+        }
+    }
+
+    private static boolean overlaps(TreeMap<Long, Long> ranges, long start, long end) {
+        Map.Entry<Long, Long> e = ranges.lowerEntry(end);
+        return e != null && e.getValue() > start;
     }
 
     /** Remembers the huge pages of [start, start+done) as possibly poisoned. Caller holds p.lock. */
@@ -1108,7 +1140,7 @@ public final class LinuxBackend implements MemoryBackend {
                 }
                 long r = Native.mmap(addr, len, prot, flags, realFd, offset);
                 forgetPoison(p, addr, addr + alignUp(len, PAGE));
-                return r;
+                return noreserve(p, r, len, flags, huge);
             }
             if (len <= 0) {
                 throw LinuxException.einval("mmap", "length 0");
@@ -1120,7 +1152,7 @@ public final class LinuxBackend implements MemoryBackend {
             int f = flags | Linux.MAP_FIXED_NOREPLACE;
             if (addr != 0 && (addr & (huge - 1)) == 0 && inWindow(p, addr, alen)) {
                 try {
-                    return Native.mmap(addr, len, prot, f, realFd, offset);
+                    return noreserve(p, Native.mmap(addr, len, prot, f, realFd, offset), len, flags, huge);
                 } catch (LinuxException e) {
                     if (e.errno() != Errno.EEXIST) {
                         throw e;
@@ -1131,7 +1163,7 @@ public final class LinuxBackend implements MemoryBackend {
             for (int attempt = 0; ; attempt++) {
                 long at = findGap(p, alen, align);
                 try {
-                    return Native.mmap(at, len, prot, f, realFd, offset);
+                    return noreserve(p, Native.mmap(at, len, prot, f, realFd, offset), len, flags, huge);
                 } catch (LinuxException e) {
                     if (e.errno() != Errno.EEXIST || attempt >= 3) {
                         throw e;
@@ -1141,6 +1173,14 @@ public final class LinuxBackend implements MemoryBackend {
         } finally {
             p.lock.unlock();
         }
+    }
+
+    /** Remembers a new MAP_NORESERVE hugetlb mapping. Caller holds p.lock. */
+    private static long noreserve(Proc p, long addr, long len, int flags, long huge) {
+        if (huge > PAGE && (flags & Linux.MAP_NORESERVE) != 0) {
+            p.hugeNoreserve.put(addr, addr + alignUp(len, huge));
+        }
+        return addr;
     }
 
     private static long hugeSize(int flags, FdEntry file) {
@@ -1178,14 +1218,14 @@ public final class LinuxBackend implements MemoryBackend {
             if ((flags & Linux.MREMAP_FIXED) != 0) {
                 guard(p, "mremap", newAddr, newLen, true);
                 checkNoInflight(p, newAddr, newAddr + alignUp(newLen, PAGE), "mremap");
-                return moved(p, oldAddr, oldLen, Native.mremap(oldAddr, oldLen, newLen, flags, newAddr));
+                return moved(p, oldAddr, oldLen, newLen, Native.mremap(oldAddr, oldLen, newLen, flags, newAddr));
             }
             boolean mayMove = (flags & Linux.MREMAP_MAYMOVE) != 0;
             boolean mustMove = (flags & Linux.MREMAP_DONTUNMAP) != 0 || (oldLen == 0 && mayMove);
             if (!mustMove) {
                 if (oldAddr + alignUp(newLen, PAGE) <= p.end || !inWindow(p, oldAddr, 1)) {
                     try {
-                        return moved(p, oldAddr, oldLen,
+                        return moved(p, oldAddr, oldLen, newLen,
                                 Native.mremap(oldAddr, oldLen, newLen, flags & ~Linux.MREMAP_MAYMOVE, 0));
                     } catch (LinuxException e) {
                         if (!mayMove || e.errno() != Errno.ENOMEM) {
@@ -1199,7 +1239,7 @@ public final class LinuxBackend implements MemoryBackend {
             RVma old = queryVma(oldAddr);
             long align = old != null && old.start() <= oldAddr ? old.pageSize() : PAGE;
             long at = findGap(p, alignUp(newLen, align), align);
-            return moved(p, oldAddr, oldLen, Native.mremap(oldAddr, oldLen, newLen,
+            return moved(p, oldAddr, oldLen, newLen, Native.mremap(oldAddr, oldLen, newLen,
                     flags | Linux.MREMAP_FIXED | Linux.MREMAP_MAYMOVE, at));
         } finally {
             p.lock.unlock();
@@ -1207,7 +1247,10 @@ public final class LinuxBackend implements MemoryBackend {
     }
 
     /** Poison bookkeeping follows moved page tables (the old entries are kept: conservative). */
-    private static long moved(Proc p, long oldAddr, long oldLen, long newAddr) {
+    private static long moved(Proc p, long oldAddr, long oldLen, long newLen, long newAddr) {
+        if (overlaps(p.hugeNoreserve, oldAddr, oldAddr + Math.max(oldLen, 1))) {
+            p.hugeNoreserve.put(newAddr, newAddr + alignUp(Math.max(newLen, oldLen), Linux.PMD_SIZE));
+        }
         if (newAddr != oldAddr) {
             for (Map.Entry<Long, Long> e : List.copyOf(
                     p.hugePoison.subMap(oldAddr, true, oldAddr + oldLen, false).entrySet())) {

@@ -11,6 +11,7 @@ import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.UffdMsg;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -281,6 +282,30 @@ class LinuxBackendTest {
             b.setSysctl("vm/nr_hugepages", old);
         }
         assertThat(b.sysctl("vm/nr_hugepages")).isEqualTo(old);
+    }
+
+    @Test
+    void noreserveHugetlbWithoutAnUnreservedPageIsRefusedNotCrashed() throws Exception {
+        String old = b.sysctl("vm/nr_hugepages");
+        try {
+            b.setSysctl("vm/nr_hugepages", Long.toString(Long.parseLong(old) + 1));
+            Map<String, Long> mi = b.meminfo();
+            long avail = mi.getOrDefault("HugePages_Free", 0L) - mi.getOrDefault("HugePages_Rsvd", 0L);
+            Assumptions.assumeTrue(avail >= 1, "the kernel could not allocate a 2 MiB huge page");
+            long hp = Linux.PMD_SIZE;
+            long reserved = b.mmap(pid, 0, avail * hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            long nr = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB | Linux.MAP_NORESERVE, -1, 0);
+            assertErrno(() -> b.access(pid, nr + 8, 1, false, null, AccessMode.USER, deadline(5000)), Errno.ENOSYS,
+                    "access");
+            // the reserved mapping still faults in fine
+            assertThat(b.access(pid, reserved, 1, true, new byte[] {1}, AccessMode.USER, deadline(5000))
+                    .succeeded()).isTrue();
+            b.munmap(pid, nr, hp);
+            b.munmap(pid, reserved, avail * hp);
+        } finally {
+            b.close();
+            b.setSysctl("vm/nr_hugepages", old);
+        }
     }
 
     @Test
