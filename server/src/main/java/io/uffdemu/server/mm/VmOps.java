@@ -508,7 +508,9 @@ public final class VmOps {
     void truncateLocked(Inode inode, long newSize) {
         long ps = inode.pageSize;
         long firstWhole = pageAlignUp(newSize, ps) / ps;
-        unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, true, true);
+        // shmem: truncate_pagecache() zaps without ZAP_FLAG_DROP_MARKER, so a wp'd PTE leaves a uffd-wp
+        // marker behind (seen on 6.18); hugetlb_vmtruncate() passes ZAP_FLAG_DROP_MARKER
+        unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, inode.hugetlb, true);
         for (Long idx : new ArrayList<>(inode.cache.tailMap(firstWhole, true).keySet())) {
             deleteFromCacheLocked(inode, idx);
         }
