@@ -157,6 +157,16 @@ public final class Harness implements AutoCloseable {
         return best == null ? "?" : best + "+0x" + Long.toHexString(addr - bestBase);
     }
 
+    /** An exclusive end address, named after the mapping that holds the byte before it. */
+    String relEnd(long end) {
+        String r = rel(end - 1);
+        if (r.equals("?")) {
+            return r;
+        }
+        int plus = r.indexOf("+0x");
+        return r.substring(0, plus) + "+0x" + Long.toHexString(Long.parseLong(r.substring(plus + 3), 16) + 1);
+    }
+
     void name(String n, long base, long len) {
         names.put(n, new long[] {base, len});
     }
@@ -164,8 +174,8 @@ public final class Harness implements AutoCloseable {
     String msg(UffdMsg m) {
         return switch (m) {
             case UffdMsg.Pagefault pf -> "PF flags=" + pf.flags() + " " + rel(pf.address());
-            case UffdMsg.Remove r -> "REMOVE " + rel(r.start()) + ".." + rel(r.end());
-            case UffdMsg.Unmap u -> "UNMAP " + rel(u.start()) + ".." + rel(u.end());
+            case UffdMsg.Remove r -> "REMOVE " + rel(r.start()) + ".." + relEnd(r.end());
+            case UffdMsg.Unmap u -> "UNMAP " + rel(u.start()) + ".." + relEnd(u.end());
             case UffdMsg.Remap r -> "REMAP " + rel(r.from()) + "->" + rel(r.to()) + " len=0x"
                     + Long.toHexString(r.len());
             case UffdMsg.Fork f -> "FORK";
@@ -260,6 +270,22 @@ public final class Harness implements AutoCloseable {
         String r = op.result();
         log("data " + label + ": " + r);
         return r;
+    }
+
+    /** Logs the VMAs overlapping [start, end): bounds relative to the named mappings, perms, uffd mode bits. */
+    void maps(String label, long start, long end) {
+        StringBuilder sb = new StringBuilder();
+        for (var v : b.maps(pid)) {
+            if (v.end() <= start || v.start() >= end) {
+                continue;
+            }
+            if (sb.length() > 0) {
+                sb.append(", ");
+            }
+            sb.append(rel(Math.max(v.start(), start))).append("..").append(relEnd(Math.min(v.end(), end))).append(' ')
+                    .append(v.perms()).append(" uffd=").append(v.uffdFlags());
+        }
+        log("maps " + label + ": " + sb);
     }
 
     // ------------------------------------------------------------------ uffd

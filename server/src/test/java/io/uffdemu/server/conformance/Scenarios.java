@@ -61,9 +61,9 @@ final class Scenarios {
         s.add(new Scenario("S10-mremap", MemType.MAIN, Scenarios::mremapNoEvent));
         s.add(new Scenario("S10-mremap-event", MemType.ANON_ONLY, Scenarios::mremapEvent));
         s.add(new Scenario("S10-fork", MemType.ALL, Scenarios::forkWp));
-        s.add(new Scenario("S11-kernel-writers", MemType.ANON_ONLY, Scenarios::kernelWriters));
+        s.add(new Scenario("S11-kernel-writers", MemType.MAIN, Scenarios::kernelWriters));
         s.add(new Scenario("S12-mprotect", MemType.MAIN, Scenarios::mprotectRo));
-        s.add(new Scenario("S14-async", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::async));
+        s.add(new Scenario("S14-async", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB), Scenarios::async));
         s.add(new Scenario("S14-scan-args", MemType.ANON_ONLY, Scenarios::scanArgs));
         s.add(new Scenario("S15-stale-copy", MemType.MAIN, Scenarios::staleCopy));
         s.add(new Scenario("S16-unregister-wake", MemType.MAIN, Scenarios::unregisterWake));
@@ -73,6 +73,16 @@ final class Scenarios {
         s.add(new Scenario("wake-refaults", MemType.MAIN, Scenarios::wakeRefaults));
         s.add(new Scenario("sigbus-feature", MemType.MAIN, Scenarios::sigbus));
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
+        s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
+        s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
+        s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
+        s.add(new Scenario("minor-fallocate", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorFallocate));
+        s.add(new Scenario("shmem-fd-io", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE), Scenarios::shmemFdIo));
+        s.add(new Scenario("zeropage-wp", MemType.ANON_ONLY, Scenarios::zeropageWp));
+        s.add(new Scenario("populate-missing", MemType.MAIN, Scenarios::populateMissing));
+        s.add(new Scenario("truncate-registered", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::truncate));
+        s.add(new Scenario("copy-into-cached", Set.of(MemType.SHMEM, MemType.HUGETLB, MemType.SHMEM_PRIVATE,
+                MemType.HUGETLB_PRIVATE), Scenarios::copyIntoCached));
         return s;
     }
 
@@ -928,24 +938,25 @@ final class Scenarios {
 
     static void kernelWriters(Harness h) {
         var b = h.b;
-        long a = h.map(MemType.ANON, 4);
+        long ps = h.ps();
+        long a = h.map(4);
         int u = h.uffd(0);
         h.populate(a, 4, 1);
-        h.register(u, a, 4 * PAGE_SIZE, W);
-        h.wp(u, a, 4 * PAGE_SIZE, true);
+        h.register(u, a, 4 * ps, W);
+        h.wp(u, a, 4 * ps, true);
         Harness.Op r = h.access(a, true, AccessMode.REMOTE);
         h.handle(r, u);
-        Harness.Op k = h.access(a + PAGE_SIZE, true, AccessMode.KERNEL);
+        Harness.Op k = h.access(a + ps, true, AccessMode.KERNEL);
         h.handle(k, u);
-        Harness.Op p = h.access(a + 2 * PAGE_SIZE, true, AccessMode.PROC_MEM);
+        Harness.Op p = h.access(a + 2 * ps, true, AccessMode.PROC_MEM);
         h.expect("/proc/self/mem", p.finish(), "EIO");
-        h.pmExpect("after proc mem", a + 2 * PAGE_SIZE, 1, "P-W-");
+        h.pmExpect("after proc mem", a + 2 * ps, 1, h.type.shared() ? "P-WF" : "P-W-");
         h.call("POPULATE_READ", "OK", () -> {
-            b.madvise(h.pid, a + 3 * PAGE_SIZE, PAGE_SIZE, MADV_POPULATE_READ);
+            b.madvise(h.pid, a + 3 * ps, ps, MADV_POPULATE_READ);
             return null;
         });
         Harness.Op pw = h.async("POPULATE_WRITE", () -> {
-            b.madvise(h.pid, a + 3 * PAGE_SIZE, PAGE_SIZE, MADV_POPULATE_WRITE);
+            b.madvise(h.pid, a + 3 * ps, ps, MADV_POPULATE_WRITE);
             return null;
         });
         h.handle(pw, u);
@@ -980,7 +991,7 @@ final class Scenarios {
     static String regions(Harness h, Pagemap.ScanResult r) {
         StringBuilder sb = new StringBuilder();
         for (Pagemap.Region g : r.regions()) {
-            sb.append('[').append(h.rel(g.start())).append("..").append(h.rel(g.end())).append(" cat=0x")
+            sb.append('[').append(h.rel(g.start())).append("..").append(h.relEnd(g.end())).append(" cat=0x")
                     .append(Long.toHexString(g.categories())).append(']');
         }
         return sb.length() == 0 ? "none" : sb.toString();
@@ -1052,12 +1063,12 @@ final class Scenarios {
         h.call("max_regions 1", () -> {
             var r = b.pagemapScan(pid, new Pagemap.ScanArg(a, a + 8 * PAGE_SIZE, 0, 0, PAGE_IS_WRITTEN, 0,
                     PAGE_IS_WRITTEN, 0, 1));
-            return regions(h, r) + " walk_end=" + h.rel(r.walkEnd());
+            return regions(h, r) + " walk_end=" + h.relEnd(r.walkEnd());
         });
         h.call("max_pages 1", () -> {
             var r = b.pagemapScan(pid, new Pagemap.ScanArg(a, a + 8 * PAGE_SIZE, 0, 0, PAGE_IS_WRITTEN, 0,
                     PAGE_IS_WRITTEN, 1, 0));
-            return regions(h, r) + " walk_end=" + h.rel(r.walkEnd());
+            return regions(h, r) + " walk_end=" + h.relEnd(r.walkEnd());
         });
         h.call("CHECK_WPASYNC on sync-WP", "EPERM", () -> regions(h, b.pagemapScan(pid, scan(sync,
                 sync + 2 * PAGE_SIZE, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, 0xff))));
@@ -1231,5 +1242,223 @@ final class Scenarios {
         h.register(u2, a, 2 * PAGE_SIZE, M);
         Harness.Op k = h.access(a + PAGE_SIZE, true, AccessMode.KERNEL);
         h.handle(k, u2);
+    }
+
+    // ------------------------------------------------------------------ more tables
+
+    static void mixedRanges(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long hp = h.map(MemType.HUGETLB, 1);
+        long anon = b.mmap(pid, hp - PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        h.name("Z", anon, PAGE_SIZE);
+        int u = h.uffd(0);
+        h.call("REGISTER anon4K+hugetlb", "0x10c", () -> b.uffdRegister(pid, u, anon, PAGE_SIZE + PMD_SIZE, M));
+        h.maps("after", anon, hp + PMD_SIZE);
+        h.call("UNREGISTER", "OK", () -> {
+            b.uffdUnregister(pid, u, anon, PAGE_SIZE + PMD_SIZE);
+            return null;
+        });
+        long sh = h.map(MemType.SHMEM, 1);
+        long an2 = b.mmap(pid, sh - PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        h.name("Y", an2, PAGE_SIZE);
+        h.call("REGISTER anon+shmem MINOR", "EINVAL", () -> b.uffdRegister(pid, u, an2, 2 * PAGE_SIZE, N));
+        h.call("REGISTER anon+shmem M|W", "0x17c", () -> b.uffdRegister(pid, u, an2, 2 * PAGE_SIZE, M | W));
+        h.maps("mixed", an2, sh + PAGE_SIZE);
+        long none = b.mmap(pid, 0, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        h.name("X", none, PAGE_SIZE);
+        h.call("REGISTER PROT_NONE anon", "0x17c", () -> b.uffdRegister(pid, u, none, PAGE_SIZE, M | W));
+        long ro = b.mmap(pid, 0, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        h.name("V", ro, PAGE_SIZE);
+        h.call("REGISTER PROT_READ anon", "0x13c", () -> b.uffdRegister(pid, u, ro, PAGE_SIZE, M));
+        Harness.Op r = h.read(ro + 5);
+        h.handle(r, u);
+    }
+
+    static void splitMerge(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.register(u, a + ps, 2 * ps, M);
+        h.maps("middle registered", a, a + 4 * ps);
+        h.register(u, a + ps, ps, W);
+        h.maps("re-register replaces", a, a + 4 * ps);
+        h.register(u, a + 2 * ps, ps, W);
+        h.maps("merged again", a, a + 4 * ps);
+        h.call("mprotect RO page 3", () -> {
+            b.mprotect(pid, a + 3 * ps, ps, PROT_READ);
+            return null;
+        });
+        h.register(u, a, 4 * ps, M | W);
+        h.maps("whole", a, a + 4 * ps);
+        h.call("UNREGISTER page 0", "OK", () -> {
+            b.uffdUnregister(pid, u, a, ps);
+            return null;
+        });
+        h.maps("after partial unregister", a, a + 4 * ps);
+        h.call("munmap page 2", "OK", () -> {
+            b.munmap(pid, a + 2 * ps, ps);
+            return null;
+        });
+        h.maps("after munmap", a, a + 4 * ps);
+        h.call("UNREGISTER over the hole", "OK", () -> {
+            b.uffdUnregister(pid, u, a, 4 * ps);
+            return null;
+        });
+        h.maps("end", a, a + 4 * ps);
+    }
+
+    static void zeropageAlias(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.SHMEM, 1);
+        long al = h.alias(1);
+        int u = h.uffd(0);
+        h.register(u, a, PAGE_SIZE, M);
+        h.register(u, al, PAGE_SIZE, M);
+        h.call("ZEROPAGE via A", "0x1000", () -> b.uffdZeropage(h.pid, u, a, PAGE_SIZE, 0));
+        h.call("ZEROPAGE via alias", "EEXIST", () -> b.uffdZeropage(h.pid, u, al, PAGE_SIZE, 0));
+        h.call("COPY via alias", "EEXIST", () -> b.uffdCopy(h.pid, u, al, h.fill(1, PAGE_SIZE), 0));
+        h.pm("alias", al, 1);
+        h.readData("alias", al, 16);
+        h.drain(u);
+    }
+
+    static void minorFallocate(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.call("fallocate page 1", "OK", () -> {
+            b.fallocate(h.pid, h.memfd, 0, ps, ps);
+            return null;
+        });
+        h.register(u, a, 3 * ps, M | N);
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        Harness.Op r1 = h.read(a + ps);
+        h.handle(r1, u);
+        Harness.Op w2 = h.write(a + 2 * ps, 1);
+        h.handle(w2, u);
+        h.pm("pages", a, 3);
+        h.call("CONTINUE over the copied page", "EEXIST", () -> b.uffdContinue(h.pid, u, a, ps, 0));
+    }
+
+    static void shmemFdIo(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.call("pwrite page 0", "0x10", () -> b.pwrite(pid, h.memfd, 0, h.fill(0x61, 16)));
+        h.register(u, a, 3 * PAGE_SIZE, M | W);
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        h.pm("page 0", a, 1);
+        h.wp(u, a, 3 * PAGE_SIZE, true);
+        h.pm("after wp", a, 3);
+        h.call("pwrite page 0 through the fd", "0x10", () -> b.pwrite(pid, h.memfd, 0, h.fill(0x62, 16)));
+        h.drain(u);
+        h.readData("page 0 via mapping", a, 16);
+        h.call("pread page 0", () -> Harness.hash(b.pread(pid, h.memfd, 0, 16)));
+        h.call("pwrite page 1 (hole)", "0x10", () -> b.pwrite(pid, h.memfd, PAGE_SIZE, h.fill(0x63, 16)));
+        h.pm("page 1 after pwrite", a + PAGE_SIZE, 1);
+        h.expect("write page 1", h.writeHandled(u, a + PAGE_SIZE, 1), "3");
+        h.pm("end", a, 3);
+    }
+
+    static void zeropageWp(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * PAGE_SIZE, M | W);
+        h.call("ZEROPAGE", "0x2000", () -> b.uffdZeropage(h.pid, u, a, 2 * PAGE_SIZE, 0));
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        h.pm("wp zero pages", a, 2);
+        h.expect("write wp'd zero page", h.writeHandled(u, a, 1), "3");
+        h.pm("after", a, 2);
+        h.readData("page 1", a + PAGE_SIZE, 8);
+        h.call("MADV_DONTNEED page 1", "OK", () -> {
+            b.madvise(h.pid, a + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.expect("write after dontneed", h.writeHandled(u, a + PAGE_SIZE, 1), "1");
+    }
+
+    static void populateMissing(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M | W);
+        Harness.Op pr = h.async("POPULATE_READ", () -> {
+            b.madvise(h.pid, a, ps, MADV_POPULATE_READ);
+            return null;
+        });
+        h.handle(pr, u);
+        Harness.Op pw = h.async("POPULATE_WRITE", () -> {
+            b.madvise(h.pid, a + ps, ps, MADV_POPULATE_WRITE);
+            return null;
+        });
+        h.handle(pw, u);
+        h.pm("populated", a, 2);
+        h.wp(u, a, 2 * ps, true);
+        h.call("POPULATE_READ wp'd", "OK", () -> {
+            b.madvise(h.pid, a, 2 * ps, MADV_POPULATE_READ);
+            return null;
+        });
+        h.drain(u);
+        Harness.Op pw2 = h.async("POPULATE_WRITE wp'd", () -> {
+            b.madvise(h.pid, a, ps, MADV_POPULATE_WRITE);
+            return null;
+        });
+        h.handle(pw2, u);
+        h.pm("end", a, 2);
+    }
+
+    static void truncate(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 3, 1);
+        h.register(u, a, 3 * ps, M | W);
+        h.wp(u, a, 3 * ps, true);
+        h.call("ftruncate to 1 page", "OK", () -> {
+            b.ftruncate(h.pid, h.memfd, ps);
+            return null;
+        });
+        h.drain(u);
+        h.pm("after truncate", a, 3);
+        h.expect("read beyond EOF", h.read(a + 2 * ps).finish(), "SIGBUS/2 at A+0x" + Long.toHexString(2 * ps));
+        h.call("COPY beyond EOF", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(1, ps), 0));
+        h.call("ftruncate back to 3 pages", "OK", () -> {
+            b.ftruncate(h.pid, h.memfd, 3 * ps);
+            return null;
+        });
+        h.pm("after grow", a, 3);
+        h.expect("write page 2", h.writeHandled(u, a + 2 * ps, 1), "1");
+        h.pm("end", a, 3);
+    }
+
+    static void copyIntoCached(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        long al = b.mmap(h.pid, 0, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", al, 2 * ps);
+        h.populate(al, 1, 0x21);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        h.call("COPY over a cached page", () -> b.uffdCopy(h.pid, u, a, h.fill(1, ps), 0));
+        h.pm("page 0", a, 1);
+        Harness.Op r = h.read(a);
+        h.handle(r, u);
+        h.call("COPY page 1", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(2, ps), 0));
+        h.readData("page 1 via shared alias", al + ps, 1);
+        h.pm("page 1", a + ps, 1);
+        h.drain(u);
     }
 }
