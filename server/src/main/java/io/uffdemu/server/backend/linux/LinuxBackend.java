@@ -65,16 +65,17 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *       SIGBUS-feature uffd, shrinking ftruncate while an access is in flight on the range</td><td>the
  *       blocked access thread would take SIGSEGV/SIGBUS, which would kill the JVM</td></tr>
  *   <tr><td>a USER access the backend cannot prove safe: MINOR-registered page under a SIGBUS-feature uffd,
- *       hugetlb page not present while no huge page is free</td><td>the kernel might raise SIGBUS</td></tr>
+ *       hugetlb page not present while no huge page is free, a MAP_NORESERVE hugetlb page not present (or
+ *       written) while no huge page is unreserved</td><td>the kernel might raise SIGBUS</td></tr>
  *   <tr><td>MADV_HWPOISON, MADV_SOFT_OFFLINE</td><td>real memory-failure handling of server pages</td></tr>
  * </table>
  *
  * <h2>Known limits of the signal prediction</h2>
  * pagemap shows no hugetlb PTE markers, so huge pages poisoned by UFFDIO_POISON are remembered by the backend
  * (forgotten on munmap, MAP_FIXED over them and COPY; kept, conservatively, across MADV_DONTNEED, where the
- * backend may then report a SIGBUS the kernel would not raise). A MAP_NORESERVE hugetlb mapping faulting while
- * every free huge page is reserved by other mappings, and a fallocate(PUNCH_HOLE) of a hugetlb file under a
- * blocked access with no free huge page, are not predicted. Thread ids (UFFD_FEATURE_THREAD_ID) are the real tids
+ * backend may then report a SIGBUS the kernel would not raise). MAP_NORESERVE hugetlb ranges are remembered the
+ * same way. A fallocate(PUNCH_HOLE) of a hugetlb file under a blocked access while no huge page is free is not
+ * predicted. Thread ids (UFFD_FEATURE_THREAD_ID) are the real tids
  * of the access threads. The JVM must not fork(2) for real while a uffd with EVENT_FORK exists (the JDK's
  * default posix_spawn/vfork launch does not dup the mm and is fine).
  *
