@@ -74,8 +74,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * pagemap shows no hugetlb PTE markers, so huge pages poisoned by UFFDIO_POISON are remembered by the backend
  * (forgotten on munmap, MAP_FIXED over them and COPY; kept, conservatively, across MADV_DONTNEED, where the
  * backend may then report a SIGBUS the kernel would not raise). MAP_NORESERVE hugetlb ranges are remembered the
- * same way. A fallocate(PUNCH_HOLE) of a hugetlb file under a blocked access while no huge page is free is not
- * predicted. Thread ids (UFFD_FEATURE_THREAD_ID) are the real tids
+ * same way. fallocate(PUNCH_HOLE) of a hugetlb memfd is refused while an access is in flight. Thread ids (UFFD_FEATURE_THREAD_ID) are the real tids
  * of the access threads. The JVM must not fork(2) for real while a uffd with EVENT_FORK exists (the JDK's
  * default posix_spawn/vfork launch does not dup the mm and is fine).
  *
@@ -1341,10 +1340,21 @@ public final class LinuxBackend implements MemoryBackend {
     @Override
     public void fallocate(int pid, int fd, int mode, long offset, long len) {
         Proc p = proc(pid, "fallocate");
-        withFd(p, fd, "fallocate", real -> {
-            Native.fallocate(real, mode, offset, len);
-            return null;
-        });
+        FdEntry e = fd(p, fd, "fallocate");
+        p.lock.lock();
+        try {
+            if (e.hugePageSize > 0 && (mode & Linux.FALLOC_FL_PUNCH_HOLE) != 0
+                    && p.inflight.stream().anyMatch(f -> f.user)) {
+                throw new LinuxException(Errno.ENOSYS, "fallocate", 0, "an access is in flight: a hugetlb hole "
+                        + "punched under it may leave its refault without a huge page (SIGBUS kills the server)");
+            }
+            withFd(p, fd, "fallocate", real -> {
+                Native.fallocate(real, mode, offset, len);
+                return null;
+            });
+        } finally {
+            p.lock.unlock();
+        }
     }
 
     @Override
