@@ -728,6 +728,12 @@ public final class VmOps {
         if (v.hugetlb && ((oldAddr | olen | nlen) & (v.pageSize - 1)) != 0) {
             throw LinuxException.einval("mremap", "hugetlb lengths not huge page aligned");
         }
+        if (v.hugetlb && nlen > olen) {
+            throw LinuxException.einval("mremap", "hugetlb mappings cannot grow (split reservations)");
+        }
+        if (v.hugetlb && (flags & Linux.MREMAP_DONTUNMAP) != 0) {
+            throw LinuxException.einval("mremap", "MREMAP_DONTUNMAP on a VM_DONTEXPAND (hugetlb) mapping");
+        }
         if ((flags & Linux.MREMAP_FIXED) != 0) {
             if ((newAddr & (Linux.PAGE_SIZE - 1)) != 0 || newAddr > Linux.TASK_SIZE - nlen) {
                 throw LinuxException.einval("mremap", "bad new address");
@@ -819,6 +825,8 @@ public final class VmOps {
         }
         if ((flags & Linux.MREMAP_DONTUNMAP) == 0) {
             unmapRangeLocked(mm, oldAddr, oldAddr + olen, events, "mremap");
+        } else {
+            mm.mergeAround(oldAddr, oldAddr + olen); // the emptied old range keeps its flags and rejoins
         }
         mm.mergeAround(dst, dst + nlen);
         return dst;
