@@ -240,6 +240,9 @@ public final class Harness implements AutoCloseable {
             sb.append((e & Linux.PM_UFFD_WP) != 0 ? 'W' : '-');
             sb.append((e & Linux.PM_FILE) != 0 ? 'F' : '-');
             sb.append((e & Linux.PM_MMAP_EXCLUSIVE) != 0 ? 'X' : '-');
+            if ((e & Linux.PM_GUARD_REGION) != 0) {
+                sb.append('G');
+            }
         }
         return sb.toString();
     }

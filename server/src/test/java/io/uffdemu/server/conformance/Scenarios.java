@@ -74,6 +74,15 @@ final class Scenarios {
         s.add(new Scenario("sigbus-feature", MemType.MAIN, Scenarios::sigbus));
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
+        s.add(new Scenario("mremap-variants", MemType.MAIN, Scenarios::mremapVariants));
+        s.add(new Scenario("guard-regions", MemType.ANON_ONLY, Scenarios::guard));
+        s.add(new Scenario("wp-over-poison", MemType.MAIN, Scenarios::wpOverPoison));
+        s.add(new Scenario("E5-move-more", MemType.ANON_ONLY, Scenarios::moveMore));
+        s.add(new Scenario("spanning-access", MemType.MAIN, Scenarios::spanning));
+        s.add(new Scenario("events-range-clip", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::removeClip));
+        s.add(new Scenario("wake-and-read-batches", MemType.ANON_ONLY, Scenarios::wakeBatches));
+        s.add(new Scenario("S6-thp", MemType.ANON_ONLY, Scenarios::thp));
+        s.add(new Scenario("copy-readonly-vma", MemType.MAIN, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
         s.add(new Scenario("minor-fallocate", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorFallocate));
@@ -1459,6 +1468,231 @@ final class Scenarios {
         h.call("COPY page 1", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(2, ps), 0));
         h.readData("page 1 via shared alias", al + ps, 1);
         h.pm("page 1", a + ps, 1);
+        h.drain(u);
+    }
+
+    // ------------------------------------------------------------------ round 3
+
+    static void mremapVariants(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_UNMAP);
+        h.populate(a, 2, 1);
+        b.munmap(pid, a + 2 * ps, 2 * ps);
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a, 2 * ps, true);
+        Harness.Op grow = h.async("mremap grow in place", () -> b.mremap(pid, a, 2 * ps, 3 * ps, 0, 0) == a
+                ? "OK" : "moved");
+        grow.state();
+        h.drain(u);
+        grow.finish();
+        h.maps("after grow", a, a + 4 * ps);
+        h.pm("after grow", a, 3);
+        if (!h.type.hugetlb()) {
+            Harness.Op r = h.read(a + 2 * ps);
+            h.handle(r, u);
+        }
+        long d = h.map(3);
+        Harness.Op dontunmap = h.async("mremap DONTUNMAP", () -> b.mremap(pid, a, ps, ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, d) == d ? "OK" : "moved");
+        dontunmap.state();
+        h.drain(u);
+        dontunmap.finish();
+        h.maps("old after DONTUNMAP", a, a + 3 * ps);
+        h.maps("new after DONTUNMAP", d, d + ps);
+        h.pm("old", a, 1);
+        h.pm("new", d, 1);
+        Harness.Op r2 = h.read(a);
+        h.handle(r2, u);
+        h.drain(u);
+    }
+
+    static void guard(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 4);
+        h.populate(a, 2, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 4 * PAGE_SIZE, M | W);
+        h.call("GUARD_INSTALL pages 1-2", "OK", () -> {
+            b.madvise(pid, a + PAGE_SIZE, 2 * PAGE_SIZE, MADV_GUARD_INSTALL);
+            return null;
+        });
+        h.pm("guards", a, 4);
+        h.expect("read guard", h.read(a + PAGE_SIZE).finish(), "SIGSEGV/1 at A+0x1000");
+        h.wp(u, a, 4 * PAGE_SIZE, true);
+        h.pm("after wp", a, 4);
+        h.call("COPY over guard", () -> b.uffdCopy(pid, u, a + 2 * PAGE_SIZE, h.fill(1, PAGE_SIZE), 0));
+        h.call("POISON over guard", () -> b.uffdPoison(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("DONTNEED keeps guards", "OK", () -> {
+            b.madvise(pid, a, 4 * PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.pm("after dontneed", a, 4);
+        h.call("GUARD_REMOVE", "OK", () -> {
+            b.madvise(pid, a, 4 * PAGE_SIZE, MADV_GUARD_REMOVE);
+            return null;
+        });
+        h.pm("after remove", a, 4);
+        Harness.Op r = h.read(a + PAGE_SIZE);
+        h.handle(r, u);
+    }
+
+    static void wpOverPoison(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("POISON page 0", () -> b.uffdPoison(h.pid, u, a, ps, 0));
+        h.wp(u, a, 2 * ps, true);
+        h.pm("after wp", a, 2);
+        h.expect("read poisoned", h.read(a).finish(), "SIGBUS/2 at A+0x0");
+        h.wp(u, a, 2 * ps, false);
+        h.pm("after un-wp", a, 2);
+        h.call("POISON over wp marker", () -> b.uffdPoison(h.pid, u, a + ps, ps, 0));
+        h.pm("end", a, 2);
+    }
+
+    static void moveMore(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 8);
+        int u = h.uffd(0);
+        h.register(u, a, 8 * PAGE_SIZE, M);
+        h.call("COPY pages 0-1", () -> b.uffdCopy(pid, u, a, h.fill(0x31, 2 * PAGE_SIZE), 0));
+        h.call("ZEROPAGE page 2", () -> b.uffdZeropage(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("MOVE within the vma", "0x1000", () -> b.uffdMove(pid, u, a + 4 * PAGE_SIZE, a, PAGE_SIZE, 0));
+        h.call("MOVE zero page", () -> b.uffdMove(pid, u, a + 5 * PAGE_SIZE, a + 2 * PAGE_SIZE, PAGE_SIZE, 0));
+        h.pm("after", a, 8);
+        h.call("MOVE overlapping", () -> b.uffdMove(pid, u, a + 5 * PAGE_SIZE, a + 4 * PAGE_SIZE,
+                2 * PAGE_SIZE, 0));
+        h.call("MOVE DONTWAKE", () -> b.uffdMove(pid, u, a + 6 * PAGE_SIZE, a + PAGE_SIZE, PAGE_SIZE,
+                UFFDIO_MOVE_MODE_DONTWAKE));
+        h.readData("moved", a + 4 * PAGE_SIZE, 16);
+        h.readData("moved zero", a + 5 * PAGE_SIZE, 16);
+        h.pm("end", a, 8);
+    }
+
+    static void spanning(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 1, 0x41);
+        h.register(u, a, 2 * ps, M);
+        Harness.Op r = h.async("read across pages", () -> b.access(h.pid, a + ps - 8, 16, false, null,
+                AccessMode.USER, System.nanoTime() + Harness.OP_TIMEOUT_MS * 1_000_000L));
+        h.handle(r, u);
+        r.finish();
+    }
+
+    static void removeClip(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP);
+        h.populate(a, 4, 1);
+        h.register(u, a + ps, 2 * ps, M);
+        Harness.Op mad = h.async("DONTNEED all 4", () -> {
+            b.madvise(h.pid, a, 4 * ps, MADV_DONTNEED);
+            return null;
+        });
+        mad.state();
+        h.drain(u);
+        mad.finish();
+        Harness.Op un = h.async("munmap all 4", () -> {
+            b.munmap(h.pid, a, 4 * ps);
+            return null;
+        });
+        un.state();
+        h.drain(u);
+        un.finish();
+    }
+
+    static void wakeBatches(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(0);
+        h.register(u, a, 4 * PAGE_SIZE, M);
+        List<Harness.Op> ops = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Harness.Op op = h.read(a + i * PAGE_SIZE);
+            op.state();
+            ops.add(op);
+        }
+        h.call("read max 1", () -> "msgs=" + b.uffdRead(h.pid, u, 1, 0).size());
+        h.call("read max 16", () -> "msgs=" + b.uffdRead(h.pid, u, 16, 0).size());
+        h.call("ZEROPAGE 3 pages DONTWAKE", () -> b.uffdZeropage(h.pid, u, a, 3 * PAGE_SIZE,
+                UFFDIO_ZEROPAGE_MODE_DONTWAKE));
+        h.call("WAKE page 1 only", "OK", () -> {
+            b.uffdWake(h.pid, u, a + PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        for (Harness.Op op : ops) {
+            op.state();
+        }
+        h.call("WAKE all", "OK", () -> {
+            b.uffdWake(h.pid, u, a, 4 * PAGE_SIZE);
+            return null;
+        });
+        for (Harness.Op op : ops) {
+            op.finish();
+        }
+    }
+
+    static void thp(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long raw = b.mmap(pid, 0, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        h.name("A", a, PMD_SIZE);
+        h.call("MADV_HUGEPAGE", "OK", () -> {
+            b.madvise(pid, a, PMD_SIZE, MADV_HUGEPAGE);
+            return null;
+        });
+        h.populate(a, 1, 1);
+        h.call("scan", () -> regions(h, b.pagemapScan(pid, scan(a, a + PMD_SIZE, 0, 0, 0x1ff))));
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.wp(u, a, PMD_SIZE, true);
+        h.pm("pages 0,1", a, 2);
+        h.expect("write page 7", h.writeHandled(u, a + 7 * PAGE_SIZE, 2), "3");
+        h.pm("pages 7,8", a + 7 * PAGE_SIZE, 2);
+        h.call("mprotect 4K", "OK", () -> {
+            b.mprotect(pid, a + 100 * PAGE_SIZE, PAGE_SIZE, PROT_READ);
+            return null;
+        });
+        h.pm("page 511", a + 511 * PAGE_SIZE, 1);
+        h.expect("write page 511", h.writeHandled(u, a + 511 * PAGE_SIZE, 2), "3");
+    }
+
+    static void copyReadonly(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("mprotect RO", "OK", () -> {
+            b.mprotect(h.pid, a, 2 * ps, PROT_READ);
+            return null;
+        });
+        h.call("COPY into RO vma", () -> b.uffdCopy(h.pid, u, a, h.fill(3, ps), 0));
+        h.pm("copied", a, 1);
+        h.expect("write RO", h.write(a, 1).finish(), "SIGSEGV/2 at A+0x0");
+        h.call("mprotect RW", "OK", () -> {
+            b.mprotect(h.pid, a, 2 * ps, PROT_READ | PROT_WRITE);
+            return null;
+        });
+        h.pm("after RW", a, 1);
+        h.expect("write after RW", h.writeHandled(u, a, 1), "none");
+        h.call("mprotect NONE page 1", "OK", () -> {
+            b.mprotect(h.pid, a + ps, ps, PROT_NONE);
+            return null;
+        });
+        h.expect("read PROT_NONE", h.read(a + ps).finish(), "SIGSEGV/2 at A+0x" + Long.toHexString(ps));
         h.drain(u);
     }
 }
