@@ -74,6 +74,9 @@ final class Scenarios {
         s.add(new Scenario("sigbus-feature", MemType.MAIN, Scenarios::sigbus));
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
+        s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
+        s.add(new Scenario("prot-none-registered", MemType.MAIN, Scenarios::protNone));
+        s.add(new Scenario("close-unread", MemType.MAIN, Scenarios::closeUnread));
         s.add(new Scenario("mremap-variants", MemType.MAIN, Scenarios::mremapVariants));
         s.add(new Scenario("guard-regions", MemType.ANON_ONLY, Scenarios::guard));
         s.add(new Scenario("wp-over-poison", MemType.MAIN, Scenarios::wpOverPoison));
@@ -1694,5 +1697,98 @@ final class Scenarios {
         });
         h.expect("read PROT_NONE", h.read(a + ps).finish(), "SIGSEGV/2 at A+0x" + Long.toHexString(ps));
         h.drain(u);
+    }
+
+    // ------------------------------------------------------------------ round 4
+
+    static Callable0 r(Runnable0 x) {
+        return () -> {
+            x.run();
+            return null;
+        };
+    }
+
+    interface Runnable0 {
+        void run() throws Exception;
+    }
+
+    interface Callable0 extends java.util.concurrent.Callable<Object> {
+    }
+
+    static void syscallErrors(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        h.populate(a, 4, 1);
+        h.call("madvise unaligned", r(() -> b.madvise(pid, a + 8, PAGE_SIZE, MADV_DONTNEED)));
+        h.call("madvise bad advice", r(() -> b.madvise(pid, a, PAGE_SIZE, 999)));
+        h.call("madvise PAGEOUT", r(() -> b.madvise(pid, a, ps, MADV_PAGEOUT)));
+        h.call("madvise COLD", r(() -> b.madvise(pid, a, ps, MADV_COLD)));
+        h.call("madvise FREE", r(() -> b.madvise(pid, a, ps, MADV_FREE)));
+        h.call("madvise REMOVE", r(() -> b.madvise(pid, a, ps, MADV_REMOVE)));
+        h.call("madvise DONTNEED 4K of the mapping", r(() -> b.madvise(pid, a, PAGE_SIZE, MADV_DONTNEED)));
+        h.call("madvise len 0", r(() -> b.madvise(pid, a, 0, MADV_DONTNEED)));
+        h.call("madvise POPULATE_WRITE", r(() -> b.madvise(pid, a + ps, ps, MADV_POPULATE_WRITE)));
+        h.call("madvise GUARD_INSTALL", r(() -> b.madvise(pid, a + 3 * ps, ps, MADV_GUARD_INSTALL)));
+        h.call("munmap len 0", r(() -> b.munmap(pid, a, 0)));
+        h.call("munmap unaligned", r(() -> b.munmap(pid, a + 8, PAGE_SIZE)));
+        h.call("mprotect unaligned", r(() -> b.mprotect(pid, a + 8, PAGE_SIZE, PROT_READ)));
+        h.call("mprotect bad prot", r(() -> b.mprotect(pid, a, ps, 0x100)));
+        h.call("mprotect 4K of the mapping", r(() -> b.mprotect(pid, a, PAGE_SIZE, PROT_READ)));
+        h.call("mmap len 0", () -> b.mmap(pid, 0, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        h.call("mmap no type", () -> b.mmap(pid, 0, PAGE_SIZE, PROT_READ, MAP_ANONYMOUS, -1, 0));
+        h.call("mmap FIXED_NOREPLACE over A", () -> b.mmap(pid, a, ps, PROT_READ,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == a ? "OK" : "elsewhere");
+        h.call("mmap FIXED unaligned", () -> b.mmap(pid, a + 8, PAGE_SIZE, PROT_READ,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+        h.call("mremap bad flags", () -> b.mremap(pid, a, ps, ps, 0x80, 0));
+        h.call("mremap FIXED without MAYMOVE", () -> b.mremap(pid, a, ps, ps, MREMAP_FIXED, a + 2 * ps));
+        h.call("mremap shrink", () -> b.mremap(pid, a + 2 * ps, 2 * ps, ps, 0, 0) == a + 2 * ps ? "OK" : "?");
+        if (h.type.file) {
+            int fd = h.memfd;
+            h.call("ftruncate unaligned", r(() -> b.ftruncate(pid, fd, 5 * ps + 100)));
+            h.call("fallocate PUNCH without KEEP_SIZE", r(() -> b.fallocate(pid, fd, FALLOC_FL_PUNCH_HOLE, 0, ps)));
+            h.call("fallocate bad mode", r(() -> b.fallocate(pid, fd, 0x40, 0, ps)));
+            h.call("fallocate len 0", r(() -> b.fallocate(pid, fd, 0, 0, 0)));
+            h.call("pread beyond EOF", () -> "bytes=" + b.pread(pid, fd, 100 * ps, 16).length);
+            h.call("pread", () -> Harness.hash(b.pread(pid, fd, 0, 8)));
+            h.call("pwrite", () -> b.pwrite(pid, fd, 8, h.fill(3, 8)));
+            h.call("memfd_create bad flags", () -> b.memfdCreate(pid, "x", 0x400));
+            h.call("memfd_create HUGE bits without HUGETLB", () -> b.memfdCreate(pid, "x", 21 << 26));
+        }
+    }
+
+    static void protNone(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("mprotect NONE", "OK", r(() -> b.mprotect(h.pid, a, 2 * ps, PROT_NONE)));
+        h.expect("read PROT_NONE missing", h.read(a).finish(), "SIGSEGV/2 at A+0x0");
+        h.drain(u);
+        h.call("COPY into PROT_NONE", () -> b.uffdCopy(h.pid, u, a, h.fill(1, ps), 0));
+        h.pm("after COPY", a, 1);
+        h.wp(u, a, 2 * ps, true);
+        h.call("mprotect RW", "OK", r(() -> b.mprotect(h.pid, a, 2 * ps, PROT_READ | PROT_WRITE)));
+        h.pm("after RW", a, 2);
+        h.writeHandled(u, a, 1);
+        h.writeHandled(u, a + ps, 1);
+    }
+
+    static void closeUnread(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        Harness.Op r0 = h.read(a);
+        h.expect("reader", r0.state(), "blocked");
+        h.call("UNREGISTER page 1 (not the waiter's)", "OK", r(() -> b.uffdUnregister(h.pid, u, a + ps, ps)));
+        h.expect("reader after unrelated UNREGISTER", r0.state(), "blocked");
+        h.call("close(uffd) with the fault unread", "OK", r(() -> b.close(h.pid, u)));
+        h.expect("reader after close", r0.finish(), "ok 00*1");
+        h.pm("end", a, 2);
     }
 }
