@@ -75,6 +75,9 @@ final class Scenarios {
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
+        s.add(new Scenario("selftest-poison", MemType.MAIN, Scenarios::selftestPoison));
+        s.add(new Scenario("selftest-events", MemType.MAIN, Scenarios::selftestEvents));
+        s.add(new Scenario("bounce-stress", MemType.MAIN, Scenarios::bounce));
         s.add(new Scenario("prot-none-registered", MemType.MAIN, Scenarios::protNone));
         s.add(new Scenario("close-unread", MemType.MAIN, Scenarios::closeUnread));
         s.add(new Scenario("mremap-variants", MemType.MAIN, Scenarios::mremapVariants));
@@ -1790,5 +1793,165 @@ final class Scenarios {
         h.call("close(uffd) with the fault unread", "OK", r(() -> b.close(h.pid, u)));
         h.expect("reader after close", r0.finish(), "ok 00*1");
         h.pm("end", a, 2);
+    }
+
+    // ------------------------------------------------------------------ selftests (§9.1, §9.2)
+
+    /** uffd-unit-tests "poison": odd pages COPY (zeros), even pages POISON; reading all gives n/2 SIGBUS. */
+    static void selftestPoison(Harness h) {
+        long ps = h.ps();
+        int n = 4;
+        long a = h.map(n);
+        int u = h.uffd(UFFD_FEATURE_POISON);
+        h.register(u, a, n * ps, M);
+        int sigbus = 0;
+        // the selftest poisons even pages from the handler; the native backend cannot let a blocked access
+        // run into SIGBUS, so even pages are poisoned up front (same outcome: SIGBUS, no message)
+        for (int i = 0; i < n; i += 2) {
+            long addr = a + i * ps;
+            h.call("POISON", () -> h.b.uffdPoison(h.pid, u, addr, ps, 0));
+        }
+        for (int i = 0; i < n; i++) {
+            long addr = a + i * ps;
+            Harness.Op r = h.read(addr);
+            List<UffdMsg> got = h.settle(r, u);
+            if (!got.isEmpty()) {
+                h.call("COPY", () -> h.b.uffdCopy(h.pid, u, addr, h.fill(0, ps), 0));
+            }
+            if (r.finish().startsWith("SIGBUS")) {
+                sigbus++;
+            }
+        }
+        h.expect("SIGBUS count", Integer.toString(sigbus), Integer.toString(n / 2));
+    }
+
+    /**
+     * uffd-unit-tests "events": a forked child (EVENT_FORK) faults half the area, mremaps it, faults the
+     * rest, releases; the monitor follows FORK, REMAP and REMOVE. Needs fork: n/a on the native backend.
+     */
+    static void selftestEvents(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int n = 4;
+        long a = h.map(n);
+        long d = h.map(n);
+        b.munmap(h.pid, d, n * ps);
+        int u = h.uffd(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE);
+        h.register(u, a, n * ps, M);
+        Harness.Op fork = h.async("fork", () -> b.fork(h.pid).pid() > 0 ? "OK" : "?");
+        fork.state();
+        List<UffdMsg> f = h.readMsgs(u, 1000);
+        h.log("msgs: " + f.stream().map(h::msg).toList());
+        h.expect("fork done", fork.finish(), "OK");
+        int child = b.processes().stream().filter(p -> p.parentPid() == h.pid).findFirst().orElseThrow().pid();
+        int cu = ((UffdMsg.Fork) f.get(0)).ufd();
+        int missing = 0;
+        for (int i = 0; i < n / 2; i++) {
+            long addr = a + i * ps;
+            Harness.Op r = h.async("child read " + h.rel(addr), () -> b.access(child, addr, 1, false, null,
+                    AccessMode.USER, System.nanoTime() + Harness.OP_TIMEOUT_MS * 1_000_000L));
+            for (UffdMsg m : h.settle(r, cu)) {
+                if (m instanceof UffdMsg.Pagefault) {
+                    missing++;
+                    h.call("COPY", () -> b.uffdCopy(h.pid, cu, addr, h.fill(0, ps), 0));
+                }
+            }
+            r.finish();
+        }
+        Harness.Op mr = h.async("child mremap", () -> b.mremap(child, a, n * ps, n * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "?");
+        mr.state();
+        h.drain(cu);
+        mr.finish();
+        for (int i = n / 2; i < n; i++) {
+            long addr = d + i * ps;
+            Harness.Op r = h.async("child read " + h.rel(addr), () -> b.access(child, addr, 1, false, null,
+                    AccessMode.USER, System.nanoTime() + Harness.OP_TIMEOUT_MS * 1_000_000L));
+            for (UffdMsg m : h.settle(r, cu)) {
+                if (m instanceof UffdMsg.Pagefault) {
+                    missing++;
+                    h.call("COPY", () -> b.uffdCopy(h.pid, cu, addr, h.fill(0, ps), 0));
+                }
+            }
+            r.finish();
+        }
+        h.expect("missing faults", Integer.toString(missing), Integer.toString(n));
+        Harness.Op rel = h.async("child DONTNEED", () -> {
+            b.madvise(child, d, n * ps, MADV_DONTNEED);
+            return null;
+        });
+        rel.state();
+        h.drain(cu);
+        rel.finish();
+        h.drain(u);
+        b.exit(child);
+    }
+
+    /**
+     * A small uffd-stress "bounce": reader threads touch every page in different orders while a background
+     * thread COPYs and the handler resolves faults (EEXIST → WAKE). Only the outcome is traced: all readers
+     * finish and every page holds the background copy's bytes.
+     */
+    static void bounce(Harness h) throws Exception {
+        long ps = h.ps();
+        var b = h.b;
+        int n = h.type.hugetlb() ? 4 : 16;
+        long a = h.map(n);
+        int u = h.uffd(0);
+        h.register(u, a, n * ps, M);
+        List<Harness.Op> readers = new ArrayList<>();
+        for (int t = 0; t < 3; t++) {
+            int stride = t + 1;
+            readers.add(h.async("reader " + t, () -> {
+                StringBuilder sb = new StringBuilder();
+                for (int i = 0; i < n; i++) {
+                    long addr = a + ((long) (i * stride) % n) * ps;
+                    AccessResult0 r = new AccessResult0(b.access(h.pid, addr, 1, false, null, AccessMode.USER,
+                            System.nanoTime() + 5_000_000_000L));
+                    sb.append(r.ok() ? "" : "!");
+                }
+                return sb.length() == 0 ? "all ok" : "failures";
+            }));
+        }
+        Harness.Op bg = h.async("background copy", () -> {
+            for (int i = n - 1; i >= 0; i -= 2) {
+                try {
+                    b.uffdCopy(h.pid, u, a + i * ps, h.fill(0x42, ps), 0);
+                } catch (io.uffdemu.server.mm.LinuxException e) {
+                    b.uffdWake(h.pid, u, a + i * ps, ps);
+                }
+            }
+            return null;
+        });
+        long deadline = System.nanoTime() + 8_000_000_000L;
+        while (System.nanoTime() < deadline && readers.stream().anyMatch(op -> !op.done())) {
+            List<UffdMsg> got = h.readMsgs(u, 20);
+            for (UffdMsg m : got) {
+                if (m instanceof UffdMsg.Pagefault pf) {
+                    long page = pf.address() & ~(ps - 1);
+                    try {
+                        b.uffdCopy(h.pid, u, page, h.fill(0x42, ps), 0);
+                    } catch (io.uffdemu.server.mm.LinuxException e) {
+                        b.uffdWake(h.pid, u, page, ps);
+                    }
+                }
+            }
+        }
+        bg.finish();
+        for (Harness.Op op : readers) {
+            h.expect(op.label, op.finish(), "all ok");
+        }
+        for (int i = 0; i < n; i++) {
+            byte[] d = b.access(h.pid, a + i * ps, 16, false, null, AccessMode.USER,
+                    System.nanoTime() + 1_000_000_000L).data();
+            h.expect("page " + i, d == null ? "fault" : Harness.hash(d), "42*16");
+        }
+        h.log("pages checked: " + n);
+    }
+
+    record AccessResult0(io.uffdemu.server.mm.AccessResult r) {
+        boolean ok() {
+            return r.succeeded();
+        }
     }
 }
