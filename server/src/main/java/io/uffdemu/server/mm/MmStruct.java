@@ -105,8 +105,12 @@ public final class MmStruct {
         }
     }
 
+    /**
+     * is_mergeable_vma() and can_merge_remove_vma(): a merge that would remove a VMA whose vm_ops has a
+     * close hook is refused, and hugetlb VMAs have one (hugetlb_vm_op_close), so split hugetlb VMAs stay split.
+     */
     private static boolean canMerge(Vma a, Vma b) {
-        return a.end == b.start && a.prot == b.prot && a.shared == b.shared && a.mayWrite == b.mayWrite
+        return a.end == b.start && !a.hugetlb && !b.hugetlb && a.prot == b.prot && a.shared == b.shared && a.mayWrite == b.mayWrite
                 && a.inode == b.inode && a.uffd == b.uffd && a.uffdFlags == b.uffdFlags
                 && a.hugepageAdvice == b.hugepageAdvice && a.noreserve == b.noreserve
                 && (a.inode == null || a.offset + (a.end - a.start) == b.offset);

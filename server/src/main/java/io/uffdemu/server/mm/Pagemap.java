@@ -217,6 +217,9 @@ public final class Pagemap {
                 }
             } else if (pte != Pte.NONE) {
                 c |= Linux.PAGE_IS_SWAPPED;
+                if (v.hugetlb) {
+                    c |= Linux.PAGE_IS_HUGE; // pagemap_hugetlb_category() starts from PAGE_IS_HUGE
+                }
                 if (!Pte.isUffdWp(pte)) {
                     c |= Linux.PAGE_IS_WRITTEN;
                 }

@@ -508,7 +508,9 @@ public final class VmOps {
     void truncateLocked(Inode inode, long newSize) {
         long ps = inode.pageSize;
         long firstWhole = pageAlignUp(newSize, ps) / ps;
-        unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, true, true);
+        // shmem: truncate_pagecache() zaps without ZAP_FLAG_DROP_MARKER, so a wp'd PTE leaves a uffd-wp
+        // marker behind (seen on 6.18); hugetlb_vmtruncate() passes ZAP_FLAG_DROP_MARKER
+        unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, inode.hugetlb, true);
         for (Long idx : new ArrayList<>(inode.cache.tailMap(firstWhole, true).keySet())) {
             deleteFromCacheLocked(inode, idx);
         }
@@ -726,6 +728,12 @@ public final class VmOps {
         if (v.hugetlb && ((oldAddr | olen | nlen) & (v.pageSize - 1)) != 0) {
             throw LinuxException.einval("mremap", "hugetlb lengths not huge page aligned");
         }
+        if (v.hugetlb && nlen > olen) {
+            throw LinuxException.einval("mremap", "hugetlb mappings cannot grow (split reservations)");
+        }
+        if (v.hugetlb && (flags & Linux.MREMAP_DONTUNMAP) != 0) {
+            throw LinuxException.einval("mremap", "MREMAP_DONTUNMAP on a VM_DONTEXPAND (hugetlb) mapping");
+        }
         if ((flags & Linux.MREMAP_FIXED) != 0) {
             if ((newAddr & (Linux.PAGE_SIZE - 1)) != 0 || newAddr > Linux.TASK_SIZE - nlen) {
                 throw LinuxException.einval("mremap", "bad new address");
@@ -817,6 +825,8 @@ public final class VmOps {
         }
         if ((flags & Linux.MREMAP_DONTUNMAP) == 0) {
             unmapRangeLocked(mm, oldAddr, oldAddr + olen, events, "mremap");
+        } else {
+            mm.mergeAround(oldAddr, oldAddr + olen); // the emptied old range keeps its flags and rejoins
         }
         mm.mergeAround(dst, dst + nlen);
         return dst;
@@ -990,7 +1000,7 @@ public final class VmOps {
                 }
             }
             if (events.isEmpty()) {
-                zapAdviceLocked(t, addr, end);
+                zapAdviceLocked(t, addr, end, advice);
                 checkFullyMapped(t.mm, addr, end, "madvise");
                 return;
             }
@@ -1001,17 +1011,21 @@ public final class VmOps {
         k.lock();
         try {
             Task t = k.taskLocked(pid, "madvise");
-            zapAdviceLocked(t, addr, end);
+            zapAdviceLocked(t, addr, end, advice);
             checkFullyMapped(t.mm, addr, end, "madvise");
         } finally {
             k.unlock();
         }
     }
 
-    private void zapAdviceLocked(Task t, long addr, long end) {
+    private void zapAdviceLocked(Task t, long addr, long end, int advice) {
         for (Vma v : t.mm.vmasIn(addr, end)) {
             long s = Math.max(addr, v.start);
             long e = Math.min(end, v.end);
+            if (advice == Linux.MADV_FREE) {
+                lazyfreeRangeLocked(v, s, e);
+                continue;
+            }
             if (v.hugetlb) {
                 e = e & ~(v.pageSize - 1);
                 if (e <= s) {
@@ -1023,6 +1037,25 @@ public final class VmOps {
                 v.mm.pt.freeEmptyTables(s, e);
             }
         }
+    }
+
+    /**
+     * MADV_FREE ({@code madvise_free_pte_range()}): present pages stay mapped, only marked clean (lazily
+     * freed under memory pressure, which the emulator does not model), so their uffd-wp bit survives; swap
+     * entries are freed and poison markers cleared (both become none); uffd-wp markers stay.
+     */
+    private void lazyfreeRangeLocked(Vma v, long s, long e) {
+        PageTable pt = v.mm.pt;
+        pt.forEach(s, e, (a, pte) -> {
+            if (Pte.isPresent(pte)) {
+                pt.set(a, pte & ~Pte.DIRTY);
+            } else if (Pte.isSwap(pte)) {
+                releasePteLocked(v, pte);
+                pt.set(a, Pte.NONE);
+            } else if (Pte.isPoisonMarker(pte)) {
+                pt.set(a, Pte.NONE);
+            }
+        });
     }
 
     /** MADV_REMOVE: REMOVE event, then punch the hole in the file (shared writable mappings only). */
@@ -1037,10 +1070,10 @@ public final class VmOps {
             }
             checkFullyMapped(t.mm, addr, end, "madvise");
             for (Vma v : t.mm.vmasIn(addr, end)) {
-                if (v.inode == null || !v.shared) {
-                    throw LinuxException.einval("madvise", "MADV_REMOVE needs a shared file mapping");
+                if (v.inode == null) {
+                    throw LinuxException.einval("madvise", "MADV_REMOVE needs a file mapping");
                 }
-                if (!v.mayWrite || !v.canWrite()) {
+                if (!v.shared || !v.mayWrite || !v.canWrite()) {
                     throw new LinuxException(Errno.EACCES, "madvise", 0, "MADV_REMOVE on a read-only mapping");
                 }
                 if (v.uffd != null && !v.uffd.released && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_REMOVE) != 0) {

@@ -1,0 +1,574 @@
+package io.uffdemu.server.backend.linux;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.AccessResult;
+import io.uffdemu.server.mm.Errno;
+import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.LinuxException;
+import io.uffdemu.server.mm.UffdMsg;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The real-kernel backend against the kernel of this machine; skipped only when LinuxAvailability says so. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class LinuxBackendTest {
+    private static final long PAGE = 4096;
+    private static final int RW = Linux.PROT_READ | Linux.PROT_WRITE;
+    private static final int ANON = Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS;
+
+    private LinuxBackend b;
+    private int pid;
+    private final ExecutorService threads = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().factory());
+
+    @BeforeEach
+    void setUp() {
+        Assumptions.assumeTrue(LinuxAvailability.isAvailable(),
+                () -> "linux backend unavailable: " + LinuxAvailability.reason());
+        b = new LinuxBackend();
+        pid = b.createProcess("t", 0, true, "test").pid();
+    }
+
+    @AfterEach
+    void tearDown() {
+        if (b != null) {
+            b.close();
+        }
+        threads.shutdownNow();
+    }
+
+    private static long deadline(long ms) {
+        return System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ms);
+    }
+
+    private int uffd(long features) {
+        int fd = b.userfaultfd(pid, Linux.O_CLOEXEC | Linux.O_NONBLOCK, false);
+        b.uffdApi(pid, fd, Linux.UFFD_API, features);
+        return fd;
+    }
+
+    private static byte[] filled(int len, int v) {
+        byte[] d = new byte[len];
+        Arrays.fill(d, (byte) v);
+        return d;
+    }
+
+    private Future<AccessResult> accessAsync(long addr, int len, boolean write, byte[] data) {
+        return threads.submit(() -> b.access(pid, addr, len, write, data, AccessMode.USER, deadline(20_000)));
+    }
+
+    private UffdMsg.Pagefault onePagefault(int fd) throws InterruptedException {
+        List<UffdMsg> msgs = b.uffdRead(pid, fd, 4, deadline(10_000));
+        assertThat(msgs).hasSize(1);
+        assertThat(msgs.get(0)).isInstanceOf(UffdMsg.Pagefault.class);
+        return (UffdMsg.Pagefault) msgs.get(0);
+    }
+
+    @Test
+    void statusAndApiHandshake() {
+        assertThat(b.status().available()).isTrue();
+        assertThat(b.status().name()).isEqualTo("linux");
+        assertThat(b.status().kernelRelease()).isNotEmpty();
+        int fd = b.userfaultfd(pid, Linux.O_CLOEXEC, false);
+        var r = b.uffdApi(pid, fd, Linux.UFFD_API, 0);
+        assertThat(r.features()).isEqualTo(0x1ffffL);
+        assertThat(r.ioctls()).isEqualTo(0x8000000000000003L);
+        assertThatThrownBy(() -> b.uffdApi(pid, fd, Linux.UFFD_API, 0))
+                .isInstanceOfSatisfying(LinuxException.class, e -> {
+                    assertThat(e.errno()).isEqualTo(Errno.EINVAL);
+                    assertThat(e.call()).isEqualTo("UFFDIO_API");
+                });
+        int dev = b.userfaultfd(pid, Linux.O_CLOEXEC, true);
+        assertThat(b.uffdApi(pid, dev, Linux.UFFD_API, 0).features()).isEqualTo(0x1ffffL);
+        assertThat(b.process(pid).fds()).contains(fd, dev);
+    }
+
+    @Test
+    void registerIoctlMasksMatchTheReferenceTable() {
+        int fd = uffd(0);
+        long anon = b.mmap(pid, 0, 4 * PAGE, RW, ANON, -1, 0);
+        assertThat(anon).isBetween(LinuxBackend.WINDOW_BASE, Linux.TASK_SIZE);
+        assertThat(b.uffdRegister(pid, fd, anon, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING)).isEqualTo(0x13cL);
+        assertThat(b.uffdRegister(pid, fd, anon, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_WP)).isEqualTo(0x17cL);
+        assertThat(b.maps(pid)).anySatisfy(v -> {
+            assertThat(v.start()).isEqualTo(anon);
+            assertThat(v.uffdFlags()).isEqualTo(Linux.UFFDIO_REGISTER_MODE_WP);
+        });
+        assertErrno(() -> b.uffdRegister(pid, fd, anon, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_MINOR), Errno.EINVAL,
+                "UFFDIO_REGISTER");
+        assertErrno(() -> b.uffdRegister(pid, fd, anon, 4 * PAGE, 8), Errno.EINVAL, "UFFDIO_REGISTER");
+
+        int mfd = b.memfdCreate(pid, "shm", 0);
+        b.ftruncate(pid, mfd, 4 * PAGE);
+        long shm = b.mmap(pid, 0, 4 * PAGE, RW, Linux.MAP_SHARED, mfd, 0);
+        assertThat(b.uffdRegister(pid, fd, shm, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_MINOR)).isEqualTo(0x1bcL);
+        assertThat(b.uffdRegister(pid, fd, shm, 4 * PAGE, 7)).isEqualTo(0x1fcL);
+        assertThat(b.maps(pid)).anySatisfy(v -> {
+            assertThat(v.start()).isEqualTo(shm);
+            assertThat(v.perms()).isEqualTo("rw-s");
+            assertThat(v.memoryType()).isEqualTo(io.uffdemu.server.backend.VmaInfo.MemoryType.SHMEM);
+            assertThat(v.uffdFlags()).isEqualTo(7);
+        });
+        b.uffdUnregister(pid, fd, shm, 4 * PAGE);
+    }
+
+    @Test
+    void missingFaultRoundTrip() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        Future<AccessResult> read = accessAsync(a + 16, 8, false, null);
+        UffdMsg.Pagefault pf = onePagefault(fd);
+        assertThat(pf.flags()).isZero();
+        assertThat(pf.address()).isEqualTo(a);
+        assertThat(read.isDone()).isFalse();
+        assertThat(b.uffdCopy(pid, fd, a, filled((int) PAGE, 42), 0)).isEqualTo(PAGE);
+        AccessResult r = read.get(10, TimeUnit.SECONDS);
+        assertThat(r.succeeded()).isTrue();
+        assertThat(r.data()).containsOnly(42);
+        assertThat(b.readPagemap(pid, a, 1)[0] & Linux.PM_PRESENT).isNotZero();
+    }
+
+    @Test
+    void writeProtectRoundTripOnAnon() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        assertThat(b.access(pid, a, 4, true, new byte[] {1, 2, 3, 4}, AccessMode.USER, deadline(5000)).succeeded())
+                .isTrue();
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_WP);
+        b.uffdWriteprotect(pid, fd, a, PAGE, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
+        assertThat(b.readPagemap(pid, a, 1)[0] & Linux.PM_UFFD_WP).isNotZero();
+        // reads of a wp'd page do not fault
+        assertThat(b.access(pid, a, 4, false, null, AccessMode.USER, deadline(5000)).data())
+                .containsExactly(1, 2, 3, 4);
+        Future<AccessResult> write = accessAsync(a + 1, 1, true, new byte[] {9});
+        UffdMsg.Pagefault pf = onePagefault(fd);
+        assertThat(pf.flags()).isEqualTo(Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP);
+        assertThat(pf.address()).isEqualTo(a);
+        b.uffdWriteprotect(pid, fd, a, PAGE, 0);
+        assertThat(write.get(10, TimeUnit.SECONDS).succeeded()).isTrue();
+        assertThat(b.access(pid, a, 4, false, null, AccessMode.USER, deadline(5000)).data())
+                .containsExactly(1, 9, 3, 4);
+        assertThat(b.readPagemap(pid, a, 1)[0] & Linux.PM_UFFD_WP).isZero();
+    }
+
+    @Test
+    void writeProtectRoundTripOnSharedMemfdIsPerMapping() throws Exception {
+        int fd = uffd(0);
+        int mfd = b.memfdCreate(pid, "wp", 0);
+        b.ftruncate(pid, mfd, PAGE);
+        b.pwrite(pid, mfd, 0, new byte[] {5, 6, 7});
+        long mA = b.mmap(pid, 0, PAGE, RW, Linux.MAP_SHARED, mfd, 0);
+        long mB = b.mmap(pid, 0, PAGE, RW, Linux.MAP_SHARED, mfd, 0);
+        assertThat(mA).isNotEqualTo(mB);
+        b.uffdRegister(pid, fd, mA, PAGE, Linux.UFFDIO_REGISTER_MODE_WP);
+        b.uffdWriteprotect(pid, fd, mA, PAGE, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
+        long pm = b.readPagemap(pid, mA, 1)[0];
+        assertThat(pm & Linux.PM_UFFD_WP).isNotZero(); // a marker (not present) or a wp'd present PTE
+        // the other mapping of the same page is not protected
+        assertThat(b.access(pid, mB, 1, true, new byte[] {50}, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        Future<AccessResult> write = accessAsync(mA + 2, 1, true, new byte[] {70});
+        UffdMsg.Pagefault pf = onePagefault(fd);
+        assertThat(pf.flags()).isEqualTo(Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP);
+        assertThat(pf.address()).isEqualTo(mA);
+        b.uffdWriteprotect(pid, fd, mA, PAGE, 0);
+        assertThat(write.get(10, TimeUnit.SECONDS).succeeded()).isTrue();
+        assertThat(b.pread(pid, mfd, 0, 3)).containsExactly(50, 6, 70);
+    }
+
+    @Test
+    void errnoCases() {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, 4 * PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        assertThat(b.uffdCopy(pid, fd, a, filled((int) PAGE, 1), 0)).isEqualTo(PAGE);
+        assertErrno(() -> b.uffdCopy(pid, fd, a, filled((int) PAGE, 1), 0), Errno.EEXIST, "UFFDIO_COPY");
+        assertErrno(() -> b.uffdCopy(pid, fd, a + 2 * PAGE, filled((int) PAGE, 1), 0), Errno.ENOENT, "UFFDIO_COPY");
+        assertErrno(() -> b.uffdCopy(pid, fd, a + PAGE + 1, filled((int) PAGE, 1), 0), Errno.EINVAL,
+                "UFFDIO_COPY");
+        assertErrno(() -> b.uffdZeropage(pid, fd, a + 1, PAGE, 0), Errno.EINVAL, "UFFDIO_ZEROPAGE");
+        assertErrno(() -> b.uffdWake(pid, fd, a, 0), Errno.EINVAL, "UFFDIO_WAKE");
+        assertErrno(() -> b.uffdContinue(pid, fd, a + PAGE, PAGE, 0), Errno.EINVAL, "UFFDIO_CONTINUE");
+        assertErrno(() -> b.uffdPoison(pid, fd, a, PAGE, 0), Errno.EEXIST, "UFFDIO_POISON");
+        assertErrno(() -> b.close(pid, 99), Errno.EBADF, "close");
+        assertErrno(() -> b.mmap(pid, 0, PAGE, RW, Linux.MAP_SHARED, 42, 0), Errno.EBADF, "mmap");
+        assertErrno(() -> b.maps(4242), Errno.ESRCH, "maps");
+        assertErrno(() -> b.munmap(pid, 0x10000, PAGE), Errno.ENOSYS, "munmap");
+        // ranges that would reach the server's own memory are refused, never passed through
+        assertErrno(() -> b.munmap(pid, 0x1000, 1L << 46), Errno.ENOSYS, "munmap");
+        assertErrno(() -> b.mprotect(pid, 0x1000, 1L << 62, Linux.PROT_NONE), Errno.ENOSYS, "mprotect");
+        assertErrno(() -> b.madvise(pid, a, 1L << 46, Linux.MADV_DONTNEED), Errno.ENOSYS, "madvise");
+        assertErrno(() -> b.mmap(pid, 0x1000, PAGE, RW, ANON | Linux.MAP_FIXED, -1, 0), Errno.ENOSYS, "mmap");
+        // ranges the kernel rejects by itself get the kernel's errno
+        assertErrno(() -> b.munmap(pid, 0x1001, PAGE), Errno.EINVAL, "munmap");
+        assertErrno(() -> b.munmap(pid, a, 0), Errno.EINVAL, "munmap");
+        assertErrno(() -> b.uffdRegister(pid, fd, 0, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING), Errno.EINVAL,
+                "UFFDIO_REGISTER");
+        assertErrno(() -> b.uffdWake(pid, fd, 1L << 47, PAGE), Errno.EINVAL, "UFFDIO_WAKE");
+        assertErrno(() -> b.uffdWake(pid, fd, a, -PAGE), Errno.EINVAL, "UFFDIO_WAKE");
+    }
+
+    @Test
+    void partialCopyReportsBytesDone() {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, 4 * PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        b.uffdCopy(pid, fd, a + 2 * PAGE, filled((int) PAGE, 3), 0);
+        assertThatThrownBy(() -> b.uffdCopy(pid, fd, a, filled((int) (4 * PAGE), 4), 0))
+                .isInstanceOfSatisfying(LinuxException.class, e -> {
+                    assertThat(e.errno()).isEqualTo(Errno.EAGAIN);
+                    assertThat(e.call()).isEqualTo("UFFDIO_COPY");
+                    assertThat(e.bytesDone()).isEqualTo(8192);
+                });
+        // the first mapping sits at the top of the window: a COPY running past it gets the kernel's ENOENT
+        assertThat(b.maps(pid).getLast().end()).isEqualTo(a + 4 * PAGE);
+        assertErrno(() -> b.uffdCopy(pid, fd, a + 3 * PAGE, filled((int) (2 * PAGE), 4), 0), Errno.ENOENT,
+                "UFFDIO_COPY");
+    }
+
+    @Test
+    void hugetlbCopyOfTwoMegabytes() throws Exception {
+        String old = b.sysctl("vm/nr_hugepages");
+        long free = b.meminfo().getOrDefault("HugePages_Free", 0L);
+        long want = Long.parseLong(old) + Math.max(0, 2 - free);
+        try {
+            if (want != Long.parseLong(old)) {
+                b.setSysctl("vm/nr_hugepages", Long.toString(want));
+            }
+            Assumptions.assumeTrue(b.meminfo().getOrDefault("HugePages_Free", 0L) >= 2,
+                    "the kernel could not allocate 2 free 2 MiB huge pages");
+            int fd = uffd(0);
+            long hp = Linux.PMD_SIZE;
+            long a = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            assertThat(a % hp).isZero();
+            assertThat(b.maps(pid)).anySatisfy(v -> {
+                assertThat(v.start()).isEqualTo(a);
+                assertThat(v.pageSize()).isEqualTo(hp);
+                assertThat(v.memoryType()).isEqualTo(io.uffdemu.server.backend.VmaInfo.MemoryType.HUGETLB);
+            });
+            assertThat(b.uffdRegister(pid, fd, a, hp, Linux.UFFDIO_REGISTER_MODE_MISSING)).isEqualTo(0x10cL);
+            assertErrno(() -> b.uffdCopy(pid, fd, a, filled((int) PAGE, 1), 0), Errno.EINVAL, "UFFDIO_COPY");
+            Future<AccessResult> read = accessAsync(a + hp - 8, 8, false, null);
+            UffdMsg.Pagefault pf = onePagefault(fd);
+            assertThat(pf.address()).isEqualTo(a);
+            assertThat(b.uffdCopy(pid, fd, a, filled((int) hp, 7), 0)).isEqualTo(hp);
+            assertThat(read.get(10, TimeUnit.SECONDS).data()).containsOnly(7);
+            b.munmap(pid, a, hp);
+
+            // pagemap does not show hugetlb poison markers: the backend remembers them
+            long p2 = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            b.uffdRegister(pid, fd, p2, hp, Linux.UFFDIO_REGISTER_MODE_MISSING);
+            assertThat(b.uffdPoison(pid, fd, p2, hp, 0)).isEqualTo(hp);
+            AccessResult bus = b.access(pid, p2 + 5, 1, false, null, AccessMode.USER, deadline(5000));
+            assertThat(bus.signal()).isEqualTo(Linux.SIGBUS);
+            assertThat(bus.faultAddr()).isEqualTo(p2 + 5);
+            assertThat(b.uffdCopy(pid, fd, p2, filled((int) hp, 8), 0)).isEqualTo(hp);
+            assertThat(b.access(pid, p2 + 5, 1, false, null, AccessMode.USER, deadline(5000)).data())
+                    .containsExactly(8);
+        } finally {
+            b.close();
+            b.setSysctl("vm/nr_hugepages", old);
+        }
+        assertThat(b.sysctl("vm/nr_hugepages")).isEqualTo(old);
+    }
+
+    @Test
+    void noreserveHugetlbWithoutAnUnreservedPageIsRefusedNotCrashed() throws Exception {
+        String old = b.sysctl("vm/nr_hugepages");
+        try {
+            b.setSysctl("vm/nr_hugepages", Long.toString(Long.parseLong(old) + 1));
+            Map<String, Long> mi = b.meminfo();
+            long avail = mi.getOrDefault("HugePages_Free", 0L) - mi.getOrDefault("HugePages_Rsvd", 0L);
+            Assumptions.assumeTrue(avail >= 1, "the kernel could not allocate a 2 MiB huge page");
+            long hp = Linux.PMD_SIZE;
+            long reserved = b.mmap(pid, 0, avail * hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            long nr = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB | Linux.MAP_NORESERVE, -1, 0);
+            assertErrno(() -> b.access(pid, nr + 8, 1, false, null, AccessMode.USER, deadline(5000)), Errno.ENOSYS,
+                    "access");
+            // the reserved mapping still faults in fine
+            assertThat(b.access(pid, reserved, 1, true, new byte[] {1}, AccessMode.USER, deadline(5000))
+                    .succeeded()).isTrue();
+            b.munmap(pid, nr, hp);
+            b.munmap(pid, reserved, avail * hp);
+        } finally {
+            b.close();
+            b.setSysctl("vm/nr_hugepages", old);
+        }
+    }
+
+    @Test
+    void signalsArePredictedWithoutTouchingMemory() throws Exception {
+        long a = b.mmap(pid, 0, 2 * PAGE, Linux.PROT_READ, ANON, -1, 0);
+        // unmapped hole above the mapping
+        AccessResult r = b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(r.siCode()).isEqualTo(Linux.SEGV_MAPERR);
+        assertThat(r.faultAddr()).isEqualTo(a + 2 * PAGE);
+        // write to a read-only mapping
+        r = b.access(pid, a + 5, 1, true, new byte[] {1}, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(r.siCode()).isEqualTo(Linux.SEGV_ACCERR);
+        // outside the process's window entirely
+        r = b.access(pid, 0x10000, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(r.siCode()).isEqualTo(Linux.SEGV_MAPERR);
+        // kernel-mode accesses get EFAULT, /proc/PID/mem EIO
+        r = b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.KERNEL, deadline(5000));
+        assertThat(r.errno()).isEqualTo(Errno.EFAULT);
+        r = b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.REMOTE, deadline(5000));
+        assertThat(r.errno()).isEqualTo(Errno.EFAULT);
+        r = b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.PROC_MEM, deadline(5000));
+        assertThat(r.errno()).isEqualTo(Errno.EIO);
+        // a read spanning into the hole returns the signal at the first bad byte
+        r = b.access(pid, a + 2 * PAGE - 4, 8, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(r.faultAddr()).isEqualTo(a + 2 * PAGE);
+        // PROT_NONE
+        b.mprotect(pid, a, PAGE, Linux.PROT_NONE);
+        r = b.access(pid, a, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.siCode()).isEqualTo(Linux.SEGV_ACCERR);
+    }
+
+    @Test
+    void poisonAndMemfdEofGiveSigbus() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        assertThat(b.uffdPoison(pid, fd, a, PAGE, 0)).isEqualTo(PAGE);
+        long pm = b.readPagemap(pid, a, 1)[0];
+        assertThat(LinuxBackend.markerBits(pm) & 2).as("poison marker in pagemap 0x%x", pm).isNotZero();
+        AccessResult r = b.access(pid, a + 3, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(r.siCode()).isEqualTo(Linux.BUS_ADRERR);
+        assertThat(r.faultAddr()).isEqualTo(a + 3);
+
+        int mfd = b.memfdCreate(pid, "eof", 0);
+        b.ftruncate(pid, mfd, PAGE);
+        long m = b.mmap(pid, 0, 2 * PAGE, RW, Linux.MAP_SHARED, mfd, 0);
+        assertThat(b.access(pid, m, 1, true, new byte[] {1}, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        r = b.access(pid, m + PAGE, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(r.faultAddr()).isEqualTo(m + PAGE);
+    }
+
+    @Test
+    void uffdSigbusFeatureIsPredicted() throws Exception {
+        int fd = uffd(Linux.UFFD_FEATURE_SIGBUS);
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING | Linux.UFFDIO_REGISTER_MODE_WP);
+        AccessResult r = b.access(pid, a + 1, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(r.siCode()).isEqualTo(Linux.BUS_ADRERR);
+        assertThat(b.access(pid, a, 1, false, null, AccessMode.KERNEL, deadline(5000)).errno())
+                .isEqualTo(Errno.EFAULT);
+        b.uffdCopy(pid, fd, a, filled((int) PAGE, 2), Linux.UFFDIO_COPY_MODE_WP);
+        assertThat(b.access(pid, a, 1, false, null, AccessMode.USER, deadline(5000)).data()).containsExactly(2);
+        r = b.access(pid, a, 1, true, new byte[] {3}, AccessMode.USER, deadline(5000));
+        assertThat(r.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(b.uffdRead(pid, fd, 4, 0).size()).isZero();
+    }
+
+    @Test
+    void deadlineOnABlockedAccessGivesEtimedoutAndCloseWakesTheThread() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        long t0 = System.nanoTime();
+        assertThatThrownBy(() -> b.access(pid, a, 8, false, null, AccessMode.USER, deadline(300)))
+                .isInstanceOfSatisfying(LinuxException.class, e -> {
+                    assertThat(e.errno()).isEqualTo(Errno.ETIMEDOUT);
+                    assertThat(e.call()).isEqualTo("access");
+                });
+        assertThat(System.nanoTime() - t0).isLessThan(TimeUnit.SECONDS.toNanos(5));
+        // the fault is still queued in the real uffd
+        assertThat(onePagefault(fd).address()).isEqualTo(a);
+        // while the thread is blocked, unmapping the range would kill it with SIGSEGV: refused
+        assertErrno(() -> b.munmap(pid, a, PAGE), Errno.ENOSYS, "munmap");
+        b.close(pid, fd);
+        // closing the uffd woke it; the page now reads as zeros and the range can go
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (true) {
+            try {
+                b.munmap(pid, a, PAGE);
+                break;
+            } catch (LinuxException e) {
+                assertThat(e.errno()).isEqualTo(Errno.ENOSYS);
+                assertThat(System.nanoTime()).isLessThan(until);
+                Thread.sleep(10);
+            }
+        }
+    }
+
+    @Test
+    void uffdReadHonoursTheDeadline() throws Exception {
+        int fd = uffd(0);
+        assertThat(b.uffdRead(pid, fd, 4, 0)).isEmpty();
+        long t0 = System.nanoTime();
+        assertThat(b.uffdRead(pid, fd, 4, deadline(200))).isEmpty();
+        assertThat(System.nanoTime() - t0).isGreaterThanOrEqualTo(TimeUnit.MILLISECONDS.toNanos(150));
+    }
+
+    @Test
+    void kernelModeAccessRaisesAUserfaultToo() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        Future<AccessResult> w = threads.submit(() -> b.access(pid, a, 3, true, new byte[] {1, 2, 3},
+                AccessMode.KERNEL, deadline(20_000)));
+        UffdMsg.Pagefault pf = onePagefault(fd);
+        assertThat(pf.flags()).isEqualTo(Linux.UFFD_PAGEFAULT_FLAG_WRITE);
+        b.uffdZeropage(pid, fd, a, PAGE, 0);
+        assertThat(w.get(10, TimeUnit.SECONDS).succeeded()).isTrue();
+        assertThat(b.access(pid, a, 4, false, null, AccessMode.REMOTE, deadline(5000)).data())
+                .containsExactly(1, 2, 3, 0);
+        assertThat(b.access(pid, a, 4, false, null, AccessMode.PROC_MEM, deadline(5000)).data())
+                .containsExactly(1, 2, 3, 0);
+    }
+
+    @Test
+    void probeStatusAndVersionParsing() {
+        assertThat(LinuxBackend.probeStatus().available()).isTrue();
+        assertThat(LinuxAvailability.unavailabilityCause()).isNull();
+        assertThat(LinuxAvailability.version("6.18.44-fc-v1272")).containsExactly(6, 18);
+        assertThat(LinuxAvailability.version("5.4")).containsExactly(5, 4);
+    }
+
+    @Test
+    void exitWakesABlockedAccessAndUnmapsTheWindow() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        Future<AccessResult> read = accessAsync(a, 4, false, null);
+        assertThat(onePagefault(fd).address()).isEqualTo(a);
+        b.exit(pid);
+        assertThat(read.get(10, TimeUnit.SECONDS).data()).containsOnly(0);
+        assertErrno(() -> b.maps(pid), Errno.ESRCH, "maps");
+        int next = b.createProcess("next", 0, true, "test").pid();
+        assertThat(b.maps(next)).isEmpty();
+    }
+
+    @Test
+    void readOnAMemfdIsNotAUserfaultfd() {
+        int mfd = b.memfdCreate(pid, "x", 0);
+        assertErrno(() -> b.uffdRead(pid, mfd, 1, 0), Errno.ENOTTY, "read");
+        assertErrno(() -> b.uffdApi(pid, mfd, Linux.UFFD_API, 0), Errno.ENOTTY, "UFFDIO_API");
+    }
+
+    @Test
+    void disabledPropertyIsHonouredByAFreshProbe() throws Exception {
+        assertThat(LinuxAvailability.isAvailable()).isTrue(); // this loader's probe ran before the property is set
+        java.net.URL classes = LinuxAvailability.class.getProtectionDomain().getCodeSource().getLocation();
+        System.setProperty(LinuxAvailability.DISABLED_PROPERTY, "true");
+        try (var loader = new java.net.URLClassLoader(new java.net.URL[] {classes},
+                ClassLoader.getPlatformClassLoader())) {
+            Class<?> fresh = Class.forName(LinuxAvailability.class.getName(), true, loader);
+            assertThat(fresh).isNotSameAs(LinuxAvailability.class);
+            assertThat((Boolean) fresh.getMethod("isAvailable").invoke(null)).isFalse();
+            assertThat((String) fresh.getMethod("reason").invoke(null))
+                    .isEqualTo("disabled by uffdemu.linux.disabled");
+            assertThatThrownBy(() -> {
+                try {
+                    fresh.getMethod("ensureAvailability").invoke(null);
+                } catch (java.lang.reflect.InvocationTargetException e) {
+                    throw e.getCause();
+                }
+            }).isInstanceOf(UnsupportedOperationException.class).hasMessageContaining("disabled by");
+        } finally {
+            System.clearProperty(LinuxAvailability.DISABLED_PROPERTY);
+        }
+    }
+
+    @Test
+    void everyAccessModeReadsAndWrites() throws Exception {
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        int v = 10;
+        for (AccessMode m : AccessMode.values()) {
+            v++;
+            byte[] d = filled(100, v);
+            // straddles the page boundary
+            AccessResult w = b.access(pid, a + PAGE - 50, 100, true, d, m, deadline(5000));
+            assertThat(w.succeeded()).as("write %s", m).isTrue();
+            for (AccessMode r : AccessMode.values()) {
+                assertThat(b.access(pid, a + PAGE - 50, 100, false, null, r, deadline(5000)).data())
+                        .as("write %s, read %s", m, r).isEqualTo(d);
+            }
+        }
+        // a large KERNEL-mode transfer goes through the pipe in chunks
+        byte[] big = new byte[(int) (2 * PAGE)];
+        for (int i = 0; i < big.length; i++) {
+            big[i] = (byte) i;
+        }
+        assertThat(b.access(pid, a, big.length, true, big, AccessMode.KERNEL, deadline(5000)).succeeded()).isTrue();
+        assertThat(b.access(pid, a, big.length, false, null, AccessMode.KERNEL, deadline(5000)).data())
+                .isEqualTo(big);
+    }
+
+    @Test
+    void aSafepointDoesNotWaitForAnAccessBlockedInTheKernel() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        Future<AccessResult> read = accessAsync(a, 1, false, null);
+        onePagefault(fd);
+        // the access thread sits in a userfault inside a native memcpy: GC must still reach its safepoint
+        Future<?> gc = threads.submit(System::gc);
+        gc.get(20, TimeUnit.SECONDS);
+        assertThat(read.isDone()).isFalse();
+        b.uffdZeropage(pid, fd, a, PAGE, 0);
+        assertThat(read.get(10, TimeUnit.SECONDS).data()).containsExactly(0);
+    }
+
+    @Test
+    void forkIsEnosys() {
+        assertErrno(() -> b.fork(pid), Errno.ENOSYS, "fork");
+    }
+
+    @Test
+    void mmapFamilyStaysInsideTheWindow() {
+        long a = b.mmap(pid, 0, 4 * PAGE, RW, ANON, -1, 0);
+        long moved = b.mremap(pid, a, 4 * PAGE, 1024 * PAGE, Linux.MREMAP_MAYMOVE, 0);
+        var vmas = b.maps(pid);
+        assertThat(vmas).allSatisfy(v -> assertThat(v.start()).isGreaterThanOrEqualTo(LinuxBackend.WINDOW_BASE));
+        assertThat(vmas).anySatisfy(v -> assertThat(v.start()).isEqualTo(moved));
+        long fixed = b.mmap(pid, moved, PAGE, Linux.PROT_READ, ANON | Linux.MAP_FIXED, -1, 0);
+        assertThat(fixed).isEqualTo(moved);
+        assertThat(b.process(pid).mappingCount()).isEqualTo(b.maps(pid).size());
+        b.munmap(pid, moved, 1024 * PAGE);
+        assertThat(b.maps(pid)).isEmpty();
+        int other = b.createProcess("o", 0, true, "test").pid();
+        assertErrno(() -> b.mmap(other, moved, PAGE, RW, ANON | Linux.MAP_FIXED, -1, 0), Errno.ENOSYS, "mmap");
+    }
+
+    @Test
+    void sysctlAndMeminfo() {
+        assertThat(b.sysctl("vm/unprivileged_userfaultfd")).isIn("0", "1");
+        assertThat(b.meminfo()).containsKeys("MemTotal", "MemFree", "HugePages_Total");
+        assertErrno(() -> b.sysctl("vm/nope"), Errno.ENOENT, "sysctl");
+        int unpriv = b.createProcess("u", 65534, false, "test").pid();
+        if (b.sysctl("vm/unprivileged_userfaultfd").equals("0")) {
+            assertErrno(() -> b.userfaultfd(unpriv, 0, false), Errno.EPERM, "userfaultfd");
+        }
+        assertErrno(() -> b.userfaultfd(unpriv, 0, true), Errno.EACCES, "open");
+        assertThat(b.userfaultfd(unpriv, Linux.UFFD_USER_MODE_ONLY, false)).isGreaterThanOrEqualTo(0);
+    }
+
+    private static void assertErrno(org.assertj.core.api.ThrowableAssert.ThrowingCallable c, Errno errno,
+            String call) {
+        assertThatThrownBy(c).isInstanceOfSatisfying(LinuxException.class, e -> {
+            assertThat(e.errno()).isEqualTo(errno);
+            assertThat(e.call()).isEqualTo(call);
+        });
+    }
+}

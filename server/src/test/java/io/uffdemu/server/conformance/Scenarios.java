@@ -1,0 +1,1957 @@
+package io.uffdemu.server.conformance;
+
+import static io.uffdemu.server.mm.Linux.*;
+
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.Pagemap;
+import io.uffdemu.server.mm.UffdMsg;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The scenario catalogue: reference §9.1 (selftests), §9.3 S1-S16 and §9.4 E1-E7, plus the §6.1 lifecycle
+ * table. Each scenario logs a trace and checks the reference's [O] outcome with {@code expect}.
+ */
+final class Scenarios {
+    private Scenarios() {
+    }
+
+    static final int W = UFFDIO_REGISTER_MODE_WP;
+    static final int M = UFFDIO_REGISTER_MODE_MISSING;
+    static final int N = UFFDIO_REGISTER_MODE_MINOR;
+
+    static List<Scenario> all() {
+        List<Scenario> s = new ArrayList<>();
+        s.add(new Scenario("E1-api", MemType.ANON_ONLY, Scenarios::api));
+        s.add(new Scenario("E2-register-matrix", MemType.ALL, Scenarios::registerMatrix));
+        s.add(new Scenario("E2-range-validation", MemType.MAIN, Scenarios::rangeValidation));
+        s.add(new Scenario("E2-register-rules", MemType.ANON_ONLY, Scenarios::registerRules));
+        s.add(new Scenario("E3-copy-partial", MemType.ALL, Scenarios::copyPartial));
+        s.add(new Scenario("E4-zeropage", MemType.ALL, Scenarios::zeropage));
+        s.add(new Scenario("E4-poison", MemType.ALL, Scenarios::poison));
+        s.add(new Scenario("E4-fill-over-marker", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::fillOverMarker));
+        s.add(new Scenario("E5-move", MemType.ANON_ONLY, Scenarios::move));
+        s.add(new Scenario("E5-move-not-anon", MemType.FILE, Scenarios::moveNotAnon));
+        s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM),
+                Scenarios::removeEvent));
+        s.add(new Scenario("E6-unmap-remap-events", MemType.MAIN, Scenarios::unmapRemapEvents));
+        s.add(new Scenario("E6-faults-before-events", MemType.ANON_ONLY, Scenarios::faultsBeforeEvents));
+        s.add(new Scenario("E7-exited-mm", MemType.ANON_ONLY, Scenarios::exitedMm));
+        s.add(new Scenario("msg-flags-and-address", MemType.ALL, Scenarios::msgFlags));
+        s.add(new Scenario("continue-minor", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minor));
+        s.add(new Scenario("wp-unpopulated", MemType.ANON_ONLY, Scenarios::wpUnpopulated));
+        s.add(new Scenario("wp-holes", MemType.ALL, Scenarios::wpHoles));
+        s.add(new Scenario("S1-baseline", MemType.ALL, Scenarios::baseline));
+        for (String op : List.of("none", "read", "DONTNEED", "FREE", "REMOVE", "PUNCH", "PAGEOUT", "mprotect",
+                "UNREGISTER", "close")) {
+            for (int mode : new int[] {W, M | W}) {
+                s.add(new Scenario("S2-lifecycle-" + op + "-" + (mode == W ? "W" : "MW"), lifecycleTypes(op),
+                        h -> lifecycle(h, op, mode)));
+            }
+        }
+        s.add(new Scenario("S2-anon-dontneed-event", MemType.ANON_ONLY, Scenarios::anonDontneedEvent));
+        s.add(new Scenario("S7-alias", MemType.SHARED_FILE, Scenarios::alias));
+        s.add(new Scenario("S8-copy-loses-wp", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::copyLosesWp));
+        s.add(new Scenario("S8-continue-loses-wp", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::continueLosesWp));
+        s.add(new Scenario("S9-move-loses-wp", MemType.ANON_ONLY, Scenarios::moveLosesWp));
+        s.add(new Scenario("S10-mremap", MemType.MAIN, Scenarios::mremapNoEvent));
+        s.add(new Scenario("S10-mremap-event", MemType.ANON_ONLY, Scenarios::mremapEvent));
+        s.add(new Scenario("S10-fork", MemType.ALL, Scenarios::forkWp));
+        s.add(new Scenario("S11-kernel-writers", MemType.MAIN, Scenarios::kernelWriters));
+        s.add(new Scenario("S12-mprotect", MemType.MAIN, Scenarios::mprotectRo));
+        s.add(new Scenario("S14-async", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB), Scenarios::async));
+        s.add(new Scenario("S14-scan-args", MemType.ANON_ONLY, Scenarios::scanArgs));
+        s.add(new Scenario("S15-stale-copy", MemType.MAIN, Scenarios::staleCopy));
+        s.add(new Scenario("S16-unregister-wake", MemType.MAIN, Scenarios::unregisterWake));
+        s.add(new Scenario("S16-unregister-wake-minor", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::unregisterWakeMinor));
+        s.add(new Scenario("close-wakes", MemType.MAIN, Scenarios::closeWakes));
+        s.add(new Scenario("wake-refaults", MemType.MAIN, Scenarios::wakeRefaults));
+        s.add(new Scenario("sigbus-feature", MemType.MAIN, Scenarios::sigbus));
+        s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
+        s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
+        s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
+        s.add(new Scenario("selftest-poison", MemType.MAIN, Scenarios::selftestPoison));
+        s.add(new Scenario("selftest-events", MemType.MAIN, Scenarios::selftestEvents));
+        s.add(new Scenario("bounce-stress", MemType.MAIN, Scenarios::bounce));
+        s.add(new Scenario("prot-none-registered", MemType.MAIN, Scenarios::protNone));
+        s.add(new Scenario("close-unread", MemType.MAIN, Scenarios::closeUnread));
+        s.add(new Scenario("mremap-variants", MemType.MAIN, Scenarios::mremapVariants));
+        s.add(new Scenario("guard-regions", MemType.ANON_ONLY, Scenarios::guard));
+        s.add(new Scenario("wp-over-poison", MemType.MAIN, Scenarios::wpOverPoison));
+        s.add(new Scenario("E5-move-more", MemType.ANON_ONLY, Scenarios::moveMore));
+        s.add(new Scenario("spanning-access", MemType.MAIN, Scenarios::spanning));
+        s.add(new Scenario("events-range-clip", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::removeClip));
+        s.add(new Scenario("wake-and-read-batches", MemType.ANON_ONLY, Scenarios::wakeBatches));
+        s.add(new Scenario("S6-thp", MemType.ANON_ONLY, Scenarios::thp));
+        s.add(new Scenario("copy-readonly-vma", MemType.MAIN, Scenarios::copyReadonly));
+        s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
+        s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
+        s.add(new Scenario("minor-fallocate", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorFallocate));
+        s.add(new Scenario("shmem-fd-io", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE), Scenarios::shmemFdIo));
+        s.add(new Scenario("zeropage-wp", MemType.ANON_ONLY, Scenarios::zeropageWp));
+        s.add(new Scenario("populate-missing", MemType.MAIN, Scenarios::populateMissing));
+        s.add(new Scenario("truncate-registered", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::truncate));
+        s.add(new Scenario("copy-into-cached", Set.of(MemType.SHMEM, MemType.HUGETLB, MemType.SHMEM_PRIVATE,
+                MemType.HUGETLB_PRIVATE), Scenarios::copyIntoCached));
+        return s;
+    }
+
+    static Set<MemType> lifecycleTypes(String op) {
+        return switch (op) {
+            case "FREE" -> MemType.ANON_ONLY;
+            case "REMOVE", "PUNCH" -> MemType.FILE;
+            case "PAGEOUT" -> Set.of(MemType.ANON, MemType.SHMEM, MemType.SHMEM_PRIVATE);
+            default -> MemType.ALL;
+        };
+    }
+
+    // ------------------------------------------------------------------ E1 .. E7
+
+    static void api(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        int u = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        long a = h.map(MemType.ANON, 1);
+        h.call("REGISTER before API", "EINVAL", () -> b.uffdRegister(pid, u, a, PAGE_SIZE, M));
+        h.call("read before API", "EINVAL", () -> "msgs=" + b.uffdRead(pid, u, 1, 0).size());
+        h.call("API(api=0xab)", "EINVAL", () -> b.uffdApi(pid, u, 0xab, 0));
+        h.call("API(bit63)", "EINVAL", () -> b.uffdApi(pid, u, UFFD_API, 1L << 63));
+        for (int bit = 17; bit < 32; bit++) {
+            long f = 1L << bit;
+            h.call("API(bit" + bit + ")", "EINVAL", () -> b.uffdApi(pid, u, UFFD_API, f));
+        }
+        h.call("API(0)", "features=0x1ffff ioctls=0x8000000000000003", () -> b.uffdApi(pid, u, UFFD_API, 0));
+        h.call("API again", "EINVAL", () -> b.uffdApi(pid, u, UFFD_API, 0));
+        h.call("read nonblock empty", "msgs=0", () -> "msgs=" + b.uffdRead(pid, u, 1, 0).size());
+        h.call("userfaultfd(flags=0x4)", "EINVAL", () -> b.userfaultfd(pid, 4, false));
+        int u2 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("API(WP_ASYNC)", "features=0x1ffff ioctls=0x8000000000000003",
+                () -> b.uffdApi(pid, u2, UFFD_API, UFFD_FEATURE_WP_ASYNC));
+        h.call("API(all features)", "features=0x1ffff ioctls=0x8000000000000003", () -> {
+            int u3 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+            return b.uffdApi(pid, u3, UFFD_API, UFFD_API_FEATURES);
+        });
+        h.call("/dev/userfaultfd IOC_NEW", "OK", () -> b.userfaultfd(pid, O_CLOEXEC, true));
+        h.call("/dev/userfaultfd IOC_NEW bad flags", "EINVAL", () -> b.userfaultfd(pid, 4, true));
+    }
+
+    static String expectedIoctls(MemType t, int mode) {
+        if (mode == 0 || mode > 7) {
+            return "EINVAL";
+        }
+        if (t.anon() && (mode & N) != 0) {
+            return "EINVAL";
+        }
+        long base = t.hugetlb() ? 0x10c : 0x13c;
+        if ((mode & W) != 0) {
+            base |= 0x40;
+        }
+        if ((mode & N) != 0) {
+            base |= 0x80;
+        }
+        return "0x" + Long.toHexString(base);
+    }
+
+    static void registerMatrix(Harness h) {
+        long a = h.map(2);
+        int u = h.uffd(0);
+        for (int mode = 0; mode <= 8; mode++) {
+            int m = mode;
+            h.call("REGISTER mode=" + mode, expectedIoctls(h.type, mode),
+                    () -> h.b.uffdRegister(h.pid, u, a, 2 * h.ps(), m));
+        }
+        // re-register replaces: MISSING then WP-only leaves WP only
+        h.register(u, a, 2 * h.ps(), M);
+        h.register(u, a, 2 * h.ps(), W);
+        h.call("COPY into WP-only vma", "0x" + Long.toHexString(h.ps()),
+                () -> h.b.uffdCopy(h.pid, u, a, h.fill(1, h.ps()), 0));
+        h.call("UNREGISTER", "OK", () -> {
+            h.b.uffdUnregister(h.pid, u, a, 2 * h.ps());
+            return null;
+        });
+    }
+
+    static void rangeValidation(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        var b = h.b;
+        int pid = h.pid;
+        h.call("REGISTER unaligned start", "EINVAL", () -> b.uffdRegister(pid, u, a + PAGE_SIZE / 2, ps, M));
+        h.call("REGISTER unaligned len", "EINVAL", () -> b.uffdRegister(pid, u, a, PAGE_SIZE + 1, M));
+        h.call("REGISTER len 0", "EINVAL", () -> b.uffdRegister(pid, u, a, 0, M));
+        h.call("REGISTER start 0", "EINVAL", () -> b.uffdRegister(pid, u, 0, ps, M));
+        h.call("REGISTER start 1<<47", "EINVAL", () -> b.uffdRegister(pid, u, 1L << 47, ps, M));
+        h.call("REGISTER wrapping len", "EINVAL", () -> b.uffdRegister(pid, u, a, -PAGE_SIZE, M));
+        if (h.type.hugetlb()) {
+            h.call("REGISTER hugetlb start+4K", "EINVAL", () -> b.uffdRegister(pid, u, a + PAGE_SIZE, ps, M));
+            h.call("REGISTER hugetlb len 4K", "EINVAL", () -> b.uffdRegister(pid, u, a, PAGE_SIZE, M));
+            h.call("REGISTER hugetlb len HP+4K", "EINVAL", () -> b.uffdRegister(pid, u, a, ps + PAGE_SIZE, M));
+        }
+        h.register(u, a, 2 * ps, M | W);
+        h.call("WAKE len 0", "EINVAL", () -> {
+            b.uffdWake(pid, u, a, 0);
+            return null;
+        });
+        h.call("WAKE unaligned", "EINVAL", () -> {
+            b.uffdWake(pid, u, a + 1, PAGE_SIZE);
+            return null;
+        });
+        h.call("COPY unaligned dst", "EINVAL", () -> b.uffdCopy(pid, u, a + 8, h.fill(1, ps), 0));
+        h.call("COPY bad mode", "EINVAL", () -> b.uffdCopy(pid, u, a, h.fill(1, ps), 8));
+        h.call("ZEROPAGE bad mode", "EINVAL", () -> b.uffdZeropage(pid, u, a, ps, 2));
+        h.call("POISON bad mode", "EINVAL", () -> b.uffdPoison(pid, u, a, ps, 2));
+        h.call("WRITEPROTECT WP|DONTWAKE", "EINVAL", () -> {
+            b.uffdWriteprotect(pid, u, a, ps, 3);
+            return null;
+        });
+        h.call("WRITEPROTECT bad mode", "EINVAL", () -> {
+            b.uffdWriteprotect(pid, u, a, ps, 4);
+            return null;
+        });
+        if (h.type.hugetlb()) {
+            h.call("WRITEPROTECT hugetlb 4K", "EINVAL", () -> {
+                b.uffdWriteprotect(pid, u, a, PAGE_SIZE, 1);
+                return null;
+            });
+            h.call("COPY hugetlb len 4K", "EINVAL", () -> b.uffdCopy(pid, u, a, h.fill(1, PAGE_SIZE), 0));
+        }
+    }
+
+    static void registerRules(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 8);
+        b.munmap(pid, a + 2 * PAGE_SIZE, PAGE_SIZE);
+        int u = h.uffd(0);
+        int u2 = h.uffd(0);
+        h.call("REGISTER hole only", "EINVAL", () -> b.uffdRegister(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE, M));
+        h.call("REGISTER range with hole", "0x13c", () -> b.uffdRegister(pid, u, a, 5 * PAGE_SIZE, M));
+        h.call("REGISTER other uffd", "EBUSY", () -> b.uffdRegister(pid, u2, a, PAGE_SIZE, M));
+        h.call("UNREGISTER via other uffd", "EINVAL", () -> {
+            b.uffdUnregister(pid, u2, a, PAGE_SIZE);
+            return null;
+        });
+        h.call("UNREGISTER never registered", "OK", () -> {
+            b.uffdUnregister(pid, u, a + 6 * PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        h.call("UNREGISTER hole only", "EINVAL", () -> {
+            b.uffdUnregister(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        h.call("COPY via other uffd of same mm", "0x1000", () -> b.uffdCopy(pid, u2, a, h.fill(3, PAGE_SIZE), 0));
+        h.call("ZEROPAGE into unregistered", "ENOENT", () -> b.uffdZeropage(pid, u, a + 6 * PAGE_SIZE,
+                PAGE_SIZE, 0));
+        h.call("WRITEPROTECT on MISSING-only", "ENOENT", () -> {
+            b.uffdWriteprotect(pid, u, a, PAGE_SIZE, 1);
+            return null;
+        });
+        h.call("CONTINUE on anon", "EINVAL", () -> b.uffdContinue(pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("WAKE on unregistered", "OK", () -> {
+            b.uffdWake(pid, u, a + 6 * PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        // partial unregister splits, the neighbour stays registered
+        h.call("UNREGISTER page 0", "OK", () -> {
+            b.uffdUnregister(pid, u, a + PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        h.call("COPY into unregistered page", "ENOENT", () -> b.uffdCopy(pid, u, a + PAGE_SIZE,
+                h.fill(3, PAGE_SIZE), 0));
+        h.call("COPY into still registered neighbour", "0x1000", () -> b.uffdCopy(pid, u, a + 3 * PAGE_SIZE,
+                h.fill(3, PAGE_SIZE), 0));
+        // WRITEPROTECT over hole and past the registered vma
+        long c = h.map(MemType.ANON, 4);
+        h.register(u, c, 4 * PAGE_SIZE, W);
+        h.call("WRITEPROTECT past vma", "ENOENT", () -> {
+            b.uffdWriteprotect(pid, u, c + 3 * PAGE_SIZE, 2 * PAGE_SIZE, 1);
+            return null;
+        });
+        // a read-only shared fd cannot be registered (no VM_MAYWRITE) -- not expressible via the SPI: skipped
+    }
+
+    static void copyPartial(Harness h) {
+        long ps = h.ps();
+        long a = h.map(5);
+        h.b.munmap(h.pid, a + 4 * ps, ps);
+        int u = h.uffd(0);
+        var b = h.b;
+        int pid = h.pid;
+        h.register(u, a, 4 * ps, M);
+        h.call("COPY page 2", "0x" + Long.toHexString(ps), () -> b.uffdCopy(pid, u, a + 2 * ps, h.fill(2, ps), 0));
+        h.call("COPY page 2 again", "EEXIST", () -> b.uffdCopy(pid, u, a + 2 * ps, h.fill(2, ps), 0));
+        h.call("COPY 4 pages, 3rd present", "EAGAIN done=0x" + Long.toHexString(2 * ps),
+                () -> b.uffdCopy(pid, u, a, h.fill(1, 4 * ps), 0));
+        h.call("COPY MODE_WP on non-WP vma", "EINVAL", () -> b.uffdCopy(pid, u, a + 3 * ps, h.fill(1, ps),
+                UFFDIO_COPY_MODE_WP));
+        h.call("COPY past the vma", "ENOENT", () -> b.uffdCopy(pid, u, a + 3 * ps, h.fill(1, 2 * ps), 0));
+        h.pm("after copies", a, 4);
+        h.readData("page0", a, 16);
+        h.readData("page2", a + 2 * ps, 16);
+    }
+
+    static void zeropage(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        String exp = h.type.hugetlb() ? "EINVAL" : "0x" + Long.toHexString(ps);
+        h.call("ZEROPAGE", exp, () -> h.b.uffdZeropage(h.pid, u, a, ps, 0));
+        if (!h.type.hugetlb()) {
+            h.call("ZEROPAGE again", "EEXIST", () -> h.b.uffdZeropage(h.pid, u, a, ps, 0));
+            h.pmExpect("after zeropage", a, 1, h.type.shared() ? "P--F" : "P---");
+            h.readData("page0", a, 64);
+            h.writeHandled(u, a, 9);
+            h.pm("after write", a, 1);
+        }
+    }
+
+    static void poison(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        var b = h.b;
+        int pid = h.pid;
+        h.register(u, a, 4 * ps, M);
+        h.call("COPY page 0", () -> b.uffdCopy(pid, u, a, h.fill(1, ps), 0));
+        h.call("POISON present page", "EEXIST", () -> b.uffdPoison(pid, u, a, ps, 0));
+        h.call("POISON 2 pages", "0x" + Long.toHexString(2 * ps), () -> b.uffdPoison(pid, u, a + ps, 2 * ps, 0));
+        h.pmExpect("poisoned", a + ps, 2, h.type.hugetlb() ? "---- ----" : "-S-- -S--");
+        h.expect("read poisoned", h.read(a + ps).finish(), "SIGBUS/2 at A+0x" + Long.toHexString(ps));
+        h.write(a + ps, 1).finish();
+        h.call("COPY over poison", "0x" + Long.toHexString(ps), () -> b.uffdCopy(pid, u, a + ps, h.fill(4, ps), 0));
+        h.readData("copied over poison", a + ps, 8);
+        if (!h.type.hugetlb()) {
+            h.call("MADV_DONTNEED poison", () -> {
+                b.madvise(pid, a + 2 * ps, ps, MADV_DONTNEED);
+                return null;
+            });
+            h.pm("after dontneed", a + 2 * ps, 1);
+        }
+        h.call("POISON bad mode", "EINVAL", () -> b.uffdPoison(pid, u, a + 3 * ps, ps, 2));
+        h.drain(u);
+    }
+
+    static void fillOverMarker(Harness h) {
+        long ps = h.ps();
+        long a = h.map(3);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        var b = h.b;
+        int pid = h.pid;
+        h.register(u, a, 3 * ps, M | W);
+        h.wp(u, a, 3 * ps, true);
+        h.pmExpect("markers", a, 3, h.type.hugetlb() ? "--W- --W- --W-" : "-SW- -SW- -SW-");
+        if (!h.type.hugetlb()) {
+            h.call("ZEROPAGE over marker", h.type.anon() ? "EEXIST" : "0x1000",
+                    () -> b.uffdZeropage(pid, u, a, ps, 0));
+            h.pm("after zeropage", a, 1);
+        }
+        h.call("COPY over marker", "0x" + Long.toHexString(ps), () -> b.uffdCopy(pid, u, a + ps, h.fill(5, ps), 0));
+        h.pmExpect("after copy", a + ps, 1, h.type.anon() ? "P---" : "P--F");
+        h.expect("write after COPY", h.writeHandled(u, a + ps, 6), "none");
+        h.call("COPY(MODE_WP) over marker", "0x" + Long.toHexString(ps),
+                () -> b.uffdCopy(pid, u, a + 2 * ps, h.fill(5, ps), UFFDIO_COPY_MODE_WP));
+        h.pmExpect("after copy wp", a + 2 * ps, 1, h.type.anon() ? "P-W-" : "P-WF");
+        h.expect("write after COPY(MODE_WP)", h.writeHandled(u, a + 2 * ps, 6), "3");
+    }
+
+    static void move(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long src = h.map(MemType.ANON, 4);
+        long dst = h.map(MemType.ANON, 4);
+        long unreg = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.register(u, dst, 4 * PAGE_SIZE, M);
+        h.populate(src, 2, 0x30);
+        h.call("MOVE 1 page", "0x1000", () -> b.uffdMove(pid, u, dst, src, PAGE_SIZE, 0));
+        h.pm("src/dst after move", src, 1);
+        h.pm("dst", dst, 1);
+        h.readData("dst", dst, 1);
+        h.readData("src", src, 1);
+        h.call("MOVE onto populated dst", "EEXIST", () -> b.uffdMove(pid, u, dst, src + PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("MOVE from src hole", "ENOENT", () -> b.uffdMove(pid, u, dst + PAGE_SIZE, src + 2 * PAGE_SIZE,
+                PAGE_SIZE, 0));
+        h.call("MOVE from src hole ALLOW_SRC_HOLES", "0x1000", () -> b.uffdMove(pid, u, dst + PAGE_SIZE,
+                src + 2 * PAGE_SIZE, PAGE_SIZE, UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES));
+        h.pm("dst+1", dst + PAGE_SIZE, 1);
+        h.call("MOVE 2 pages, 2nd hole", "EAGAIN done=0x1000", () -> b.uffdMove(pid, u, dst + 2 * PAGE_SIZE,
+                src + PAGE_SIZE, 2 * PAGE_SIZE, 0));
+        h.call("MOVE into unregistered dst", "EINVAL", () -> b.uffdMove(pid, u, unreg, src + 3 * PAGE_SIZE,
+                PAGE_SIZE, 0));
+        h.call("MOVE unaligned src", "EINVAL", () -> b.uffdMove(pid, u, dst + 3 * PAGE_SIZE, src + 8,
+                PAGE_SIZE, 0));
+        h.call("MOVE bad mode", "EINVAL", () -> b.uffdMove(pid, u, dst + 3 * PAGE_SIZE, src, PAGE_SIZE, 4));
+    }
+
+    static void moveNotAnon(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long anon = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        h.populate(anon, 1, 1);
+        h.call("MOVE anon -> file-backed dst", "EINVAL", () -> h.b.uffdMove(h.pid, u, a, anon, PAGE_SIZE, 0));
+    }
+
+    static void removeEvent(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        long anon = h.map(MemType.ANON, 1);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        var b = h.b;
+        int pid = h.pid;
+        h.populate(a, 4, 1);
+        h.populate(anon, 1, 1);
+        h.register(u, a, 4 * ps, M | W);
+        int advice = h.type.anon() ? MADV_DONTNEED : MADV_REMOVE;
+        Harness.Op mad = h.async("madvise page 0", () -> {
+            b.madvise(pid, a, ps, advice);
+            return null;
+        });
+        h.expect("madvise while event unread", mad.state(), "blocked");
+        h.call("COPY while pending", "EAGAIN", () -> b.uffdCopy(pid, u, a + 3 * ps, h.fill(1, ps), 0));
+        h.call("ZEROPAGE while pending", "EAGAIN", () -> b.uffdZeropage(pid, u, a + 3 * ps, ps, 0));
+        h.call("POISON while pending", "EAGAIN", () -> b.uffdPoison(pid, u, a + 3 * ps, ps, 0));
+        h.call("WRITEPROTECT while pending", "EAGAIN", () -> {
+            b.uffdWriteprotect(pid, u, a + 3 * ps, ps, 1);
+            return null;
+        });
+        h.call("MOVE while pending", "EAGAIN", () -> b.uffdMove(pid, u, a + 3 * ps, anon, ps, 0));
+        if (h.type.shmem()) {
+            h.call("CONTINUE while pending", "EAGAIN", () -> b.uffdContinue(pid, u, a + 3 * ps, ps, 0));
+        }
+        h.call("WAKE while pending", "OK", () -> {
+            b.uffdWake(pid, u, a, ps);
+            return null;
+        });
+        h.register(u, a, 4 * ps, M | W);
+        h.drain(u);
+        h.expect("madvise after read", mad.finish(), "OK");
+        h.pm("after remove", a, 2);
+        // MADV_PAGEOUT / COLD / mprotect raise nothing; MADV_FREE (anon) raises REMOVE
+        h.call("MADV_COLD", () -> {
+            b.madvise(pid, a + ps, ps, MADV_COLD);
+            return null;
+        });
+        h.call("mprotect RO", () -> {
+            b.mprotect(pid, a + ps, ps, PROT_READ);
+            return null;
+        });
+        if (h.type.anon()) {
+            Harness.Op free = h.async("MADV_FREE", () -> {
+                b.madvise(pid, a + 2 * ps, ps, MADV_FREE);
+                return null;
+            });
+            free.state();
+            h.drain(u);
+            free.finish();
+        } else {
+            h.call("fallocate PUNCH_HOLE", () -> {
+                b.fallocate(pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * ps, ps);
+                return null;
+            });
+            Harness.Op dn = h.async("MADV_DONTNEED shmem", () -> {
+                b.madvise(pid, a + 3 * ps, ps, MADV_DONTNEED);
+                return null;
+            });
+            dn.state();
+            h.drain(u);
+            dn.finish();
+        }
+        h.drain(u);
+    }
+
+    static void unmapRemapEvents(Harness h) {
+        long ps = h.ps();
+        long a = h.map(8);
+        long d = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP);
+        var b = h.b;
+        int pid = h.pid;
+        h.populate(a, 8, 1);
+        h.register(u, a, 8 * ps, M | W);
+        Harness.Op un = h.async("munmap 2 pages", () -> {
+            b.munmap(pid, a + 5 * ps, 2 * ps);
+            return null;
+        });
+        un.state();
+        h.drain(u);
+        un.finish();
+        Harness.Op mr = h.async("mremap move 2 pages fixed", () -> b.mremap(pid, a + 2 * ps, 2 * ps, 2 * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "moved elsewhere");
+        mr.state();
+        h.drain(u);
+        mr.finish();
+        h.pm("moved", d, 2);
+        Harness.Op sh = h.async("mremap shrink", () -> b.mremap(pid, a, 2 * ps, ps, 0, 0) == a ? "OK" : "?");
+        sh.state();
+        h.drain(u);
+        sh.finish();
+        if (!h.type.hugetlb()) {
+            Harness.Op fx = h.async("mmap MAP_FIXED over registered page", () -> b.mmap(pid, a + 4 * ps, ps,
+                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == a + 4 * ps ? "OK" : "?");
+            fx.state();
+            h.drain(u);
+            fx.finish();
+            h.call("COPY into the new mapping", "ENOENT", () -> b.uffdCopy(pid, u, a + 4 * ps, h.fill(1, ps), 0));
+        }
+        h.drain(u);
+    }
+
+    static void faultsBeforeEvents(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a + 2 * PAGE_SIZE, 1, 1);
+        h.register(u, a, 4 * PAGE_SIZE, M);
+        Harness.Op mad = h.async("madvise", () -> {
+            b.madvise(pid, a + 2 * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        mad.state();
+        Harness.Op rd = h.read(a);
+        rd.state();
+        List<UffdMsg> got = h.readMsgs(u, 500);
+        List<String> order = got.stream().map(h::msg).toList();
+        h.log("one read: " + order);
+        h.expect("order", String.join(", ", order), "PF flags=0 A+0x0, REMOVE A+0x2000..A+0x3000");
+        mad.finish();
+        h.call("COPY page 0", () -> b.uffdCopy(pid, u, a, h.fill(1, PAGE_SIZE), 0));
+        rd.finish();
+        // two threads on one page: two messages; one COPY wakes both
+        Harness.Op r1 = h.read(a + PAGE_SIZE);
+        Harness.Op r2 = h.read(a + PAGE_SIZE);
+        r1.state();
+        r2.state();
+        List<UffdMsg> two = h.readMsgs(u, 500);
+        h.log("two threads: " + two.stream().map(h::msg).toList());
+        h.call("COPY", () -> b.uffdCopy(pid, u, a + PAGE_SIZE, h.fill(2, PAGE_SIZE), 0));
+        r1.finish();
+        r2.finish();
+    }
+
+    static void exitedMm(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * PAGE_SIZE, M | W);
+        // the child inherits the fd (no EVENT_FORK); the owner exits; the child is the monitor now
+        int child = h.b.fork(pid).pid();
+        try {
+            b.exit(pid);
+            h.call("COPY after exit", "ESRCH", () -> b.uffdCopy(child, u, a, h.fill(1, PAGE_SIZE), 0));
+            h.call("ZEROPAGE after exit", "ESRCH", () -> b.uffdZeropage(child, u, a, PAGE_SIZE, 0));
+            h.call("WRITEPROTECT after exit", "ESRCH", () -> {
+                b.uffdWriteprotect(child, u, a, PAGE_SIZE, 1);
+                return null;
+            });
+            h.call("REGISTER after exit", "ENOMEM", () -> b.uffdRegister(child, u, a, PAGE_SIZE, M));
+            h.call("UNREGISTER after exit", "ENOMEM", () -> {
+                b.uffdUnregister(child, u, a, PAGE_SIZE);
+                return null;
+            });
+            h.call("WAKE after exit", "OK", () -> {
+                b.uffdWake(child, u, a, PAGE_SIZE);
+                return null;
+            });
+            h.call("read after exit", "msgs=0", () -> "msgs=" + b.uffdRead(child, u, 4, 0).size());
+        } finally {
+            b.exit(child);
+        }
+    }
+
+    // ------------------------------------------------------------------ messages, minor, wp-unpopulated
+
+    static void msgFlags(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        int mode = h.type.anon() ? M | W : M | W | N;
+        h.register(u, a, 4 * ps, mode);
+        Harness.Op r = h.read(a + ps + 0x123);
+        h.handle(r, u);
+        Harness.Op w = h.write(a + 2 * ps + 0x1055, 1);
+        h.handle(w, u);
+        h.wp(u, a + ps, ps, true);
+        h.expect("read of wp'd page", h.read(a + ps).finish().startsWith("ok") ? "ok" : "fault", "ok");
+        h.expect("write of wp'd page", h.writeHandled(u, a + ps + 8, 2), "3");
+        h.drain(u);
+        int ue = h.uffd(UFFD_FEATURE_EXACT_ADDRESS);
+        long b2 = h.map(2);
+        h.register(ue, b2, 2 * ps, M);
+        Harness.Op r2 = h.read(b2 + ps + 0x234);
+        h.handle(r2, ue);
+    }
+
+    static void minor(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long b2 = h.alias(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x40);
+        h.register(u, b2, 2 * ps, N);
+        Harness.Op r = h.read(b2);
+        h.handle(r, u);
+        h.pmExpect("after CONTINUE", b2, 1, "P--F");
+        h.call("CONTINUE again", "EEXIST", () -> h.b.uffdContinue(h.pid, u, b2, ps, 0));
+        Harness.Op w = h.write(b2 + ps, 0x41);
+        h.handle(w, u);
+        h.readData("page1 via A", a + ps, 1);
+        h.call("fallocate PUNCH page 1", () -> {
+            h.b.fallocate(h.pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, ps, ps);
+            return null;
+        });
+        h.call("CONTINUE page not in cache", "EFAULT", () -> h.b.uffdContinue(h.pid, u, b2 + ps, ps, 0));
+        h.call("CONTINUE MODE_WP without WP mode", "EINVAL", () -> h.b.uffdContinue(h.pid, u, b2 + ps, ps,
+                UFFDIO_CONTINUE_MODE_WP));
+    }
+
+    static void wpUnpopulated(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 4 * PAGE_SIZE, W);
+        h.wp(u, a, 4 * PAGE_SIZE, true);
+        h.pmExpect("wp holes", a, 4, "-SW- -SW- -SW- -SW-");
+        h.wp(u, a, PAGE_SIZE, false);
+        h.pmExpect("un-wp marker", a, 1, "----");
+        h.call("DONTNEED marker", () -> {
+            b.madvise(h.pid, a + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.pmExpect("after dontneed", a + PAGE_SIZE, 1, "----");
+        h.expect("write after dontneed", h.writeHandled(u, a + PAGE_SIZE, 1), "none");
+        h.readData("read marker", a + 2 * PAGE_SIZE, 8);
+        h.pmExpect("read marker", a + 2 * PAGE_SIZE, 1, "P-W-");
+        h.expect("write after read", h.writeHandled(u, a + 2 * PAGE_SIZE, 1), "3");
+        h.expect("write marker", h.writeHandled(u, a + 3 * PAGE_SIZE, 1), "3");
+        h.pm("final", a, 4);
+    }
+
+    static void wpHoles(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 4 * ps, W);
+        h.wp(u, a, 4 * ps, true);
+        String present = h.type.shared() ? "P-WF" : "P-W-";
+        String hole = h.type.anon() ? "----" : h.type.hugetlb() ? "--W-" : "-SW-";
+        h.pmExpect("2 present + 2 holes", a, 4, present + " " + present + " " + hole + " " + hole);
+        h.expect("write hole", h.writeHandled(u, a + 2 * ps, 1), h.type.anon() ? "none" : "3");
+        h.readData("read hole 3", a + 3 * ps, 4);
+        h.pm("after read", a + 3 * ps, 1);
+        h.expect("write hole after read", h.writeHandled(u, a + 3 * ps, 1), h.type.anon() ? "none" : "3");
+        h.wp(u, a, ps, false);
+        h.pm("after un-wp", a, 1);
+    }
+
+    // ------------------------------------------------------------------ S scenarios
+
+    static void baseline(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x10);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.pmExpect("wp", a, 2, h.type.shared() ? "P-WF P-WF" : "P-W- P-W-");
+        h.readData("before write", a, 2);
+        h.expect("write", h.writeHandled(u, a, 0x77), "3");
+        h.pmExpect("after resolve", a, 2, h.type.shared() ? "P--F P-WF" : "P--- P-W-");
+        h.readData("after write", a, 2);
+        h.drain(u);
+    }
+
+    /** Reference §6.1: populate, register, WP, apply {@code op}, write one byte with the handler. */
+    static void lifecycle(Harness h, String op, int mode) {
+        long ps = h.ps();
+        MemType t = h.type;
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x20);
+        h.register(u, a, 2 * ps, mode);
+        h.wp(u, a, 2 * ps, true);
+        String present = t.shared() ? "P-WF" : "P-W-";
+        h.pmExpect("before", a, 1, present);
+        String pmAfter;
+        String flags;
+        boolean mw = mode == (M | W);
+        switch (op) {
+            case "none" -> {
+                pmAfter = present;
+                flags = "3";
+            }
+            case "read" -> {
+                h.readData("read", a, 1);
+                pmAfter = present;
+                flags = "3";
+            }
+            case "DONTNEED", "FREE" -> {
+                h.call("madvise " + op, () -> {
+                    b.madvise(pid, a, ps, op.equals("FREE") ? MADV_FREE : MADV_DONTNEED);
+                    return null;
+                });
+                if (op.equals("FREE")) {
+                    // MADV_FREE only marks the page lazily freeable: it stays mapped with its wp bit
+                    pmAfter = "P-W-";
+                    flags = "3";
+                } else if (t.anon()) {
+                    pmAfter = "----";
+                    flags = mw ? "1" : "none";
+                } else {
+                    pmAfter = t.hugetlb() ? "--W-" : "-SW-";
+                    // a private hugetlb page is dropped: the hole raises MISSING first on M|W
+                    flags = mw && t == MemType.HUGETLB_PRIVATE ? "1" : "3";
+                }
+            }
+            case "REMOVE" -> {
+                String r = h.call("madvise REMOVE", () -> {
+                    b.madvise(pid, a, ps, MADV_REMOVE);
+                    return null;
+                });
+                if (!t.shared()) {
+                    h.expect("REMOVE on private", r, "EACCES");
+                    pmAfter = present;
+                    flags = "3";
+                } else {
+                    pmAfter = t.hugetlb() ? "--W-" : "-SW-";
+                    flags = mw ? "1" : "3";
+                }
+            }
+            case "PUNCH" -> {
+                h.call("fallocate PUNCH_HOLE", "OK", () -> {
+                    b.fallocate(pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, ps);
+                    return null;
+                });
+                if (t == MemType.SHMEM_PRIVATE) {
+                    pmAfter = present;
+                    flags = "3";
+                } else {
+                    pmAfter = t.hugetlb() ? "--W-" : "-SW-";
+                    flags = mw ? "1" : "3";
+                }
+            }
+            case "PAGEOUT" -> {
+                h.call("madvise PAGEOUT", "OK", () -> {
+                    b.madvise(pid, a, ps, MADV_PAGEOUT);
+                    return null;
+                });
+                flags = "3";
+                if (ConformanceTest.swapOn) {
+                    pmAfter = "-SW-";
+                } else if (t.shared()) {
+                    // no swap: reclaim unmaps a shmem folio (marker) and keeps it in the page cache, but only
+                    // if the folio already left the per-CPU LRU batch, so the kernel is not deterministic here
+                    h.log("pm after PAGEOUT: (not deterministic without swap)");
+                    h.expect("write after PAGEOUT", h.writeHandled(u, a, 0x55), flags);
+                    h.readData("after", a, 1);
+                    return;
+                } else {
+                    pmAfter = present;
+                }
+            }
+            case "mprotect" -> {
+                h.call("mprotect RO", "OK", () -> {
+                    b.mprotect(pid, a, ps, PROT_READ);
+                    return null;
+                });
+                h.call("mprotect RW", "OK", () -> {
+                    b.mprotect(pid, a, ps, PROT_READ | PROT_WRITE);
+                    return null;
+                });
+                pmAfter = present;
+                flags = "3";
+            }
+            case "UNREGISTER" -> {
+                h.call("UNREGISTER", "OK", () -> {
+                    b.uffdUnregister(pid, u, a, 2 * ps);
+                    return null;
+                });
+                pmAfter = t.shared() ? "P--F" : "P---";
+                flags = "none";
+            }
+            case "close" -> {
+                h.call("close(uffd)", "OK", () -> {
+                    b.close(pid, u);
+                    return null;
+                });
+                pmAfter = t.shared() ? "P--F" : "P---";
+                h.pmExpect("after close", a, 2, pmAfter + " " + pmAfter);
+                Harness.Op w = h.write(a, 0x66);
+                h.expect("write after close", w.finish(), "ok");
+                h.readData("after", a, 1);
+                return;
+            }
+            default -> throw new IllegalArgumentException(op);
+        }
+        h.pmExpect("after " + op, a, 1, pmAfter);
+        h.expect("write after " + op, h.writeHandled(u, a, 0x55), flags);
+        h.pm("after write", a, 2);
+        h.readData("after", a, 1);
+        h.drain(u);
+    }
+
+    static void anonDontneedEvent(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * PAGE_SIZE, W);
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        Harness.Op mad = h.async("DONTNEED", () -> {
+            b.madvise(h.pid, a, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        mad.state();
+        h.drain(u);
+        mad.finish();
+        h.expect("write after zap", h.writeHandled(u, a, 2), "none");
+    }
+
+    static void alias(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        long b2 = h.alias(1);
+        long c = h.alias(1);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.readData("B", b2, 1);
+        h.register(u, a, ps, W);
+        h.register(u, b2, ps, W);
+        h.wp(u, a, ps, true);
+        h.pm("A", a, 1);
+        h.pm("B", b2, 1);
+        h.pm("C", c, 1);
+        h.expect("write via B", h.writeHandled(u, b2, 2), "none");
+        h.expect("write via C", h.writeHandled(u, c, 3), "none");
+        h.readData("A sees", a, 1);
+        h.pmExpect("A still wp", a, 1, "P-WF");
+        h.expect("write via A", h.writeHandled(u, a, 4), "3");
+    }
+
+    static void copyLosesWp(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(h.type.anon() ? UFFD_FEATURE_WP_UNPOPULATED : 0);
+        var b = h.b;
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a, 2 * ps, true);
+        // write to a wp'd hole: MISSING(1); the handler COPYs without MODE_WP; the next write is silent
+        h.expect("write hole", h.writeHandled(u, a, 1), "1");
+        h.pm("after COPY", a, 1);
+        h.expect("next write", h.writeHandled(u, a + 1, 2), "none");
+        // same with COPY(MODE_WP): the next write faults with WP
+        Harness.Op w = h.write(a + ps, 3);
+        for (UffdMsg m : h.settle(w, u)) {
+            if (m instanceof UffdMsg.Pagefault) {
+                h.call("COPY(MODE_WP)", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(9, ps), UFFDIO_COPY_MODE_WP));
+            }
+        }
+        h.handle(w, u);
+        h.pm("after COPY(MODE_WP)", a + ps, 1);
+    }
+
+    static void continueLosesWp(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 0x11);
+        h.register(u, a, 2 * ps, N | W);
+        h.wp(u, a, 2 * ps, true);
+        h.call("DONTNEED", () -> {
+            h.b.madvise(h.pid, a, 2 * ps, MADV_DONTNEED);
+            return null;
+        });
+        h.pm("markers over cached pages", a, 2);
+        Harness.Op r = h.read(a);
+        h.handle(r, u);
+        h.pmExpect("after CONTINUE", a, 1, "P--F");
+        h.expect("write after CONTINUE", h.writeHandled(u, a, 1), "none");
+        Harness.Op r2 = h.read(a + ps);
+        for (UffdMsg m : h.settle(r2, u)) {
+            if (m instanceof UffdMsg.Pagefault) {
+                h.call("CONTINUE(MODE_WP)", () -> h.b.uffdContinue(h.pid, u, a + ps, ps, UFFDIO_CONTINUE_MODE_WP));
+            }
+        }
+        r2.finish();
+        h.pmExpect("after CONTINUE(MODE_WP)", a + ps, 1, "P-WF");
+        h.expect("write after CONTINUE(MODE_WP)", h.writeHandled(u, a + ps, 1), "3");
+    }
+
+    static void moveLosesWp(Harness h) {
+        long src = h.map(MemType.ANON, 1);
+        long dst = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.populate(src, 1, 1);
+        h.register(u, src, PAGE_SIZE, W);
+        h.wp(u, src, PAGE_SIZE, true);
+        h.register(u, dst, PAGE_SIZE, M | W);
+        h.call("MOVE wp'd page", "0x1000", () -> h.b.uffdMove(h.pid, u, dst, src, PAGE_SIZE, 0));
+        h.pmExpect("dst", dst, 1, "P---");
+        h.expect("write dst", h.writeHandled(u, dst, 2), "none");
+    }
+
+    static void mremapNoEvent(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long d = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.call("mremap", "OK", () -> h.b.mremap(h.pid, a, 2 * ps, 2 * ps, MREMAP_MAYMOVE | MREMAP_FIXED, d) == d
+                ? "OK" : "elsewhere");
+        h.pmExpect("moved", d, 1, h.type.shared() ? "P--F" : "P---");
+        h.expect("write moved", h.writeHandled(u, d, 2), "none");
+    }
+
+    static void mremapEvent(Harness h) {
+        long a = h.map(MemType.ANON, 2);
+        long d = h.map(MemType.ANON, 2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * PAGE_SIZE, W);
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        Harness.Op mr = h.async("mremap", () -> h.b.mremap(h.pid, a, 2 * PAGE_SIZE, 2 * PAGE_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "elsewhere");
+        mr.state();
+        h.drain(u);
+        mr.finish();
+        h.pmExpect("moved", d, 2, "P-W- P-W-");
+        h.expect("write moved", h.writeHandled(u, d, 2), "3");
+    }
+
+    static void forkWp(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        int child = h.b.fork(h.pid).pid();
+        try {
+            long[] pm = h.b.readPagemap(child, a, 1);
+            h.log("child pm wp=" + ((pm[0] & PM_UFFD_WP) != 0) + " present=" + ((pm[0] & PM_PRESENT) != 0));
+            h.expect("child wp bit", Boolean.toString((pm[0] & PM_UFFD_WP) != 0), "false");
+            h.pm("parent", a, 2);
+        } finally {
+            h.b.exit(child);
+        }
+    }
+
+    static void kernelWriters(Harness h) {
+        var b = h.b;
+        long ps = h.ps();
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.populate(a, 4, 1);
+        h.register(u, a, 4 * ps, W);
+        h.wp(u, a, 4 * ps, true);
+        Harness.Op r = h.access(a, true, AccessMode.REMOTE);
+        h.handle(r, u);
+        Harness.Op k = h.access(a + ps, true, AccessMode.KERNEL);
+        h.handle(k, u);
+        Harness.Op p = h.access(a + 2 * ps, true, AccessMode.PROC_MEM);
+        h.expect("/proc/self/mem", p.finish(), "EIO");
+        h.pmExpect("after proc mem", a + 2 * ps, 1, h.type.shared() ? "P-WF" : "P-W-");
+        h.call("POPULATE_READ", "OK", () -> {
+            b.madvise(h.pid, a + 3 * ps, ps, MADV_POPULATE_READ);
+            return null;
+        });
+        Harness.Op pw = h.async("POPULATE_WRITE", () -> {
+            b.madvise(h.pid, a + 3 * ps, ps, MADV_POPULATE_WRITE);
+            return null;
+        });
+        h.handle(pw, u);
+        h.drain(u);
+    }
+
+    static void mprotectRo(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, ps, W);
+        h.wp(u, a, ps, true);
+        h.call("mprotect RO", () -> {
+            h.b.mprotect(h.pid, a, ps, PROT_READ);
+            return null;
+        });
+        Harness.Op w = h.write(a, 2);
+        h.expect("write RO", w.finish(), "SIGSEGV/2 at A+0x0");
+        h.drain(u);
+        h.call("mprotect RW", () -> {
+            h.b.mprotect(h.pid, a, ps, PROT_READ | PROT_WRITE);
+            return null;
+        });
+        h.expect("write RW", h.writeHandled(u, a, 3), "3");
+    }
+
+    static Pagemap.ScanArg scan(long start, long end, long flags, long mask, long ret) {
+        return new Pagemap.ScanArg(start, end, flags, 0, mask, 0, ret, 0, 0);
+    }
+
+    static String regions(Harness h, Pagemap.ScanResult r) {
+        StringBuilder sb = new StringBuilder();
+        for (Pagemap.Region g : r.regions()) {
+            sb.append('[').append(h.rel(g.start())).append("..").append(h.relEnd(g.end())).append(" cat=0x")
+                    .append(Long.toHexString(g.categories())).append(']');
+        }
+        return sb.length() == 0 ? "none" : sb.toString();
+    }
+
+    static void async(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(12);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.populate(a, 8, 1);
+        h.register(u, a, 12 * ps, W);
+        h.wp(u, a, 12 * ps, true);
+        h.pm("p0 p8", a, 1);
+        h.pm("p8", a + 8 * ps, 1);
+        h.write(a + 2 * ps, 2).finish();
+        h.write(a + 9 * ps, 2).finish();
+        h.read(a + 10 * ps).finish();
+        h.drain(u);
+        h.pm("p2 p9 p10", a + 2 * ps, 1);
+        h.pm("p9 p10", a + 9 * ps, 2);
+        h.call("scan WRITTEN", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0, PAGE_IS_WRITTEN,
+                PAGE_IS_WRITTEN))));
+        h.call("scan WRITTEN+WP_MATCHING|CHECK", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps,
+                PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN))));
+        h.call("scan again", "none", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0,
+                PAGE_IS_WRITTEN, PAGE_IS_WRITTEN))));
+        h.call("DONTNEED p4", () -> {
+            b.madvise(pid, a + 4 * ps, ps, MADV_DONTNEED);
+            return null;
+        });
+        if (h.type.shmem()) {
+            h.call("REMOVE p5", () -> {
+                b.madvise(pid, a + 5 * ps, ps, MADV_REMOVE);
+                return null;
+            });
+            h.call("PUNCH p6", () -> {
+                b.fallocate(pid, h.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 6 * ps, ps);
+                return null;
+            });
+        }
+        h.call("scan WRITTEN after zaps", h.type.anon() ? "[A+0x4000..A+0x5000 cat=0x2]" : "none",
+                () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN))));
+        h.call("scan all categories", () -> regions(h, b.pagemapScan(pid, scan(a, a + 12 * ps, 0, 0, 0x1ff))));
+    }
+
+    static void scanArgs(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 8);
+        long sync = h.map(MemType.ANON, 2);
+        h.populate(a, 4, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a, 8 * PAGE_SIZE, W);
+        int us = h.uffd(0);
+        h.register(us, sync, 2 * PAGE_SIZE, W);
+        h.wp(u, a, 8 * PAGE_SIZE, true);
+        h.write(a + 4 * PAGE_SIZE, 1).finish();
+        h.write(a + 6 * PAGE_SIZE, 1).finish();
+        h.call("bad flags", "EINVAL", () -> regions(h, b.pagemapScan(pid, scan(a, a + PAGE_SIZE, 4, 0, 0xff))));
+        h.call("category bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, scan(a, a + PAGE_SIZE, 0, 1 << 9,
+                0xff))));
+        h.call("unaligned start", "EINVAL", () -> regions(h, b.pagemapScan(pid, scan(a + 1, a + PAGE_SIZE, 0, 0,
+                0xff))));
+        h.call("end < start", "EFAULT", () -> regions(h, b.pagemapScan(pid, scan(a + PAGE_SIZE, a, 0, 0, 0xff))));
+        h.call("unaligned end", () -> regions(h, b.pagemapScan(pid, scan(a, a + 100, 0, 0, 0xff))));
+        h.call("return_mask 0", () -> regions(h, b.pagemapScan(pid, scan(a, a + 8 * PAGE_SIZE, 0, 0, 0))));
+        h.call("max_regions 1", () -> {
+            var r = b.pagemapScan(pid, new Pagemap.ScanArg(a, a + 8 * PAGE_SIZE, 0, 0, PAGE_IS_WRITTEN, 0,
+                    PAGE_IS_WRITTEN, 0, 1));
+            return regions(h, r) + " walk_end=" + h.relEnd(r.walkEnd());
+        });
+        h.call("max_pages 1", () -> {
+            var r = b.pagemapScan(pid, new Pagemap.ScanArg(a, a + 8 * PAGE_SIZE, 0, 0, PAGE_IS_WRITTEN, 0,
+                    PAGE_IS_WRITTEN, 1, 0));
+            return regions(h, r) + " walk_end=" + h.relEnd(r.walkEnd());
+        });
+        h.call("CHECK_WPASYNC on sync-WP", "EPERM", () -> regions(h, b.pagemapScan(pid, scan(sync,
+                sync + 2 * PAGE_SIZE, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, 0xff))));
+        h.call("WP_MATCHING on sync-WP", "none", () -> regions(h, b.pagemapScan(pid, scan(sync,
+                sync + 2 * PAGE_SIZE, PM_SCAN_WP_MATCHING, 0, 0xff))));
+        long plain = h.map(MemType.ANON, 4);
+        h.populate(plain, 2, 1);
+        h.call("plain unregistered", () -> regions(h, b.pagemapScan(pid, scan(plain, plain + 4 * PAGE_SIZE, 0, 0,
+                0xff))));
+    }
+
+    static void staleCopy(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        int u = h.uffd(0);
+        var b = h.b;
+        h.register(u, a, ps, M);
+        Harness.Op r = h.read(a);
+        List<UffdMsg> got = h.settle(r, u);
+        h.call("background COPY (DONTWAKE)", () -> b.uffdCopy(h.pid, u, a, h.fill(0x33, ps),
+                UFFDIO_COPY_MODE_DONTWAKE));
+        h.expect("reader after DONTWAKE copy", r.state(), "blocked");
+        if (!got.isEmpty()) {
+            h.call("handler COPY (stale)", "EEXIST", () -> b.uffdCopy(h.pid, u, a, h.fill(0x44, ps), 0));
+            h.call("WAKE", "OK", () -> {
+                b.uffdWake(h.pid, u, a, ps);
+                return null;
+            });
+        }
+        r.finish();
+        h.drain(u);
+    }
+
+    static void unregisterWake(Harness h) {
+        long ps = h.ps();
+        long a = h.map(3);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        // WP-only: the WP waiter stays blocked after UNREGISTER until WAKE
+        h.register(u, a, ps, W);
+        h.wp(u, a, ps, true);
+        Harness.Op w = h.write(a, 2);
+        h.settle(w, u);
+        h.call("UNREGISTER", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("WP waiter after UNREGISTER", w.state(), "blocked");
+        h.call("WAKE", "OK", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("WP waiter after WAKE", w.finish(), "ok");
+        // MISSING: woken by UNREGISTER
+        h.register(u, a + ps, ps, M);
+        Harness.Op r = h.read(a + ps);
+        h.settle(r, u);
+        h.call("UNREGISTER missing", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a + ps, ps);
+            return null;
+        });
+        h.expect("MISSING waiter after UNREGISTER", r.state().startsWith("ok") ? "ok" : "blocked", "ok");
+        // MISSING|WP registration: the WP waiter is woken too
+        h.populate(a + 2 * ps, 1, 1);
+        h.register(u, a + 2 * ps, ps, M | W);
+        h.wp(u, a + 2 * ps, ps, true);
+        Harness.Op w2 = h.write(a + 2 * ps, 3);
+        h.settle(w2, u);
+        h.call("UNREGISTER M|W", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a + 2 * ps, ps);
+            return null;
+        });
+        h.expect("WP waiter on M|W after UNREGISTER", w2.state(), "ok");
+        h.pm("end", a, 3);
+    }
+
+    static void unregisterWakeMinor(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED", () -> {
+            b.madvise(h.pid, a, ps, MADV_DONTNEED);
+            return null;
+        });
+        h.register(u, a, ps, N);
+        Harness.Op r = h.read(a);
+        h.settle(r, u);
+        h.call("UNREGISTER", "OK", () -> {
+            b.uffdUnregister(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("MINOR waiter after UNREGISTER", r.state(), "blocked");
+        h.call("WAKE", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        r.finish();
+    }
+
+    static void closeWakes(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.populate(a + ps, 1, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a + ps, ps, true);
+        Harness.Op r = h.read(a);
+        h.settle(r, u);
+        Harness.Op w = h.write(a + ps, 7);
+        h.settle(w, u);
+        h.call("close(uffd)", "OK", () -> {
+            b.close(h.pid, u);
+            return null;
+        });
+        h.expect("MISSING reader after close", r.finish(), "ok 00*1");
+        h.expect("WP writer after close", w.finish(), "ok");
+        h.pmExpect("after close", a, 2, h.type.shared() ? "P--F P--F" : "P--- P---");
+        h.readData("written", a + ps, 1);
+    }
+
+    static void wakeRefaults(Harness h) {
+        long ps = h.ps();
+        long a = h.map(1);
+        var b = h.b;
+        int u = h.uffd(0);
+        h.register(u, a, ps, M);
+        Harness.Op r = h.read(a);
+        h.settle(r, u);
+        h.call("WAKE without resolving", "OK", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        h.settle(r, u);
+        h.call("COPY DONTWAKE", () -> b.uffdCopy(h.pid, u, a, h.fill(8, ps), UFFDIO_COPY_MODE_DONTWAKE));
+        h.expect("after DONTWAKE", r.state(), "blocked");
+        h.call("WAKE", "OK", () -> {
+            b.uffdWake(h.pid, u, a, ps);
+            return null;
+        });
+        h.expect("after WAKE", r.finish(), "ok 08*1");
+    }
+
+    static void sigbus(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_SIGBUS);
+        h.populate(a + ps, 1, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a + ps, ps, true);
+        h.expect("read missing", h.read(a + 5).finish(), "SIGBUS/2 at A+0x5");
+        h.expect("write wp", h.write(a + ps, 1).finish(), "SIGBUS/2 at A+0x" + Long.toHexString(ps));
+        h.expect("kernel read into missing",
+                h.access(a, true, AccessMode.KERNEL).finish(), "EFAULT");
+        h.drain(u);
+    }
+
+    static void userModeOnly(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 2);
+        int u = b.userfaultfd(h.pid, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, false);
+        h.call("API", () -> b.uffdApi(h.pid, u, UFFD_API, 0));
+        h.register(u, a, 2 * PAGE_SIZE, M);
+        h.expect("kernel write into missing", h.access(a, true, AccessMode.KERNEL).finish(), "EFAULT");
+        h.drain(u);
+        int u2 = h.uffd(0);
+        b.uffdUnregister(h.pid, u, a, 2 * PAGE_SIZE);
+        h.register(u2, a, 2 * PAGE_SIZE, M);
+        Harness.Op k = h.access(a + PAGE_SIZE, true, AccessMode.KERNEL);
+        h.handle(k, u2);
+    }
+
+    // ------------------------------------------------------------------ more tables
+
+    static void mixedRanges(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long hp = h.map(MemType.HUGETLB, 1);
+        long anon = b.mmap(pid, hp - PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        h.name("Z", anon, PAGE_SIZE);
+        int u = h.uffd(0);
+        h.call("REGISTER anon4K+hugetlb", "0x10c", () -> b.uffdRegister(pid, u, anon, PAGE_SIZE + PMD_SIZE, M));
+        h.maps("after", anon, hp + PMD_SIZE);
+        h.call("UNREGISTER", "OK", () -> {
+            b.uffdUnregister(pid, u, anon, PAGE_SIZE + PMD_SIZE);
+            return null;
+        });
+        long sh = h.map(MemType.SHMEM, 1);
+        long an2 = b.mmap(pid, sh - PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        h.name("Y", an2, PAGE_SIZE);
+        h.call("REGISTER anon+shmem MINOR", "EINVAL", () -> b.uffdRegister(pid, u, an2, 2 * PAGE_SIZE, N));
+        h.call("REGISTER anon+shmem M|W", "0x17c", () -> b.uffdRegister(pid, u, an2, 2 * PAGE_SIZE, M | W));
+        h.maps("mixed", an2, sh + PAGE_SIZE);
+        long none = b.mmap(pid, 0, PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        h.name("X", none, PAGE_SIZE);
+        h.call("REGISTER PROT_NONE anon", "0x17c", () -> b.uffdRegister(pid, u, none, PAGE_SIZE, M | W));
+        long ro = b.mmap(pid, 0, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        h.name("V", ro, PAGE_SIZE);
+        h.call("REGISTER PROT_READ anon", "0x13c", () -> b.uffdRegister(pid, u, ro, PAGE_SIZE, M));
+        Harness.Op r = h.read(ro + 5);
+        h.handle(r, u);
+    }
+
+    static void splitMerge(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.register(u, a + ps, 2 * ps, M);
+        h.maps("middle registered", a, a + 4 * ps);
+        h.register(u, a + ps, ps, W);
+        h.maps("re-register replaces", a, a + 4 * ps);
+        h.register(u, a + 2 * ps, ps, W);
+        h.maps("merged again", a, a + 4 * ps);
+        h.call("mprotect RO page 3", () -> {
+            b.mprotect(pid, a + 3 * ps, ps, PROT_READ);
+            return null;
+        });
+        h.register(u, a, 4 * ps, M | W);
+        h.maps("whole", a, a + 4 * ps);
+        h.call("UNREGISTER page 0", "OK", () -> {
+            b.uffdUnregister(pid, u, a, ps);
+            return null;
+        });
+        h.maps("after partial unregister", a, a + 4 * ps);
+        h.call("munmap page 2", "OK", () -> {
+            b.munmap(pid, a + 2 * ps, ps);
+            return null;
+        });
+        h.maps("after munmap", a, a + 4 * ps);
+        h.call("UNREGISTER over the hole", "OK", () -> {
+            b.uffdUnregister(pid, u, a, 4 * ps);
+            return null;
+        });
+        h.maps("end", a, a + 4 * ps);
+    }
+
+    static void zeropageAlias(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.SHMEM, 1);
+        long al = h.alias(1);
+        int u = h.uffd(0);
+        h.register(u, a, PAGE_SIZE, M);
+        h.register(u, al, PAGE_SIZE, M);
+        h.call("ZEROPAGE via A", "0x1000", () -> b.uffdZeropage(h.pid, u, a, PAGE_SIZE, 0));
+        h.call("ZEROPAGE via alias", "EEXIST", () -> b.uffdZeropage(h.pid, u, al, PAGE_SIZE, 0));
+        h.call("COPY via alias", "EEXIST", () -> b.uffdCopy(h.pid, u, al, h.fill(1, PAGE_SIZE), 0));
+        h.pm("alias", al, 1);
+        h.readData("alias", al, 16);
+        h.drain(u);
+    }
+
+    static void minorFallocate(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.call("fallocate page 1", "OK", () -> {
+            b.fallocate(h.pid, h.memfd, 0, ps, ps);
+            return null;
+        });
+        h.register(u, a, 3 * ps, M | N);
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        Harness.Op r1 = h.read(a + ps);
+        h.handle(r1, u);
+        Harness.Op w2 = h.write(a + 2 * ps, 1);
+        h.handle(w2, u);
+        h.pm("pages", a, 3);
+        h.call("CONTINUE over the copied page", "EEXIST", () -> b.uffdContinue(h.pid, u, a, ps, 0));
+    }
+
+    static void shmemFdIo(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.call("pwrite page 0", "0x10", () -> b.pwrite(pid, h.memfd, 0, h.fill(0x61, 16)));
+        h.register(u, a, 3 * PAGE_SIZE, M | W);
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        h.pm("page 0", a, 1);
+        h.wp(u, a, 3 * PAGE_SIZE, true);
+        h.pm("after wp", a, 3);
+        h.call("pwrite page 0 through the fd", "0x10", () -> b.pwrite(pid, h.memfd, 0, h.fill(0x62, 16)));
+        h.drain(u);
+        h.readData("page 0 via mapping", a, 16);
+        h.call("pread page 0", () -> Harness.hash(b.pread(pid, h.memfd, 0, 16)));
+        h.call("pwrite page 1 (hole)", "0x10", () -> b.pwrite(pid, h.memfd, PAGE_SIZE, h.fill(0x63, 16)));
+        h.pm("page 1 after pwrite", a + PAGE_SIZE, 1);
+        h.expect("write page 1", h.writeHandled(u, a + PAGE_SIZE, 1), "3");
+        h.pm("end", a, 3);
+    }
+
+    static void zeropageWp(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * PAGE_SIZE, M | W);
+        h.call("ZEROPAGE", "0x2000", () -> b.uffdZeropage(h.pid, u, a, 2 * PAGE_SIZE, 0));
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        h.pm("wp zero pages", a, 2);
+        h.expect("write wp'd zero page", h.writeHandled(u, a, 1), "3");
+        h.pm("after", a, 2);
+        h.readData("page 1", a + PAGE_SIZE, 8);
+        h.call("MADV_DONTNEED page 1", "OK", () -> {
+            b.madvise(h.pid, a + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.expect("write after dontneed", h.writeHandled(u, a + PAGE_SIZE, 1), "1");
+    }
+
+    static void populateMissing(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M | W);
+        Harness.Op pr = h.async("POPULATE_READ", () -> {
+            b.madvise(h.pid, a, ps, MADV_POPULATE_READ);
+            return null;
+        });
+        h.handle(pr, u);
+        Harness.Op pw = h.async("POPULATE_WRITE", () -> {
+            b.madvise(h.pid, a + ps, ps, MADV_POPULATE_WRITE);
+            return null;
+        });
+        h.handle(pw, u);
+        h.pm("populated", a, 2);
+        h.wp(u, a, 2 * ps, true);
+        h.call("POPULATE_READ wp'd", "OK", () -> {
+            b.madvise(h.pid, a, 2 * ps, MADV_POPULATE_READ);
+            return null;
+        });
+        h.drain(u);
+        Harness.Op pw2 = h.async("POPULATE_WRITE wp'd", () -> {
+            b.madvise(h.pid, a, ps, MADV_POPULATE_WRITE);
+            return null;
+        });
+        h.handle(pw2, u);
+        h.pm("end", a, 2);
+    }
+
+    static void truncate(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 3, 1);
+        h.register(u, a, 3 * ps, M | W);
+        h.wp(u, a, 3 * ps, true);
+        h.call("ftruncate to 1 page", "OK", () -> {
+            b.ftruncate(h.pid, h.memfd, ps);
+            return null;
+        });
+        h.drain(u);
+        h.pm("after truncate", a, 3);
+        h.expect("read beyond EOF", h.read(a + 2 * ps).finish(), "SIGBUS/2 at A+0x" + Long.toHexString(2 * ps));
+        h.call("COPY beyond EOF", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(1, ps), 0));
+        h.call("ftruncate back to 3 pages", "OK", () -> {
+            b.ftruncate(h.pid, h.memfd, 3 * ps);
+            return null;
+        });
+        h.pm("after grow", a, 3);
+        h.expect("write page 2", h.writeHandled(u, a + 2 * ps, 1), "1");
+        h.pm("end", a, 3);
+    }
+
+    static void copyIntoCached(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        long al = b.mmap(h.pid, 0, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", al, 2 * ps);
+        h.populate(al, 1, 0x21);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        h.call("COPY over a cached page", () -> b.uffdCopy(h.pid, u, a, h.fill(1, ps), 0));
+        h.pm("page 0", a, 1);
+        Harness.Op r = h.read(a);
+        h.handle(r, u);
+        h.call("COPY page 1", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(2, ps), 0));
+        h.readData("page 1 via shared alias", al + ps, 1);
+        h.pm("page 1", a + ps, 1);
+        h.drain(u);
+    }
+
+    // ------------------------------------------------------------------ round 3
+
+    static void mremapVariants(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_UNMAP);
+        h.populate(a, 2, 1);
+        b.munmap(pid, a + 2 * ps, 2 * ps);
+        h.register(u, a, 2 * ps, M | W);
+        h.wp(u, a, 2 * ps, true);
+        Harness.Op grow = h.async("mremap grow in place", () -> b.mremap(pid, a, 2 * ps, 3 * ps, 0, 0) == a
+                ? "OK" : "moved");
+        grow.state();
+        h.drain(u);
+        grow.finish();
+        h.maps("after grow", a, a + 4 * ps);
+        h.pm("after grow", a, 3);
+        if (!h.type.hugetlb()) {
+            Harness.Op r = h.read(a + 2 * ps);
+            h.handle(r, u);
+        }
+        long d = h.map(3);
+        Harness.Op dontunmap = h.async("mremap DONTUNMAP", () -> b.mremap(pid, a, ps, ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, d) == d ? "OK" : "moved");
+        dontunmap.state();
+        h.drain(u);
+        dontunmap.finish();
+        h.maps("old after DONTUNMAP", a, a + 3 * ps);
+        h.maps("new after DONTUNMAP", d, d + ps);
+        h.pm("old", a, 1);
+        h.pm("new", d, 1);
+        Harness.Op r2 = h.read(a);
+        h.handle(r2, u);
+        h.drain(u);
+    }
+
+    static void guard(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 4);
+        h.populate(a, 2, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 4 * PAGE_SIZE, M | W);
+        h.call("GUARD_INSTALL pages 1-2", "OK", () -> {
+            b.madvise(pid, a + PAGE_SIZE, 2 * PAGE_SIZE, MADV_GUARD_INSTALL);
+            return null;
+        });
+        h.pm("guards", a, 4);
+        h.expect("read guard", h.read(a + PAGE_SIZE).finish(), "SIGSEGV/1 at A+0x1000");
+        h.wp(u, a, 4 * PAGE_SIZE, true);
+        h.pm("after wp", a, 4);
+        h.call("COPY over guard", () -> b.uffdCopy(pid, u, a + 2 * PAGE_SIZE, h.fill(1, PAGE_SIZE), 0));
+        h.call("POISON over guard", () -> b.uffdPoison(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("DONTNEED keeps guards", "OK", () -> {
+            b.madvise(pid, a, 4 * PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.pm("after dontneed", a, 4);
+        h.call("GUARD_REMOVE", "OK", () -> {
+            b.madvise(pid, a, 4 * PAGE_SIZE, MADV_GUARD_REMOVE);
+            return null;
+        });
+        h.pm("after remove", a, 4);
+        Harness.Op r = h.read(a + PAGE_SIZE);
+        h.handle(r, u);
+    }
+
+    static void wpOverPoison(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("POISON page 0", () -> b.uffdPoison(h.pid, u, a, ps, 0));
+        h.wp(u, a, 2 * ps, true);
+        h.pm("after wp", a, 2);
+        h.expect("read poisoned", h.read(a).finish(), "SIGBUS/2 at A+0x0");
+        h.wp(u, a, 2 * ps, false);
+        h.pm("after un-wp", a, 2);
+        h.call("POISON over wp marker", () -> b.uffdPoison(h.pid, u, a + ps, ps, 0));
+        h.pm("end", a, 2);
+    }
+
+    static void moveMore(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(MemType.ANON, 8);
+        int u = h.uffd(0);
+        h.register(u, a, 8 * PAGE_SIZE, M);
+        h.call("COPY pages 0-1", () -> b.uffdCopy(pid, u, a, h.fill(0x31, 2 * PAGE_SIZE), 0));
+        h.call("ZEROPAGE page 2", () -> b.uffdZeropage(pid, u, a + 2 * PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("MOVE within the vma", "0x1000", () -> b.uffdMove(pid, u, a + 4 * PAGE_SIZE, a, PAGE_SIZE, 0));
+        h.call("MOVE zero page", () -> b.uffdMove(pid, u, a + 5 * PAGE_SIZE, a + 2 * PAGE_SIZE, PAGE_SIZE, 0));
+        h.pm("after", a, 8);
+        h.call("MOVE overlapping", () -> b.uffdMove(pid, u, a + 5 * PAGE_SIZE, a + 4 * PAGE_SIZE,
+                2 * PAGE_SIZE, 0));
+        h.call("MOVE DONTWAKE", () -> b.uffdMove(pid, u, a + 6 * PAGE_SIZE, a + PAGE_SIZE, PAGE_SIZE,
+                UFFDIO_MOVE_MODE_DONTWAKE));
+        h.readData("moved", a + 4 * PAGE_SIZE, 16);
+        h.readData("moved zero", a + 5 * PAGE_SIZE, 16);
+        h.pm("end", a, 8);
+    }
+
+    static void spanning(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 1, 0x41);
+        h.register(u, a, 2 * ps, M);
+        Harness.Op r = h.async("read across pages", () -> b.access(h.pid, a + ps - 8, 16, false, null,
+                AccessMode.USER, System.nanoTime() + Harness.OP_TIMEOUT_MS * 1_000_000L));
+        h.handle(r, u);
+        r.finish();
+    }
+
+    static void removeClip(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP);
+        h.populate(a, 4, 1);
+        h.register(u, a + ps, 2 * ps, M);
+        Harness.Op mad = h.async("DONTNEED all 4", () -> {
+            b.madvise(h.pid, a, 4 * ps, MADV_DONTNEED);
+            return null;
+        });
+        mad.state();
+        h.drain(u);
+        mad.finish();
+        Harness.Op un = h.async("munmap all 4", () -> {
+            b.munmap(h.pid, a, 4 * ps);
+            return null;
+        });
+        un.state();
+        h.drain(u);
+        un.finish();
+    }
+
+    static void wakeBatches(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        int u = h.uffd(0);
+        h.register(u, a, 4 * PAGE_SIZE, M);
+        List<Harness.Op> ops = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            Harness.Op op = h.read(a + i * PAGE_SIZE);
+            op.state();
+            ops.add(op);
+        }
+        h.call("read max 1", () -> "msgs=" + b.uffdRead(h.pid, u, 1, 0).size());
+        h.call("read max 16", () -> "msgs=" + b.uffdRead(h.pid, u, 16, 0).size());
+        h.call("ZEROPAGE 3 pages DONTWAKE", () -> b.uffdZeropage(h.pid, u, a, 3 * PAGE_SIZE,
+                UFFDIO_ZEROPAGE_MODE_DONTWAKE));
+        h.call("WAKE page 1 only", "OK", () -> {
+            b.uffdWake(h.pid, u, a + PAGE_SIZE, PAGE_SIZE);
+            return null;
+        });
+        for (Harness.Op op : ops) {
+            op.state();
+        }
+        h.call("WAKE all", "OK", () -> {
+            b.uffdWake(h.pid, u, a, 4 * PAGE_SIZE);
+            return null;
+        });
+        for (Harness.Op op : ops) {
+            op.finish();
+        }
+    }
+
+    static void thp(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long raw = b.mmap(pid, 0, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        h.name("A", a, PMD_SIZE);
+        h.call("MADV_HUGEPAGE", "OK", () -> {
+            b.madvise(pid, a, PMD_SIZE, MADV_HUGEPAGE);
+            return null;
+        });
+        h.populate(a, 1, 1);
+        h.call("scan", () -> regions(h, b.pagemapScan(pid, scan(a, a + PMD_SIZE, 0, 0, 0x1ff))));
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.wp(u, a, PMD_SIZE, true);
+        h.pm("pages 0,1", a, 2);
+        h.expect("write page 7", h.writeHandled(u, a + 7 * PAGE_SIZE, 2), "3");
+        h.pm("pages 7,8", a + 7 * PAGE_SIZE, 2);
+        h.call("mprotect 4K", "OK", () -> {
+            b.mprotect(pid, a + 100 * PAGE_SIZE, PAGE_SIZE, PROT_READ);
+            return null;
+        });
+        h.pm("page 511", a + 511 * PAGE_SIZE, 1);
+        h.expect("write page 511", h.writeHandled(u, a + 511 * PAGE_SIZE, 2), "3");
+    }
+
+    static void copyReadonly(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("mprotect RO", "OK", () -> {
+            b.mprotect(h.pid, a, 2 * ps, PROT_READ);
+            return null;
+        });
+        h.call("COPY into RO vma", () -> b.uffdCopy(h.pid, u, a, h.fill(3, ps), 0));
+        h.pm("copied", a, 1);
+        h.expect("write RO", h.write(a, 1).finish(), "SIGSEGV/2 at A+0x0");
+        h.call("mprotect RW", "OK", () -> {
+            b.mprotect(h.pid, a, 2 * ps, PROT_READ | PROT_WRITE);
+            return null;
+        });
+        h.pm("after RW", a, 1);
+        h.expect("write after RW", h.writeHandled(u, a, 1), "none");
+        h.call("mprotect NONE page 1", "OK", () -> {
+            b.mprotect(h.pid, a + ps, ps, PROT_NONE);
+            return null;
+        });
+        h.expect("read PROT_NONE", h.read(a + ps).finish(), "SIGSEGV/2 at A+0x" + Long.toHexString(ps));
+        h.drain(u);
+    }
+
+    // ------------------------------------------------------------------ round 4
+
+    static Callable0 r(Runnable0 x) {
+        return () -> {
+            x.run();
+            return null;
+        };
+    }
+
+    interface Runnable0 {
+        void run() throws Exception;
+    }
+
+    interface Callable0 extends java.util.concurrent.Callable<Object> {
+    }
+
+    static void syscallErrors(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        h.populate(a, 4, 1);
+        h.call("madvise unaligned", r(() -> b.madvise(pid, a + 8, PAGE_SIZE, MADV_DONTNEED)));
+        h.call("madvise bad advice", r(() -> b.madvise(pid, a, PAGE_SIZE, 999)));
+        h.call("madvise PAGEOUT", r(() -> b.madvise(pid, a, ps, MADV_PAGEOUT)));
+        h.call("madvise COLD", r(() -> b.madvise(pid, a, ps, MADV_COLD)));
+        h.call("madvise FREE", r(() -> b.madvise(pid, a, ps, MADV_FREE)));
+        h.call("madvise REMOVE", r(() -> b.madvise(pid, a, ps, MADV_REMOVE)));
+        h.call("madvise DONTNEED 4K of the mapping", r(() -> b.madvise(pid, a, PAGE_SIZE, MADV_DONTNEED)));
+        h.call("madvise len 0", r(() -> b.madvise(pid, a, 0, MADV_DONTNEED)));
+        h.call("madvise POPULATE_WRITE", r(() -> b.madvise(pid, a + ps, ps, MADV_POPULATE_WRITE)));
+        h.call("madvise GUARD_INSTALL", r(() -> b.madvise(pid, a + 3 * ps, ps, MADV_GUARD_INSTALL)));
+        h.call("munmap len 0", r(() -> b.munmap(pid, a, 0)));
+        h.call("munmap unaligned", r(() -> b.munmap(pid, a + 8, PAGE_SIZE)));
+        h.call("mprotect unaligned", r(() -> b.mprotect(pid, a + 8, PAGE_SIZE, PROT_READ)));
+        h.call("mprotect bad prot", r(() -> b.mprotect(pid, a, ps, 0x100)));
+        h.call("mprotect 4K of the mapping", r(() -> b.mprotect(pid, a, PAGE_SIZE, PROT_READ)));
+        h.call("mmap len 0", () -> b.mmap(pid, 0, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        h.call("mmap no type", () -> b.mmap(pid, 0, PAGE_SIZE, PROT_READ, MAP_ANONYMOUS, -1, 0));
+        h.call("mmap FIXED_NOREPLACE over A", () -> b.mmap(pid, a, ps, PROT_READ,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == a ? "OK" : "elsewhere");
+        h.call("mmap FIXED unaligned", () -> b.mmap(pid, a + 8, PAGE_SIZE, PROT_READ,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+        h.call("mremap bad flags", () -> b.mremap(pid, a, ps, ps, 0x80, 0));
+        h.call("mremap FIXED without MAYMOVE", () -> b.mremap(pid, a, ps, ps, MREMAP_FIXED, a + 2 * ps));
+        h.call("mremap shrink", () -> b.mremap(pid, a + 2 * ps, 2 * ps, ps, 0, 0) == a + 2 * ps ? "OK" : "?");
+        if (h.type.file) {
+            int fd = h.memfd;
+            h.call("ftruncate unaligned", r(() -> b.ftruncate(pid, fd, 5 * ps + 100)));
+            h.call("fallocate PUNCH without KEEP_SIZE", r(() -> b.fallocate(pid, fd, FALLOC_FL_PUNCH_HOLE, 0, ps)));
+            h.call("fallocate bad mode", r(() -> b.fallocate(pid, fd, 0x40, 0, ps)));
+            h.call("fallocate len 0", r(() -> b.fallocate(pid, fd, 0, 0, 0)));
+            h.call("pread beyond EOF", () -> "bytes=" + b.pread(pid, fd, 100 * ps, 16).length);
+            h.call("pread", () -> Harness.hash(b.pread(pid, fd, 0, 8)));
+            h.call("pwrite", () -> b.pwrite(pid, fd, 8, h.fill(3, 8)));
+            h.call("memfd_create bad flags", () -> b.memfdCreate(pid, "x", 0x400));
+            h.call("memfd_create HUGE bits without HUGETLB", () -> b.memfdCreate(pid, "x", 21 << 26));
+        }
+    }
+
+    static void protNone(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("mprotect NONE", "OK", r(() -> b.mprotect(h.pid, a, 2 * ps, PROT_NONE)));
+        h.expect("read PROT_NONE missing", h.read(a).finish(), "SIGSEGV/2 at A+0x0");
+        h.drain(u);
+        h.call("COPY into PROT_NONE", () -> b.uffdCopy(h.pid, u, a, h.fill(1, ps), 0));
+        h.pm("after COPY", a, 1);
+        h.wp(u, a, 2 * ps, true);
+        h.call("mprotect RW", "OK", r(() -> b.mprotect(h.pid, a, 2 * ps, PROT_READ | PROT_WRITE)));
+        h.pm("after RW", a, 2);
+        h.writeHandled(u, a, 1);
+        h.writeHandled(u, a + ps, 1);
+    }
+
+    static void closeUnread(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        Harness.Op r0 = h.read(a);
+        h.expect("reader", r0.state(), "blocked");
+        h.call("UNREGISTER page 1 (not the waiter's)", "OK", r(() -> b.uffdUnregister(h.pid, u, a + ps, ps)));
+        h.expect("reader after unrelated UNREGISTER", r0.state(), "blocked");
+        h.call("close(uffd) with the fault unread", "OK", r(() -> b.close(h.pid, u)));
+        h.expect("reader after close", r0.finish(), "ok 00*1");
+        h.pm("end", a, 2);
+    }
+
+    // ------------------------------------------------------------------ selftests (§9.1, §9.2)
+
+    /** uffd-unit-tests "poison": odd pages COPY (zeros), even pages POISON; reading all gives n/2 SIGBUS. */
+    static void selftestPoison(Harness h) {
+        long ps = h.ps();
+        int n = 4;
+        long a = h.map(n);
+        int u = h.uffd(UFFD_FEATURE_POISON);
+        h.register(u, a, n * ps, M);
+        int sigbus = 0;
+        // the selftest poisons even pages from the handler; the native backend cannot let a blocked access
+        // run into SIGBUS, so even pages are poisoned up front (same outcome: SIGBUS, no message)
+        for (int i = 0; i < n; i += 2) {
+            long addr = a + i * ps;
+            h.call("POISON", () -> h.b.uffdPoison(h.pid, u, addr, ps, 0));
+        }
+        for (int i = 0; i < n; i++) {
+            long addr = a + i * ps;
+            Harness.Op r = h.read(addr);
+            List<UffdMsg> got = h.settle(r, u);
+            if (!got.isEmpty()) {
+                h.call("COPY", () -> h.b.uffdCopy(h.pid, u, addr, h.fill(0, ps), 0));
+            }
+            if (r.finish().startsWith("SIGBUS")) {
+                sigbus++;
+            }
+        }
+        h.expect("SIGBUS count", Integer.toString(sigbus), Integer.toString(n / 2));
+    }
+
+    /**
+     * uffd-unit-tests "events": a forked child (EVENT_FORK) faults half the area, mremaps it, faults the
+     * rest, releases; the monitor follows FORK, REMAP and REMOVE. Needs fork: n/a on the native backend.
+     */
+    static void selftestEvents(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int n = 4;
+        long a = h.map(n);
+        long d = h.map(n);
+        b.munmap(h.pid, d, n * ps);
+        int u = h.uffd(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE);
+        h.register(u, a, n * ps, M);
+        Harness.Op fork = h.async("fork", () -> b.fork(h.pid).pid() > 0 ? "OK" : "?");
+        fork.state();
+        List<UffdMsg> f = h.readMsgs(u, 1000);
+        h.log("msgs: " + f.stream().map(h::msg).toList());
+        h.expect("fork done", fork.finish(), "OK");
+        int child = b.processes().stream().filter(p -> p.parentPid() == h.pid).findFirst().orElseThrow().pid();
+        int cu = ((UffdMsg.Fork) f.get(0)).ufd();
+        int missing = 0;
+        for (int i = 0; i < n / 2; i++) {
+            long addr = a + i * ps;
+            Harness.Op r = h.async("child read " + h.rel(addr), () -> b.access(child, addr, 1, false, null,
+                    AccessMode.USER, System.nanoTime() + Harness.OP_TIMEOUT_MS * 1_000_000L));
+            for (UffdMsg m : h.settle(r, cu)) {
+                if (m instanceof UffdMsg.Pagefault) {
+                    missing++;
+                    h.call("COPY", () -> b.uffdCopy(h.pid, cu, addr, h.fill(0, ps), 0));
+                }
+            }
+            r.finish();
+        }
+        Harness.Op mr = h.async("child mremap", () -> b.mremap(child, a, n * ps, n * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "?");
+        mr.state();
+        h.drain(cu);
+        mr.finish();
+        for (int i = n / 2; i < n; i++) {
+            long addr = d + i * ps;
+            Harness.Op r = h.async("child read " + h.rel(addr), () -> b.access(child, addr, 1, false, null,
+                    AccessMode.USER, System.nanoTime() + Harness.OP_TIMEOUT_MS * 1_000_000L));
+            for (UffdMsg m : h.settle(r, cu)) {
+                if (m instanceof UffdMsg.Pagefault) {
+                    missing++;
+                    h.call("COPY", () -> b.uffdCopy(h.pid, cu, addr, h.fill(0, ps), 0));
+                }
+            }
+            r.finish();
+        }
+        h.expect("missing faults", Integer.toString(missing), Integer.toString(n));
+        Harness.Op rel = h.async("child DONTNEED", () -> {
+            b.madvise(child, d, n * ps, MADV_DONTNEED);
+            return null;
+        });
+        rel.state();
+        h.drain(cu);
+        rel.finish();
+        h.drain(u);
+        b.exit(child);
+    }
+
+    /**
+     * A small uffd-stress "bounce": reader threads touch every page in different orders while a background
+     * thread COPYs and the handler resolves faults (EEXIST → WAKE). Only the outcome is traced: all readers
+     * finish and every page holds the background copy's bytes.
+     */
+    static void bounce(Harness h) throws Exception {
+        long ps = h.ps();
+        var b = h.b;
+        int n = h.type.hugetlb() ? 4 : 16;
+        long a = h.map(n);
+        int u = h.uffd(0);
+        h.register(u, a, n * ps, M);
+        List<Harness.Op> readers = new ArrayList<>();
+        for (int t = 0; t < 3; t++) {
+            int stride = t + 1;
+            readers.add(h.async("reader " + t, () -> {
+                StringBuilder sb = new StringBuilder();
+                for (int i = 0; i < n; i++) {
+                    long addr = a + ((long) (i * stride) % n) * ps;
+                    AccessResult0 r = new AccessResult0(b.access(h.pid, addr, 1, false, null, AccessMode.USER,
+                            System.nanoTime() + 5_000_000_000L));
+                    sb.append(r.ok() ? "" : "!");
+                }
+                return sb.length() == 0 ? "all ok" : "failures";
+            }));
+        }
+        Harness.Op bg = h.async("background copy", () -> {
+            for (int i = n - 1; i >= 0; i -= 2) {
+                try {
+                    b.uffdCopy(h.pid, u, a + i * ps, h.fill(0x42, ps), 0);
+                } catch (io.uffdemu.server.mm.LinuxException e) {
+                    b.uffdWake(h.pid, u, a + i * ps, ps);
+                }
+            }
+            return null;
+        });
+        long deadline = System.nanoTime() + 8_000_000_000L;
+        while (System.nanoTime() < deadline && readers.stream().anyMatch(op -> !op.done())) {
+            List<UffdMsg> got = h.readMsgs(u, 20);
+            for (UffdMsg m : got) {
+                if (m instanceof UffdMsg.Pagefault pf) {
+                    long page = pf.address() & ~(ps - 1);
+                    try {
+                        b.uffdCopy(h.pid, u, page, h.fill(0x42, ps), 0);
+                    } catch (io.uffdemu.server.mm.LinuxException e) {
+                        b.uffdWake(h.pid, u, page, ps);
+                    }
+                }
+            }
+        }
+        bg.finish();
+        for (Harness.Op op : readers) {
+            h.expect(op.label, op.finish(), "all ok");
+        }
+        for (int i = 0; i < n; i++) {
+            byte[] d = b.access(h.pid, a + i * ps, 16, false, null, AccessMode.USER,
+                    System.nanoTime() + 1_000_000_000L).data();
+            h.expect("page " + i, d == null ? "fault" : Harness.hash(d), "42*16");
+        }
+        h.log("pages checked: " + n);
+    }
+
+    record AccessResult0(io.uffdemu.server.mm.AccessResult r) {
+        boolean ok() {
+            return r.succeeded();
+        }
+    }
+}
