@@ -56,6 +56,42 @@ public final class PageTable {
         }
     }
 
+    /**
+     * Rewrites every non-none entry in [start, end) in place with {@code op} (which must not touch this page
+     * table): the bulk form of get/set used by change_protection-like walks.
+     */
+    public void update(long start, long end, java.util.function.LongUnaryOperator op) {
+        if (start >= end) {
+            return;
+        }
+        for (Map.Entry<Long, long[]> e : tables.subMap(start >>> 21, true, (end - 1) >>> 21, true).entrySet()) {
+            long base = e.getKey() << 21;
+            long[] t = e.getValue();
+            int from = base < start ? (int) ((start - base) >>> 12) : 0;
+            int to = base + (1L << 21) > end ? (int) ((end - base + 4095) >>> 12) : PTRS_PER_PTE;
+            for (int i = from; i < to; i++) {
+                if (t[i] != Pte.NONE) {
+                    t[i] = op.applyAsLong(t[i]);
+                }
+            }
+        }
+    }
+
+    /** Sets every none entry in [start, end), one per {@code step} bytes, to {@code value} (allocating tables). */
+    public void fillNone(long start, long end, long step, long value) {
+        int stride = (int) Math.max(1, step >>> 12);
+        for (long a = start; a < end; ) {
+            long key = a >>> 21;
+            long[] t = tables.computeIfAbsent(key, k -> new long[PTRS_PER_PTE]);
+            long tableEnd = Math.min(end, (key + 1) << 21);
+            for (int i = (int) ((a >>> 12) & (PTRS_PER_PTE - 1)); a < tableEnd; i += stride, a += (long) stride << 12) {
+                if (t[i] == Pte.NONE) {
+                    t[i] = value;
+                }
+            }
+        }
+    }
+
     /** Drops PTE tables left empty in [start, end) (free_pgtables / pt_reclaim). */
     public void freeEmptyTables(long start, long end) {
         if (start >= end) {

@@ -468,31 +468,20 @@ public final class Userfaultfd {
     void wpRangeLocked(Vma v, long start, long end, boolean enable) {
         PageTable pt = v.mm.pt;
         if (enable) {
-            pt.forEach(start, end, (a, pte) -> {
+            pt.update(start, end, pte -> {
                 if (Pte.isMarker(pte)) {
-                    if (!Pte.isPoisonMarker(pte) && !Pte.isGuardMarker(pte)) {
-                        pt.set(a, pte | Pte.MARKER_UFFD_WP);
-                    }
-                    return;
+                    return Pte.isPoisonMarker(pte) || Pte.isGuardMarker(pte) ? pte : pte | Pte.MARKER_UFFD_WP;
                 }
-                if (Pte.isSwap(pte)) {
-                    pt.set(a, pte | Pte.UFFD_WP);
-                } else {
-                    pt.set(a, Pte.mkUffdWp(pte));
-                }
+                return Pte.isSwap(pte) ? pte | Pte.UFFD_WP : Pte.mkUffdWp(pte);
             });
             if (v.uffdWpUseMarkers()) {
-                for (long a = start; a < end; a += v.pageSize) {
-                    if (pt.get(a) == Pte.NONE) {
-                        pt.set(a, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
-                    }
-                }
+                pt.fillNone(start, end, v.pageSize, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
             }
             return;
         }
-        pt.forEach(start, end, (a, pte) -> {
+        pt.update(start, end, pte -> {
             if (!Pte.isUffdWp(pte)) {
-                return;
+                return pte;
             }
             long n = Pte.clearUffdWp(pte);
             if (Pte.isPresent(n) && !Pte.isZero(n) && v.canWrite()) {
@@ -502,7 +491,7 @@ public final class Userfaultfd {
                     n |= Pte.WRITE;
                 }
             }
-            pt.set(a, n);
+            return n;
         });
     }
 
