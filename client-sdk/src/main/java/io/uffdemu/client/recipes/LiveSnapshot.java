@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -34,15 +35,16 @@ import java.util.concurrent.locks.LockSupport;
  * <ol>
  *   <li>{@link #prepare}: open a uffd with {@code WP_UNPOPULATED | WP_HUGETLBFS_SHMEM}, register the ranges
  *       in WP mode, start a handler loop;</li>
- *   <li>{@link #protect}: UFFDIO_WRITEPROTECT every range: this is the snapshot instant (one call per range;
- *       holes get markers, so nothing is pre-faulted);</li>
+ *   <li>{@link #protect}: UFFDIO_WRITEPROTECT every range, holding WP faults until the last range is
+ *       protected: the end of the last call is the snapshot instant (holes get markers, nothing is
+ *       pre-faulted);</li>
  *   <li>{@link #complete}: copiers read every page still protected, save it and un-protect it; a writer that
  *       touches a protected page first raises a WP fault, and the handler saves the page <em>before</em>
  *       un-protecting it. Then the directory is committed crash-safely and the uffd is closed.</li>
  * </ol>
  *
  * <p>Works for anon, shmem (memfd, MAP_SHARED anon) and hugetlb (2 MiB pages, aligned ranges) mappings. A
- * page's content is what it held at its range's protect instant. Not handled: MADV_DONTNEED / munmap /
+ * page's content is what it held at the snapshot instant. Not handled: MADV_DONTNEED / munmap /
  * mremap of the ranges while the snapshot runs (an anon zap drops the protection, so the pre-zap content is
  * lost), and another uffd already registered on the ranges (EBUSY).
  *
@@ -71,6 +73,7 @@ public final class LiveSnapshot implements AutoCloseable {
   private final AtomicLong savedInBackground = new AtomicLong();
   private final AtomicLong wpFaults = new AtomicLong();
   private final AtomicLong dataBytes = new AtomicLong();
+  private final CountDownLatch gate = new CountDownLatch(1);
   private volatile Throwable failure;
   private long protectStart;
   private long protectEnd;
@@ -146,18 +149,40 @@ public final class LiveSnapshot implements AutoCloseable {
     return ranges.stream().map(r -> r.range).toList();
   }
 
-  /** Write-protects every range: the snapshot instant. */
-  public synchronized void protect() {
+  /**
+   * Write-protects every range and releases: the snapshot instant. Writers that touch a protected page while
+   * the later ranges are still being protected stay blocked until all are, so every range holds its content
+   * as of the end of the last UFFDIO_WRITEPROTECT: one instant for the whole process.
+   */
+  public void protect() {
+    protectHeld();
+    release();
+  }
+
+  /**
+   * Write-protects every range and keeps WP faults unresolved (writers block) until {@link #release()}: the
+   * barrier of a {@link DistributedSnapshot}. Keep the hold short: a held fault counts against the handler's
+   * fault deadline (30 s).
+   */
+  public synchronized void protectHeld() {
     if (protectedAll) {
       throw new IllegalStateException("already protected");
     }
     protectStart = System.nanoTime();
     for (RangeState r : ranges) {
       uffd.writeProtect(r.range, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
-      r.protectedAt = Instant.now();
     }
     protectEnd = System.nanoTime();
+    Instant at = Instant.now();
+    for (RangeState r : ranges) {
+      r.protectedAt = at;
+    }
     protectedAll = true;
+  }
+
+  /** Lets the WP handler save and un-protect pages (after {@link #protectHeld()}). */
+  public void release() {
+    gate.countDown();
   }
 
   /** {@link System#nanoTime()} just before the first UFFDIO_WRITEPROTECT was sent. */
@@ -175,6 +200,7 @@ public final class LiveSnapshot implements AutoCloseable {
     if (!protectedAll) {
       throw new IllegalStateException("protect() first");
     }
+    release();
     record Job(RangeState r, int i) {}
     List<Job> jobs = new ArrayList<>();
     for (RangeState r : ranges) {
@@ -280,7 +306,7 @@ public final class LiveSnapshot implements AutoCloseable {
 
   private final class WpHandler implements FaultHandler {
     @Override
-    public void onFault(FaultContext ctx) {
+    public void onFault(FaultContext ctx) throws InterruptedException {
       long addr = ctx.message().address();
       RangeState r = find(addr);
       if (r == null || !ctx.message().wp()) {
@@ -288,6 +314,7 @@ public final class LiveSnapshot implements AutoCloseable {
         return;
       }
       wpFaults.incrementAndGet();
+      gate.await(); // the barrier: nothing is saved or un-protected before every range is protected
       int i = (int) ((addr - r.range.start()) / r.pageSize);
       if (save(r, i, true)) {
         savedOnFault.incrementAndGet();
@@ -306,6 +333,7 @@ public final class LiveSnapshot implements AutoCloseable {
       return;
     }
     closed = true;
+    release();
     try {
       loop.close();
     } finally {
