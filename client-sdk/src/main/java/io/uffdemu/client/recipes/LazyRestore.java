@@ -185,16 +185,25 @@ public final class LazyRestore implements AutoCloseable {
       int i = r.m.indexOf(addr);
       long page = r.m.pageAddress(i);
       byte[] data = content(r, i);
-      if (data != null) {
-        ctx.copy(page, data, 0);
-        faultCopies.incrementAndGet();
-      } else {
-        if (r.m.memoryType() == MemoryType.HUGETLB) {
-          ctx.copy(page, new byte[(int) r.m.pageSize()], 0);
+      // counted before resolving: the resolution wakes the faulting thread, which may read the counters
+      AtomicLong counter = data != null ? faultCopies : faultZeros;
+      counter.incrementAndGet();
+      long done;
+      try {
+        if (data != null) {
+          done = ctx.copy(page, data, 0);
+        } else if (r.m.memoryType() == MemoryType.HUGETLB) {
+          done = ctx.copy(page, new byte[(int) r.m.pageSize()], 0);
         } else {
-          ctx.zeropage(); // 4 KiB pages: the context's page; EEXIST absorbed
+          done = ctx.zeropage(); // 4 KiB pages: the context's page
         }
-        faultZeros.incrementAndGet();
+      } catch (RuntimeException e) {
+        counter.decrementAndGet();
+        throw e;
+      }
+      if (done == 0) { // EEXIST, absorbed by the context: the prefetch populated it first
+        counter.decrementAndGet();
+        eexist.incrementAndGet();
       }
       r.populated.set(i, 1);
     }

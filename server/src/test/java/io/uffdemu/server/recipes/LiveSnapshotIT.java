@@ -241,6 +241,7 @@ class LiveSnapshotIT {
       RestoreResult rr = restore.result();
       assertThat(rr.prefetchDone()).isTrue();
       assertThat(rr.prefetched()).isGreaterThan(0);
+      // every page was populated once, by a fault or by the prefetch (a fault that lost the race is eexist)
       assertThat(rr.prefetched() + rr.faultCopies() + rr.faultZeros()).isEqualTo(range.pageCount());
       for (int i = 0; i < range.pageCount(); i++) {
         assertThat(readPage(q, range.pageAddress(i), PAGE)).as("page %d", i).isEqualTo(reader.page(range, i));
