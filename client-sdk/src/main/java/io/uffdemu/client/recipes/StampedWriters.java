@@ -116,6 +116,12 @@ public final class StampedWriters implements AutoCloseable {
     }
   }
 
+  /** Logs a write of the next version of {@code page} as if a writer had done it (tests of the verifier). */
+  void logWrite(long page, long start, long end) {
+    logs.get(page).add(start, end);
+    writes.incrementAndGet();
+  }
+
   /** Writes completed so far. */
   public long writes() {
     return writes.get();
