@@ -69,7 +69,8 @@ public record BenchResult(BenchOptions options, long ops, long writes, long faul
     opt.put("mode", options.mode());
     opt.put("opsPerThread", options.opsPerThread());
     opt.put("duration", options.duration() == null ? null : options.duration().toString());
-    opt.put("handler", options.handler() == null ? "built-in" : options.handler().getClass().getName());
+    opt.put("handler", options.external() != null ? "external"
+        : options.handler() == null ? "built-in" : options.handler().getClass().getName());
     opt.put("handlerWorkers", options.handlerWorkers());
     opt.put("chaos", options.chaos().stream().map(Enum::name).sorted().toList());
     opt.put("chaosIntervalMillis", options.chaosIntervalMillis());

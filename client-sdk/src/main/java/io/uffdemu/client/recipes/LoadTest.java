@@ -178,8 +178,11 @@ public final class LoadTest {
       long[] faultsSeen = new long[o.threads()];
       long[] writesDone = new long[o.threads()];
       List<Map<Long, long[]>> expected = new ArrayList<>();
-      try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withWorkers(o.handlerWorkers())
-          .withPageSize(pageSize).withObserver(HandlerObserver.NOOP))) {
+      if (o.external() != null) {
+        o.external().accept(new BenchOptions.BenchTarget(process.pid(), uffd.fd(), range, pageSize, o.mode()));
+      }
+      try (HandlerLoop loop = o.external() != null ? null : uffd.handle(h, HandlerOptions.DEFAULT
+          .withWorkers(o.handlerWorkers()).withPageSize(pageSize).withObserver(HandlerObserver.NOOP))) {
         double[] zipf = o.pattern() == BenchOptions.Pattern.ZIPFIAN ? zipfCdf(n, 0.99) : null;
         List<Thread> threads = new ArrayList<>();
         Histogram[] fl = new Histogram[o.threads()];
@@ -211,7 +214,7 @@ public final class LoadTest {
           allLat.add(al[t]);
         }
         verify(expected);
-        stats = loop.stats();
+        stats = loop == null ? new HandlerStats(-1, 0, 0, 0, -1, 0, 0, 0, 0, 0) : loop.stats();
       }
       uffd.close();
       long ops = Arrays.stream(opsDone).sum();
@@ -333,7 +336,7 @@ public final class LoadTest {
           blocked[id] += lat;
         }
         populated.set(page, 1);
-        if (write && o.mode() == Mode.WP && wpProtected.compareAndSet(page, 1, 0)) {
+        if (write && o.mode() == Mode.WP && wpProtected.compareAndSet(page, 1, 0) && o.external() == null) {
           AtomicLong seen = wpSeen.get(addr);
           if (seen == null) {
             violation("write to write-protected page " + page + " completed without a WP fault at the handler");

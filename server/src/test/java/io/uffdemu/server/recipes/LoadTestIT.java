@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.uffdemu.client.AddrRange;
 import io.uffdemu.client.FaultContext;
 import io.uffdemu.client.FaultHandler;
+import io.uffdemu.client.HandlerLoop;
+import io.uffdemu.client.HandlerOptions;
 import io.uffdemu.client.MemoryType;
 import io.uffdemu.client.UffdemuClient;
 import io.uffdemu.client.recipes.BenchOptions;
@@ -95,6 +97,24 @@ class LoadTestIT {
     assertThat(r.ok()).isTrue();
     assertThat(r.ops()).isEqualTo(6000);
     assertThat(r.blockedNanos()).hasSize(1000);
+  }
+
+  @Test
+  @Timeout(120)
+  void anExternalHandlerOnItsOwnConnection() {
+    // the handler is "elsewhere": its own gRPC connection, attached by pid and uffd fd as any language would
+    try (UffdemuClient other = UffdemuClient.connect("127.0.0.1", port)) {
+      HandlerLoop[] loop = new HandlerLoop[1];
+      BenchResult r = report(LoadTest.run(client, BenchOptions.defaults().withThreads(16).withPages(64)
+          .withOpsPerThread(30).withExternalHandler(t -> loop[0] = other.process(t.pid()).userfaultfd(t.uffd())
+              .handle(ctx -> ctx.copy(LoadTest.fillPattern((ctx.pageAddress() - t.range().start()) / t.pageSize(),
+                  (int) t.pageSize())), HandlerOptions.DEFAULT), true)));
+      assertThat(r.violations()).isEmpty();
+      assertThat(r.ok()).isTrue();
+      assertThat(r.handlerFaults()).isEqualTo(-1);
+      assertThat(loop[0].stats().faults()).as("faults served by the external handler").isGreaterThanOrEqualTo(64);
+      loop[0].close();
+    }
   }
 
   @Test
