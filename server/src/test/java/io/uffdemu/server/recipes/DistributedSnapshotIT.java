@@ -1,6 +1,7 @@
 package io.uffdemu.server.recipes;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.uffdemu.client.MmapOptions;
 import io.uffdemu.client.Process;
@@ -8,8 +9,10 @@ import io.uffdemu.client.UffdemuClient;
 import io.uffdemu.client.recipes.DistributedSnapshot;
 import io.uffdemu.client.recipes.DistributedSnapshot.CutResult;
 import io.uffdemu.client.recipes.DistributedSnapshot.Participant;
+import io.uffdemu.client.recipes.LiveSnapshot;
 import io.uffdemu.client.recipes.SnapshotFiles;
 import io.uffdemu.client.recipes.SnapshotManifest;
+import io.uffdemu.client.recipes.SnapshotOptions;
 import io.uffdemu.client.recipes.SnapshotVerifier;
 import io.uffdemu.client.recipes.Stamp;
 import io.uffdemu.server.UffdemuServerApplication;
@@ -18,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
@@ -99,10 +103,10 @@ class DistributedSnapshotIT {
   }
 
   /** Sends messages 1, 2, ... from one node to the other until stopped. */
-  static Thread relay(Node from, Node to, AtomicLong sent, AtomicReference<Throwable> err, boolean[] stop) {
+  static Thread relay(Node from, Node to, AtomicLong sent, AtomicReference<Throwable> err, AtomicBoolean stop) {
     return Thread.ofVirtual().start(() -> {
       try {
-        for (long i = 1; !stop[0]; i++) {
+        for (long i = 1; !stop.get(); i++) {
           int slot = (int) (i % SLOTS);
           write(from.p(), from.outbox(slot), i); // sent
           write(to.p(), to.body(slot), i);       // received: body first,
@@ -144,13 +148,54 @@ class DistributedSnapshotIT {
 
   @Test
   @Timeout(120)
+  void withoutTheBarrierTheCheckCatchesAMessageReceivedButNotSent() throws Exception {
+    // the control experiment: two independent live snapshots, b taken after a has released its faults and the
+    // a->b relay has delivered more messages. The same check must then fail, which shows it can.
+    Node na = node(a, "ctl-a");
+    Node nb = node(b, "ctl-b");
+    AtomicLong ab = new AtomicLong();
+    AtomicLong ba = new AtomicLong();
+    AtomicReference<Throwable> err = new AtomicReference<>();
+    AtomicBoolean stop = new AtomicBoolean();
+    List<Thread> relays = List.of(relay(na, nb, ab, err, stop), relay(nb, na, ba, err, stop));
+    try {
+      while (ab.get() < 20) {
+        Thread.sleep(5);
+      }
+      LiveSnapshot sa = LiveSnapshot.prepare(a, SnapshotOptions.of(na.p().pid(), tmp.resolve("ctl/a")));
+      LiveSnapshot sb = LiveSnapshot.prepare(b, SnapshotOptions.of(nb.p().pid(), tmp.resolve("ctl/b")));
+      try (sa; sb) {
+        sa.protect(); // protected and released: a's pages are saved as writers reach them
+        long at = ab.get();
+        while (ab.get() < at + 5) {
+          Thread.sleep(2);
+        }
+        sb.protect();
+        sa.complete();
+        sb.complete();
+      }
+    } finally {
+      stop.set(true);
+      for (Thread t : relays) {
+        t.join();
+      }
+    }
+    try (SnapshotFiles.Reader ra = new SnapshotFiles.Reader(tmp.resolve("ctl/a"));
+        SnapshotFiles.Reader rb = new SnapshotFiles.Reader(tmp.resolve("ctl/b"))) {
+      assertThatThrownBy(() -> checkChannel("a->b", ra, na, rb, nb)).isInstanceOf(AssertionError.class)
+          .hasMessageContaining("not sent");
+    }
+  }
+
+  @Test
+  @Timeout(120)
   void consistentCutsAcrossTwoServersWhileMessagesFlowBothWays() throws Exception {
     Node na = node(a, "node-a");
     Node nb = node(b, "node-b");
     AtomicLong ab = new AtomicLong();
     AtomicLong ba = new AtomicLong();
     AtomicReference<Throwable> err = new AtomicReference<>();
-    boolean[] stop = {false};
+    AtomicBoolean stop = new AtomicBoolean();
     List<Thread> relays = List.of(relay(na, nb, ab, err, stop), relay(nb, na, ba, err, stop));
     try {
       long lastAb = 0;
@@ -189,7 +234,7 @@ class DistributedSnapshotIT {
         Thread.sleep(5);
       }
     } finally {
-      stop[0] = true;
+      stop.set(true);
       for (Thread t : relays) {
         t.join();
       }
