@@ -210,6 +210,68 @@ class LiveSnapshotIT {
     }
   }
 
+  @Test
+  @Timeout(120)
+  void wholeProcessWithAnonShmemAndHugetlbMappingsIsOneInstant() throws Exception {
+    Process p = client.createProcess("guest-mixed");
+    procs.add(p);
+    long anon = p.mmap(MmapOptions.anonymous(32 * PAGE));
+    Memfd m = p.memfdCreate("ram", Linux.MFD_CLOEXEC);
+    m.ftruncate(32 * PAGE);
+    long shmem = m.mmap(32 * PAGE, 0);
+    long huge = p.mmap(MmapOptions.anonymous(2 * HUGE).hugetlb2M());
+    List<Long> slots = new ArrayList<>(pages(anon, 32 * PAGE));
+    slots.addAll(pages(shmem, 32 * PAGE));
+    for (long off = 0; off < 2 * HUGE; off += 256 * 1024) {
+      slots.add(huge + off);
+    }
+    Path dir = tmp.resolve("snap-mixed");
+    try (StampedWriters w = new StampedWriters(p, slots, 8, 128, 3)) {
+      w.start();
+      while (w.writes() < 100) {
+        Thread.sleep(5);
+      }
+      // no ranges: every writable mapping of the process, as `uffdemu snapshot --pid` would do
+      LiveSnapshot snap = LiveSnapshot.prepare(client, SnapshotOptions.of(p.pid(), dir));
+      long t0;
+      long t1;
+      SnapshotResult r;
+      try (snap) {
+        assertThat(snap.ranges()).hasSize(3);
+        snap.protect();
+        t0 = snap.protectStartNanos();
+        t1 = snap.protectEndNanos();
+        Thread.sleep(200);
+        r = snap.complete();
+      }
+      long after = System.nanoTime();
+      while (w.writesStartedAfter(after) < 20) {
+        Thread.sleep(5);
+      }
+      w.stop();
+      System.out.print(r.toTable());
+      SnapshotVerifier.verifyAgainst(dir, w, t0, t1).throwIfFailed();
+      SnapshotManifest man = SnapshotManifest.read(dir);
+      assertThat(man.ranges()).extracting(SnapshotManifest.Range::memoryType)
+          .containsExactlyInAnyOrder(MemoryType.ANON, MemoryType.SHMEM, MemoryType.HUGETLB);
+      assertThat(man.ranges()).extracting(SnapshotManifest.Range::protectedAt).containsOnly(
+          man.ranges().getFirst().protectedAt());
+      assertThat(r.wpFaults()).isGreaterThan(0);
+    }
+    // and the whole process comes back
+    try (LazyRestore restore = LazyRestore.start(client, RestoreOptions.of(dir).withProcessName("restored-mixed"));
+        SnapshotFiles.Reader reader = new SnapshotFiles.Reader(dir)) {
+      procs.add(restore.process());
+      restore.awaitPrefetch(Duration.ofSeconds(60));
+      for (SnapshotManifest.Range range : reader.manifest().ranges()) {
+        for (int i = 0; i < range.pageCount(); i++) {
+          assertThat(Arrays.equals(readPage(restore.process(), range.pageAddress(i), range.pageSize()),
+              reader.page(range, i))).as("%s page %d", range.memoryType(), i).isTrue();
+        }
+      }
+    }
+  }
+
   static byte[] readPage(Process p, long addr, long pageSize) {
     byte[] out = new byte[(int) pageSize];
     int chunk = (int) Math.min(pageSize, 1 << 20);
