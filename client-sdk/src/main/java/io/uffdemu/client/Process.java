@@ -55,6 +55,15 @@ public interface Process {
   /** close(2) of any fd of the process. */
   void close(int fd);
 
+  /**
+   * pidfd_getfd(2): duplicates fd {@code targetFd} of process {@code targetPid} into this process (lowest free
+   * number) and returns the new fd. How two processes share one memfd, or a monitor gets a target's uffd.
+   */
+  int pidfdGetfd(int targetPid, int targetFd);
+
+  /** A {@link Memfd} facade for an existing memfd fd of this process (e.g. one from {@link #pidfdGetfd}); no call is made. */
+  Memfd memfd(int fd);
+
   /** userfaultfd(2) + UFFDIO_API. */
   Userfaultfd userfaultfd(UffdOptions options);
 

@@ -174,6 +174,45 @@ class HandlerLoopTest {
     }
   }
 
+  @Test
+  void aFaultReadAfterAnEventIsServedOnlyAfterOnEventReturned() throws Exception {
+    // found by the lazy-restore recipe: a REMOVE followed by a fault on the removed page was served from
+    // stale handler state because the fault ran on a worker while onEvent was still running
+    java.util.Set<Long> removed = ConcurrentHashMap.newKeySet();
+    FaultHandler h = new FaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        if (removed.contains(ctx.pageAddress())) {
+          ctx.zeropage();
+        } else {
+          ctx.copy(page(7));
+        }
+      }
+
+      @Override
+      public void onEvent(UffdMessage event) {
+        if (event instanceof UffdMessage.RemoveEvent r) {
+          try {
+            Thread.sleep(300);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          for (long p = r.start(); p < r.end(); p += PAGE) {
+            removed.add(p);
+          }
+        }
+      }
+    };
+    fakeUffd.enqueueRemove(base, base + PAGE);
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT)) {
+      AccessResult r = process.read(base, 4);
+      assertThat(r.data()).containsOnly(0);
+      // faults that follow no undelivered event are not held back
+      assertThat(process.read(base + PAGE, 4).data()).containsOnly(7);
+      waitUntil(() -> loop.stats().resolved() == 2);
+    }
+  }
+
   @ParameterizedTest(name = "resolveOnStream={0}")
   @ValueSource(booleans = {false, true})
   void eexistIsTreatedAsResolvedAndWakes(boolean onStream) throws Exception {

@@ -62,6 +62,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     boolean counted;
     long deferredAtNanos;
     long epoch; // eventsDelivered when serving started
+    long eventsBefore; // events received before this fault: it is served only after they were delivered
 
     Task(UffdMessage.PageFault fault, long page, boolean counted) {
       this.fault = fault;
@@ -200,7 +201,9 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
     if (m instanceof UffdMessage.PageFault pf) {
       faults.incrementAndGet();
-      enqueueLocked(new Task(pf, pf.address() & -opts.pageSize(), true));
+      Task t = new Task(pf, pf.address() & -opts.pageSize(), true);
+      t.eventsBefore = eventCount.get();
+      enqueueLocked(t);
     } else {
       eventCount.incrementAndGet();
       events.add(m);
@@ -401,7 +404,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       Task t;
       int grant;
       synchronized (lock) {
-        while (ready.isEmpty() && !closing && !terminated) {
+        while ((t = takeReadyLocked()) == null && !closing && !terminated) {
           try {
             lock.wait();
           } catch (InterruptedException e) {
@@ -411,9 +414,11 @@ final class HandlerLoopImpl implements HandlerLoop {
           }
         }
         if (closing || terminated) {
+          if (t != null) {
+            ready.addFirst(t);
+          }
           return;
         }
-        t = ready.poll();
         if (t.counted) {
           t.counted = false;
           queued--;
@@ -433,6 +438,21 @@ final class HandlerLoopImpl implements HandlerLoop {
         }
       }
     }
+  }
+
+  /**
+   * The first ready fault whose preceding events have all been delivered to onEvent: a fault read after a
+   * REMOVE must see the handler's state after that REMOVE (as a single-threaded monitor would).
+   */
+  private Task takeReadyLocked() {
+    for (var it = ready.iterator(); it.hasNext(); ) {
+      Task t = it.next();
+      if (t.eventsBefore <= eventsDelivered) {
+        it.remove();
+        return t;
+      }
+    }
+    return null;
   }
 
   private void pageDoneLocked(long page) {

@@ -17,6 +17,7 @@ import io.uffdemu.api.v1.MremapRequest;
 import io.uffdemu.api.v1.MunmapRequest;
 import io.uffdemu.api.v1.OpenRequest;
 import io.uffdemu.api.v1.PagemapScanRequest;
+import io.uffdemu.api.v1.PidfdGetfdRequest;
 import io.uffdemu.api.v1.PreadRequest;
 import io.uffdemu.api.v1.PwriteRequest;
 import io.uffdemu.api.v1.ReadPagemapRequest;
@@ -154,6 +155,17 @@ final class ProcessImpl implements Process {
   public void close(int fd) {
     exec("close", Idempotency.NOT_IDEMPOTENT,
         s -> s.memory().close(CloseRequest.newBuilder().setPid(pid).setFd(fd).build()));
+  }
+
+  @Override
+  public int pidfdGetfd(int targetPid, int targetFd) {
+    return exec("pidfd_getfd", Idempotency.NOT_IDEMPOTENT, s -> s.memory().pidfdGetfd(PidfdGetfdRequest.newBuilder()
+        .setPid(pid).setTargetPid(targetPid).setTargetFd(targetFd).build()).getFd());
+  }
+
+  @Override
+  public Memfd memfd(int fd) {
+    return new MemfdImpl(this, fd);
   }
 
   @Override
