@@ -17,6 +17,12 @@ import picocli.CommandLine.Option;
         description = "Benchmarks of uffdemu against the real kernel's userfaultfd on this machine.")
 public final class BenchCommand implements Runnable {
     public static void main(String[] args) {
+        // The in-process round trip is a chain of virtual-thread hand-offs; with one carrier each hand-off is a
+        // continuation switch instead of a cross-core wake-up (reference/perf-notes.md). Override with
+        // -Djdk.virtualThreadScheduler.parallelism=N. Must be set before the first virtual thread starts.
+        if (System.getProperty("jdk.virtualThreadScheduler.parallelism") == null) {
+            System.setProperty("jdk.virtualThreadScheduler.parallelism", "1");
+        }
         System.exit(new CommandLine(new BenchCommand()).execute(args));
     }
 
