@@ -106,7 +106,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
 
     private void readLoop() {
         try {
-            while (!finished) {
+            while (!finished && !Thread.currentThread().isInterrupted()) {
                 awaitReady();
                 if (finished) {
                     return;
@@ -197,6 +197,16 @@ final class HandleSession implements StreamObserver<HandleRequest> {
 
     @Override
     public void onCompleted() {
+        // the handler is done: stop reading at once and free the uffd for the next Handle stream (a client may
+        // re-attach right after half-closing), then let queued resolutions finish and complete the stream
+        synchronized (this) {
+            if (reader != null) {
+                reader.interrupt();
+            }
+            if (key >= 0) {
+                service.sessions.remove(key, this);
+            }
+        }
         ops.shutdown();
         try {
             ops.awaitTermination(30, TimeUnit.SECONDS);
