@@ -4,19 +4,13 @@ import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs every unary call on a virtual thread (calls may block on userfaults or uffd events), interrupts it
- * when the client cancels or the deadline passes, and maps failures through {@link Errors}.
+ * The one path of every unary call: runs the body, interrupts it when the client cancels or the deadline
+ * passes, and maps failures through {@link Errors}.
  */
 public final class Calls {
-    private static final ExecutorService VTHREADS = Executors.newThreadPerTaskExecutor(
-            Thread.ofVirtual().name("uffdemu-call-", 0).factory());
-
     private Calls() {
     }
 
@@ -27,28 +21,33 @@ public final class Calls {
     }
 
     public static <T> void unary(StreamObserver<T> out, Body<T> body) {
+        // gRPC runs calls on virtual threads (GrpcExecutorConfiguration), so the body runs right here; a
+        // cancelled call or a passed deadline interrupts it, freeing whatever it waits for
         ServerCallStreamObserver<T> obs = (ServerCallStreamObserver<T>) out;
         Context ctx = Context.current();
-        Future<?> f = VTHREADS.submit(ctx.wrap(() -> {
-            T result;
-            try {
-                result = body.run();
-            } catch (Throwable t) {
-                if (!obs.isCancelled()) {
-                    try {
-                        obs.onError(Errors.map(t));
-                    } catch (IllegalStateException ignored) {
-                        // call already closed
-                    }
-                }
-                return;
-            }
+        Thread me = Thread.currentThread();
+        Context.CancellationListener interrupt = c -> me.interrupt();
+        ctx.addListener(interrupt, Runnable::run);
+        T result;
+        try {
+            result = body.run();
+        } catch (Throwable t) {
             if (!obs.isCancelled()) {
-                obs.onNext(result);
-                obs.onCompleted();
+                try {
+                    obs.onError(Errors.map(t));
+                } catch (IllegalStateException ignored) {
+                    // call already closed
+                }
             }
-        }));
-        obs.setOnCancelHandler(() -> f.cancel(true));
+            return;
+        } finally {
+            ctx.removeListener(interrupt);
+            Thread.interrupted();
+        }
+        if (!obs.isCancelled()) {
+            obs.onNext(result);
+            obs.onCompleted();
+        }
     }
 
     /** The call's deadline as System.nanoTime()-based nanos, or {@code fallbackNanos} from now when none is set. */
