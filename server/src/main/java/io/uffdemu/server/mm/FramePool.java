@@ -7,9 +7,9 @@ import java.util.Arrays;
  * metadata ({@code mm/page_alloc.c}, {@code include/linux/mm_types.h}).
  *
  * <p>Frames are numbered (pfn). Metadata is kept struct-of-arrays: {@code refcount} (references from page
- * tables, the page cache and the swap cache), {@code mapcount} (page-table mappings) and {@code flags}; page
- * contents are allocated lazily (a frame that was never written reads as zeros), so resident metadata is
- * 12 bytes of arrays plus one reference per frame. A huge folio is a run of contiguous frames; its head holds
+ * tables, the page cache and the swap cache), {@code mapcount} (page-table mappings), {@code flags} and
+ * {@code order}; page contents are allocated lazily (a frame that was never written reads as zeros), so
+ * resident metadata is 10 bytes of arrays plus one reference (4 bytes with compressed oops) per frame. A huge folio is a run of contiguous frames; its head holds
  * the counts.
  *
  * <p>Pfn 0 is the shared zero page and is never allocated. Guarded by the kernel lock ({@link Kernel}).
@@ -20,11 +20,14 @@ public final class FramePool {
 
     private final int pageSize = (int) Linux.PAGE_SIZE;
     private final long capacityPages;
-    private int[] refcount = new int[1024];
-    private int[] mapcount = new int[1024];
-    private int[] flags = new int[1024];
-    private int[] order = new int[1024];
-    private byte[][] data = new byte[1024][];
+    /** Metadata lives in chunks of 2^16 frames: growth never copies, and no array is a humongous object. */
+    private static final int CHUNK_SHIFT = 16;
+    private static final int CHUNK_MASK = (1 << CHUNK_SHIFT) - 1;
+    private int[][] refcount = new int[0][];
+    private int[][] mapcount = new int[0][];
+    private byte[][] flags = new byte[0][];
+    private byte[][] order = new byte[0][];
+    private byte[][][] data = new byte[0][][];
     private long top = 1; // pfn 0 = zero page
     private long used;
     // free lists of single frames, and of huge runs by order (2 MiB = 9, 1 GiB = 18)
@@ -74,12 +77,12 @@ public final class FramePool {
         }
         used += n;
         int p = (int) pfn;
-        refcount[p] = 1;
-        mapcount[p] = 0;
-        flags[p] = pgFlags | (ord > 0 ? PG_HEAD : 0);
-        order[p] = ord;
+        refcount[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = 1;
+        mapcount[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = 0;
+        flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) (pgFlags | (ord > 0 ? PG_HEAD : 0));
+        order[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) ord;
         for (long i = 0; i < n; i++) {
-            data[(int) (pfn + i)] = null;
+            data[(int) ((pfn + i) >>> CHUNK_SHIFT)][(int) ((pfn + i) & CHUNK_MASK)] = null;
         }
         return pfn;
     }
@@ -88,28 +91,33 @@ public final class FramePool {
         if (limit > Integer.MAX_VALUE - 8) {
             throw new LinuxException(Errno.ENOMEM, "alloc_pages", 0, "frame numbers exhausted");
         }
-        if (limit <= refcount.length) {
+        int chunks = (int) ((limit + CHUNK_MASK) >>> CHUNK_SHIFT);
+        if (chunks <= refcount.length) {
             return;
         }
-        int cap = refcount.length;
-        while (cap < limit) {
-            cap = cap * 2;
+        int old = refcount.length;
+        refcount = Arrays.copyOf(refcount, chunks);
+        mapcount = Arrays.copyOf(mapcount, chunks);
+        flags = Arrays.copyOf(flags, chunks);
+        order = Arrays.copyOf(order, chunks);
+        data = Arrays.copyOf(data, chunks);
+        for (int c = old; c < chunks; c++) {
+            refcount[c] = new int[1 << CHUNK_SHIFT];
+            mapcount[c] = new int[1 << CHUNK_SHIFT];
+            flags[c] = new byte[1 << CHUNK_SHIFT];
+            order[c] = new byte[1 << CHUNK_SHIFT];
+            data[c] = new byte[1 << CHUNK_SHIFT][];
         }
-        refcount = Arrays.copyOf(refcount, cap);
-        mapcount = Arrays.copyOf(mapcount, cap);
-        flags = Arrays.copyOf(flags, cap);
-        order = Arrays.copyOf(order, cap);
-        data = Arrays.copyOf(data, cap);
     }
 
     private void free(long pfn) {
         int p = (int) pfn;
-        int ord = order[p];
+        int ord = order[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
         long n = 1L << ord;
         for (long i = 0; i < n; i++) {
-            data[(int) (pfn + i)] = null;
+            data[(int) ((pfn + i) >>> CHUNK_SHIFT)][(int) ((pfn + i) & CHUNK_MASK)] = null;
         }
-        flags[p] = 0;
+        flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = 0;
         used -= n;
         if (ord == 0) {
             if (freeSinglesLen == freeSingles.length) {
@@ -124,7 +132,7 @@ public final class FramePool {
     /** {@code folio_get()}. */
     public void get(long pfn) {
         if (pfn != ZERO_PFN) {
-            refcount[(int) pfn]++;
+            refcount[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)]++;
         }
     }
 
@@ -134,51 +142,51 @@ public final class FramePool {
             return;
         }
         int p = (int) pfn;
-        if (--refcount[p] == 0) {
+        if (--refcount[p >>> CHUNK_SHIFT][p & CHUNK_MASK] == 0) {
             free(pfn);
-        } else if (refcount[p] < 0) {
+        } else if (refcount[p >>> CHUNK_SHIFT][p & CHUNK_MASK] < 0) {
             throw new IllegalStateException("refcount underflow on pfn " + pfn);
         }
     }
 
     public int refcount(long pfn) {
-        return pfn == ZERO_PFN ? Integer.MAX_VALUE : refcount[(int) pfn];
+        return pfn == ZERO_PFN ? Integer.MAX_VALUE : refcount[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
     public int mapcount(long pfn) {
-        return pfn == ZERO_PFN ? 0 : mapcount[(int) pfn];
+        return pfn == ZERO_PFN ? 0 : mapcount[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
     /** A new page-table mapping of the folio: mapcount and refcount both go up. */
     public void map(long pfn) {
         if (pfn != ZERO_PFN) {
-            mapcount[(int) pfn]++;
-            refcount[(int) pfn]++;
+            mapcount[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)]++;
+            refcount[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)]++;
         }
     }
 
     /** A page-table mapping went away. */
     public void unmap(long pfn) {
         if (pfn != ZERO_PFN) {
-            mapcount[(int) pfn]--;
+            mapcount[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)]--;
             put(pfn);
         }
     }
 
     public int flags(long pfn) {
-        return flags[(int) pfn];
+        return flags[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
     public void setFlags(long pfn, int f) {
-        flags[(int) pfn] |= f;
+        flags[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] |= (byte) f;
     }
 
     public void clearFlags(long pfn, int f) {
-        flags[(int) pfn] &= ~f;
+        flags[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] &= (byte) ~f;
     }
 
     public int order(long pfn) {
-        return order[(int) pfn];
+        return order[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
     /** Copies {@code len} bytes of frame {@code pfn} (a subpage frame) starting at {@code off} into dst. */
@@ -187,7 +195,7 @@ public final class FramePool {
             Arrays.fill(dst, dstOff, dstOff + len, (byte) 0);
             return;
         }
-        byte[] d = data[(int) pfn];
+        byte[] d = data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
         if (d == null) {
             Arrays.fill(dst, dstOff, dstOff + len, (byte) 0);
         } else {
@@ -199,30 +207,30 @@ public final class FramePool {
         if (pfn == ZERO_PFN) {
             throw new IllegalStateException("write to the zero page");
         }
-        byte[] d = data[(int) pfn];
+        byte[] d = data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
         if (d == null) {
             if (isZeros(src, srcOff, len)) {
                 return;
             }
             d = new byte[pageSize];
-            data[(int) pfn] = d;
+            data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] = d;
         }
         System.arraycopy(src, srcOff, d, off, len);
     }
 
     /** Copies a whole 4 KiB subpage frame to another. */
     public void copyPage(long fromPfn, long toPfn) {
-        byte[] d = fromPfn == ZERO_PFN ? null : data[(int) fromPfn];
-        data[(int) toPfn] = d == null ? null : d.clone();
+        byte[] d = fromPfn == ZERO_PFN ? null : data[(int) (fromPfn >>> CHUNK_SHIFT)][(int) (fromPfn & CHUNK_MASK)];
+        data[(int) (toPfn >>> CHUNK_SHIFT)][(int) (toPfn & CHUNK_MASK)] = d == null ? null : d.clone();
     }
 
     public byte[] snapshot(long pfn) {
-        byte[] d = pfn == ZERO_PFN ? null : data[(int) pfn];
+        byte[] d = pfn == ZERO_PFN ? null : data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
         return d == null ? new byte[pageSize] : d.clone();
     }
 
     public void restore(long pfn, byte[] page) {
-        data[(int) pfn] = isZeros(page, 0, page.length) ? null : page.clone();
+        data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] = isZeros(page, 0, page.length) ? null : page.clone();
     }
 
     private static boolean isZeros(byte[] b, int off, int len) {
