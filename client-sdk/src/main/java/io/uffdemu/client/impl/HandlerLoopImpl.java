@@ -757,16 +757,16 @@ final class HandlerLoopImpl implements HandlerLoop {
       } catch (RuntimeException e) {
         LOG.log(Level.DEBUG, "half-close failed", e);
       }
-      wakeDropped(dropped, deadline);
+      // open the flow-control window to drain what the server still sends before it completes: with no
+      // credit outstanding, grpc-java would hold those messages (and the completion behind them) for good
+      int drain;
+      synchronized (lock) {
+        drain = grantLocked();
+      }
+      request(drain);
       long left = Math.max(0, deadline - System.nanoTime());
       try {
         termination.get(Math.max(left, TimeUnit.MILLISECONDS.toNanos(100)), TimeUnit.NANOSECONDS);
-        java.util.TreeSet<Long> late;
-        synchronized (lock) {
-          late = new java.util.TreeSet<>(lateFaults);
-          lateFaults.clear();
-        }
-        wakeDropped(late, Math.max(deadline, System.nanoTime() + TimeUnit.SECONDS.toNanos(1)));
       } catch (TimeoutException e) {
         requests.cancel("handler loop closed", null);
       } catch (ExecutionException ignoredFailure) {
@@ -775,6 +775,13 @@ final class HandlerLoopImpl implements HandlerLoop {
         requests.cancel("handler loop closed", null);
         Thread.currentThread().interrupt();
       }
+      // Wake only once the stream has ended: a thread woken earlier re-faults while the server's session is
+      // still reading the uffd for this stream, and a message it reads then can be lost with the session.
+      synchronized (lock) {
+        dropped.addAll(lateFaults);
+        lateFaults.clear();
+      }
+      wakeDropped(dropped, Math.max(deadline, System.nanoTime() + TimeUnit.SECONDS.toNanos(1)));
     }
     terminate(null);
     threads.forEach(Thread::interrupt);
