@@ -190,9 +190,18 @@ class CliTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).containsPattern("PAGEFAULT 0x" + Long.toHexString(shared) + "\\w* WRITE\\|WP");
         // watch left the fault unresolved and woke it on exit: the thread re-faults, a real handler serves it
-        try (var loop = uffd.handle(ctx -> ctx.writeUnprotect(), io.uffdemu.client.HandlerOptions.DEFAULT)) {
-            assertThat(write.get(10, TimeUnit.SECONDS).ok()).isTrue();
+        // right after a Handle stream ends the server may still refuse a new one for a moment (FAILED_PRECONDITION,
+        // see server e2e ReattachRaceIT): retry the attach
+        for (int attempt = 0; ; attempt++) {
+            try (var loop = uffd.handle(ctx -> ctx.writeUnprotect(), io.uffdemu.client.HandlerOptions.DEFAULT)) {
+                if (loop.awaitTermination(java.time.Duration.ofMillis(100)) && attempt < 20) {
+                    continue;
+                }
+                assertThat(write.get(10, TimeUnit.SECONDS).ok()).isTrue();
+                break;
+            }
         }
+        Thread.sleep(200); // let the server release the uffd before the next watch attaches
 
         CompletableFuture<Run> json = CompletableFuture.supplyAsync(() -> cli("watch", "--json", "--zero",
                 Integer.toString(proc.pid()), Integer.toString(uffd.fd()), "--count", "1", "--timeout", "20"));

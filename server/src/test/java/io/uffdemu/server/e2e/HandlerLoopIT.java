@@ -72,7 +72,7 @@ class HandlerLoopIT extends E2eBase {
         }
         assertThat(failures).isEmpty();
         // FAIL: onFailure gets the exception, the thread stays blocked until its access deadline
-        try (HandlerLoop loop = s.uffd().handle(boom, HandlerOptions.DEFAULT)) {
+        try (HandlerLoop loop = ReattachRaceIT.handleRetryingAttachRace(s.uffd(), boom, HandlerOptions.DEFAULT)) {
             Process shortLived = s.process().withDeadline(Duration.ofSeconds(2));
             assertThatThrownBy(() -> shortLived.read(s.base() + PAGE, 4)).isInstanceOf(UffdemuException.class);
             eventually(() -> loop.stats().failed() == 1);
@@ -127,8 +127,11 @@ class HandlerLoopIT extends E2eBase {
             reads.add(s.process().async().read(s.base() + (long) i * PAGE + 8, 8));
         }
         assertThat(someServed.await(20, TimeUnit.SECONDS)).isTrue();
+        long c0 = System.nanoTime();
         first.close();
         closed.set(true);
+        // close drains what the server had already sent (no stall until closeTimeout, 5 s)
+        assertThat(Duration.ofNanos(System.nanoTime() - c0)).isLessThan(Duration.ofSeconds(3));
         assertThat(first.termination()).isDone();
         int byFirst = served.get();
         assertThat(byFirst).isLessThan(pages);
@@ -137,11 +140,27 @@ class HandlerLoopIT extends E2eBase {
         assertThat(served).hasValue(byFirst);
 
         Set<Long> second = ConcurrentHashMap.newKeySet();
-        try (HandlerLoop loop = s.uffd().handle(ctx -> {
+        // re-attach at once: see ReattachRaceIT for why the attach may need a retry
+        try (HandlerLoop loop = ReattachRaceIT.handleRetryingAttachRace(s.uffd(), ctx -> {
             second.add(ctx.pageAddress());
             ctx.copy(fill(PAGE, 0x22));
         }, HandlerOptions.DEFAULT.withWorkers(8))) {
-            CompletableFuture.allOf(reads.toArray(CompletableFuture[]::new)).get(30, TimeUnit.SECONDS);
+            try {
+                CompletableFuture.allOf(reads.toArray(CompletableFuture[]::new)).get(8, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                List<Integer> hung = new ArrayList<>();
+                for (int i = 0; i < pages; i++) {
+                    if (!reads.get(i).isDone() || reads.get(i).isCompletedExceptionally()) {
+                        hung.add(i);
+                    }
+                }
+                System.out.println("DIAG hung=" + hung + " byFirst=" + byFirst + " first=" + first.stats()
+                        + " second=" + loop.stats() + " secondTerm=" + loop.termination()
+                        + " secondPages=" + second.size());
+                System.out.println("DIAG pagemap=" + s.process().pagemap(s.base(), pages).stream()
+                        .map(x -> x.present() ? "1" : "0").reduce("", String::concat));
+                throw e;
+            }
         }
         for (CompletableFuture<AccessResult> r : reads) {
             assertThat(r.join().ok()).isTrue();
@@ -166,7 +185,8 @@ class HandlerLoopIT extends E2eBase {
         CompletableFuture<AccessResult>[] pending = dropHandlerMidFault(s, 2);
 
         Userfaultfd again = client().process(pid).userfaultfd(fd);
-        try (HandlerLoop loop = again.handle(ctx -> ctx.copy(fill(PAGE, 0x33)), HandlerOptions.DEFAULT)) {
+        try (HandlerLoop loop = ReattachRaceIT.handleRetryingAttachRace(again, ctx -> ctx.copy(fill(PAGE, 0x33)),
+                HandlerOptions.DEFAULT)) {
             again.wake(new AddrRange(s.base(), 4 * PAGE));
             for (CompletableFuture<AccessResult> r : pending) {
                 assertThat(r.get(10, TimeUnit.SECONDS).data()).containsOnly(0x33);
@@ -185,7 +205,7 @@ class HandlerLoopIT extends E2eBase {
         CompletableFuture<AccessResult>[] pending = dropHandlerMidFault(s, 1);
         AtomicInteger seen = new AtomicInteger();
         Userfaultfd again = client().process(s.process().pid()).userfaultfd(s.uffd().fd());
-        try (HandlerLoop loop = again.handle(ctx -> {
+        try (HandlerLoop loop = ReattachRaceIT.handleRetryingAttachRace(again, ctx -> {
             seen.incrementAndGet();
             ctx.copy(fill(PAGE, 0x44));
         }, HandlerOptions.DEFAULT)) {
