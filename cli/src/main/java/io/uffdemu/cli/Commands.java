@@ -194,10 +194,11 @@ final class Commands {
         @Parameters(index = "0", paramLabel = "PID")
         int pid;
 
-        @Parameters(index = "1", paramLabel = "START")
+        @Parameters(index = "1", paramLabel = "START", description = "hex address, 0x optional")
         String start;
 
-        @Parameters(index = "2", paramLabel = "PAGES", defaultValue = "1")
+        @Parameters(index = "2", arity = "0..1", paramLabel = "PAGES", defaultValue = "1",
+                description = "number of pages (default: ${DEFAULT-VALUE})")
         long pages;
 
         @Override

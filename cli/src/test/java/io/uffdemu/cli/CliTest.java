@@ -123,6 +123,9 @@ class CliTest {
         List<Boolean> wp = JsonPath.read(j.out(), "$[*].uffdWp");
         assertThat(wp).containsExactly(true, false);
         assertThat(cli("pagemap", Integer.toString(proc.pid()), "xyz").code()).isEqualTo(ExitCodes.USAGE);
+        Run one = cli("pagemap", Integer.toString(proc.pid()), Long.toHexString(shared));
+        assertThat(one.code()).as(one.err()).isZero();
+        assertThat(one.out().lines()).hasSize(2);
     }
 
     @Test
