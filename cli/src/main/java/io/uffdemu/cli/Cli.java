@@ -94,7 +94,10 @@ public final class Cli implements Callable<Integer> {
     }
 
     UffdemuClient connect() {
-        ClientConfig cfg = ClientConfig.DEFAULT.withTarget(target()).withDeadline(Duration.ofSeconds(10));
+        // keep-alive no more often than grpc-java servers permit by default (5 min): with the SDK's 30 s the
+        // server ends an idle `watch` with GOAWAY too_many_pings after about a minute (e2e KeepAliveIT)
+        ClientConfig cfg = ClientConfig.DEFAULT.withTarget(target()).withDeadline(Duration.ofSeconds(10))
+                .withKeepAlive(Duration.ofMinutes(5));
         String tok = token != null ? token : env.get("UFFDEMU_TOKEN");
         if (tok != null && !tok.isBlank()) {
             cfg = cfg.withBearerToken(tok);
