@@ -70,6 +70,21 @@ public interface Process {
   /** A facade for an existing uffd fd of this process (e.g. the {@code ufd} of a FORK event). */
   Userfaultfd userfaultfd(int fd);
 
+  /**
+   * userfaultfd(2) only, without the UFFDIO_API handshake ({@code options.features()} is ignored): call
+   * {@link Userfaultfd#api(long)} next, as a C program would. Until then every other ioctl fails with EINVAL.
+   */
+  Userfaultfd userfaultfdWithoutApi(UffdOptions options);
+
+  /** A facade for an existing memfd of this process (e.g. one obtained by {@link #pidfdGetfd}); no call is made. */
+  Memfd memfd(int fd);
+
+  /**
+   * pidfd_getfd(2): duplicates fd {@code targetFd} of process {@code targetPid} into this process and returns
+   * the new fd (a shared memfd, or a uffd handed to a monitor). Needs ptrace access (CAP_SYS_PTRACE).
+   */
+  int pidfdGetfd(int targetPid, int targetFd);
+
   // ---- accesses (block while a uffd handles the fault, bounded by the deadline)
   default AccessResult read(long addr, int len) {
     return read(addr, len, AccessMode.USER);

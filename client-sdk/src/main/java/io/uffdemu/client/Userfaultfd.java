@@ -27,6 +27,12 @@ public interface Userfaultfd extends AutoCloseable {
   /** Ioctls answered by UFFDIO_API (0 when this facade was made from a bare fd). */
   long ioctls();
 
+  /**
+   * UFFDIO_API (api 0xAA) on a uffd opened with {@link Process#userfaultfdWithoutApi}; returns a facade
+   * carrying the answered features and ioctls. A second handshake fails with EINVAL.
+   */
+  Userfaultfd api(long features);
+
   /** UFFDIO_REGISTER with UFFDIO_REGISTER_MODE_* bits; returns the ioctls valid on the range. */
   long register(AddrRange range, long mode);
 

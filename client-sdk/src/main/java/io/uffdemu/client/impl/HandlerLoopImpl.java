@@ -103,6 +103,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final AtomicLong eexist = new AtomicLong();
   private final AtomicLong deferrals = new AtomicLong();
   private final AtomicLong fallbacks = new AtomicLong();
+  /** Pages of faults that arrived after close() began: woken once the stream has ended. Guarded by lock. */
+  private final java.util.Set<Long> lateFaults = new java.util.TreeSet<>();
   private final AtomicLong failed = new AtomicLong();
   private final AtomicLong ignored = new AtomicLong();
 
@@ -197,7 +199,13 @@ final class HandlerLoopImpl implements HandlerLoop {
       return;
     }
     if (closing) {
-      return; // nothing is delivered after close; the server keeps the fault pending
+      // nothing is delivered after close. The server read this message off the uffd (read(2) consumed it), so
+      // no later handler will see it: remember the page and wake it once the stream has ended, or the
+      // faulting thread would stay blocked for good (found by HandlerLoopIT close-under-load).
+      if (m instanceof UffdMessage.PageFault pf) {
+        lateFaults.add(pf.address() & -opts.pageSize());
+      }
+      return;
     }
     if (m instanceof UffdMessage.PageFault pf) {
       faults.incrementAndGet();
@@ -230,8 +238,9 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
     int target;
     if (closing) {
-      // pull nothing new: unread messages stay queued on the uffd for the next handler; only results
-      target = sentUnanswered.isEmpty() ? 0 : 1;
+      // the server keeps pushing what it has already read off the uffd until it sees the half-close: drain
+      // it (the faults are woken after the stream ends) so the stream can complete
+      target = opts.queueCapacity();
     } else {
       target = Math.max(0, opts.queueCapacity() - queued);
       if (target == 0 && !sentUnanswered.isEmpty()) {
@@ -768,7 +777,13 @@ final class HandlerLoopImpl implements HandlerLoop {
       } catch (RuntimeException e) {
         LOG.log(Level.DEBUG, "half-close failed", e);
       }
-      wakeDropped(dropped, deadline);
+      // open the flow-control window to drain what the server still sends before it completes: with no
+      // credit outstanding, grpc-java would hold those messages (and the completion behind them) for good
+      int drain;
+      synchronized (lock) {
+        drain = grantLocked();
+      }
+      request(drain);
       long left = Math.max(0, deadline - System.nanoTime());
       try {
         termination.get(Math.max(left, TimeUnit.MILLISECONDS.toNanos(100)), TimeUnit.NANOSECONDS);
@@ -780,6 +795,13 @@ final class HandlerLoopImpl implements HandlerLoop {
         requests.cancel("handler loop closed", null);
         Thread.currentThread().interrupt();
       }
+      // Wake only once the stream has ended: a thread woken earlier re-faults while the server's session is
+      // still reading the uffd for this stream, and a message it reads then can be lost with the session.
+      synchronized (lock) {
+        dropped.addAll(lateFaults);
+        lateFaults.clear();
+      }
+      wakeDropped(dropped, Math.max(deadline, System.nanoTime() + TimeUnit.SECONDS.toNanos(1)));
     }
     terminate(null);
     threads.forEach(Thread::interrupt);

@@ -16,6 +16,7 @@ import io.uffdemu.api.v1.MprotectRequest;
 import io.uffdemu.api.v1.MremapRequest;
 import io.uffdemu.api.v1.MunmapRequest;
 import io.uffdemu.api.v1.OpenRequest;
+import io.uffdemu.api.v1.PidfdGetfdRequest;
 import io.uffdemu.api.v1.PagemapScanRequest;
 import io.uffdemu.api.v1.PidfdGetfdRequest;
 import io.uffdemu.api.v1.PreadRequest;
@@ -179,6 +180,25 @@ final class ProcessImpl implements Process {
   @Override
   public Userfaultfd userfaultfd(int fd) {
     return new UserfaultfdImpl(this, fd, 0, 0);
+  }
+
+  @Override
+  public Userfaultfd userfaultfdWithoutApi(UffdOptions o) {
+    Objects.requireNonNull(o, "options");
+    var r = exec("userfaultfd", Idempotency.NOT_IDEMPOTENT, s -> s.uffd().open(OpenRequest.newBuilder().setPid(pid)
+        .setFlags(o.flags()).setDevUserfaultfd(o.devUserfaultfd()).setDeferApi(true).build()));
+    return new UserfaultfdImpl(this, r.getFd(), 0, 0);
+  }
+
+  @Override
+  public Memfd memfd(int fd) {
+    return new MemfdImpl(this, fd);
+  }
+
+  @Override
+  public int pidfdGetfd(int targetPid, int targetFd) {
+    return exec("pidfd_getfd", Idempotency.NOT_IDEMPOTENT, s -> s.memory().pidfdGetfd(PidfdGetfdRequest
+        .newBuilder().setPid(pid).setTargetPid(targetPid).setTargetFd(targetFd).build()).getFd());
   }
 
   @Override

@@ -1,6 +1,7 @@
 package io.uffdemu.client.impl;
 
 import com.google.protobuf.ByteString;
+import io.uffdemu.api.v1.ApiRequest;
 import io.uffdemu.api.v1.CloseRequest;
 import io.uffdemu.api.v1.ContinueRequest;
 import io.uffdemu.api.v1.CopyRequest;
@@ -16,6 +17,7 @@ import io.uffdemu.client.AsyncUserfaultfd;
 import io.uffdemu.client.FaultHandler;
 import io.uffdemu.client.HandlerLoop;
 import io.uffdemu.client.HandlerOptions;
+import io.uffdemu.client.Linux;
 import io.uffdemu.client.Process;
 import io.uffdemu.client.UffdMessage;
 import io.uffdemu.client.Userfaultfd;
@@ -91,6 +93,14 @@ final class UserfaultfdImpl implements Userfaultfd {
   @Override
   public long ioctls() {
     return ioctls;
+  }
+
+  @Override
+  public Userfaultfd api(long features) {
+    // not idempotent: a second UFFDIO_API fails with EINVAL
+    var r = exec("UFFDIO_API", Idempotency.NOT_IDEMPOTENT, s -> s.uffd().api(ApiRequest.newBuilder()
+        .setPid(process.pid()).setFd(fd).setApi(Linux.UFFD_API).setFeatures(features).build()));
+    return new UserfaultfdImpl(process, fd, r.getFeatures(), r.getIoctls());
   }
 
   @Override

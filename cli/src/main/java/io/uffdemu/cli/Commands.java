@@ -1,0 +1,461 @@
+package io.uffdemu.cli;
+
+import io.uffdemu.client.AddrRange;
+import io.uffdemu.client.BackendInfo;
+import io.uffdemu.client.ErrnoException;
+import io.uffdemu.client.EinvalException;
+import io.uffdemu.client.Linux;
+import io.uffdemu.client.PagemapEntry;
+import io.uffdemu.client.Process;
+import io.uffdemu.client.ProcessInfo;
+import io.uffdemu.client.UffdemuClient;
+import io.uffdemu.client.Vma;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** The one-shot subcommands. */
+final class Commands {
+    private Commands() {
+    }
+
+    /** Common base: the root, a connected client, and the global options mixin. */
+    abstract static class Base implements Callable<Integer> {
+        @Mixin
+        Cli.GlobalOptions global;
+
+        @Spec
+        CommandLine.Model.CommandSpec spec;
+
+        Cli cli() {
+            return (Cli) spec.root().userObject();
+        }
+
+        @Override
+        public final Integer call() throws Exception {
+            try (UffdemuClient c = cli().connect()) {
+                return run(cli(), c);
+            }
+        }
+
+        abstract int run(Cli cli, UffdemuClient c) throws Exception;
+    }
+
+    static String hex(long v) {
+        return "0x" + Long.toHexString(v);
+    }
+
+    /** An address as printed by maps: hex, with or without 0x. */
+    static long parseAddress(CommandLine cl, String s) {
+        String h = s.startsWith("0x") || s.startsWith("0X") ? s.substring(2) : s;
+        try {
+            return Long.parseUnsignedLong(h, 16);
+        } catch (NumberFormatException e) {
+            throw new CommandLine.ParameterException(cl, "not a hex address: " + s);
+        }
+    }
+
+    static String uffdFlags(Vma v) {
+        List<String> f = new ArrayList<>();
+        if (v.uffdMissing()) {
+            f.add("um");
+        }
+        if (v.uffdWp()) {
+            f.add("uw");
+        }
+        if (v.uffdMinor()) {
+            f.add("ui");
+        }
+        return f.isEmpty() ? "-" : String.join(",", f);
+    }
+
+    static String pageSize(long b) {
+        return b >= 1L << 30 ? (b >> 30) + "G" : b >= 1L << 20 ? (b >> 20) + "M" : (b >> 10) + "K";
+    }
+
+    /** Names of the set bits of {@code bits} among Linux constants with {@code prefix} (bit values or bit numbers). */
+    static List<String> bitNames(long bits, String prefix, boolean bitNumbers) {
+        List<String> names = new ArrayList<>();
+        long known = 0;
+        for (Field f : Linux.class.getFields()) {
+            if (!Modifier.isStatic(f.getModifiers()) || !f.getName().startsWith(prefix)) {
+                continue;
+            }
+            try {
+                long v = ((Number) f.get(null)).longValue();
+                long mask = bitNumbers ? 1L << v : v;
+                if (Long.bitCount(mask) == 1 && (bits & mask) != 0) {
+                    names.add(f.getName().substring(prefix.length()));
+                    known |= mask;
+                }
+            } catch (IllegalAccessException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        if ((bits & ~known) != 0) {
+            names.add(hex(bits & ~known));
+        }
+        return names;
+    }
+
+    // ------------------------------------------------------------------ ps
+
+    @Command(name = "ps", mixinStandardHelpOptions = true, description = "List the emulated processes.")
+    static final class Ps extends Base {
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            List<ProcessInfo> ps = c.processes();
+            if (cli.json) {
+                List<Object> l = new ArrayList<>();
+                for (ProcessInfo p : ps) {
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("pid", p.pid());
+                    m.put("ppid", p.parentPid());
+                    m.put("name", p.name());
+                    m.put("uid", p.credentials().uid());
+                    m.put("capSysPtrace", p.credentials().capSysPtrace());
+                    m.put("rssAnonBytes", p.rssAnonBytes());
+                    m.put("rssShmemBytes", p.rssShmemBytes());
+                    m.put("rssFileBytes", p.rssFileBytes());
+                    m.put("swapBytes", p.swapBytes());
+                    m.put("vmas", p.mappingCount());
+                    m.put("fds", p.fds());
+                    l.add(m);
+                }
+                cli.printJson(l);
+                return 0;
+            }
+            Table t = new Table("PID", "PPID", "UID", "PTRACE", "ANON_KB", "SHMEM_KB", "FILE_KB", "SWAP_KB", "VMAS",
+                    "FDS", "NAME");
+            for (ProcessInfo p : ps) {
+                t.row(p.pid(), p.parentPid(), p.credentials().uid(), p.credentials().capSysPtrace() ? "yes" : "no",
+                        p.rssAnonBytes() / 1024, p.rssShmemBytes() / 1024, p.rssFileBytes() / 1024,
+                        p.swapBytes() / 1024, p.mappingCount(), p.fds().size(), p.name());
+            }
+            t.print(cli.out);
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ maps
+
+    @Command(name = "maps", mixinStandardHelpOptions = true,
+            description = {"Like /proc/PID/maps, with the page size and the userfaultfd registration of each VMA:",
+                "um = MISSING, uw = WP, ui = MINOR (the VmFlags of /proc/PID/smaps)."})
+    static final class Maps extends Base {
+        @Parameters(index = "0", paramLabel = "PID")
+        int pid;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            List<Vma> vmas = c.process(pid).maps();
+            if (cli.json) {
+                List<Object> l = new ArrayList<>();
+                for (Vma v : vmas) {
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("start", hex(v.start()));
+                    m.put("end", hex(v.end()));
+                    m.put("perms", v.perms());
+                    m.put("offset", v.offset());
+                    m.put("path", v.path());
+                    m.put("memoryType", String.valueOf(v.memoryType()));
+                    m.put("pageSize", v.pageSize());
+                    m.put("uffdMissing", v.uffdMissing());
+                    m.put("uffdWp", v.uffdWp());
+                    m.put("uffdMinor", v.uffdMinor());
+                    l.add(m);
+                }
+                cli.printJson(l);
+                return 0;
+            }
+            for (Vma v : vmas) {
+                cli.out.println(String.format("%08x-%08x %s %08x %-4s %-8s %s", v.start(), v.end(), v.perms(),
+                        v.offset(), pageSize(v.pageSize()), uffdFlags(v), v.path()).stripTrailing());
+            }
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ pagemap
+
+    @Command(name = "pagemap", mixinStandardHelpOptions = true,
+            description = "Decoded /proc/PID/pagemap entries of PAGES pages from START (hex, as maps prints it).")
+    static final class Pagemap extends Base {
+        @Parameters(index = "0", paramLabel = "PID")
+        int pid;
+
+        @Parameters(index = "1", paramLabel = "START", description = "hex address, 0x optional")
+        String start;
+
+        @Parameters(index = "2", arity = "0..1", paramLabel = "PAGES", defaultValue = "1",
+                description = "number of pages (default: ${DEFAULT-VALUE})")
+        long pages;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            long addr = parseAddress(spec.commandLine(), start);
+            if (pages < 1) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "PAGES must be >= 1");
+            }
+            List<PagemapEntry> pm = c.process(pid).pagemap(addr, pages);
+            if (cli.json) {
+                List<Object> l = new ArrayList<>();
+                for (PagemapEntry e : pm) {
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("address", hex(e.address()));
+                    m.put("raw", hex(e.raw()));
+                    m.put("present", e.present());
+                    m.put("swapped", e.swapped());
+                    m.put("file", e.fileOrSharedAnon());
+                    m.put("exclusive", e.exclusive());
+                    m.put("softDirty", e.softDirty());
+                    m.put("uffdWp", e.uffdWp());
+                    m.put("pfn", e.pfn());
+                    l.add(m);
+                }
+                cli.printJson(l);
+                return 0;
+            }
+            Table t = new Table("ADDRESS", "PRESENT", "SWAPPED", "FILE", "EXCLUSIVE", "SOFT_DIRTY", "UFFD_WP", "PFN",
+                    "RAW");
+            for (PagemapEntry e : pm) {
+                t.row(Long.toHexString(e.address()), yn(e.present()), yn(e.swapped()), yn(e.fileOrSharedAnon()),
+                        yn(e.exclusive()), yn(e.softDirty()), yn(e.uffdWp()), hex(e.pfn()), hex(e.raw()));
+            }
+            t.print(cli.out);
+            return 0;
+        }
+
+        private static String yn(boolean b) {
+            return b ? "yes" : "-";
+        }
+    }
+
+    // ------------------------------------------------------------------ uffd ls
+
+    @Command(name = "uffd", mixinStandardHelpOptions = true, description = "userfaultfd views.",
+            subcommands = UffdLs.class)
+    static final class Uffd implements Callable<Integer> {
+        @Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            throw new CommandLine.ParameterException(spec.commandLine(), "Missing required subcommand");
+        }
+    }
+
+    static final String UFFD_LS_LIMITS = "the v1 API does not expose per-uffd features, registered ranges or "
+            + "pending faults; uffds are found by probing each fd with a zero-length UFFDIO_WAKE (EINVAL = uffd, "
+            + "ENOTTY = other file), and registrations are the VMA flags of maps (any uffd of the process)";
+
+    @Command(name = "ls", mixinStandardHelpOptions = true,
+            description = {"The fds of PID that are userfaultfds, and the VMAs registered with a uffd.",
+                "Limits: " + UFFD_LS_LIMITS + "."})
+    static final class UffdLs extends Base {
+        @Parameters(index = "0", paramLabel = "PID")
+        int pid;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            Process p = c.process(pid);
+            List<Integer> uffds = new ArrayList<>();
+            for (int fd : p.info().fds()) {
+                try {
+                    p.userfaultfd(fd).wake(new AddrRange(0, 0));
+                    uffds.add(fd); // a uffd would have woken: cannot happen for an empty range
+                } catch (EinvalException e) {
+                    uffds.add(fd); // a uffd rejecting the empty range (or not past UFFDIO_API yet)
+                } catch (ErrnoException e) {
+                    if (e.errno() != Linux.ENOTTY && e.errno() != Linux.EBADF) {
+                        throw e;
+                    }
+                }
+            }
+            List<Vma> registered = p.maps().stream().filter(v -> v.uffdMissing() || v.uffdWp() || v.uffdMinor())
+                    .toList();
+            if (cli.json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("pid", pid);
+                m.put("uffds", uffds);
+                List<Object> regs = new ArrayList<>();
+                for (Vma v : registered) {
+                    Map<String, Object> r = new LinkedHashMap<>();
+                    r.put("start", hex(v.start()));
+                    r.put("end", hex(v.end()));
+                    r.put("modes", uffdFlags(v));
+                    r.put("path", v.path());
+                    regs.add(r);
+                }
+                m.put("registered", regs);
+                m.put("limitations", UFFD_LS_LIMITS);
+                cli.printJson(m);
+                return 0;
+            }
+            Table t = new Table("FD", "TYPE");
+            uffds.forEach(fd -> t.row(fd, "userfaultfd"));
+            t.print(cli.out);
+            cli.out.println();
+            cli.out.println("registered VMAs (um = MISSING, uw = WP, ui = MINOR):");
+            if (registered.isEmpty()) {
+                cli.out.println("  none");
+            }
+            for (Vma v : registered) {
+                cli.out.println(String.format("  %08x-%08x %-8s %s", v.start(), v.end(), uffdFlags(v), v.path())
+                        .stripTrailing());
+            }
+            cli.out.println();
+            cli.out.println("note: " + UFFD_LS_LIMITS + ".");
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ sysctl
+
+    /** The sysctls the server knows (docs/api.md plus vm.mmap_min_addr); the API has no listing call. */
+    static final List<String> KNOWN_SYSCTLS = List.of("vm/mmap_min_addr", "vm/nr_hugepages", "vm/nr_hugepages_1G",
+            "vm/unprivileged_userfaultfd");
+
+    @Command(name = "sysctl", mixinStandardHelpOptions = true,
+            description = {"Read (NAME), set (NAME=VALUE) or list the sysctls. NAME as vm.x or vm/x.",
+                "Setting needs an admin tenant when authentication is on."})
+    static final class Sysctl extends Base {
+        @Parameters(index = "0", arity = "0..1", paramLabel = "NAME[=VALUE]")
+        String arg;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            Map<String, String> values = new LinkedHashMap<>();
+            if (arg == null) {
+                for (String n : KNOWN_SYSCTLS) {
+                    values.put(n, c.sysctl(n));
+                }
+            } else {
+                int eq = arg.indexOf('=');
+                String name = (eq < 0 ? arg : arg.substring(0, eq)).trim().replace('.', '/');
+                if (name.isEmpty()) {
+                    throw new CommandLine.ParameterException(spec.commandLine(), "empty sysctl name");
+                }
+                values.put(name, eq < 0 ? c.sysctl(name) : c.setSysctl(name, arg.substring(eq + 1).trim()));
+            }
+            if (cli.json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                values.forEach((k, v) -> m.put(k.replace('/', '.'), v));
+                cli.printJson(m);
+            } else {
+                values.forEach((k, v) -> cli.out.println(k.replace('/', '.') + " = " + v));
+            }
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ meminfo
+
+    static final List<String> MEMINFO_ORDER = List.of("MemTotal", "MemFree", "AnonPages", "ShmemMapped",
+            "SwapTotal", "SwapFree", "HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "Hugepagesize",
+            "HugePages1G_Total", "HugePages1G_Free");
+
+    @Command(name = "meminfo", mixinStandardHelpOptions = true,
+            description = "Like /proc/meminfo (kB, except the HugePages counts).")
+    static final class Meminfo extends Base {
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            Map<String, Long> raw = new TreeMap<>(c.meminfo());
+            Map<String, Long> ordered = new LinkedHashMap<>();
+            for (String k : MEMINFO_ORDER) {
+                if (raw.containsKey(k)) {
+                    ordered.put(k, raw.remove(k));
+                }
+            }
+            ordered.putAll(raw);
+            if (cli.json) {
+                cli.printJson(ordered);
+                return 0;
+            }
+            ordered.forEach((k, v) -> cli.out.println(String.format("%-18s %10d%s", k + ":", v,
+                    k.startsWith("HugePages") ? "" : " kB")));
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ backend
+
+    @Command(name = "backend", mixinStandardHelpOptions = true,
+            description = "The server's memory backend and the UFFDIO_API features and ioctls it supports.")
+    static final class Backend extends Base {
+        @Override
+        int run(Cli cli, UffdemuClient c) {
+            BackendInfo raw = c.backend();
+            BackendInfo b = new BackendInfo(raw.name(), raw.available(),
+                    raw.unavailableReason() == null ? "" : raw.unavailableReason(), raw.features(), raw.ioctls(),
+                    raw.kernelRelease() == null ? "" : raw.kernelRelease());
+            List<String> features = bitNames(b.features(), "UFFD_FEATURE_", false);
+            List<String> ioctls = bitNames(b.ioctls(), "_UFFDIO_", true);
+            if (cli.json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("name", b.name());
+                m.put("available", b.available());
+                m.put("unavailableReason", b.unavailableReason());
+                m.put("kernelRelease", b.kernelRelease());
+                m.put("features", hex(b.features()));
+                m.put("featureNames", features);
+                m.put("ioctls", hex(b.ioctls()));
+                m.put("ioctlNames", ioctls);
+                cli.printJson(m);
+                return 0;
+            }
+            cli.out.println("backend:    " + b.name());
+            cli.out.println("available:  " + (b.available() ? "yes" : "no"
+                    + (b.unavailableReason().isEmpty() ? "" : " (" + b.unavailableReason() + ")")));
+            if (!b.kernelRelease().isEmpty()) {
+                cli.out.println("kernel:     " + b.kernelRelease());
+            }
+            cli.out.println("features:   " + hex(b.features()) + " " + String.join(" ", features));
+            cli.out.println("ioctls:     " + hex(b.ioctls()) + " " + String.join(" ", ioctls));
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ hooks filled by later issues
+
+    abstract static class NotYet implements Callable<Integer> {
+        @CommandLine.Unmatched
+        List<String> ignored;
+
+        @Mixin
+        Cli.GlobalOptions global;
+
+        @Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            ((Cli) spec.root().userObject()).err.println("uffdemu " + spec.name()
+                    + ": not yet implemented (issue 6/9)");
+            return ExitCodes.NOT_IMPLEMENTED;
+        }
+    }
+
+    @Command(name = "snapshot", description = "Snapshot a process's memory (not yet implemented: issue 6/9).")
+    static final class Snapshot extends NotYet {
+    }
+
+    @Command(name = "restore", description = "Restore a snapshot through a MISSING handler (not yet implemented: "
+            + "issue 6/9).")
+    static final class Restore extends NotYet {
+    }
+
+    @Command(name = "bench", description = "Fault-handling benchmarks (not yet implemented: issue 6/9).")
+    static final class Bench extends NotYet {
+    }
+}
