@@ -76,15 +76,6 @@ public interface Process {
    */
   Userfaultfd userfaultfdWithoutApi(UffdOptions options);
 
-  /** A facade for an existing memfd of this process (e.g. one obtained by {@link #pidfdGetfd}); no call is made. */
-  Memfd memfd(int fd);
-
-  /**
-   * pidfd_getfd(2): duplicates fd {@code targetFd} of process {@code targetPid} into this process and returns
-   * the new fd (a shared memfd, or a uffd handed to a monitor). Needs ptrace access (CAP_SYS_PTRACE).
-   */
-  int pidfdGetfd(int targetPid, int targetFd);
-
   // ---- accesses (block while a uffd handles the fault, bounded by the deadline)
   default AccessResult read(long addr, int len) {
     return read(addr, len, AccessMode.USER);

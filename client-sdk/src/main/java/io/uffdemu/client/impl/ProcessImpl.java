@@ -18,7 +18,6 @@ import io.uffdemu.api.v1.MunmapRequest;
 import io.uffdemu.api.v1.OpenRequest;
 import io.uffdemu.api.v1.PidfdGetfdRequest;
 import io.uffdemu.api.v1.PagemapScanRequest;
-import io.uffdemu.api.v1.PidfdGetfdRequest;
 import io.uffdemu.api.v1.PreadRequest;
 import io.uffdemu.api.v1.PwriteRequest;
 import io.uffdemu.api.v1.ReadPagemapRequest;
@@ -188,17 +187,6 @@ final class ProcessImpl implements Process {
     var r = exec("userfaultfd", Idempotency.NOT_IDEMPOTENT, s -> s.uffd().open(OpenRequest.newBuilder().setPid(pid)
         .setFlags(o.flags()).setDevUserfaultfd(o.devUserfaultfd()).setDeferApi(true).build()));
     return new UserfaultfdImpl(this, r.getFd(), 0, 0);
-  }
-
-  @Override
-  public Memfd memfd(int fd) {
-    return new MemfdImpl(this, fd);
-  }
-
-  @Override
-  public int pidfdGetfd(int targetPid, int targetFd) {
-    return exec("pidfd_getfd", Idempotency.NOT_IDEMPOTENT, s -> s.memory().pidfdGetfd(PidfdGetfdRequest
-        .newBuilder().setPid(pid).setTargetPid(targetPid).setTargetFd(targetFd).build()).getFd());
   }
 
   @Override

@@ -200,7 +200,9 @@ class HandlerLoopIT extends E2eBase {
      */
     @Test
     @Timeout(60)
-    void faultsAlreadyDeliveredToADroppedStreamAreNotRedeliveredOnReconnect() throws Exception {
+    void faultsADroppedStreamHadTakenAreDeliveredAgainToTheNextHandler() throws Exception {
+        // the server wakes what a dead handler had read (a WAKE without a fix): the thread re-faults and the
+        // next handler gets a fresh message, with no wake needed from the reconnecting client
         Setup s = missing(client(), 1);
         CompletableFuture<AccessResult>[] pending = dropHandlerMidFault(s, 1);
         AtomicInteger seen = new AtomicInteger();
@@ -209,10 +211,6 @@ class HandlerLoopIT extends E2eBase {
             seen.incrementAndGet();
             ctx.copy(fill(PAGE, 0x44));
         }, HandlerOptions.DEFAULT)) {
-            Thread.sleep(1500);
-            assertThat(pending[0]).isNotDone();
-            assertThat(seen).hasValue(0);
-            again.wake(new AddrRange(s.base(), PAGE));
             assertThat(pending[0].get(10, TimeUnit.SECONDS).data()).containsOnly(0x44);
             assertThat(seen).hasValue(1);
         }

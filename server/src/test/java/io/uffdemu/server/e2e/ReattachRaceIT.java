@@ -19,13 +19,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * Server behaviour found by the close-under-load test: after {@code HandlerLoop.close()} has returned (the
- * server completed the stream), a new Handle stream on the same uffd is sometimes refused with
- * FAILED_PRECONDITION "another Handle stream is attached to this uffd". HandleSession.onCompleted completes the
- * response stream before it removes the session from the uffd's registry, so a client that re-attaches at once
- * can race the cleanup (about 1 in 200 attempts here; more often under load). This test records how often it
- * happens, checks that it is always that error, and that an attach shortly after succeeds; the other tests
- * re-attach with {@link #handleRetryingAttachRace}.
+ * Found by the close-under-load test: after {@code HandlerLoop.close()} had returned, a new Handle stream on the
+ * same uffd was sometimes refused with FAILED_PRECONDITION "another Handle stream is attached to this uffd",
+ * because the server completed the old stream before forgetting it. The server now frees the uffd as soon as the
+ * client half-closes; an immediate re-attach must always succeed. ({@link #handleRetryingAttachRace} stays as a
+ * belt-and-braces helper for the other tests.)
  */
 class ReattachRaceIT extends E2eBase {
 
@@ -48,7 +46,7 @@ class ReattachRaceIT extends E2eBase {
 
     @Test
     @Timeout(120)
-    void reattachRightAfterCloseCanRaceTheServersSessionCleanup() throws Exception {
+    void reattachRightAfterCloseIsNeverRefused() throws Exception {
         Process p = client().createProcess("reattach");
         long a = p.mmap(MmapOptions.anonymous(4096));
         Userfaultfd u = p.userfaultfd(UffdOptions.DEFAULT);
@@ -69,9 +67,6 @@ class ReattachRaceIT extends E2eBase {
             }
         }
         System.out.println("ReattachRaceIT: " + refused.size() + "/200 immediate re-attaches refused");
-        assertThat(refused).allSatisfy(t -> assertThat(t).isInstanceOfSatisfying(UffdemuException.class, e -> {
-            assertThat(e.grpcCode()).isEqualTo("FAILED_PRECONDITION");
-            assertThat(e.getMessage()).contains("another Handle stream is attached");
-        }));
+        assertThat(refused).as("immediate re-attaches refused").isEmpty();
     }
 }
