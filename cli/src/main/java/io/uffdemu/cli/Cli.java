@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
             CommandLine.HelpCommand.class},
         footer = {"", "Environment: UFFDEMU_SERVER (host:port, default 127.0.0.1:9090), UFFDEMU_TOKEN (bearer token).",
             "Exit codes: 0 ok, 1 usage, 2 not found, 3 invalid, 4 permission, 5 resource exhausted, 6 unavailable, "
-                    + "7 other, 64 not yet implemented."})
+                    + "7 other."})
 public final class Cli implements Callable<Integer> {
     static final String DEFAULT_SERVER = "127.0.0.1:9090";
 

@@ -21,6 +21,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
@@ -426,36 +427,83 @@ final class Commands {
         }
     }
 
-    // ------------------------------------------------------------------ hooks filled by later issues
+    // ------------------------------------------------------------------ recipes (client-sdk io.uffdemu.client.recipes)
 
-    abstract static class NotYet implements Callable<Integer> {
-        @CommandLine.Unmatched
-        List<String> ignored;
-
-        @Mixin
-        Cli.GlobalOptions global;
-
-        @Spec
-        CommandLine.Model.CommandSpec spec;
+    @Command(name = "snapshot", description = "Live snapshot of a process (writers keep running): write-protect, "
+            + "save pages in the background and before each WP fault is released; a crash-safe directory with a "
+            + "manifest and per-page SHA-256 (docs/recipes.md section 1).")
+    static final class Snapshot extends Base {
+        @Parameters(index = "0", description = "process id")
+        int pid;
+        @Parameters(index = "1", description = "output directory (must not exist)")
+        java.nio.file.Path dir;
+        @Option(names = "--verify", description = "check pages.bin against the manifest afterwards")
+        boolean verify;
 
         @Override
-        public Integer call() {
-            ((Cli) spec.root().userObject()).err.println("uffdemu " + spec.name()
-                    + ": not yet implemented (issue 6/9)");
-            return ExitCodes.NOT_IMPLEMENTED;
+        int run(Cli cli, UffdemuClient c) throws Exception {
+            var r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
+                    io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()));
+            if (verify) {
+                io.uffdemu.client.recipes.SnapshotVerifier.verifyFile(r.dir()).throwIfFailed();
+            }
+            cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
+            return 0;
         }
     }
 
-    @Command(name = "snapshot", description = "Snapshot a process's memory (not yet implemented: issue 6/9).")
-    static final class Snapshot extends NotYet {
+    @Command(name = "restore", description = "Lazy restore of a snapshot into a new process: MISSING faults are "
+            + "served from the snapshot (COPY, zero pages for holes), the rest is prefetched "
+            + "(docs/recipes.md section 4). Waits for the prefetch, prints the new pid, and leaves the process.")
+    static final class Restore extends Base {
+        @Parameters(index = "0", description = "snapshot directory")
+        java.nio.file.Path dir;
+        @Option(names = "--timeout", defaultValue = "PT10M", description = "prefetch timeout (ISO-8601, default ${DEFAULT-VALUE})")
+        java.time.Duration timeout;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) throws Exception {
+            var restore = io.uffdemu.client.recipes.LazyRestore.start(c, io.uffdemu.client.recipes.RestoreOptions.of(dir));
+            restore.awaitPrefetch(timeout);
+            var r = restore.result();
+            cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
+            return 0;
+        }
     }
 
-    @Command(name = "restore", description = "Restore a snapshot through a MISSING handler (not yet implemented: "
-            + "issue 6/9).")
-    static final class Restore extends NotYet {
-    }
+    @Command(name = "bench", description = "Handler load test: threads run an access pattern against a fault "
+            + "handler; reports faults/s, latency percentiles and integrity (docs/recipes.md section 5).")
+    static final class Bench extends Base {
+        @Option(names = "--threads", defaultValue = "16")
+        int threads;
+        @Option(names = "--pages", defaultValue = "256")
+        long pages;
+        @Option(names = "--ops", defaultValue = "200", description = "accesses per thread")
+        long ops;
+        @Option(names = "--memory", defaultValue = "ANON", description = "ANON, SHMEM or HUGETLB")
+        io.uffdemu.client.MemoryType memory;
+        @Option(names = "--pattern", defaultValue = "RANDOM", description = "SEQUENTIAL, RANDOM or ZIPFIAN")
+        io.uffdemu.client.recipes.BenchOptions.Pattern pattern;
+        @Option(names = "--mode", defaultValue = "MISSING", description = "MISSING or WP")
+        io.uffdemu.client.recipes.BenchOptions.Mode mode;
+        @Option(names = "--write-ratio", defaultValue = "0.3")
+        double writeRatio;
+        @Option(names = "--seed", defaultValue = "1")
+        long seed;
+        @Option(names = "--html", description = "also write an HTML report with the latency plot here")
+        java.nio.file.Path html;
 
-    @Command(name = "bench", description = "Fault-handling benchmarks (not yet implemented: issue 6/9).")
-    static final class Bench extends NotYet {
+        @Override
+        int run(Cli cli, UffdemuClient c) throws Exception {
+            var d = io.uffdemu.client.recipes.BenchOptions.defaults();
+            var o = new io.uffdemu.client.recipes.BenchOptions(threads, pages, memory, pattern, writeRatio, mode, ops,
+                    null, d.handlerWorkers(), null, true, java.util.Set.of(), 0, seed, null);
+            var r = io.uffdemu.client.recipes.LoadTest.run(c, o);
+            if (html != null) {
+                java.nio.file.Files.writeString(html, r.toHtml());
+            }
+            cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
+            return r.ok() ? 0 : ExitCodes.OTHER;
+        }
     }
 }

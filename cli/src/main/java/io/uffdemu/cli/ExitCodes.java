@@ -15,8 +15,6 @@ final class ExitCodes {
     static final int EXHAUSTED = 5;
     static final int UNAVAILABLE = 6;
     static final int OTHER = 7;
-    /** EX_USAGE-style code of the subcommands that later issues implement (snapshot, restore, bench). */
-    static final int NOT_IMPLEMENTED = 64;
 
     private ExitCodes() {
     }

@@ -226,13 +226,41 @@ class CliTest {
     }
 
     @Test
-    void hooksForLaterIssuesExitWith64() {
-        for (String c : List.of("snapshot", "restore", "bench")) {
-            Run r = cli(c, "1", "--out", "x");
-            assertThat(r.code()).isEqualTo(64);
-            assertThat(r.out()).isEmpty();
-            assertThat(r.err()).contains("not yet implemented (issue 6/9)");
+    void snapshotThenRestoreReadsEveryPageBack(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        Process src = client.createProcess("snap-src");
+        long a = src.mmap(MmapOptions.anonymous(8 * PAGE));
+        for (int i = 0; i < 8; i += 2) {
+            src.write(a + (long) i * PAGE, ("page-" + i).getBytes());
         }
+        java.nio.file.Path dir = tmp.resolve("snap");
+        Run snap = cli("--json", "snapshot", Integer.toString(src.pid()), dir.toString(), "--verify");
+        assertThat(snap.code()).as(snap.err()).isZero();
+        assertThat((Integer) JsonPath.read(snap.out().strip(), "$.pages")).isEqualTo(8);
+        assertThat(dir.resolve("manifest.json")).exists();
+
+        Run restore = cli("--json", "restore", dir.toString());
+        assertThat(restore.code()).as(restore.err()).isZero();
+        int pid = JsonPath.read(restore.out().strip(), "$.pid");
+        assertThat(pid).isNotEqualTo(src.pid());
+        Process restored = client.process(pid);
+        for (int i = 0; i < 8; i++) {
+            byte[] got = restored.read(a + (long) i * PAGE, 6).data();
+            assertThat(new String(got)).isEqualTo(i % 2 == 0 ? ("page-" + i).substring(0, 6) : "\0\0\0\0\0\0");
+        }
+        src.exit();
+        restored.exit();
+    }
+
+    @Test
+    void benchRunsALoadTestWithTheIntegrityOracle(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        java.nio.file.Path html = tmp.resolve("report.html");
+        Run r = cli("--json", "bench", "--threads", "4", "--pages", "32", "--ops", "40", "--html", html.toString());
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat((Boolean) JsonPath.read(r.out().strip(), "$.ok")).isTrue();
+        assertThat(html).content().contains("<svg");
+        Run table = cli("bench", "--threads", "2", "--pages", "16", "--ops", "20", "--mode", "WP");
+        assertThat(table.code()).as(table.err()).isZero();
+        assertThat(table.out()).isNotBlank();
     }
 
     @Test
