@@ -202,7 +202,8 @@ public final class Faults {
         if (write && !v.canWrite() && !(force && !v.shared)) {
             return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_ACCERR) : o.errno(kernelErrno(mode));
         }
-        if (!write && !v.canRead() && !force) {
+        // x86 access_error(): a read needs only vma_is_accessible() (PROT_WRITE or PROT_EXEC imply read)
+        if (!write && !v.isAccessible() && !force) {
             return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_ACCERR) : o.errno(kernelErrno(mode));
         }
         long base = addr & ~(v.pageSize - 1);
