@@ -75,6 +75,8 @@ final class Scenarios {
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
+        s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
+        s.add(new Scenario("scan-masks", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::scanMasks));
         s.add(new Scenario("selftest-poison", MemType.MAIN, Scenarios::selftestPoison));
         s.add(new Scenario("selftest-events", MemType.MAIN, Scenarios::selftestEvents));
         s.add(new Scenario("bounce-stress", MemType.MAIN, Scenarios::bounce));
@@ -1953,5 +1955,51 @@ final class Scenarios {
         boolean ok() {
             return r.succeeded();
         }
+    }
+
+    // ------------------------------------------------------------------ round 5
+
+    static void protVariants(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        h.populate(a, 4, 9);
+        int[] prots = {PROT_WRITE, PROT_EXEC, PROT_READ | PROT_EXEC, PROT_NONE};
+        for (int i = 0; i < 4; i++) {
+            int prot = prots[i];
+            long addr = a + i * ps;
+            h.call("mprotect page " + i + " prot=" + prot, r(() -> b.mprotect(h.pid, addr, ps, prot)));
+            h.log("read page " + i + ": " + h.read(addr).result());
+            h.log("write page " + i + ": " + h.write(addr, 1).result());
+        }
+        Harness.Op span = h.async("read across the end", () -> b.access(h.pid, a + 4 * ps - 8, 16, false, null,
+                AccessMode.USER, System.nanoTime() + 2_000_000_000L));
+        h.log("read across the end: " + span.result());
+        Harness.Op kspan = h.async("kernel read across the end", () -> b.access(h.pid, a + 4 * ps - 8, 16, false,
+                null, AccessMode.KERNEL, System.nanoTime() + 2_000_000_000L));
+        h.log("kernel read across the end: " + kspan.result());
+    }
+
+    static void scanMasks(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(8);
+        h.populate(a, 4, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a, 8 * PAGE_SIZE, W);
+        h.wp(u, a, 6 * PAGE_SIZE, true);
+        h.write(a + PAGE_SIZE, 2).finish();
+        long all = 0x1ff;
+        h.call("inverted WRITTEN (clean pages)", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN, 0, all, 0, 0))));
+        h.call("anyof PRESENT|SWAPPED", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, 0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, all, 0, 0))));
+        h.call("mask WPALLOWED inverted", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, PAGE_IS_WPALLOWED, PAGE_IS_WPALLOWED, 0, all, 0, 0))));
+        h.call("return only PRESENT", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, 0, 0, 0, PAGE_IS_PRESENT, 0, 0))));
+        h.call("WP_MATCHING no output", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, PAGE_IS_WRITTEN, 0, 0))));
+        h.pm("after WP_MATCHING", a, 8);
     }
 }
