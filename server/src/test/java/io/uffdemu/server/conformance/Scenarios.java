@@ -76,6 +76,9 @@ final class Scenarios {
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
         s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
+        s.add(new Scenario("access-modes", MemType.ALL, Scenarios::accessModes));
+        s.add(new Scenario("access-modes-uffd", MemType.MAIN, Scenarios::accessModesUffd));
+        s.add(new Scenario("minor-only-hole", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorOnlyHole));
         s.add(new Scenario("scan-masks", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::scanMasks));
         s.add(new Scenario("selftest-poison", MemType.MAIN, Scenarios::selftestPoison));
         s.add(new Scenario("selftest-events", MemType.MAIN, Scenarios::selftestEvents));
@@ -2001,5 +2004,64 @@ final class Scenarios {
         h.call("WP_MATCHING no output", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
                 a + 8 * PAGE_SIZE, PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, PAGE_IS_WRITTEN, 0, 0))));
         h.pm("after WP_MATCHING", a, 8);
+    }
+
+    // ------------------------------------------------------------------ round 6
+
+    static void accessModes(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        h.populate(a, 3, 0x10);
+        h.call("mprotect page 1 RO", r(() -> b.mprotect(h.pid, a + ps, ps, PROT_READ)));
+        h.call("mprotect page 2 NONE", r(() -> b.mprotect(h.pid, a + 2 * ps, ps, PROT_NONE)));
+        for (AccessMode m : new AccessMode[] {AccessMode.KERNEL, AccessMode.REMOTE, AccessMode.PROC_MEM}) {
+            for (int i = 0; i < 3; i++) {
+                long addr = a + i * ps + 5;
+                h.log(m + " read page " + i + ": " + h.access(addr, false, m).result());
+                h.log(m + " write page " + i + ": " + h.access(addr, true, m).result());
+            }
+        }
+        h.pm("end", a, 3);
+        h.readData("page 1 after writes", a + ps + 5, 1);
+    }
+
+    static void accessModesUffd(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        h.populate(a + 3 * ps, 1, 1);
+        int u = h.uffd(0);
+        h.register(u, a, 4 * ps, M | W);
+        h.wp(u, a + 3 * ps, ps, true);
+        Harness.Op rr = h.access(a, false, AccessMode.REMOTE);
+        h.handle(rr, u);
+        Harness.Op pr = h.access(a + ps, false, AccessMode.PROC_MEM);
+        h.expect("PROC_MEM read of a missing page", pr.finish(), "EIO");
+        Harness.Op pw = h.access(a + 3 * ps, true, AccessMode.PROC_MEM);
+        h.expect("PROC_MEM write of a wp'd page", pw.finish(), "EIO");
+        Harness.Op kr = h.access(a + 2 * ps, false, AccessMode.KERNEL);
+        h.handle(kr, u);
+        h.drain(u);
+        int um = b.userfaultfd(h.pid, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, false);
+        h.call("API user-mode-only", () -> b.uffdApi(h.pid, um, UFFD_API, 0));
+        long c = h.map(2);
+        h.register(um, c, 2 * ps, M);
+        h.expect("REMOTE read, user-mode-only", h.access(c, false, AccessMode.REMOTE).finish(), "EFAULT");
+        h.drain(um);
+    }
+
+    static void minorOnlyHole(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a + ps, 1, 3);
+        h.register(u, a, 2 * ps, N);
+        h.call("DONTNEED page 1", r(() -> h.b.madvise(h.pid, a + ps, ps, MADV_DONTNEED)));
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        Harness.Op r1 = h.read(a + ps);
+        h.handle(r1, u);
+        h.pm("end", a, 2);
     }
 }
