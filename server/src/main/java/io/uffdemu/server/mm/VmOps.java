@@ -228,8 +228,9 @@ public final class VmOps {
                     if (addr > v.start && (addr & (v.pageSize - 1)) != 0) {
                         throw LinuxException.einval("munmap", "splitting a hugetlb mapping off its page size");
                     }
-                    if (end < v.end) {
-                        end = Math.max(end, Math.min(v.end, pageAlignUp(end, v.pageSize)));
+                    // the split at the end goes through hugetlb_vm_op_split() too: no rounding up
+                    if (end < v.end && (end & (v.pageSize - 1)) != 0) {
+                        throw LinuxException.einval("munmap", "splitting a hugetlb mapping off its page size");
                     }
                 }
             }
