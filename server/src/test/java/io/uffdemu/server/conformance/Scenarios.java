@@ -76,6 +76,9 @@ final class Scenarios {
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
         s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
+        s.add(new Scenario("hugetlb-geometry", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
+                Scenarios::hugetlbGeometry));
+        s.add(new Scenario("anon-zero-page", MemType.ANON_ONLY, Scenarios::anonZeroPage));
         s.add(new Scenario("access-modes", MemType.ALL, Scenarios::accessModes));
         s.add(new Scenario("access-modes-uffd", MemType.MAIN, Scenarios::accessModesUffd));
         s.add(new Scenario("minor-only-hole", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorOnlyHole));
@@ -2063,5 +2066,50 @@ final class Scenarios {
         Harness.Op r1 = h.read(a + ps);
         h.handle(r1, u);
         h.pm("end", a, 2);
+    }
+
+    // ------------------------------------------------------------------ round 7
+
+    static void hugetlbGeometry(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        int fd = h.memfd;
+        h.call("mmap unaligned len", () -> {
+            long x = b.mmap(pid, 0, ps + PAGE_SIZE, PROT_READ | PROT_WRITE, h.type.shared() ? MAP_SHARED
+                    : MAP_PRIVATE, fd, 0);
+            h.name("U", x, 2 * ps);
+            return "mapped";
+        });
+        h.maps("U", a - 8 * ps, a + 8 * ps);
+        h.call("mmap unaligned offset", () -> b.mmap(pid, 0, ps, PROT_READ, MAP_SHARED, fd, PAGE_SIZE));
+        h.call("munmap 4K", r(() -> b.munmap(pid, a, PAGE_SIZE)));
+        h.call("munmap 4K in the middle", r(() -> b.munmap(pid, a + ps + PAGE_SIZE, PAGE_SIZE)));
+        h.call("munmap unaligned start", r(() -> b.munmap(pid, a + PAGE_SIZE, ps)));
+        h.call("munmap huge page 1", r(() -> b.munmap(pid, a + ps, ps)));
+        h.maps("after", a, a + 4 * ps);
+        h.call("madvise DONTNEED unaligned start", r(() -> b.madvise(pid, a + PAGE_SIZE, ps, MADV_DONTNEED)));
+        h.call("mprotect unaligned len", r(() -> b.mprotect(pid, a, ps + PAGE_SIZE, PROT_READ)));
+        h.call("fallocate unaligned punch", r(() -> b.fallocate(pid, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                PAGE_SIZE, PAGE_SIZE)));
+        h.call("fallocate allocate", r(() -> b.fallocate(pid, fd, 0, 3 * ps, ps)));
+        h.pm("end", a, 4);
+    }
+
+    static void anonZeroPage(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        h.readData("read page 0", a, 4);
+        h.pm("zero page", a, 1);
+        h.call("scan", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 4 * PAGE_SIZE, 0, 0, 0x1ff))));
+        int u = h.uffd(0);
+        h.register(u, a, 4 * PAGE_SIZE, M);
+        h.call("COPY over zero page", () -> b.uffdCopy(h.pid, u, a, h.fill(1, PAGE_SIZE), 0));
+        h.call("ZEROPAGE over zero page", () -> b.uffdZeropage(h.pid, u, a, PAGE_SIZE, 0));
+        h.call("POISON over zero page", () -> b.uffdPoison(h.pid, u, a, PAGE_SIZE, 0));
+        h.call("MOVE zero page to page 2", () -> b.uffdMove(h.pid, u, a + 2 * PAGE_SIZE, a, PAGE_SIZE, 0));
+        h.pm("end", a, 4);
+        h.call("scan end", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 4 * PAGE_SIZE, 0, 0, 0x1ff))));
     }
 }
