@@ -640,8 +640,18 @@ public final class VmOps {
             if (alen <= 0 || addr + alen < addr) {
                 throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range overflows");
             }
-            long end = addr + alen;
-            checkFullyMapped(t.mm, addr, end, "mprotect");
+            long fullEnd = addr + alen;
+            // do_mprotect_pkey(): VMAs are changed in order up to the first hole, then ENOMEM
+            long end = addr;
+            for (Vma v : t.mm.vmasIn(addr, fullEnd)) {
+                if (v.start > end) {
+                    break;
+                }
+                end = Math.min(fullEnd, v.end);
+            }
+            if (end == addr) {
+                throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range not mapped");
+            }
             for (Vma v : t.mm.vmasIn(addr, end)) {
                 if (v.hugetlb && ((Math.max(addr, v.start) & (v.pageSize - 1)) != 0
                         || (Math.min(end, v.end) & (v.pageSize - 1)) != 0)) {
@@ -662,6 +672,9 @@ public final class VmOps {
                 }
             }
             t.mm.mergeAround(addr, end);
+            if (end < fullEnd) {
+                throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range has a hole");
+            }
         } finally {
             k.unlock();
         }
@@ -723,11 +736,19 @@ public final class VmOps {
         if (olen == 0) {
             throw LinuxException.einval("mremap", "old_len 0 duplication is not supported");
         }
-        if (oldAddr + olen > v.end || oldAddr + olen < oldAddr) {
-            throw new LinuxException(Errno.EFAULT, "mremap", 0, "old range spans several mappings");
-        }
         if (v.hugetlb && ((oldAddr | olen | nlen) & (v.pageSize - 1)) != 0) {
             throw LinuxException.einval("mremap", "hugetlb lengths not huge page aligned");
+        }
+        if ((flags & (Linux.MREMAP_FIXED | Linux.MREMAP_DONTUNMAP)) == 0 && nlen == olen) {
+            return oldAddr; // MREMAP_NO_RESIZE: nothing to do, the old range is not checked further
+        }
+        if ((flags & (Linux.MREMAP_FIXED | Linux.MREMAP_DONTUNMAP)) == 0 && nlen < olen) {
+            // MREMAP_SHRINK: a plain munmap of the tail, whatever VMAs the old range covers (seen on 6.18)
+            unmapRangeLocked(mm, oldAddr + nlen, oldAddr + olen, events, "mremap");
+            return oldAddr;
+        }
+        if (oldAddr + olen > v.end || oldAddr + olen < oldAddr) {
+            throw new LinuxException(Errno.EFAULT, "mremap", 0, "old range spans several mappings");
         }
         if (v.hugetlb && nlen > olen) {
             throw LinuxException.einval("mremap", "hugetlb mappings cannot grow (split reservations)");
@@ -1069,12 +1090,14 @@ public final class VmOps {
             if (alen == 0) {
                 return;
             }
-            checkFullyMapped(t.mm, addr, end, "madvise");
+            if (t.mm.vmasIn(addr, end).isEmpty()) {
+                throw new LinuxException(Errno.ENOMEM, "madvise", 0, "range not mapped");
+            }
             for (Vma v : t.mm.vmasIn(addr, end)) {
                 if (v.inode == null) {
                     throw LinuxException.einval("madvise", "MADV_REMOVE needs a file mapping");
                 }
-                if (!v.shared || !v.mayWrite || !v.canWrite()) {
+                if (!v.shared || !v.mayWrite) { // vma_is_shared_maywrite(): PROT_WRITE is not needed
                     throw new LinuxException(Errno.EACCES, "madvise", 0, "MADV_REMOVE on a read-only mapping");
                 }
                 if (v.uffd != null && !v.uffd.released && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_REMOVE) != 0) {
@@ -1095,6 +1118,8 @@ public final class VmOps {
                 long off = v.offset + (s - v.start);
                 punchHoleLocked(v.inode, off, off + (e - s));
             }
+            // madvise_walk_vmas(): holes are skipped and reported as ENOMEM once the mapped parts are done
+            checkFullyMapped(t.mm, addr, end, "madvise");
         } finally {
             k.unlock();
         }
