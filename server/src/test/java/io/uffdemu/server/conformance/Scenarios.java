@@ -76,6 +76,7 @@ final class Scenarios {
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
         s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
+        s.add(new Scenario("ranges-with-holes", MemType.ALL, Scenarios::rangesWithHoles));
         s.add(new Scenario("hugetlb-geometry", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
                 Scenarios::hugetlbGeometry));
         s.add(new Scenario("anon-zero-page", MemType.ANON_ONLY, Scenarios::anonZeroPage));
@@ -2111,5 +2112,36 @@ final class Scenarios {
         h.call("MOVE zero page to page 2", () -> b.uffdMove(h.pid, u, a + 2 * PAGE_SIZE, a, PAGE_SIZE, 0));
         h.pm("end", a, 4);
         h.call("scan end", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 4 * PAGE_SIZE, 0, 0, 0x1ff))));
+    }
+
+    // ------------------------------------------------------------------ round 8
+
+    static void rangesWithHoles(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(6);
+        h.populate(a, 6, 1);
+        h.call("munmap page 2", r(() -> b.munmap(pid, a + 2 * ps, ps)));
+        int u = h.uffd(0);
+        h.call("REGISTER over the hole", () -> b.uffdRegister(pid, u, a, 6 * ps, W));
+        h.call("WP over the hole", r(() -> b.uffdWriteprotect(pid, u, a, 6 * ps, 1)));
+        h.pm("wp", a, 6);
+        h.call("DONTNEED over the hole", r(() -> b.madvise(pid, a + ps, 3 * ps, MADV_DONTNEED)));
+        h.pm("after dontneed", a, 6);
+        h.call("mprotect over the hole", r(() -> b.mprotect(pid, a, 6 * ps, PROT_READ)));
+        h.maps("after mprotect", a, a + 6 * ps);
+        h.call("POPULATE_READ over the hole", r(() -> b.madvise(pid, a, 6 * ps, MADV_POPULATE_READ)));
+        h.call("COLD over the hole", r(() -> b.madvise(pid, a, 6 * ps, MADV_COLD)));
+        if (h.type.shared()) {
+            h.call("REMOVE over the hole", r(() -> b.madvise(pid, a, 6 * ps, MADV_REMOVE)));
+        }
+        h.call("munmap over the hole", r(() -> b.munmap(pid, a + ps, 3 * ps)));
+        h.maps("end", a, a + 6 * ps);
+        h.call("mremap from the hole", () -> h.rel(b.mremap(pid, a + 2 * ps, ps, ps, 0, 0)));
+        h.call("mremap across vmas, same size", () -> h.rel(b.mremap(pid, a, 5 * ps, 5 * ps, 0, 0)));
+        h.call("mremap across vmas, shrink", () -> h.rel(b.mremap(pid, a, 5 * ps, 4 * ps, 0, 0)));
+        h.call("UNREGISTER over holes", r(() -> b.uffdUnregister(pid, u, a, 6 * ps)));
+        h.pm("end", a, 6);
     }
 }
