@@ -164,13 +164,16 @@ public final class Faults {
                 if (v == null) {
                     throw new LinuxException(Errno.ENOMEM, c, 0, "range not mapped");
                 }
+                if (call != null && (write ? !v.canWrite() : !v.isAccessible())) {
+                    throw LinuxException.einval(c, "mapping does not allow this access");
+                }
                 handleMmFaultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
                 switch (o.kind) {
                     case OK -> {
                         pos = (pos & ~(v.pageSize - 1)) + v.pageSize;
                         continue;
                     }
-                    case SIGNAL, ERRNO -> throw new LinuxException(Errno.EFAULT, c, pos - start, "populate failed");
+                    case SIGNAL, ERRNO -> throw new LinuxException(Errno.EFAULT, c, 0, "populate failed");
                     case RETRY -> {
                         continue;
                     }

@@ -698,26 +698,48 @@ public final class Userfaultfd {
         };
     }
 
-    /** userfaultfd_event_wait_completion() prologue: queue the event; mmap_changing goes up until it is read. */
+    /**
+     * The *_prep() half of a non-cooperative event: mmap_changing goes up now; the message itself is queued by
+     * {@link #waitEvents}, one event at a time, as userfaultfd_event_wait_completion() does (a REMAP is read
+     * before the UNMAP that follows it is even queued).
+     */
     UserfaultfdCtx.Event queueEventLocked(UserfaultfdCtx ctx, int type, long a, long b, long c, UserfaultfdCtx child,
             Task childTask) {
         UserfaultfdCtx.Event e = new UserfaultfdCtx.Event(type, a, b, c, child, childTask);
         ctx.mmapChanging++;
         e.owner = ctx;
-        ctx.events.add(e);
-        ctx.readable.signalAll();
-        k.observer.eventRaised(type);
         return e;
     }
 
+    /** Queues one prepared event for readers; a released ctx gets none (the raiser does not wait). */
+    private void publishEvent(UserfaultfdCtx.Event e) {
+        k.lock();
+        try {
+            UserfaultfdCtx ctx = e.owner;
+            if (ctx.released) {
+                e.done.countDown();
+                if (e.child != null) {
+                    releaseLocked(e.child);
+                }
+                return;
+            }
+            ctx.events.add(e);
+            ctx.readable.signalAll();
+            k.observer.eventRaised(e.type);
+        } finally {
+            k.unlock();
+        }
+    }
+
     /**
-     * The raising thread waits until each event is read (or its uffd released); then mmap_changing drops.
-     * Interruption (a cancelled call) withdraws events not yet read, like a fatal signal.
+     * The raising thread queues each event and waits until it is read (or its uffd released); then
+     * mmap_changing drops. Interruption (a cancelled call) withdraws events not yet read, like a fatal signal.
      */
     void waitEvents(List<UserfaultfdCtx.Event> events) {
         boolean interrupted = false;
         for (UserfaultfdCtx.Event e : events) {
             if (!interrupted) {
+                publishEvent(e);
                 try {
                     e.done.await();
                 } catch (InterruptedException ie) {

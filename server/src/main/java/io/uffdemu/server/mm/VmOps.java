@@ -558,6 +558,11 @@ public final class VmOps {
         to = Math.min(to, Math.max(inode.size, from));
         long firstWhole = pageAlignUp(from, ps) / ps;
         long lastWhole = to / ps;
+        if (!inode.hugetlb && to < Linux.PAGE_SIZE) {
+            // shmem_fallocate() quirk: for a punch inside page 0, unmap_end = round_down(end) - 1 = -1 and
+            // unmap_mapping_range() unmaps every page from round_up(start) to the end of the file (seen on 6.18)
+            unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, false, false);
+        }
         if (firstWhole < lastWhole) {
             unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
             for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
@@ -888,13 +893,7 @@ public final class VmOps {
                 if (alen == 0) {
                     return;
                 }
-                k.lock();
-                try {
-                    Task t = k.taskLocked(pid, "madvise");
-                    checkFullyMapped(t.mm, addr, addr + alen, "madvise");
-                } finally {
-                    k.unlock();
-                }
+                // madvise_populate(): pages before a hole (or a VMA it cannot fault) are populated first
                 k.faults.populate(pid, addr, alen, "madvise", advice == Linux.MADV_POPULATE_WRITE);
                 return;
             }
