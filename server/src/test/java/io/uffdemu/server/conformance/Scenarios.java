@@ -77,6 +77,10 @@ final class Scenarios {
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
         s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
         s.add(new Scenario("ranges-with-holes", MemType.ALL, Scenarios::rangesWithHoles));
+        s.add(new Scenario("populate-holes", MemType.MAIN, Scenarios::populateHoles));
+        s.add(new Scenario("mremap-events-order", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::mremapOrder));
+        s.add(new Scenario("shmem-partial-pages", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE),
+                Scenarios::shmemPartial));
         s.add(new Scenario("hugetlb-geometry", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
                 Scenarios::hugetlbGeometry));
         s.add(new Scenario("anon-zero-page", MemType.ANON_ONLY, Scenarios::anonZeroPage));
@@ -2143,5 +2147,71 @@ final class Scenarios {
         h.call("mremap across vmas, shrink", () -> h.rel(b.mremap(pid, a, 5 * ps, 4 * ps, 0, 0)));
         h.call("UNREGISTER over holes", r(() -> b.uffdUnregister(pid, u, a, 6 * ps)));
         h.pm("end", a, 6);
+    }
+
+    // ------------------------------------------------------------------ round 9
+
+    static void populateHoles(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        h.call("munmap page 2", r(() -> b.munmap(h.pid, a + 2 * ps, ps)));
+        h.call("POPULATE_WRITE over the hole", r(() -> b.madvise(h.pid, a, 4 * ps, MADV_POPULATE_WRITE)));
+        h.pm("after", a, 4);
+        h.call("POPULATE_READ from the hole", r(() -> b.madvise(h.pid, a + 2 * ps, 2 * ps, MADV_POPULATE_READ)));
+        h.pm("end", a, 4);
+        h.call("mprotect NONE page 1", r(() -> b.mprotect(h.pid, a + ps, ps, PROT_NONE)));
+        h.call("POPULATE_READ over PROT_NONE", r(() -> b.madvise(h.pid, a, 2 * ps, MADV_POPULATE_READ)));
+        h.call("POPULATE_WRITE over RO", r(() -> {
+            b.mprotect(h.pid, a + 3 * ps, ps, PROT_READ);
+            b.madvise(h.pid, a + 3 * ps, ps, MADV_POPULATE_WRITE);
+        }));
+    }
+
+    static void mremapOrder(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        long blocker = h.map(1);
+        h.call("move the blocker right behind A", () -> h.rel(b.mremap(h.pid, blocker, ps, ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, a + 2 * ps)));
+        long target = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_UNMAP);
+        h.populate(a, 2, 1);
+        h.populate(target, 2, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.register(u, target, 2 * ps, M);
+        Harness.Op grow = h.async("mremap grow must move", () -> {
+            long x = b.mremap(h.pid, a, 2 * ps, 3 * ps, MREMAP_MAYMOVE, 0);
+            h.name("G", x, 3 * ps);
+            return x == a ? "in place" : "moved";
+        });
+        grow.state();
+        List<UffdMsg> got = h.readMsgs(u, 500);
+        h.log("grow msgs: " + got.stream().map(m -> m instanceof UffdMsg.Remap rm ? "REMAP len=0x"
+                + Long.toHexString(rm.len()) : h.msg(m)).toList());
+        grow.finish();
+        h.drain(u);
+        Harness.Op onto = h.async("mremap FIXED onto a registered range", () -> h.rel(b.mremap(h.pid, blocker == 0
+                ? 0 : a + 2 * ps, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED, target)));
+        onto.state();
+        h.drain(u);
+        onto.finish();
+        h.drain(u);
+    }
+
+    static void shmemPartial(Harness h) {
+        var b = h.b;
+        long a = h.map(2);
+        h.populate(a, 2, 0x11);
+        h.call("pwrite across pages", () -> b.pwrite(h.pid, h.memfd, PAGE_SIZE - 4, h.fill(0x22, 8)));
+        h.readData("across via mapping", a + PAGE_SIZE - 4, 8);
+        h.call("ftruncate to 1.5 pages", r(() -> b.ftruncate(h.pid, h.memfd, PAGE_SIZE + PAGE_SIZE / 2)));
+        h.readData("tail of page 1", a + PAGE_SIZE + PAGE_SIZE / 2 - 2, 4);
+        h.call("pread across EOF", () -> Harness.hash(b.pread(h.pid, h.memfd, PAGE_SIZE, (int) PAGE_SIZE)));
+        h.call("fallocate PUNCH partial", r(() -> b.fallocate(h.pid, h.memfd,
+                FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8, 16)));
+        h.readData("page 0 head", a, 32);
+        h.pm("end", a, 2);
     }
 }
