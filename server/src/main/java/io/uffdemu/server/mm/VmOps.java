@@ -247,7 +247,7 @@ public final class VmOps {
         if (vs.isEmpty()) {
             return;
         }
-        Set<UserfaultfdCtx> unmapCtxs = new HashSet<>();
+        Set<UserfaultfdCtx> unmapCtxs = new java.util.LinkedHashSet<>(); // VMA order, like the unmap list
         for (Vma v : vs) {
             if (v.uffd != null && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_UNMAP) != 0 && !v.uffd.released) {
                 unmapCtxs.add(v.uffd);
