@@ -77,6 +77,9 @@ final class Scenarios {
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
         s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
         s.add(new Scenario("ranges-with-holes", MemType.ALL, Scenarios::rangesWithHoles));
+        s.add(new Scenario("private-over-cache", Set.of(MemType.SHMEM_PRIVATE, MemType.HUGETLB_PRIVATE),
+                Scenarios::privateOverCache));
+        s.add(new Scenario("two-uffds-events", MemType.MAIN, Scenarios::twoUffdsEvents));
         s.add(new Scenario("populate-holes", MemType.MAIN, Scenarios::populateHoles));
         s.add(new Scenario("mremap-events-order", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::mremapOrder));
         s.add(new Scenario("shmem-partial-pages", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE),
@@ -2213,5 +2216,57 @@ final class Scenarios {
                 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8, 16)));
         h.readData("page 0 head", a, 32);
         h.pm("end", a, 2);
+    }
+
+    // ------------------------------------------------------------------ round 10
+
+    static void privateOverCache(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        long sh = b.mmap(h.pid, 0, 3 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", sh, 3 * ps);
+        h.populate(sh, 3, 0x70);
+        int u = h.uffd(0);
+        h.register(u, a, 3 * ps, M | W | N);
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        h.pm("after minor read", a, 1);
+        h.wp(u, a, 3 * ps, true);
+        h.pm("after wp", a, 3);
+        h.expect("write page 0", h.writeHandled(u, a, 1), "3");
+        h.pm("after COW", a, 1);
+        h.readData("shared sees", sh, 1);
+        Harness.Op w1 = h.write(a + ps, 2);
+        h.handle(w1, u);
+        h.pm("page 1", a + ps, 1);
+        h.call("CONTINUE(MODE_WP) page 2", () -> b.uffdContinue(h.pid, u, a + 2 * ps, ps, UFFDIO_CONTINUE_MODE_WP));
+        h.pm("page 2", a + 2 * ps, 1);
+        h.expect("write page 2", h.writeHandled(u, a + 2 * ps, 3), "3");
+        h.readData("shared page 2", sh + 2 * ps, 1);
+        h.readData("private page 2", a + 2 * ps, 1);
+    }
+
+    static void twoUffdsEvents(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u1 = h.uffd(UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE);
+        int u2 = h.uffd(UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 4, 1);
+        h.register(u1, a, 2 * ps, M);
+        h.register(u2, a + 2 * ps, 2 * ps, M);
+        Harness.Op dn = h.async("DONTNEED all", r(() -> b.madvise(h.pid, a, 4 * ps, MADV_DONTNEED)));
+        dn.state();
+        h.log("u1 first: " + h.readMsgs(u1, 300).stream().map(h::msg).toList());
+        h.log("u2 before u1 read: " + h.readMsgs(u2, 100).stream().map(h::msg).toList());
+        dn.state();
+        h.drain(u2);
+        dn.finish();
+        Harness.Op un = h.async("munmap all", r(() -> b.munmap(h.pid, a, 4 * ps)));
+        un.state();
+        h.drain(u2);
+        h.drain(u1);
+        un.finish();
     }
 }
