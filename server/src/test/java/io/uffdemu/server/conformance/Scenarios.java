@@ -34,8 +34,9 @@ final class Scenarios {
                 Scenarios::fillOverMarker));
         s.add(new Scenario("E5-move", MemType.ANON_ONLY, Scenarios::move));
         s.add(new Scenario("E5-move-not-anon", MemType.FILE, Scenarios::moveNotAnon));
-        s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM),
+        s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::removeEvent));
+        s.add(new Scenario("wp-unpopulated-missing", MemType.ANON_ONLY, Scenarios::wpUnpopulatedMissing));
         s.add(new Scenario("E6-unmap-remap-events", MemType.MAIN, Scenarios::unmapRemapEvents));
         s.add(new Scenario("E6-faults-before-events", MemType.ANON_ONLY, Scenarios::faultsBeforeEvents));
         s.add(new Scenario("E7-exited-mm", MemType.ANON_ONLY, Scenarios::exitedMm));
@@ -440,7 +441,7 @@ final class Scenarios {
             return null;
         });
         h.call("MOVE while pending", "EAGAIN", () -> b.uffdMove(pid, u, a + 3 * ps, anon, ps, 0));
-        if (h.type.shmem()) {
+        if (!h.type.anon()) {
             h.call("CONTINUE while pending", "EAGAIN", () -> b.uffdContinue(pid, u, a + 3 * ps, ps, 0));
         }
         h.call("WAKE while pending", "OK", () -> {
@@ -2268,5 +2269,28 @@ final class Scenarios {
         h.drain(u2);
         h.drain(u1);
         un.finish();
+    }
+
+    // ------------------------------------------------------------------ round 11
+
+    static void wpUnpopulatedMissing(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 3);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 3 * PAGE_SIZE, M | W);
+        h.wp(u, a, 3 * PAGE_SIZE, true);
+        Harness.Op r = h.read(a);
+        for (UffdMsg m : h.settle(r, u)) {
+            if (m instanceof UffdMsg.Pagefault) {
+                h.call("COPY(MODE_WP)", () -> b.uffdCopy(h.pid, u, a, h.fill(4, PAGE_SIZE), UFFDIO_COPY_MODE_WP));
+            }
+        }
+        r.finish();
+        h.pm("after", a, 1);
+        h.expect("write after COPY(MODE_WP)", h.writeHandled(u, a, 1), "3");
+        h.call("ZEROPAGE over marker", "EEXIST", () -> b.uffdZeropage(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("un-WP marker", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0)));
+        h.call("ZEROPAGE after un-WP", "0x1000", () -> b.uffdZeropage(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
+        h.pm("end", a, 3);
     }
 }
