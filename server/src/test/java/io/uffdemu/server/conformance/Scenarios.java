@@ -37,6 +37,7 @@ final class Scenarios {
         s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::removeEvent));
         s.add(new Scenario("wp-unpopulated-missing", MemType.ANON_ONLY, Scenarios::wpUnpopulatedMissing));
+        s.add(new Scenario("scan-across-vmas", MemType.MAIN, Scenarios::scanAcross));
         s.add(new Scenario("E6-unmap-remap-events", MemType.MAIN, Scenarios::unmapRemapEvents));
         s.add(new Scenario("E6-faults-before-events", MemType.ANON_ONLY, Scenarios::faultsBeforeEvents));
         s.add(new Scenario("E7-exited-mm", MemType.ANON_ONLY, Scenarios::exitedMm));
@@ -2292,5 +2293,34 @@ final class Scenarios {
         h.call("un-WP marker", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0)));
         h.call("ZEROPAGE after un-WP", "0x1000", () -> b.uffdZeropage(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
         h.pm("end", a, 3);
+    }
+
+    static void scanAcross(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(6);
+        h.populate(a, 6, 1);
+        h.call("munmap page 2", r(() -> b.munmap(pid, a + 2 * ps, ps)));
+        h.call("mprotect page 4 RO", r(() -> b.mprotect(pid, a + 4 * ps, ps, PROT_READ)));
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a + 3 * ps, 3 * ps, W);
+        h.wp(u, a + 3 * ps, 3 * ps, true);
+        long end = a + 6 * ps;
+        h.call("all", () -> regions(h, b.pagemapScan(pid, scan(a, end, 0, 0, 0x1ff))));
+        for (int lim : new int[] {1, 2, 3}) {
+            h.call("max_regions " + lim, () -> {
+                var res = b.pagemapScan(pid, new Pagemap.ScanArg(a, end, 0, 0, 0, 0, 0x1ff, 0, lim));
+                return regions(h, res) + " walk_end=" + h.relEnd(res.walkEnd());
+            });
+        }
+        long pages = h.type.hugetlb() ? 512 * 3 + 7 : 3;
+        h.call("max_pages", () -> {
+            var res = b.pagemapScan(pid, new Pagemap.ScanArg(a, end, 0, 0, 0, 0, 0x1ff, pages, 0));
+            return regions(h, res) + " walk_end=" + h.relEnd(res.walkEnd());
+        });
+        h.call("WRITTEN only, WP_MATCHING", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a, end,
+                PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, 0x1ff, 0, 0))));
+        h.pm("end", a, 6);
     }
 }
