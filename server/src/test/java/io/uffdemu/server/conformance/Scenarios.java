@@ -37,7 +37,7 @@ final class Scenarios {
         s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::removeEvent));
         s.add(new Scenario("wp-unpopulated-missing", MemType.ANON_ONLY, Scenarios::wpUnpopulatedMissing));
-        s.add(new Scenario("scan-across-vmas", MemType.MAIN, Scenarios::scanAcross));
+        s.add(new Scenario("scan-across-vmas", MemType.ALL, Scenarios::scanAcross));
         s.add(new Scenario("E6-unmap-remap-events", MemType.ALL, Scenarios::unmapRemapEvents));
         s.add(new Scenario("E6-faults-before-events", MemType.ANON_ONLY, Scenarios::faultsBeforeEvents));
         s.add(new Scenario("E7-exited-mm", MemType.ANON_ONLY, Scenarios::exitedMm));
@@ -60,29 +60,29 @@ final class Scenarios {
         s.add(new Scenario("S8-continue-loses-wp", Set.of(MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::continueLosesWp));
         s.add(new Scenario("S9-move-loses-wp", MemType.ANON_ONLY, Scenarios::moveLosesWp));
-        s.add(new Scenario("S10-mremap", MemType.MAIN, Scenarios::mremapNoEvent));
+        s.add(new Scenario("S10-mremap", MemType.ALL, Scenarios::mremapNoEvent));
         s.add(new Scenario("S10-mremap-event", MemType.ANON_ONLY, Scenarios::mremapEvent));
         s.add(new Scenario("S10-fork", MemType.ALL, Scenarios::forkWp));
         s.add(new Scenario("S11-kernel-writers", MemType.MAIN, Scenarios::kernelWriters));
         s.add(new Scenario("S12-mprotect", MemType.ALL, Scenarios::mprotectRo));
         s.add(new Scenario("S14-async", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB), Scenarios::async));
         s.add(new Scenario("S14-scan-args", MemType.ANON_ONLY, Scenarios::scanArgs));
-        s.add(new Scenario("S15-stale-copy", MemType.MAIN, Scenarios::staleCopy));
+        s.add(new Scenario("S15-stale-copy", MemType.ALL, Scenarios::staleCopy));
         s.add(new Scenario("S16-unregister-wake", MemType.ALL, Scenarios::unregisterWake));
         s.add(new Scenario("S16-unregister-wake-minor", Set.of(MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::unregisterWakeMinor));
         s.add(new Scenario("close-wakes", MemType.ALL, Scenarios::closeWakes));
-        s.add(new Scenario("wake-refaults", MemType.MAIN, Scenarios::wakeRefaults));
+        s.add(new Scenario("wake-refaults", MemType.ALL, Scenarios::wakeRefaults));
         s.add(new Scenario("sigbus-feature", MemType.ALL, Scenarios::sigbus));
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
-        s.add(new Scenario("prot-variants", MemType.MAIN, Scenarios::protVariants));
+        s.add(new Scenario("prot-variants", MemType.ALL, Scenarios::protVariants));
         s.add(new Scenario("ranges-with-holes", MemType.ALL, Scenarios::rangesWithHoles));
         s.add(new Scenario("private-over-cache", Set.of(MemType.SHMEM_PRIVATE, MemType.HUGETLB_PRIVATE),
                 Scenarios::privateOverCache));
         s.add(new Scenario("two-uffds-events", MemType.MAIN, Scenarios::twoUffdsEvents));
-        s.add(new Scenario("populate-holes", MemType.MAIN, Scenarios::populateHoles));
+        s.add(new Scenario("populate-holes", MemType.ALL, Scenarios::populateHoles));
         s.add(new Scenario("mremap-events-order", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::mremapOrder));
         s.add(new Scenario("shmem-partial-pages", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE),
                 Scenarios::shmemPartial));
@@ -90,29 +90,29 @@ final class Scenarios {
                 Scenarios::hugetlbGeometry));
         s.add(new Scenario("anon-zero-page", MemType.ANON_ONLY, Scenarios::anonZeroPage));
         s.add(new Scenario("access-modes", MemType.ALL, Scenarios::accessModes));
-        s.add(new Scenario("access-modes-uffd", MemType.MAIN, Scenarios::accessModesUffd));
+        s.add(new Scenario("access-modes-uffd", MemType.ALL, Scenarios::accessModesUffd));
         s.add(new Scenario("minor-only-hole", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorOnlyHole));
         s.add(new Scenario("scan-masks", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::scanMasks));
         s.add(new Scenario("selftest-poison", MemType.MAIN, Scenarios::selftestPoison));
         s.add(new Scenario("selftest-events", MemType.MAIN, Scenarios::selftestEvents));
-        s.add(new Scenario("bounce-stress", MemType.MAIN, Scenarios::bounce));
-        s.add(new Scenario("prot-none-registered", MemType.MAIN, Scenarios::protNone));
-        s.add(new Scenario("close-unread", MemType.MAIN, Scenarios::closeUnread));
-        s.add(new Scenario("mremap-variants", MemType.MAIN, Scenarios::mremapVariants));
+        s.add(new Scenario("bounce-stress", MemType.ALL, Scenarios::bounce));
+        s.add(new Scenario("prot-none-registered", MemType.ALL, Scenarios::protNone));
+        s.add(new Scenario("close-unread", MemType.ALL, Scenarios::closeUnread));
+        s.add(new Scenario("mremap-variants", MemType.ALL, Scenarios::mremapVariants));
         s.add(new Scenario("guard-regions", MemType.ANON_ONLY, Scenarios::guard));
-        s.add(new Scenario("wp-over-poison", MemType.MAIN, Scenarios::wpOverPoison));
+        s.add(new Scenario("wp-over-poison", MemType.ALL, Scenarios::wpOverPoison));
         s.add(new Scenario("E5-move-more", MemType.ANON_ONLY, Scenarios::moveMore));
-        s.add(new Scenario("spanning-access", MemType.MAIN, Scenarios::spanning));
+        s.add(new Scenario("spanning-access", MemType.ALL, Scenarios::spanning));
         s.add(new Scenario("events-range-clip", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::removeClip));
         s.add(new Scenario("wake-and-read-batches", MemType.ANON_ONLY, Scenarios::wakeBatches));
         s.add(new Scenario("S6-thp", MemType.ANON_ONLY, Scenarios::thp));
-        s.add(new Scenario("copy-readonly-vma", MemType.MAIN, Scenarios::copyReadonly));
+        s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
         s.add(new Scenario("minor-fallocate", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorFallocate));
         s.add(new Scenario("shmem-fd-io", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE), Scenarios::shmemFdIo));
         s.add(new Scenario("zeropage-wp", MemType.ANON_ONLY, Scenarios::zeropageWp));
-        s.add(new Scenario("populate-missing", MemType.MAIN, Scenarios::populateMissing));
+        s.add(new Scenario("populate-missing", MemType.ALL, Scenarios::populateMissing));
         s.add(new Scenario("truncate-registered", MemType.FILE, Scenarios::truncate));
         s.add(new Scenario("copy-into-cached", Set.of(MemType.SHMEM, MemType.HUGETLB, MemType.SHMEM_PRIVATE,
                 MemType.HUGETLB_PRIVATE), Scenarios::copyIntoCached));
