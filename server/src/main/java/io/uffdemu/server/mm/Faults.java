@@ -168,13 +168,16 @@ public final class Faults {
                 if (v == null) {
                     throw new LinuxException(Errno.ENOMEM, c, 0, "range not mapped");
                 }
+                if (call != null && (write ? !v.canWrite() : !v.isAccessible())) {
+                    throw LinuxException.einval(c, "mapping does not allow this access");
+                }
                 handleMmFaultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
                 switch (o.kind) {
                     case OK -> {
                         pos = (pos & ~(v.pageSize - 1)) + v.pageSize;
                         continue;
                     }
-                    case SIGNAL, ERRNO -> throw new LinuxException(Errno.EFAULT, c, pos - start, "populate failed");
+                    case SIGNAL, ERRNO -> throw new LinuxException(Errno.EFAULT, c, 0, "populate failed");
                     case RETRY -> {
                         continue;
                     }
@@ -206,7 +209,8 @@ public final class Faults {
         if (write && !v.canWrite() && !(force && !v.shared)) {
             return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_ACCERR) : o.errno(kernelErrno(mode));
         }
-        if (!write && !v.canRead() && !force) {
+        // x86 access_error(): a read needs only vma_is_accessible() (PROT_WRITE or PROT_EXEC imply read)
+        if (!write && !v.isAccessible() && !force) {
             return user ? o.signal(Linux.SIGSEGV, Linux.SEGV_ACCERR) : o.errno(kernelErrno(mode));
         }
         long base = addr & ~(v.pageSize - 1);

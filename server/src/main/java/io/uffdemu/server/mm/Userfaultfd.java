@@ -329,7 +329,10 @@ public final class Userfaultfd {
         MmStruct mm = v.mm;
         long pte = mm.pt.get(addr);
         boolean fileBacked = v.inode != null;
-        if (fileBacked && v.pgoff(addr) * v.inode.pageSize >= v.inode.size) {
+        // mfill_file_over_size() guards every PTE-level fill; hugetlb_mfill_atomic_pte() checks i_size only
+        // for a shared COPY (a private COPY or a POISON beyond EOF succeeds, seen on 6.18)
+        boolean sizeChecked = !v.hugetlb || (kind == Mfill.COPY && v.shared) || kind == Mfill.CONTINUE;
+        if (fileBacked && sizeChecked && v.pgoff(addr) * v.inode.pageSize >= v.inode.size) {
             return Errno.EFAULT;
         }
         switch (kind) {
@@ -692,26 +695,48 @@ public final class Userfaultfd {
         };
     }
 
-    /** userfaultfd_event_wait_completion() prologue: queue the event; mmap_changing goes up until it is read. */
+    /**
+     * The *_prep() half of a non-cooperative event: mmap_changing goes up now; the message itself is queued by
+     * {@link #waitEvents}, one event at a time, as userfaultfd_event_wait_completion() does (a REMAP is read
+     * before the UNMAP that follows it is even queued).
+     */
     UserfaultfdCtx.Event queueEventLocked(UserfaultfdCtx ctx, int type, long a, long b, long c, UserfaultfdCtx child,
             Task childTask) {
         UserfaultfdCtx.Event e = new UserfaultfdCtx.Event(type, a, b, c, child, childTask);
         ctx.mmapChanging++;
         e.owner = ctx;
-        ctx.events.add(e);
-        ctx.readable.signalAll();
-        k.observer.eventRaised(type);
         return e;
     }
 
+    /** Queues one prepared event for readers; a released ctx gets none (the raiser does not wait). */
+    private void publishEvent(UserfaultfdCtx.Event e) {
+        k.lock();
+        try {
+            UserfaultfdCtx ctx = e.owner;
+            if (ctx.released) {
+                e.done.countDown();
+                if (e.child != null) {
+                    releaseLocked(e.child);
+                }
+                return;
+            }
+            ctx.events.add(e);
+            ctx.readable.signalAll();
+            k.observer.eventRaised(e.type);
+        } finally {
+            k.unlock();
+        }
+    }
+
     /**
-     * The raising thread waits until each event is read (or its uffd released); then mmap_changing drops.
-     * Interruption (a cancelled call) withdraws events not yet read, like a fatal signal.
+     * The raising thread queues each event and waits until it is read (or its uffd released); then
+     * mmap_changing drops. Interruption (a cancelled call) withdraws events not yet read, like a fatal signal.
      */
     void waitEvents(List<UserfaultfdCtx.Event> events) {
         boolean interrupted = false;
         for (UserfaultfdCtx.Event e : events) {
             if (!interrupted) {
+                publishEvent(e);
                 try {
                     e.done.await();
                 } catch (InterruptedException ie) {

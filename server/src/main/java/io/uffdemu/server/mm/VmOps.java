@@ -228,8 +228,9 @@ public final class VmOps {
                     if (addr > v.start && (addr & (v.pageSize - 1)) != 0) {
                         throw LinuxException.einval("munmap", "splitting a hugetlb mapping off its page size");
                     }
-                    if (end < v.end) {
-                        end = Math.max(end, Math.min(v.end, pageAlignUp(end, v.pageSize)));
+                    // the split at the end goes through hugetlb_vm_op_split() too: no rounding up
+                    if (end < v.end && (end & (v.pageSize - 1)) != 0) {
+                        throw LinuxException.einval("munmap", "splitting a hugetlb mapping off its page size");
                     }
                 }
             }
@@ -246,7 +247,7 @@ public final class VmOps {
         if (vs.isEmpty()) {
             return;
         }
-        Set<UserfaultfdCtx> unmapCtxs = new HashSet<>();
+        Set<UserfaultfdCtx> unmapCtxs = new java.util.LinkedHashSet<>(); // VMA order, like the unmap list
         for (Vma v : vs) {
             if (v.uffd != null && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_UNMAP) != 0 && !v.uffd.released) {
                 unmapCtxs.add(v.uffd);
@@ -557,6 +558,11 @@ public final class VmOps {
         to = Math.min(to, Math.max(inode.size, from));
         long firstWhole = pageAlignUp(from, ps) / ps;
         long lastWhole = to / ps;
+        if (!inode.hugetlb && to < Linux.PAGE_SIZE) {
+            // shmem_fallocate() quirk: for a punch inside page 0, unmap_end = round_down(end) - 1 = -1 and
+            // unmap_mapping_range() unmaps every page from round_up(start) to the end of the file (seen on 6.18)
+            unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, false, false);
+        }
         if (firstWhole < lastWhole) {
             unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
             for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
@@ -639,8 +645,18 @@ public final class VmOps {
             if (alen <= 0 || addr + alen < addr) {
                 throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range overflows");
             }
-            long end = addr + alen;
-            checkFullyMapped(t.mm, addr, end, "mprotect");
+            long fullEnd = addr + alen;
+            // do_mprotect_pkey(): VMAs are changed in order up to the first hole, then ENOMEM
+            long end = addr;
+            for (Vma v : t.mm.vmasIn(addr, fullEnd)) {
+                if (v.start > end) {
+                    break;
+                }
+                end = Math.min(fullEnd, v.end);
+            }
+            if (end == addr) {
+                throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range not mapped");
+            }
             for (Vma v : t.mm.vmasIn(addr, end)) {
                 if (v.hugetlb && ((Math.max(addr, v.start) & (v.pageSize - 1)) != 0
                         || (Math.min(end, v.end) & (v.pageSize - 1)) != 0)) {
@@ -661,6 +677,9 @@ public final class VmOps {
                 }
             }
             t.mm.mergeAround(addr, end);
+            if (end < fullEnd) {
+                throw new LinuxException(Errno.ENOMEM, "mprotect", 0, "range has a hole");
+            }
         } finally {
             k.unlock();
         }
@@ -722,11 +741,19 @@ public final class VmOps {
         if (olen == 0) {
             throw LinuxException.einval("mremap", "old_len 0 duplication is not supported");
         }
-        if (oldAddr + olen > v.end || oldAddr + olen < oldAddr) {
-            throw new LinuxException(Errno.EFAULT, "mremap", 0, "old range spans several mappings");
-        }
         if (v.hugetlb && ((oldAddr | olen | nlen) & (v.pageSize - 1)) != 0) {
             throw LinuxException.einval("mremap", "hugetlb lengths not huge page aligned");
+        }
+        if ((flags & (Linux.MREMAP_FIXED | Linux.MREMAP_DONTUNMAP)) == 0 && nlen == olen) {
+            return oldAddr; // MREMAP_NO_RESIZE: nothing to do, the old range is not checked further
+        }
+        if ((flags & (Linux.MREMAP_FIXED | Linux.MREMAP_DONTUNMAP)) == 0 && nlen < olen) {
+            // MREMAP_SHRINK: a plain munmap of the tail, whatever VMAs the old range covers (seen on 6.18)
+            unmapRangeLocked(mm, oldAddr + nlen, oldAddr + olen, events, "mremap");
+            return oldAddr;
+        }
+        if (oldAddr + olen > v.end || oldAddr + olen < oldAddr) {
+            throw new LinuxException(Errno.EFAULT, "mremap", 0, "old range spans several mappings");
         }
         if (v.hugetlb && nlen > olen) {
             throw LinuxException.einval("mremap", "hugetlb mappings cannot grow (split reservations)");
@@ -866,13 +893,7 @@ public final class VmOps {
                 if (alen == 0) {
                     return;
                 }
-                k.lock();
-                try {
-                    Task t = k.taskLocked(pid, "madvise");
-                    checkFullyMapped(t.mm, addr, addr + alen, "madvise");
-                } finally {
-                    k.unlock();
-                }
+                // madvise_populate(): pages before a hole (or a VMA it cannot fault) are populated first
                 k.faults.populate(pid, addr, alen, "madvise", advice == Linux.MADV_POPULATE_WRITE);
                 return;
             }
@@ -1068,12 +1089,14 @@ public final class VmOps {
             if (alen == 0) {
                 return;
             }
-            checkFullyMapped(t.mm, addr, end, "madvise");
+            if (t.mm.vmasIn(addr, end).isEmpty()) {
+                throw new LinuxException(Errno.ENOMEM, "madvise", 0, "range not mapped");
+            }
             for (Vma v : t.mm.vmasIn(addr, end)) {
                 if (v.inode == null) {
                     throw LinuxException.einval("madvise", "MADV_REMOVE needs a file mapping");
                 }
-                if (!v.shared || !v.mayWrite || !v.canWrite()) {
+                if (!v.shared || !v.mayWrite) { // vma_is_shared_maywrite(): PROT_WRITE is not needed
                     throw new LinuxException(Errno.EACCES, "madvise", 0, "MADV_REMOVE on a read-only mapping");
                 }
                 if (v.uffd != null && !v.uffd.released && (v.uffd.features & Linux.UFFD_FEATURE_EVENT_REMOVE) != 0) {
@@ -1094,6 +1117,8 @@ public final class VmOps {
                 long off = v.offset + (s - v.start);
                 punchHoleLocked(v.inode, off, off + (e - s));
             }
+            // madvise_walk_vmas(): holes are skipped and reported as ENOMEM once the mapped parts are done
+            checkFullyMapped(t.mm, addr, end, "madvise");
         } finally {
             k.unlock();
         }

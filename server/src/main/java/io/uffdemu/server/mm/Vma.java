@@ -103,6 +103,11 @@ public final class Vma {
         return (uffd.features & Linux.UFFD_FEATURE_WP_UNPOPULATED) != 0;
     }
 
+    /** {@code vma_is_accessible()}: any of VM_READ, VM_WRITE, VM_EXEC. */
+    boolean isAccessible() {
+        return (prot & (Linux.PROT_READ | Linux.PROT_WRITE | Linux.PROT_EXEC)) != 0;
+    }
+
     boolean canRead() {
         return (prot & Linux.PROT_READ) != 0;
     }

@@ -34,9 +34,11 @@ final class Scenarios {
                 Scenarios::fillOverMarker));
         s.add(new Scenario("E5-move", MemType.ANON_ONLY, Scenarios::move));
         s.add(new Scenario("E5-move-not-anon", MemType.FILE, Scenarios::moveNotAnon));
-        s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM),
+        s.add(new Scenario("E6-remove-event-mmap-changing", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::removeEvent));
-        s.add(new Scenario("E6-unmap-remap-events", MemType.MAIN, Scenarios::unmapRemapEvents));
+        s.add(new Scenario("wp-unpopulated-missing", MemType.ANON_ONLY, Scenarios::wpUnpopulatedMissing));
+        s.add(new Scenario("scan-across-vmas", MemType.ALL, Scenarios::scanAcross));
+        s.add(new Scenario("E6-unmap-remap-events", MemType.ALL, Scenarios::unmapRemapEvents));
         s.add(new Scenario("E6-faults-before-events", MemType.ANON_ONLY, Scenarios::faultsBeforeEvents));
         s.add(new Scenario("E7-exited-mm", MemType.ANON_ONLY, Scenarios::exitedMm));
         s.add(new Scenario("msg-flags-and-address", MemType.ALL, Scenarios::msgFlags));
@@ -58,44 +60,60 @@ final class Scenarios {
         s.add(new Scenario("S8-continue-loses-wp", Set.of(MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::continueLosesWp));
         s.add(new Scenario("S9-move-loses-wp", MemType.ANON_ONLY, Scenarios::moveLosesWp));
-        s.add(new Scenario("S10-mremap", MemType.MAIN, Scenarios::mremapNoEvent));
+        s.add(new Scenario("S10-mremap", MemType.ALL, Scenarios::mremapNoEvent));
         s.add(new Scenario("S10-mremap-event", MemType.ANON_ONLY, Scenarios::mremapEvent));
         s.add(new Scenario("S10-fork", MemType.ALL, Scenarios::forkWp));
         s.add(new Scenario("S11-kernel-writers", MemType.MAIN, Scenarios::kernelWriters));
-        s.add(new Scenario("S12-mprotect", MemType.MAIN, Scenarios::mprotectRo));
+        s.add(new Scenario("S12-mprotect", MemType.ALL, Scenarios::mprotectRo));
         s.add(new Scenario("S14-async", Set.of(MemType.ANON, MemType.SHMEM, MemType.HUGETLB), Scenarios::async));
         s.add(new Scenario("S14-scan-args", MemType.ANON_ONLY, Scenarios::scanArgs));
-        s.add(new Scenario("S15-stale-copy", MemType.MAIN, Scenarios::staleCopy));
-        s.add(new Scenario("S16-unregister-wake", MemType.MAIN, Scenarios::unregisterWake));
+        s.add(new Scenario("S15-stale-copy", MemType.ALL, Scenarios::staleCopy));
+        s.add(new Scenario("S16-unregister-wake", MemType.ALL, Scenarios::unregisterWake));
         s.add(new Scenario("S16-unregister-wake-minor", Set.of(MemType.SHMEM, MemType.HUGETLB),
                 Scenarios::unregisterWakeMinor));
-        s.add(new Scenario("close-wakes", MemType.MAIN, Scenarios::closeWakes));
-        s.add(new Scenario("wake-refaults", MemType.MAIN, Scenarios::wakeRefaults));
-        s.add(new Scenario("sigbus-feature", MemType.MAIN, Scenarios::sigbus));
+        s.add(new Scenario("close-wakes", MemType.ALL, Scenarios::closeWakes));
+        s.add(new Scenario("wake-refaults", MemType.ALL, Scenarios::wakeRefaults));
+        s.add(new Scenario("sigbus-feature", MemType.ALL, Scenarios::sigbus));
         s.add(new Scenario("user-mode-only", MemType.ANON_ONLY, Scenarios::userModeOnly));
         s.add(new Scenario("E2-mixed-ranges", MemType.ANON_ONLY, Scenarios::mixedRanges));
         s.add(new Scenario("syscall-errors", MemType.ALL, Scenarios::syscallErrors));
+        s.add(new Scenario("prot-variants", MemType.ALL, Scenarios::protVariants));
+        s.add(new Scenario("ranges-with-holes", MemType.ALL, Scenarios::rangesWithHoles));
+        s.add(new Scenario("private-over-cache", Set.of(MemType.SHMEM_PRIVATE, MemType.HUGETLB_PRIVATE),
+                Scenarios::privateOverCache));
+        s.add(new Scenario("two-uffds-events", MemType.MAIN, Scenarios::twoUffdsEvents));
+        s.add(new Scenario("populate-holes", MemType.ALL, Scenarios::populateHoles));
+        s.add(new Scenario("mremap-events-order", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::mremapOrder));
+        s.add(new Scenario("shmem-partial-pages", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE),
+                Scenarios::shmemPartial));
+        s.add(new Scenario("hugetlb-geometry", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
+                Scenarios::hugetlbGeometry));
+        s.add(new Scenario("anon-zero-page", MemType.ANON_ONLY, Scenarios::anonZeroPage));
+        s.add(new Scenario("access-modes", MemType.ALL, Scenarios::accessModes));
+        s.add(new Scenario("access-modes-uffd", MemType.ALL, Scenarios::accessModesUffd));
+        s.add(new Scenario("minor-only-hole", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorOnlyHole));
+        s.add(new Scenario("scan-masks", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::scanMasks));
         s.add(new Scenario("selftest-poison", MemType.MAIN, Scenarios::selftestPoison));
         s.add(new Scenario("selftest-events", MemType.MAIN, Scenarios::selftestEvents));
-        s.add(new Scenario("bounce-stress", MemType.MAIN, Scenarios::bounce));
-        s.add(new Scenario("prot-none-registered", MemType.MAIN, Scenarios::protNone));
-        s.add(new Scenario("close-unread", MemType.MAIN, Scenarios::closeUnread));
-        s.add(new Scenario("mremap-variants", MemType.MAIN, Scenarios::mremapVariants));
+        s.add(new Scenario("bounce-stress", MemType.ALL, Scenarios::bounce));
+        s.add(new Scenario("prot-none-registered", MemType.ALL, Scenarios::protNone));
+        s.add(new Scenario("close-unread", MemType.ALL, Scenarios::closeUnread));
+        s.add(new Scenario("mremap-variants", MemType.ALL, Scenarios::mremapVariants));
         s.add(new Scenario("guard-regions", MemType.ANON_ONLY, Scenarios::guard));
-        s.add(new Scenario("wp-over-poison", MemType.MAIN, Scenarios::wpOverPoison));
+        s.add(new Scenario("wp-over-poison", MemType.ALL, Scenarios::wpOverPoison));
         s.add(new Scenario("E5-move-more", MemType.ANON_ONLY, Scenarios::moveMore));
-        s.add(new Scenario("spanning-access", MemType.MAIN, Scenarios::spanning));
+        s.add(new Scenario("spanning-access", MemType.ALL, Scenarios::spanning));
         s.add(new Scenario("events-range-clip", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::removeClip));
         s.add(new Scenario("wake-and-read-batches", MemType.ANON_ONLY, Scenarios::wakeBatches));
         s.add(new Scenario("S6-thp", MemType.ANON_ONLY, Scenarios::thp));
-        s.add(new Scenario("copy-readonly-vma", MemType.MAIN, Scenarios::copyReadonly));
+        s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
         s.add(new Scenario("minor-fallocate", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minorFallocate));
         s.add(new Scenario("shmem-fd-io", Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE), Scenarios::shmemFdIo));
         s.add(new Scenario("zeropage-wp", MemType.ANON_ONLY, Scenarios::zeropageWp));
-        s.add(new Scenario("populate-missing", MemType.MAIN, Scenarios::populateMissing));
-        s.add(new Scenario("truncate-registered", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::truncate));
+        s.add(new Scenario("populate-missing", MemType.ALL, Scenarios::populateMissing));
+        s.add(new Scenario("truncate-registered", MemType.FILE, Scenarios::truncate));
         s.add(new Scenario("copy-into-cached", Set.of(MemType.SHMEM, MemType.HUGETLB, MemType.SHMEM_PRIVATE,
                 MemType.HUGETLB_PRIVATE), Scenarios::copyIntoCached));
         return s;
@@ -424,7 +442,7 @@ final class Scenarios {
             return null;
         });
         h.call("MOVE while pending", "EAGAIN", () -> b.uffdMove(pid, u, a + 3 * ps, anon, ps, 0));
-        if (h.type.shmem()) {
+        if (!h.type.anon()) {
             h.call("CONTINUE while pending", "EAGAIN", () -> b.uffdContinue(pid, u, a + 3 * ps, ps, 0));
         }
         h.call("WAKE while pending", "OK", () -> {
@@ -1204,7 +1222,11 @@ final class Scenarios {
         });
         h.expect("MISSING reader after close", r.finish(), "ok 00*1");
         h.expect("WP writer after close", w.finish(), "ok");
-        h.pmExpect("after close", a, 2, h.type.shared() ? "P--F P--F" : "P--- P---");
+        if (h.type.shared() || h.type.anon()) {
+            h.pmExpect("after close", a, 2, h.type.shared() ? "P--F P--F" : "P--- P---");
+        } else {
+            h.pm("after close", a, 2); // the read maps the (private) cache page or a private huge page
+        }
         h.readData("written", a + ps, 1);
     }
 
@@ -1953,5 +1975,356 @@ final class Scenarios {
         boolean ok() {
             return r.succeeded();
         }
+    }
+
+    // ------------------------------------------------------------------ round 5
+
+    static void protVariants(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        h.populate(a, 4, 9);
+        int[] prots = {PROT_WRITE, PROT_EXEC, PROT_READ | PROT_EXEC, PROT_NONE};
+        for (int i = 0; i < 4; i++) {
+            int prot = prots[i];
+            long addr = a + i * ps;
+            h.call("mprotect page " + i + " prot=" + prot, r(() -> b.mprotect(h.pid, addr, ps, prot)));
+            h.log("read page " + i + ": " + h.read(addr).result());
+            h.log("write page " + i + ": " + h.write(addr, 1).result());
+        }
+        Harness.Op span = h.async("read across the end", () -> b.access(h.pid, a + 4 * ps - 8, 16, false, null,
+                AccessMode.USER, System.nanoTime() + 2_000_000_000L));
+        h.log("read across the end: " + span.result());
+        Harness.Op kspan = h.async("kernel read across the end", () -> b.access(h.pid, a + 4 * ps - 8, 16, false,
+                null, AccessMode.KERNEL, System.nanoTime() + 2_000_000_000L));
+        h.log("kernel read across the end: " + kspan.result());
+    }
+
+    static void scanMasks(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(8);
+        h.populate(a, 4, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a, 8 * PAGE_SIZE, W);
+        h.wp(u, a, 6 * PAGE_SIZE, true);
+        h.write(a + PAGE_SIZE, 2).finish();
+        long all = 0x1ff;
+        h.call("inverted WRITTEN (clean pages)", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN, 0, all, 0, 0))));
+        h.call("anyof PRESENT|SWAPPED", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, 0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, all, 0, 0))));
+        h.call("mask WPALLOWED inverted", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, PAGE_IS_WPALLOWED, PAGE_IS_WPALLOWED, 0, all, 0, 0))));
+        h.call("return only PRESENT", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, 0, 0, 0, 0, PAGE_IS_PRESENT, 0, 0))));
+        h.call("WP_MATCHING no output", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a,
+                a + 8 * PAGE_SIZE, PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, PAGE_IS_WRITTEN, 0, 0))));
+        h.pm("after WP_MATCHING", a, 8);
+    }
+
+    // ------------------------------------------------------------------ round 6
+
+    static void accessModes(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        h.populate(a, 3, 0x10);
+        h.call("mprotect page 1 RO", r(() -> b.mprotect(h.pid, a + ps, ps, PROT_READ)));
+        h.call("mprotect page 2 NONE", r(() -> b.mprotect(h.pid, a + 2 * ps, ps, PROT_NONE)));
+        for (AccessMode m : new AccessMode[] {AccessMode.KERNEL, AccessMode.REMOTE, AccessMode.PROC_MEM}) {
+            for (int i = 0; i < 3; i++) {
+                long addr = a + i * ps + 5;
+                h.log(m + " read page " + i + ": " + h.access(addr, false, m).result());
+                h.log(m + " write page " + i + ": " + h.access(addr, true, m).result());
+            }
+        }
+        h.pm("end", a, 3);
+        h.readData("page 1 after writes", a + ps + 5, 1);
+    }
+
+    static void accessModesUffd(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        h.populate(a + 3 * ps, 1, 1);
+        int u = h.uffd(0);
+        h.register(u, a, 4 * ps, M | W);
+        h.wp(u, a + 3 * ps, ps, true);
+        Harness.Op rr = h.access(a, false, AccessMode.REMOTE);
+        h.handle(rr, u);
+        Harness.Op pr = h.access(a + ps, false, AccessMode.PROC_MEM);
+        h.expect("PROC_MEM read of a missing page", pr.finish(), "EIO");
+        Harness.Op pw = h.access(a + 3 * ps, true, AccessMode.PROC_MEM);
+        h.expect("PROC_MEM write of a wp'd page", pw.finish(), "EIO");
+        Harness.Op kr = h.access(a + 2 * ps, false, AccessMode.KERNEL);
+        h.handle(kr, u);
+        h.drain(u);
+        int um = b.userfaultfd(h.pid, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, false);
+        h.call("API user-mode-only", () -> b.uffdApi(h.pid, um, UFFD_API, 0));
+        long c = h.map(2);
+        h.register(um, c, 2 * ps, M);
+        h.expect("REMOTE read, user-mode-only", h.access(c, false, AccessMode.REMOTE).finish(), "EFAULT");
+        h.drain(um);
+    }
+
+    static void minorOnlyHole(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a + ps, 1, 3);
+        h.register(u, a, 2 * ps, N);
+        h.call("DONTNEED page 1", r(() -> h.b.madvise(h.pid, a + ps, ps, MADV_DONTNEED)));
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        Harness.Op r1 = h.read(a + ps);
+        h.handle(r1, u);
+        h.pm("end", a, 2);
+    }
+
+    // ------------------------------------------------------------------ round 7
+
+    static void hugetlbGeometry(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(4);
+        int fd = h.memfd;
+        h.call("mmap unaligned len", () -> {
+            long x = b.mmap(pid, 0, ps + PAGE_SIZE, PROT_READ | PROT_WRITE, h.type.shared() ? MAP_SHARED
+                    : MAP_PRIVATE, fd, 0);
+            h.name("U", x, 2 * ps);
+            return "mapped";
+        });
+        h.maps("U", a - 8 * ps, a + 8 * ps);
+        h.call("mmap unaligned offset", () -> b.mmap(pid, 0, ps, PROT_READ, MAP_SHARED, fd, PAGE_SIZE));
+        h.call("munmap 4K", r(() -> b.munmap(pid, a, PAGE_SIZE)));
+        h.call("munmap 4K in the middle", r(() -> b.munmap(pid, a + ps + PAGE_SIZE, PAGE_SIZE)));
+        h.call("munmap unaligned start", r(() -> b.munmap(pid, a + PAGE_SIZE, ps)));
+        h.call("munmap huge page 1", r(() -> b.munmap(pid, a + ps, ps)));
+        h.maps("after", a, a + 4 * ps);
+        h.call("madvise DONTNEED unaligned start", r(() -> b.madvise(pid, a + PAGE_SIZE, ps, MADV_DONTNEED)));
+        h.call("mprotect unaligned len", r(() -> b.mprotect(pid, a, ps + PAGE_SIZE, PROT_READ)));
+        h.call("fallocate unaligned punch", r(() -> b.fallocate(pid, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                PAGE_SIZE, PAGE_SIZE)));
+        h.call("fallocate allocate", r(() -> b.fallocate(pid, fd, 0, 3 * ps, ps)));
+        h.pm("end", a, 4);
+    }
+
+    static void anonZeroPage(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 4);
+        h.readData("read page 0", a, 4);
+        h.pm("zero page", a, 1);
+        h.call("scan", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 4 * PAGE_SIZE, 0, 0, 0x1ff))));
+        int u = h.uffd(0);
+        h.register(u, a, 4 * PAGE_SIZE, M);
+        h.call("COPY over zero page", () -> b.uffdCopy(h.pid, u, a, h.fill(1, PAGE_SIZE), 0));
+        h.call("ZEROPAGE over zero page", () -> b.uffdZeropage(h.pid, u, a, PAGE_SIZE, 0));
+        h.call("POISON over zero page", () -> b.uffdPoison(h.pid, u, a, PAGE_SIZE, 0));
+        h.call("MOVE zero page to page 2", () -> b.uffdMove(h.pid, u, a + 2 * PAGE_SIZE, a, PAGE_SIZE, 0));
+        h.pm("end", a, 4);
+        h.call("scan end", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 4 * PAGE_SIZE, 0, 0, 0x1ff))));
+    }
+
+    // ------------------------------------------------------------------ round 8
+
+    static void rangesWithHoles(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(6);
+        h.populate(a, 6, 1);
+        h.call("munmap page 2", r(() -> b.munmap(pid, a + 2 * ps, ps)));
+        int u = h.uffd(0);
+        h.call("REGISTER over the hole", () -> b.uffdRegister(pid, u, a, 6 * ps, W));
+        h.call("WP over the hole", r(() -> b.uffdWriteprotect(pid, u, a, 6 * ps, 1)));
+        h.pm("wp", a, 6);
+        h.call("DONTNEED over the hole", r(() -> b.madvise(pid, a + ps, 3 * ps, MADV_DONTNEED)));
+        h.pm("after dontneed", a, 6);
+        h.call("mprotect over the hole", r(() -> b.mprotect(pid, a, 6 * ps, PROT_READ)));
+        h.maps("after mprotect", a, a + 6 * ps);
+        h.call("POPULATE_READ over the hole", r(() -> b.madvise(pid, a, 6 * ps, MADV_POPULATE_READ)));
+        h.call("COLD over the hole", r(() -> b.madvise(pid, a, 6 * ps, MADV_COLD)));
+        if (h.type.shared()) {
+            h.call("REMOVE over the hole", r(() -> b.madvise(pid, a, 6 * ps, MADV_REMOVE)));
+        }
+        h.call("munmap over the hole", r(() -> b.munmap(pid, a + ps, 3 * ps)));
+        h.maps("end", a, a + 6 * ps);
+        h.call("mremap from the hole", () -> h.rel(b.mremap(pid, a + 2 * ps, ps, ps, 0, 0)));
+        h.call("mremap across vmas, same size", () -> h.rel(b.mremap(pid, a, 5 * ps, 5 * ps, 0, 0)));
+        h.call("mremap across vmas, shrink", () -> h.rel(b.mremap(pid, a, 5 * ps, 4 * ps, 0, 0)));
+        h.call("UNREGISTER over holes", r(() -> b.uffdUnregister(pid, u, a, 6 * ps)));
+        h.pm("end", a, 6);
+    }
+
+    // ------------------------------------------------------------------ round 9
+
+    static void populateHoles(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        h.call("munmap page 2", r(() -> b.munmap(h.pid, a + 2 * ps, ps)));
+        h.call("POPULATE_WRITE over the hole", r(() -> b.madvise(h.pid, a, 4 * ps, MADV_POPULATE_WRITE)));
+        h.pm("after", a, 4);
+        h.call("POPULATE_READ from the hole", r(() -> b.madvise(h.pid, a + 2 * ps, 2 * ps, MADV_POPULATE_READ)));
+        h.pm("end", a, 4);
+        h.call("mprotect NONE page 1", r(() -> b.mprotect(h.pid, a + ps, ps, PROT_NONE)));
+        h.call("POPULATE_READ over PROT_NONE", r(() -> b.madvise(h.pid, a, 2 * ps, MADV_POPULATE_READ)));
+        h.call("POPULATE_WRITE over RO", r(() -> {
+            b.mprotect(h.pid, a + 3 * ps, ps, PROT_READ);
+            b.madvise(h.pid, a + 3 * ps, ps, MADV_POPULATE_WRITE);
+        }));
+    }
+
+    static void mremapOrder(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        long blocker = h.map(1);
+        h.call("move the blocker right behind A", () -> h.rel(b.mremap(h.pid, blocker, ps, ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, a + 2 * ps)));
+        long target = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_UNMAP);
+        h.populate(a, 2, 1);
+        h.populate(target, 2, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.register(u, target, 2 * ps, M);
+        Harness.Op grow = h.async("mremap grow must move", () -> {
+            long x = b.mremap(h.pid, a, 2 * ps, 3 * ps, MREMAP_MAYMOVE, 0);
+            h.name("G", x, 3 * ps);
+            return x == a ? "in place" : "moved";
+        });
+        grow.state();
+        List<UffdMsg> got = h.readMsgs(u, 500);
+        h.log("grow msgs: " + got.stream().map(m -> m instanceof UffdMsg.Remap rm ? "REMAP len=0x"
+                + Long.toHexString(rm.len()) : h.msg(m)).toList());
+        grow.finish();
+        h.drain(u);
+        Harness.Op onto = h.async("mremap FIXED onto a registered range", () -> h.rel(b.mremap(h.pid, blocker == 0
+                ? 0 : a + 2 * ps, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED, target)));
+        onto.state();
+        h.drain(u);
+        onto.finish();
+        h.drain(u);
+    }
+
+    static void shmemPartial(Harness h) {
+        var b = h.b;
+        long a = h.map(2);
+        h.populate(a, 2, 0x11);
+        h.call("pwrite across pages", () -> b.pwrite(h.pid, h.memfd, PAGE_SIZE - 4, h.fill(0x22, 8)));
+        h.readData("across via mapping", a + PAGE_SIZE - 4, 8);
+        h.call("ftruncate to 1.5 pages", r(() -> b.ftruncate(h.pid, h.memfd, PAGE_SIZE + PAGE_SIZE / 2)));
+        h.readData("tail of page 1", a + PAGE_SIZE + PAGE_SIZE / 2 - 2, 4);
+        h.call("pread across EOF", () -> Harness.hash(b.pread(h.pid, h.memfd, PAGE_SIZE, (int) PAGE_SIZE)));
+        h.call("fallocate PUNCH partial", r(() -> b.fallocate(h.pid, h.memfd,
+                FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8, 16)));
+        h.readData("page 0 head", a, 32);
+        h.pm("end", a, 2);
+    }
+
+    // ------------------------------------------------------------------ round 10
+
+    static void privateOverCache(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        long sh = b.mmap(h.pid, 0, 3 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", sh, 3 * ps);
+        h.populate(sh, 3, 0x70);
+        int u = h.uffd(0);
+        h.register(u, a, 3 * ps, M | W | N);
+        Harness.Op r0 = h.read(a);
+        h.handle(r0, u);
+        h.pm("after minor read", a, 1);
+        h.wp(u, a, 3 * ps, true);
+        h.pm("after wp", a, 3);
+        h.expect("write page 0", h.writeHandled(u, a, 1), "3");
+        h.pm("after COW", a, 1);
+        h.readData("shared sees", sh, 1);
+        Harness.Op w1 = h.write(a + ps, 2);
+        h.handle(w1, u);
+        h.pm("page 1", a + ps, 1);
+        h.call("CONTINUE(MODE_WP) page 2", () -> b.uffdContinue(h.pid, u, a + 2 * ps, ps, UFFDIO_CONTINUE_MODE_WP));
+        h.pm("page 2", a + 2 * ps, 1);
+        h.expect("write page 2", h.writeHandled(u, a + 2 * ps, 3), "3");
+        h.readData("shared page 2", sh + 2 * ps, 1);
+        h.readData("private page 2", a + 2 * ps, 1);
+    }
+
+    static void twoUffdsEvents(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u1 = h.uffd(UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE);
+        int u2 = h.uffd(UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 4, 1);
+        h.register(u1, a, 2 * ps, M);
+        h.register(u2, a + 2 * ps, 2 * ps, M);
+        Harness.Op dn = h.async("DONTNEED all", r(() -> b.madvise(h.pid, a, 4 * ps, MADV_DONTNEED)));
+        dn.state();
+        h.log("u1 first: " + h.readMsgs(u1, 300).stream().map(h::msg).toList());
+        h.log("u2 before u1 read: " + h.readMsgs(u2, 100).stream().map(h::msg).toList());
+        dn.state();
+        h.drain(u2);
+        dn.finish();
+        Harness.Op un = h.async("munmap all", r(() -> b.munmap(h.pid, a, 4 * ps)));
+        un.state();
+        h.drain(u2);
+        h.drain(u1);
+        un.finish();
+    }
+
+    // ------------------------------------------------------------------ round 11
+
+    static void wpUnpopulatedMissing(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 3);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, a, 3 * PAGE_SIZE, M | W);
+        h.wp(u, a, 3 * PAGE_SIZE, true);
+        Harness.Op r = h.read(a);
+        for (UffdMsg m : h.settle(r, u)) {
+            if (m instanceof UffdMsg.Pagefault) {
+                h.call("COPY(MODE_WP)", () -> b.uffdCopy(h.pid, u, a, h.fill(4, PAGE_SIZE), UFFDIO_COPY_MODE_WP));
+            }
+        }
+        r.finish();
+        h.pm("after", a, 1);
+        h.expect("write after COPY(MODE_WP)", h.writeHandled(u, a, 1), "3");
+        h.call("ZEROPAGE over marker", "EEXIST", () -> b.uffdZeropage(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
+        h.call("un-WP marker", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0)));
+        h.call("ZEROPAGE after un-WP", "0x1000", () -> b.uffdZeropage(h.pid, u, a + PAGE_SIZE, PAGE_SIZE, 0));
+        h.pm("end", a, 3);
+    }
+
+    static void scanAcross(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        int pid = h.pid;
+        long a = h.map(6);
+        h.populate(a, 6, 1);
+        h.call("munmap page 2", r(() -> b.munmap(pid, a + 2 * ps, ps)));
+        h.call("mprotect page 4 RO", r(() -> b.mprotect(pid, a + 4 * ps, ps, PROT_READ)));
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a + 3 * ps, 3 * ps, W);
+        h.wp(u, a + 3 * ps, 3 * ps, true);
+        long end = a + 6 * ps;
+        h.call("all", () -> regions(h, b.pagemapScan(pid, scan(a, end, 0, 0, 0x1ff))));
+        for (int lim : new int[] {1, 2, 3}) {
+            h.call("max_regions " + lim, () -> {
+                var res = b.pagemapScan(pid, new Pagemap.ScanArg(a, end, 0, 0, 0, 0, 0x1ff, 0, lim));
+                return regions(h, res) + " walk_end=" + h.relEnd(res.walkEnd());
+            });
+        }
+        long pages = h.type.hugetlb() ? 512 * 3 + 7 : 3;
+        h.call("max_pages", () -> {
+            var res = b.pagemapScan(pid, new Pagemap.ScanArg(a, end, 0, 0, 0, 0, 0x1ff, pages, 0));
+            return regions(h, res) + " walk_end=" + h.relEnd(res.walkEnd());
+        });
+        h.call("WRITTEN only, WP_MATCHING", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a, end,
+                PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, 0x1ff, 0, 0))));
+        h.pm("end", a, 6);
     }
 }
