@@ -8,13 +8,14 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * Seeded random syscall/ioctl sequences with the invariant checker on (issue 8's fuzz figure). Each dynamic
- * test runs a batch of seeds; {@code -Duffdemu.fuzz.sequences=N} (default 2000) sets how many sequences run,
- * {@code -Duffdemu.fuzz.steps=N} (default 60) their length, {@code -Duffdemu.fuzz.seed=S} reruns one seed.
+ * test runs a batch of seeds; {@code -Duffdemu.fuzz.sequences=N} (default 100 000: every build runs that many)
+ * sets how many sequences run, {@code -Duffdemu.fuzz.steps=N} (default 12) their length,
+ * {@code -Duffdemu.fuzz.seed=S} reruns one seed. Longer runs: sequences=20000 steps=80.
  */
 class SyscallFuzzTest {
-    static final int SEQUENCES = Integer.getInteger("uffdemu.fuzz.sequences", 2000);
-    static final int STEPS = Integer.getInteger("uffdemu.fuzz.steps", 60);
-    static final int BATCH = 250;
+    static final int SEQUENCES = Integer.getInteger("uffdemu.fuzz.sequences", 100_000);
+    static final int STEPS = Integer.getInteger("uffdemu.fuzz.steps", 12);
+    static final int BATCH = 2500;
 
     /** The fuzzer must reach deep states: every kind of operation succeeds a fair number of times. */
     @org.junit.jupiter.api.Test
@@ -22,7 +23,7 @@ class SyscallFuzzTest {
         java.util.Map<String, Integer> total = new java.util.TreeMap<>();
         for (long s = 0; s < 600; s++) {
             SyscallFuzzer f = new SyscallFuzzer(1_000_000 + s);
-            f.run(STEPS);
+            f.run(60);
             f.succeeded.forEach((k, v) -> total.merge(k, v, Integer::sum));
         }
         org.assertj.core.api.Assertions.assertThat(total).as("successful operations by kind: " + total)
