@@ -46,13 +46,16 @@ public final class BenchCommand implements Runnable {
         int rounds;
         @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
         List<String> cases;
+        @Option(names = "--native", defaultValue = "true", negatable = true,
+                description = "also measure the native (linux) backend through the SPI (issue 4's ratio)")
+        boolean nativeBackend;
 
         @Override
         public Integer call() throws Exception {
             KernelYardstick kernel = new KernelYardstick();
             System.out.println("| case | threads | kernel faults/s | emulated faults/s | ratio (emulated/kernel) "
-                    + "| emulated p50 us | p99 us |");
-            System.out.println("|---|---|---|---|---|---|---|");
+                    + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|");
             for (int t : threads) {
                 Map<String, Double> k = Map.of();
                 for (int r = 0; r < rounds; r++) {
@@ -75,11 +78,19 @@ public final class BenchCommand implements Runnable {
                         }
                     }
                     Double kf = k.get(c);
-                    System.out.printf("| %s | %d | %s | %s | %s | %.1f | %.1f |%n", c, t,
+                    double nat = -1;
+                    if (nativeBackend) {
+                        for (int r = 0; r < rounds; r++) {
+                            nat = Math.max(nat, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t));
+                        }
+                    }
+                    System.out.printf("| %s | %d | %s | %s | %s | %.1f | %.1f | %s | %s |%n", c, t,
                             kf == null ? "n/a" : fmt(kf), fmt(best.faultsPerSecond()),
                             kf == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
                             best.latency().getValueAtPercentile(50) / 1e3,
-                            best.latency().getValueAtPercentile(99) / 1e3);
+                            best.latency().getValueAtPercentile(99) / 1e3,
+                            nat < 0 ? "n/a" : fmt(nat),
+                            nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf));
                 }
             }
             if (kernel.unavailableReason() != null) {

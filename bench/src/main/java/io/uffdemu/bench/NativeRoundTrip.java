@@ -1,0 +1,105 @@
+package io.uffdemu.bench;
+
+import io.uffdemu.server.backend.MemoryBackend;
+import io.uffdemu.server.backend.linux.LinuxAvailability;
+import io.uffdemu.server.backend.linux.LinuxBackend;
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.Errno;
+import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.LinuxException;
+import io.uffdemu.server.mm.UffdMsg;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The native backend's fault round trip through the backend SPI (issue 4's benchmark): the same cases as the
+ * yardstick, with the accesses on the backend's platform access threads and one handler thread doing read(2)
+ * and the resolving ioctl through FFM.
+ */
+public final class NativeRoundTrip {
+    private NativeRoundTrip() {
+    }
+
+    /** faults/s, or -1 when the native backend cannot run here (see {@link LinuxAvailability#reason()}). */
+    public static double run(EmulatedRoundTrip.Case c, long pages, int threads) throws Exception {
+        if (!LinuxAvailability.isAvailable()) {
+            return -1;
+        }
+        long len = pages * Linux.PAGE_SIZE;
+        try (MemoryBackend b = new LinuxBackend()) {
+            int pid = b.createProcess("bench", 0, true, "bench").pid();
+            long addr;
+            if (c.shmem) {
+                int mfd = b.memfdCreate(pid, "bench", 0);
+                b.ftruncate(pid, mfd, len);
+                addr = b.mmap(pid, 0, len, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, mfd, 0);
+                b.close(pid, mfd);
+            } else {
+                addr = b.mmap(pid, 0, len, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS,
+                        -1, 0);
+            }
+            int fd = b.userfaultfd(pid, Linux.O_CLOEXEC | Linux.O_NONBLOCK, false);
+            b.uffdApi(pid, fd, Linux.UFFD_API, c.wp ? Linux.UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0);
+            if (c.wp) {
+                b.madvise(pid, addr, len, Linux.MADV_POPULATE_WRITE);
+            }
+            b.uffdRegister(pid, fd, addr, len, c.wp ? Linux.UFFDIO_REGISTER_MODE_WP : Linux.UFFDIO_REGISTER_MODE_MISSING);
+            if (c.wp) {
+                b.uffdWriteprotect(pid, fd, addr, len, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
+            }
+            byte[] src = new byte[(int) Linux.PAGE_SIZE];
+            java.util.Arrays.fill(src, (byte) 7);
+            AtomicBoolean done = new AtomicBoolean();
+            Thread handler = Thread.ofPlatform().name("bench-native-handler").start(() -> {
+                try {
+                    while (!done.get()) {
+                        for (UffdMsg m : b.uffdRead(pid, fd, 64, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50))) {
+                            if (m instanceof UffdMsg.Pagefault pf) {
+                                long a = pf.address() & ~(Linux.PAGE_SIZE - 1);
+                                try {
+                                    if (c.wp) {
+                                        b.uffdWriteprotect(pid, fd, a, Linux.PAGE_SIZE, 0);
+                                    } else {
+                                        b.uffdCopy(pid, fd, a, src, 0);
+                                    }
+                                } catch (LinuxException e) {
+                                    if (e.errno() != Errno.EEXIST) {
+                                        throw e;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            long per = pages / threads;
+            List<Thread> touchers = new ArrayList<>();
+            long t0 = System.nanoTime();
+            for (int i = 0; i < threads; i++) {
+                long from = i * per;
+                touchers.add(Thread.ofVirtual().start(() -> {
+                    byte[] one = {1};
+                    for (long p = from; p < from + per; p++) {
+                        try {
+                            b.access(pid, addr + p * Linux.PAGE_SIZE, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
+                        } catch (InterruptedException e) {
+                            return;
+                        }
+                    }
+                }));
+            }
+            for (Thread t : touchers) {
+                t.join();
+            }
+            long t1 = System.nanoTime();
+            done.set(true);
+            handler.join();
+            b.exit(pid);
+            return per * threads / ((t1 - t0) / 1e9);
+        }
+    }
+}
