@@ -34,6 +34,9 @@ FROM runtime-base AS prebuilt
 # exactly one exec jar must match
 ARG JAR=server/target/uffdemu-server-*-exec.jar
 COPY --chown=0:0 ${JAR} /app/uffdemu.jar
+# the command-line tool: docker exec <container> /opt/java/openjdk/bin/java -jar /app/uffdemu-cli.jar ps
+ARG CLI_JAR=cli/target/uffdemu-cli.jar
+COPY --chown=0:0 ${CLI_JAR} /app/uffdemu-cli.jar
 
 # ---- Maven build inside the image ------------------------------------------------------------------
 FROM ${BUILD_IMAGE} AS build
@@ -43,11 +46,16 @@ COPY mvnw pom.xml ./
 COPY api/ api/
 COPY client-sdk/ client-sdk/
 COPY server/ server/
-# the reactor lists every module, so their poms must exist even though only server is built
+COPY cli/ cli/
+# the reactor lists every module, so their poms must exist even though only server and cli are built
+COPY examples/pom.xml examples/pom.xml
+COPY bench/pom.xml bench/pom.xml
 COPY deploy-tests/pom.xml deploy-tests/pom.xml
-RUN ./mvnw -B -ntp -q -pl server -am package -DskipTests \
- && cp server/target/uffdemu-server-*-exec.jar /uffdemu.jar
+RUN ./mvnw -B -ntp -q -pl server,cli -am package -DskipTests \
+ && cp server/target/uffdemu-server-*-exec.jar /uffdemu.jar \
+ && cp cli/target/uffdemu-cli.jar /uffdemu-cli.jar
 
 # ---- default: runtime from the in-image build ------------------------------------------------------
 FROM runtime-base AS runtime
 COPY --from=build --chown=0:0 /uffdemu.jar /app/uffdemu.jar
+COPY --from=build --chown=0:0 /uffdemu-cli.jar /app/uffdemu-cli.jar

@@ -45,6 +45,7 @@ class ContainerImageIT {
 
     private static final String BASE_IMAGE = System.getProperty("uffdemu.base.image", "uffdemu/jre25-base:local");
     private static final String JAR_IN_CONTEXT = "server/target/uffdemu-server-exec.jar";
+    private static final String CLI_JAR_IN_CONTEXT = "cli/target/uffdemu-cli.jar";
 
     /** A tag per run: Ryuk is off here, so the IT removes its image itself (and .ci/run prunes leftovers). */
     private static final String IMAGE_TAG = "uffdemu-it:" + java.util.UUID.randomUUID().toString().substring(0, 8);
@@ -59,6 +60,8 @@ class ContainerImageIT {
         Path jar = Path.of(System.getProperty("uffdemu.server.jar", "missing")).toAbsolutePath().normalize();
         assertThat(jar).as("the server's exec jar (./mvnw verify builds it before this module; "
                 + "alone: ./mvnw -pl server -am package -DskipTests)").isRegularFile();
+        Path cliJar = Path.of(System.getProperty("uffdemu.cli.jar", "missing")).toAbsolutePath().normalize();
+        assertThat(cliJar).as("the CLI jar (./mvnw verify builds it before this module)").isRegularFile();
 
         if (!DockerClientFactory.instance().isDockerAvailable()) {
             String reason = "Docker is not available (start dockerd; see .ci/run)";
@@ -79,9 +82,11 @@ class ContainerImageIT {
         ImageFromDockerfile image = new ImageFromDockerfile(IMAGE_TAG, true)
                 .withFileFromPath("Dockerfile", RepoFiles.path("Dockerfile"))
                 .withFileFromPath(JAR_IN_CONTEXT, jar)
+                .withFileFromPath(CLI_JAR_IN_CONTEXT, cliJar)
                 .withTarget("prebuilt")
                 .withBuildArg("RUNTIME_IMAGE", BASE_IMAGE)
-                .withBuildArg("JAR", JAR_IN_CONTEXT);
+                .withBuildArg("JAR", JAR_IN_CONTEXT)
+                .withBuildArg("CLI_JAR", CLI_JAR_IN_CONTEXT);
 
         httpPort = freePort();
         grpcPort = freePort();
@@ -116,6 +121,14 @@ class ContainerImageIT {
             assertThat(response.statusCode()).as(path).isEqualTo(200);
             assertThat(response.body()).as(path).contains("\"status\":\"UP\"");
         }
+    }
+
+    @Test
+    void theCliInTheImageTalksToTheServer() throws Exception {
+        var r = container.execInContainer("/opt/java/openjdk/bin/java", "-jar", "/app/uffdemu-cli.jar",
+                "--server", "127.0.0.1:" + grpcPort, "--json", "backend");
+        assertThat(r.getExitCode()).as(r.getStderr()).isZero();
+        assertThat(r.getStdout()).contains("\"name\":\"emulated\"");
     }
 
     @Test
