@@ -24,7 +24,6 @@ import io.uffdemu.api.v1.ZeropageRequest;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.config.UffdemuProperties;
 import io.uffdemu.server.mm.Linux;
-import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.Userfaultfd;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -253,9 +252,5 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
 
     int maxReadMessages() {
         return Math.min(256, limits.maxReadMessages());
-    }
-
-    static boolean isExpected(Throwable t) {
-        return t instanceof LinuxException;
     }
 }

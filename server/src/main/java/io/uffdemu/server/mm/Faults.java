@@ -1,7 +1,5 @@
 package io.uffdemu.server.mm;
 
-import java.util.concurrent.TimeUnit;
-
 /**
  * The fault path: analogue of {@code mm/memory.c: handle_mm_fault()} with {@code do_anonymous_page()},
  * {@code do_wp_page()}, {@code do_swap_page()}, {@code do_fault()}, {@code mm/shmem.c: shmem_get_folio_gfp()},
@@ -442,7 +440,4 @@ public final class Faults {
         return o.userfault(f);
     }
 
-    static long nanos(long millis) {
-        return TimeUnit.MILLISECONDS.toNanos(millis);
-    }
 }

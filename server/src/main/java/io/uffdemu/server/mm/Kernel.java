@@ -160,7 +160,7 @@ public final class Kernel {
         }
     }
 
-    /** fork(2): see {@link VmOps#dupMmap}. Blocks until every FORK event it raised was read. */
+    /** fork(2): see {@link VmOps#dupMmapLocked}. Blocks until every FORK event it raised was read. */
     public Task fork(int pid) {
         List<UserfaultfdCtx.Event> raised = new ArrayList<>();
         Task child;
@@ -169,7 +169,7 @@ public final class Kernel {
             Task parent = taskLocked(pid, "fork");
             MmStruct mm = new MmStruct();
             child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner);
-            Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmap(parent.mm, mm);
+            Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmapLocked(parent.mm, mm);
             for (Map.Entry<Integer, OpenFile> e : parent.fds.entrySet()) {
                 child.fds.put(e.getKey(), e.getValue());
                 e.getValue().refs++;
@@ -238,9 +238,7 @@ public final class Kernel {
             if (huge) {
                 pageSize = hugePageSize(hugeBits, "memfd_create");
             }
-            if (t.fds.size() >= 1024) {
-                throw new LinuxException(Errno.EMFILE, "memfd_create");
-            }
+            t.checkFdRoom("memfd_create");
             Inode inode = newInode(name, pageSize, huge, false);
             OpenFile f = OpenFile.memfd(inode);
             inode.refs++;
@@ -338,7 +336,7 @@ public final class Kernel {
                 if (inode.cache.get(idx) == null) {
                     long pfn = vm.allocCachePageLocked(inode, idx);
                     if (pfn < 0) {
-                        throw new LinuxException(inode.hugetlb ? Errno.ENOSPC : Errno.ENOSPC, "fallocate");
+                        throw new LinuxException(Errno.ENOSPC, "fallocate");
                     }
                 }
             }
@@ -432,9 +430,7 @@ public final class Kernel {
             Task t = taskLocked(pid, "pidfd_getfd");
             Task target = taskLocked(targetPid, "pidfd_getfd");
             OpenFile f = fileLocked(target, targetFd, "pidfd_getfd");
-            if (t.fds.size() >= 1024) {
-                throw new LinuxException(Errno.EMFILE, "pidfd_getfd");
-            }
+            t.checkFdRoom("pidfd_getfd");
             if (f.inode != null) {
                 f.inode.refs++;
             }
@@ -584,10 +580,6 @@ public final class Kernel {
         } finally {
             unlock();
         }
-    }
-
-    public FramePool framesUnsafe() {
-        return frames;
     }
 
     long newCtxId() {

@@ -30,6 +30,16 @@ public final class Task {
         mm.owner = this;
     }
 
+    /** RLIMIT_NOFILE of every emulated process (the usual soft limit). */
+    static final int RLIMIT_NOFILE = 1024;
+
+    /** EMFILE when the fd table is full; checked before a call creates anything to install. */
+    void checkFdRoom(String call) {
+        if (fds.size() >= RLIMIT_NOFILE) {
+            throw new LinuxException(Errno.EMFILE, call);
+        }
+    }
+
     /** {@code get_unused_fd_flags()}: the lowest free descriptor. */
     int installFd(OpenFile f) {
         int fd = 0;

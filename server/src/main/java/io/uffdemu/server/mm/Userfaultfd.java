@@ -43,9 +43,7 @@ public final class Userfaultfd {
                 throw new LinuxException(Errno.EPERM, call, 0,
                         "needs CAP_SYS_PTRACE, UFFD_USER_MODE_ONLY or vm.unprivileged_userfaultfd=1");
             }
-            if (t.fds.size() >= 1024) {
-                throw new LinuxException(Errno.EMFILE, call);
-            }
+            t.checkFdRoom(call);
             UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
             return t.installFd(OpenFile.userfaultfd(ctx));
         } finally {

@@ -1196,8 +1196,4 @@ public final class VmOps {
         }
         return forked;
     }
-
-    Map<UserfaultfdCtx, UserfaultfdCtx> dupMmap(MmStruct parent, MmStruct child) {
-        return dupMmapLocked(parent, child);
-    }
 }
