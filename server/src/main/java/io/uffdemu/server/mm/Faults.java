@@ -268,6 +268,9 @@ public final class Faults {
             return o.ok(v, pte);
         }
         boolean makeWritable = v.canWrite();
+        if (!v.hugetlb && mm.pt.isTransHuge(base) && hugeWpFaultLocked(v, base, pte, makeWritable)) {
+            return o.ok(v, mm.pt.get(base));
+        }
         if (Pte.isZero(pte)) {
             return cowLocked(v, base, pte, makeWritable, o);
         }
@@ -285,6 +288,44 @@ public final class Faults {
             return o.ok(v, pte);
         }
         return cowLocked(v, base, pte, makeWritable, o);
+    }
+
+    /**
+     * {@code do_huge_pmd_wp_page()} on a PMD-mapped THP (already past the uffd-wp check): a write to the huge
+     * zero page gets a fresh huge folio ({@code do_huge_zero_wp_pmd()}); an exclusively mapped huge folio is
+     * reused whole (writable, dirty, still one PMD). False = fall back: the caller splits by changing one PTE
+     * and copies 4 KiB, as the kernel does after {@code __split_huge_pmd()}.
+     */
+    private boolean hugeWpFaultLocked(Vma v, long base, long pte, boolean makeWritable) {
+        PageTable pt = v.mm.pt;
+        long haddr = base & ~(Linux.PMD_SIZE - 1);
+        int n = (int) (Linux.PMD_SIZE >>> Linux.PAGE_SHIFT);
+        if (Pte.isZero(pte)) {
+            if (k.frames.freePages() < n) {
+                return false;
+            }
+            for (int i = 0; i < n; i++) {
+                long a = haddr + ((long) i << Linux.PAGE_SHIFT);
+                long pfn = k.frames.alloc(FramePool.PG_ANON);
+                pt.setKeepHuge(a, Pte.NONE);
+                k.vm.installPteLocked(v, a, pfn, makeWritable, false, true);
+                k.frames.put(pfn);
+            }
+            pt.setTransHuge(haddr);
+            return true;
+        }
+        for (int i = 0; i < n; i++) {
+            long p = pt.get(haddr + ((long) i << Linux.PAGE_SHIFT));
+            if (!Pte.isPresent(p) || Pte.isZero(p) || (k.frames.flags(Pte.pfn(p)) & FramePool.PG_ANON) == 0
+                    || k.frames.mapcount(Pte.pfn(p)) != 1 || k.frames.refcount(Pte.pfn(p)) != 1) {
+                return false;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            long a = haddr + ((long) i << Linux.PAGE_SHIFT);
+            pt.setKeepHuge(a, pt.get(a) | (makeWritable ? Pte.WRITE : 0) | Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY);
+        }
+        return true;
     }
 
     /** do_wp_page() copy path: a private copy of the mapped page (or of the zero page). */
@@ -329,6 +370,10 @@ public final class Faults {
         if (v.uffdMissing()) {
             return userfaultLocked(v, addr, write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0, mode, tid, o);
         }
+        if (!wpMarker && k.vm.thpAllowedLocked(v, base) && v.mm.pt.pmdNone(base)
+                && hugeAnonFaultLocked(v, base, write)) {
+            return o.ok(v, v.mm.pt.get(base));
+        }
         boolean wp = wpMarker && v.uffdWp();
         if (wpMarker) {
             v.mm.pt.set(base, Pte.NONE);
@@ -347,6 +392,36 @@ public final class Faults {
             return o.retry(); // the page exists now; the write raises the WP fault (or async-clears)
         }
         return o.ok(v, v.mm.pt.get(base));
+    }
+
+    /**
+     * {@code do_huge_pmd_anonymous_page()}: the 2 MiB block around a fault on a {@code pmd_none()} PMD of a
+     * THP-eligible anonymous VMA is mapped as one PMD-mapped THP: the huge zero page on a read fault (when
+     * {@code use_zero_page} is on), else a freshly allocated, dirty huge folio. False means VM_FAULT_FALLBACK
+     * (no 2 MiB of free memory): the caller maps a 4 KiB page instead. The caller has already raised a MISSING
+     * userfault when the VMA is registered for it ({@code userfaultfd_missing()} comes first in the kernel too).
+     */
+    private boolean hugeAnonFaultLocked(Vma v, long base, boolean write) {
+        long haddr = base & ~(Linux.PMD_SIZE - 1);
+        int n = (int) (Linux.PMD_SIZE >>> Linux.PAGE_SHIFT);
+        if (!write && k.thpUseZeroPage) {
+            for (int i = 0; i < n; i++) {
+                k.vm.installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), FramePool.ZERO_PFN, false, false,
+                        false);
+            }
+            v.mm.pt.setTransHuge(haddr);
+            return true;
+        }
+        if (k.frames.freePages() < n) {
+            return false; // THP_FAULT_FALLBACK: no direct reclaim for a huge folio here
+        }
+        for (int i = 0; i < n; i++) {
+            long pfn = k.frames.alloc(FramePool.PG_ANON);
+            k.vm.installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), pfn, v.canWrite(), false, true);
+            k.frames.put(pfn);
+        }
+        v.mm.pt.setTransHuge(haddr);
+        return true;
     }
 
     private int fileFaultLocked(Vma v, long base, long addr, boolean write, boolean wpMarker, AccessMode mode, int tid,

@@ -40,6 +40,12 @@ public final class Kernel {
     final AtomicInteger nextTid = new AtomicInteger(100000);
     /** vm.unprivileged_userfaultfd */
     int unprivilegedUserfaultfd;
+    /** /sys/kernel/mm/transparent_hugepage/enabled: never, madvise (this default, as on the reference host), always. */
+    static final int THP_NEVER = 0, THP_MADVISE = 1, THP_ALWAYS = 2;
+    static final java.util.List<String> THP_MODES = java.util.List.of("never", "madvise", "always");
+    int thpEnabled = THP_MADVISE;
+    /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
+    boolean thpUseZeroPage = true;
 
     /** Hooks for metrics; called with the lock held, must not block. */
     public interface Observer {
@@ -488,6 +494,8 @@ public final class Kernel {
                 case "vm/nr_hugepages" -> Long.toString(hstate(Linux.PMD_SIZE).nrHugepages);
                 case "vm/nr_hugepages_1G" -> Long.toString(hstate(Linux.PUD_SIZE).nrHugepages);
                 case "vm/mmap_min_addr" -> Long.toString(Linux.MMAP_MIN_ADDR);
+                case THP_ENABLED -> THP_MODES.get(thpEnabled);
+                case THP_USE_ZERO_PAGE -> thpUseZeroPage ? "1" : "0";
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             };
         } finally {
@@ -495,7 +503,24 @@ public final class Kernel {
         }
     }
 
+    /** sysfs knobs served through the sysctl interface, named by their path under /sys/kernel. */
+    public static final String THP_ENABLED = "mm/transparent_hugepage/enabled";
+    public static final String THP_USE_ZERO_PAGE = "mm/transparent_hugepage/use_zero_page";
+
     public void setSysctl(String name, String value) {
+        if (name.equals(THP_ENABLED)) {
+            int mode = THP_MODES.indexOf(value.trim());
+            if (mode < 0) {
+                throw LinuxException.einval("sysctl", "always, madvise or never");
+            }
+            lock();
+            try {
+                thpEnabled = mode;
+            } finally {
+                unlock();
+            }
+            return;
+        }
         long v;
         try {
             v = Long.parseLong(value.trim());
@@ -519,6 +544,12 @@ public final class Kernel {
                     h.setNr(v);
                 }
                 case "vm/mmap_min_addr" -> throw new LinuxException(Errno.EPERM, "sysctl", 0, "read-only here");
+                case THP_USE_ZERO_PAGE -> {
+                    if (v != 0 && v != 1) {
+                        throw LinuxException.einval("sysctl", "0 or 1");
+                    }
+                    thpUseZeroPage = v == 1;
+                }
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             }
         } finally {

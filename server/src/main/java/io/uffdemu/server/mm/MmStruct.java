@@ -58,6 +58,10 @@ public final class MmStruct {
         tail.uffd = v.uffd;
         tail.uffdFlags = v.uffdFlags;
         tail.hugepageAdvice = v.hugepageAdvice;
+        tail.nohugepageAdvice = v.nohugepageAdvice;
+        if ((addr & (Linux.PMD_SIZE - 1)) != 0) {
+            pt.splitHuge(addr); // vma_adjust_trans_huge(): a huge PMD straddling the new boundary is split
+        }
         if (v.hugetlb && !v.shared) {
             long tailPages = (v.end - addr) / v.pageSize;
             long moved = Math.min(v.privateResv, tailPages);
@@ -112,7 +116,7 @@ public final class MmStruct {
     private static boolean canMerge(Vma a, Vma b) {
         return a.end == b.start && !a.hugetlb && !b.hugetlb && a.prot == b.prot && a.shared == b.shared && a.mayWrite == b.mayWrite
                 && a.inode == b.inode && a.uffd == b.uffd && a.uffdFlags == b.uffdFlags
-                && a.hugepageAdvice == b.hugepageAdvice && a.noreserve == b.noreserve
+                && a.hugepageAdvice == b.hugepageAdvice && a.nohugepageAdvice == b.nohugepageAdvice && a.noreserve == b.noreserve
                 && (a.inode == null || a.offset + (a.end - a.start) == b.offset);
     }
 

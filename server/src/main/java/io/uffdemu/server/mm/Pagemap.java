@@ -58,6 +58,10 @@ public final class Pagemap {
             if ((pte & Pte.UFFD_WP) != 0) {
                 flags |= Linux.PM_UFFD_WP;
             }
+            if (Pte.isZero(pte) && !v.hugetlb && mm.pt.isTransHuge(base)) {
+                // pagemap_pmd_range_thp(): the huge zero folio is not anonymous, so it reads as a file page
+                flags |= Linux.PM_FILE;
+            }
             if (!Pte.isZero(pte)) {
                 long pfn = Pte.pfn(pte) + ((addr - base) >>> Linux.PAGE_SHIFT);
                 flags |= pfn & Linux.PM_PFRAME_MASK;
@@ -191,7 +195,7 @@ public final class Pagemap {
                 long step = v.hugetlb ? Math.min(v.pageSize, e - addr) : Linux.PAGE_SIZE;
                 long base = addr & ~(v.pageSize - 1);
                 long next = v.hugetlb ? Math.min(e, base + v.pageSize) : addr + step;
-                long cats = vmaCat | category(v, mm.pt.get(base));
+                long cats = vmaCat | category(v, mm.pt.get(base), !v.hugetlb && mm.pt.isTransHuge(base));
                 if (!emit(v, addr, next, cats, wpMatching)) {
                     return false;
                 }
@@ -200,7 +204,7 @@ public final class Pagemap {
             return true;
         }
 
-        long category(Vma v, long pte) {
+        long category(Vma v, long pte, boolean hugePmd) {
             long c = 0;
             if (Pte.isPresent(pte)) {
                 c |= Linux.PAGE_IS_PRESENT;
@@ -212,7 +216,7 @@ public final class Pagemap {
                 } else if ((k.frames.flags(Pte.pfn(pte)) & FramePool.PG_ANON) == 0) {
                     c |= Linux.PAGE_IS_FILE;
                 }
-                if (v.hugetlb) {
+                if (v.hugetlb || hugePmd) {
                     c |= Linux.PAGE_IS_HUGE;
                 }
             } else if (pte != Pte.NONE) {

@@ -380,6 +380,20 @@ public final class VmOps {
     }
 
     /** A new anonymous (private) folio for v: order 0, or a private huge page from the pool; -1 if none. */
+    /**
+     * {@code thp_vma_allowable_order(vma, TVA_PAGEFAULT, PMD_ORDER)} for anonymous memory
+     * (mm/huge_memory.c): a private anonymous VMA, THP enabled by sysfs ("always", or "madvise" with
+     * VM_HUGEPAGE), no VM_NOHUGEPAGE, and the aligned 2 MiB block around addr inside the VMA.
+     */
+    boolean thpAllowedLocked(Vma v, long addr) {
+        if (!v.isAnonymous() || v.nohugepageAdvice || k.thpEnabled == Kernel.THP_NEVER
+                || (k.thpEnabled == Kernel.THP_MADVISE && !v.hugepageAdvice)) {
+            return false;
+        }
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        return haddr >= v.start && haddr + Linux.PMD_SIZE <= v.end;
+    }
+
     long allocAnonLocked(Vma v) {
         if (v.hugetlb) {
             HugetlbPool h = k.hstate(v.pageSize);
@@ -669,11 +683,8 @@ public final class VmOps {
             for (Vma v : t.mm.splitRange(addr, end)) {
                 v.prot = prot;
                 if ((prot & Linux.PROT_WRITE) == 0) {
-                    v.mm.pt.forEach(v.start, v.end, (a, pte) -> {
-                        if (Pte.isPresent(pte)) {
-                            v.mm.pt.set(a, pte & ~Pte.WRITE);
-                        }
-                    });
+                    // change_protection(): whole huge PMDs stay huge (change_huge_pmd), partial ones split
+                    v.mm.pt.update(v.start, v.end, pte -> Pte.isPresent(pte) ? pte & ~Pte.WRITE : pte);
                 }
             }
             t.mm.mergeAround(addr, end);
@@ -817,6 +828,7 @@ public final class VmOps {
             nv.uffdFlags = src.uffdFlags;
         }
         nv.hugepageAdvice = src.hugepageAdvice;
+        nv.nohugepageAdvice = src.nohugepageAdvice;
         if (src.inode != null) {
             src.inode.mappings.add(nv);
             src.inode.refs++;
@@ -928,6 +940,7 @@ public final class VmOps {
                     case Linux.MADV_HUGEPAGE, Linux.MADV_NOHUGEPAGE -> {
                         for (Vma part : t.mm.splitRange(s, e)) {
                             part.hugepageAdvice = advice == Linux.MADV_HUGEPAGE;
+                            part.nohugepageAdvice = advice == Linux.MADV_NOHUGEPAGE;
                         }
                     }
                     case Linux.MADV_GUARD_INSTALL -> {
@@ -1156,6 +1169,13 @@ public final class VmOps {
             }
             List<long[]> entries = new ArrayList<>();
             parent.pt.forEach(pv.start, pv.end, (a, pte) -> entries.add(new long[] {a, pte}));
+            List<Long> hugePmds = new ArrayList<>();
+            for (long h = (pv.start + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= pv.end;
+                    h += Linux.PMD_SIZE) {
+                if (parent.pt.isTransHuge(h)) {
+                    hugePmds.add(h); // copy_huge_pmd(): the child maps the same huge folio, both write-protected
+                }
+            }
             for (long[] en : entries) {
                 long a = en[0];
                 long pte = en[1];
@@ -1177,7 +1197,7 @@ public final class VmOps {
                     long pfn = Pte.pfn(pte);
                     boolean anon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0;
                     if (anon || !pv.shared) {
-                        parent.pt.set(a, pte & ~Pte.WRITE);
+                        parent.pt.setKeepHuge(a, pte & ~Pte.WRITE);
                         cpte = pte & ~Pte.WRITE;
                     }
                     k.frames.map(pfn);
@@ -1192,6 +1212,9 @@ public final class VmOps {
                     cpte = Pte.clearUffdWp(cpte);
                 }
                 child.pt.set(a, cpte);
+            }
+            for (long h : hugePmds) {
+                child.pt.setTransHuge(h);
             }
         }
         return forked;

@@ -106,6 +106,15 @@ final class Scenarios {
         s.add(new Scenario("events-range-clip", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::removeClip));
         s.add(new Scenario("wake-and-read-batches", MemType.ANON_ONLY, Scenarios::wakeBatches));
         s.add(new Scenario("S6-thp", MemType.ANON_ONLY, Scenarios::thp));
+        s.add(new Scenario("thp-read-zero", MemType.ANON_ONLY, Scenarios::thpReadZero));
+        s.add(new Scenario("thp-missing", MemType.ANON_ONLY, Scenarios::thpMissing));
+        s.add(new Scenario("thp-wp-registered-first", MemType.ANON_ONLY, Scenarios::thpWpFirst));
+        s.add(new Scenario("thp-dontneed", MemType.ANON_ONLY, Scenarios::thpDontneed));
+        s.add(new Scenario("thp-mprotect", MemType.ANON_ONLY, Scenarios::thpMprotect));
+        s.add(new Scenario("thp-unwp-whole", MemType.ANON_ONLY, Scenarios::thpUnwpWhole));
+        s.add(new Scenario("thp-wp-async", MemType.ANON_ONLY, Scenarios::thpAsync));
+        s.add(new Scenario("thp-advice", MemType.ANON_ONLY, Scenarios::thpAdvice));
+        s.add(new Scenario("thp-partial-register", MemType.ANON_ONLY, Scenarios::thpPartialRegister));
         s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
@@ -1695,6 +1704,146 @@ final class Scenarios {
         });
         h.pm("page 511", a + 511 * PAGE_SIZE, 1);
         h.expect("write page 511", h.writeHandled(u, a + 511 * PAGE_SIZE, 2), "3");
+    }
+
+    // ------------------------------------------------------------------ anonymous THP
+
+    /** A 2 MiB-aligned block A inside a 4 MiB anonymous mapping; MADV_HUGEPAGE on A when {@code advise}. */
+    static long thpBlock(Harness h, String name, boolean advise) {
+        var b = h.b;
+        long raw = b.mmap(h.pid, 0, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        h.name(name, a, PMD_SIZE);
+        if (advise) {
+            h.call("MADV_HUGEPAGE", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
+        }
+        return a;
+    }
+
+    static void thpScan(Harness h, String label, long a) {
+        h.call("scan " + label, () -> regions(h, h.b.pagemapScan(h.pid, scan(a, a + PMD_SIZE, 0, 0, 0x1ff))));
+    }
+
+    static void thpReadZero(Harness h) {
+        long a = thpBlock(h, "A", true);
+        h.read(a + 3 * PAGE_SIZE).finish();
+        thpScan(h, "after read", a);
+        h.pm("pages 0,3", a, 1);
+        h.pm("page 3", a + 3 * PAGE_SIZE, 1);
+        h.populate(a + 5 * PAGE_SIZE, 1, 7);
+        thpScan(h, "after write page 5", a);
+        h.pm("pages 4..6", a + 4 * PAGE_SIZE, 3);
+        h.readData("page 5", a + 5 * PAGE_SIZE, 8);
+        h.readData("page 6", a + 6 * PAGE_SIZE, 8);
+    }
+
+    static void thpMissing(Harness h) {
+        long a = thpBlock(h, "A", true);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, M);
+        h.expect("write page 9", h.writeHandled(u, a + 9 * PAGE_SIZE, 1), "1");
+        thpScan(h, "after COPY", a);
+        h.pm("pages 8..10", a + 8 * PAGE_SIZE, 3);
+        h.expect("write page 300", h.writeHandled(u, a + 300 * PAGE_SIZE, 2), "1");
+        thpScan(h, "after second COPY", a);
+    }
+
+    static void thpWpFirst(Harness h) {
+        long a = thpBlock(h, "A", true);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.populate(a, 1, 1);
+        thpScan(h, "after populate", a);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP", a);
+        h.expect("write page 3", h.writeHandled(u, a + 3 * PAGE_SIZE, 2), "3");
+        thpScan(h, "after un-WP of page 3", a);
+        h.pm("pages 2..4", a + 2 * PAGE_SIZE, 3);
+    }
+
+    static void thpDontneed(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED whole", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_DONTNEED)));
+        thpScan(h, "after DONTNEED whole", a);
+        h.populate(a + PAGE_SIZE, 1, 2);
+        thpScan(h, "after refault", a);
+        h.call("DONTNEED pages 10..12", "OK", r(() -> b.madvise(h.pid, a + 10 * PAGE_SIZE, 3 * PAGE_SIZE,
+                MADV_DONTNEED)));
+        thpScan(h, "after partial DONTNEED", a);
+        h.pm("pages 9..13", a + 9 * PAGE_SIZE, 5);
+        h.readData("page 1", a + PAGE_SIZE, 4);
+        h.readData("page 11", a + 11 * PAGE_SIZE, 4);
+    }
+
+    static void thpMprotect(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("mprotect RO whole", "OK", r(() -> b.mprotect(h.pid, a, PMD_SIZE, PROT_READ)));
+        thpScan(h, "after RO whole", a);
+        h.call("mprotect RW whole", "OK", r(() -> b.mprotect(h.pid, a, PMD_SIZE, PROT_READ | PROT_WRITE)));
+        h.populate(a + 2 * PAGE_SIZE, 1, 3);
+        thpScan(h, "after RW + write", a);
+        h.call("mprotect RO pages 0..3", "OK", r(() -> b.mprotect(h.pid, a, 4 * PAGE_SIZE, PROT_READ)));
+        thpScan(h, "after partial RO", a);
+        h.pm("pages 3..4", a + 3 * PAGE_SIZE, 2);
+    }
+
+    static void thpUnwpWhole(Harness h) {
+        long a = thpBlock(h, "A", true);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.populate(a, 1, 1);
+        h.wp(u, a, PMD_SIZE, true);
+        h.wp(u, a, PMD_SIZE, false);
+        thpScan(h, "after WP + un-WP whole", a);
+        h.expect("write page 3", h.writeHandled(u, a + 3 * PAGE_SIZE, 2), "none");
+        thpScan(h, "after write", a);
+        h.pm("pages 2..4", a + 2 * PAGE_SIZE, 3);
+    }
+
+    static void thpAsync(Harness h) {
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a, PMD_SIZE, W);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP", a);
+        h.write(a + 2 * PAGE_SIZE, 9).finish();
+        thpScan(h, "after async write", a);
+        h.pm("pages 1..3", a + PAGE_SIZE, 3);
+        h.drain(u);
+    }
+
+    static void thpAdvice(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", false);
+        h.populate(a, 1, 1);
+        thpScan(h, "no advice", a);
+        long c = thpBlock(h, "C", false);
+        h.call("MADV_NOHUGEPAGE", "OK", r(() -> b.madvise(h.pid, c, PMD_SIZE, MADV_NOHUGEPAGE)));
+        h.populate(c, 1, 1);
+        thpScan(h, "NOHUGEPAGE", c);
+        long d = thpBlock(h, "D", true);
+        h.call("munmap last page of D", "OK", r(() -> b.munmap(h.pid, d + PMD_SIZE - PAGE_SIZE, PAGE_SIZE)));
+        h.populate(d, 1, 1);
+        h.call("scan D short of 2M", () -> regions(h, b.pagemapScan(h.pid, scan(d, d + PMD_SIZE - PAGE_SIZE, 0, 0,
+                0x1ff))));
+    }
+
+    static void thpPartialRegister(Harness h) {
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        thpScan(h, "before", a);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE / 2, W);
+        thpScan(h, "after register of the first half", a);
+        h.wp(u, a, PMD_SIZE / 2, true);
+        h.expect("write page 1", h.writeHandled(u, a + PAGE_SIZE, 2), "3");
+        h.expect("write page 300", h.writeHandled(u, a + 300 * PAGE_SIZE, 2), "none");
+        h.pm("pages 0,1", a, 2);
     }
 
     static void copyReadonly(Harness h) {

@@ -1738,7 +1738,16 @@ public final class LinuxBackend implements MemoryBackend {
             "vm/unprivileged_userfaultfd", "/proc/sys/vm/unprivileged_userfaultfd",
             "vm/nr_hugepages", "/proc/sys/vm/nr_hugepages",
             "vm/nr_hugepages_1G", "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages",
-            "vm/mmap_min_addr", "/proc/sys/vm/mmap_min_addr");
+            "vm/mmap_min_addr", "/proc/sys/vm/mmap_min_addr",
+            "mm/transparent_hugepage/enabled", "/sys/kernel/mm/transparent_hugepage/enabled",
+            "mm/transparent_hugepage/use_zero_page", "/sys/kernel/mm/transparent_hugepage/use_zero_page");
+
+    /** sysfs multiple-choice files print "always [madvise] never": the bracketed word is the value. */
+    private static String selected(String raw) {
+        int a = raw.indexOf('[');
+        int b = raw.indexOf(']', a + 1);
+        return a >= 0 && b > a ? raw.substring(a + 1, b) : raw;
+    }
 
     private static String readSysctl(String name) {
         String path = SYSCTLS.get(name);
@@ -1746,7 +1755,7 @@ public final class LinuxBackend implements MemoryBackend {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
         try {
-            return Files.readString(Path.of(path)).trim();
+            return selected(Files.readString(Path.of(path)).trim());
         } catch (NoSuchFileException e) {
             return "0";
         } catch (IOException e) {
@@ -1765,11 +1774,22 @@ public final class LinuxBackend implements MemoryBackend {
         if (path == null) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
+        if (name.equals("mm/transparent_hugepage/enabled")) {
+            String mode = value.trim();
+            if (!List.of("always", "madvise", "never").contains(mode)) {
+                throw LinuxException.einval("sysctl", "always, madvise or never");
+            }
+            writeSysfs(path, mode);
+            return;
+        }
         long v;
         try {
             v = Long.parseLong(value.trim());
         } catch (NumberFormatException e) {
             throw LinuxException.einval("sysctl", "not a number: " + value);
+        }
+        if (name.equals("mm/transparent_hugepage/use_zero_page") && v != 0 && v != 1) {
+            throw LinuxException.einval("sysctl", "0 or 1");
         }
         if (name.equals("vm/mmap_min_addr")) {
             throw new LinuxException(Errno.EPERM, "sysctl", 0, "read-only here");
@@ -1780,8 +1800,12 @@ public final class LinuxBackend implements MemoryBackend {
         if (v < 0) {
             throw LinuxException.einval("sysctl", "nr_hugepages out of range");
         }
+        writeSysfs(path, Long.toString(v));
+    }
+
+    private static void writeSysfs(String path, String v) {
         try {
-            Files.writeString(Path.of(path), Long.toString(v));
+            Files.writeString(Path.of(path), v);
         } catch (NoSuchFileException e) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, path + " does not exist on this kernel");
         } catch (IOException e) {
