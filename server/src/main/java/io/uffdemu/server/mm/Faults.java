@@ -306,7 +306,7 @@ public final class Faults {
             }
             for (int i = 0; i < n; i++) {
                 long a = haddr + ((long) i << Linux.PAGE_SHIFT);
-                long pfn = k.frames.alloc(FramePool.PG_ANON);
+                long pfn = k.frames.alloc(FramePool.PG_ANON | FramePool.PG_LARGE);
                 pt.setKeepHuge(a, Pte.NONE);
                 k.vm.installPteLocked(v, a, pfn, makeWritable, false, true);
                 k.frames.put(pfn);
@@ -416,7 +416,7 @@ public final class Faults {
             return false; // THP_FAULT_FALLBACK: no direct reclaim for a huge folio here
         }
         for (int i = 0; i < n; i++) {
-            long pfn = k.frames.alloc(FramePool.PG_ANON);
+            long pfn = k.frames.alloc(FramePool.PG_ANON | FramePool.PG_LARGE);
             k.vm.installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), pfn, v.canWrite(), false, true);
             k.frames.put(pfn);
         }

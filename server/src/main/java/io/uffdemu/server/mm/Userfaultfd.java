@@ -549,6 +549,30 @@ public final class Userfaultfd {
                     err = Errno.EEXIST;
                     break;
                 }
+                if (mm.pt.isTransHuge(s) && (s & (Linux.PMD_SIZE - 1)) == 0 && (d & (Linux.PMD_SIZE - 1)) == 0
+                        && len - done >= Linux.PMD_SIZE && mm.pt.pmdNone(d)
+                        && k.frames.mapcount(Pte.pfn(spte)) == 1) {
+                    // move_pages_huge_pmd(): the whole huge PMD moves
+                    for (int i = 0; i < 512; i++) {
+                        long off = (long) i << Linux.PAGE_SHIFT;
+                        long p = mm.pt.get(s + off);
+                        long n = Pte.clearUffdWp(p) | Pte.DIRTY;
+                        if (!Pte.isZero(n) && dv.canWrite()) {
+                            n |= Pte.WRITE;
+                        }
+                        mm.pt.set(s + off, Pte.NONE);
+                        mm.pt.set(d + off, n);
+                    }
+                    mm.pt.setTransHuge(d);
+                    mm.pt.freeEmptyTables(s, s + Linux.PMD_SIZE); // the src PMD is none afterwards
+                    done += Linux.PMD_SIZE;
+                    continue;
+                }
+                if (Pte.isPresent(spte) && !Pte.isZero(spte)
+                        && (k.frames.flags(Pte.pfn(spte)) & FramePool.PG_LARGE) != 0) {
+                    k.vm.splitFolioLocked(mm, s); // move_pages_pte(): a large src folio is split first
+                    spte = mm.pt.get(s);
+                }
                 if (spte == Pte.NONE || Pte.isMarker(spte)) {
                     if (!holes) {
                         err = Errno.ENOENT;

@@ -394,6 +394,130 @@ public final class VmOps {
         return haddr >= v.start && haddr + Linux.PMD_SIZE <= v.end;
     }
 
+    /**
+     * {@code split_folio()} of the anonymous THP mapped in the 2 MiB block of {@code mm} around addr
+     * (mm/huge_memory.c: {@code __folio_split()}): the PMD is split, the subpages become order-0 folios, and
+     * {@code remap_page(RMP_USE_SHARED_ZEROPAGE)} maps each zero-filled subpage to the shared zero page
+     * ({@code try_to_map_unused_to_zeropage()}, keeping uffd-wp and soft-dirty) and frees it.
+     */
+    void splitFolioLocked(MmStruct mm, long addr) {
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        PageTable pt = mm.pt;
+        pt.splitHuge(haddr);
+        List<long[]> subpages = new ArrayList<>();
+        pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> {
+            if (Pte.isPresent(pte) && !Pte.isZero(pte) && (k.frames.flags(Pte.pfn(pte)) & FramePool.PG_LARGE) != 0) {
+                subpages.add(new long[] {a, pte});
+            }
+        });
+        for (long[] sp : subpages) {
+            long a = sp[0];
+            long pte = sp[1];
+            long pfn = Pte.pfn(pte);
+            k.frames.clearFlags(pfn, FramePool.PG_LARGE);
+            if (k.frames.mapcount(pfn) == 1 && k.frames.isZeroFilled(pfn)) {
+                Vma v = mm.findVma(a);
+                releasePteLocked(v, pte);
+                pt.set(a, Pte.zeroPage() | Pte.ACCESSED | (pte & (Pte.UFFD_WP | Pte.SOFT_DIRTY)));
+            }
+        }
+    }
+
+    /** Whether [s, e) covers only part of a 2 MiB block that maps THP subpages (a partial folio operation). */
+    boolean partialFolioLocked(MmStruct mm, long s, long e, long[] splitAt) {
+        int n = 0;
+        for (long h : new long[] {s & ~(Linux.PMD_SIZE - 1), (e - 1) & ~(Linux.PMD_SIZE - 1)}) {
+            boolean whole = h >= s && h + Linux.PMD_SIZE <= e;
+            if (!whole && mapsLargeLocked(mm, h)) {
+                splitAt[n++] = h;
+            }
+        }
+        return n > 0;
+    }
+
+    private boolean mapsLargeLocked(MmStruct mm, long haddr) {
+        boolean[] found = {false};
+        mm.pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> {
+            if (!found[0] && Pte.isPresent(pte) && !Pte.isZero(pte)
+                    && (k.frames.flags(Pte.pfn(pte)) & FramePool.PG_LARGE) != 0) {
+                found[0] = true;
+            }
+        });
+        return found[0];
+    }
+
+    /** Splits the THPs a partial madvise range touches (madvise_cold_or_pageout / madvise_free on part of a folio). */
+    void splitPartialFoliosLocked(MmStruct mm, long s, long e) {
+        long[] at = {-1, -1};
+        if (partialFolioLocked(mm, s, e, at)) {
+            for (long h : at) {
+                if (h >= 0) {
+                    splitFolioLocked(mm, h);
+                }
+            }
+        }
+    }
+
+    /**
+     * MADV_COLLAPSE ({@code madvise_collapse()}, mm/khugepaged.c) on private anonymous memory: each 2 MiB
+     * block inside the range becomes a PMD-mapped THP regardless of the sysfs policy, unless a PTE is uffd-wp
+     * (SCAN_PTE_UFFD_WP) or the VMA is uffd-armed and a PTE is none (SCAN_EXCEED_NONE_PTE); blocks that are
+     * already huge count as done. Fails with the errno of the last failure when some block was not collapsed.
+     */
+    private void collapseLocked(Vma v, long s, long e) {
+        long hstart = (s + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1);
+        long hend = e & ~(Linux.PMD_SIZE - 1);
+        Errno fail = null;
+        for (long h = hstart; h < hend; h += Linux.PMD_SIZE) {
+            if (v.mm.pt.isTransHuge(h)) {
+                continue;
+            }
+            if (v.mm.pt.pmdNone(h)) {
+                fail = Errno.EINVAL; // SCAN_PMD_NULL
+                continue;
+            }
+            boolean armed = v.uffd != null;
+            Errno f = null;
+            for (int i = 0; i < 512 && f == null; i++) {
+                long pte = v.mm.pt.get(h + ((long) i << Linux.PAGE_SHIFT));
+                if (Pte.isUffdWp(pte)) {
+                    f = Errno.EINVAL; // SCAN_PTE_UFFD_WP
+                } else if ((pte == Pte.NONE || Pte.isZero(pte)) && armed) {
+                    f = Errno.EBUSY; // SCAN_EXCEED_NONE_PTE
+                } else if (Pte.isMarker(pte)) {
+                    f = Errno.EINVAL;
+                }
+            }
+            if (f != null) {
+                fail = f;
+                continue;
+            }
+            if (k.frames.freePages() < 512) {
+                throw new LinuxException(Errno.ENOMEM, "madvise", 0, "no memory for a huge page"); // SCAN_ALLOC_HUGE_PAGE_FAIL
+            }
+            for (int i = 0; i < 512; i++) {
+                long a = h + ((long) i << Linux.PAGE_SHIFT);
+                long old = v.mm.pt.get(a);
+                long pfn = k.frames.alloc(FramePool.PG_ANON | FramePool.PG_LARGE);
+                if (Pte.isPresent(old) && !Pte.isZero(old)) {
+                    k.frames.copyPage(Pte.pfn(old), pfn);
+                } else if (Pte.isSwap(old)) {
+                    k.frames.restore(pfn, k.swap.read(Pte.slot(old)));
+                }
+                if (old != Pte.NONE) {
+                    releasePteLocked(v, old);
+                    v.mm.pt.set(a, Pte.NONE);
+                }
+                installPteLocked(v, a, pfn, v.canWrite(), false, true);
+                k.frames.put(pfn);
+            }
+            v.mm.pt.setTransHuge(h);
+        }
+        if (fail != null) {
+            throw new LinuxException(fail, "madvise", 0, "MADV_COLLAPSE could not collapse every block");
+        }
+    }
+
     long allocAnonLocked(Vma v) {
         if (v.hugetlb) {
             HugetlbPool h = k.hstate(v.pageSize);
@@ -848,6 +972,16 @@ public final class VmOps {
         mm.vmas.put(dst, nv);
         List<long[]> moved = new ArrayList<>();
         mm.pt.forEach(oldAddr, oldAddr + olen, (a, pte) -> moved.add(new long[] {a, pte}));
+        List<Long> hugeMoved = new ArrayList<>();
+        if (((oldAddr ^ dst) & (Linux.PMD_SIZE - 1)) == 0) {
+            // move_huge_pmd(): a huge PMD whose whole extent moves (both ends 2 MiB-aligned) stays huge
+            for (long h = (oldAddr + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= oldAddr + olen;
+                    h += Linux.PMD_SIZE) {
+                if (mm.pt.isTransHuge(h)) {
+                    hugeMoved.add(dst + (h - oldAddr));
+                }
+            }
+        }
         for (long[] m : moved) {
             mm.pt.set(m[0], Pte.NONE);
             long pte = m[1];
@@ -858,6 +992,9 @@ public final class VmOps {
                 }
             }
             mm.pt.set(dst + (m[0] - oldAddr), pte);
+        }
+        for (long h : hugeMoved) {
+            mm.pt.setTransHuge(h);
         }
         if (remap) {
             events.add(k.uffd.queueEventLocked(ctx, Linux.UFFD_EVENT_REMAP, oldAddr, dst, olen, null, null));
@@ -936,7 +1073,28 @@ public final class VmOps {
                 long s = Math.max(addr, v.start);
                 long e = Math.min(end, v.end);
                 switch (advice) {
-                    case Linux.MADV_PAGEOUT -> pageoutRangeLocked(v, s, e);
+                    case Linux.MADV_PAGEOUT -> {
+                        splitPartialFoliosLocked(v.mm, s, e);
+                        if (v.isAnonymous() && k.swap.capacityPages() - k.swap.usedPages() < 512) {
+                            // shrink_folio_list(): add_to_swap() of a large folio fails, so it is split
+                            for (long h = (s + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= e;
+                                    h += Linux.PMD_SIZE) {
+                                if (mapsLargeLocked(v.mm, h)) {
+                                    splitFolioLocked(v.mm, h);
+                                }
+                            }
+                        }
+                        pageoutRangeLocked(v, s, e);
+                    }
+                    case Linux.MADV_COLD -> splitPartialFoliosLocked(v.mm, s, e);
+                    case Linux.MADV_COLLAPSE -> {
+                        if (v.isAnonymous() && !v.shared) {
+                            if (v.nohugepageAdvice) {
+                                throw LinuxException.einval("madvise", "VM_NOHUGEPAGE");
+                            }
+                            collapseLocked(v, s, e);
+                        }
+                    }
                     case Linux.MADV_HUGEPAGE, Linux.MADV_NOHUGEPAGE -> {
                         for (Vma part : t.mm.splitRange(s, e)) {
                             part.hugepageAdvice = advice == Linux.MADV_HUGEPAGE;
@@ -1080,6 +1238,7 @@ public final class VmOps {
      */
     private void lazyfreeRangeLocked(Vma v, long s, long e) {
         PageTable pt = v.mm.pt;
+        splitPartialFoliosLocked(v.mm, s, e);
         pt.forEach(s, e, (a, pte) -> {
             if (Pte.isPresent(pte)) {
                 pt.set(a, pte & ~Pte.DIRTY);

@@ -115,6 +115,11 @@ final class Scenarios {
         s.add(new Scenario("thp-wp-async", MemType.ANON_ONLY, Scenarios::thpAsync));
         s.add(new Scenario("thp-advice", MemType.ANON_ONLY, Scenarios::thpAdvice));
         s.add(new Scenario("thp-partial-register", MemType.ANON_ONLY, Scenarios::thpPartialRegister));
+        s.add(new Scenario("thp-munmap-mremap", MemType.ANON_ONLY, Scenarios::thpMunmapMremap));
+        s.add(new Scenario("thp-move", MemType.ANON_ONLY, Scenarios::thpMove));
+        s.add(new Scenario("thp-collapse", MemType.ANON_ONLY, Scenarios::thpCollapse));
+        s.add(new Scenario("thp-partial-advice", MemType.ANON_ONLY, Scenarios::thpPartialAdvice));
+        s.add(new Scenario("thp-move-whole", MemType.ANON_ONLY, Scenarios::thpMoveWhole));
         s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
@@ -1844,6 +1849,82 @@ final class Scenarios {
         h.expect("write page 1", h.writeHandled(u, a + PAGE_SIZE, 2), "3");
         h.expect("write page 300", h.writeHandled(u, a + 300 * PAGE_SIZE, 2), "none");
         h.pm("pages 0,1", a, 2);
+    }
+
+    static void thpMunmapMremap(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = thpBlock(h, "C", true);
+        h.call("mremap A onto C (FIXED, 2M-aligned)", () -> h.rel(b.mremap(h.pid, a, PMD_SIZE, PMD_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED, c)));
+        thpScan(h, "C after mremap", c);
+        h.readData("C page 0", c, 4);
+        h.call("munmap C pages 0..1", "OK", r(() -> b.munmap(h.pid, c, 2 * PAGE_SIZE)));
+        h.call("scan C rest", () -> regions(h, b.pagemapScan(h.pid, scan(c + 2 * PAGE_SIZE, c + PMD_SIZE, 0, 0,
+                0x1ff))));
+        h.pm("C pages 2..3", c + 2 * PAGE_SIZE, 2);
+    }
+
+    static void thpMove(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = thpBlock(h, "C", true);
+        int u = h.uffd(UFFD_FEATURE_MOVE);
+        h.register(u, c, PMD_SIZE, M);
+        h.call("MOVE 4K out of a THP", () -> b.uffdMove(h.pid, u, c + PAGE_SIZE, a + PAGE_SIZE, PAGE_SIZE, 0));
+        thpScan(h, "A after 4K move", a);
+        h.call("scan C", () -> regions(h, b.pagemapScan(h.pid, scan(c, c + PMD_SIZE, 0, 0, 0x1ff))));
+        h.readData("C page 1", c + PAGE_SIZE, 4);
+        h.pm("A pages 0..2", a, 3);
+    }
+
+    static void thpCollapse(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", false);
+        h.populate(a, 4, 1);
+        thpScan(h, "before", a);
+        h.call("MADV_COLLAPSE", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_COLLAPSE)));
+        thpScan(h, "after collapse", a);
+        h.readData("page 1", a + PAGE_SIZE, 4);
+        h.readData("page 100", a + 100 * PAGE_SIZE, 4);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        h.call("MADV_COLLAPSE with wp PTEs", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_COLLAPSE)));
+        thpScan(h, "after second collapse", a);
+    }
+
+    static void thpPartialAdvice(Harness h) {
+        var b = h.b;
+        for (int advice : new int[] {MADV_COLD, MADV_FREE, MADV_PAGEOUT}) {
+            String name = advice == MADV_COLD ? "COLD" : advice == MADV_FREE ? "FREE" : "PAGEOUT";
+            long a = thpBlock(h, name, true);
+            h.populate(a, 1, 1);
+            h.call("MADV_" + name + " whole", r(() -> b.madvise(h.pid, a, PMD_SIZE, advice)));
+            thpScan(h, name + " after whole", a);
+            h.call("MADV_" + name + " pages 4..5", r(() -> b.madvise(h.pid, a + 4 * PAGE_SIZE, 2 * PAGE_SIZE,
+                    advice)));
+            thpScan(h, name + " after partial", a);
+            h.pm(name + " pages 0..5", a, 6);
+            h.readData(name + " page 0", a, 4);
+        }
+    }
+
+    static void thpMoveWhole(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        h.populate(a + 7 * PAGE_SIZE, 1, 7);
+        long c = thpBlock(h, "C", true);
+        int u = h.uffd(UFFD_FEATURE_MOVE);
+        h.register(u, c, PMD_SIZE, M);
+        h.call("MOVE 2M", () -> b.uffdMove(h.pid, u, c, a, PMD_SIZE, 0));
+        h.call("scan C", () -> regions(h, b.pagemapScan(h.pid, scan(c, c + PMD_SIZE, 0, 0, 0x1ff))));
+        h.readData("C page 7", c + 7 * PAGE_SIZE, 4);
+        h.populate(a + 3 * PAGE_SIZE, 1, 3);
+        thpScan(h, "A refault", a);
     }
 
     static void copyReadonly(Harness h) {
