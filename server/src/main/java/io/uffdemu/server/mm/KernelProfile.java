@@ -30,6 +30,11 @@ package io.uffdemu.server.mm;
  *   include/linux/userfaultfd_k.h vma_can_userfault() "#ifndef CONFIG_PTE_MARKER_UFFD_WP"</td></tr>
  * <tr><td>6.1</td><td>/dev/userfaultfd + USERFAULTFD_IOC_NEW; MADV_COLLAPSE</td><td>userfaultfd-rs wrapper.h
  *   ("introduced with Linux 6.1"); commit 7d8faaf15545 (MADV_COLLAPSE, merged for 6.1)</td></tr>
+ * <tr><td>6.0 .. 6.2</td><td>UFFDIO_API neither checks {@code api == 0xAA} nor refuses unknown feature bits: it
+ *   drops them ({@code features = uffdio_api.features & UFFD_API_FEATURES}); the check is back in 6.3</td>
+ *   <td>914eedcb9ba0 "userfaultfd: don't fail on unrecognized features" (posted 2022-07-22, mm tree for 6.0);
+ *   2ff559f31a5d Revert (2023-04-12, upstream for 6.3; also queued for 6.1.y and 6.2.y stable on 2023-04-24,
+ *   which this profile does not model)</td></tr>
  * <tr><td>6.4</td><td>WP_UNPOPULATED (masked without PTE markers)</td><td>Peter Xu "mm/uffd:
  *   UFFD_FEATURE_WP_UNPOPULATED"; userfaultfd_api() "#ifndef CONFIG_PTE_MARKER_UFFD_WP"</td></tr>
  * <tr><td>6.5</td><td>UFFDIO_CONTINUE_MODE_WP</td><td>uffd-semantics §4.6</td></tr>
@@ -167,8 +172,17 @@ public record KernelProfile(int major, int minor, boolean pteMarkerUffdWp) {
     }
 
     /**
-     * The requested features UFFDIO_API refuses with EINVAL: unknown to the release always; known but masked by
-     * the config only from 6.10 (before, userfaultfd_api() checked against UFFD_API_FEATURES alone).
+     * Whether UFFDIO_API checks its input ({@code api == 0xAA}, no unknown feature bits): every release but 6.0,
+     * 6.1 and 6.2, which drop unknown bits instead (914eedcb9ba0, reverted by 2ff559f31a5d for 6.3).
+     */
+    public boolean apiChecksInput() {
+        return !atLeast(6, 0) || atLeast(6, 3);
+    }
+
+    /**
+     * The requested features UFFDIO_API refuses with EINVAL when it {@link #apiChecksInput() checks its input}:
+     * those unknown to the release always; those known but masked by the config only from 6.10 (before,
+     * userfaultfd_api() checked against UFFD_API_FEATURES alone).
      */
     public long apiRejected(long requested) {
         long allowed = atLeast(6, 10) ? apiFeatures() : uapiFeatures();

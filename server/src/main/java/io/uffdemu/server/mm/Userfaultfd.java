@@ -72,11 +72,15 @@ public final class Userfaultfd {
             if (ctx.apiDone) {
                 throw LinuxException.einval("UFFDIO_API", "already initialized");
             }
-            if (api != Linux.UFFD_API) {
-                throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
-            }
-            if (k.profile.apiRejected(features) != 0) {
-                throw LinuxException.einval("UFFDIO_API", "feature bits not supported by " + k.profile);
+            if (k.profile.apiChecksInput()) {
+                if (api != Linux.UFFD_API) {
+                    throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
+                }
+                if (k.profile.apiRejected(features) != 0) {
+                    throw LinuxException.einval("UFFDIO_API", "feature bits not supported by " + k.profile);
+                }
+            } else {
+                features &= k.profile.uapiFeatures(); // 6.0 .. 6.2: "Ignore unsupported features"
             }
             if ((features & Linux.UFFD_FEATURE_EVENT_FORK) != 0 && !t.capSysPtrace) {
                 throw new LinuxException(Errno.EPERM, "UFFDIO_API", 0, "EVENT_FORK needs CAP_SYS_PTRACE");

@@ -10,7 +10,10 @@ import org.springframework.boot.context.properties.EnableConfigurationProperties
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.context.annotation.Configuration;
 
-/** {@code uffdemu.emulated.kernel-profile} and {@code pte-marker-uffd-wp} reach the emulated kernel; bad values stop the start. */
+/**
+ * {@code uffdemu.emulated.kernel-profile} and {@code pte-marker-uffd-wp} reach the emulated kernel; bad values stop
+ * the start.
+ */
 class KernelProfileConfigTest {
     @Configuration(proxyBeanMethods = false)
     @EnableConfigurationProperties(UffdemuProperties.class)

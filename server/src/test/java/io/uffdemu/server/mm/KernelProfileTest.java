@@ -133,13 +133,29 @@ class KernelProfileTest {
         assertEquals(0x8000000000000003L, r.ioctls(), "UFFD_API_IOCTLS: REGISTER, UNREGISTER, API");
     }
 
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"5.10, true", "5.19, true", "6.0, false", "6.1, false", "6.2, false", "6.3, true", "6.18, true"})
+    void apiVersionIsCheckedExceptIn60To62(String release, boolean checked) {
+        boot(release, true);
+        int fd = k.uffd.userfaultfd(pid, O_CLOEXEC, false);
+        if (checked) {
+            assertEquals(Errno.EINVAL, errno(() -> k.uffd.api(pid, fd, 0xAB, 0)));
+        } else {
+            k.uffd.api(pid, fd, 0xAB, 0);
+            assertTrue(k.uffd.info(pid, fd).apiDone());
+        }
+    }
+
     @ParameterizedTest(name = "{0} markers={1} request {2}")
     @CsvSource({
         // a feature the release does not know: EINVAL
         "5.10, true,  0x200,  EINVAL",   // MINOR_HUGETLBFS (5.13)
         "5.13, true,  0x400,  EINVAL",   // MINOR_SHMEM (5.14)
         "5.19, true,  0x2000, EINVAL",   // WP_UNPOPULATED (6.4)
-        "6.1,  true,  0x4000, EINVAL",   // POISON (6.6)
+        "6.1,  true,  0x4000, IGNORED",  // POISON (6.6): 6.0 .. 6.2 drop unknown bits (914eedcb9ba0)
+        "6.2,  true,  0x20000, IGNORED",
+        "6.3,  true,  0x4000, EINVAL",   // the check is back (2ff559f31a5d)
+        "5.19, true,  0x4000, EINVAL",
         "6.6,  true,  0x10000, EINVAL",  // MOVE (6.8)
         "6.18, true,  0x20000, EINVAL",  // bit 17: unknown to every release
         // known but masked by the config: accepted silently before 6.10, EINVAL from 6.10
@@ -160,6 +176,10 @@ class KernelProfileTest {
         if (outcome.equals("OK")) {
             k.uffd.api(pid, fd, UFFD_API, f);
             assertEquals(f, k.uffd.info(pid, fd).features() & f, "the ctx keeps what was requested");
+        } else if (outcome.equals("IGNORED")) {
+            k.uffd.api(pid, fd, UFFD_API, f | UFFD_FEATURE_THREAD_ID);
+            assertEquals(UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_INITIALIZED, k.uffd.info(pid, fd).features(),
+                    "the unknown bit is dropped, the known one kept");
         } else {
             assertEquals(Errno.EINVAL, errno(() -> k.uffd.api(pid, fd, UFFD_API, f)));
             assertEquals(false, k.uffd.info(pid, fd).apiDone());
