@@ -101,6 +101,8 @@ public final class Kernel {
     public Kernel(Config config) {
         this.config = config;
         this.profile = config.profile();
+        // vm.unprivileged_userfaultfd defaulted to 1 until the UFFD_USER_MODE_ONLY series of 5.11 made it 0
+        this.unprivilegedUserfaultfd = profile.atLeast(5, 11) ? 0 : 1;
         this.frames = new FramePool(config.memoryBytes());
         this.swap = new SwapDevice(config.swapBytes());
         HugetlbPool h2 = new HugetlbPool(Linux.PMD_SIZE);

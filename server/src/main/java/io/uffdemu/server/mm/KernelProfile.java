@@ -17,7 +17,10 @@ package io.uffdemu.server.mm;
  * <tr><td>5.10</td><td>vma_can_userfault: WP only on anonymous ("FIXME: add WP support to hugetlbfs and shmem");
  *   REGISTER mode bits MISSING|WP; userfaultfd(2) flags O_CLOEXEC|O_NONBLOCK; the EPERM check ignores flags</td>
  *   <td>fs/userfaultfd.c of that era (vma_can_userfault() before the MINOR series)</td></tr>
- * <tr><td>5.11</td><td>UFFD_USER_MODE_ONLY</td><td>uffd-semantics §8.5; userfaultfd-rs wrapper.h</td></tr>
+ * <tr><td>5.11</td><td>UFFD_USER_MODE_ONLY; vm.unprivileged_userfaultfd defaults to 0 (was 1)</td><td>the
+ *   USER_MODE_ONLY series: {@code int sysctl_unprivileged_userfaultfd __read_mostly = 1;} becomes 0, the EPERM
+ *   check gains {@code (flags & UFFD_USER_MODE_ONLY) == 0}, {@code flags & ~UFFD_SHARED_FCNTL_FLAGS} gains
+ *   USER_MODE_ONLY; userfaultfd-rs wrapper.h ("not available before Linux 5.11")</td></tr>
  * <tr><td>5.13</td><td>MINOR_HUGETLBFS, MODE_MINOR on hugetlb only, _UFFDIO_CONTINUE in RANGE and BASIC, CONTINUE
  *   masked without MODE_MINOR, pagemap bit 57</td><td>uapi diff adding {@code _UFFDIO_CONTINUE (0x07)};
  *   vma_can_userfault "FIXME: Add minor fault interception for shmem"</td></tr>

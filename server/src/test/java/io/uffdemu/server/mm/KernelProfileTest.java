@@ -364,6 +364,9 @@ class KernelProfileTest {
             assertEquals(Errno.ENOENT, errno(() -> k.uffd.userfaultfd(pid, 0, true)), "no /dev/userfaultfd");
         }
         int nobody = k.createProcess("nobody", 65534, false, "test").pid();
+        assertEquals(userModeOnly ? "0" : "1", k.sysctl("vm/unprivileged_userfaultfd"),
+                "the default became 0 with USER_MODE_ONLY in 5.11");
+        k.setSysctl("vm/unprivileged_userfaultfd", "0");
         if (userModeOnly) {
             k.uffd.userfaultfd(pid, UFFD_USER_MODE_ONLY, false);
             k.uffd.userfaultfd(nobody, UFFD_USER_MODE_ONLY, false);
