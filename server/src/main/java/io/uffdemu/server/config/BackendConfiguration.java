@@ -32,6 +32,7 @@ public class BackendConfiguration {
 
         public static MemoryBackend create(UffdemuProperties props) {
             String which = props.backend() == null ? "emulated" : props.backend().trim().toLowerCase();
+            kernelProfile(props.emulated()); // a bad profile fails the start whichever backend is chosen
             return switch (which) {
                 case "emulated" -> emulated(props);
                 case "linux", "auto" -> LinuxBackends.createOrFallback(which, props, () -> emulated(props));

@@ -74,6 +74,14 @@ class KernelProfileConfigTest {
     }
 
     @Test
+    void badReleaseFailsTheStartWithTheLinuxBackendToo() {
+        runner.withPropertyValues("uffdemu.backend=auto", "uffdemu.emulated.kernel-profile=7.0").run(ctx -> {
+            assertThat(ctx).hasFailed();
+            assertThat(ctx.getStartupFailure()).hasStackTraceContaining("uffdemu.emulated.kernel-profile: ");
+        });
+    }
+
+    @Test
     void badSwitchFailsTheStart() {
         runner.withPropertyValues("uffdemu.emulated.pte-marker-uffd-wp=maybe").run(ctx -> {
             assertThat(ctx).hasFailed();
