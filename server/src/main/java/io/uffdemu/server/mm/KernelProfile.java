@@ -16,7 +16,9 @@ package io.uffdemu.server.mm;
  *   BASIC); fs/userfaultfd.c "Declare the WP ioctl only if the WP mode is specified"</td></tr>
  * <tr><td>5.10</td><td>vma_can_userfault: WP only on anonymous ("FIXME: add WP support to hugetlbfs and shmem");
  *   REGISTER mode bits MISSING|WP; userfaultfd(2) flags O_CLOEXEC|O_NONBLOCK; the EPERM check ignores flags</td>
- *   <td>fs/userfaultfd.c of that era (vma_can_userfault() before the MINOR series)</td></tr>
+ *   <td>fs/userfaultfd.c of that era: vma_can_userfault() before the MINOR series; SYSCALL_DEFINE1(userfaultfd)
+ *   with {@code if (!sysctl_unprivileged_userfaultfd && !capable(CAP_SYS_PTRACE)) return -EPERM;} before
+ *   {@code if (flags & ~UFFD_SHARED_FCNTL_FLAGS) return -EINVAL;}</td></tr>
  * <tr><td>5.11</td><td>UFFD_USER_MODE_ONLY; vm.unprivileged_userfaultfd defaults to 0 (was 1)</td><td>the
  *   USER_MODE_ONLY series: {@code int sysctl_unprivileged_userfaultfd __read_mostly = 1;} becomes 0, the EPERM
  *   check gains {@code (flags & UFFD_USER_MODE_ONLY) == 0}, {@code flags & ~UFFD_SHARED_FCNTL_FLAGS} gains
@@ -25,19 +27,20 @@ package io.uffdemu.server.mm;
  *   masked without MODE_MINOR, pagemap bit 57</td><td>uapi diff adding {@code _UFFDIO_CONTINUE (0x07)};
  *   vma_can_userfault "FIXME: Add minor fault interception for shmem"</td></tr>
  * <tr><td>5.14</td><td>MINOR_SHMEM, MODE_MINOR on shmem; MADV_POPULATE_READ/WRITE</td><td>vma_can_userfault
- *   "!(is_vm_hugetlb_page(vma) || vma_is_shmem(vma))"; uffd-semantics feature table</td></tr>
+ *   "!(is_vm_hugetlb_page(vma) || vma_is_shmem(vma))"; uffd-semantics feature table; commit 4ca9b3859dac
+ *   (MADV_POPULATE_(READ|WRITE), committed 2021-06-30, the 5.14 merge window)</td></tr>
  * <tr><td>5.18</td><td>EXACT_ADDRESS</td><td>uffd-semantics feature table</td></tr>
  * <tr><td>5.19</td><td>WP_HUGETLBFS_SHMEM, WP on shmem/hugetlb with PTE markers, _UFFDIO_WRITEPROTECT in
  *   UFFD_API_RANGE_IOCTLS_BASIC; without CONFIG_PTE_MARKER_UFFD_WP: WP only on anonymous and
  *   WP_HUGETLBFS_SHMEM masked out of UFFDIO_API</td><td>uapi diff adding WRITEPROTECT to BASIC;
  *   include/linux/userfaultfd_k.h vma_can_userfault() "#ifndef CONFIG_PTE_MARKER_UFFD_WP"</td></tr>
- * <tr><td>6.1</td><td>/dev/userfaultfd + USERFAULTFD_IOC_NEW; MADV_COLLAPSE</td><td>userfaultfd-rs wrapper.h
- *   ("introduced with Linux 6.1"); commit 7d8faaf15545 (MADV_COLLAPSE, merged for 6.1)</td></tr>
  * <tr><td>6.0 .. 6.2</td><td>UFFDIO_API neither checks {@code api == 0xAA} nor refuses unknown feature bits: it
  *   drops them ({@code features = uffdio_api.features & UFFD_API_FEATURES}); the check is back in 6.3</td>
  *   <td>914eedcb9ba0 "userfaultfd: don't fail on unrecognized features" (posted 2022-07-22, mm tree for 6.0);
  *   2ff559f31a5d Revert (2023-04-12, upstream for 6.3; also queued for 6.1.y and 6.2.y stable on 2023-04-24,
  *   which this profile does not model)</td></tr>
+ * <tr><td>6.1</td><td>/dev/userfaultfd + USERFAULTFD_IOC_NEW; MADV_COLLAPSE</td><td>userfaultfd-rs wrapper.h
+ *   ("introduced with Linux 6.1"); commit 7d8faaf15545 (MADV_COLLAPSE, merged for 6.1)</td></tr>
  * <tr><td>6.4</td><td>WP_UNPOPULATED (masked without PTE markers)</td><td>Peter Xu "mm/uffd:
  *   UFFD_FEATURE_WP_UNPOPULATED"; userfaultfd_api() "#ifndef CONFIG_PTE_MARKER_UFFD_WP"</td></tr>
  * <tr><td>6.5</td><td>UFFDIO_CONTINUE_MODE_WP</td><td>uffd-semantics §4.6</td></tr>
