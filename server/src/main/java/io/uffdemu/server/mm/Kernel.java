@@ -22,10 +22,26 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code mmap_lock}.
  */
 public final class Kernel {
-    /** Emulated machine size and debug switches. */
+    /** Emulated machine size, debug switches and the kernel release and config imitated ({@link KernelProfile}). */
     public record Config(long memoryBytes, long swapBytes, long nrHugepages2M, long nrHugepages1G,
-            boolean checkInvariants) {
+            boolean checkInvariants, KernelProfile profile) {
         public static final Config DEFAULT = new Config(4L << 30, 1L << 30, 0, 0, false);
+
+        public Config {
+            if (profile == null) {
+                profile = KernelProfile.DEFAULT;
+            }
+        }
+
+        /** A machine running {@link KernelProfile#DEFAULT} (Linux 6.18 with PTE markers). */
+        public Config(long memoryBytes, long swapBytes, long nrHugepages2M, long nrHugepages1G,
+                boolean checkInvariants) {
+            this(memoryBytes, swapBytes, nrHugepages2M, nrHugepages1G, checkInvariants, KernelProfile.DEFAULT);
+        }
+
+        public Config withProfile(KernelProfile p) {
+            return new Config(memoryBytes, swapBytes, nrHugepages2M, nrHugepages1G, checkInvariants, p);
+        }
     }
 
     final ReentrantLock lock = new ReentrantLock();
@@ -34,6 +50,8 @@ public final class Kernel {
     final Map<Long, HugetlbPool> hstates = new TreeMap<>();
     final TreeMap<Integer, Task> tasks = new TreeMap<>();
     final Config config;
+    /** The release and config imitated; fixed for the machine's life. */
+    final KernelProfile profile;
     private int nextPid = 1000;
     private long nextIno = 1;
     private long nextCtx = 1;
@@ -88,6 +106,9 @@ public final class Kernel {
 
     public Kernel(Config config) {
         this.config = config;
+        this.profile = config.profile();
+        // vm.unprivileged_userfaultfd defaulted to 1 until the UFFD_USER_MODE_ONLY series of 5.11 made it 0
+        this.unprivilegedUserfaultfd = profile.atLeast(5, 11) ? 0 : 1;
         this.frames = new FramePool(config.memoryBytes());
         this.swap = new SwapDevice(config.swapBytes());
         HugetlbPool h2 = new HugetlbPool(Linux.PMD_SIZE);
@@ -100,6 +121,11 @@ public final class Kernel {
         this.faults = new Faults(this);
         this.uffd = new Userfaultfd(this);
         this.pagemap = new Pagemap(this);
+    }
+
+    /** The kernel release and config this machine imitates. */
+    public KernelProfile profile() {
+        return profile;
     }
 
     void lock() {

@@ -36,6 +36,11 @@ public final class Pagemap {
                 }
                 out[i] = entryLocked(t.mm, addr);
             }
+            if (!k.profile.hasPagemapUffdWp()) {
+                for (int i = 0; i < pages; i++) {
+                    out[i] &= ~Linux.PM_UFFD_WP; // bit 57 is reported from 5.13
+                }
+            }
             return out;
         } finally {
             k.unlock();
@@ -105,6 +110,9 @@ public final class Pagemap {
 
     /** ioctl(PAGEMAP_SCAN). */
     public ScanResult scan(int pid, ScanArg a) {
+        if (!k.profile.hasPagemapScan()) {
+            throw new LinuxException(Errno.ENOTTY, "PAGEMAP_SCAN", 0, "/proc/PID/pagemap has no ioctls before 6.7");
+        }
         if ((a.flags() & ~Linux.PM_SCAN_FLAGS) != 0) {
             throw LinuxException.einval("PAGEMAP_SCAN", "unknown flags");
         }

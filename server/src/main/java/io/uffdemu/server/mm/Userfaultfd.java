@@ -31,7 +31,15 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "userfaultfd");
             String call = dev ? "USERFAULTFD_IOC_NEW" : "userfaultfd";
-            if ((flags & ~(Linux.O_CLOEXEC | Linux.O_NONBLOCK | Linux.UFFD_USER_MODE_ONLY)) != 0) {
+            KernelProfile p = k.profile;
+            if (dev && !p.hasDevUserfaultfd()) {
+                throw new LinuxException(Errno.ENOENT, "open", 0, "no /dev/userfaultfd before Linux 6.1");
+            }
+            if (!p.atLeast(5, 11) && !dev && !t.capSysPtrace && k.unprivilegedUserfaultfd == 0) {
+                // 5.10: the EPERM check comes first and knows no UFFD_USER_MODE_ONLY
+                throw new LinuxException(Errno.EPERM, call, 0, "needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1");
+            }
+            if ((flags & ~p.userfaultfdFlags()) != 0) {
                 throw LinuxException.einval(call, "unknown flags");
             }
             if (dev) {
@@ -64,11 +72,15 @@ public final class Userfaultfd {
             if (ctx.apiDone) {
                 throw LinuxException.einval("UFFDIO_API", "already initialized");
             }
-            if (api != Linux.UFFD_API) {
-                throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
-            }
-            if ((features & ~Linux.UFFD_API_FEATURES) != 0) {
-                throw LinuxException.einval("UFFDIO_API", "unknown feature bits");
+            if (k.profile.apiChecksInput()) {
+                if (api != Linux.UFFD_API) {
+                    throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
+                }
+                if (k.profile.apiRejected(features) != 0) {
+                    throw LinuxException.einval("UFFDIO_API", "feature bits not supported by " + k.profile);
+                }
+            } else {
+                features &= k.profile.uapiFeatures(); // 6.0 .. 6.2: "Ignore unsupported features"
             }
             if ((features & Linux.UFFD_FEATURE_EVENT_FORK) != 0 && !t.capSysPtrace) {
                 throw new LinuxException(Errno.EPERM, "UFFDIO_API", 0, "EVENT_FORK needs CAP_SYS_PTRACE");
@@ -78,9 +90,16 @@ public final class Userfaultfd {
             }
             ctx.features = features;
             ctx.apiDone = true;
-            return new ApiResult(Linux.UFFD_API_FEATURES, Linux.UFFD_API_IOCTLS);
+            return new ApiResult(k.profile.apiFeatures(), k.profile.apiIoctls());
         } finally {
             k.unlock();
+        }
+    }
+
+    /** userfaultfd_ioctl(): an ioctl this release does not know falls out of the switch with EINVAL. */
+    private void requireIoctl(int nr, String call) {
+        if (!k.profile.hasIoctl(nr)) {
+            throw LinuxException.einval(call, "no such ioctl in Linux " + k.profile.version());
         }
     }
 
@@ -113,8 +132,7 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "UFFDIO_REGISTER");
             UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_REGISTER", true);
-            long modes = Linux.UFFDIO_REGISTER_MODE_MISSING | Linux.UFFDIO_REGISTER_MODE_WP
-                    | Linux.UFFDIO_REGISTER_MODE_MINOR;
+            long modes = k.profile.registerModes();
             if (mode == 0 || (mode & ~modes) != 0) {
                 throw LinuxException.einval("UFFDIO_REGISTER", "bad mode");
             }
@@ -135,7 +153,7 @@ public final class Userfaultfd {
             boolean wpAsync = (ctx.features & Linux.UFFD_FEATURE_WP_ASYNC) != 0;
             boolean basic = false;
             for (Vma v : vs) {
-                if (!canUserfault(v, (int) mode, wpAsync)) {
+                if (!k.profile.vmaCanUserfault(v.isAnonymous(), v.isShmem(), v.hugetlb, mode, wpAsync)) {
                     throw LinuxException.einval("UFFDIO_REGISTER", "memory type does not support this mode");
                 }
                 if (!v.mayWrite) {
@@ -154,7 +172,7 @@ public final class Userfaultfd {
                 v.uffdFlags = (int) mode;
             }
             mm.mergeAround(start, end);
-            long ioctls = basic ? Linux.UFFD_API_RANGE_IOCTLS_BASIC : Linux.UFFD_API_RANGE_IOCTLS;
+            long ioctls = basic ? k.profile.rangeIoctlsBasic() : k.profile.rangeIoctls();
             if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) == 0) {
                 ioctls &= ~(1L << Linux._UFFDIO_WRITEPROTECT);
             }
@@ -165,14 +183,6 @@ public final class Userfaultfd {
         } finally {
             k.unlock();
         }
-    }
-
-    /** vma_can_userfault(). */
-    private static boolean canUserfault(Vma v, int mode, boolean wpAsync) {
-        if ((mode & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !v.hugetlb && !v.isShmem()) {
-            return false;
-        }
-        return true; // anon, shmem and hugetlb all qualify; WP_ASYNC would admit any type
     }
 
     /** UFFDIO_UNREGISTER. */
@@ -244,9 +254,10 @@ public final class Userfaultfd {
 
     /** UFFDIO_CONTINUE. */
     public long continue_(int pid, int fd, long start, long len, long mode) {
-        return mfill(pid, fd, "UFFDIO_CONTINUE", Mfill.CONTINUE, start, len, null, mode,
-                Linux.UFFDIO_CONTINUE_MODE_DONTWAKE | Linux.UFFDIO_CONTINUE_MODE_WP, Linux.UFFDIO_CONTINUE_MODE_WP,
-                Linux.UFFDIO_CONTINUE_MODE_DONTWAKE);
+        long valid = Linux.UFFDIO_CONTINUE_MODE_DONTWAKE
+                | (k.profile.hasContinueModeWp() ? Linux.UFFDIO_CONTINUE_MODE_WP : 0);
+        return mfill(pid, fd, "UFFDIO_CONTINUE", Mfill.CONTINUE, start, len, null, mode, valid,
+                Linux.UFFDIO_CONTINUE_MODE_WP, Linux.UFFDIO_CONTINUE_MODE_DONTWAKE);
     }
 
     /** UFFDIO_POISON. */
@@ -261,6 +272,12 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, call);
             UserfaultfdCtx ctx = ctxOf(t, fd, call, true);
+            requireIoctl(switch (kind) {
+                case COPY -> Linux._UFFDIO_COPY;
+                case ZEROPAGE -> Linux._UFFDIO_ZEROPAGE;
+                case CONTINUE -> Linux._UFFDIO_CONTINUE;
+                case POISON -> Linux._UFFDIO_POISON;
+            }, call);
             if (ctx.mmapChanging > 0) {
                 throw new LinuxException(Errno.EAGAIN, call, 0, "non-cooperative event pending");
             }
@@ -475,7 +492,7 @@ public final class Userfaultfd {
                 }
                 return Pte.isSwap(pte) ? pte | Pte.UFFD_WP : Pte.mkUffdWp(pte);
             });
-            if (v.uffdWpUseMarkers()) {
+            if (v.uffdWpUseMarkers() && k.profile.uffdWpMarkers()) {
                 pt.fillNone(start, end, v.pageSize, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
             }
             return;
@@ -517,6 +534,7 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "UFFDIO_MOVE");
             UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_MOVE", true);
+            requireIoctl(Linux._UFFDIO_MOVE, "UFFDIO_MOVE");
             if (ctx.mmapChanging > 0) {
                 throw new LinuxException(Errno.EAGAIN, "UFFDIO_MOVE", 0, "non-cooperative event pending");
             }

@@ -301,7 +301,7 @@ public final class VmOps {
             }
             releasePteLocked(v, pte);
             long n = Pte.NONE;
-            if (!dropMarkers && !v.isAnonymous() && v.uffdWp() && Pte.isUffdWp(pte)) {
+            if (!dropMarkers && !v.isAnonymous() && v.uffdWp() && Pte.isUffdWp(pte) && k.profile.uffdWpMarkers()) {
                 n = Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb);
             }
             pt.set(addr, n);
@@ -1012,6 +1012,9 @@ public final class VmOps {
 
     /** madvise(2). */
     public void madvise(int pid, long addr, long len, int advice) {
+        if (!k.profile.madviseKnown(advice)) {
+            throw LinuxException.einval("madvise", "advice " + advice + " unknown to Linux " + k.profile.version());
+        }
         if ((addr & (Linux.PAGE_SIZE - 1)) != 0) {
             throw LinuxException.einval("madvise", "unaligned address");
         }

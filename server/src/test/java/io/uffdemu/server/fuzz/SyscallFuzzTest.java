@@ -34,6 +34,27 @@ class SyscallFuzzTest {
                         .isGreaterThanOrEqualTo(k.equals("move") || k.equals("continue") ? 2 : 10));
     }
 
+    /**
+     * The same sequences against the older kernel profiles and without PTE markers: only errnos, invariants hold
+     * ({@code -Duffdemu.fuzz.profileSequences=N} per profile, default 2000).
+     */
+    @TestFactory
+    @Timeout(600)
+    Stream<DynamicTest> randomSequencesPerKernelProfile() {
+        int n = Integer.getInteger("uffdemu.fuzz.profileSequences", 2000);
+        return Stream.of("6.18:false", "6.7:true", "6.1:true", "6.1:false", "5.19:true", "5.19:false", "5.13:true",
+                "5.10:true").map(spec -> {
+                    String[] p = spec.split(":");
+                    io.uffdemu.server.mm.KernelProfile profile = io.uffdemu.server.mm.KernelProfile.parse(p[0],
+                            Boolean.parseBoolean(p[1]));
+                    return DynamicTest.dynamicTest("profile " + profile, () -> {
+                        for (long s = 0; s < n; s++) {
+                            new SyscallFuzzer(s, profile).run(STEPS);
+                        }
+                    });
+                });
+    }
+
     @TestFactory
     @Timeout(600)
     Stream<DynamicTest> randomSequences() {

@@ -7,6 +7,7 @@ import io.uffdemu.server.backend.VmaInfo;
 import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.AccessResult;
 import io.uffdemu.server.mm.Kernel;
+import io.uffdemu.server.mm.KernelProfile;
 import io.uffdemu.server.mm.Linux;
 import io.uffdemu.server.mm.Pagemap;
 import io.uffdemu.server.mm.Task;
@@ -36,8 +37,9 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public BackendStatus status() {
-        return new BackendStatus("emulated", true, "", Linux.UFFD_API_FEATURES,
-                Linux.UFFD_API_IOCTLS | Linux.UFFD_API_RANGE_IOCTLS, "6.18.0-uffdemu");
+        KernelProfile p = kernel.profile();
+        return new BackendStatus("emulated", true, "", p.apiFeatures(), p.apiIoctls() | p.rangeIoctls(),
+                p.release());
     }
 
     @Override
