@@ -39,9 +39,8 @@ public final class Userfaultfd {
                 // 5.10: the EPERM check comes first and knows no UFFD_USER_MODE_ONLY
                 throw new LinuxException(Errno.EPERM, call, 0, "needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1");
             }
-            if ((flags & ~p.userfaultfdFlags()) != 0) {
-                throw LinuxException.einval(call, "unknown flags");
-            }
+            // the open() of /dev/userfaultfd, and userfaultfd_syscall_allowed() in SYSCALL_DEFINE1(userfaultfd),
+            // both come before new_userfaultfd() looks at the flags
             if (dev) {
                 if (t.uid != 0) {
                     throw new LinuxException(Errno.EACCES, "open", 0, "/dev/userfaultfd is root-owned 0600");
@@ -50,6 +49,9 @@ public final class Userfaultfd {
                     && k.unprivilegedUserfaultfd == 0) {
                 throw new LinuxException(Errno.EPERM, call, 0,
                         "needs CAP_SYS_PTRACE, UFFD_USER_MODE_ONLY or vm.unprivileged_userfaultfd=1");
+            }
+            if ((flags & ~p.userfaultfdFlags()) != 0) {
+                throw LinuxException.einval(call, "unknown flags");
             }
             t.checkFdRoom(call);
             UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
