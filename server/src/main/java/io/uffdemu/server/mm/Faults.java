@@ -432,6 +432,15 @@ public final class Faults {
         if (idx * inode.pageSize >= inode.size) {
             return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(kernelErrno(mode));
         }
+        if (!write && !v.hugetlb && !v.uffdWp() && !v.uffdMinor()) {
+            // do_read_fault(): should_fault_around() (uffd_disable_fault_around() for WP/MINOR), then
+            // do_fault_around() maps what the page cache holds, the faulting page included
+            faultAroundLocked(v, base);
+            long now = v.mm.pt.get(base);
+            if (Pte.isPresent(now)) {
+                return o.ok(v, now);
+            }
+        }
         Long entry = inode.cache.get(idx);
         if (entry == null && v.uffdMissing()) {
             return userfaultLocked(v, addr, write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0, mode, tid, o);
@@ -460,6 +469,9 @@ public final class Faults {
             pfn = k.vm.allocCachePageLocked(inode, idx);
         } else {
             pfn = k.vm.cachePfnLocked(inode, idx, entry);
+            if (pfn >= 0 && !v.hugetlb) {
+                k.frames.setFlags(pfn, FramePool.PG_UPTODATE); // shmem_get_folio_gfp(): a fallocated folio is zeroed
+            }
         }
         if (pfn < 0) {
             return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
@@ -489,6 +501,41 @@ public final class Faults {
             return o.retry();
         }
         return o.ok(v, v.mm.pt.get(base));
+    }
+
+    /** fault_around_bytes (default 64 KiB) in pages. */
+    static final int FAULT_AROUND_PAGES = 16;
+
+    /**
+     * {@code do_fault_around()} + {@code filemap_map_pages()} (mm/memory.c, mm/filemap.c): in the
+     * fault_around_bytes window around the fault (aligned down, clipped to the VMA and to the PTE table), every
+     * none PTE whose file page is in the page cache, uptodate (not a fallocated page nobody used yet), not in
+     * swap and below i_size gets mapped, as a read fault would map it.
+     */
+    private void faultAroundLocked(Vma v, long base) {
+        Inode inode = v.inode;
+        long pteOff = (base >>> Linux.PAGE_SHIFT) & 511;
+        long vmaOff = (base - v.start) >>> Linux.PAGE_SHIFT;
+        long fromPte = Math.max(pteOff & ~(FAULT_AROUND_PAGES - 1), pteOff - Math.min(pteOff, vmaOff));
+        long vmaPages = (v.end - v.start) >>> Linux.PAGE_SHIFT;
+        long toPte = Math.min(Math.min(fromPte + FAULT_AROUND_PAGES, 512), pteOff + vmaPages - vmaOff) - 1;
+        long tableBase = base & ~(Linux.PMD_SIZE - 1);
+        boolean writable = v.shared && v.canWrite();
+        for (long p = fromPte; p <= toPte; p++) {
+            long a = tableBase + (p << Linux.PAGE_SHIFT);
+            if (v.mm.pt.get(a) != Pte.NONE) {
+                continue;
+            }
+            long idx = v.pgoff(a);
+            if (idx * inode.pageSize >= inode.size) {
+                continue;
+            }
+            Long e = inode.cache.get(idx);
+            if (e == null || Inode.isSwapEntry(e) || (k.frames.flags(e) & FramePool.PG_UPTODATE) == 0) {
+                continue;
+            }
+            k.vm.installPteLocked(v, a, e, writable, false, false);
+        }
     }
 
     /** handle_userfault(): queue a message on the VMA's uffd, or fail per the ctx's flags and features. */

@@ -370,6 +370,9 @@ public final class Kernel {
                     if (pfn < 0) {
                         throw new LinuxException(Errno.ENOSPC, "fallocate");
                     }
+                    if (!inode.hugetlb) {
+                        frames.clearFlags(pfn, FramePool.PG_UPTODATE); // shmem_fallocate(): not uptodate until used
+                    }
                 }
             }
             if ((mode & Linux.FALLOC_FL_KEEP_SIZE) == 0 && offset + len > inode.size) {
@@ -443,7 +446,7 @@ public final class Kernel {
                     break;
                 }
                 frames.write(pfn, inPage, data, (int) (pos - offset), n);
-                frames.setFlags(pfn, FramePool.PG_DIRTY);
+                frames.setFlags(pfn, FramePool.PG_DIRTY | FramePool.PG_UPTODATE);
                 pos += n;
             }
             if (pos > inode.size) {

@@ -372,6 +372,7 @@ public final class Userfaultfd {
                 if (pfn < 0) {
                     return Errno.ENOMEM;
                 }
+                k.frames.setFlags(pfn, FramePool.PG_UPTODATE);
                 mm.pt.set(addr, Pte.NONE);
                 k.vm.installPteLocked(v, addr, pfn, v.shared && v.canWrite() && !wp, wp, true);
                 return null;

@@ -580,9 +580,9 @@ public final class VmOps {
             }
             h.free--;
         } else {
-            pfn = k.frames.alloc(0);
+            pfn = k.frames.alloc(FramePool.PG_UPTODATE);
             if (pfn < 0) {
-                pfn = reclaimAndAllocLocked(0);
+                pfn = reclaimAndAllocLocked(FramePool.PG_UPTODATE);
             }
             if (pfn < 0) {
                 return -1;
@@ -598,7 +598,7 @@ public final class VmOps {
             return entry;
         }
         long slot = Inode.swapSlot(entry);
-        long pfn = k.frames.alloc(0);
+        long pfn = k.frames.alloc(FramePool.PG_UPTODATE);
         if (pfn < 0) {
             return -1;
         }

@@ -120,6 +120,11 @@ final class Scenarios {
         s.add(new Scenario("thp-collapse", MemType.ANON_ONLY, Scenarios::thpCollapse));
         s.add(new Scenario("thp-partial-advice", MemType.ANON_ONLY, Scenarios::thpPartialAdvice));
         s.add(new Scenario("thp-move-whole", MemType.ANON_ONLY, Scenarios::thpMoveWhole));
+        Set<MemType> shm = Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE);
+        s.add(new Scenario("fault-around", shm, Scenarios::faultAround));
+        s.add(new Scenario("fault-around-uffd", shm, Scenarios::faultAroundUffd));
+        s.add(new Scenario("fault-around-falloc", shm, Scenarios::faultAroundFalloc));
+        s.add(new Scenario("fault-around-vma-edge", shm, Scenarios::faultAroundEdge));
         s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
@@ -1925,6 +1930,72 @@ final class Scenarios {
         h.readData("C page 7", c + 7 * PAGE_SIZE, 4);
         h.populate(a + 3 * PAGE_SIZE, 1, 3);
         thpScan(h, "A refault", a);
+    }
+
+    // ------------------------------------------------------------------ fault-around (shmem read faults)
+
+    /** Fills pages [from, to) of the last memfd through write(2), so they sit in the page cache only. */
+    static void cache(Harness h, int from, int to) {
+        for (int i = from; i < to; i++) {
+            int p = i;
+            h.call("pwrite page " + i, () -> h.b.pwrite(h.pid, h.memfd, (long) p * PAGE_SIZE,
+                    new byte[] {(byte) (p + 1)}));
+        }
+    }
+
+    static void faultAround(Harness h) {
+        long a = h.map(40);
+        cache(h, 0, 40);
+        h.read(a + 20 * PAGE_SIZE).finish();
+        h.pm("pages 14..33", a + 14 * PAGE_SIZE, 20);
+        h.populate(a + 35 * PAGE_SIZE, 1, 9);
+        h.pm("pages 32..39 after a write fault", a + 32 * PAGE_SIZE, 8);
+        h.readData("page 17", a + 17 * PAGE_SIZE, 2);
+    }
+
+    static void faultAroundUffd(Harness h) {
+        long a = h.map(48);
+        cache(h, 0, 8);
+        cache(h, 10, 11);
+        cache(h, 16, 48);
+        int u = h.uffd(0);
+        h.register(u, a, 16 * PAGE_SIZE, M);
+        h.expect("read page 9 (hole, MISSING)", h.handle(h.read(a + 9 * PAGE_SIZE), u), "ok 5a*1");
+        h.pm("pages 0..15", a, 16);
+        h.register(u, a + 16 * PAGE_SIZE, 16 * PAGE_SIZE, W);
+        h.read(a + 20 * PAGE_SIZE).finish();
+        h.pm("WP-registered pages 16..23", a + 16 * PAGE_SIZE, 8);
+        int m = h.uffd(0);
+        h.register(m, a + 32 * PAGE_SIZE, 16 * PAGE_SIZE, N);
+        h.handle(h.read(a + 36 * PAGE_SIZE), m);
+        h.pm("MINOR-registered pages 32..39", a + 32 * PAGE_SIZE, 8);
+    }
+
+    static void faultAroundFalloc(Harness h) {
+        long a = h.map(16);
+        h.call("fallocate 16 pages", "OK", r(() -> h.b.fallocate(h.pid, h.memfd, 0, 0, 16 * PAGE_SIZE)));
+        cache(h, 3, 4);
+        h.read(a + 5 * PAGE_SIZE).finish();
+        h.pm("pages 0..7", a, 8);
+        h.read(a + 12 * PAGE_SIZE).finish();
+        h.pm("pages 8..15", a + 8 * PAGE_SIZE, 8);
+    }
+
+    static void faultAroundEdge(Harness h) {
+        var b = h.b;
+        long a = h.map(64);
+        cache(h, 0, 64);
+        long off = 7 * PAGE_SIZE;
+        long e = b.mmap(h.pid, 0, 20 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                h.type.shared ? MAP_SHARED : MAP_PRIVATE, h.memfd, off);
+        h.name("E", e, 20 * PAGE_SIZE);
+        h.read(e).finish();
+        h.pm("E pages 0..19 after reading page 0", e, 20);
+        h.read(e + 19 * PAGE_SIZE).finish();
+        h.pm("E pages 0..19 after reading page 19", e, 20);
+        h.call("ftruncate to 10 pages", "OK", r(() -> b.ftruncate(h.pid, h.memfd, 10 * PAGE_SIZE)));
+        h.read(a).finish();
+        h.pm("A pages 0..15 after truncate", a, 16);
     }
 
     static void copyReadonly(Harness h) {
