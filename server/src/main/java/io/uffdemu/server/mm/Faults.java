@@ -434,7 +434,12 @@ public final class Faults {
         }
         if (!write && !v.hugetlb && !v.uffdWp() && !v.uffdMinor()) {
             // do_read_fault(): should_fault_around() (uffd_disable_fault_around() for WP/MINOR), then
-            // do_fault_around() maps what the page cache holds, the faulting page included
+            // do_fault_around() maps what the page cache holds, the faulting page included: a whole THP at
+            // PMD level when it can (filemap_map_pmd()), else PTEs
+            if (k.vm.filePmdMappableLocked(v, base)) {
+                k.vm.mapFilePmdLocked(v, base, false);
+                return o.ok(v, v.mm.pt.get(base));
+            }
             faultAroundLocked(v, base);
             long now = v.mm.pt.get(base);
             if (Pte.isPresent(now)) {
@@ -465,6 +470,10 @@ public final class Faults {
             k.frames.put(pfn);
             return wp || !write ? o.retry() : o.ok(v, v.mm.pt.get(base));
         }
+        if (entry == null && !cow && k.vm.shmemThpAllowedLocked(v, base)
+                && k.vm.allocShmemThpLocked(inode, v.pgoff(base & ~(Linux.PMD_SIZE - 1)))) {
+            entry = inode.cache.get(idx); // shmem_alloc_and_add_folio() of a PMD-order folio
+        }
         if (entry == null) {
             pfn = k.vm.allocCachePageLocked(inode, idx);
         } else {
@@ -491,6 +500,10 @@ public final class Faults {
             k.vm.installPteLocked(v, base, npfn, v.canWrite() && !wp, wp, !wp);
             k.frames.put(npfn);
             return wp ? o.retry() : o.ok(v, v.mm.pt.get(base));
+        }
+        if (!wp && k.vm.filePmdMappableLocked(v, base)) {
+            k.vm.mapFilePmdLocked(v, base, write); // finish_fault() → do_set_pmd()
+            return o.ok(v, v.mm.pt.get(base));
         }
         boolean writable = v.shared && v.canWrite() && !wp;
         k.vm.installPteLocked(v, base, pfn, writable, wp, write && writable);

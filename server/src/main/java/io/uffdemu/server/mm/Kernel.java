@@ -64,6 +64,10 @@ public final class Kernel {
     int thpEnabled = THP_MADVISE;
     /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
     boolean thpUseZeroPage = true;
+    /** /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*): never here, as on the reference host. */
+    static final java.util.List<String> SHMEM_THP_MODES = java.util.List.of("never", "always", "within_size",
+            "advise", "deny", "force");
+    String shmemThpEnabled = "never";
 
     /** Hooks for metrics; called with the lock held, must not block. */
     public interface Observer {
@@ -151,6 +155,7 @@ public final class Kernel {
         lock();
         try {
             MmStruct mm = new MmStruct();
+            mm.vm = vm;
             Task t = new Task(nextPid++, name == null ? "" : name, uid, capSysPtrace, 0, mm, owner);
             tasks.put(t.pid, t);
             return t;
@@ -200,6 +205,7 @@ public final class Kernel {
         try {
             Task parent = taskLocked(pid, "fork");
             MmStruct mm = new MmStruct();
+            mm.vm = vm;
             child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner);
             Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmapLocked(parent.mm, mm);
             for (Map.Entry<Integer, OpenFile> e : parent.fds.entrySet()) {
@@ -525,6 +531,7 @@ public final class Kernel {
                 case "vm/mmap_min_addr" -> Long.toString(Linux.MMAP_MIN_ADDR);
                 case THP_ENABLED -> THP_MODES.get(thpEnabled);
                 case THP_USE_ZERO_PAGE -> thpUseZeroPage ? "1" : "0";
+                case THP_SHMEM_ENABLED -> shmemThpEnabled;
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             };
         } finally {
@@ -535,8 +542,21 @@ public final class Kernel {
     /** sysfs knobs served through the sysctl interface, named by their path under /sys/kernel. */
     public static final String THP_ENABLED = "mm/transparent_hugepage/enabled";
     public static final String THP_USE_ZERO_PAGE = "mm/transparent_hugepage/use_zero_page";
+    public static final String THP_SHMEM_ENABLED = "mm/transparent_hugepage/shmem_enabled";
 
     public void setSysctl(String name, String value) {
+        if (name.equals(THP_SHMEM_ENABLED)) {
+            if (!SHMEM_THP_MODES.contains(value.trim())) {
+                throw LinuxException.einval("sysctl", String.join(", ", SHMEM_THP_MODES));
+            }
+            lock();
+            try {
+                shmemThpEnabled = value.trim();
+            } finally {
+                unlock();
+            }
+            return;
+        }
         if (name.equals(THP_ENABLED)) {
             int mode = THP_MODES.indexOf(value.trim());
             if (mode < 0) {

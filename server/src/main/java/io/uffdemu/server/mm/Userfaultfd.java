@@ -488,6 +488,8 @@ public final class Userfaultfd {
     /** uffd_wp_range() → change_protection(MM_CP_UFFD_WP / MM_CP_UFFD_WP_RESOLVE) over one VMA. */
     void wpRangeLocked(Vma v, long start, long end, boolean enable) {
         PageTable pt = v.mm.pt;
+        // change_pmd_range(): pgtable_split_needed() for uffd-wp on a file VMA splits (zaps) every huge PMD
+        k.vm.splitFileHugePmdsLocked(v, start, end, true);
         if (enable) {
             pt.update(start, end, pte -> {
                 if (Pte.isMarker(pte)) {

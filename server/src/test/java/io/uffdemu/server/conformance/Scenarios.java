@@ -121,6 +121,11 @@ final class Scenarios {
         s.add(new Scenario("thp-partial-advice", MemType.ANON_ONLY, Scenarios::thpPartialAdvice));
         s.add(new Scenario("thp-move-whole", MemType.ANON_ONLY, Scenarios::thpMoveWhole));
         Set<MemType> shm = Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE);
+        s.add(new Scenario("shmem-thp-fault", Set.of(MemType.SHMEM), Scenarios::shmemThpFault));
+        s.add(new Scenario("shmem-thp-wp", Set.of(MemType.SHMEM), Scenarios::shmemThpWp));
+        s.add(new Scenario("shmem-thp-zap", Set.of(MemType.SHMEM), Scenarios::shmemThpZap));
+        s.add(new Scenario("shmem-thp-punch", Set.of(MemType.SHMEM), Scenarios::shmemThpPunch));
+        s.add(new Scenario("shmem-thp-minor", Set.of(MemType.SHMEM), Scenarios::shmemThpMinor));
         s.add(new Scenario("fault-around", shm, Scenarios::faultAround));
         s.add(new Scenario("fault-around-uffd", shm, Scenarios::faultAroundUffd));
         s.add(new Scenario("fault-around-falloc", shm, Scenarios::faultAroundFalloc));
@@ -1930,6 +1935,104 @@ final class Scenarios {
         h.readData("C page 7", c + 7 * PAGE_SIZE, 4);
         h.populate(a + 3 * PAGE_SIZE, 1, 3);
         thpScan(h, "A refault", a);
+    }
+
+    // ------------------------------------------------------------------ shmem THP (run with shmem_enabled=advise)
+
+    /** A 2 MiB memfd mapped shared at a 2 MiB-aligned address (named by {@code name}), MADV_HUGEPAGE. */
+    static long shmemThpMap(Harness h, String name, boolean newFile) {
+        var b = h.b;
+        if (newFile) {
+            h.memfd = b.memfdCreate(h.pid, "thp", MFD_CLOEXEC);
+            b.ftruncate(h.pid, h.memfd, PMD_SIZE);
+        }
+        long raw = b.mmap(h.pid, 0, 2 * PMD_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        b.mmap(h.pid, a, PMD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h.memfd, 0);
+        h.name(name, a, PMD_SIZE);
+        h.call("MADV_HUGEPAGE " + name, "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
+        return a;
+    }
+
+    static void shmemThpFault(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a + 3 * PAGE_SIZE, 1, 3);
+        thpScan(h, "A after write", a);
+        h.pm("A pages 0,3", a, 1);
+        h.pm("A page 3", a + 3 * PAGE_SIZE, 1);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 9 * PAGE_SIZE).finish();
+        thpScan(h, "C after read", c);
+        h.readData("C page 3", c + 3 * PAGE_SIZE, 2);
+        long small = b.mmap(h.pid, 0, 32 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", small, 32 * PAGE_SIZE);
+        h.read(small + 20 * PAGE_SIZE).finish();
+        h.pm("S pages 16..23", small + 16 * PAGE_SIZE, 8);
+        h.call("scan S", () -> regions(h, b.pagemapScan(h.pid, scan(small, small + 32 * PAGE_SIZE, 0, 0, 0x1ff))));
+        h.pm("A page 20 (same folio)", a + 20 * PAGE_SIZE, 1);
+    }
+
+    static void shmemThpWp(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        thpScan(h, "after register", a);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP whole", a);
+        h.expect("write page 5", h.writeHandled(u, a + 5 * PAGE_SIZE, 5), "3");
+        h.pm("pages 4..6", a + 4 * PAGE_SIZE, 3);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 5 * PAGE_SIZE).finish();
+        thpScan(h, "C (other mapping) after read", c);
+        h.pm("C pages 4..6", c + 4 * PAGE_SIZE, 3);
+    }
+
+    static void shmemThpZap(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED pages 8..9", "OK", r(() -> b.madvise(h.pid, a + 8 * PAGE_SIZE, 2 * PAGE_SIZE,
+                MADV_DONTNEED)));
+        thpScan(h, "after partial DONTNEED", a);
+        h.pm("pages 7..10", a + 7 * PAGE_SIZE, 4);
+        h.call("DONTNEED whole", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_DONTNEED)));
+        thpScan(h, "after DONTNEED whole", a);
+        h.read(a + 100 * PAGE_SIZE).finish();
+        thpScan(h, "after refault", a);
+        h.call("mprotect RO pages 0..1", "OK", r(() -> b.mprotect(h.pid, a, 2 * PAGE_SIZE, PROT_READ)));
+        thpScan(h, "after partial mprotect", a);
+        h.readData("page 0", a, 2);
+    }
+
+    static void shmemThpPunch(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        h.populate(a + 6 * PAGE_SIZE, 1, 6);
+        h.call("punch pages 2..3", "OK", r(() -> b.fallocate(h.pid, h.memfd, FALLOC_FL_PUNCH_HOLE
+                | FALLOC_FL_KEEP_SIZE, 2 * PAGE_SIZE, 2 * PAGE_SIZE)));
+        thpScan(h, "after punch", a);
+        h.pm("pages 1..6", a + PAGE_SIZE, 6);
+        h.readData("page 0", a, 2);
+        h.readData("page 6", a + 6 * PAGE_SIZE, 2);
+        h.readData("page 2", a + 2 * PAGE_SIZE, 2);
+        thpScan(h, "after reading the hole", a);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 7 * PAGE_SIZE).finish();
+        thpScan(h, "C after read", c);
+    }
+
+    static void shmemThpMinor(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = shmemThpMap(h, "C", false);
+        int u = h.uffd(UFFD_FEATURE_MINOR_SHMEM);
+        h.register(u, c, PMD_SIZE, N);
+        h.expect("read C page 4", h.handle(h.read(c + 4 * PAGE_SIZE), u), "ok 00*1");
+        thpScan(h, "C after CONTINUE", c);
+        h.pm("C pages 3..5", c + 3 * PAGE_SIZE, 3);
     }
 
     // ------------------------------------------------------------------ fault-around (shmem read faults)

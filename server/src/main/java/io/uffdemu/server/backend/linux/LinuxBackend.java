@@ -1740,7 +1740,8 @@ public final class LinuxBackend implements MemoryBackend {
             "vm/nr_hugepages_1G", "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages",
             "vm/mmap_min_addr", "/proc/sys/vm/mmap_min_addr",
             "mm/transparent_hugepage/enabled", "/sys/kernel/mm/transparent_hugepage/enabled",
-            "mm/transparent_hugepage/use_zero_page", "/sys/kernel/mm/transparent_hugepage/use_zero_page");
+            "mm/transparent_hugepage/use_zero_page", "/sys/kernel/mm/transparent_hugepage/use_zero_page",
+            "mm/transparent_hugepage/shmem_enabled", "/sys/kernel/mm/transparent_hugepage/shmem_enabled");
 
     /** sysfs multiple-choice files print "always [madvise] never": the bracketed word is the value. */
     private static String selected(String raw) {
@@ -1774,10 +1775,13 @@ public final class LinuxBackend implements MemoryBackend {
         if (path == null) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
-        if (name.equals("mm/transparent_hugepage/enabled")) {
+        if (name.equals("mm/transparent_hugepage/enabled") || name.equals("mm/transparent_hugepage/shmem_enabled")) {
             String mode = value.trim();
-            if (!List.of("always", "madvise", "never").contains(mode)) {
-                throw LinuxException.einval("sysctl", "always, madvise or never");
+            List<String> modes = name.endsWith("shmem_enabled")
+                    ? List.of("never", "always", "within_size", "advise", "deny", "force")
+                    : List.of("always", "madvise", "never");
+            if (!modes.contains(mode)) {
+                throw LinuxException.einval("sysctl", String.join(", ", modes));
             }
             writeSysfs(path, mode);
             return;
