@@ -66,6 +66,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     boolean counted;
     long deferredAtNanos;
     long epoch; // eventsDelivered when serving started
+    long gen; // streamGen when serving started
     long eventsBefore; // events received before this fault: it is served only after they were delivered
 
     Task(UffdMessage.PageFault fault, long page, boolean counted) {
@@ -297,6 +298,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         lost = new ArrayList<>(pendingResults.values());
         pendingResults.clear();
         sentUnanswered.clear();
+        lock.notifyAll(); // workers waiting in lostWithTheStream
       }
     }
     if (giveUp != null) {
@@ -713,6 +715,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     long start = System.nanoTime();
     synchronized (lock) {
       t.epoch = eventsDelivered;
+      t.gen = streamGen;
     }
     FaultContextImpl ctx = new FaultContextImpl(this, t.fault, t.page);
     CompletableFuture<Void> done = new CompletableFuture<>();
@@ -751,7 +754,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       defer(t);
       return;
     }
-    if (isStreamLost(failure)) {
+    if (isStreamLost(failure) || lostWithTheStream(t, failure)) {
       abandoned.incrementAndGet();
       obs.faultDone(elapsed(start), "abandoned");
       return;
@@ -827,6 +830,46 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       lock.notifyAll();
     }
+  }
+
+  /**
+   * A unary resolution failed in transport (UNAVAILABLE, no errno) and the Handle stream broke too since the
+   * fault was taken: one connection failure took both. The server wakes the faults of a dead stream, so this one
+   * is either resolved or re-faults for the next stream: drop it instead of applying the fallback (which would
+   * fail the same way). The stream's failure may be reported a moment after the call's: wait for it briefly.
+   */
+  private boolean lostWithTheStream(Task t, Throwable failure) {
+    if (!opts.reconnect().enabled() || !isTransport(failure)) {
+      return false;
+    }
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+    synchronized (lock) {
+      while (streamGen == t.gen && !closing && !terminated) {
+        long left = end - System.nanoTime();
+        if (left <= 0) {
+          return false;
+        }
+        try {
+          TimeUnit.NANOSECONDS.timedWait(lock, left);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+      return streamGen != t.gen && !closing;
+    }
+  }
+
+  private static boolean isTransport(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof io.uffdemu.client.ServerUnavailableException) {
+        return true;
+      }
+      if (c instanceof ErrnoException) {
+        return false;
+      }
+    }
+    return false;
   }
 
   private static boolean isStreamLost(Throwable t) {
