@@ -284,6 +284,17 @@ class ReconnectTest {
   }
 
   @Test
+  void aShutDownChannelIsNotReconnected() throws Exception {
+    HandlerLoop loop = uffd.handle(FaultContext::zeropage, HandlerOptions.DEFAULT.withObserver(rec));
+    assertThat(process.read(base, 1).ok()).isTrue();
+    fake.channel.shutdownNow(); // the application killed the connection on purpose
+    assertThat(loop.termination()).failsWithin(Duration.ofSeconds(5))
+        .withThrowableOfType(ExecutionException.class).withCauseInstanceOf(ServerUnavailableException.class);
+    assertThat(rec.attempts).isEmpty();
+    loop.close();
+  }
+
+  @Test
   void disabledPolicyEndsTheLoopOnTheFirstFailure() throws Exception {
     HandlerLoop loop = uffd.handle(FaultContext::zeropage,
         HandlerOptions.DEFAULT.withObserver(rec).withReconnect(ReconnectPolicy.DISABLED));

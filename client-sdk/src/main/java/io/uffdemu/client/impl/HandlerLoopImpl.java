@@ -260,7 +260,8 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       boolean stable = streamGotMessage || now - streamStartNanos >= STABLE_NANOS;
       boolean reattaching = outageStartNanos != 0 && !stable;
-      Retry kind = closing || !policy.enabled() ? Retry.NO : classify(t, reattaching);
+      Retry kind = closing || !policy.enabled() || uffd.processImpl().client().channelShutdown() ? Retry.NO
+          : classify(t, reattaching);
       if (kind == Retry.NO) {
         giveUp = mapped;
       } else {
