@@ -192,6 +192,12 @@ final class UserfaultfdImpl implements Userfaultfd {
   }
 
   @Override
+  public io.uffdemu.client.UffdInfo describe() {
+    return exec("fdinfo", Idempotency.IDEMPOTENT, s -> ProtoMapper.uffdInfo(s.uffd().describe(
+        io.uffdemu.api.v1.DescribeRequest.newBuilder().setPid(process.pid()).setFd(fd).build())));
+  }
+
+  @Override
   public AsyncUserfaultfd async() {
     return new AsyncView();
   }
