@@ -131,16 +131,41 @@ class CliTest {
     @Test
     void uffdLs() {
         Run r = cli("uffd", "ls", Integer.toString(proc.pid()));
-        assertThat(r.code()).isZero();
-        assertThat(r.out()).containsPattern("(?m)^" + uffd.fd() + " +userfaultfd$");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).containsPattern("(?m)^FD +FEATURES +RANGES +PENDING +BLOCKED +EVENTS +HANDLER$");
+        assertThat(r.out()).containsPattern("(?m)^" + uffd.fd() + " +0x[0-9a-f]+ +2 +0 +0 +0 +-$");
         assertThat(r.out()).doesNotContainPattern("(?m)^" + memfd.fd() + " ");
-        assertThat(r.out()).contains("um").contains("uw").contains("does not expose");
+        assertThat(r.out()).contains("WP_HUGETLBFS_SHMEM")
+                .contains(String.format("%08x-%08x um", anon, anon + 4 * PAGE))
+                .contains(String.format("%08x-%08x uw", shared, shared + 4 * PAGE));
         Run j = cli("uffd", "ls", Integer.toString(proc.pid()), "--json");
-        List<Integer> fds = JsonPath.read(j.out(), "$.uffds");
+        assertThat(j.code()).isZero();
+        List<Integer> fds = JsonPath.read(j.out(), "$.uffds[*].fd");
         assertThat(fds).containsExactly(uffd.fd());
-        List<String> modes = JsonPath.read(j.out(), "$.registered[*].modes");
-        assertThat(modes).containsExactlyInAnyOrder("um", "uw");
+        List<String> modes = JsonPath.read(j.out(), "$.uffds[0].ranges[*].modes");
+        assertThat(modes).containsExactly(anon < shared ? "um" : "uw", anon < shared ? "uw" : "um");
+        assertThat((Integer) JsonPath.read(j.out(), "$.uffds[0].pendingFaults")).isZero();
+        assertThat((Boolean) JsonPath.read(j.out(), "$.uffds[0].handlerAttached")).isFalse();
+        List<String> names = JsonPath.read(j.out(), "$.uffds[0].featureNames");
+        assertThat(names).contains("WP_HUGETLBFS_SHMEM");
         assertThat(cli("uffd", "ls", "999999").code()).isEqualTo(ExitCodes.NOT_FOUND);
+    }
+
+    @Test
+    void uffdLsShowsAPendingFaultAndAnAttachedHandler() throws Exception {
+        var read = proc.withDeadline(java.time.Duration.ofSeconds(30)).async().read(anon, 1);
+        long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+        while (uffd.describe().pendingFaults() == 0 && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        Run r = cli("uffd", "ls", Integer.toString(proc.pid()));
+        assertThat(r.out()).containsPattern("(?m)^" + uffd.fd() + " +0x[0-9a-f]+ +2 +1 +1 +0 +-$");
+        try (var loop = uffd.handle(ctx -> ctx.zeropage(), io.uffdemu.client.HandlerOptions.DEFAULT)) {
+            assertThat(read.get(10, java.util.concurrent.TimeUnit.SECONDS).ok()).isTrue();
+            Run j = cli("uffd", "ls", Integer.toString(proc.pid()), "--json");
+            assertThat((Boolean) JsonPath.read(j.out(), "$.uffds[0].handlerAttached")).isTrue();
+            assertThat((Integer) JsonPath.read(j.out(), "$.uffds[0].totalFaults")).isZero();
+        }
     }
 
     @Test
