@@ -459,8 +459,11 @@ final class Commands {
 
         @Override
         int run(Cli cli, UffdemuClient c) throws Exception {
-            var r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
-                    io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()));
+            io.uffdemu.client.recipes.SnapshotResult r;
+            try (ProgressBar bar = ProgressBar.of(cli, "snapshot pages")) {
+                r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
+                        io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()), bar);
+            }
             if (verify) {
                 io.uffdemu.client.recipes.SnapshotVerifier.verifyFile(r.dir()).throwIfFailed();
             }
@@ -480,8 +483,12 @@ final class Commands {
 
         @Override
         int run(Cli cli, UffdemuClient c) throws Exception {
-            var restore = io.uffdemu.client.recipes.LazyRestore.start(c, io.uffdemu.client.recipes.RestoreOptions.of(dir));
-            restore.awaitPrefetch(timeout);
+            io.uffdemu.client.recipes.LazyRestore restore;
+            try (ProgressBar bar = ProgressBar.of(cli, "restore prefetch")) {
+                restore = io.uffdemu.client.recipes.LazyRestore.start(c,
+                        io.uffdemu.client.recipes.RestoreOptions.of(dir), bar);
+                restore.awaitPrefetch(timeout);
+            }
             var r = restore.result();
             cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
             return 0;
@@ -515,7 +522,10 @@ final class Commands {
             var d = io.uffdemu.client.recipes.BenchOptions.defaults();
             var o = new io.uffdemu.client.recipes.BenchOptions(threads, pages, memory, pattern, writeRatio, mode, ops,
                     null, d.handlerWorkers(), null, true, java.util.Set.of(), 0, seed, null);
-            var r = io.uffdemu.client.recipes.LoadTest.run(c, o);
+            io.uffdemu.client.recipes.BenchResult r;
+            try (ProgressBar bar = ProgressBar.of(cli, "bench accesses")) {
+                r = io.uffdemu.client.recipes.LoadTest.run(c, o, bar);
+            }
             if (html != null) {
                 java.nio.file.Files.writeString(html, r.toHtml());
             }

@@ -288,6 +288,60 @@ class CliTest {
         assertThat(table.out()).isNotBlank();
     }
 
+    /** Like {@link #cli}, as if stderr were a terminal (what Main decides from /proc/self/fd/2). */
+    Run cliOnTerminal(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Cli.run(args, Map.of("UFFDEMU_SERVER", "127.0.0.1:" + port), new PrintWriter(out, true),
+                new PrintWriter(err, true), true);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    static final java.util.regex.Pattern BAR = java.util.regex.Pattern.compile("\\r\\w[\\w ]* \\[[# ]+\\] +\\d+% \\d+/\\d+");
+
+    @Test
+    void progressBarsGoToStderrOnATerminalAndNeverPolluteStdoutOrJson(
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        Process src = client.createProcess("progress-src");
+        long a = src.mmap(MmapOptions.anonymous(16 * PAGE));
+        src.write(a, "x".getBytes());
+
+        // a terminal: the bar is drawn on stderr and reaches the total (the recipe's progress callback fired)
+        Run snap = cliOnTerminal("snapshot", Integer.toString(src.pid()), tmp.resolve("s1").toString());
+        assertThat(snap.code()).as(snap.err()).isZero();
+        assertThat(snap.err()).containsPattern(BAR).contains("snapshot pages [").contains("100% 16/16");
+        assertThat(snap.out()).doesNotContain("\r").doesNotContain("[#").isNotBlank();
+
+        Run restore = cliOnTerminal("restore", tmp.resolve("s1").toString());
+        assertThat(restore.code()).as(restore.err()).isZero();
+        assertThat(restore.err()).contains("restore prefetch [").contains("100% 16/16");
+        assertThat(restore.out()).doesNotContain("\r");
+
+        Run bench = cliOnTerminal("bench", "--threads", "2", "--pages", "8", "--ops", "10");
+        assertThat(bench.code()).as(bench.err()).isZero();
+        assertThat(bench.err()).contains("bench accesses [").contains("100% 20/20");
+        assertThat(bench.out()).doesNotContain("\r");
+
+        // --json: never a bar, even when forced, and stdout is exactly one JSON document
+        Run json = cliOnTerminal("--json", "--progress", "always", "snapshot", Integer.toString(src.pid()),
+                tmp.resolve("s2").toString());
+        assertThat(json.code()).as(json.err()).isZero();
+        assertThat(json.err()).doesNotContain("\r").doesNotContain("[#");
+        assertThat((Integer) JsonPath.read(json.out().strip(), "$.pages")).isEqualTo(16);
+        assertThat(json.out().strip()).startsWith("{").endsWith("}");
+
+        // not a terminal (pipes, CI): nothing by default, a bar when asked for
+        Run piped = cli("bench", "--threads", "1", "--pages", "4", "--ops", "5");
+        assertThat(piped.err()).doesNotContain("\r");
+        Run forced = cliWithEnv(Map.of("UFFDEMU_SERVER", "127.0.0.1:" + port, "UFFDEMU_PROGRESS", "always"),
+                "bench", "--threads", "1", "--pages", "4", "--ops", "5");
+        assertThat(forced.err()).contains("100% 5/5");
+        Run never = cliOnTerminal("--progress", "never", "bench", "--threads", "1", "--pages", "4", "--ops", "5");
+        assertThat(never.err()).doesNotContain("\r");
+        assertThat(cli("--progress", "sometimes", "ps").code()).isEqualTo(ExitCodes.USAGE);
+        src.exit();
+    }
+
     @Test
     void serverFlagTokenAndExitCodes() {
         Run down = cliWithEnv(Map.of(), "--server", "127.0.0.1:1", "ps");
