@@ -33,7 +33,10 @@ public interface HandlerObserver {
    */
   default void reconnecting(int attempt, Duration delay, Throwable cause) {}
 
-  /** A new Handle stream was attached after {@code attempt} attempts, {@code downtime} after the failure. */
+  /**
+   * A new Handle stream was attached after {@code attempt} attempts, {@code downtime} after the failure, and
+   * held (it received a message or stayed up for a second: the server does not acknowledge an attach).
+   */
   default void reconnected(int attempt, Duration downtime) {}
 
   /** The loop gave up reconnecting ({@link UffdGoneException} or {@link ReconnectExhaustedException}). */

@@ -205,7 +205,10 @@ final class HandlerLoopImpl implements HandlerLoop {
           return; // a stream given up for a newer one
         }
         credits--;
-        streamGotMessage = true;
+        if (!streamGotMessage) {
+          streamGotMessage = true;
+          lock.notifyAll(); // the reconnector waits for proof that the attach held
+        }
         if (!terminated) {
           switch (r.getKindCase()) {
             case RESULT -> {
@@ -350,10 +353,28 @@ final class HandlerLoopImpl implements HandlerLoop {
       streamFailed(failed, e);
       return;
     }
+    // The server does not acknowledge an attach (a refused one fails at its first read(2)): count the reconnect
+    // once the stream has proved itself, with a message or by staying up for STABLE_NANOS.
     synchronized (lock) {
-      if (closing || terminated || streamGen != gen + 1) {
-        return;
+      long opened = streamGen;
+      long until = System.nanoTime() + STABLE_NANOS;
+      while (streamGen == opened && !streamGotMessage && !closing && !terminated) {
+        long left = until - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        try {
+          TimeUnit.NANOSECONDS.timedWait(lock, left);
+        } catch (InterruptedException e) {
+          return; // closed meanwhile
+        }
       }
+      if (closing || terminated || streamGen != opened || opened == gen) {
+        return; // failed again (a new attempt is scheduled) or never opened
+      }
+      // the outage is over: the next failure starts a new one with a fresh attempt count
+      outageStartNanos = 0;
+      outageAttempts = 0;
     }
     reconnects.incrementAndGet();
     obs.reconnected(attempt, downtime);
