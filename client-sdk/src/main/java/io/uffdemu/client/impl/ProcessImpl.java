@@ -338,6 +338,11 @@ final class ProcessImpl implements Process {
     }
 
     @Override
+    public CompletableFuture<List<io.uffdemu.client.UffdInfo>> userfaultfds() {
+      return Async.run(ex, ProcessImpl.this::userfaultfds);
+    }
+
+    @Override
     public CompletableFuture<List<PagemapEntry>> pagemap(long start, long pages) {
       return Async.run(ex, () -> ProcessImpl.this.pagemap(start, pages));
     }

@@ -264,5 +264,10 @@ final class UserfaultfdImpl implements Userfaultfd {
     public CompletableFuture<List<UffdMessage>> read(int max, Duration wait) {
       return Async.run(ex, () -> UserfaultfdImpl.this.read(max, wait));
     }
+
+    @Override
+    public CompletableFuture<io.uffdemu.client.UffdInfo> describe() {
+      return Async.run(ex, UserfaultfdImpl.this::describe);
+    }
   }
 }

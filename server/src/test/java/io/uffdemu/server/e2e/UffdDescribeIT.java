@@ -67,6 +67,8 @@ class UffdDescribeIT extends E2eBase {
             List<UffdInfo> all = p.userfaultfds();
             assertThat(all).extracting(UffdInfo::fd).containsExactly(u.fd()).doesNotContain(memfd);
             assertThat(all.getFirst().handlerAttached()).isTrue();
+            assertThat(u.async().describe().get(10, TimeUnit.SECONDS)).isEqualTo(u.describe());
+            assertThat(p.async().userfaultfds().get(10, TimeUnit.SECONDS)).isEqualTo(all);
         }
 
         // bad input: the kernel's errno, never INTERNAL
