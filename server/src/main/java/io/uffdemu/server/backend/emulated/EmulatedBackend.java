@@ -227,6 +227,16 @@ public final class EmulatedBackend implements MemoryBackend {
     }
 
     @Override
+    public io.uffdemu.server.mm.UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        return io.uffdemu.server.mm.UffdFdinfo.describe(kernel, pid, fd);
+    }
+
+    @Override
+    public List<io.uffdemu.server.mm.UffdFdinfo.Description> uffdList(int pid) {
+        return io.uffdemu.server.mm.UffdFdinfo.list(kernel, pid);
+    }
+
+    @Override
     public String sysctl(String name) {
         return kernel.sysctl(name);
     }

@@ -137,6 +137,11 @@ public final class LinuxBackend implements MemoryBackend {
         volatile boolean closed;
         volatile long features;
         volatile boolean registered;
+        /** For fdinfo: the userfaultfd(2) flags asked for, whether UFFDIO_API was answered. */
+        volatile int openFlags;
+        volatile boolean apiDone;
+        /** Ranges registered through this fd, start to end (guarded by itself); clipped to live VMAs on read. */
+        final TreeMap<Long, Long> registeredRanges = new TreeMap<>();
 
         FdEntry(int real, Kind kind, long hugePageSize) {
             this.real = real;
@@ -1445,7 +1450,9 @@ public final class LinuxBackend implements MemoryBackend {
             real = (int) Native.syscall("userfaultfd", Uapi.SYS_USERFAULTFD,
                     (flags & known) == flags ? flags | Linux.O_NONBLOCK | Linux.O_CLOEXEC : flags);
         }
-        return install(p, new FdEntry(real, Kind.UFFD, 0));
+        FdEntry entry = new FdEntry(real, Kind.UFFD, 0);
+        entry.openFlags = flags & known;
+        return install(p, entry);
     }
 
     @Override
@@ -1463,6 +1470,7 @@ public final class LinuxBackend implements MemoryBackend {
                 set(s, Uapi.UFFDIO_API_S, "features", features);
                 Native.ioctl("UFFDIO_API", real, Uapi.UFFDIO_API, s);
                 e.features = features;
+                e.apiDone = true;
                 return new Userfaultfd.ApiResult(get(s, Uapi.UFFDIO_API_S, "features"),
                         get(s, Uapi.UFFDIO_API_S, "ioctls"));
             }
@@ -1487,6 +1495,10 @@ public final class LinuxBackend implements MemoryBackend {
                     set(s, Uapi.UFFDIO_REGISTER_S, "mode", mode);
                     Native.ioctl("UFFDIO_REGISTER", real, Uapi.UFFDIO_REGISTER, s);
                     e.registered = true;
+                    synchronized (e.registeredRanges) {
+                        subtract(e.registeredRanges, start, start + len);
+                        e.registeredRanges.put(start, start + len);
+                    }
                     return get(s, Uapi.UFFDIO_REGISTER_S, "ioctls");
                 }
             });
@@ -1499,10 +1511,13 @@ public final class LinuxBackend implements MemoryBackend {
     public void uffdUnregister(int pid, int fd, long start, long len) {
         Proc p = proc(pid, "UFFDIO_UNREGISTER");
         guard(p, "UFFDIO_UNREGISTER", start, len);
-        withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
+        FdEntry entry = withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
             rangeIoctl("UFFDIO_UNREGISTER", real, Uapi.UFFDIO_UNREGISTER, start, len);
-            return null;
+            return fd(p, fd, "UFFDIO_UNREGISTER");
         });
+        synchronized (entry.registeredRanges) {
+            subtract(entry.registeredRanges, start, start + len);
+        }
         wakeAbandoned(p, fd, start, len);
     }
 
@@ -1709,6 +1724,62 @@ public final class LinuxBackend implements MemoryBackend {
                 return out;
             }
         }
+    }
+
+    /**
+     * fdinfo of a uffd this backend opened. What it can know: the flags and features it negotiated, the ranges it
+     * registered through this fd (clipped to the VMAs that still carry uffd flags in smaps, with their modes),
+     * and the kernel's own {@code pending}/{@code total} from {@code /proc/self/fdinfo} of the real fd. The kernel
+     * exposes no count of unread events: {@code pendingEvents} is 0.
+     */
+    @Override
+    public io.uffdemu.server.mm.UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        Proc p = proc(pid, "fdinfo");
+        FdEntry e = fd(p, fd, "fdinfo");
+        if (e.kind != Kind.UFFD) {
+            throw new LinuxException(Errno.ENOTTY, "fdinfo", 0, "fd " + fd + " is not a userfaultfd");
+        }
+        TreeMap<Long, Long> mine;
+        synchronized (e.registeredRanges) {
+            mine = new TreeMap<>(e.registeredRanges);
+        }
+        List<io.uffdemu.server.mm.UffdFdinfo.Range> ranges = new ArrayList<>();
+        if (!mine.isEmpty()) {
+            Map<Long, Integer> flags = uffdFlagsFromSmaps(p);
+            for (RVma v : vmas(p.base, p.end)) {
+                int mode = flags.getOrDefault(v.start(), 0);
+                if (mode == 0) {
+                    continue;
+                }
+                for (Map.Entry<Long, Long> r : mine.entrySet()) {
+                    long s = Math.max(v.start(), r.getKey());
+                    long t = Math.min(v.end(), r.getValue());
+                    if (s < t) {
+                        ranges.add(new io.uffdemu.server.mm.UffdFdinfo.Range(s, t, mode));
+                    }
+                }
+            }
+        }
+        long[] counts = withFd(p, fd, "fdinfo", LinuxBackend::fdinfoCounts);
+        return new io.uffdemu.server.mm.UffdFdinfo.Description(pid, fd, e.openFlags, e.apiDone, e.features,
+                List.copyOf(ranges), (int) counts[0], (int) counts[1], 0, e.closed);
+    }
+
+    /** {@code pending} and {@code total} of /proc/self/fdinfo/REAL (fs/userfaultfd.c:userfaultfd_show_fdinfo). */
+    private static long[] fdinfoCounts(int real) {
+        long[] out = new long[2];
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + real))) {
+                if (line.startsWith("pending:")) {
+                    out[0] = Long.parseLong(line.substring(8).trim());
+                } else if (line.startsWith("total:")) {
+                    out[1] = Long.parseLong(line.substring(6).trim());
+                }
+            }
+        } catch (IOException | NumberFormatException ex) {
+            throw new LinuxException(Errno.EIO, "read /proc/self/fdinfo", 0, ex.toString());
+        }
+        return out;
     }
 
     private UffdMsg decode(Proc reader, FdEntry e, MemorySegment m) {
