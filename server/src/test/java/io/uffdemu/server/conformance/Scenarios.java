@@ -1664,7 +1664,7 @@ final class Scenarios {
         un.finish();
     }
 
-    static void wakeBatches(Harness h) {
+    static void wakeBatches(Harness h) throws InterruptedException {
         var b = h.b;
         long a = h.map(MemType.ANON, 4);
         int u = h.uffd(0);
@@ -1675,6 +1675,7 @@ final class Scenarios {
             op.state();
             ops.add(op);
         }
+        h.awaitFaults(u, 3);
         h.call("read max 1", () -> "msgs=" + b.uffdRead(h.pid, u, 1, 0).size());
         h.call("read max 16", () -> "msgs=" + b.uffdRead(h.pid, u, 16, 0).size());
         h.call("ZEROPAGE 3 pages DONTWAKE", () -> b.uffdZeropage(h.pid, u, a, 3 * PAGE_SIZE,
