@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
         description = "Inspect and drive a uffdemu server (the Linux memory manager with userfaultfd, emulated).",
         subcommands = {Commands.Ps.class, Commands.Maps.class, Commands.Pagemap.class, Commands.Uffd.class,
             Commands.Sysctl.class, Commands.Meminfo.class, Commands.Backend.class, Watch.class,
-            Commands.Snapshot.class, Commands.Restore.class, Commands.Bench.class,
+            Commands.Snapshot.class, Commands.Restore.class, Commands.Bench.class, Commands.SoakCmd.class,
             CommandLine.HelpCommand.class},
         footer = {"", "Environment: UFFDEMU_SERVER (host:port, default 127.0.0.1:9090), UFFDEMU_TOKEN (bearer token).",
             "Exit codes: 0 ok, 1 usage, 2 not found, 3 invalid, 4 permission, 5 resource exhausted, 6 unavailable, "
@@ -123,6 +123,10 @@ public final class Cli implements Callable<Integer> {
     }
 
     UffdemuClient connect() {
+        return UffdemuClient.connect(config());
+    }
+
+    ClientConfig config() {
         // keep-alive no more often than grpc-java servers permit by default (5 min): with the SDK's 30 s the
         // server ends an idle `watch` with GOAWAY too_many_pings after about a minute (e2e KeepAliveIT)
         ClientConfig cfg = ClientConfig.DEFAULT.withTarget(target()).withDeadline(Duration.ofSeconds(10))
@@ -134,7 +138,7 @@ public final class Cli implements Callable<Integer> {
         if (tls || caFile != null) {
             cfg = cfg.withTls(caFile, null, null);
         }
-        return UffdemuClient.connect(cfg);
+        return cfg;
     }
 
     void printJson(Object v) {

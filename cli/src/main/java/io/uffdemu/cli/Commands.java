@@ -533,4 +533,76 @@ final class Commands {
             return r.ok() ? 0 : ExitCodes.OTHER;
         }
     }
+
+    /** "90s", "10m", "1h", "250ms" or an ISO-8601 duration ("PT1H"). */
+    static final class DurationConverter implements CommandLine.ITypeConverter<java.time.Duration> {
+        @Override
+        public java.time.Duration convert(String v) {
+            String s = v.strip().toLowerCase(java.util.Locale.ROOT);
+            if (s.startsWith("pt") || s.startsWith("p")) {
+                return java.time.Duration.parse(s.toUpperCase(java.util.Locale.ROOT));
+            }
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)").matcher(s);
+            if (!m.matches()) {
+                throw new CommandLine.TypeConversionException("not a duration: " + v + " (use 90s, 10m, 1h)");
+            }
+            long n = Long.parseLong(m.group(1));
+            return switch (m.group(2)) {
+                case "ms" -> java.time.Duration.ofMillis(n);
+                case "s" -> java.time.Duration.ofSeconds(n);
+                case "m" -> java.time.Duration.ofMinutes(n);
+                default -> java.time.Duration.ofHours(n);
+            };
+        }
+    }
+
+    @Command(name = "soak", description = {"Soak: mixed load rounds for a long time with handlers killed and "
+            + "restarted while faults are in flight; checks that no write is lost and that the server's heap, "
+            + "RSS and emulated memory stay flat (issue 8; docs/recipes.md).",
+        "Exit code 0 when the verdict is OK, 7 otherwise."})
+    static final class SoakCmd extends Base {
+        @Option(names = "--duration", defaultValue = "1h", converter = DurationConverter.class,
+                description = "total time (default ${DEFAULT-VALUE})")
+        java.time.Duration duration;
+        @Option(names = "--round", defaultValue = "20s", converter = DurationConverter.class,
+                description = "length of one load round (default ${DEFAULT-VALUE})")
+        java.time.Duration round;
+        @Option(names = "--restart-every", defaultValue = "3s", converter = DurationConverter.class,
+                description = "kill the handler and attach a new one this often (default ${DEFAULT-VALUE})")
+        java.time.Duration restartEvery;
+        @Option(names = "--threads", defaultValue = "32")
+        int threads;
+        @Option(names = "--pages", defaultValue = "512")
+        long pages;
+        @Option(names = "--metrics-url", description = "the server's /actuator/prometheus (e.g. "
+                + "http://127.0.0.1:8080/actuator/prometheus); without it memory is not checked")
+        java.net.URI metricsUrl;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) throws Exception {
+            var o = io.uffdemu.client.recipes.Soak.Options.DEFAULT.withDuration(duration).withRoundLength(round)
+                    .withRestartEvery(restartEvery).withLoad(threads, pages).withMetricsUrl(metricsUrl);
+            var r = io.uffdemu.client.recipes.Soak.run(cli.config(), o, s -> {
+                if (!cli.json) {
+                    cli.err.printf("round %d: %s, %d ops, %d restarts, %d violations%n", s.round(), s.load(), s.ops(),
+                            s.restarts(), s.violations());
+                    cli.err.flush();
+                }
+            });
+            if (cli.json) {
+                java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+                m.put("ok", r.ok());
+                m.put("ops", r.ops());
+                m.put("faults", r.faults());
+                m.put("restarts", r.restarts());
+                m.put("violations", r.violations());
+                m.put("memoryFindings", r.memoryFindings());
+                m.put("rounds", r.samples().size());
+                cli.printJson(m);
+            } else {
+                cli.out.print(r.toTable());
+            }
+            return r.ok() ? 0 : ExitCodes.OTHER;
+        }
+    }
 }
