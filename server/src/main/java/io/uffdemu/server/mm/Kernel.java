@@ -55,6 +55,8 @@ public final class Kernel {
 
     /** Faults queued and not yet read by any handler, across all uffds. Guarded by the lock. */
     long faultsPending;
+    /** Debug only: writes that landed on a uffd-wp PTE unseen by the handler (see InvariantChecker). */
+    final java.util.List<String> wpWriteViolations = new java.util.ArrayList<>();
     /** Threads parked in a userfault (pending or read, not yet woken). Guarded by the lock. */
     long threadsBlocked;
 
