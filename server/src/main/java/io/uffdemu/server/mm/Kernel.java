@@ -147,6 +147,16 @@ public final class Kernel {
         }
     }
 
+    /** Runs {@code view} under the kernel lock: a consistent read of a task's mm from outside the core. */
+    public <T> T locked(java.util.function.Supplier<T> view) {
+        lock();
+        try {
+            return view.get();
+        } finally {
+            unlock();
+        }
+    }
+
     public List<Task> tasks() {
         lock();
         try {
