@@ -38,6 +38,9 @@ public final class Cli implements Callable<Integer> {
     boolean json;
     boolean tls;
     Path caFile;
+    ProgressBar.When progressWhen;
+    /** Whether stderr is a terminal; Main asks the OS, in-process runs (tests) say no. */
+    boolean stderrTerminal;
 
     @CommandLine.Mixin
     GlobalOptions global;
@@ -58,7 +61,13 @@ public final class Cli implements Callable<Integer> {
 
     /** Parses and runs {@code args}; returns the exit code. */
     public static int run(String[] args, Map<String, String> env, PrintWriter out, PrintWriter err) {
+        return run(args, env, out, err, false);
+    }
+
+    /** {@link #run} where stderr is (or is not) a terminal: progress bars are drawn only on one by default. */
+    static int run(String[] args, Map<String, String> env, PrintWriter out, PrintWriter err, boolean stderrTerminal) {
         Cli cli = new Cli(env, out, err);
+        cli.stderrTerminal = stderrTerminal;
         CommandLine cmd = new CommandLine(cli);
         cmd.setOut(out);
         cmd.setErr(err);
@@ -83,6 +92,26 @@ public final class Cli implements Callable<Integer> {
             return e.call() + ": " + e.name() + " (errno " + e.errno() + ")";
         }
         return t.getMessage() == null ? t.toString() : t.getMessage();
+    }
+
+    /** --progress, else $UFFDEMU_PROGRESS, else auto. */
+    ProgressBar.When progress() {
+        if (progressWhen != null) {
+            return progressWhen;
+        }
+        String e = env.get("UFFDEMU_PROGRESS");
+        if (e != null && !e.isBlank()) {
+            try {
+                return ProgressBar.When.valueOf(e.strip().toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException ignored) {
+                // unknown value: auto
+            }
+        }
+        return ProgressBar.When.AUTO;
+    }
+
+    boolean stderrIsTerminal() {
+        return stderrTerminal;
     }
 
     String target() {
@@ -148,6 +177,21 @@ public final class Cli implements Callable<Integer> {
             Cli r = root();
             if (r != null && j) {
                 r.json = true;
+            }
+        }
+
+        @Option(names = "--progress", paramLabel = "WHEN", description = "progress bars on stderr for snapshot, "
+                + "restore and bench: auto (only when stderr is a terminal), always, never; never with --json "
+                + "(default: $UFFDEMU_PROGRESS, else auto)")
+        void setProgress(String w) {
+            Cli r = root();
+            if (r != null && w != null) {
+                try {
+                    r.progressWhen = ProgressBar.When.valueOf(w.strip().toUpperCase(java.util.Locale.ROOT));
+                } catch (IllegalArgumentException e) {
+                    throw new CommandLine.ParameterException(mixee.commandLine(),
+                            "--progress must be auto, always or never, not '" + w + "'");
+                }
             }
         }
 

@@ -8,6 +8,7 @@ import io.uffdemu.client.Linux;
 import io.uffdemu.client.PagemapEntry;
 import io.uffdemu.client.Process;
 import io.uffdemu.client.ProcessInfo;
+import io.uffdemu.client.UffdInfo;
 import io.uffdemu.client.UffdemuClient;
 import io.uffdemu.client.Vma;
 import java.lang.reflect.Field;
@@ -256,67 +257,83 @@ final class Commands {
         }
     }
 
-    static final String UFFD_LS_LIMITS = "the v1 API does not expose per-uffd features, registered ranges or "
-            + "pending faults; uffds are found by probing each fd with a zero-length UFFDIO_WAKE (EINVAL = uffd, "
-            + "ENOTTY = other file), and registrations are the VMA flags of maps (any uffd of the process)";
+    static String modeFlags(long mode) {
+        List<String> f = new ArrayList<>();
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_MISSING) != 0) {
+            f.add("um");
+        }
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) != 0) {
+            f.add("uw");
+        }
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0) {
+            f.add("ui");
+        }
+        return f.isEmpty() ? "-" : String.join(",", f);
+    }
 
     @Command(name = "ls", mixinStandardHelpOptions = true,
-            description = {"The fds of PID that are userfaultfds, and the VMAs registered with a uffd.",
-                "Limits: " + UFFD_LS_LIMITS + "."})
+            description = {"The userfaultfds of PID: features, registered ranges, pending and blocked faults, "
+                + "unread events, and whether a handler is attached (UserfaultfdService.List, as "
+                + "/proc/PID/fdinfo/FD shows it).",
+                "PENDING = faults not yet read (fdinfo pending), BLOCKED = faults waiting, read or not (total), "
+                + "EVENTS = unread non-cooperative events (0 on the native backend).",
+                "Range modes: um = MISSING, uw = WP, ui = MINOR."})
     static final class UffdLs extends Base {
         @Parameters(index = "0", paramLabel = "PID")
         int pid;
 
         @Override
         int run(Cli cli, UffdemuClient c) {
-            Process p = c.process(pid);
-            List<Integer> uffds = new ArrayList<>();
-            for (int fd : p.info().fds()) {
-                try {
-                    p.userfaultfd(fd).wake(new AddrRange(0, 0));
-                    uffds.add(fd); // a uffd would have woken: cannot happen for an empty range
-                } catch (EinvalException e) {
-                    uffds.add(fd); // a uffd rejecting the empty range (or not past UFFDIO_API yet)
-                } catch (ErrnoException e) {
-                    if (e.errno() != Linux.ENOTTY && e.errno() != Linux.EBADF) {
-                        throw e;
-                    }
-                }
-            }
-            List<Vma> registered = p.maps().stream().filter(v -> v.uffdMissing() || v.uffdWp() || v.uffdMinor())
-                    .toList();
+            List<UffdInfo> uffds = c.process(pid).userfaultfds();
             if (cli.json) {
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("pid", pid);
-                m.put("uffds", uffds);
-                List<Object> regs = new ArrayList<>();
-                for (Vma v : registered) {
-                    Map<String, Object> r = new LinkedHashMap<>();
-                    r.put("start", hex(v.start()));
-                    r.put("end", hex(v.end()));
-                    r.put("modes", uffdFlags(v));
-                    r.put("path", v.path());
-                    regs.add(r);
+                List<Object> l = new ArrayList<>();
+                for (UffdInfo u : uffds) {
+                    Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("fd", u.fd());
+                    o.put("flags", hex(u.flags()));
+                    o.put("apiDone", u.apiDone());
+                    o.put("features", hex(u.features()));
+                    o.put("featureNames", bitNames(u.features(), "UFFD_FEATURE_", false));
+                    List<Object> ranges = new ArrayList<>();
+                    for (UffdInfo.RegisteredRange r : u.ranges()) {
+                        Map<String, Object> ro = new LinkedHashMap<>();
+                        ro.put("start", hex(r.range().start()));
+                        ro.put("end", hex(r.range().end()));
+                        ro.put("modes", modeFlags(r.mode()));
+                        ranges.add(ro);
+                    }
+                    o.put("ranges", ranges);
+                    o.put("pendingFaults", u.pendingFaults());
+                    o.put("totalFaults", u.totalFaults());
+                    o.put("pendingEvents", u.pendingEvents());
+                    o.put("handlerAttached", u.handlerAttached());
+                    l.add(o);
                 }
-                m.put("registered", regs);
-                m.put("limitations", UFFD_LS_LIMITS);
+                m.put("uffds", l);
                 cli.printJson(m);
                 return 0;
             }
-            Table t = new Table("FD", "TYPE");
-            uffds.forEach(fd -> t.row(fd, "userfaultfd"));
+            Table t = new Table("FD", "FEATURES", "RANGES", "PENDING", "BLOCKED", "EVENTS", "HANDLER");
+            for (UffdInfo u : uffds) {
+                String f = u.apiDone() ? hex(u.features()) : "(no UFFDIO_API)";
+                t.row(u.fd(), f, u.ranges().size(), u.pendingFaults(), u.totalFaults(), u.pendingEvents(),
+                        u.handlerAttached() ? "attached" : "-");
+            }
             t.print(cli.out);
-            cli.out.println();
-            cli.out.println("registered VMAs (um = MISSING, uw = WP, ui = MINOR):");
-            if (registered.isEmpty()) {
-                cli.out.println("  none");
+            for (UffdInfo u : uffds) {
+                List<String> names = bitNames(u.features(), "UFFD_FEATURE_", false);
+                cli.out.println();
+                cli.out.println("fd " + u.fd() + ": features " + (names.isEmpty() ? "none" : String.join(" ", names)));
+                if (u.ranges().isEmpty()) {
+                    cli.out.println("  no registered range");
+                }
+                for (UffdInfo.RegisteredRange r : u.ranges()) {
+                    cli.out.println(String.format("  %08x-%08x %s", r.range().start(), r.range().end(),
+                            modeFlags(r.mode())));
+                }
             }
-            for (Vma v : registered) {
-                cli.out.println(String.format("  %08x-%08x %-8s %s", v.start(), v.end(), uffdFlags(v), v.path())
-                        .stripTrailing());
-            }
-            cli.out.println();
-            cli.out.println("note: " + UFFD_LS_LIMITS + ".");
             return 0;
         }
     }
@@ -325,7 +342,7 @@ final class Commands {
 
     /** The sysctls the server knows (docs/api.md plus vm.mmap_min_addr); the API has no listing call. */
     static final List<String> KNOWN_SYSCTLS = List.of("vm/mmap_min_addr", "vm/nr_hugepages", "vm/nr_hugepages_1G",
-            "vm/unprivileged_userfaultfd");
+            "vm/unprivileged_userfaultfd", "mm/transparent_hugepage/enabled", "mm/transparent_hugepage/use_zero_page");
 
     @Command(name = "sysctl", mixinStandardHelpOptions = true,
             description = {"Read (NAME), set (NAME=VALUE) or list the sysctls. NAME as vm.x or vm/x.",
@@ -442,8 +459,11 @@ final class Commands {
 
         @Override
         int run(Cli cli, UffdemuClient c) throws Exception {
-            var r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
-                    io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()));
+            io.uffdemu.client.recipes.SnapshotResult r;
+            try (ProgressBar bar = ProgressBar.of(cli, "snapshot pages")) {
+                r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
+                        io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()), bar);
+            }
             if (verify) {
                 io.uffdemu.client.recipes.SnapshotVerifier.verifyFile(r.dir()).throwIfFailed();
             }
@@ -463,8 +483,12 @@ final class Commands {
 
         @Override
         int run(Cli cli, UffdemuClient c) throws Exception {
-            var restore = io.uffdemu.client.recipes.LazyRestore.start(c, io.uffdemu.client.recipes.RestoreOptions.of(dir));
-            restore.awaitPrefetch(timeout);
+            io.uffdemu.client.recipes.LazyRestore restore;
+            try (ProgressBar bar = ProgressBar.of(cli, "restore prefetch")) {
+                restore = io.uffdemu.client.recipes.LazyRestore.start(c,
+                        io.uffdemu.client.recipes.RestoreOptions.of(dir), bar);
+                restore.awaitPrefetch(timeout);
+            }
             var r = restore.result();
             cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
             return 0;
@@ -498,7 +522,10 @@ final class Commands {
             var d = io.uffdemu.client.recipes.BenchOptions.defaults();
             var o = new io.uffdemu.client.recipes.BenchOptions(threads, pages, memory, pattern, writeRatio, mode, ops,
                     null, d.handlerWorkers(), null, true, java.util.Set.of(), 0, seed, null);
-            var r = io.uffdemu.client.recipes.LoadTest.run(c, o);
+            io.uffdemu.client.recipes.BenchResult r;
+            try (ProgressBar bar = ProgressBar.of(cli, "bench accesses")) {
+                r = io.uffdemu.client.recipes.LoadTest.run(c, o, bar);
+            }
             if (html != null) {
                 java.nio.file.Files.writeString(html, r.toHtml());
             }

@@ -21,6 +21,8 @@ import org.junit.jupiter.api.Test;
 class HelmChartTest {
 
     private static final Path CHART = RepoFiles.path("helm/uffdemu");
+    /** Where the chart mounts the ConfigMap (values `config`). */
+    private static final String CONFIG_DIR = "/etc/uffdemu/config";
 
     @Test
     void lintsCleanInStrictMode() {
@@ -156,6 +158,65 @@ class HelmChartTest {
                 .doesNotContainKey("UFFDEMU_AUTH_ALLOWUNAUTHENTICATED");
         List<Map<String, Object>> volumes = at(deployment, "spec", "template", "spec", "volumes");
         assertThat(volumes).anyMatch(v -> "auth".equals(v.get("name")));
+    }
+
+    @Test
+    void configMapCarriesTheServerSettingsAndIsMountedWhereSpringLooks() {
+        List<Map<String, Object>> docs = render(t -> t.set("config.uffdemu.limits.default-wait", "10m"));
+        Map<String, Object> configMap = kind(docs, "ConfigMap");
+        assertThat((Object) at(configMap, "metadata", "name")).isEqualTo("demo-uffdemu");
+        Map<String, Object> settings = RepoFiles.loadAll(at(configMap, "data", "application.yaml")).getFirst();
+        // the documented defaults, plus what was set
+        assertThat((Object) at(settings, "uffdemu", "emulated", "memory")).isEqualTo("4GB");
+        assertThat((Object) at(settings, "uffdemu", "handler", "grace-period")).isEqualTo("30s");
+        assertThat((Object) at(settings, "uffdemu", "limits", "default-wait")).isEqualTo("10m");
+
+        Map<String, Object> deployment = kind(docs, "Deployment");
+        Map<String, Object> container = container(deployment);
+        // Spring reads application.yaml from the directory SPRING_CONFIG_ADDITIONAL_LOCATION names
+        assertThat(env(container)).containsEntry("SPRING_CONFIG_ADDITIONAL_LOCATION", "file:" + CONFIG_DIR + "/");
+        assertThat((List<Object>) at(container, "volumeMounts"))
+                .contains(Map.of("name", "config", "mountPath", CONFIG_DIR, "readOnly", true));
+        assertThat((List<Object>) at(deployment, "spec", "template", "spec", "volumes"))
+                .contains(Map.of("name", "config", "configMap", Map.of("name", "demo-uffdemu")));
+    }
+
+    @Test
+    void changingTheSettingsAndOnlyThemRollsThePod() {
+        String base = configChecksum(t -> t);
+        assertThat(base).matches("[0-9a-f]{64}");
+        assertThat(configChecksum(t -> t)).as("stable").isEqualTo(base);
+        assertThat(configChecksum(t -> t.set("podLabels.team", "mm"))).as("unrelated change").isEqualTo(base);
+        assertThat(configChecksum(t -> t.set("config.uffdemu.emulated.memory", "8GB"))).as("settings changed")
+                .isNotEqualTo(base);
+        Map<String, Object> annotations = at(kind(render(t -> t.set("podAnnotations.team", "mm")), "Deployment"),
+                "spec", "template", "metadata", "annotations");
+        assertThat(annotations).containsEntry("team", "mm").containsEntry("checksum/config", base);
+    }
+
+    @Test
+    void disruptionBudgetLetsDrainsEvictTheSingleReplicaByDefault() {
+        List<Map<String, Object>> docs = render(t -> t);
+        Map<String, Object> pdb = kind(docs, "PodDisruptionBudget");
+        assertThat((Object) at(pdb, "apiVersion")).isEqualTo("policy/v1");
+        Map<String, Object> spec = at(pdb, "spec");
+        assertThat(spec).containsEntry("maxUnavailable", 1).doesNotContainKey("minAvailable")
+                .containsEntry("unhealthyPodEvictionPolicy", "AlwaysAllow");
+        assertThat((Object) at(spec, "selector", "matchLabels"))
+                .isEqualTo(at(kind(docs, "Deployment"), "spec", "selector", "matchLabels"));
+
+        // the opt-in that blocks drains replaces maxUnavailable (a PDB may not carry both)
+        Map<String, Object> blocking = at(kind(render(t -> t.set("pdb.minAvailable", 1)), "PodDisruptionBudget"), "spec");
+        assertThat(blocking).containsEntry("minAvailable", 1).doesNotContainKey("maxUnavailable");
+
+        assertThat(render(t -> t.set("pdb.create", false))).extracting(d -> d.get("kind"))
+                .doesNotContain("PodDisruptionBudget");
+        assertThatThrownBy(() -> render(t -> t.set("pdb.maxUnavailable", "most")))
+                .hasMessageContaining("maxUnavailable");
+    }
+
+    private static String configChecksum(UnaryOperator<TemplateCommand> options) {
+        return at(kind(render(options), "Deployment"), "spec", "template", "metadata", "annotations", "checksum/config");
     }
 
     /** Renders with the unauthenticated opt-in unless the options decide otherwise. */

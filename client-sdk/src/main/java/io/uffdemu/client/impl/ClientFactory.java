@@ -45,7 +45,7 @@ public final class ClientFactory {
   public static UffdemuClient create(Channel channel, ClientConfig config) {
     Objects.requireNonNull(channel, "channel");
     Objects.requireNonNull(config, "config");
-    return new ClientImpl(intercept(channel, config), null, config);
+    return new ClientImpl(intercept(channel, config), null, channel, config);
   }
 
   private static ChannelCredentials credentials(ClientConfig config) {

@@ -3,6 +3,7 @@ package io.uffdemu.server.config;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.backend.emulated.EmulatedBackend;
 import io.uffdemu.server.mm.Kernel;
+import io.uffdemu.server.mm.KernelProfile;
 import io.micrometer.core.instrument.MeterRegistry;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,6 +32,7 @@ public class BackendConfiguration {
 
         public static MemoryBackend create(UffdemuProperties props) {
             String which = props.backend() == null ? "emulated" : props.backend().trim().toLowerCase();
+            kernelProfile(props.emulated()); // a bad profile fails the start whichever backend is chosen
             return switch (which) {
                 case "emulated" -> emulated(props);
                 case "linux", "auto" -> LinuxBackends.createOrFallback(which, props, () -> emulated(props));
@@ -41,11 +43,23 @@ public class BackendConfiguration {
 
         static MemoryBackend emulated(UffdemuProperties props) {
             UffdemuProperties.Emulated e = props.emulated();
+            KernelProfile profile = kernelProfile(e);
             Kernel.Config cfg = new Kernel.Config(e.memory().toBytes(), e.swap().toBytes(), e.hugepages2m(),
-                    e.hugepages1g(), e.checkInvariants());
-            log.info("uffdemu backend: emulated ({} memory, {} swap, {} x 2MiB huge pages)", e.memory(), e.swap(),
-                    e.hugepages2m());
+                    e.hugepages1g(), e.checkInvariants(), profile);
+            log.info("uffdemu backend: emulated Linux {} ({} memory, {} swap, {} x 2MiB huge pages)", profile,
+                    e.memory(), e.swap(), e.hugepages2m());
             return new EmulatedBackend(cfg);
+        }
+
+        /** {@code uffdemu.emulated.kernel-profile} and {@code pte-marker-uffd-wp}; a bad value stops the start. */
+        static KernelProfile kernelProfile(UffdemuProperties.Emulated e) {
+            String v = e.kernelProfile() == null ? "6.18" : e.kernelProfile();
+            try {
+                return KernelProfile.parse(v, e.pteMarkerUffdWp());
+            } catch (IllegalArgumentException ex) {
+                throw new IllegalArgumentException("uffdemu.emulated.kernel-profile: " + ex.getMessage()
+                        + " (supported: 6.18 (default), 6.1, 5.19, 5.10, or any release from 5.10 to 6.18)", ex);
+            }
         }
     }
 }

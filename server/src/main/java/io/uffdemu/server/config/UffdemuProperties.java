@@ -53,10 +53,17 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param hugepages2m     initial vm.nr_hugepages (default 0)
      * @param hugepages1g     initial 1 GiB huge pages (default 0)
      * @param checkInvariants run the debug invariant checker after every call (default false; slow)
+     * @param kernelProfile   the Linux release the emulator imitates: UFFDIO_API answers, REGISTER rules, which
+     *                        ioctls, madvise advices and /dev/userfaultfd exist (default {@code 6.18}; also
+     *                        {@code 6.1}, {@code 5.19}, {@code 5.10} or any release in between)
+     * @param pteMarkerUffdWp CONFIG_PTE_MARKER_UFFD_WP of the imitated kernel (default true); off, UFFDIO_API hides
+     *                        WP_HUGETLBFS_SHMEM / WP_UNPOPULATED / WP_ASYNC and WP registration on shmem and
+     *                        hugetlbfs fails with EINVAL
      */
     public record Emulated(@DefaultValue("4GB") DataSize memory, @DefaultValue("1GB") DataSize swap,
             @DefaultValue("0") long hugepages2m, @DefaultValue("0") long hugepages1g,
-            @DefaultValue("false") boolean checkInvariants) {
+            @DefaultValue("false") boolean checkInvariants, @DefaultValue("6.18") String kernelProfile,
+            @DefaultValue("true") boolean pteMarkerUffdWp) {
     }
 
     /**

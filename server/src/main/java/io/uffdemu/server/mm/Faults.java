@@ -297,6 +297,9 @@ public final class Faults {
             return o.ok(v, pte);
         }
         boolean makeWritable = v.canWrite();
+        if (!v.hugetlb && mm.pt.isTransHuge(base) && hugeWpFaultLocked(v, base, pte, makeWritable)) {
+            return o.ok(v, mm.pt.get(base));
+        }
         if (Pte.isZero(pte)) {
             return cowLocked(v, base, pte, makeWritable, o);
         }
@@ -314,6 +317,44 @@ public final class Faults {
             return o.ok(v, pte);
         }
         return cowLocked(v, base, pte, makeWritable, o);
+    }
+
+    /**
+     * {@code do_huge_pmd_wp_page()} on a PMD-mapped THP (already past the uffd-wp check): a write to the huge
+     * zero page gets a fresh huge folio ({@code do_huge_zero_wp_pmd()}); an exclusively mapped huge folio is
+     * reused whole (writable, dirty, still one PMD). False = fall back: the caller splits by changing one PTE
+     * and copies 4 KiB, as the kernel does after {@code __split_huge_pmd()}.
+     */
+    private boolean hugeWpFaultLocked(Vma v, long base, long pte, boolean makeWritable) {
+        PageTable pt = v.mm.pt;
+        long haddr = base & ~(Linux.PMD_SIZE - 1);
+        int n = (int) (Linux.PMD_SIZE >>> Linux.PAGE_SHIFT);
+        if (Pte.isZero(pte)) {
+            if (k.frames.freePages() < n) {
+                return false;
+            }
+            for (int i = 0; i < n; i++) {
+                long a = haddr + ((long) i << Linux.PAGE_SHIFT);
+                long pfn = k.frames.alloc(FramePool.PG_ANON | FramePool.PG_LARGE);
+                pt.setKeepHuge(a, Pte.NONE);
+                k.vm.installPteLocked(v, a, pfn, makeWritable, false, true);
+                k.frames.put(pfn);
+            }
+            pt.setTransHuge(haddr);
+            return true;
+        }
+        for (int i = 0; i < n; i++) {
+            long p = pt.get(haddr + ((long) i << Linux.PAGE_SHIFT));
+            if (!Pte.isPresent(p) || Pte.isZero(p) || (k.frames.flags(Pte.pfn(p)) & FramePool.PG_ANON) == 0
+                    || k.frames.mapcount(Pte.pfn(p)) != 1 || k.frames.refcount(Pte.pfn(p)) != 1) {
+                return false;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            long a = haddr + ((long) i << Linux.PAGE_SHIFT);
+            pt.setKeepHuge(a, pt.get(a) | (makeWritable ? Pte.WRITE : 0) | Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY);
+        }
+        return true;
     }
 
     /** do_wp_page() copy path: a private copy of the mapped page (or of the zero page). */
@@ -358,6 +399,10 @@ public final class Faults {
         if (v.uffdMissing()) {
             return userfaultLocked(v, addr, write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0, mode, tid, o);
         }
+        if (!wpMarker && k.vm.thpAllowedLocked(v, base) && v.mm.pt.pmdNone(base)
+                && hugeAnonFaultLocked(v, base, write)) {
+            return o.ok(v, v.mm.pt.get(base));
+        }
         boolean wp = wpMarker && v.uffdWp();
         if (wpMarker) {
             v.mm.pt.set(base, Pte.NONE);
@@ -378,6 +423,36 @@ public final class Faults {
         return o.ok(v, v.mm.pt.get(base));
     }
 
+    /**
+     * {@code do_huge_pmd_anonymous_page()}: the 2 MiB block around a fault on a {@code pmd_none()} PMD of a
+     * THP-eligible anonymous VMA is mapped as one PMD-mapped THP: the huge zero page on a read fault (when
+     * {@code use_zero_page} is on), else a freshly allocated, dirty huge folio. False means VM_FAULT_FALLBACK
+     * (no 2 MiB of free memory): the caller maps a 4 KiB page instead. The caller has already raised a MISSING
+     * userfault when the VMA is registered for it ({@code userfaultfd_missing()} comes first in the kernel too).
+     */
+    private boolean hugeAnonFaultLocked(Vma v, long base, boolean write) {
+        long haddr = base & ~(Linux.PMD_SIZE - 1);
+        int n = (int) (Linux.PMD_SIZE >>> Linux.PAGE_SHIFT);
+        if (!write && k.thpUseZeroPage) {
+            for (int i = 0; i < n; i++) {
+                k.vm.installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), FramePool.ZERO_PFN, false, false,
+                        false);
+            }
+            v.mm.pt.setTransHuge(haddr);
+            return true;
+        }
+        if (k.frames.freePages() < n) {
+            return false; // THP_FAULT_FALLBACK: no direct reclaim for a huge folio here
+        }
+        for (int i = 0; i < n; i++) {
+            long pfn = k.frames.alloc(FramePool.PG_ANON | FramePool.PG_LARGE);
+            k.vm.installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), pfn, v.canWrite(), false, true);
+            k.frames.put(pfn);
+        }
+        v.mm.pt.setTransHuge(haddr);
+        return true;
+    }
+
     private int fileFaultLocked(Vma v, long base, long addr, boolean write, boolean wpMarker, AccessMode mode, int tid,
             Outcome o) {
         Inode inode = v.inode;
@@ -385,6 +460,20 @@ public final class Faults {
         boolean user = mode == AccessMode.USER;
         if (idx * inode.pageSize >= inode.size) {
             return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(kernelErrno(mode));
+        }
+        if (!write && !v.hugetlb && !v.uffdWp() && !v.uffdMinor()) {
+            // do_read_fault(): should_fault_around() (uffd_disable_fault_around() for WP/MINOR), then
+            // do_fault_around() maps what the page cache holds, the faulting page included: a whole THP at
+            // PMD level when it can (filemap_map_pmd()), else PTEs
+            if (k.vm.filePmdMappableLocked(v, base)) {
+                k.vm.mapFilePmdLocked(v, base, false);
+                return o.ok(v, v.mm.pt.get(base));
+            }
+            faultAroundLocked(v, base);
+            long now = v.mm.pt.get(base);
+            if (Pte.isPresent(now)) {
+                return o.ok(v, now);
+            }
         }
         Long entry = inode.cache.get(idx);
         if (entry == null && v.uffdMissing()) {
@@ -410,10 +499,17 @@ public final class Faults {
             k.frames.put(pfn);
             return wp || !write ? o.retry() : o.ok(v, v.mm.pt.get(base));
         }
+        if (entry == null && !cow && k.vm.shmemThpAllowedLocked(v, base)
+                && k.vm.allocShmemThpLocked(inode, v.pgoff(base & ~(Linux.PMD_SIZE - 1)))) {
+            entry = inode.cache.get(idx); // shmem_alloc_and_add_folio() of a PMD-order folio
+        }
         if (entry == null) {
             pfn = k.vm.allocCachePageLocked(inode, idx);
         } else {
             pfn = k.vm.cachePfnLocked(inode, idx, entry);
+            if (pfn >= 0 && !v.hugetlb) {
+                k.frames.setFlags(pfn, FramePool.PG_UPTODATE); // shmem_get_folio_gfp(): a fallocated folio is zeroed
+            }
         }
         if (pfn < 0) {
             return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
@@ -434,6 +530,10 @@ public final class Faults {
             k.frames.put(npfn);
             return wp ? o.retry() : o.ok(v, v.mm.pt.get(base));
         }
+        if (!wp && k.vm.filePmdMappableLocked(v, base)) {
+            k.vm.mapFilePmdLocked(v, base, write); // finish_fault() → do_set_pmd()
+            return o.ok(v, v.mm.pt.get(base));
+        }
         boolean writable = v.shared && v.canWrite() && !wp;
         k.vm.installPteLocked(v, base, pfn, writable, wp, write && writable);
         if (write && writable) {
@@ -443,6 +543,41 @@ public final class Faults {
             return o.retry();
         }
         return o.ok(v, v.mm.pt.get(base));
+    }
+
+    /** fault_around_bytes (default 64 KiB) in pages. */
+    static final int FAULT_AROUND_PAGES = 16;
+
+    /**
+     * {@code do_fault_around()} + {@code filemap_map_pages()} (mm/memory.c, mm/filemap.c): in the
+     * fault_around_bytes window around the fault (aligned down, clipped to the VMA and to the PTE table), every
+     * none PTE whose file page is in the page cache, uptodate (not a fallocated page nobody used yet), not in
+     * swap and below i_size gets mapped, as a read fault would map it.
+     */
+    private void faultAroundLocked(Vma v, long base) {
+        Inode inode = v.inode;
+        long pteOff = (base >>> Linux.PAGE_SHIFT) & 511;
+        long vmaOff = (base - v.start) >>> Linux.PAGE_SHIFT;
+        long fromPte = Math.max(pteOff & ~(FAULT_AROUND_PAGES - 1), pteOff - Math.min(pteOff, vmaOff));
+        long vmaPages = (v.end - v.start) >>> Linux.PAGE_SHIFT;
+        long toPte = Math.min(Math.min(fromPte + FAULT_AROUND_PAGES, 512), pteOff + vmaPages - vmaOff) - 1;
+        long tableBase = base & ~(Linux.PMD_SIZE - 1);
+        boolean writable = v.shared && v.canWrite();
+        for (long p = fromPte; p <= toPte; p++) {
+            long a = tableBase + (p << Linux.PAGE_SHIFT);
+            if (v.mm.pt.get(a) != Pte.NONE) {
+                continue;
+            }
+            long idx = v.pgoff(a);
+            if (idx * inode.pageSize >= inode.size) {
+                continue;
+            }
+            Long e = inode.cache.get(idx);
+            if (e == null || Inode.isSwapEntry(e) || (k.frames.flags(e) & FramePool.PG_UPTODATE) == 0) {
+                continue;
+            }
+            k.vm.installPteLocked(v, a, e, writable, false, false);
+        }
     }
 
     /** handle_userfault(): queue a message on the VMA's uffd, or fail per the ctx's flags and features. */

@@ -17,6 +17,11 @@ import java.util.Arrays;
 public final class FramePool {
     public static final long ZERO_PFN = 0;
     public static final int PG_DIRTY = 1, PG_ANON = 1 << 1, PG_HEAD = 1 << 2, PG_HUGETLB = 1 << 3, PG_UPTODATE = 1 << 4;
+    /**
+     * A subpage of an anonymous THP ({@code folio_test_large()}): THP subpages are order-0 frames that carry
+     * this flag until the folio is split; the folio is the flagged frames one 2 MiB block of an mm maps.
+     */
+    public static final int PG_LARGE = 1 << 5;
 
     private final int pageSize = (int) Linux.PAGE_SIZE;
     private final long capacityPages;
@@ -216,6 +221,12 @@ public final class FramePool {
             data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] = d;
         }
         System.arraycopy(src, srcOff, d, off, len);
+    }
+
+    /** {@code pages_identical(page, ZERO_PAGE(0))}: the frame holds only zero bytes. */
+    public boolean isZeroFilled(long pfn) {
+        byte[] d = pfn == ZERO_PFN ? null : data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
+        return d == null || isZeros(d, 0, d.length);
     }
 
     /** Copies a whole 4 KiB subpage frame to another. */

@@ -59,7 +59,34 @@ final class InvariantChecker {
             for (Map.Entry<Long, long[]> e : mm.pt.tables.entrySet()) {
                 long base = e.getKey() << 21;
                 long[] tbl = e.getValue();
-                for (int i = 0; i < tbl.length; i++) {
+                if (tbl[PageTable.PMD_SLOT] != 0) {
+                    // a PMD-mapped THP: one anonymous VMA covers the whole block and every subpage is present
+                    Vma hv = mm.findVma(base);
+                    if (hv == null || hv.hugetlb || (!hv.isAnonymous() && !hv.shared) || hv.start > base
+                            || hv.end < base + Linux.PMD_SIZE) {
+                        throw new IllegalStateException("huge PMD at " + Long.toHexString(base) + " in pid " + t.pid
+                                + " not inside one anonymous or shared shmem VMA: " + hv);
+                    }
+                    if (!hv.isAnonymous()) {
+                        // a file PMD maps one PMD-order folio of the page cache, subpage by subpage
+                        long hidx = hv.pgoff(base);
+                        for (int i = 0; i < PageTable.PMD_SLOT; i++) {
+                            Long ce = hv.inode.cache.get(hidx + i);
+                            if (ce == null || ce != Pte.pfn(tbl[i])
+                                    || (k.frames.flags(ce) & FramePool.PG_LARGE) == 0) {
+                                throw new IllegalStateException("huge file PMD at " + Long.toHexString(base)
+                                        + " in pid " + t.pid + " does not map the cache folio at subpage " + i);
+                            }
+                        }
+                    }
+                    for (int i = 0; i < PageTable.PMD_SLOT; i++) {
+                        if (!Pte.isPresent(tbl[i])) {
+                            throw new IllegalStateException("huge PMD at " + Long.toHexString(base) + " in pid "
+                                    + t.pid + " has a non-present subpage " + i);
+                        }
+                    }
+                }
+                for (int i = 0; i < PageTable.PMD_SLOT; i++) {
                     long pte = tbl[i];
                     if (pte == Pte.NONE) {
                         continue;

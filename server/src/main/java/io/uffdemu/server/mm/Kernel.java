@@ -22,10 +22,26 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code mmap_lock}.
  */
 public final class Kernel {
-    /** Emulated machine size and debug switches. */
+    /** Emulated machine size, debug switches and the kernel release and config imitated ({@link KernelProfile}). */
     public record Config(long memoryBytes, long swapBytes, long nrHugepages2M, long nrHugepages1G,
-            boolean checkInvariants) {
+            boolean checkInvariants, KernelProfile profile) {
         public static final Config DEFAULT = new Config(4L << 30, 1L << 30, 0, 0, false);
+
+        public Config {
+            if (profile == null) {
+                profile = KernelProfile.DEFAULT;
+            }
+        }
+
+        /** A machine running {@link KernelProfile#DEFAULT} (Linux 6.18 with PTE markers). */
+        public Config(long memoryBytes, long swapBytes, long nrHugepages2M, long nrHugepages1G,
+                boolean checkInvariants) {
+            this(memoryBytes, swapBytes, nrHugepages2M, nrHugepages1G, checkInvariants, KernelProfile.DEFAULT);
+        }
+
+        public Config withProfile(KernelProfile p) {
+            return new Config(memoryBytes, swapBytes, nrHugepages2M, nrHugepages1G, checkInvariants, p);
+        }
     }
 
     final ReentrantLock lock = new ReentrantLock();
@@ -34,12 +50,24 @@ public final class Kernel {
     final Map<Long, HugetlbPool> hstates = new TreeMap<>();
     final TreeMap<Integer, Task> tasks = new TreeMap<>();
     final Config config;
+    /** The release and config imitated; fixed for the machine's life. */
+    final KernelProfile profile;
     private int nextPid = 1000;
     private long nextIno = 1;
     private long nextCtx = 1;
     final AtomicInteger nextTid = new AtomicInteger(100000);
     /** vm.unprivileged_userfaultfd */
     int unprivilegedUserfaultfd;
+    /** /sys/kernel/mm/transparent_hugepage/enabled: never, madvise (this default, as on the reference host), always. */
+    static final int THP_NEVER = 0, THP_MADVISE = 1, THP_ALWAYS = 2;
+    static final java.util.List<String> THP_MODES = java.util.List.of("never", "madvise", "always");
+    int thpEnabled = THP_MADVISE;
+    /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
+    boolean thpUseZeroPage = true;
+    /** /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*): never here, as on the reference host. */
+    static final java.util.List<String> SHMEM_THP_MODES = java.util.List.of("never", "always", "within_size",
+            "advise", "deny", "force");
+    String shmemThpEnabled = "never";
 
     /** Hooks for metrics; called with the lock held, must not block. */
     public interface Observer {
@@ -84,6 +112,9 @@ public final class Kernel {
 
     public Kernel(Config config) {
         this.config = config;
+        this.profile = config.profile();
+        // vm.unprivileged_userfaultfd defaulted to 1 until the UFFD_USER_MODE_ONLY series of 5.11 made it 0
+        this.unprivilegedUserfaultfd = profile.atLeast(5, 11) ? 0 : 1;
         this.frames = new FramePool(config.memoryBytes());
         this.swap = new SwapDevice(config.swapBytes());
         HugetlbPool h2 = new HugetlbPool(Linux.PMD_SIZE);
@@ -96,6 +127,11 @@ public final class Kernel {
         this.faults = new Faults(this);
         this.uffd = new Userfaultfd(this);
         this.pagemap = new Pagemap(this);
+    }
+
+    /** The kernel release and config this machine imitates. */
+    public KernelProfile profile() {
+        return profile;
     }
 
     void lock() {
@@ -121,6 +157,7 @@ public final class Kernel {
         lock();
         try {
             MmStruct mm = new MmStruct();
+            mm.vm = vm;
             Task t = new Task(nextPid++, name == null ? "" : name, uid, capSysPtrace, 0, mm, owner);
             tasks.put(t.pid, t);
             return t;
@@ -180,6 +217,7 @@ public final class Kernel {
         try {
             Task parent = taskLocked(pid, "fork");
             MmStruct mm = new MmStruct();
+            mm.vm = vm;
             child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner);
             Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmapLocked(parent.mm, mm);
             for (Map.Entry<Integer, OpenFile> e : parent.fds.entrySet()) {
@@ -350,6 +388,9 @@ public final class Kernel {
                     if (pfn < 0) {
                         throw new LinuxException(Errno.ENOSPC, "fallocate");
                     }
+                    if (!inode.hugetlb) {
+                        frames.clearFlags(pfn, FramePool.PG_UPTODATE); // shmem_fallocate(): not uptodate until used
+                    }
                 }
             }
             if ((mode & Linux.FALLOC_FL_KEEP_SIZE) == 0 && offset + len > inode.size) {
@@ -423,7 +464,7 @@ public final class Kernel {
                     break;
                 }
                 frames.write(pfn, inPage, data, (int) (pos - offset), n);
-                frames.setFlags(pfn, FramePool.PG_DIRTY);
+                frames.setFlags(pfn, FramePool.PG_DIRTY | FramePool.PG_UPTODATE);
                 pos += n;
             }
             if (pos > inode.size) {
@@ -500,6 +541,9 @@ public final class Kernel {
                 case "vm/nr_hugepages" -> Long.toString(hstate(Linux.PMD_SIZE).nrHugepages);
                 case "vm/nr_hugepages_1G" -> Long.toString(hstate(Linux.PUD_SIZE).nrHugepages);
                 case "vm/mmap_min_addr" -> Long.toString(Linux.MMAP_MIN_ADDR);
+                case THP_ENABLED -> THP_MODES.get(thpEnabled);
+                case THP_USE_ZERO_PAGE -> thpUseZeroPage ? "1" : "0";
+                case THP_SHMEM_ENABLED -> shmemThpEnabled;
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             };
         } finally {
@@ -507,7 +551,37 @@ public final class Kernel {
         }
     }
 
+    /** sysfs knobs served through the sysctl interface, named by their path under /sys/kernel. */
+    public static final String THP_ENABLED = "mm/transparent_hugepage/enabled";
+    public static final String THP_USE_ZERO_PAGE = "mm/transparent_hugepage/use_zero_page";
+    public static final String THP_SHMEM_ENABLED = "mm/transparent_hugepage/shmem_enabled";
+
     public void setSysctl(String name, String value) {
+        if (name.equals(THP_SHMEM_ENABLED)) {
+            if (!SHMEM_THP_MODES.contains(value.trim())) {
+                throw LinuxException.einval("sysctl", String.join(", ", SHMEM_THP_MODES));
+            }
+            lock();
+            try {
+                shmemThpEnabled = value.trim();
+            } finally {
+                unlock();
+            }
+            return;
+        }
+        if (name.equals(THP_ENABLED)) {
+            int mode = THP_MODES.indexOf(value.trim());
+            if (mode < 0) {
+                throw LinuxException.einval("sysctl", "always, madvise or never");
+            }
+            lock();
+            try {
+                thpEnabled = mode;
+            } finally {
+                unlock();
+            }
+            return;
+        }
         long v;
         try {
             v = Long.parseLong(value.trim());
@@ -531,6 +605,12 @@ public final class Kernel {
                     h.setNr(v);
                 }
                 case "vm/mmap_min_addr" -> throw new LinuxException(Errno.EPERM, "sysctl", 0, "read-only here");
+                case THP_USE_ZERO_PAGE -> {
+                    if (v != 0 && v != 1) {
+                        throw LinuxException.einval("sysctl", "0 or 1");
+                    }
+                    thpUseZeroPage = v == 1;
+                }
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             }
         } finally {

@@ -16,6 +16,8 @@ import java.util.TreeMap;
 public final class MmStruct {
     final TreeMap<Long, Vma> vmas = new TreeMap<>();
     final PageTable pt = new PageTable();
+    /** For {@code vma_adjust_trans_huge()} on file-backed huge PMDs (a split zaps them); set at creation. */
+    VmOps vm;
     /** Set at exit_mmap(): uffd calls on a ctx of this mm then fail with ESRCH / ENOMEM. */
     boolean dead;
     /** The owning task (for fd installation of FORK events and pid reporting). */
@@ -58,6 +60,15 @@ public final class MmStruct {
         tail.uffd = v.uffd;
         tail.uffdFlags = v.uffdFlags;
         tail.hugepageAdvice = v.hugepageAdvice;
+        tail.nohugepageAdvice = v.nohugepageAdvice;
+        if ((addr & (Linux.PMD_SIZE - 1)) != 0 && pt.isTransHuge(addr)) {
+            // vma_adjust_trans_huge(): a huge PMD straddling the new boundary is split (a file one is zapped)
+            if (v.isAnonymous() || vm == null) {
+                pt.splitHuge(addr);
+            } else {
+                vm.zapHugePmdLocked(v, addr & ~(Linux.PMD_SIZE - 1));
+            }
+        }
         if (v.hugetlb && !v.shared) {
             long tailPages = (v.end - addr) / v.pageSize;
             long moved = Math.min(v.privateResv, tailPages);
@@ -112,7 +123,7 @@ public final class MmStruct {
     private static boolean canMerge(Vma a, Vma b) {
         return a.end == b.start && !a.hugetlb && !b.hugetlb && a.prot == b.prot && a.shared == b.shared && a.mayWrite == b.mayWrite
                 && a.inode == b.inode && a.uffd == b.uffd && a.uffdFlags == b.uffdFlags
-                && a.hugepageAdvice == b.hugepageAdvice && a.noreserve == b.noreserve
+                && a.hugepageAdvice == b.hugepageAdvice && a.nohugepageAdvice == b.nohugepageAdvice && a.noreserve == b.noreserve
                 && (a.inode == null || a.offset + (a.end - a.start) == b.offset);
     }
 

@@ -8,11 +8,28 @@ import java.util.TreeMap;
  * ordered map from the PMD index ({@code addr >> 21}) to a PTE table of 512 encoded {@link Pte} words, so
  * an unpopulated range of any size costs nothing and a walk over a range visits only populated tables.
  * Hugetlb leaves sit in the slot of the huge page's first 4 KiB page with {@link Pte#HUGE} set.
+ *
+ * <p>A PMD-mapped anonymous THP ({@code pmd_trans_huge()}, mm/huge_memory.c) keeps its 512 entries here too,
+ * one per 4 KiB subpage, with {@link #PMD_TRANS_HUGE} in the table's extra slot: the PMD is one leaf as long
+ * as the 512 entries change together. Any change to a subrange (a single {@link #set} that alters more than
+ * the accessed/dirty bits, an {@link #update} over part of the table, a VMA boundary inside it) clears the
+ * flag: that is {@code __split_huge_pmd()}, which leaves exactly the PTEs the split kernel table would hold.
+ * A table that is absent is {@code pmd_none()}.
  * Guarded by the kernel lock.
  */
 public final class PageTable {
     private static final int PTRS_PER_PTE = 512;
+    /** Index of the PMD-level word after the 512 PTEs of a table. */
+    static final int PMD_SLOT = PTRS_PER_PTE;
+    /** PMD-level word: the table is one PMD-mapped transparent huge page. */
+    static final long PMD_TRANS_HUGE = 1;
+    /** Bits a hardware-like update may change without splitting a huge PMD ({@code touch_pmd()}). */
+    private static final long SPLIT_NEUTRAL = Pte.ACCESSED | Pte.DIRTY | Pte.SOFT_DIRTY;
     final TreeMap<Long, long[]> tables = new TreeMap<>();
+
+    private static long[] newTable() {
+        return new long[PTRS_PER_PTE + 1];
+    }
 
     public long get(long addr) {
         long[] t = tables.get(addr >>> 21);
@@ -26,10 +43,56 @@ public final class PageTable {
             if (pte == Pte.NONE) {
                 return;
             }
-            t = new long[PTRS_PER_PTE];
+            t = newTable();
             tables.put(key, t);
         }
+        int i = (int) ((addr >>> 12) & (PTRS_PER_PTE - 1));
+        if (t[PMD_SLOT] != 0 && ((t[i] ^ pte) & ~SPLIT_NEUTRAL) != 0) {
+            t[PMD_SLOT] = 0; // __split_huge_pmd()
+        }
+        t[i] = pte;
+    }
+
+    /** Like {@link #set} but never splits: for changes the kernel applies to the whole huge PMD at once. */
+    void setKeepHuge(long addr, long pte) {
+        long[] t = tables.get(addr >>> 21);
+        if (t == null) {
+            set(addr, pte);
+            return;
+        }
         t[(int) ((addr >>> 12) & (PTRS_PER_PTE - 1))] = pte;
+    }
+
+    /** {@code pmd_none()}: no PTE table (and no huge leaf) for the 2 MiB block holding addr. */
+    public boolean pmdNone(long addr) {
+        return !tables.containsKey(addr >>> 21);
+    }
+
+    /** {@code pmd_trans_huge()}: the block holding addr is one PMD-mapped THP. */
+    public boolean isTransHuge(long addr) {
+        long[] t = tables.get(addr >>> 21);
+        return t != null && t[PMD_SLOT] != 0;
+    }
+
+    /** Marks the (fully populated) block holding addr as one PMD-mapped THP. */
+    void setTransHuge(long addr) {
+        long[] t = tables.get(addr >>> 21);
+        if (t != null) {
+            t[PMD_SLOT] = PMD_TRANS_HUGE;
+        }
+    }
+
+    /** {@code pmd_clear()}: drops the whole PTE table of the block holding addr (its entries must be released). */
+    void dropTable(long addr) {
+        tables.remove(addr >>> 21);
+    }
+
+    /** {@code split_huge_pmd()} of the block holding addr, if it is huge. */
+    void splitHuge(long addr) {
+        long[] t = tables.get(addr >>> 21);
+        if (t != null) {
+            t[PMD_SLOT] = 0;
+        }
     }
 
     /** Visitor over non-none entries in [start, end). */
@@ -69,6 +132,9 @@ public final class PageTable {
             long[] t = e.getValue();
             int from = base < start ? (int) ((start - base) >>> 12) : 0;
             int to = base + (1L << 21) > end ? (int) ((end - base + 4095) >>> 12) : PTRS_PER_PTE;
+            if (from > 0 || to < PTRS_PER_PTE) {
+                t[PMD_SLOT] = 0; // change_pmd_range(): a partial range splits the huge PMD
+            }
             for (int i = from; i < to; i++) {
                 if (t[i] != Pte.NONE) {
                     t[i] = op.applyAsLong(t[i]);
@@ -82,7 +148,7 @@ public final class PageTable {
         int stride = (int) Math.max(1, step >>> 12);
         for (long a = start; a < end; ) {
             long key = a >>> 21;
-            long[] t = tables.computeIfAbsent(key, k -> new long[PTRS_PER_PTE]);
+            long[] t = tables.computeIfAbsent(key, k -> newTable());
             long tableEnd = Math.min(end, (key + 1) << 21);
             for (int i = (int) ((a >>> 12) & (PTRS_PER_PTE - 1)); a < tableEnd; i += stride, a += (long) stride << 12) {
                 if (t[i] == Pte.NONE) {
@@ -98,8 +164,9 @@ public final class PageTable {
             return;
         }
         tables.subMap(start >>> 21, true, (end - 1) >>> 21, true).entrySet().removeIf(e -> {
-            for (long p : e.getValue()) {
-                if (p != Pte.NONE) {
+            long[] t = e.getValue();
+            for (int i = 0; i < PTRS_PER_PTE; i++) {
+                if (t[i] != Pte.NONE) {
                     return false;
                 }
             }

@@ -36,6 +36,11 @@ public final class Pagemap {
                 }
                 out[i] = entryLocked(t.mm, addr);
             }
+            if (!k.profile.hasPagemapUffdWp()) {
+                for (int i = 0; i < pages; i++) {
+                    out[i] &= ~Linux.PM_UFFD_WP; // bit 57 is reported from 5.13
+                }
+            }
             return out;
         } finally {
             k.unlock();
@@ -58,6 +63,10 @@ public final class Pagemap {
             if ((pte & Pte.UFFD_WP) != 0) {
                 flags |= Linux.PM_UFFD_WP;
             }
+            if (Pte.isZero(pte) && !v.hugetlb && mm.pt.isTransHuge(base)) {
+                // pagemap_pmd_range_thp(): the huge zero folio is not anonymous, so it reads as a file page
+                flags |= Linux.PM_FILE;
+            }
             if (!Pte.isZero(pte)) {
                 long pfn = Pte.pfn(pte) + ((addr - base) >>> Linux.PAGE_SHIFT);
                 flags |= pfn & Linux.PM_PFRAME_MASK;
@@ -65,7 +74,12 @@ public final class Pagemap {
                 if ((k.frames.flags(head) & FramePool.PG_ANON) == 0) {
                     flags |= Linux.PM_FILE;
                 }
-                if (k.frames.mapcount(head) == 1) {
+                // folio_precise_page_mapcount() == 1 (CONFIG_PAGE_MAPCOUNT, as on the reference kernel): PTE
+                // mappings of the page plus PMD mappings of its folio, which is what the per-frame mapcount
+                // counts; pagemap_pmd_range_thp() asks it of the PMD's first page for every subpage
+                long which = !v.hugetlb && mm.pt.isTransHuge(base)
+                        ? Pte.pfn(mm.pt.get(base & ~(Linux.PMD_SIZE - 1))) : head;
+                if (k.frames.mapcount(which) == 1) {
                     flags |= Linux.PM_MMAP_EXCLUSIVE;
                 }
             }
@@ -101,6 +115,9 @@ public final class Pagemap {
 
     /** ioctl(PAGEMAP_SCAN). */
     public ScanResult scan(int pid, ScanArg a) {
+        if (!k.profile.hasPagemapScan()) {
+            throw new LinuxException(Errno.ENOTTY, "PAGEMAP_SCAN", 0, "/proc/PID/pagemap has no ioctls before 6.7");
+        }
         if ((a.flags() & ~Linux.PM_SCAN_FLAGS) != 0) {
             throw LinuxException.einval("PAGEMAP_SCAN", "unknown flags");
         }
@@ -191,7 +208,7 @@ public final class Pagemap {
                 long step = v.hugetlb ? Math.min(v.pageSize, e - addr) : Linux.PAGE_SIZE;
                 long base = addr & ~(v.pageSize - 1);
                 long next = v.hugetlb ? Math.min(e, base + v.pageSize) : addr + step;
-                long cats = vmaCat | category(v, mm.pt.get(base));
+                long cats = vmaCat | category(v, mm.pt.get(base), !v.hugetlb && mm.pt.isTransHuge(base));
                 if (!emit(v, addr, next, cats, wpMatching)) {
                     return false;
                 }
@@ -200,7 +217,7 @@ public final class Pagemap {
             return true;
         }
 
-        long category(Vma v, long pte) {
+        long category(Vma v, long pte, boolean hugePmd) {
             long c = 0;
             if (Pte.isPresent(pte)) {
                 c |= Linux.PAGE_IS_PRESENT;
@@ -212,7 +229,7 @@ public final class Pagemap {
                 } else if ((k.frames.flags(Pte.pfn(pte)) & FramePool.PG_ANON) == 0) {
                     c |= Linux.PAGE_IS_FILE;
                 }
-                if (v.hugetlb) {
+                if (v.hugetlb || hugePmd) {
                     c |= Linux.PAGE_IS_HUGE;
                 }
             } else if (pte != Pte.NONE) {

@@ -31,9 +31,16 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "userfaultfd");
             String call = dev ? "USERFAULTFD_IOC_NEW" : "userfaultfd";
-            if ((flags & ~(Linux.O_CLOEXEC | Linux.O_NONBLOCK | Linux.UFFD_USER_MODE_ONLY)) != 0) {
-                throw LinuxException.einval(call, "unknown flags");
+            KernelProfile p = k.profile;
+            if (dev && !p.hasDevUserfaultfd()) {
+                throw new LinuxException(Errno.ENOENT, "open", 0, "no /dev/userfaultfd before Linux 6.1");
             }
+            if (!p.atLeast(5, 11) && !dev && !t.capSysPtrace && k.unprivilegedUserfaultfd == 0) {
+                // 5.10: the EPERM check comes first and knows no UFFD_USER_MODE_ONLY
+                throw new LinuxException(Errno.EPERM, call, 0, "needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1");
+            }
+            // the open() of /dev/userfaultfd, and userfaultfd_syscall_allowed() in SYSCALL_DEFINE1(userfaultfd),
+            // both come before new_userfaultfd() looks at the flags
             if (dev) {
                 if (t.uid != 0) {
                     throw new LinuxException(Errno.EACCES, "open", 0, "/dev/userfaultfd is root-owned 0600");
@@ -42,6 +49,9 @@ public final class Userfaultfd {
                     && k.unprivilegedUserfaultfd == 0) {
                 throw new LinuxException(Errno.EPERM, call, 0,
                         "needs CAP_SYS_PTRACE, UFFD_USER_MODE_ONLY or vm.unprivileged_userfaultfd=1");
+            }
+            if ((flags & ~p.userfaultfdFlags()) != 0) {
+                throw LinuxException.einval(call, "unknown flags");
             }
             t.checkFdRoom(call);
             UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
@@ -64,11 +74,15 @@ public final class Userfaultfd {
             if (ctx.apiDone) {
                 throw LinuxException.einval("UFFDIO_API", "already initialized");
             }
-            if (api != Linux.UFFD_API) {
-                throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
-            }
-            if ((features & ~Linux.UFFD_API_FEATURES) != 0) {
-                throw LinuxException.einval("UFFDIO_API", "unknown feature bits");
+            if (k.profile.apiChecksInput()) {
+                if (api != Linux.UFFD_API) {
+                    throw LinuxException.einval("UFFDIO_API", "api must be 0xAA");
+                }
+                if (k.profile.apiRejected(features) != 0) {
+                    throw LinuxException.einval("UFFDIO_API", "feature bits not supported by " + k.profile);
+                }
+            } else {
+                features &= k.profile.uapiFeatures(); // 6.0 .. 6.2: "Ignore unsupported features"
             }
             if ((features & Linux.UFFD_FEATURE_EVENT_FORK) != 0 && !t.capSysPtrace) {
                 throw new LinuxException(Errno.EPERM, "UFFDIO_API", 0, "EVENT_FORK needs CAP_SYS_PTRACE");
@@ -78,9 +92,16 @@ public final class Userfaultfd {
             }
             ctx.features = features;
             ctx.apiDone = true;
-            return new ApiResult(Linux.UFFD_API_FEATURES, Linux.UFFD_API_IOCTLS);
+            return new ApiResult(k.profile.apiFeatures(), k.profile.apiIoctls());
         } finally {
             k.unlock();
+        }
+    }
+
+    /** userfaultfd_ioctl(): an ioctl this release does not know falls out of the switch with EINVAL. */
+    private void requireIoctl(int nr, String call) {
+        if (!k.profile.hasIoctl(nr)) {
+            throw LinuxException.einval(call, "no such ioctl in Linux " + k.profile.version());
         }
     }
 
@@ -113,8 +134,7 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "UFFDIO_REGISTER");
             UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_REGISTER", true);
-            long modes = Linux.UFFDIO_REGISTER_MODE_MISSING | Linux.UFFDIO_REGISTER_MODE_WP
-                    | Linux.UFFDIO_REGISTER_MODE_MINOR;
+            long modes = k.profile.registerModes();
             if (mode == 0 || (mode & ~modes) != 0) {
                 throw LinuxException.einval("UFFDIO_REGISTER", "bad mode");
             }
@@ -135,7 +155,7 @@ public final class Userfaultfd {
             boolean wpAsync = (ctx.features & Linux.UFFD_FEATURE_WP_ASYNC) != 0;
             boolean basic = false;
             for (Vma v : vs) {
-                if (!canUserfault(v, (int) mode, wpAsync)) {
+                if (!k.profile.vmaCanUserfault(v.isAnonymous(), v.isShmem(), v.hugetlb, mode, wpAsync)) {
                     throw LinuxException.einval("UFFDIO_REGISTER", "memory type does not support this mode");
                 }
                 if (!v.mayWrite) {
@@ -154,7 +174,7 @@ public final class Userfaultfd {
                 v.uffdFlags = (int) mode;
             }
             mm.mergeAround(start, end);
-            long ioctls = basic ? Linux.UFFD_API_RANGE_IOCTLS_BASIC : Linux.UFFD_API_RANGE_IOCTLS;
+            long ioctls = basic ? k.profile.rangeIoctlsBasic() : k.profile.rangeIoctls();
             if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) == 0) {
                 ioctls &= ~(1L << Linux._UFFDIO_WRITEPROTECT);
             }
@@ -165,14 +185,6 @@ public final class Userfaultfd {
         } finally {
             k.unlock();
         }
-    }
-
-    /** vma_can_userfault(). */
-    private static boolean canUserfault(Vma v, int mode, boolean wpAsync) {
-        if ((mode & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !v.hugetlb && !v.isShmem()) {
-            return false;
-        }
-        return true; // anon, shmem and hugetlb all qualify; WP_ASYNC would admit any type
     }
 
     /** UFFDIO_UNREGISTER. */
@@ -244,9 +256,10 @@ public final class Userfaultfd {
 
     /** UFFDIO_CONTINUE. */
     public long continue_(int pid, int fd, long start, long len, long mode) {
-        return mfill(pid, fd, "UFFDIO_CONTINUE", Mfill.CONTINUE, start, len, null, mode,
-                Linux.UFFDIO_CONTINUE_MODE_DONTWAKE | Linux.UFFDIO_CONTINUE_MODE_WP, Linux.UFFDIO_CONTINUE_MODE_WP,
-                Linux.UFFDIO_CONTINUE_MODE_DONTWAKE);
+        long valid = Linux.UFFDIO_CONTINUE_MODE_DONTWAKE
+                | (k.profile.hasContinueModeWp() ? Linux.UFFDIO_CONTINUE_MODE_WP : 0);
+        return mfill(pid, fd, "UFFDIO_CONTINUE", Mfill.CONTINUE, start, len, null, mode, valid,
+                Linux.UFFDIO_CONTINUE_MODE_WP, Linux.UFFDIO_CONTINUE_MODE_DONTWAKE);
     }
 
     /** UFFDIO_POISON. */
@@ -261,6 +274,12 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, call);
             UserfaultfdCtx ctx = ctxOf(t, fd, call, true);
+            requireIoctl(switch (kind) {
+                case COPY -> Linux._UFFDIO_COPY;
+                case ZEROPAGE -> Linux._UFFDIO_ZEROPAGE;
+                case CONTINUE -> Linux._UFFDIO_CONTINUE;
+                case POISON -> Linux._UFFDIO_POISON;
+            }, call);
             if (ctx.mmapChanging > 0) {
                 throw new LinuxException(Errno.EAGAIN, call, 0, "non-cooperative event pending");
             }
@@ -353,6 +372,7 @@ public final class Userfaultfd {
                 if (pfn < 0) {
                     return Errno.ENOMEM;
                 }
+                k.frames.setFlags(pfn, FramePool.PG_UPTODATE);
                 mm.pt.set(addr, Pte.NONE);
                 k.vm.installPteLocked(v, addr, pfn, v.shared && v.canWrite() && !wp, wp, true);
                 return null;
@@ -468,6 +488,8 @@ public final class Userfaultfd {
     /** uffd_wp_range() → change_protection(MM_CP_UFFD_WP / MM_CP_UFFD_WP_RESOLVE) over one VMA. */
     void wpRangeLocked(Vma v, long start, long end, boolean enable) {
         PageTable pt = v.mm.pt;
+        // change_pmd_range(): pgtable_split_needed() for uffd-wp on a file VMA splits (zaps) every huge PMD
+        k.vm.splitFileHugePmdsLocked(v, start, end, true);
         if (enable) {
             pt.update(start, end, pte -> {
                 if (Pte.isMarker(pte)) {
@@ -475,7 +497,7 @@ public final class Userfaultfd {
                 }
                 return Pte.isSwap(pte) ? pte | Pte.UFFD_WP : Pte.mkUffdWp(pte);
             });
-            if (v.uffdWpUseMarkers()) {
+            if (v.uffdWpUseMarkers() && k.profile.uffdWpMarkers()) {
                 pt.fillNone(start, end, v.pageSize, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
             }
             return;
@@ -517,6 +539,7 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "UFFDIO_MOVE");
             UserfaultfdCtx ctx = ctxOf(t, fd, "UFFDIO_MOVE", true);
+            requireIoctl(Linux._UFFDIO_MOVE, "UFFDIO_MOVE");
             if (ctx.mmapChanging > 0) {
                 throw new LinuxException(Errno.EAGAIN, "UFFDIO_MOVE", 0, "non-cooperative event pending");
             }
@@ -548,6 +571,30 @@ public final class Userfaultfd {
                 if (dpte != Pte.NONE) {
                     err = Errno.EEXIST;
                     break;
+                }
+                if (mm.pt.isTransHuge(s) && (s & (Linux.PMD_SIZE - 1)) == 0 && (d & (Linux.PMD_SIZE - 1)) == 0
+                        && len - done >= Linux.PMD_SIZE && mm.pt.pmdNone(d)
+                        && k.frames.mapcount(Pte.pfn(spte)) == 1) {
+                    // move_pages_huge_pmd(): the whole huge PMD moves
+                    for (int i = 0; i < 512; i++) {
+                        long off = (long) i << Linux.PAGE_SHIFT;
+                        long p = mm.pt.get(s + off);
+                        long n = Pte.clearUffdWp(p) | Pte.DIRTY;
+                        if (!Pte.isZero(n) && dv.canWrite()) {
+                            n |= Pte.WRITE;
+                        }
+                        mm.pt.set(s + off, Pte.NONE);
+                        mm.pt.set(d + off, n);
+                    }
+                    mm.pt.setTransHuge(d);
+                    mm.pt.freeEmptyTables(s, s + Linux.PMD_SIZE); // the src PMD is none afterwards
+                    done += Linux.PMD_SIZE;
+                    continue;
+                }
+                if (Pte.isPresent(spte) && !Pte.isZero(spte)
+                        && (k.frames.flags(Pte.pfn(spte)) & FramePool.PG_LARGE) != 0) {
+                    k.vm.splitFolioLocked(mm, s); // move_pages_pte(): a large src folio is split first
+                    spte = mm.pt.get(s);
                 }
                 if (spte == Pte.NONE || Pte.isMarker(spte)) {
                     if (!holes) {

@@ -291,6 +291,15 @@ public final class VmOps {
      */
     void zapRangeLocked(Vma v, long start, long end, boolean dropMarkers, boolean evenCows) {
         PageTable pt = v.mm.pt;
+        if (!v.isAnonymous() && !v.hugetlb) {
+            // zap_pmd_range(): a huge file PMD zapped whole is cleared (pmd_none); one zapped in part is split,
+            // which for a file PMD means zapped whole too
+            for (long h = start & ~(Linux.PMD_SIZE - 1); h < end; h += Linux.PMD_SIZE) {
+                if (pt.isTransHuge(h)) {
+                    zapHugePmdLocked(v, h);
+                }
+            }
+        }
         pt.forEach(start, end, (addr, pte) -> {
             if (Pte.isGuardMarker(pte) && !dropMarkers) {
                 return;
@@ -301,7 +310,7 @@ public final class VmOps {
             }
             releasePteLocked(v, pte);
             long n = Pte.NONE;
-            if (!dropMarkers && !v.isAnonymous() && v.uffdWp() && Pte.isUffdWp(pte)) {
+            if (!dropMarkers && !v.isAnonymous() && v.uffdWp() && Pte.isUffdWp(pte) && k.profile.uffdWpMarkers()) {
                 n = Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb);
             }
             pt.set(addr, n);
@@ -380,6 +389,269 @@ public final class VmOps {
     }
 
     /** A new anonymous (private) folio for v: order 0, or a private huge page from the pool; -1 if none. */
+    /**
+     * {@code thp_vma_allowable_order(vma, TVA_PAGEFAULT, PMD_ORDER)} for anonymous memory
+     * (mm/huge_memory.c): a private anonymous VMA, THP enabled by sysfs ("always", or "madvise" with
+     * VM_HUGEPAGE), no VM_NOHUGEPAGE, and the aligned 2 MiB block around addr inside the VMA.
+     */
+    boolean thpAllowedLocked(Vma v, long addr) {
+        if (!v.isAnonymous() || v.nohugepageAdvice || k.thpEnabled == Kernel.THP_NEVER
+                || (k.thpEnabled == Kernel.THP_MADVISE && !v.hugepageAdvice)) {
+            return false;
+        }
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        return haddr >= v.start && haddr + Linux.PMD_SIZE <= v.end;
+    }
+
+    // ------------------------------------------------------------------ shmem THP (mm/shmem.c, mm/huge_memory.c)
+
+    /**
+     * Whether a fault at addr of v may allocate a PMD-order shmem folio ({@code shmem_allowable_huge_orders()}
+     * with {@code shmem_enabled} and VM_HUGEPAGE, {@code thp_vma_suitable_order()}, and no page of the block in
+     * the cache yet). Only shared mappings are modelled; a private mapping of shmem gets 4 KiB pages.
+     */
+    boolean shmemThpAllowedLocked(Vma v, long addr) {
+        if (!filePmdGeometryLocked(v, addr)) {
+            return false;
+        }
+        long hidx = v.pgoff(addr & ~(Linux.PMD_SIZE - 1));
+        boolean inSize = (hidx + 512) * Linux.PAGE_SIZE <= v.inode.size;
+        boolean policy = switch (k.shmemThpEnabled) {
+            case "always", "force", "within_size" -> true;
+            case "advise" -> v.hugepageAdvice;
+            default -> false;
+        };
+        return policy && inSize && v.inode.cache.subMap(hidx, true, hidx + 512, false).isEmpty();
+    }
+
+    /** Shared shmem VMA, not VM_NOHUGEPAGE, the 2 MiB block inside it and aligned in the file too. */
+    private boolean filePmdGeometryLocked(Vma v, long addr) {
+        if (!v.isShmem() || !v.shared || v.nohugepageAdvice) {
+            return false;
+        }
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        return haddr >= v.start && haddr + Linux.PMD_SIZE <= v.end && ((v.start - v.offset) & (Linux.PMD_SIZE - 1)) == 0;
+    }
+
+    /** Allocates a PMD-order folio (512 PG_LARGE subpages) at cache index hidx; false when memory is short. */
+    boolean allocShmemThpLocked(Inode inode, long hidx) {
+        if (k.frames.freePages() < 512) {
+            return false;
+        }
+        for (int i = 0; i < 512; i++) {
+            inode.cache.put(hidx + i, k.frames.alloc(FramePool.PG_UPTODATE | FramePool.PG_LARGE));
+        }
+        return true;
+    }
+
+    /** The page-cache block at hidx holds one PMD-order folio. */
+    boolean largeCacheFolioLocked(Inode inode, long hidx) {
+        Long e = inode.cache.get(hidx);
+        return e != null && !Inode.isSwapEntry(e) && (k.frames.flags(e) & FramePool.PG_LARGE) != 0;
+    }
+
+    /** {@code do_set_pmd()} preconditions: geometry, {@code pmd_none()}, and a PMD-order folio in the cache. */
+    boolean filePmdMappableLocked(Vma v, long addr) {
+        return filePmdGeometryLocked(v, addr) && v.mm.pt.pmdNone(addr)
+                && largeCacheFolioLocked(v.inode, v.pgoff(addr & ~(Linux.PMD_SIZE - 1)));
+    }
+
+    /** {@code do_set_pmd()}: maps the whole folio at PMD level (writable as a shared mapping's PTEs would be). */
+    void mapFilePmdLocked(Vma v, long addr, boolean write) {
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        long hidx = v.pgoff(haddr);
+        boolean writable = v.canWrite();
+        for (int i = 0; i < 512; i++) {
+            long pfn = v.inode.cache.get(hidx + i);
+            k.frames.setFlags(pfn, FramePool.PG_UPTODATE);
+            installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), pfn, writable, false, write);
+            if (write) {
+                k.frames.setFlags(pfn, FramePool.PG_DIRTY);
+            }
+        }
+        v.mm.pt.setTransHuge(haddr);
+    }
+
+    /**
+     * {@code __split_huge_pmd_locked()} on a file-backed VMA: the PMD is simply zapped (later faults map PTEs),
+     * and the PTE table goes with it ({@code pmd_none()} again).
+     */
+    void zapHugePmdLocked(Vma v, long haddr) {
+        PageTable pt = v.mm.pt;
+        pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> releasePteLocked(v, pte));
+        pt.dropTable(haddr);
+    }
+
+    /** Zaps the huge file PMDs of v that [s, e) covers partly (or at all when {@code always}). */
+    void splitFileHugePmdsLocked(Vma v, long s, long e, boolean always) {
+        if (v.isAnonymous() || v.hugetlb || s >= e) {
+            return;
+        }
+        for (long h = s & ~(Linux.PMD_SIZE - 1); h < e; h += Linux.PMD_SIZE) {
+            if (v.mm.pt.isTransHuge(h) && (always || h < s || h + Linux.PMD_SIZE > e)) {
+                zapHugePmdLocked(v, h);
+            }
+        }
+    }
+
+    /**
+     * {@code split_folio()} of the PMD-order folio at cache block hidx (truncate_inode_partial_folio()): every
+     * PMD mapping of it is zapped first ({@code unmap_folio()}), the subpages stay in the cache as small folios.
+     */
+    void splitCacheFolioLocked(Inode inode, long hidx) {
+        if (!largeCacheFolioLocked(inode, hidx)) {
+            return;
+        }
+        for (Vma v : new ArrayList<>(inode.mappings)) {
+            long a = addrOf(v, hidx);
+            if (a >= 0 && (a & (Linux.PMD_SIZE - 1)) == 0 && v.mm.pt.isTransHuge(a)) {
+                zapHugePmdLocked(v, a);
+            }
+        }
+        for (long i = hidx; i < hidx + 512; i++) {
+            Long e = inode.cache.get(i);
+            if (e != null && !Inode.isSwapEntry(e)) {
+                k.frames.clearFlags(e, FramePool.PG_LARGE);
+            }
+        }
+    }
+
+    /** Splits the cache folios that [fromIdx, toIdx) covers only partly (punch hole, truncate, page-out). */
+    void splitPartialCacheFoliosLocked(Inode inode, long fromIdx, long toIdx) {
+        if (inode.hugetlb || fromIdx >= toIdx) {
+            return;
+        }
+        for (long h : new long[] {fromIdx & ~511L, (toIdx - 1) & ~511L}) {
+            if ((h < fromIdx || h + 512 > toIdx) && largeCacheFolioLocked(inode, h)) {
+                splitCacheFolioLocked(inode, h);
+            }
+        }
+    }
+
+    /**
+     * {@code split_folio()} of the anonymous THP mapped in the 2 MiB block of {@code mm} around addr
+     * (mm/huge_memory.c: {@code __folio_split()}): the PMD is split, the subpages become order-0 folios, and
+     * {@code remap_page(RMP_USE_SHARED_ZEROPAGE)} maps each zero-filled subpage to the shared zero page
+     * ({@code try_to_map_unused_to_zeropage()}, keeping uffd-wp and soft-dirty) and frees it.
+     */
+    void splitFolioLocked(MmStruct mm, long addr) {
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        PageTable pt = mm.pt;
+        pt.splitHuge(haddr);
+        List<long[]> subpages = new ArrayList<>();
+        pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> {
+            if (Pte.isPresent(pte) && !Pte.isZero(pte) && (k.frames.flags(Pte.pfn(pte)) & FramePool.PG_LARGE) != 0) {
+                subpages.add(new long[] {a, pte});
+            }
+        });
+        for (long[] sp : subpages) {
+            long a = sp[0];
+            long pte = sp[1];
+            long pfn = Pte.pfn(pte);
+            k.frames.clearFlags(pfn, FramePool.PG_LARGE);
+            if (k.frames.mapcount(pfn) == 1 && k.frames.isZeroFilled(pfn)) {
+                Vma v = mm.findVma(a);
+                releasePteLocked(v, pte);
+                pt.set(a, Pte.zeroPage() | Pte.ACCESSED | (pte & (Pte.UFFD_WP | Pte.SOFT_DIRTY)));
+            }
+        }
+    }
+
+    /** Whether [s, e) covers only part of a 2 MiB block that maps THP subpages (a partial folio operation). */
+    boolean partialFolioLocked(MmStruct mm, long s, long e, long[] splitAt) {
+        int n = 0;
+        for (long h : new long[] {s & ~(Linux.PMD_SIZE - 1), (e - 1) & ~(Linux.PMD_SIZE - 1)}) {
+            boolean whole = h >= s && h + Linux.PMD_SIZE <= e;
+            if (!whole && mapsLargeLocked(mm, h)) {
+                splitAt[n++] = h;
+            }
+        }
+        return n > 0;
+    }
+
+    private boolean mapsLargeLocked(MmStruct mm, long haddr) {
+        boolean[] found = {false};
+        mm.pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> {
+            if (!found[0] && Pte.isPresent(pte) && !Pte.isZero(pte)
+                    && (k.frames.flags(Pte.pfn(pte)) & FramePool.PG_LARGE) != 0) {
+                found[0] = true;
+            }
+        });
+        return found[0];
+    }
+
+    /** Splits the THPs a partial madvise range touches (madvise_cold_or_pageout / madvise_free on part of a folio). */
+    void splitPartialFoliosLocked(MmStruct mm, long s, long e) {
+        long[] at = {-1, -1};
+        if (partialFolioLocked(mm, s, e, at)) {
+            for (long h : at) {
+                if (h >= 0) {
+                    splitFolioLocked(mm, h);
+                }
+            }
+        }
+    }
+
+    /**
+     * MADV_COLLAPSE ({@code madvise_collapse()}, mm/khugepaged.c) on private anonymous memory: each 2 MiB
+     * block inside the range becomes a PMD-mapped THP regardless of the sysfs policy, unless a PTE is uffd-wp
+     * (SCAN_PTE_UFFD_WP) or the VMA is uffd-armed and a PTE is none (SCAN_EXCEED_NONE_PTE); blocks that are
+     * already huge count as done. Fails with the errno of the last failure when some block was not collapsed.
+     */
+    private void collapseLocked(Vma v, long s, long e) {
+        long hstart = (s + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1);
+        long hend = e & ~(Linux.PMD_SIZE - 1);
+        Errno fail = null;
+        for (long h = hstart; h < hend; h += Linux.PMD_SIZE) {
+            if (v.mm.pt.isTransHuge(h)) {
+                continue;
+            }
+            if (v.mm.pt.pmdNone(h)) {
+                fail = Errno.EINVAL; // SCAN_PMD_NULL
+                continue;
+            }
+            boolean armed = v.uffd != null;
+            Errno f = null;
+            for (int i = 0; i < 512 && f == null; i++) {
+                long pte = v.mm.pt.get(h + ((long) i << Linux.PAGE_SHIFT));
+                if (Pte.isUffdWp(pte)) {
+                    f = Errno.EINVAL; // SCAN_PTE_UFFD_WP
+                } else if ((pte == Pte.NONE || Pte.isZero(pte)) && armed) {
+                    f = Errno.EBUSY; // SCAN_EXCEED_NONE_PTE
+                } else if (Pte.isMarker(pte)) {
+                    f = Errno.EINVAL;
+                }
+            }
+            if (f != null) {
+                fail = f;
+                continue;
+            }
+            if (k.frames.freePages() < 512) {
+                throw new LinuxException(Errno.ENOMEM, "madvise", 0, "no memory for a huge page"); // SCAN_ALLOC_HUGE_PAGE_FAIL
+            }
+            for (int i = 0; i < 512; i++) {
+                long a = h + ((long) i << Linux.PAGE_SHIFT);
+                long old = v.mm.pt.get(a);
+                long pfn = k.frames.alloc(FramePool.PG_ANON | FramePool.PG_LARGE);
+                if (Pte.isPresent(old) && !Pte.isZero(old)) {
+                    k.frames.copyPage(Pte.pfn(old), pfn);
+                } else if (Pte.isSwap(old)) {
+                    k.frames.restore(pfn, k.swap.read(Pte.slot(old)));
+                }
+                if (old != Pte.NONE) {
+                    releasePteLocked(v, old);
+                    v.mm.pt.set(a, Pte.NONE);
+                }
+                installPteLocked(v, a, pfn, v.canWrite(), false, true);
+                k.frames.put(pfn);
+            }
+            v.mm.pt.setTransHuge(h);
+        }
+        if (fail != null) {
+            throw new LinuxException(fail, "madvise", 0, "MADV_COLLAPSE could not collapse every block");
+        }
+    }
+
     long allocAnonLocked(Vma v) {
         if (v.hugetlb) {
             HugetlbPool h = k.hstate(v.pageSize);
@@ -442,9 +714,9 @@ public final class VmOps {
             }
             h.free--;
         } else {
-            pfn = k.frames.alloc(0);
+            pfn = k.frames.alloc(FramePool.PG_UPTODATE);
             if (pfn < 0) {
-                pfn = reclaimAndAllocLocked(0);
+                pfn = reclaimAndAllocLocked(FramePool.PG_UPTODATE);
             }
             if (pfn < 0) {
                 return -1;
@@ -460,7 +732,7 @@ public final class VmOps {
             return entry;
         }
         long slot = Inode.swapSlot(entry);
-        long pfn = k.frames.alloc(0);
+        long pfn = k.frames.alloc(FramePool.PG_UPTODATE);
         if (pfn < 0) {
             return -1;
         }
@@ -512,6 +784,7 @@ public final class VmOps {
         long firstWhole = pageAlignUp(newSize, ps) / ps;
         // shmem: truncate_pagecache() zaps without ZAP_FLAG_DROP_MARKER, so a wp'd PTE leaves a uffd-wp
         // marker behind (seen on 6.18); hugetlb_vmtruncate() passes ZAP_FLAG_DROP_MARKER
+        splitPartialCacheFoliosLocked(inode, newSize / ps, (newSize / ps) + 1);
         unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, inode.hugetlb, true);
         for (Long idx : new ArrayList<>(inode.cache.tailMap(firstWhole, true).keySet())) {
             deleteFromCacheLocked(inode, idx);
@@ -564,6 +837,7 @@ public final class VmOps {
             // unmap_mapping_range() unmaps every page from round_up(start) to the end of the file (seen on 6.18)
             unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, false, false);
         }
+        splitPartialCacheFoliosLocked(inode, from / ps, (to + ps - 1) / ps);
         if (firstWhole < lastWhole) {
             unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
             for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
@@ -604,6 +878,9 @@ public final class VmOps {
         Long e = inode.cache.get(idx);
         if (e == null || Inode.isSwapEntry(e)) {
             return false;
+        }
+        if (!inode.hugetlb && (k.frames.flags(e) & FramePool.PG_LARGE) != 0) {
+            splitCacheFolioLocked(inode, idx & ~511L); // shmem_writeout() splits a large folio first
         }
         long pfn = e;
         for (Vma v : new ArrayList<>(inode.mappings)) {
@@ -676,11 +953,8 @@ public final class VmOps {
             for (Vma v : t.mm.splitRange(addr, end)) {
                 v.prot = prot;
                 if ((prot & Linux.PROT_WRITE) == 0) {
-                    v.mm.pt.forEach(v.start, v.end, (a, pte) -> {
-                        if (Pte.isPresent(pte)) {
-                            v.mm.pt.set(a, pte & ~Pte.WRITE);
-                        }
-                    });
+                    // change_protection(): whole huge PMDs stay huge (change_huge_pmd), partial ones split
+                    v.mm.pt.update(v.start, v.end, pte -> Pte.isPresent(pte) ? pte & ~Pte.WRITE : pte);
                 }
             }
             t.mm.mergeAround(addr, end);
@@ -824,6 +1098,7 @@ public final class VmOps {
             nv.uffdFlags = src.uffdFlags;
         }
         nv.hugepageAdvice = src.hugepageAdvice;
+        nv.nohugepageAdvice = src.nohugepageAdvice;
         if (src.inode != null) {
             src.inode.mappings.add(nv);
             src.inode.refs++;
@@ -843,6 +1118,16 @@ public final class VmOps {
         mm.vmas.put(dst, nv);
         List<long[]> moved = new ArrayList<>();
         mm.pt.forEach(oldAddr, oldAddr + olen, (a, pte) -> moved.add(new long[] {a, pte}));
+        List<Long> hugeMoved = new ArrayList<>();
+        if (((oldAddr ^ dst) & (Linux.PMD_SIZE - 1)) == 0) {
+            // move_huge_pmd(): a huge PMD whose whole extent moves (both ends 2 MiB-aligned) stays huge
+            for (long h = (oldAddr + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= oldAddr + olen;
+                    h += Linux.PMD_SIZE) {
+                if (mm.pt.isTransHuge(h)) {
+                    hugeMoved.add(dst + (h - oldAddr));
+                }
+            }
+        }
         for (long[] m : moved) {
             mm.pt.set(m[0], Pte.NONE);
             long pte = m[1];
@@ -853,6 +1138,9 @@ public final class VmOps {
                 }
             }
             mm.pt.set(dst + (m[0] - oldAddr), pte);
+        }
+        for (long h : hugeMoved) {
+            mm.pt.setTransHuge(h);
         }
         if (remap) {
             events.add(k.uffd.queueEventLocked(ctx, Linux.UFFD_EVENT_REMAP, oldAddr, dst, olen, null, null));
@@ -870,6 +1158,9 @@ public final class VmOps {
 
     /** madvise(2). */
     public void madvise(int pid, long addr, long len, int advice) {
+        if (!k.profile.madviseKnown(advice)) {
+            throw LinuxException.einval("madvise", "advice " + advice + " unknown to Linux " + k.profile.version());
+        }
         if ((addr & (Linux.PAGE_SIZE - 1)) != 0) {
             throw LinuxException.einval("madvise", "unaligned address");
         }
@@ -931,10 +1222,32 @@ public final class VmOps {
                 long s = Math.max(addr, v.start);
                 long e = Math.min(end, v.end);
                 switch (advice) {
-                    case Linux.MADV_PAGEOUT -> pageoutRangeLocked(v, s, e);
+                    case Linux.MADV_PAGEOUT -> {
+                        splitPartialFoliosLocked(v.mm, s, e);
+                        if (v.isAnonymous() && k.swap.capacityPages() - k.swap.usedPages() < 512) {
+                            // shrink_folio_list(): add_to_swap() of a large folio fails, so it is split
+                            for (long h = (s + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= e;
+                                    h += Linux.PMD_SIZE) {
+                                if (mapsLargeLocked(v.mm, h)) {
+                                    splitFolioLocked(v.mm, h);
+                                }
+                            }
+                        }
+                        pageoutRangeLocked(v, s, e);
+                    }
+                    case Linux.MADV_COLD -> splitPartialFoliosLocked(v.mm, s, e);
+                    case Linux.MADV_COLLAPSE -> {
+                        if (v.isAnonymous() && !v.shared) {
+                            if (v.nohugepageAdvice) {
+                                throw LinuxException.einval("madvise", "VM_NOHUGEPAGE");
+                            }
+                            collapseLocked(v, s, e);
+                        }
+                    }
                     case Linux.MADV_HUGEPAGE, Linux.MADV_NOHUGEPAGE -> {
                         for (Vma part : t.mm.splitRange(s, e)) {
                             part.hugepageAdvice = advice == Linux.MADV_HUGEPAGE;
+                            part.nohugepageAdvice = advice == Linux.MADV_NOHUGEPAGE;
                         }
                     }
                     case Linux.MADV_GUARD_INSTALL -> {
@@ -1074,6 +1387,7 @@ public final class VmOps {
      */
     private void lazyfreeRangeLocked(Vma v, long s, long e) {
         PageTable pt = v.mm.pt;
+        splitPartialFoliosLocked(v.mm, s, e);
         pt.forEach(s, e, (a, pte) -> {
             if (Pte.isPresent(pte)) {
                 pt.set(a, pte & ~Pte.DIRTY);
@@ -1163,10 +1477,20 @@ public final class VmOps {
             }
             List<long[]> entries = new ArrayList<>();
             parent.pt.forEach(pv.start, pv.end, (a, pte) -> entries.add(new long[] {a, pte}));
+            List<Long> hugePmds = new ArrayList<>();
+            for (long h = (pv.start + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= pv.end;
+                    h += Linux.PMD_SIZE) {
+                if (parent.pt.isTransHuge(h)) {
+                    hugePmds.add(h); // copy_huge_pmd(): the child maps the same huge folio, both write-protected
+                }
+            }
             for (long[] en : entries) {
                 long a = en[0];
                 long pte = en[1];
                 long cpte = pte;
+                if (!pv.isAnonymous() && parent.pt.isTransHuge(a)) {
+                    continue; // copy_huge_pmd(): a file THP is not copied, the child faults it in again
+                }
                 if (Pte.isMarker(pte)) {
                     long bits = pte & (Pte.MARKER_POISONED | Pte.MARKER_GUARD);
                     if (Pte.isUffdWp(pte) && cv.uffdWp()) {
@@ -1184,7 +1508,7 @@ public final class VmOps {
                     long pfn = Pte.pfn(pte);
                     boolean anon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0;
                     if (anon || !pv.shared) {
-                        parent.pt.set(a, pte & ~Pte.WRITE);
+                        parent.pt.setKeepHuge(a, pte & ~Pte.WRITE);
                         cpte = pte & ~Pte.WRITE;
                     }
                     k.frames.map(pfn);
@@ -1199,6 +1523,11 @@ public final class VmOps {
                     cpte = Pte.clearUffdWp(cpte);
                 }
                 child.pt.set(a, cpte);
+            }
+            for (long h : hugePmds) {
+                if (pv.isAnonymous()) {
+                    child.pt.setTransHuge(h);
+                }
             }
         }
         return forked;

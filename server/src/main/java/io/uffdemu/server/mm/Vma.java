@@ -25,7 +25,10 @@ public final class Vma {
     final long pageSize;
     UserfaultfdCtx uffd;
     int uffdFlags;
+    /** VM_HUGEPAGE (MADV_HUGEPAGE). */
     boolean hugepageAdvice;
+    /** VM_NOHUGEPAGE (MADV_NOHUGEPAGE). */
+    boolean nohugepageAdvice;
     /** MAP_NORESERVE hugetlb mapping. */
     final boolean noreserve;
     /** Private hugetlb reservation left (pages promised and not yet faulted in). */
@@ -51,6 +54,7 @@ public final class Vma {
         v.uffd = uffd;
         v.uffdFlags = uffdFlags;
         v.hugepageAdvice = hugepageAdvice;
+        v.nohugepageAdvice = nohugepageAdvice;
         return v;
     }
 

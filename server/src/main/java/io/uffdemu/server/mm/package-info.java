@@ -37,6 +37,7 @@
  * <tr><td>{@code handle_mm_fault()}, {@code handle_userfault()}</td><td>{@link io.uffdemu.server.mm.Faults}</td><td>mm/memory.c, mm/shmem.c, mm/hugetlb.c, fs/userfaultfd.c</td></tr>
  * <tr><td>mmap, munmap, mremap, mprotect, madvise, fork</td><td>{@link io.uffdemu.server.mm.VmOps}</td><td>mm/mmap.c, mm/vma.c, mm/mremap.c, mm/mprotect.c, mm/madvise.c</td></tr>
  * <tr><td>UFFDIO_* ioctls, read(2), release</td><td>{@link io.uffdemu.server.mm.Userfaultfd}</td><td>fs/userfaultfd.c, mm/userfaultfd.c</td></tr>
+ * <tr><td>release and config (UFFD_API_FEATURES, range ioctls, vma_can_userfault(), CONFIG_PTE_MARKER_UFFD_WP)</td><td>{@link io.uffdemu.server.mm.KernelProfile}</td><td>include/uapi/linux/userfaultfd.h, include/linux/userfaultfd_k.h, fs/userfaultfd.c</td></tr>
  * <tr><td>/proc/PID/pagemap, PAGEMAP_SCAN</td><td>{@link io.uffdemu.server.mm.Pagemap}</td><td>fs/proc/task_mmu.c</td></tr>
  * </table>
  *

@@ -42,9 +42,11 @@ class ConformanceTest {
      * Differences between the emulator and this kernel that are understood but not fixed yet: scenario id →
      * reason. These runs are reported as "differs (known)" and aborted, never counted as passing.
      */
-    static final Map<String, String> KNOWN_DIFFERENCES = Map.of(
-            "S6-thp[anon]", "the emulator does not model anonymous THP (MADV_HUGEPAGE faults map 4 KiB pages;"
-                    + " no PMD-level wp, no split on partial mprotect/un-WP)");
+    static final Map<String, String> KNOWN_DIFFERENCES = Map.of();
+
+    /** The host's THP knobs (sysfs), copied into the emulated kernel so both run under the same policy. */
+    static String thpEnabled = "madvise";
+    static String thpUseZeroPage = "1";
 
     /**
      * Runs that would crash the JVM on the native backend (the access runs in this process): scenario id →
@@ -82,6 +84,10 @@ class ConformanceTest {
         if (nativeAvailable) {
             List<String> swaps = Files.readAllLines(Path.of("/proc/swaps"));
             swapOn = swaps.size() > 1;
+            try (MemoryBackend nb = linux()) {
+                thpEnabled = nb.sysctl(Kernel.THP_ENABLED);
+                thpUseZeroPage = nb.sysctl(Kernel.THP_USE_ZERO_PAGE);
+            }
             try {
                 oldHostHugepages = Files.readString(HOST_NR_HUGEPAGES).trim();
             } catch (IOException e) {
@@ -118,7 +124,9 @@ class ConformanceTest {
         StringBuilder sb = new StringBuilder();
         sb.append("# uffdemu conformance report\n\n");
         sb.append("Native backend: ").append(nativeAvailable ? "available" : "unavailable (" + nativeReason + ")")
-                .append(". Host swap: ").append(swapOn ? "on" : "off").append(".\n\n");
+                .append(". Host swap: ").append(swapOn ? "on" : "off")
+                .append(", THP enabled: ").append(thpEnabled).append(", THP use_zero_page: ").append(thpUseZeroPage)
+                .append(".\n\n");
         sb.append("| scenario | result |\n|---|---|\n");
         for (Map.Entry<String, String> e : RESULTS.entrySet()) {
             sb.append("| ").append(e.getKey()).append(" | ").append(e.getValue()).append(" |\n");
@@ -142,7 +150,11 @@ class ConformanceTest {
     }
 
     static MemoryBackend emulated() {
-        return new EmulatedBackend(new Kernel.Config(512L << 20, swapOn ? 64L << 20 : 0, HUGEPAGES, 0, true));
+        MemoryBackend b = new EmulatedBackend(new Kernel.Config(512L << 20, swapOn ? 64L << 20 : 0, HUGEPAGES, 0,
+                true));
+        b.setSysctl(Kernel.THP_ENABLED, thpEnabled);
+        b.setSysctl(Kernel.THP_USE_ZERO_PAGE, thpUseZeroPage);
+        return b;
     }
 
     static MemoryBackend linux() throws ReflectiveOperationException {
@@ -180,10 +192,34 @@ class ConformanceTest {
         return tests.stream();
     }
 
+    static final Path HOST_SHMEM_THP = Path.of("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+
+    /** Sets the host's shmem THP policy for one scenario's native run; returns the old value. */
+    static synchronized String setHostShmemThp(String mode) throws IOException {
+        String raw = Files.readString(HOST_SHMEM_THP).trim();
+        int a = raw.indexOf('[');
+        String old = raw.substring(a + 1, raw.indexOf(']', a));
+        Files.writeString(HOST_SHMEM_THP, mode);
+        return old;
+    }
+
+    static synchronized void restoreHostShmemThp(String old) {
+        if (old != null) {
+            try {
+                Files.writeString(HOST_SHMEM_THP, old);
+            } catch (IOException ignored) {
+                // best effort: the next run reads whatever is there
+            }
+        }
+    }
+
     static void runOne(Scenario s, MemType t) throws Exception {
         String id = s.id(t);
         Harness e;
         try (MemoryBackend eb = emulated()) {
+            if (s.name().startsWith("shmem-thp")) {
+                eb.setSysctl(Kernel.THP_SHMEM_ENABLED, "advise");
+            }
             e = run(eb, s, t);
         }
         String emuTrace = String.join("\n", e.trace);
@@ -202,7 +238,11 @@ class ConformanceTest {
             Assumptions.abort("n/a on linux: " + NATIVE_UNSAFE.get(id));
         }
         Harness attempt = null;
+        String hostShmemThp = null;
         try {
+            if (s.name().startsWith("shmem-thp")) {
+                hostShmemThp = setHostShmemThp("advise");
+            }
             for (int i = 0; i < 3; i++) {
                 if (t.hugetlb()) {
                     ensureHostHugepages();
@@ -217,11 +257,15 @@ class ConformanceTest {
                 Thread.sleep(500);
             }
         } catch (Harness.NotSupported ns) {
+            restoreHostShmemThp(hostShmemThp);
+            hostShmemThp = null;
             RESULTS.put(id, "n/a on linux (" + ns.getMessage() + ")");
             assertTrue(e.mismatches.isEmpty(), () -> "emulator disagrees with the reference:\n"
                     + String.join("\n", e.mismatches) + "\ntrace:\n" + emuTrace);
             Assumptions.abort("n/a on linux: " + ns.getMessage());
             return;
+        } finally {
+            restoreHostShmemThp(hostShmemThp);
         }
         Harness n = attempt;
         String natTrace = String.join("\n", n.trace);

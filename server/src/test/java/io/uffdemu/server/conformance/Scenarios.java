@@ -106,6 +106,30 @@ final class Scenarios {
         s.add(new Scenario("events-range-clip", Set.of(MemType.ANON, MemType.SHMEM), Scenarios::removeClip));
         s.add(new Scenario("wake-and-read-batches", MemType.ANON_ONLY, Scenarios::wakeBatches));
         s.add(new Scenario("S6-thp", MemType.ANON_ONLY, Scenarios::thp));
+        s.add(new Scenario("thp-read-zero", MemType.ANON_ONLY, Scenarios::thpReadZero));
+        s.add(new Scenario("thp-missing", MemType.ANON_ONLY, Scenarios::thpMissing));
+        s.add(new Scenario("thp-wp-registered-first", MemType.ANON_ONLY, Scenarios::thpWpFirst));
+        s.add(new Scenario("thp-dontneed", MemType.ANON_ONLY, Scenarios::thpDontneed));
+        s.add(new Scenario("thp-mprotect", MemType.ANON_ONLY, Scenarios::thpMprotect));
+        s.add(new Scenario("thp-unwp-whole", MemType.ANON_ONLY, Scenarios::thpUnwpWhole));
+        s.add(new Scenario("thp-wp-async", MemType.ANON_ONLY, Scenarios::thpAsync));
+        s.add(new Scenario("thp-advice", MemType.ANON_ONLY, Scenarios::thpAdvice));
+        s.add(new Scenario("thp-partial-register", MemType.ANON_ONLY, Scenarios::thpPartialRegister));
+        s.add(new Scenario("thp-munmap-mremap", MemType.ANON_ONLY, Scenarios::thpMunmapMremap));
+        s.add(new Scenario("thp-move", MemType.ANON_ONLY, Scenarios::thpMove));
+        s.add(new Scenario("thp-collapse", MemType.ANON_ONLY, Scenarios::thpCollapse));
+        s.add(new Scenario("thp-partial-advice", MemType.ANON_ONLY, Scenarios::thpPartialAdvice));
+        s.add(new Scenario("thp-move-whole", MemType.ANON_ONLY, Scenarios::thpMoveWhole));
+        Set<MemType> shm = Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE);
+        s.add(new Scenario("shmem-thp-fault", Set.of(MemType.SHMEM), Scenarios::shmemThpFault));
+        s.add(new Scenario("shmem-thp-wp", Set.of(MemType.SHMEM), Scenarios::shmemThpWp));
+        s.add(new Scenario("shmem-thp-zap", Set.of(MemType.SHMEM), Scenarios::shmemThpZap));
+        s.add(new Scenario("shmem-thp-punch", Set.of(MemType.SHMEM), Scenarios::shmemThpPunch));
+        s.add(new Scenario("shmem-thp-minor", Set.of(MemType.SHMEM), Scenarios::shmemThpMinor));
+        s.add(new Scenario("fault-around", shm, Scenarios::faultAround));
+        s.add(new Scenario("fault-around-uffd", shm, Scenarios::faultAroundUffd));
+        s.add(new Scenario("fault-around-falloc", shm, Scenarios::faultAroundFalloc));
+        s.add(new Scenario("fault-around-vma-edge", shm, Scenarios::faultAroundEdge));
         s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
@@ -1695,6 +1719,386 @@ final class Scenarios {
         });
         h.pm("page 511", a + 511 * PAGE_SIZE, 1);
         h.expect("write page 511", h.writeHandled(u, a + 511 * PAGE_SIZE, 2), "3");
+    }
+
+    // ------------------------------------------------------------------ anonymous THP
+
+    /** A 2 MiB-aligned block A inside a 4 MiB anonymous mapping; MADV_HUGEPAGE on A when {@code advise}. */
+    static long thpBlock(Harness h, String name, boolean advise) {
+        var b = h.b;
+        long raw = b.mmap(h.pid, 0, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        h.name(name, a, PMD_SIZE);
+        if (advise) {
+            h.call("MADV_HUGEPAGE", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
+        }
+        return a;
+    }
+
+    static void thpScan(Harness h, String label, long a) {
+        h.call("scan " + label, () -> regions(h, h.b.pagemapScan(h.pid, scan(a, a + PMD_SIZE, 0, 0, 0x1ff))));
+    }
+
+    static void thpReadZero(Harness h) {
+        long a = thpBlock(h, "A", true);
+        h.read(a + 3 * PAGE_SIZE).finish();
+        thpScan(h, "after read", a);
+        h.pm("pages 0,3", a, 1);
+        h.pm("page 3", a + 3 * PAGE_SIZE, 1);
+        h.populate(a + 5 * PAGE_SIZE, 1, 7);
+        thpScan(h, "after write page 5", a);
+        h.pm("pages 4..6", a + 4 * PAGE_SIZE, 3);
+        h.readData("page 5", a + 5 * PAGE_SIZE, 8);
+        h.readData("page 6", a + 6 * PAGE_SIZE, 8);
+    }
+
+    static void thpMissing(Harness h) {
+        long a = thpBlock(h, "A", true);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, M);
+        h.expect("write page 9", h.writeHandled(u, a + 9 * PAGE_SIZE, 1), "1");
+        thpScan(h, "after COPY", a);
+        h.pm("pages 8..10", a + 8 * PAGE_SIZE, 3);
+        h.expect("write page 300", h.writeHandled(u, a + 300 * PAGE_SIZE, 2), "1");
+        thpScan(h, "after second COPY", a);
+    }
+
+    static void thpWpFirst(Harness h) {
+        long a = thpBlock(h, "A", true);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.populate(a, 1, 1);
+        thpScan(h, "after populate", a);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP", a);
+        h.expect("write page 3", h.writeHandled(u, a + 3 * PAGE_SIZE, 2), "3");
+        thpScan(h, "after un-WP of page 3", a);
+        h.pm("pages 2..4", a + 2 * PAGE_SIZE, 3);
+    }
+
+    static void thpDontneed(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED whole", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_DONTNEED)));
+        thpScan(h, "after DONTNEED whole", a);
+        h.populate(a + PAGE_SIZE, 1, 2);
+        thpScan(h, "after refault", a);
+        h.call("DONTNEED pages 10..12", "OK", r(() -> b.madvise(h.pid, a + 10 * PAGE_SIZE, 3 * PAGE_SIZE,
+                MADV_DONTNEED)));
+        thpScan(h, "after partial DONTNEED", a);
+        h.pm("pages 9..13", a + 9 * PAGE_SIZE, 5);
+        h.readData("page 1", a + PAGE_SIZE, 4);
+        h.readData("page 11", a + 11 * PAGE_SIZE, 4);
+    }
+
+    static void thpMprotect(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("mprotect RO whole", "OK", r(() -> b.mprotect(h.pid, a, PMD_SIZE, PROT_READ)));
+        thpScan(h, "after RO whole", a);
+        h.call("mprotect RW whole", "OK", r(() -> b.mprotect(h.pid, a, PMD_SIZE, PROT_READ | PROT_WRITE)));
+        h.populate(a + 2 * PAGE_SIZE, 1, 3);
+        thpScan(h, "after RW + write", a);
+        h.call("mprotect RO pages 0..3", "OK", r(() -> b.mprotect(h.pid, a, 4 * PAGE_SIZE, PROT_READ)));
+        thpScan(h, "after partial RO", a);
+        h.pm("pages 3..4", a + 3 * PAGE_SIZE, 2);
+    }
+
+    static void thpUnwpWhole(Harness h) {
+        long a = thpBlock(h, "A", true);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.populate(a, 1, 1);
+        h.wp(u, a, PMD_SIZE, true);
+        h.wp(u, a, PMD_SIZE, false);
+        thpScan(h, "after WP + un-WP whole", a);
+        h.expect("write page 3", h.writeHandled(u, a + 3 * PAGE_SIZE, 2), "none");
+        thpScan(h, "after write", a);
+        h.pm("pages 2..4", a + 2 * PAGE_SIZE, 3);
+    }
+
+    static void thpAsync(Harness h) {
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.register(u, a, PMD_SIZE, W);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP", a);
+        h.write(a + 2 * PAGE_SIZE, 9).finish();
+        thpScan(h, "after async write", a);
+        h.pm("pages 1..3", a + PAGE_SIZE, 3);
+        h.drain(u);
+    }
+
+    static void thpAdvice(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", false);
+        h.populate(a, 1, 1);
+        thpScan(h, "no advice", a);
+        long c = thpBlock(h, "C", false);
+        h.call("MADV_NOHUGEPAGE", "OK", r(() -> b.madvise(h.pid, c, PMD_SIZE, MADV_NOHUGEPAGE)));
+        h.populate(c, 1, 1);
+        thpScan(h, "NOHUGEPAGE", c);
+        long d = thpBlock(h, "D", true);
+        h.call("munmap last page of D", "OK", r(() -> b.munmap(h.pid, d + PMD_SIZE - PAGE_SIZE, PAGE_SIZE)));
+        h.populate(d, 1, 1);
+        h.call("scan D short of 2M", () -> regions(h, b.pagemapScan(h.pid, scan(d, d + PMD_SIZE - PAGE_SIZE, 0, 0,
+                0x1ff))));
+    }
+
+    static void thpPartialRegister(Harness h) {
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        thpScan(h, "before", a);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE / 2, W);
+        thpScan(h, "after register of the first half", a);
+        h.wp(u, a, PMD_SIZE / 2, true);
+        h.expect("write page 1", h.writeHandled(u, a + PAGE_SIZE, 2), "3");
+        h.expect("write page 300", h.writeHandled(u, a + 300 * PAGE_SIZE, 2), "none");
+        h.pm("pages 0,1", a, 2);
+    }
+
+    static void thpMunmapMremap(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = thpBlock(h, "C", true);
+        h.call("mremap A onto C (FIXED, 2M-aligned)", () -> h.rel(b.mremap(h.pid, a, PMD_SIZE, PMD_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED, c)));
+        thpScan(h, "C after mremap", c);
+        h.readData("C page 0", c, 4);
+        h.call("munmap C pages 0..1", "OK", r(() -> b.munmap(h.pid, c, 2 * PAGE_SIZE)));
+        h.call("scan C rest", () -> regions(h, b.pagemapScan(h.pid, scan(c + 2 * PAGE_SIZE, c + PMD_SIZE, 0, 0,
+                0x1ff))));
+        h.pm("C pages 2..3", c + 2 * PAGE_SIZE, 2);
+    }
+
+    static void thpMove(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = thpBlock(h, "C", true);
+        int u = h.uffd(UFFD_FEATURE_MOVE);
+        h.register(u, c, PMD_SIZE, M);
+        h.call("MOVE 4K out of a THP", () -> b.uffdMove(h.pid, u, c + PAGE_SIZE, a + PAGE_SIZE, PAGE_SIZE, 0));
+        thpScan(h, "A after 4K move", a);
+        h.call("scan C", () -> regions(h, b.pagemapScan(h.pid, scan(c, c + PMD_SIZE, 0, 0, 0x1ff))));
+        h.readData("C page 1", c + PAGE_SIZE, 4);
+        h.pm("A pages 0..2", a, 3);
+    }
+
+    static void thpCollapse(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", false);
+        h.populate(a, 4, 1);
+        thpScan(h, "before", a);
+        h.call("MADV_COLLAPSE", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_COLLAPSE)));
+        thpScan(h, "after collapse", a);
+        h.readData("page 1", a + PAGE_SIZE, 4);
+        h.readData("page 100", a + 100 * PAGE_SIZE, 4);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        h.wp(u, a, 2 * PAGE_SIZE, true);
+        h.call("MADV_COLLAPSE with wp PTEs", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_COLLAPSE)));
+        thpScan(h, "after second collapse", a);
+    }
+
+    static void thpPartialAdvice(Harness h) {
+        var b = h.b;
+        for (int advice : new int[] {MADV_COLD, MADV_FREE, MADV_PAGEOUT}) {
+            String name = advice == MADV_COLD ? "COLD" : advice == MADV_FREE ? "FREE" : "PAGEOUT";
+            long a = thpBlock(h, name, true);
+            h.populate(a, 1, 1);
+            h.call("MADV_" + name + " whole", r(() -> b.madvise(h.pid, a, PMD_SIZE, advice)));
+            thpScan(h, name + " after whole", a);
+            h.call("MADV_" + name + " pages 4..5", r(() -> b.madvise(h.pid, a + 4 * PAGE_SIZE, 2 * PAGE_SIZE,
+                    advice)));
+            thpScan(h, name + " after partial", a);
+            h.pm(name + " pages 0..5", a, 6);
+            h.readData(name + " page 0", a, 4);
+        }
+    }
+
+    static void thpMoveWhole(Harness h) {
+        var b = h.b;
+        long a = thpBlock(h, "A", true);
+        h.populate(a, 1, 1);
+        h.populate(a + 7 * PAGE_SIZE, 1, 7);
+        long c = thpBlock(h, "C", true);
+        int u = h.uffd(UFFD_FEATURE_MOVE);
+        h.register(u, c, PMD_SIZE, M);
+        h.call("MOVE 2M", () -> b.uffdMove(h.pid, u, c, a, PMD_SIZE, 0));
+        h.call("scan C", () -> regions(h, b.pagemapScan(h.pid, scan(c, c + PMD_SIZE, 0, 0, 0x1ff))));
+        h.readData("C page 7", c + 7 * PAGE_SIZE, 4);
+        h.populate(a + 3 * PAGE_SIZE, 1, 3);
+        thpScan(h, "A refault", a);
+    }
+
+    // ------------------------------------------------------------------ shmem THP (run with shmem_enabled=advise)
+
+    /** A 2 MiB memfd mapped shared at a 2 MiB-aligned address (named by {@code name}), MADV_HUGEPAGE. */
+    static long shmemThpMap(Harness h, String name, boolean newFile) {
+        var b = h.b;
+        if (newFile) {
+            h.memfd = b.memfdCreate(h.pid, "thp", MFD_CLOEXEC);
+            b.ftruncate(h.pid, h.memfd, PMD_SIZE);
+        }
+        long raw = b.mmap(h.pid, 0, 2 * PMD_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        b.mmap(h.pid, a, PMD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h.memfd, 0);
+        h.name(name, a, PMD_SIZE);
+        h.call("MADV_HUGEPAGE " + name, "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
+        return a;
+    }
+
+    static void shmemThpFault(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a + 3 * PAGE_SIZE, 1, 3);
+        thpScan(h, "A after write", a);
+        h.pm("A pages 0,3", a, 1);
+        h.pm("A page 3", a + 3 * PAGE_SIZE, 1);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 9 * PAGE_SIZE).finish();
+        thpScan(h, "C after read", c);
+        h.readData("C page 3", c + 3 * PAGE_SIZE, 2);
+        long small = b.mmap(h.pid, 0, 32 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", small, 32 * PAGE_SIZE);
+        h.read(small + 20 * PAGE_SIZE).finish();
+        h.pm("S pages 16..23", small + 16 * PAGE_SIZE, 8);
+        h.call("scan S", () -> regions(h, b.pagemapScan(h.pid, scan(small, small + 32 * PAGE_SIZE, 0, 0, 0x1ff))));
+        h.pm("A page 20 (same folio)", a + 20 * PAGE_SIZE, 1);
+    }
+
+    static void shmemThpWp(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        thpScan(h, "after register", a);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP whole", a);
+        h.expect("write page 5", h.writeHandled(u, a + 5 * PAGE_SIZE, 5), "3");
+        h.pm("pages 4..6", a + 4 * PAGE_SIZE, 3);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 5 * PAGE_SIZE).finish();
+        thpScan(h, "C (other mapping) after read", c);
+        h.pm("C pages 4..6", c + 4 * PAGE_SIZE, 3);
+    }
+
+    static void shmemThpZap(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED pages 8..9", "OK", r(() -> b.madvise(h.pid, a + 8 * PAGE_SIZE, 2 * PAGE_SIZE,
+                MADV_DONTNEED)));
+        thpScan(h, "after partial DONTNEED", a);
+        h.pm("pages 7..10", a + 7 * PAGE_SIZE, 4);
+        h.call("DONTNEED whole", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_DONTNEED)));
+        thpScan(h, "after DONTNEED whole", a);
+        h.read(a + 100 * PAGE_SIZE).finish();
+        thpScan(h, "after refault", a);
+        h.call("mprotect RO pages 0..1", "OK", r(() -> b.mprotect(h.pid, a, 2 * PAGE_SIZE, PROT_READ)));
+        thpScan(h, "after partial mprotect", a);
+        h.readData("page 0", a, 2);
+    }
+
+    static void shmemThpPunch(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        h.populate(a + 6 * PAGE_SIZE, 1, 6);
+        h.call("punch pages 2..3", "OK", r(() -> b.fallocate(h.pid, h.memfd, FALLOC_FL_PUNCH_HOLE
+                | FALLOC_FL_KEEP_SIZE, 2 * PAGE_SIZE, 2 * PAGE_SIZE)));
+        thpScan(h, "after punch", a);
+        h.pm("pages 1..6", a + PAGE_SIZE, 6);
+        h.readData("page 0", a, 2);
+        h.readData("page 6", a + 6 * PAGE_SIZE, 2);
+        h.readData("page 2", a + 2 * PAGE_SIZE, 2);
+        thpScan(h, "after reading the hole", a);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 7 * PAGE_SIZE).finish();
+        thpScan(h, "C after read", c);
+    }
+
+    static void shmemThpMinor(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = shmemThpMap(h, "C", false);
+        int u = h.uffd(UFFD_FEATURE_MINOR_SHMEM);
+        h.register(u, c, PMD_SIZE, N);
+        h.expect("read C page 4", h.handle(h.read(c + 4 * PAGE_SIZE), u), "ok 00*1");
+        thpScan(h, "C after CONTINUE", c);
+        h.pm("C pages 3..5", c + 3 * PAGE_SIZE, 3);
+    }
+
+    // ------------------------------------------------------------------ fault-around (shmem read faults)
+
+    /** Fills pages [from, to) of the last memfd through write(2), so they sit in the page cache only. */
+    static void cache(Harness h, int from, int to) {
+        for (int i = from; i < to; i++) {
+            int p = i;
+            h.call("pwrite page " + i, () -> h.b.pwrite(h.pid, h.memfd, (long) p * PAGE_SIZE,
+                    new byte[] {(byte) (p + 1)}));
+        }
+    }
+
+    static void faultAround(Harness h) {
+        long a = h.map(40);
+        cache(h, 0, 40);
+        h.read(a + 20 * PAGE_SIZE).finish();
+        h.pm("pages 14..33", a + 14 * PAGE_SIZE, 20);
+        h.populate(a + 35 * PAGE_SIZE, 1, 9);
+        h.pm("pages 32..39 after a write fault", a + 32 * PAGE_SIZE, 8);
+        h.readData("page 17", a + 17 * PAGE_SIZE, 2);
+    }
+
+    static void faultAroundUffd(Harness h) {
+        long a = h.map(48);
+        cache(h, 0, 8);
+        cache(h, 10, 11);
+        cache(h, 16, 48);
+        int u = h.uffd(0);
+        h.register(u, a, 16 * PAGE_SIZE, M);
+        h.expect("read page 9 (hole, MISSING)", h.handle(h.read(a + 9 * PAGE_SIZE), u), "ok 5a*1");
+        h.pm("pages 0..15", a, 16);
+        h.register(u, a + 16 * PAGE_SIZE, 16 * PAGE_SIZE, W);
+        h.read(a + 20 * PAGE_SIZE).finish();
+        h.pm("WP-registered pages 16..23", a + 16 * PAGE_SIZE, 8);
+        int m = h.uffd(0);
+        h.register(m, a + 32 * PAGE_SIZE, 16 * PAGE_SIZE, N);
+        h.handle(h.read(a + 36 * PAGE_SIZE), m);
+        h.pm("MINOR-registered pages 32..39", a + 32 * PAGE_SIZE, 8);
+    }
+
+    static void faultAroundFalloc(Harness h) {
+        long a = h.map(16);
+        h.call("fallocate 16 pages", "OK", r(() -> h.b.fallocate(h.pid, h.memfd, 0, 0, 16 * PAGE_SIZE)));
+        cache(h, 3, 4);
+        h.read(a + 5 * PAGE_SIZE).finish();
+        h.pm("pages 0..7", a, 8);
+        h.read(a + 12 * PAGE_SIZE).finish();
+        h.pm("pages 8..15", a + 8 * PAGE_SIZE, 8);
+    }
+
+    static void faultAroundEdge(Harness h) {
+        var b = h.b;
+        long a = h.map(64);
+        cache(h, 0, 64);
+        long off = 7 * PAGE_SIZE;
+        long e = b.mmap(h.pid, 0, 20 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                h.type.shared ? MAP_SHARED : MAP_PRIVATE, h.memfd, off);
+        h.name("E", e, 20 * PAGE_SIZE);
+        h.read(e).finish();
+        h.pm("E pages 0..19 after reading page 0", e, 20);
+        h.read(e + 19 * PAGE_SIZE).finish();
+        h.pm("E pages 0..19 after reading page 19", e, 20);
+        h.call("ftruncate to 10 pages", "OK", r(() -> b.ftruncate(h.pid, h.memfd, 10 * PAGE_SIZE)));
+        h.read(a).finish();
+        h.pm("A pages 0..15 after truncate", a, 16);
     }
 
     static void copyReadonly(Harness h) {

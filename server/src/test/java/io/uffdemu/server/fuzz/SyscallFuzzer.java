@@ -3,6 +3,7 @@ package io.uffdemu.server.fuzz;
 import io.uffdemu.server.backend.emulated.EmulatedBackend;
 import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.Kernel;
+import io.uffdemu.server.mm.KernelProfile;
 import io.uffdemu.server.mm.Linux;
 import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.Pagemap;
@@ -53,14 +54,23 @@ final class SyscallFuzzer {
     final java.util.Map<String, Integer> succeeded = new java.util.TreeMap<>();
 
     SyscallFuzzer(long seed) {
-        this(seed, Focus.ALL);
+        this(seed, Focus.ALL, KernelProfile.DEFAULT);
     }
 
     SyscallFuzzer(long seed, Focus focus) {
+        this(seed, focus, KernelProfile.DEFAULT);
+    }
+
+    /** A fuzzer against an emulated kernel that imitates {@code profile}. */
+    SyscallFuzzer(long seed, KernelProfile profile) {
+        this(seed, Focus.ALL, profile);
+    }
+
+    SyscallFuzzer(long seed, Focus focus, KernelProfile profile) {
         this.seed = seed;
         this.focus = focus;
         this.rnd = new SplittableRandom(seed);
-        this.b = new EmulatedBackend(new Kernel.Config(64L << 20, 16L << 20, 8, 0, true));
+        this.b = new EmulatedBackend(new Kernel.Config(64L << 20, 16L << 20, 8, 0, true, profile));
     }
 
     /**

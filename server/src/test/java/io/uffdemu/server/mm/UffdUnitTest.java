@@ -140,6 +140,9 @@ class UffdUnitTest {
     void credentials() {
         int nobody = k.createProcess("nobody", 65534, false, "test").pid();
         assertEquals(Errno.EPERM, errno(() -> k.uffd.userfaultfd(nobody, 0, false)));
+        assertEquals(Errno.EPERM, errno(() -> k.uffd.userfaultfd(nobody, 0x4000_0000, false)),
+                "userfaultfd_syscall_allowed() comes before the flags check");
+        assertEquals(Errno.EINVAL, errno(() -> k.uffd.userfaultfd(nobody, 0x4000_0000 | UFFD_USER_MODE_ONLY, false)));
         int fd = k.uffd.userfaultfd(nobody, UFFD_USER_MODE_ONLY, false);
         assertEquals(Errno.EPERM, errno(() -> k.uffd.api(nobody, fd, UFFD_API, UFFD_FEATURE_EVENT_FORK)));
         assertEquals(Errno.EACCES, errno(() -> k.uffd.userfaultfd(nobody, 0, true)));

@@ -7,6 +7,7 @@ import io.uffdemu.server.backend.VmaInfo;
 import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.AccessResult;
 import io.uffdemu.server.mm.Kernel;
+import io.uffdemu.server.mm.KernelProfile;
 import io.uffdemu.server.mm.Linux;
 import io.uffdemu.server.mm.Pagemap;
 import io.uffdemu.server.mm.Task;
@@ -36,8 +37,9 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public BackendStatus status() {
-        return new BackendStatus("emulated", true, "", Linux.UFFD_API_FEATURES,
-                Linux.UFFD_API_IOCTLS | Linux.UFFD_API_RANGE_IOCTLS, "6.18.0-uffdemu");
+        KernelProfile p = kernel.profile();
+        return new BackendStatus("emulated", true, "", p.apiFeatures(), p.apiIoctls() | p.rangeIoctls(),
+                p.release());
     }
 
     @Override
@@ -225,6 +227,16 @@ public final class EmulatedBackend implements MemoryBackend {
     @Override
     public List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException {
         return kernel.uffd.read(pid, fd, max, deadlineNanos);
+    }
+
+    @Override
+    public io.uffdemu.server.mm.UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        return io.uffdemu.server.mm.UffdFdinfo.describe(kernel, pid, fd);
+    }
+
+    @Override
+    public List<io.uffdemu.server.mm.UffdFdinfo.Description> uffdList(int pid) {
+        return io.uffdemu.server.mm.UffdFdinfo.list(kernel, pid);
     }
 
     @Override

@@ -137,6 +137,11 @@ public final class LinuxBackend implements MemoryBackend {
         volatile boolean closed;
         volatile long features;
         volatile boolean registered;
+        /** For fdinfo: the userfaultfd(2) flags asked for, whether UFFDIO_API was answered. */
+        volatile int openFlags;
+        volatile boolean apiDone;
+        /** Ranges registered through this fd, start to end (guarded by itself); clipped to live VMAs on read. */
+        final TreeMap<Long, Long> registeredRanges = new TreeMap<>();
 
         FdEntry(int real, Kind kind, long hugePageSize) {
             this.real = real;
@@ -1445,7 +1450,9 @@ public final class LinuxBackend implements MemoryBackend {
             real = (int) Native.syscall("userfaultfd", Uapi.SYS_USERFAULTFD,
                     (flags & known) == flags ? flags | Linux.O_NONBLOCK | Linux.O_CLOEXEC : flags);
         }
-        return install(p, new FdEntry(real, Kind.UFFD, 0));
+        FdEntry entry = new FdEntry(real, Kind.UFFD, 0);
+        entry.openFlags = flags & known;
+        return install(p, entry);
     }
 
     @Override
@@ -1463,6 +1470,7 @@ public final class LinuxBackend implements MemoryBackend {
                 set(s, Uapi.UFFDIO_API_S, "features", features);
                 Native.ioctl("UFFDIO_API", real, Uapi.UFFDIO_API, s);
                 e.features = features;
+                e.apiDone = true;
                 return new Userfaultfd.ApiResult(get(s, Uapi.UFFDIO_API_S, "features"),
                         get(s, Uapi.UFFDIO_API_S, "ioctls"));
             }
@@ -1487,6 +1495,10 @@ public final class LinuxBackend implements MemoryBackend {
                     set(s, Uapi.UFFDIO_REGISTER_S, "mode", mode);
                     Native.ioctl("UFFDIO_REGISTER", real, Uapi.UFFDIO_REGISTER, s);
                     e.registered = true;
+                    synchronized (e.registeredRanges) {
+                        subtract(e.registeredRanges, start, start + len);
+                        e.registeredRanges.put(start, start + len);
+                    }
                     return get(s, Uapi.UFFDIO_REGISTER_S, "ioctls");
                 }
             });
@@ -1499,10 +1511,13 @@ public final class LinuxBackend implements MemoryBackend {
     public void uffdUnregister(int pid, int fd, long start, long len) {
         Proc p = proc(pid, "UFFDIO_UNREGISTER");
         guard(p, "UFFDIO_UNREGISTER", start, len);
-        withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
+        FdEntry entry = withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
             rangeIoctl("UFFDIO_UNREGISTER", real, Uapi.UFFDIO_UNREGISTER, start, len);
-            return null;
+            return fd(p, fd, "UFFDIO_UNREGISTER");
         });
+        synchronized (entry.registeredRanges) {
+            subtract(entry.registeredRanges, start, start + len);
+        }
         wakeAbandoned(p, fd, start, len);
     }
 
@@ -1711,6 +1726,62 @@ public final class LinuxBackend implements MemoryBackend {
         }
     }
 
+    /**
+     * fdinfo of a uffd this backend opened. What it can know: the flags and features it negotiated, the ranges it
+     * registered through this fd (clipped to the VMAs that still carry uffd flags in smaps, with their modes),
+     * and the kernel's own {@code pending}/{@code total} from {@code /proc/self/fdinfo} of the real fd. The kernel
+     * exposes no count of unread events: {@code pendingEvents} is 0.
+     */
+    @Override
+    public io.uffdemu.server.mm.UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        Proc p = proc(pid, "fdinfo");
+        FdEntry e = fd(p, fd, "fdinfo");
+        if (e.kind != Kind.UFFD) {
+            throw new LinuxException(Errno.ENOTTY, "fdinfo", 0, "fd " + fd + " is not a userfaultfd");
+        }
+        TreeMap<Long, Long> mine;
+        synchronized (e.registeredRanges) {
+            mine = new TreeMap<>(e.registeredRanges);
+        }
+        List<io.uffdemu.server.mm.UffdFdinfo.Range> ranges = new ArrayList<>();
+        if (!mine.isEmpty()) {
+            Map<Long, Integer> flags = uffdFlagsFromSmaps(p);
+            for (RVma v : vmas(p.base, p.end)) {
+                int mode = flags.getOrDefault(v.start(), 0);
+                if (mode == 0) {
+                    continue;
+                }
+                for (Map.Entry<Long, Long> r : mine.entrySet()) {
+                    long s = Math.max(v.start(), r.getKey());
+                    long t = Math.min(v.end(), r.getValue());
+                    if (s < t) {
+                        ranges.add(new io.uffdemu.server.mm.UffdFdinfo.Range(s, t, mode));
+                    }
+                }
+            }
+        }
+        long[] counts = withFd(p, fd, "fdinfo", LinuxBackend::fdinfoCounts);
+        return new io.uffdemu.server.mm.UffdFdinfo.Description(pid, fd, e.openFlags, e.apiDone, e.features,
+                List.copyOf(ranges), (int) counts[0], (int) counts[1], 0, e.closed);
+    }
+
+    /** {@code pending} and {@code total} of /proc/self/fdinfo/REAL (fs/userfaultfd.c:userfaultfd_show_fdinfo). */
+    private static long[] fdinfoCounts(int real) {
+        long[] out = new long[2];
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + real))) {
+                if (line.startsWith("pending:")) {
+                    out[0] = Long.parseLong(line.substring(8).trim());
+                } else if (line.startsWith("total:")) {
+                    out[1] = Long.parseLong(line.substring(6).trim());
+                }
+            }
+        } catch (IOException | NumberFormatException ex) {
+            throw new LinuxException(Errno.EIO, "read /proc/self/fdinfo", 0, ex.toString());
+        }
+        return out;
+    }
+
     private UffdMsg decode(Proc reader, FdEntry e, MemorySegment m) {
         int event = m.get(JAVA_BYTE, Uapi.MSG_EVENT) & 0xff;
         long a0 = m.get(JAVA_LONG, Uapi.MSG_ARG0);
@@ -1738,7 +1809,17 @@ public final class LinuxBackend implements MemoryBackend {
             "vm/unprivileged_userfaultfd", "/proc/sys/vm/unprivileged_userfaultfd",
             "vm/nr_hugepages", "/proc/sys/vm/nr_hugepages",
             "vm/nr_hugepages_1G", "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages",
-            "vm/mmap_min_addr", "/proc/sys/vm/mmap_min_addr");
+            "vm/mmap_min_addr", "/proc/sys/vm/mmap_min_addr",
+            "mm/transparent_hugepage/enabled", "/sys/kernel/mm/transparent_hugepage/enabled",
+            "mm/transparent_hugepage/use_zero_page", "/sys/kernel/mm/transparent_hugepage/use_zero_page",
+            "mm/transparent_hugepage/shmem_enabled", "/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+
+    /** sysfs multiple-choice files print "always [madvise] never": the bracketed word is the value. */
+    private static String selected(String raw) {
+        int a = raw.indexOf('[');
+        int b = raw.indexOf(']', a + 1);
+        return a >= 0 && b > a ? raw.substring(a + 1, b) : raw;
+    }
 
     private static String readSysctl(String name) {
         String path = SYSCTLS.get(name);
@@ -1746,7 +1827,7 @@ public final class LinuxBackend implements MemoryBackend {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
         try {
-            return Files.readString(Path.of(path)).trim();
+            return selected(Files.readString(Path.of(path)).trim());
         } catch (NoSuchFileException e) {
             return "0";
         } catch (IOException e) {
@@ -1765,11 +1846,25 @@ public final class LinuxBackend implements MemoryBackend {
         if (path == null) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
+        if (name.equals("mm/transparent_hugepage/enabled") || name.equals("mm/transparent_hugepage/shmem_enabled")) {
+            String mode = value.trim();
+            List<String> modes = name.endsWith("shmem_enabled")
+                    ? List.of("never", "always", "within_size", "advise", "deny", "force")
+                    : List.of("always", "madvise", "never");
+            if (!modes.contains(mode)) {
+                throw LinuxException.einval("sysctl", String.join(", ", modes));
+            }
+            writeSysfs(path, mode);
+            return;
+        }
         long v;
         try {
             v = Long.parseLong(value.trim());
         } catch (NumberFormatException e) {
             throw LinuxException.einval("sysctl", "not a number: " + value);
+        }
+        if (name.equals("mm/transparent_hugepage/use_zero_page") && v != 0 && v != 1) {
+            throw LinuxException.einval("sysctl", "0 or 1");
         }
         if (name.equals("vm/mmap_min_addr")) {
             throw new LinuxException(Errno.EPERM, "sysctl", 0, "read-only here");
@@ -1780,8 +1875,12 @@ public final class LinuxBackend implements MemoryBackend {
         if (v < 0) {
             throw LinuxException.einval("sysctl", "nr_hugepages out of range");
         }
+        writeSysfs(path, Long.toString(v));
+    }
+
+    private static void writeSysfs(String path, String v) {
         try {
-            Files.writeString(Path.of(path), Long.toString(v));
+            Files.writeString(Path.of(path), v);
         } catch (NoSuchFileException e) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, path + " does not exist on this kernel");
         } catch (IOException e) {
