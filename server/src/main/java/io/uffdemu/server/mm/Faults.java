@@ -27,6 +27,8 @@ public final class Faults {
         UserfaultfdCtx.Fault fault;
         long pte;
         Vma vma;
+        /** Set by the fault path when WP_ASYNC resolved a write to a wp PTE (no message; the bit is cleared). */
+        boolean wpAsyncCleared;
 
         int ok(Vma v, long pte) {
             this.vma = v;
@@ -80,7 +82,7 @@ public final class Faults {
             k.lock();
             try {
                 Task t = k.taskLocked(pid, "access");
-                handleMmFaultLocked(t.mm, pos, write, mode, tid, o);
+                faultLocked(t.mm, pos, write, mode, tid, o);
                 if (o.kind == OK) {
                     if (len == 0) {
                         return AccessResult.ok(out);
@@ -169,7 +171,7 @@ public final class Faults {
                 if (call != null && (write ? !v.canWrite() : !v.isAccessible())) {
                     throw LinuxException.einval(c, "mapping does not allow this access");
                 }
-                handleMmFaultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
+                faultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
                 switch (o.kind) {
                     case OK -> {
                         pos = (pos & ~(v.pageSize - 1)) + v.pageSize;
@@ -195,6 +197,32 @@ public final class Faults {
     }
 
     // ------------------------------------------------------------------ handle_mm_fault
+
+    /** Test hooks that break the wp fault path on purpose, to prove the wp-write ledger catches it. */
+    static final int BREAK_NONE = 0, BREAK_WP_IGNORED = 1, BREAK_SWAPIN_DROPS_WP = 2;
+    /** One of the BREAK_* hooks; only tests set it. */
+    volatile int testBreakage = BREAK_NONE;
+
+    /**
+     * {@link #handleMmFaultLocked}, plus the debug wp-write ledger: when the page's PTE (or marker) is uffd-wp in
+     * a WP-armed VMA as a write's fault attempt starts, the attempt must end in a userfault, a signal or an
+     * errno, in WP_ASYNC clearing the bit, or (a retry) with the PTE still uffd-wp; otherwise
+     * {@link InvariantChecker} fails at unlock.
+     */
+    int faultLocked(MmStruct mm, long addr, boolean write, AccessMode mode, int tid, Outcome o) {
+        if (!write || !k.config.checkInvariants()) {
+            return handleMmFaultLocked(mm, addr, write, mode, tid, o);
+        }
+        Vma v = mm.findVma(addr);
+        long base = v == null ? 0 : addr & ~(v.pageSize - 1);
+        boolean armed = v != null && v.uffdWp() && Pte.isUffdWp(mm.pt.get(base));
+        o.wpAsyncCleared = false;
+        int kind = handleMmFaultLocked(mm, addr, write, mode, tid, o);
+        if (armed) {
+            InvariantChecker.recordWpWrite(k, mm, v, addr, kind, o.wpAsyncCleared, mm.pt.get(base));
+        }
+        return kind;
+    }
 
     /** Fault one page in (or decide a userfault / signal). Caller holds the lock. */
     int handleMmFaultLocked(MmStruct mm, long addr, boolean write, AccessMode mode, int tid, Outcome o) {
@@ -249,7 +277,7 @@ public final class Faults {
             mm.pt.set(base, pte | Pte.ACCESSED);
             return o.ok(v, pte);
         }
-        if ((pte & Pte.UFFD_WP) != 0) {
+        if ((pte & Pte.UFFD_WP) != 0 && testBreakage != BREAK_WP_IGNORED) {
             if (v.uffdWp()) {
                 if (mode == AccessMode.PROC_MEM) {
                     return o.errno(Errno.EIO);
@@ -258,6 +286,7 @@ public final class Faults {
                     return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
                             mode, tid, o);
                 }
+                o.wpAsyncCleared = true;
             }
             pte = Pte.clearUffdWp(pte);
             mm.pt.set(base, pte);
@@ -359,7 +388,7 @@ public final class Faults {
         boolean exclusive = k.swap.count(slot) == 1;
         k.swap.free(slot);
         v.mm.swapEnts--;
-        boolean wp = (pte & Pte.UFFD_WP) != 0;
+        boolean wp = (pte & Pte.UFFD_WP) != 0 && testBreakage != BREAK_SWAPIN_DROPS_WP;
         k.vm.installPteLocked(v, base, pfn, exclusive && v.canWrite() && !wp, wp, false);
         k.frames.put(pfn);
         return o.retry();

@@ -83,6 +83,8 @@ public final class Kernel {
 
     /** Faults queued and not yet read by any handler, across all uffds. Guarded by the lock. */
     long faultsPending;
+    /** Debug only: writes that landed on a uffd-wp PTE unseen by the handler (see InvariantChecker). */
+    final java.util.List<String> wpWriteViolations = new java.util.ArrayList<>();
     /** Threads parked in a userfault (pending or read, not yet woken). Guarded by the lock. */
     long threadsBlocked;
 
@@ -177,6 +179,16 @@ public final class Kernel {
         lock();
         try {
             return taskLocked(pid, "getpid");
+        } finally {
+            unlock();
+        }
+    }
+
+    /** Runs {@code view} under the kernel lock: a consistent read of a task's mm from outside the core. */
+    public <T> T locked(java.util.function.Supplier<T> view) {
+        lock();
+        try {
+            return view.get();
         } finally {
             unlock();
         }

@@ -737,6 +737,7 @@ public final class VmOps {
             return -1;
         }
         k.frames.restore(pfn, k.swap.read(slot));
+        k.frames.setFlags(pfn, FramePool.PG_DIRTY); // shmem_swapin_folio(): dirty once out of the swap cache
         k.swap.free(slot);
         inode.cache.put(idx, pfn);
         return pfn;
@@ -894,6 +895,12 @@ public final class VmOps {
         }
         if (k.frames.refcount(pfn) != 1) {
             return false;
+        }
+        if ((k.frames.flags(pfn) & FramePool.PG_DIRTY) == 0) {
+            // shrink_folio_list(): a clean shmem folio (only ever read-faulted) is freed, not written out; the
+            // offset becomes a hole, with or without swap (seen on 6.18: the next access raised MISSING)
+            deleteFromCacheLocked(inode, idx);
+            return true;
         }
         long slot = k.swap.swapOut(k.frames.snapshot(pfn));
         if (slot < 0) {

@@ -47,12 +47,15 @@ public final class EmulatedBackend implements MemoryBackend {
         return info(kernel.createProcess(name, uid, capSysPtrace, owner));
     }
 
+    /** Under the kernel lock: another thread (a syscall resumed after its uffd event was read) may change the mm. */
     private ProcessInfo info(Task t) {
-        var mm = t.mm();
-        return new ProcessInfo(t.pid(), t.name(), t.uid(), t.capSysPtrace(), t.parentPid(),
-                mm.rssAnonPages() * Linux.PAGE_SIZE, mm.rssShmemPages() * Linux.PAGE_SIZE,
-                mm.swapEntries() * Linux.PAGE_SIZE, mm.vmaList().size(),
-                t.fdNumbers().stream().sorted().toList(), t.owner());
+        return kernel.locked(() -> {
+            var mm = t.mm();
+            return new ProcessInfo(t.pid(), t.name(), t.uid(), t.capSysPtrace(), t.parentPid(),
+                    mm.rssAnonPages() * Linux.PAGE_SIZE, mm.rssShmemPages() * Linux.PAGE_SIZE,
+                    mm.swapEntries() * Linux.PAGE_SIZE, mm.vmaList().size(),
+                    t.fdNumbers().stream().sorted().toList(), t.owner());
+        });
     }
 
     @Override
