@@ -288,6 +288,20 @@ class CliTest {
         assertThat(table.out()).isNotBlank();
     }
 
+    @Test
+    void soakRunsRoundsWithHandlerRestarts() {
+        Run r = cli("--json", "soak", "--duration", "3s", "--round", "1s", "--restart-every", "400ms", "--threads",
+                "4", "--pages", "32");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat((Boolean) JsonPath.read(r.out().strip(), "$.ok")).isTrue();
+        assertThat((Integer) JsonPath.read(r.out().strip(), "$.violations")).isZero();
+        assertThat((Integer) JsonPath.read(r.out().strip(), "$.rounds")).isGreaterThanOrEqualTo(2);
+        assertThat((Integer) JsonPath.read(r.out().strip(), "$.restarts")).isPositive();
+        Run bad = cli("soak", "--duration", "forever");
+        assertThat(bad.code()).isEqualTo(1);
+        assertThat(bad.err()).contains("not a duration");
+    }
+
     /** Like {@link #cli}, as if stderr were a terminal (what Main decides from /proc/self/fd/2). */
     Run cliOnTerminal(String... args) {
         StringWriter out = new StringWriter();

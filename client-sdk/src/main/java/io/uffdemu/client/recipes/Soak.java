@@ -339,13 +339,14 @@ public final class Soak {
   }
 
   /** Compares the floors (minima) of the first and the last quarter of the samples. */
-  static List<String> memoryFindings(List<Sample> samples, Options o) {
+  public static List<String> memoryFindings(List<Sample> samples, Options o) {
     List<String> out = new ArrayList<>();
     if (o.metricsUrl() == null || samples.size() < 4) {
       return out;
     }
+    // the first quarter is warm-up (JIT, heap expansion, pools filling): the second quarter is the baseline
     int q = samples.size() / 4;
-    List<Sample> first = samples.subList(0, q);
+    List<Sample> first = samples.size() >= 8 ? samples.subList(q, 2 * q) : samples.subList(0, q);
     List<Sample> last = samples.subList(samples.size() - q, samples.size());
     check(out, "heap", first.stream().mapToLong(Sample::heapUsedBytes).min().orElse(-1),
         last.stream().mapToLong(Sample::heapUsedBytes).min().orElse(-1), o);
