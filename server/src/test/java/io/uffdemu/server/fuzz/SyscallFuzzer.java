@@ -71,6 +71,16 @@ final class SyscallFuzzer {
         this.focus = focus;
         this.rnd = new SplittableRandom(seed);
         this.b = new EmulatedBackend(new Kernel.Config(64L << 20, 16L << 20, 8, 0, true, profile));
+        thpEverywhere((seed & 3) == 0);
+    }
+
+    /** A quarter of the runs with THP everywhere, so faults, zaps, wp, mremap, fork... meet huge PMDs too. */
+    private SplittableRandom thpRnd = new SplittableRandom(0x7417);
+
+    private void thpEverywhere(boolean on) {
+        thpRnd = new SplittableRandom(seed ^ 0x7417);
+        b.setSysctl(Kernel.THP_ENABLED, on ? "always" : "madvise");
+        b.setSysctl(Kernel.THP_SHMEM_ENABLED, on ? "always" : "never");
     }
 
     /**
@@ -78,6 +88,7 @@ final class SyscallFuzzer {
      * shrinker can drop steps and simplify each one independently); throws AssertionError as {@link #run(int)}.
      */
     void run(List<Step> steps) {
+        thpEverywhere(!steps.isEmpty() && (steps.get(0).paramSeed() & 3) == 0);
         pids.add(b.createProcess("fuzz", 0, true, "fuzz").pid());
         for (int i = 0; i < steps.size(); i++) {
             rnd = new SplittableRandom(steps.get(i).paramSeed());
@@ -167,7 +178,10 @@ final class SyscallFuzzer {
                     case SHMEM -> 1 + rnd.nextInt(2);
                     case HUGETLB -> rnd.nextBoolean() ? 2 : 3;
                 };
-                long len = pages(kind == 3 ? 1 : 16) * (kind == 3 ? 512 : 1);
+                long small = pages(kind == 3 ? 1 : 16) * (kind == 3 ? 512 : 1);
+                // now and then room for a 2 MiB-aligned block: a THP when the policy allows (drawn from its own
+                // generator so that the other steps' parameters stay what they were)
+                long len = kind <= 1 && thpRnd.nextInt(6) == 0 ? 2 * Linux.PMD_SIZE : small;
                 int flags;
                 int fd = -1;
                 int owner = pid;
