@@ -92,8 +92,13 @@ final class OracleRound {
      * rounds (the native backend predicts SIGBUS instead of taking it, see {@code LinuxBackend}).
      */
     final boolean kernel;
-    /** Diagnostics: SIGBUS-feature rounds on the native backend too (its SIGBUS is a prediction, see above). */
-    static final boolean NATIVE_SIGBUS = Boolean.getBoolean("uffdemu.oracle.nativeSigbus");
+    /**
+     * SIGBUS-feature rounds on the native backend too (its SIGBUS is a prediction, see above): on for anon and
+     * shmem (shmem page-cache residency comes from mincore()), off for hugetlb, where the backend refuses what it
+     * cannot predict; {@code -Duffdemu.oracle.nativeSigbus=false} turns them off.
+     */
+    static final boolean NATIVE_SIGBUS = Boolean.parseBoolean(System.getProperty("uffdemu.oracle.nativeSigbus",
+            "true"));
 
     OracleRound(MemoryBackend b, MemType type, long seed, boolean swapOn, int n, Map<String, Integer> stats,
             boolean kernel) {
@@ -193,7 +198,7 @@ final class OracleRound {
         }
         // 2. uffd, features, registration
         missing = rnd.nextBoolean();
-        sigbus = rnd.nextInt(5) == 0 && (!kernel || NATIVE_SIGBUS);
+        sigbus = rnd.nextInt(5) == 0 && (!kernel || (NATIVE_SIGBUS && !type.hugetlb()));
         wpUnpopulated = rnd.nextBoolean();
         long features = (sigbus ? Linux.UFFD_FEATURE_SIGBUS : 0) | (wpUnpopulated ? Linux.UFFD_FEATURE_WP_UNPOPULATED
                 : 0) | (type.anon() ? 0 : Linux.UFFD_FEATURE_WP_HUGETLBFS_SHMEM);

@@ -905,6 +905,9 @@ public final class LinuxBackend implements MemoryBackend {
                 eofPage = v.start() + alignUp(size, v.pageSize()) - v.offset();
             }
             int vf = uffdFlags.getOrDefault(v.start(), 0);
+            // a shmem page that is in the page cache but not mapped here is mapped by the fault, no MISSING
+            // userfault (shmem_get_folio_gfp() finds it): mincore() tells page-cache residency of a file mapping
+            byte[] cached = vf != 0 && v.file() && !v.hugetlb() ? Native.mincore(firstPage, pages) : null;
             long hugeFree = v.hugetlb() ? hugePages(v.pageSize(), "free_hugepages") : 1;
             long hugeAvail = v.hugetlb() ? hugeFree - hugePages(v.pageSize(), "resv_hugepages") : 1;
             for (int i = 0; i < pages; i++) {
@@ -926,13 +929,17 @@ public final class LinuxBackend implements MemoryBackend {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
                 if (vf != 0) {
-                    boolean hit = ((vf & Linux.UFFDIO_REGISTER_MODE_MISSING) != 0 && !present)
+                    boolean inCache = cached != null && (cached[i] & 1) != 0;
+                    boolean minorHit = cached != null && (vf & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !present
+                            && inCache;
+                    boolean hit = ((vf & Linux.UFFDIO_REGISTER_MODE_MISSING) != 0 && !present && !inCache)
                             || ((vf & Linux.UFFDIO_REGISTER_MODE_WP) != 0 && write
-                                    && (e & Linux.PM_UFFD_WP) != 0);
+                                    && (e & Linux.PM_UFFD_WP) != 0)
+                            || minorHit;
                     if (hit && !plainUffd) {
                         return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                     }
-                    if (hit || ((vf & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !present)) {
+                    if (hit || (cached == null && (vf & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !present)) {
                         throw new LinuxException(Errno.ENOSYS, "access", 0, String.format(
                                 "cannot tell whether the fault at 0x%x raises SIGBUS (UFFD_FEATURE_SIGBUS); the "
                                         + "server would die of it", at));
