@@ -169,11 +169,23 @@ public final class Userfaultfd {
                 }
                 basic |= v.hugetlb;
             }
-            for (Vma v : mm.splitRange(start, end)) {
-                v.uffd = ctx;
-                v.uffdFlags = (int) mode;
+            // mm/userfaultfd.c userfaultfd_register_range(): a VMA already registered with this ctx that has
+            // every requested mode bit is skipped ("nothing to do"), so a subset re-register keeps its modes
+            // (M|W then MISSING stays M|W); any other mode replaces the bits.
+            boolean change = false;
+            for (Vma v : vs) {
+                change |= !(v.uffd == ctx && (v.uffdFlags & mode) == mode);
             }
-            mm.mergeAround(start, end);
+            if (change) {
+                for (Vma v : mm.splitRange(start, end)) {
+                    if (v.uffd == ctx && (v.uffdFlags & mode) == mode) {
+                        continue;
+                    }
+                    v.uffd = ctx;
+                    v.uffdFlags = (int) mode;
+                }
+                mm.mergeAround(start, end);
+            }
             long ioctls = basic ? k.profile.rangeIoctlsBasic() : k.profile.rangeIoctls();
             if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) == 0) {
                 ioctls &= ~(1L << Linux._UFFDIO_WRITEPROTECT);

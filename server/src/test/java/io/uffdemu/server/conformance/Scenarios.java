@@ -140,6 +140,18 @@ final class Scenarios {
         s.add(new Scenario("truncate-registered", MemType.FILE, Scenarios::truncate));
         s.add(new Scenario("copy-into-cached", Set.of(MemType.SHMEM, MemType.HUGETLB, MemType.SHMEM_PRIVATE,
                 MemType.HUGETLB_PRIVATE), Scenarios::copyIntoCached));
+        // gaps found by the semantics audit (docs/semantics-coverage.md)
+        s.add(new Scenario("register-subset-keeps-modes", MemType.ALL, Scenarios::registerSubset));
+        s.add(new Scenario("wp-wake-and-dontwake", MemType.ALL, Scenarios::wpWakeDontwake));
+        s.add(new Scenario("continue-without-minor-mode", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::continueWithoutMinor));
+        s.add(new Scenario("close-wakes-event-raiser", MemType.MAIN, Scenarios::closeWakesEventRaiser));
+        s.add(new Scenario("async-missing-stays-sync", MemType.ANON_ONLY, Scenarios::asyncMissing));
+        s.add(new Scenario("move-shmem-src", Set.of(MemType.SHMEM), Scenarios::moveShmemSrc));
+        s.add(new Scenario("unregister-hugetlb-geometry", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
+                Scenarios::unregisterHugetlbGeometry));
+        s.add(new Scenario("fdinfo-api-features", MemType.ANON_ONLY, Scenarios::fdinfoApi));
+        s.add(new Scenario("thread-id-feature", MemType.MAIN, Scenarios::threadId));
         return s;
     }
 
@@ -2731,5 +2743,221 @@ final class Scenarios {
         h.call("WRITTEN only, WP_MATCHING", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a, end,
                 PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, 0x1ff, 0, 0))));
         h.pm("end", a, 6);
+    }
+
+    // ------------------------------------------------------------------ semantics audit
+
+    /**
+     * Reference §3.3: registering again with the same uffd and a subset of the VMA's modes changes nothing
+     * (mm/userfaultfd.c userfaultfd_register_range() skips a VMA of the same ctx that already has every requested
+     * bit); the returned ioctls still follow the requested mode.
+     */
+    static void registerSubset(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a + ps, 1, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("REGISTER MISSING over M|W", expectedIoctls(h.type, M),
+                () -> b.uffdRegister(h.pid, u, a, 2 * ps, M));
+        h.maps("after MISSING over M|W", a, a + 2 * ps);
+        h.call("WRITEPROTECT page 1", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a + ps, ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.expect("write wp'd page 1", h.writeHandled(u, a + ps, 2), "3");
+        h.call("REGISTER WP over M|W page 0", expectedIoctls(h.type, W),
+                () -> b.uffdRegister(h.pid, u, a, ps, W));
+        h.maps("after WP over M|W", a, a + 2 * ps);
+        Harness.Op rd = h.read(a);
+        h.handle(rd, u);
+        // not a subset: MINOR (file) or WP|MINOR replaces
+        if (!h.type.anon()) {
+            h.register(u, a, ps, N);
+            h.maps("after MINOR over M|W page 0", a, a + 2 * ps);
+        }
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.4 and §4.6: setting wp never wakes; WAKE without un-protecting makes the writer re-fault with a
+     * new WP message; un-WP with DONTWAKE leaves it blocked until UFFDIO_WAKE.
+     */
+    static void wpWakeDontwake(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(1);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, ps, W);
+        h.wp(u, a, ps, true);
+        Harness.Op w = h.write(a, 2);
+        h.settle(w, u);
+        h.wp(u, a, ps, true);
+        h.expect("writer after WP again", w.state(), "blocked");
+        h.call("WAKE without un-WP", "OK", r(() -> b.uffdWake(h.pid, u, a, ps)));
+        h.settle(w, u);
+        h.call("un-WP DONTWAKE", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a, ps,
+                UFFDIO_WRITEPROTECT_MODE_DONTWAKE)));
+        h.expect("writer after un-WP DONTWAKE", w.state(), "blocked");
+        h.pmExpect("after un-WP", a, 1, h.type.shared() ? "P--F" : "P---");
+        h.call("WAKE", "OK", r(() -> b.uffdWake(h.pid, u, a, ps)));
+        h.expect("writer after WAKE", w.finish(), "ok");
+        h.readData("written", a, 1);
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.5: CONTINUE on a shmem/hugetlb VMA registered without MINOR ("check the kernel"); and
+     * CONTINUE(MODE_WP) on a WP-only VMA.
+     */
+    static void continueWithoutMinor(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.populate(a, 3, 0x31);
+        h.call("DONTNEED", "OK", r(() -> b.madvise(h.pid, a, 3 * ps, MADV_DONTNEED)));
+        h.register(u, a, ps, M);
+        h.register(u, a + ps, 2 * ps, W);
+        h.call("CONTINUE on MISSING-only", () -> b.uffdContinue(h.pid, u, a, ps, 0));
+        h.pm("page 0", a, 1);
+        h.call("CONTINUE on WP-only", () -> b.uffdContinue(h.pid, u, a + ps, ps, 0));
+        h.call("CONTINUE(MODE_WP) on WP-only", () -> b.uffdContinue(h.pid, u, a + 2 * ps, ps,
+                UFFDIO_CONTINUE_MODE_WP));
+        h.pm("pages 1-2", a + ps, 2);
+        h.readData("page 2", a + 2 * ps, 1);
+        h.drain(u);
+    }
+
+    /**
+     * Reference §8.1: close(uffd) wakes a thread blocked raising a non-cooperative event (madvise in D until the
+     * REMOVE is read); §3.3/§5.6: UNREGISTER and REGISTER succeed while the event is unread; §5.5: MADV_PAGEOUT
+     * raises no REMOVE.
+     */
+    static void closeWakesEventRaiser(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 4, 1);
+        h.register(u, a, 4 * ps, M | W);
+        if (!h.type.hugetlb()) {
+            h.call("MADV_PAGEOUT", "OK", r(() -> b.madvise(h.pid, a + 2 * ps, ps, MADV_PAGEOUT)));
+            h.drain(u);
+        }
+        int advice = h.type.anon() ? MADV_DONTNEED : MADV_REMOVE;
+        Harness.Op mad = h.async("madvise page 0", () -> {
+            b.madvise(h.pid, a, ps, advice);
+            return null;
+        });
+        h.expect("madvise while event unread", mad.state(), "blocked");
+        h.call("UNREGISTER page 3 while pending", "OK", r(() -> b.uffdUnregister(h.pid, u, a + 3 * ps, ps)));
+        h.call("REGISTER page 3 while pending", expectedIoctls(h.type, M),
+                () -> b.uffdRegister(h.pid, u, a + 3 * ps, ps, M));
+        h.expect("madvise after UNREGISTER/REGISTER", mad.state(), "blocked");
+        h.call("close(uffd)", "OK", r(() -> b.close(h.pid, u)));
+        h.expect("madvise after close", mad.finish(), "OK");
+        h.maps("after close", a, a + 4 * ps);
+        // page 2 is left out: without swap, whether reclaim unmapped a shmem page is not deterministic
+        h.pm("after close", a, 2);
+        h.pm("page 3 after close", a + 3 * ps, 1);
+    }
+
+    /**
+     * Reference §7.2: with WP_ASYNC, MISSING|WP is still allowed on anon and MISSING faults stay synchronous while
+     * WP faults resolve in the kernel.
+     */
+    static void asyncMissing(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 3);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.populate(a, 1, 1);
+        h.call("REGISTER M|W on async ctx", "0x17c", () -> b.uffdRegister(h.pid, u, a, 3 * PAGE_SIZE, M | W));
+        h.wp(u, a, 3 * PAGE_SIZE, true);
+        h.pm("after WP", a, 3);
+        h.expect("write wp'd page 0", h.writeHandled(u, a, 2), "none");
+        h.pm("page 0 after write", a, 1);
+        h.expect("write wp'd hole 1", h.writeHandled(u, a + PAGE_SIZE, 2), "1");
+        h.pm("page 1", a + PAGE_SIZE, 1);
+        Harness.Op rd = h.read(a + 2 * PAGE_SIZE);
+        h.handle(rd, u);
+        h.pm("end", a, 3);
+        h.call("scan", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 3 * PAGE_SIZE, 0, 0, 0x1ff))));
+    }
+
+    /** Reference §4.8: a shmem src gives EINVAL (anon dst registered). */
+    static void moveShmemSrc(Harness h) {
+        var b = h.b;
+        long src = h.map(1);
+        long dst = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.populate(src, 1, 1);
+        h.register(u, dst, PAGE_SIZE, M);
+        h.call("MOVE shmem src -> anon dst", "EINVAL", () -> b.uffdMove(h.pid, u, dst, src, PAGE_SIZE, 0));
+        h.pm("src", src, 1);
+        h.pm("dst", dst, 1);
+    }
+
+    /** Reference §3.4: hugetlb UNREGISTER ranges must be huge-page aligned (and below a huge page: EINVAL). */
+    static void unregisterHugetlbGeometry(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        h.call("UNREGISTER len 4K", "EINVAL", r(() -> b.uffdUnregister(h.pid, u, a, PAGE_SIZE)));
+        h.call("UNREGISTER start+4K", "EINVAL", r(() -> b.uffdUnregister(h.pid, u, a + PAGE_SIZE, ps)));
+        h.call("UNREGISTER len HP+4K", "EINVAL", r(() -> b.uffdUnregister(h.pid, u, a, ps + PAGE_SIZE)));
+        h.maps("still registered", a, a + 2 * ps);
+        h.call("UNREGISTER page 1", "OK", r(() -> b.uffdUnregister(h.pid, u, a + ps, ps)));
+        h.maps("after", a, a + 2 * ps);
+    }
+
+    /** Reference §1.1 and §2.2 rule 9: fdinfo features before and after UFFDIO_API, WP_ASYNC implies WP_UNPOPULATED. */
+    static void fdinfoApi(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        int u = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("fdinfo before API", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u).features()));
+        h.call("API(api=0xab)", "EINVAL", () -> b.uffdApi(pid, u, 0xab, 0));
+        h.call("fdinfo after failed API", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u).features()));
+        h.call("API(0)", () -> b.uffdApi(pid, u, UFFD_API, 0));
+        h.call("fdinfo after API(0)", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u).features()));
+        int u2 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("API(WP_ASYNC)", () -> b.uffdApi(pid, u2, UFFD_API, UFFD_FEATURE_WP_ASYNC));
+        h.call("fdinfo after API(WP_ASYNC)", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u2).features()));
+        int u3 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("API(EVENT_REMOVE|THREAD_ID)", () -> b.uffdApi(pid, u3, UFFD_API,
+                UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID));
+        h.call("fdinfo after API(EVENT_REMOVE|THREAD_ID)",
+                () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u3).features()));
+    }
+
+    /** Reference §5.3: ptid is set with THREAD_ID and 0 without (the tid itself differs between backends). */
+    static void threadId(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_THREAD_ID);
+        h.register(u, a, ps, M);
+        Harness.Op r = h.read(a);
+        for (UffdMsg m : h.settle(r, u)) {
+            if (m instanceof UffdMsg.Pagefault pf) {
+                h.expect("ptid with THREAD_ID", pf.ptid() != 0 ? "tid" : "0", "tid");
+                h.log("ptid with THREAD_ID: " + (pf.ptid() != 0 ? "tid" : "0"));
+                h.call("COPY", () -> h.b.uffdCopy(h.pid, u, a, h.fill(1, ps), 0));
+            }
+        }
+        r.finish();
+        int u0 = h.uffd(0);
+        h.register(u0, a + ps, ps, M);
+        Harness.Op r0 = h.read(a + ps);
+        for (UffdMsg m : h.settle(r0, u0)) {
+            if (m instanceof UffdMsg.Pagefault pf) {
+                h.expect("ptid without THREAD_ID", Integer.toString(pf.ptid()), "0");
+                h.log("ptid without THREAD_ID: " + pf.ptid());
+                h.call("COPY", () -> h.b.uffdCopy(h.pid, u0, a + ps, h.fill(1, ps), 0));
+            }
+        }
+        r0.finish();
     }
 }
