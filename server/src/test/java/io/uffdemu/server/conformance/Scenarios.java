@@ -152,6 +152,10 @@ final class Scenarios {
                 Scenarios::unregisterHugetlbGeometry));
         s.add(new Scenario("fdinfo-api-features", MemType.ANON_ONLY, Scenarios::fdinfoApi));
         s.add(new Scenario("thread-id-feature", MemType.MAIN, Scenarios::threadId));
+        s.add(new Scenario("wake-unread-fault", MemType.MAIN, Scenarios::wakeUnreadFault));
+        s.add(new Scenario("mremap-event-file", MemType.FILE, Scenarios::mremapEventFile));
+        s.add(new Scenario("wp-range-only-hole", MemType.ALL, Scenarios::wpRangeOnlyHole));
+        s.add(new Scenario("fill-minor-only", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::fillMinorOnly));
         return s;
     }
 
@@ -2959,5 +2963,92 @@ final class Scenarios {
             }
         }
         r0.finish();
+    }
+
+    /**
+     * Reference §1.1 and §4.1: a wake covers faults not read yet. A COPY wakes an unread fault and its message is
+     * gone (fs/userfaultfd.c userfaultfd_wake_function() takes it off the pending queue); a WAKE of an unread,
+     * unresolved fault leaves exactly one message: the re-fault's.
+     */
+    static void wakeUnreadFault(Harness h) throws InterruptedException {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        Harness.Op r = h.read(a);
+        h.awaitFaults(u, 1);
+        h.call("COPY, fault not read", () -> b.uffdCopy(h.pid, u, a, h.fill(0x21, ps), 0));
+        h.expect("reader after COPY", r.finish(), "ok 21*1");
+        h.drain(u);
+        Harness.Op r2 = h.read(a + ps);
+        h.awaitFaults(u, 1);
+        h.call("WAKE, fault not read", "OK", r(() -> b.uffdWake(h.pid, u, a + ps, ps)));
+        h.awaitFaults(u, 1);
+        h.drain(u);
+        h.call("COPY page 1", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(0x22, ps), 0));
+        h.expect("reader after COPY page 1", r2.finish(), "ok 22*1");
+        h.drain(u);
+    }
+
+    /** Reference §5.5 and §6.1 (shmem/hugetlb "K: same"): with EVENT_REMAP a moved VMA keeps registration and wp. */
+    static void mremapEventFile(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long d = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        Harness.Op mr = h.async("mremap", () -> h.b.mremap(h.pid, a, 2 * ps, 2 * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "elsewhere");
+        mr.state();
+        h.drain(u);
+        mr.finish();
+        h.maps("moved", d, d + 2 * ps);
+        String wp = h.type.shared() ? "P-WF" : "P-W-";
+        h.pmExpect("moved", d, 2, wp + " " + wp);
+        h.expect("write moved", h.writeHandled(u, d, 2), "3");
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.4: WRITEPROTECT of a range that is wholly a hole gives ENOENT (and a hole inside a registered
+     * range is skipped).
+     */
+    static void wpRangeOnlyHole(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, 3 * ps, W);
+        h.call("munmap page 1", "OK", r(() -> b.munmap(h.pid, a + ps, ps)));
+        h.call("WRITEPROTECT hole only", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a + ps, ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.call("un-WP hole only", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a + ps, ps, 0)));
+        h.call("WRITEPROTECT across the hole", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a, 3 * ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.pm("page 0", a, 1);
+    }
+
+    /**
+     * Reference §3.1 and §4.2/§4.3: COPY and ZEROPAGE are not filtered by mode; they work in a MINOR-only
+     * registration (ZEROPAGE allocates a zeroed page-cache page on shmem).
+     */
+    static void fillMinorOnly(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, N);
+        h.call("COPY into MINOR-only hole", "0x" + Long.toHexString(ps),
+                () -> b.uffdCopy(h.pid, u, a, h.fill(0x44, ps), 0));
+        h.pm("page 0", a, 1);
+        h.readData("page 0", a, 1);
+        h.call("ZEROPAGE into MINOR-only hole", h.type.hugetlb() ? "EINVAL" : "0x" + Long.toHexString(ps),
+                () -> b.uffdZeropage(h.pid, u, a + ps, ps, 0));
+        h.pm("page 1", a + ps, 1);
+        h.drain(u);
     }
 }
