@@ -156,6 +156,7 @@ final class Scenarios {
         s.add(new Scenario("mremap-event-file", MemType.FILE, Scenarios::mremapEventFile));
         s.add(new Scenario("wp-range-only-hole", MemType.ALL, Scenarios::wpRangeOnlyHole));
         s.add(new Scenario("fill-minor-only", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::fillMinorOnly));
+        s.add(new Scenario("scan-args-more", MemType.ANON_ONLY, Scenarios::scanArgsMore));
         return s;
     }
 
@@ -3050,5 +3051,30 @@ final class Scenarios {
                 () -> b.uffdZeropage(h.pid, u, a + ps, ps, 0));
         h.pm("page 1", a + ps, 1);
         h.drain(u);
+    }
+
+    /**
+     * Reference §7.3: a category bit >= 9 in any mask gives EINVAL; WP_MATCHING|CHECK_WPASYNC on an unregistered
+     * VMA gives EPERM, WP_MATCHING alone skips it.
+     */
+    static void scanArgsMore(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long plain = h.map(MemType.ANON, 2);
+        h.populate(plain, 2, 1);
+        long end = plain + 2 * PAGE_SIZE;
+        h.call("inverted bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0,
+                1 << 9, 0, 0, 0xff, 0, 0))));
+        h.call("anyof bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0, 0, 0,
+                1 << 9, 0xff, 0, 0))));
+        h.call("return bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0, 0, 0,
+                0, 0x3ff, 0, 0))));
+        h.call("all masks 0x1ff", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0, 0, 0,
+                0x1ff, 0x1ff, 0, 0))));
+        h.call("WP_MATCHING|CHECK_WPASYNC on unregistered", "EPERM", () -> regions(h, b.pagemapScan(pid,
+                scan(plain, end, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, 0xff))));
+        h.call("WP_MATCHING on unregistered", "none", () -> regions(h, b.pagemapScan(pid,
+                scan(plain, end, PM_SCAN_WP_MATCHING, 0, 0xff))));
+        h.pm("unregistered after WP_MATCHING", plain, 2);
     }
 }
