@@ -303,7 +303,17 @@ public final class Userfaultfd {
                 throw new LinuxException(Errno.ESRCH, call, 0, "the mm has exited");
             }
             boolean wp = (mode & wpBit) != 0 && wpBit != 0;
-            long done = mfillAtomicLocked(ctx, call, kind, dst, len, src, wp);
+            long done;
+            try {
+                done = mfillAtomicLocked(ctx, call, kind, dst, len, src, wp);
+            } catch (LinuxException e) {
+                // fs/userfaultfd.c userfaultfd_copy()/_zeropage()/_continue()/_poison(): a partial fill (EAGAIN,
+                // ret = bytes done > 0) still wakes [dst, dst + ret) before returning -EAGAIN
+                if (e.bytesDone() > 0 && (mode & dontwakeBit) == 0) {
+                    wakeRangeLocked(ctx, dst, e.bytesDone());
+                }
+                throw e;
+            }
             if ((mode & dontwakeBit) == 0) {
                 wakeRangeLocked(ctx, dst, done);
             }

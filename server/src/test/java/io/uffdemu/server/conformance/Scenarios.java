@@ -157,6 +157,7 @@ final class Scenarios {
         s.add(new Scenario("wp-range-only-hole", MemType.ALL, Scenarios::wpRangeOnlyHole));
         s.add(new Scenario("fill-minor-only", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::fillMinorOnly));
         s.add(new Scenario("scan-args-more", MemType.ANON_ONLY, Scenarios::scanArgsMore));
+        s.add(new Scenario("partial-fill-wakes", MemType.ALL, Scenarios::partialFillWakes));
         return s;
     }
 
@@ -3076,5 +3077,39 @@ final class Scenarios {
         h.call("WP_MATCHING on unregistered", "none", () -> regions(h, b.pagemapScan(pid,
                 scan(plain, end, PM_SCAN_WP_MATCHING, 0, 0xff))));
         h.pm("unregistered after WP_MATCHING", plain, 2);
+    }
+
+    /**
+     * Reference §4.1: a COPY (or ZEROPAGE) that stops early (EAGAIN, done = N bytes) still wakes the faults in
+     * [dst, dst+N); faults past the stop stay blocked.
+     */
+    static void partialFillWakes(Harness h) throws InterruptedException {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.register(u, a, 4 * ps, M);
+        h.call("COPY page 2", () -> b.uffdCopy(h.pid, u, a + 2 * ps, h.fill(2, ps), 0));
+        Harness.Op r0 = h.read(a);
+        Harness.Op r3 = h.read(a + 3 * ps);
+        h.awaitFaults(u, 2);
+        h.call("COPY pages 0-3, page 2 present", "EAGAIN done=0x" + Long.toHexString(2 * ps),
+                () -> b.uffdCopy(h.pid, u, a, h.fill(1, 4 * ps), 0));
+        h.expect("reader page 0 after partial COPY", r0.state(), "ok 01*1");
+        h.expect("reader page 3 after partial COPY", r3.state(), "blocked");
+        h.call("COPY page 3", () -> b.uffdCopy(h.pid, u, a + 3 * ps, h.fill(3, ps), 0));
+        h.expect("reader page 3", r3.finish(), "ok 03*1");
+        h.drain(u);
+        if (!h.type.hugetlb()) {
+            long c = h.map(3);
+            h.register(u, c, 3 * ps, M);
+            h.call("ZEROPAGE page 1", () -> b.uffdZeropage(h.pid, u, c + ps, ps, 0));
+            Harness.Op z0 = h.read(c);
+            h.awaitFaults(u, 1);
+            h.call("ZEROPAGE pages 0-2, page 1 present", "EAGAIN done=0x" + Long.toHexString(ps),
+                    () -> b.uffdZeropage(h.pid, u, c, 3 * ps, 0));
+            h.expect("reader page 0 after partial ZEROPAGE", z0.state(), "ok 00*1");
+            h.drain(u);
+        }
     }
 }
