@@ -249,24 +249,26 @@ public final class Faults {
             mm.pt.set(base, pte | Pte.ACCESSED);
             return o.ok(v, pte);
         }
-        if ((pte & Pte.UFFD_WP) != 0) {
-            if (v.uffdWp()) {
-                if (mode == AccessMode.PROC_MEM) {
-                    return o.errno(Errno.EIO);
-                }
-                if (!v.uffdWpAsync()) {
-                    return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
-                            mode, tid, o);
-                }
-            }
-            pte = Pte.clearUffdWp(pte);
-            mm.pt.set(base, pte);
-        }
         if (Pte.isWritable(pte)) {
+            // the MMU takes no fault on a writable PTE, whatever its uffd-wp bit (a leftover bit, see below)
             pte |= Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY;
             mm.pt.set(base, pte);
             return o.ok(v, pte);
         }
+        if ((pte & Pte.UFFD_WP) != 0 && v.uffdWp()) {
+            if (mode == AccessMode.PROC_MEM) {
+                return o.errno(Errno.EIO);
+            }
+            if (!v.uffdWpAsync()) {
+                return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
+                        mode, tid, o);
+            }
+            pte = Pte.clearUffdWp(pte); // mm/memory.c do_wp_page(): WP_ASYNC resolves by clearing the bit
+            mm.pt.set(base, pte);
+        }
+        // A leftover bit on a VMA that lost WP mode (re-REGISTER without WP) is kept: do_wp_page() checks
+        // userfaultfd_pte_wp(), which needs the VMA's WP mode, then wp_page_reuse() makes orig_pte (bit included)
+        // writable; only wp_page_copy() (COW) installs a fresh PTE without it. pagemap keeps showing bit 57.
         boolean makeWritable = v.canWrite();
         if (!v.hugetlb && mm.pt.isTransHuge(base) && hugeWpFaultLocked(v, base, pte, makeWritable)) {
             return o.ok(v, mm.pt.get(base));

@@ -158,6 +158,9 @@ final class Scenarios {
         s.add(new Scenario("fill-minor-only", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::fillMinorOnly));
         s.add(new Scenario("scan-args-more", MemType.ANON_ONLY, Scenarios::scanArgsMore));
         s.add(new Scenario("partial-fill-wakes", MemType.ALL, Scenarios::partialFillWakes));
+        s.add(new Scenario("partial-move-wakes", MemType.ANON_ONLY, Scenarios::partialMoveWakes));
+        s.add(new Scenario("wp-bits-after-mode-loss", Set.of(MemType.ANON, MemType.SHMEM, MemType.SHMEM_PRIVATE),
+                Scenarios::wpBitsAfterModeLoss));
         return s;
     }
 
@@ -3111,5 +3114,50 @@ final class Scenarios {
             h.expect("reader page 0 after partial ZEROPAGE", z0.state(), "ok 00*1");
             h.drain(u);
         }
+    }
+
+    /** Reference §4.1/§4.8: a MOVE that stops early (EAGAIN, done = N) wakes the faults in [dst, dst+N). */
+    static void partialMoveWakes(Harness h) throws InterruptedException {
+        var b = h.b;
+        long src = h.map(MemType.ANON, 2);
+        long dst = h.map(MemType.ANON, 2);
+        int u = h.uffd(0);
+        h.populate(src, 1, 7);
+        h.register(u, dst, 2 * PAGE_SIZE, M);
+        Harness.Op r0 = h.read(dst);
+        h.awaitFaults(u, 1);
+        h.call("MOVE 2 pages, 2nd src hole", "EAGAIN done=0x1000",
+                () -> b.uffdMove(h.pid, u, dst, src, 2 * PAGE_SIZE, 0));
+        h.expect("reader after partial MOVE", r0.state(), "ok 07*1");
+        h.drain(u);
+    }
+
+    /**
+     * Reference §1.3: "If the VMA lost WP mode, any leftover bit is ignored and markers are cleaned up lazily on
+     * fault". A WP registration is replaced by MISSING (not a subset), the pages are written, then WP mode comes
+     * back: what pagemap shows at each step and which writes fault is the kernel's answer.
+     */
+    static void wpBitsAfterModeLoss(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.populate(a, 2, 1);
+        h.register(u, a, 3 * ps, W);
+        h.wp(u, a, 3 * ps, true);
+        h.pm("wp'd", a, 3);
+        h.register(u, a, 3 * ps, M);
+        h.maps("after MISSING replaces WP", a, a + 3 * ps);
+        h.pm("after MISSING replaces WP", a, 3);
+        h.expect("write page 0 (MISSING only)", h.writeHandled(u, a, 2), "none");
+        h.pm("page 0 after write", a, 1);
+        h.log("write page 2 (hole or marker): " + h.writeHandled(u, a + 2 * ps, 2));
+        h.pm("page 2 after write", a + 2 * ps, 1);
+        h.register(u, a, 3 * ps, W);
+        h.pm("after WP mode is back", a, 3);
+        h.log("write page 1 after WP is back: " + h.writeHandled(u, a + ps, 3));
+        h.log("write page 0 (written while WP was off) after WP is back: " + h.writeHandled(u, a, 4));
+        h.pm("end", a, 3);
+        h.drain(u);
     }
 }
