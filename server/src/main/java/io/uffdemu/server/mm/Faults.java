@@ -16,7 +16,7 @@ public final class Faults {
         this.k = k;
     }
 
-    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4;
+    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4, SPIN = 5;
 
     /** Result of one fault attempt (one per accessing thread; not shared). */
     static final class Outcome {
@@ -52,6 +52,11 @@ public final class Faults {
 
         int retry() {
             return kind = RETRY;
+        }
+
+        /** The fault returned without progress and will be taken again and again (a kernel livelock). */
+        int spin() {
+            return kind = SPIN;
         }
     }
 
@@ -109,6 +114,10 @@ public final class Faults {
             } finally {
                 k.unlock();
             }
+            if (o.kind == SPIN) {
+                spinWait(deadlineNanos);
+                continue;
+            }
             waitFault(o.fault, deadlineNanos);
         }
         return AccessResult.ok(out);
@@ -117,6 +126,14 @@ public final class Faults {
     private static AccessResult fail(AccessMode mode, long addr, int segvCode) {
         return mode == AccessMode.USER ? AccessResult.signal(Linux.SIGSEGV, segvCode, addr)
                 : AccessResult.error(mode == AccessMode.PROC_MEM ? Errno.EIO : Errno.EFAULT, addr);
+    }
+
+    /** A livelocked fault ({@link Outcome#spin}): pause briefly before taking it again; ETIMEDOUT on the deadline. */
+    private static void spinWait(long deadlineNanos) throws InterruptedException {
+        if (System.nanoTime() - deadlineNanos >= 0) {
+            throw new LinuxException(Errno.ETIMEDOUT, "access", 0, "the fault makes no progress (livelock)");
+        }
+        Thread.sleep(1);
     }
 
     /** Waits until the fault is woken; on deadline or interrupt, withdraws it from its ctx. */
@@ -184,6 +201,15 @@ public final class Faults {
                 }
             } finally {
                 k.unlock();
+            }
+            if (o.kind == SPIN) {
+                try {
+                    spinWait(Long.MAX_VALUE);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new LinuxException(Errno.EINTR, c);
+                }
+                continue;
             }
             try {
                 waitFault(o.fault, Long.MAX_VALUE);
@@ -265,6 +291,12 @@ public final class Faults {
             }
             pte = Pte.clearUffdWp(pte); // mm/memory.c do_wp_page(): WP_ASYNC resolves by clearing the bit
             mm.pt.set(base, pte);
+        }
+        if (v.hugetlb && (pte & Pte.UFFD_WP) != 0) {
+            // mm/hugetlb.c: hugetlb_fault() hands uffd-wp to the handler only when userfaultfd_wp(vma), and
+            // hugetlb_wp() "never handle[s] CoW for uffd-wp protected pages" (returns 0, PTE unchanged): with the
+            // VMA's WP mode gone the write faults again and again until WP mode comes back or the bit goes
+            return o.spin();
         }
         // A leftover bit on a VMA that lost WP mode (re-REGISTER without WP) is kept: do_wp_page() checks
         // userfaultfd_pte_wp(), which needs the VMA's WP mode, then wp_page_reuse() makes orig_pte (bit included)

@@ -161,6 +161,8 @@ final class Scenarios {
         s.add(new Scenario("partial-move-wakes", MemType.ANON_ONLY, Scenarios::partialMoveWakes));
         s.add(new Scenario("wp-bits-after-mode-loss", Set.of(MemType.ANON, MemType.SHMEM, MemType.SHMEM_PRIVATE),
                 Scenarios::wpBitsAfterModeLoss));
+        s.add(new Scenario("wp-bits-after-mode-loss-hugetlb", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
+                Scenarios::wpBitsAfterModeLossHugetlb));
         return s;
     }
 
@@ -3158,6 +3160,32 @@ final class Scenarios {
         h.log("write page 1 after WP is back: " + h.writeHandled(u, a + ps, 3));
         h.log("write page 0 (written while WP was off) after WP is back: " + h.writeHandled(u, a, 4));
         h.pm("end", a, 3);
+        h.drain(u);
+    }
+
+    /**
+     * The hugetlb side of wp-bits-after-mode-loss: a write to a huge page whose uffd-wp bit outlived the VMA's WP
+     * mode makes no progress (mm/hugetlb.c hugetlb_wp() refuses to handle a uffd-wp protected page and
+     * hugetlb_fault() only reports uffd-wp when the VMA has WP mode): the writer stays stuck, with no message,
+     * until WP mode comes back and the fault is reported as WP.
+     */
+    static void wpBitsAfterModeLossHugetlb(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.register(u, a, 2 * ps, M);
+        h.pm("after MISSING replaces WP", a, 2);
+        h.readData("read page 0", a, 1);
+        Harness.Op w = h.write(a, 2);
+        h.expect("writer while WP mode is off", w.state(), "blocked");
+        h.drain(u);
+        h.register(u, a, 2 * ps, W);
+        h.handle(w, u);
+        h.pm("end", a, 2);
+        h.readData("written", a, 1);
         h.drain(u);
     }
 }
