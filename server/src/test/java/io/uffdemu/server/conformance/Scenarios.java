@@ -163,6 +163,8 @@ final class Scenarios {
                 Scenarios::wpBitsAfterModeLoss));
         s.add(new Scenario("wp-bits-after-mode-loss-hugetlb", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
                 Scenarios::wpBitsAfterModeLossHugetlb));
+        s.add(new Scenario("wp-bits-after-mode-loss-mprotect", Set.of(MemType.ANON, MemType.SHMEM,
+                MemType.SHMEM_PRIVATE), Scenarios::wpBitsAfterModeLossMprotect));
         return s;
     }
 
@@ -3186,6 +3188,35 @@ final class Scenarios {
         h.handle(w, u);
         h.pm("end", a, 2);
         h.readData("written", a, 1);
+        h.drain(u);
+    }
+
+    /**
+     * wp-bits-after-mode-loss, continued: mprotect RO then RW while the VMA has no WP mode, then WP mode comes
+     * back (does mprotect make the leftover-wp PTE writable?); and UNREGISTER of a VMA without WP mode leaves the
+     * bits (userfaultfd_clear_vma() clears wp only when the VMA has WP mode).
+     */
+    static void wpBitsAfterModeLossMprotect(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.register(u, a, 2 * ps, M);
+        h.call("mprotect RO", "OK", r(() -> b.mprotect(h.pid, a, ps, PROT_READ)));
+        h.call("mprotect RW", "OK", r(() -> b.mprotect(h.pid, a, ps, PROT_READ | PROT_WRITE)));
+        h.pm("after mprotect", a, 2);
+        h.register(u, a, 2 * ps, W);
+        h.log("write page 0 after WP is back: " + h.writeHandled(u, a, 2));
+        h.pm("after write", a, 2);
+        h.register(u, a, 2 * ps, M);
+        h.call("UNREGISTER (no WP mode)", "OK", r(() -> b.uffdUnregister(h.pid, u, a, 2 * ps)));
+        h.pm("after UNREGISTER", a, 2);
+        h.register(u, a, 2 * ps, W);
+        h.log("write page 1 after re-register WP: " + h.writeHandled(u, a + ps, 3));
+        h.pm("end", a, 2);
         h.drain(u);
     }
 }
