@@ -485,9 +485,12 @@ public final class Userfaultfd {
             long end = start + len;
             MmStruct mm = ctx.mm;
             List<Vma> vs = mm.vmasIn(start, end);
-            if (vs.isEmpty() || mm.findVma(end - 1) == null) {
+            if (vs.isEmpty()) {
                 throw new LinuxException(Errno.ENOENT, "UFFDIO_WRITEPROTECT", 0, "range not mapped");
             }
+            // mm/userfaultfd.c mwriteprotect_range(): the VMAs are walked in order and each one is changed before
+            // the next is checked, so a VMA without WP mode (ENOENT) or an unaligned hugetlb VMA (EINVAL) stops
+            // the walk with the earlier VMAs already done; unmapped space in the range (also at its end) is skipped
             for (Vma v : vs) {
                 if (!v.uffdWp()) {
                     throw new LinuxException(Errno.ENOENT, "UFFDIO_WRITEPROTECT", 0, "mapping not registered for WP");
@@ -495,8 +498,6 @@ public final class Userfaultfd {
                 if (v.hugetlb && ((start | len) & (v.pageSize - 1)) != 0) {
                     throw LinuxException.einval("UFFDIO_WRITEPROTECT", "hugetlb range not huge page aligned");
                 }
-            }
-            for (Vma v : vs) {
                 wpRangeLocked(v, Math.max(start, v.start), Math.min(end, v.end), enable);
             }
             if (!enable && (mode & Linux.UFFDIO_WRITEPROTECT_MODE_DONTWAKE) == 0) {

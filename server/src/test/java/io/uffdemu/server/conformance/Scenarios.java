@@ -165,6 +165,7 @@ final class Scenarios {
                 Scenarios::wpBitsAfterModeLossHugetlb));
         s.add(new Scenario("wp-bits-after-mode-loss-mprotect", Set.of(MemType.ANON, MemType.SHMEM,
                 MemType.SHMEM_PRIVATE), Scenarios::wpBitsAfterModeLossMprotect));
+        s.add(new Scenario("wp-range-mixed-vmas", MemType.ALL, Scenarios::wpRangeMixedVmas));
         return s;
     }
 
@@ -3218,5 +3219,44 @@ final class Scenarios {
         h.log("write page 1 after re-register WP: " + h.writeHandled(u, a + ps, 3));
         h.pm("end", a, 2);
         h.drain(u);
+    }
+
+    /**
+     * Reference §4.4: WRITEPROTECT over a WP-registered VMA followed by a VMA without WP mode gives ENOENT; is the
+     * first VMA protected anyway (mm/userfaultfd.c mwriteprotect_range() walks the VMAs in order)? And the other
+     * order, and un-protecting.
+     */
+    static void wpRangeMixedVmas(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.populate(a, 3, 1);
+        h.call("munmap page 3", "OK", r(() -> b.munmap(h.pid, a + 3 * ps, ps)));
+        h.register(u, a, ps, W);
+        h.register(u, a + ps, ps, M);
+        h.call("WRITEPROTECT W vma + M vma", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a, 2 * ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.pm("after", a, 2);
+        h.register(u, a + ps, ps, M | W);
+        h.call("UNREGISTER page 0", "OK", r(() -> b.uffdUnregister(h.pid, u, a, ps)));
+        h.register(u, a, ps, M);
+        h.wp(u, a + ps, ps, true);
+        h.maps("M vma + M|W vma", a, a + 2 * ps);
+        h.call("un-WP M vma + M|W vma", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a, 2 * ps, 0)));
+        h.pm("after un-WP", a, 2);
+        h.register(u, a, ps, M | W);
+        h.wp(u, a, ps, true);
+        h.call("UNREGISTER page 1", "OK", r(() -> b.uffdUnregister(h.pid, u, a + ps, ps)));
+        h.register(u, a + ps, ps, M);
+        h.pm("before un-WP M|W vma + M vma", a, 2);
+        h.call("un-WP M|W vma + M vma", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a, 2 * ps, 0)));
+        h.pm("after un-WP M|W vma + M vma", a, 2);
+        // a range that runs from a WP-registered VMA into unmapped space (page 3 is a hole, nothing after it
+        // in this scenario's mapping)
+        h.register(u, a + 2 * ps, ps, W);
+        h.call("WRITEPROTECT W vma + unmapped tail", r(() -> b.uffdWriteprotect(h.pid, u, a + 2 * ps, 2 * ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.pm("page 2", a + 2 * ps, 1);
     }
 }
