@@ -166,6 +166,7 @@ final class Scenarios {
         s.add(new Scenario("wp-bits-after-mode-loss-mprotect", Set.of(MemType.ANON, MemType.SHMEM,
                 MemType.SHMEM_PRIVATE), Scenarios::wpBitsAfterModeLossMprotect));
         s.add(new Scenario("wp-range-mixed-vmas", MemType.ALL, Scenarios::wpRangeMixedVmas));
+        s.add(new Scenario("fill-across-vmas", MemType.ALL, Scenarios::fillAcrossVmas));
         return s;
     }
 
@@ -3258,5 +3259,24 @@ final class Scenarios {
         h.call("WRITEPROTECT W vma + unmapped tail", r(() -> b.uffdWriteprotect(h.pid, u, a + 2 * ps, 2 * ps,
                 UFFDIO_WRITEPROTECT_MODE_WP)));
         h.pm("page 2", a + 2 * ps, 1);
+    }
+
+    /**
+     * Reference §4.2: the COPY/ZEROPAGE/POISON destination must lie in one registered VMA; a range over two
+     * registered VMAs (different modes) is ENOENT with nothing done.
+     */
+    static void fillAcrossVmas(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, ps, M);
+        h.register(u, a + ps, ps, M | W);
+        h.call("COPY across two registered vmas", "ENOENT", () -> b.uffdCopy(h.pid, u, a, h.fill(1, 2 * ps), 0));
+        if (!h.type.hugetlb()) {
+            h.call("ZEROPAGE across two registered vmas", "ENOENT", () -> b.uffdZeropage(h.pid, u, a, 2 * ps, 0));
+        }
+        h.call("POISON across two registered vmas", "ENOENT", () -> b.uffdPoison(h.pid, u, a, 2 * ps, 0));
+        h.pm("after", a, 2);
     }
 }
