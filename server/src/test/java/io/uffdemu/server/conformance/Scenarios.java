@@ -167,6 +167,8 @@ final class Scenarios {
                 MemType.SHMEM_PRIVATE), Scenarios::wpBitsAfterModeLossMprotect));
         s.add(new Scenario("wp-range-mixed-vmas", MemType.ALL, Scenarios::wpRangeMixedVmas));
         s.add(new Scenario("fill-across-vmas", MemType.ALL, Scenarios::fillAcrossVmas));
+        s.add(new Scenario("partial-continue-wakes", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::partialContinueWakes));
         return s;
     }
 
@@ -3278,5 +3280,23 @@ final class Scenarios {
         }
         h.call("POISON across two registered vmas", "ENOENT", () -> b.uffdPoison(h.pid, u, a, 2 * ps, 0));
         h.pm("after", a, 2);
+    }
+
+    /** Reference §4.1 for CONTINUE: stopping at a page not in the cache (EAGAIN, done = N) wakes [dst, dst+N). */
+    static void partialContinueWakes(Harness h) throws InterruptedException {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        long al = h.alias(2);
+        int u = h.uffd(0);
+        h.populate(a, 1, 0x61);
+        h.register(u, al, 2 * ps, N);
+        Harness.Op r0 = h.read(al);
+        h.awaitFaults(u, 1);
+        h.call("CONTINUE 2 pages, 2nd not in cache", "EAGAIN done=0x" + Long.toHexString(ps),
+                () -> b.uffdContinue(h.pid, u, al, 2 * ps, 0));
+        h.expect("reader after partial CONTINUE", r0.state(), "ok 61*1");
+        h.drain(u);
+        h.pm("alias", al, 2);
     }
 }
