@@ -16,7 +16,7 @@ public final class Faults {
         this.k = k;
     }
 
-    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4;
+    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4, SPIN = 5;
 
     /** Result of one fault attempt (one per accessing thread; not shared). */
     static final class Outcome {
@@ -54,6 +54,11 @@ public final class Faults {
 
         int retry() {
             return kind = RETRY;
+        }
+
+        /** The fault returned without progress and will be taken again and again (a kernel livelock). */
+        int spin() {
+            return kind = SPIN;
         }
     }
 
@@ -111,6 +116,10 @@ public final class Faults {
             } finally {
                 k.unlock();
             }
+            if (o.kind == SPIN) {
+                spinWait(deadlineNanos);
+                continue;
+            }
             waitFault(o.fault, deadlineNanos);
         }
         return AccessResult.ok(out);
@@ -119,6 +128,14 @@ public final class Faults {
     private static AccessResult fail(AccessMode mode, long addr, int segvCode) {
         return mode == AccessMode.USER ? AccessResult.signal(Linux.SIGSEGV, segvCode, addr)
                 : AccessResult.error(mode == AccessMode.PROC_MEM ? Errno.EIO : Errno.EFAULT, addr);
+    }
+
+    /** A livelocked fault ({@link Outcome#spin}): pause briefly before taking it again; ETIMEDOUT on the deadline. */
+    private static void spinWait(long deadlineNanos) throws InterruptedException {
+        if (System.nanoTime() - deadlineNanos >= 0) {
+            throw new LinuxException(Errno.ETIMEDOUT, "access", 0, "the fault makes no progress (livelock)");
+        }
+        Thread.sleep(1);
     }
 
     /** Waits until the fault is woken; on deadline or interrupt, withdraws it from its ctx. */
@@ -186,6 +203,15 @@ public final class Faults {
                 }
             } finally {
                 k.unlock();
+            }
+            if (o.kind == SPIN) {
+                try {
+                    spinWait(Long.MAX_VALUE);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new LinuxException(Errno.EINTR, c);
+                }
+                continue;
             }
             try {
                 waitFault(o.fault, Long.MAX_VALUE);
@@ -277,25 +303,33 @@ public final class Faults {
             mm.pt.set(base, pte | Pte.ACCESSED);
             return o.ok(v, pte);
         }
-        if ((pte & Pte.UFFD_WP) != 0 && testBreakage != BREAK_WP_IGNORED) {
-            if (v.uffdWp()) {
-                if (mode == AccessMode.PROC_MEM) {
-                    return o.errno(Errno.EIO);
-                }
-                if (!v.uffdWpAsync()) {
-                    return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
-                            mode, tid, o);
-                }
-                o.wpAsyncCleared = true;
-            }
-            pte = Pte.clearUffdWp(pte);
-            mm.pt.set(base, pte);
-        }
         if (Pte.isWritable(pte)) {
+            // the MMU takes no fault on a writable PTE, whatever its uffd-wp bit (a leftover bit, see below)
             pte |= Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY;
             mm.pt.set(base, pte);
             return o.ok(v, pte);
         }
+        if ((pte & Pte.UFFD_WP) != 0 && v.uffdWp() && testBreakage != BREAK_WP_IGNORED) {
+            if (mode == AccessMode.PROC_MEM) {
+                return o.errno(Errno.EIO);
+            }
+            if (!v.uffdWpAsync()) {
+                return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
+                        mode, tid, o);
+            }
+            o.wpAsyncCleared = true;
+            pte = Pte.clearUffdWp(pte); // mm/memory.c do_wp_page(): WP_ASYNC resolves by clearing the bit
+            mm.pt.set(base, pte);
+        }
+        if (v.hugetlb && (pte & Pte.UFFD_WP) != 0) {
+            // mm/hugetlb.c: hugetlb_fault() hands uffd-wp to the handler only when userfaultfd_wp(vma), and
+            // hugetlb_wp() "never handle[s] CoW for uffd-wp protected pages" (returns 0, PTE unchanged): with the
+            // VMA's WP mode gone the write faults again and again until WP mode comes back or the bit goes
+            return o.spin();
+        }
+        // A leftover bit on a VMA that lost WP mode (re-REGISTER without WP) is kept: do_wp_page() checks
+        // userfaultfd_pte_wp(), which needs the VMA's WP mode, then wp_page_reuse() makes orig_pte (bit included)
+        // writable; only wp_page_copy() (COW) installs a fresh PTE without it. pagemap keeps showing bit 57.
         boolean makeWritable = v.canWrite();
         if (!v.hugetlb && mm.pt.isTransHuge(base) && hugeWpFaultLocked(v, base, pte, makeWritable)) {
             return o.ok(v, mm.pt.get(base));

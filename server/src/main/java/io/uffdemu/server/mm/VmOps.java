@@ -955,6 +955,21 @@ public final class VmOps {
                 if ((prot & Linux.PROT_WRITE) == 0) {
                     // change_protection(): whole huge PMDs stay huge (change_huge_pmd), partial ones split
                     v.mm.pt.update(v.start, v.end, pte -> Pte.isPresent(pte) ? pte & ~Pte.WRITE : pte);
+                } else if (!v.uffdWp() && !v.hugetlb) {
+                    // mm/mprotect.c change_pte_range(): on a writable VMA the kernel upgrades PTEs at once when it
+                    // can (shared without writenotify: vm_page_prot is writable; private: can_change_pte_writable()
+                    // for an exclusive anon page). Its userfaultfd_pte_wp() veto needs the VMA's WP mode, so a
+                    // uffd-wp bit left over from a dropped WP registration becomes writable, the bit kept. Only
+                    // those PTEs are upgraded here: for the others the emulated write fault gives the same result.
+                    v.mm.pt.update(v.start, v.end, pte -> {
+                        if (!Pte.isPresent(pte) || (pte & Pte.UFFD_WP) == 0 || Pte.isZero(pte)) {
+                            return pte;
+                        }
+                        long pfn = Pte.pfn(pte);
+                        boolean exclusiveAnon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0
+                                && k.frames.mapcount(pfn) == 1 && k.frames.refcount(pfn) == 1;
+                        return v.shared || exclusiveAnon ? pte | Pte.WRITE : pte;
+                    });
                 }
             }
             t.mm.mergeAround(addr, end);

@@ -1768,19 +1768,32 @@ public final class LinuxBackend implements MemoryBackend {
             }
         }
         long[] counts = withFd(p, fd, "fdinfo", LinuxBackend::fdinfoCounts);
-        return new io.uffdemu.server.mm.UffdFdinfo.Description(pid, fd, e.openFlags, e.apiDone, e.features,
+        // the kernel's ctx->features (API line), not what was requested: WP_ASYNC also sets WP_UNPOPULATED
+        long features = counts[2] >= 0 ? counts[2] & ~UFFD_FEATURE_INITIALIZED : e.features;
+        return new io.uffdemu.server.mm.UffdFdinfo.Description(pid, fd, e.openFlags, e.apiDone, features,
                 List.copyOf(ranges), (int) counts[0], (int) counts[1], 0, e.closed);
     }
 
-    /** {@code pending} and {@code total} of /proc/self/fdinfo/REAL (fs/userfaultfd.c:userfaultfd_show_fdinfo). */
+    /** fs/userfaultfd.c: the internal "initialized" bit ctx->features carries after UFFDIO_API. */
+    private static final long UFFD_FEATURE_INITIALIZED = 1L << 31;
+
+    /**
+     * {@code pending}, {@code total} and the ctx features of the {@code API:\taa:FEATURES:IOCTLS} line (-1 when
+     * absent) of /proc/self/fdinfo/REAL (fs/userfaultfd.c:userfaultfd_show_fdinfo).
+     */
     private static long[] fdinfoCounts(int real) {
-        long[] out = new long[2];
+        long[] out = {0, 0, -1};
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + real))) {
                 if (line.startsWith("pending:")) {
                     out[0] = Long.parseLong(line.substring(8).trim());
                 } else if (line.startsWith("total:")) {
                     out[1] = Long.parseLong(line.substring(6).trim());
+                } else if (line.startsWith("API:")) {
+                    String[] f = line.substring(4).trim().split(":");
+                    if (f.length == 3) {
+                        out[2] = Long.parseLong(f[1], 16);
+                    }
                 }
             }
         } catch (IOException | NumberFormatException ex) {
