@@ -241,7 +241,11 @@ public final class Faults {
         }
         Vma v = mm.findVma(addr);
         long base = v == null ? 0 : addr & ~(v.pageSize - 1);
-        boolean armed = v != null && v.uffdWp() && Pte.isUffdWp(mm.pt.get(base));
+        long before = v == null ? Pte.NONE : mm.pt.get(base);
+        // a present, writable PTE takes no fault whatever its uffd-wp bit (a leftover bit made writable by
+        // mprotect or reuse while the VMA had no WP mode, as on the kernel): only protected ones are armed
+        boolean armed = v != null && v.uffdWp() && Pte.isUffdWp(before)
+                && !(Pte.isPresent(before) && Pte.isWritable(before));
         o.wpAsyncCleared = false;
         int kind = handleMmFaultLocked(mm, addr, write, mode, tid, o);
         if (armed) {
