@@ -46,6 +46,8 @@ public final class BenchCommand implements Runnable {
         int rounds;
         @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
         List<String> cases;
+        @Option(names = "--skip-emulated", description = "kernel and native backend only")
+        boolean skipEmulated;
         @Option(names = "--native", defaultValue = "true", negatable = true,
                 description = "also measure the native (linux) backend through the SPI (issue 4's ratio)")
         boolean nativeBackend;
@@ -54,8 +56,9 @@ public final class BenchCommand implements Runnable {
         public Integer call() throws Exception {
             KernelYardstick kernel = new KernelYardstick();
             System.out.println("| case | threads | kernel faults/s | emulated faults/s | ratio (emulated/kernel) "
-                    + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) |");
-            System.out.println("|---|---|---|---|---|---|---|---|---|");
+                    + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) "
+                    + "| native, virtual callers faults/s | ratio |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
             for (int t : threads) {
                 Map<String, Double> k = Map.of();
                 for (int r = 0; r < rounds; r++) {
@@ -68,10 +71,12 @@ public final class BenchCommand implements Runnable {
                         k = best;
                     }
                 }
-                EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
+                if (!skipEmulated) {
+                    EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
+                }
                 for (String c : cases) {
                     EmulatedRoundTrip.Result best = null;
-                    for (int r = 0; r < rounds; r++) {
+                    for (int r = 0; !skipEmulated && r < rounds; r++) {
                         var res = EmulatedRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t);
                         if (best == null || res.faultsPerSecond() > best.faultsPerSecond()) {
                             best = res;
@@ -79,18 +84,22 @@ public final class BenchCommand implements Runnable {
                     }
                     Double kf = k.get(c);
                     double nat = -1;
+                    double natV = -1;
                     if (nativeBackend) {
                         for (int r = 0; r < rounds; r++) {
-                            nat = Math.max(nat, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t));
+                            nat = Math.max(nat, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t, true));
+                            natV = Math.max(natV, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t, false));
                         }
                     }
-                    System.out.printf("| %s | %d | %s | %s | %s | %.1f | %.1f | %s | %s |%n", c, t,
-                            kf == null ? "n/a" : fmt(kf), fmt(best.faultsPerSecond()),
-                            kf == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
-                            best.latency().getValueAtPercentile(50) / 1e3,
-                            best.latency().getValueAtPercentile(99) / 1e3,
+                    System.out.printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", c, t,
+                            kf == null ? "n/a" : fmt(kf), best == null ? "n/a" : fmt(best.faultsPerSecond()),
+                            kf == null || best == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
+                            best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(50) / 1e3),
+                            best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(99) / 1e3),
                             nat < 0 ? "n/a" : fmt(nat),
-                            nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf));
+                            nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf),
+                            natV < 0 ? "n/a" : fmt(natV),
+                            natV < 0 || kf == null ? "n/a" : String.format("%.2f", natV / kf));
                 }
             }
             if (kernel.unavailableReason() != null) {
