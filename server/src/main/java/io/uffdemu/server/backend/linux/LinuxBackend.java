@@ -1713,7 +1713,7 @@ public final class LinuxBackend implements MemoryBackend {
                             return List.of();
                         }
                         int ms = (int) Math.max(1, Math.min(50, TimeUnit.NANOSECONDS.toMillis(left) + 1));
-                        Native.poll1(e.real, Uapi.POLLIN, ms);
+                        pollIn(e.real, ms);
                         continue;
                     }
                 } finally {
@@ -1728,6 +1728,26 @@ public final class LinuxBackend implements MemoryBackend {
                 }
                 return out;
             }
+        }
+    }
+
+    /**
+     * poll(2) for POLLIN. A virtual thread must not block in a native call: the call pins its carrier for the whole
+     * timeout (up to 50 ms here), and with the gRPC Handle readers on virtual threads two idle uffds would stall
+     * every carrier of a 2-core machine. Virtual callers therefore wait on an access thread (one hop, paid only
+     * when the uffd was empty); platform callers poll themselves.
+     */
+    private void pollIn(int realFd, int ms) throws InterruptedException {
+        if (!Thread.currentThread().isVirtual()) {
+            Native.poll1(realFd, Uapi.POLLIN, ms);
+            return;
+        }
+        try {
+            accessThreads.submit(() -> Native.poll1(realFd, Uapi.POLLIN, ms)).get(Long.MAX_VALUE);
+        } catch (InterruptedException | RuntimeException | Error ex) {
+            throw ex;
+        } catch (Exception ex) {
+            throw new IllegalStateException(ex);
         }
     }
 
