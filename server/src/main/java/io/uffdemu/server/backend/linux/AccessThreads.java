@@ -14,14 +14,15 @@ import java.util.concurrent.locks.LockSupport;
  * <p>A cached pool ({@code Executors.newCachedThreadPool}) costs two thread wake-ups per access on top of the two
  * the kernel's own round trip has: the caller's task wakes a parked pool thread (SynchronousQueue), and the pool
  * thread's completion wakes the parked caller (for a virtual caller, a parked carrier). On these VMs each wake-up of
- * a parked thread is 10-15 us, about a whole kernel round trip (reference/perf-notes.md). Here both sides spin
- * briefly before they park: a worker that finished a task polls its slot for {@link #SPIN_NANOS} before parking,
- * so the next access of the same caller finds it awake; the caller polls its task's result for up to the same time
- * (yielding, so that on a virtual thread the other virtual threads of the carrier keep running) before it parks.
- * A fault that takes longer than the spin costs what it did before. Idle workers park and exit after
- * {@link #KEEP_ALIVE_NANOS}, like the cached pool.
+ * a parked thread is 10-15 us, about a whole kernel round trip (reference/perf-notes.md). Here a task goes straight
+ * into an idle worker's slot (LIFO: the most recently used worker first) and the result straight to the caller,
+ * with no queue and no Future. Idle workers park and exit after {@link #KEEP_ALIVE_NANOS}, like the cached pool.
+ * Platform callers without a deadline do not come here at all (LinuxBackend.access runs them inline).
  *
- * <p>{@code -Duffdemu.linux.access-spin-us=0} turns the spinning off (plain park/unpark on both sides).
+ * <p>{@code -Duffdemu.linux.access-spin-us=N} makes both sides spin up to N us before parking (a worker polls its
+ * slot, a caller polls its result, yielding on a virtual thread). Default 0: at 50 us the native round trip got
+ * 3-5x <em>slower</em> on the 2 shared cores (load 8-16), the spinning threads taking the CPU the uffd handler
+ * needed (docs/benchmarks.md).
  */
 final class AccessThreads {
     static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(Long.getLong("uffdemu.linux.access-spin-us", 0));
