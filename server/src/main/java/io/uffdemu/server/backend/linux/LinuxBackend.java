@@ -75,15 +75,17 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * default posix_spawn/vfork launch does not dup the mm and is fine).
  *
  * <h2>Accesses</h2>
- * USER accesses are a native memcpy on a dedicated platform thread (a small cached pool; never virtual threads,
- * a real fault blocks the carrier). Before touching memory the backend checks the VMA, its protection, guard and
+ * USER accesses are a native memcpy on a platform thread, never on a virtual thread (a real fault blocks the
+ * carrier): a virtual caller, or any caller with a deadline, hands the access to an {@link AccessThreads} worker
+ * and waits; a platform caller without a deadline runs it itself and, like a real thread in a userfault, is not
+ * interrupted out of it (it returns once the fault is resolved, woken or its uffd closed). Before touching memory the backend checks the VMA, its protection, guard and
  * poison markers (pagemap), the memfd EOF and the uffd SIGBUS feature, and returns the signal the kernel would
  * give without touching. On the deadline the caller gets ETIMEDOUT while the thread stays blocked in the kernel
  * (its fault stays queued on the uffd, unlike the emulated backend which withdraws it); closing the uffd,
  * unregistering the range or exiting the process wakes it. Such an abandoned store still lands when its fault is
- * finally resolved (the emulated backend drops it). Costs measured here: about 40 us for an access to a resident
- * page (VMA query, pagemap read, a hop to the access thread), about 300 us for a MISSING round trip driven through
- * the SPI from one test thread. KERNEL = write(2)/read(2) through a pipe
+ * finally resolved (the emulated backend drops it). Costs: a MISSING or WP round trip through the SPI is about
+ * 0.4-0.7x the C yardstick's faults/s from platform faulting threads and about 0.2-0.4x from virtual ones (two
+ * more thread wake-ups per access); see docs/benchmarks.md. KERNEL = write(2)/read(2) through a pipe
  * (copy_from_user / copy_to_user), REMOTE = process_vm_readv/writev on the server's own pid, PROC_MEM =
  * pread/pwrite on /proc/self/mem.
  *
