@@ -15,11 +15,17 @@ mkdir -p docs/bench
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(java -version 2>&1 | head -n1)."
   echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "## Fault round trip (in-process emulated vs kernel, one handler thread)"
+  echo "## Fault round trip (in-process emulated and native backend vs kernel, one handler thread)"
   echo
   echo "\`java -jar bench/target/uffdemu-bench.jar roundtrip --pages 40000 --threads 1,8 --rounds 3\`"
   echo
   java -jar bench/target/uffdemu-bench.jar roundtrip --pages 40000 --threads 1,8 --rounds 3
+  echo
+  echo "## Scaling curve (cost per fault against faulting threads and pages, anon MISSING + COPY)"
+  echo
+  echo "\`java -jar bench/target/uffdemu-bench.jar curve --threads 1,8,64 --pages 10000,40000,160000 --rounds 2\`"
+  echo
+  java -jar bench/target/uffdemu-bench.jar curve --threads 1,8,64 --pages 10000,40000,160000 --rounds 2
   echo
   echo "## Bulk operations, 1 GiB"
   echo

@@ -13,7 +13,8 @@ import picocli.CommandLine.Option;
  * the real kernel measured in the same run (docs/benchmarks.md).
  */
 @Command(name = "uffdemu-bench", mixinStandardHelpOptions = true,
-        subcommands = {BenchCommand.RoundTrip.class, BenchCommand.Bulk.class, BenchCommand.Scale.class},
+        subcommands = {BenchCommand.RoundTrip.class, BenchCommand.Curve.class, BenchCommand.Bulk.class,
+                BenchCommand.Scale.class},
         description = "Benchmarks of uffdemu against the real kernel's userfaultfd on this machine.")
 public final class BenchCommand implements Runnable {
     public static void main(String[] args) {
@@ -46,16 +47,19 @@ public final class BenchCommand implements Runnable {
         int rounds;
         @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
         List<String> cases;
-        @Option(names = "--native", defaultValue = "true", negatable = true,
-                description = "also measure the native (linux) backend through the SPI (issue 4's ratio)")
-        boolean nativeBackend;
+        @Option(names = "--skip-emulated", description = "kernel and native backend only")
+        boolean skipEmulated;
+        // a plain flag: picocli's negatable form with defaultValue "true" made --no-native set true
+        @Option(names = "--skip-native", description = "skip the native (linux) backend (issue 4's ratio)")
+        boolean skipNative;
 
         @Override
         public Integer call() throws Exception {
             KernelYardstick kernel = new KernelYardstick();
             System.out.println("| case | threads | kernel faults/s | emulated faults/s | ratio (emulated/kernel) "
-                    + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) |");
-            System.out.println("|---|---|---|---|---|---|---|---|---|");
+                    + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) "
+                    + "| native, virtual callers faults/s | ratio |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
             for (int t : threads) {
                 Map<String, Double> k = Map.of();
                 for (int r = 0; r < rounds; r++) {
@@ -68,10 +72,12 @@ public final class BenchCommand implements Runnable {
                         k = best;
                     }
                 }
-                EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
+                if (!skipEmulated) {
+                    EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
+                }
                 for (String c : cases) {
                     EmulatedRoundTrip.Result best = null;
-                    for (int r = 0; r < rounds; r++) {
+                    for (int r = 0; !skipEmulated && r < rounds; r++) {
                         var res = EmulatedRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t);
                         if (best == null || res.faultsPerSecond() > best.faultsPerSecond()) {
                             best = res;
@@ -79,18 +85,76 @@ public final class BenchCommand implements Runnable {
                     }
                     Double kf = k.get(c);
                     double nat = -1;
-                    if (nativeBackend) {
+                    double natV = -1;
+                    if (!skipNative) {
                         for (int r = 0; r < rounds; r++) {
-                            nat = Math.max(nat, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t));
+                            nat = Math.max(nat, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t, true));
+                            natV = Math.max(natV, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t, false));
                         }
                     }
-                    System.out.printf("| %s | %d | %s | %s | %s | %.1f | %.1f | %s | %s |%n", c, t,
-                            kf == null ? "n/a" : fmt(kf), fmt(best.faultsPerSecond()),
-                            kf == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
-                            best.latency().getValueAtPercentile(50) / 1e3,
-                            best.latency().getValueAtPercentile(99) / 1e3,
+                    System.out.printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", c, t,
+                            kf == null ? "n/a" : fmt(kf), best == null ? "n/a" : fmt(best.faultsPerSecond()),
+                            kf == null || best == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
+                            best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(50) / 1e3),
+                            best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(99) / 1e3),
                             nat < 0 ? "n/a" : fmt(nat),
-                            nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf));
+                            nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf),
+                            natV < 0 ? "n/a" : fmt(natV),
+                            natV < 0 || kf == null ? "n/a" : String.format("%.2f", natV / kf));
+                }
+            }
+            if (kernel.unavailableReason() != null) {
+                System.out.println();
+                System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "curve", description = "Scaling curve of the fault round trip: cost per fault against faulting "
+            + "threads and pages touched, emulated in-process and native backend, each next to the kernel yardstick "
+            + "run with the same threads and pages.")
+    static final class Curve implements Callable<Integer> {
+        @Option(names = "--threads", defaultValue = "1,8,64", split = ",", description = "faulting thread counts")
+        List<Integer> threads;
+        @Option(names = "--pages", defaultValue = "10000,40000,160000", split = ",", description = "pages touched")
+        List<Long> pages;
+        @Option(names = "--case", defaultValue = "anon-missing", description = "one of the yardstick's cases")
+        String caseLabel;
+        @Option(names = "--rounds", defaultValue = "2", description = "rounds per point; the best is reported")
+        int rounds;
+        @Option(names = "--skip-native", description = "skip the native backend (platform faulting threads)")
+        boolean skipNative;
+
+        @Override
+        public Integer call() throws Exception {
+            KernelYardstick kernel = new KernelYardstick();
+            EmulatedRoundTrip.Case c = EmulatedRoundTrip.Case.of(caseLabel);
+            EmulatedRoundTrip.run(c, 20000, 1); // warm-up
+            System.out.println("| case | threads | pages | kernel faults/s | kernel us/fault | emulated faults/s "
+                    + "| emulated us/fault | emulated/kernel | native faults/s | native us/fault | native/kernel |");
+            System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+            for (int t : threads) {
+                for (long n : pages) {
+                    double kf = -1;
+                    double ef = -1;
+                    double nf = -1;
+                    for (int r = 0; r < rounds; r++) {
+                        Double k = kernel.roundTrip(n, t).get(c.label());
+                        if (k != null) {
+                            kf = Math.max(kf, k);
+                        }
+                        ef = Math.max(ef, EmulatedRoundTrip.run(c, n, t).faultsPerSecond());
+                        if (!skipNative) {
+                            nf = Math.max(nf, NativeRoundTrip.run(c, n, t, true));
+                        }
+                    }
+                    System.out.printf("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |%n", c.label(), t, n,
+                            kf < 0 ? "n/a" : fmt(kf), kf < 0 ? "n/a" : String.format("%.2f", 1e6 / kf),
+                            fmt(ef), String.format("%.2f", 1e6 / ef),
+                            kf < 0 ? "n/a" : String.format("%.2f", ef / kf),
+                            nf < 0 ? "n/a" : fmt(nf), nf < 0 ? "n/a" : String.format("%.2f", 1e6 / nf),
+                            nf < 0 || kf < 0 ? "n/a" : String.format("%.2f", nf / kf));
                 }
             }
             if (kernel.unavailableReason() != null) {

@@ -15,8 +15,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The native backend's fault round trip through the backend SPI (issue 4's benchmark): the same cases as the
- * yardstick, with the accesses on the backend's platform access threads and one handler thread doing read(2)
- * and the resolving ioctl through FFM.
+ * yardstick, one handler thread doing read(2) and the resolving ioctl through FFM. The faulting threads are
+ * platform threads like the yardstick's pthreads (the access blocks in the kernel on the caller), or virtual
+ * threads like the gRPC server's calls (each access is handed to one of the backend's access threads and back).
  */
 public final class NativeRoundTrip {
     private NativeRoundTrip() {
@@ -24,6 +25,16 @@ public final class NativeRoundTrip {
 
     /** faults/s, or -1 when the native backend cannot run here (see {@link LinuxAvailability#reason()}). */
     public static double run(EmulatedRoundTrip.Case c, long pages, int threads) throws Exception {
+        return run(c, pages, threads, true);
+    }
+
+    /**
+     * @param platformCallers the faulting threads are platform threads, like the yardstick's pthreads (the access
+     *        runs on the caller, which blocks in the kernel); false: virtual threads, as the gRPC server's calls,
+     *        so every access is handed to an access thread and back
+     */
+    public static double run(EmulatedRoundTrip.Case c, long pages, int threads, boolean platformCallers)
+            throws Exception {
         if (!LinuxAvailability.isAvailable()) {
             return -1;
         }
@@ -81,7 +92,8 @@ public final class NativeRoundTrip {
             long t0 = System.nanoTime();
             for (int i = 0; i < threads; i++) {
                 long from = i * per;
-                touchers.add(Thread.ofVirtual().start(() -> {
+                Thread.Builder tb = platformCallers ? Thread.ofPlatform() : Thread.ofVirtual();
+                touchers.add(tb.start(() -> {
                     byte[] one = {1};
                     for (long p = from; p < from + per; p++) {
                         try {

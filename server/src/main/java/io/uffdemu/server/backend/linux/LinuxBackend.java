@@ -30,10 +30,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -79,15 +75,17 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * default posix_spawn/vfork launch does not dup the mm and is fine).
  *
  * <h2>Accesses</h2>
- * USER accesses are a native memcpy on a dedicated platform thread (a small cached pool; never virtual threads,
- * a real fault blocks the carrier). Before touching memory the backend checks the VMA, its protection, guard and
+ * USER accesses are a native memcpy on a platform thread, never on a virtual thread (a real fault blocks the
+ * carrier): a virtual caller, or any caller with a deadline, hands the access to an {@link AccessThreads} worker
+ * and waits; a platform caller without a deadline runs it itself and, like a real thread in a userfault, is not
+ * interrupted out of it (it returns once the fault is resolved, woken or its uffd closed). Before touching memory the backend checks the VMA, its protection, guard and
  * poison markers (pagemap), the memfd EOF and the uffd SIGBUS feature, and returns the signal the kernel would
  * give without touching. On the deadline the caller gets ETIMEDOUT while the thread stays blocked in the kernel
  * (its fault stays queued on the uffd, unlike the emulated backend which withdraws it); closing the uffd,
  * unregistering the range or exiting the process wakes it. Such an abandoned store still lands when its fault is
- * finally resolved (the emulated backend drops it). Costs measured here: about 40 us for an access to a resident
- * page (VMA query, pagemap read, a hop to the access thread), about 300 us for a MISSING round trip driven through
- * the SPI from one test thread. KERNEL = write(2)/read(2) through a pipe
+ * finally resolved (the emulated backend drops it). Costs: a MISSING or WP round trip through the SPI is about
+ * 0.4-0.7x the C yardstick's faults/s from platform faulting threads and about 0.2-0.4x from virtual ones (two
+ * more thread wake-ups per access); see docs/benchmarks.md. KERNEL = write(2)/read(2) through a pipe
  * (copy_from_user / copy_to_user), REMOTE = process_vm_readv/writev on the server's own pid, PROC_MEM =
  * pread/pwrite on /proc/self/mem.
  *
@@ -109,7 +107,7 @@ public final class LinuxBackend implements MemoryBackend {
     private final Map<Integer, Proc> procs = new ConcurrentHashMap<>();
     private final BitSet slots = new BitSet();
     private final AtomicInteger nextPid = new AtomicInteger(1000);
-    private final ExecutorService accessPool;
+    private final AccessThreads accessThreads = new AccessThreads();
     private final int mapsFd;
     private final int pagemapFd;
     private final int memFd;
@@ -121,7 +119,6 @@ public final class LinuxBackend implements MemoryBackend {
         mapsFd = Native.open("/proc/self/maps", Native.O_RDONLY | Native.O_CLOEXEC);
         pagemapFd = Native.open("/proc/self/pagemap", Native.O_RDONLY | Native.O_CLOEXEC);
         memFd = Native.open("/proc/self/mem", Native.O_RDWR | Native.O_CLOEXEC);
-        accessPool = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("uffdemu-access-", 0).factory());
     }
 
     // ------------------------------------------------------------------ state
@@ -348,13 +345,19 @@ public final class LinuxBackend implements MemoryBackend {
 
     /** The VMA covering {@code addr} or the next one above it; null when none. */
     private RVma queryVma(long addr) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment q = a.allocate(Uapi.PROCMAP_QUERY_S);
-            MemorySegment name = a.allocate(4096);
+        return queryVma(addr, true);
+    }
+
+    /** As {@link #queryVma(long)}; {@code withName == false} skips the name (empty): the access precheck's case. */
+    private RVma queryVma(long addr, boolean withName) {
+        long qsize = Uapi.PROCMAP_QUERY_S.byteSize();
+        try (Scratch a = Scratch.of(qsize + 4096)) {
+            MemorySegment q = a.zeroed(0, qsize);
+            MemorySegment name = withName ? a.zeroed(qsize, 4096) : MemorySegment.NULL;
             q.set(JAVA_LONG, Uapi.off(Uapi.PROCMAP_QUERY_S, "size"), Uapi.PROCMAP_QUERY_S.byteSize());
             q.set(JAVA_LONG, Uapi.off(Uapi.PROCMAP_QUERY_S, "query_flags"), Uapi.PROCMAP_QUERY_COVERING_OR_NEXT_VMA);
             q.set(JAVA_LONG, Uapi.off(Uapi.PROCMAP_QUERY_S, "query_addr"), addr);
-            q.set(JAVA_INT, Uapi.off(Uapi.PROCMAP_QUERY_S, "vma_name_size"), 4096);
+            q.set(JAVA_INT, Uapi.off(Uapi.PROCMAP_QUERY_S, "vma_name_size"), withName ? 4096 : 0);
             q.set(JAVA_LONG, Uapi.off(Uapi.PROCMAP_QUERY_S, "vma_name_addr"), name.address());
             int r = Native.ioctlRaw(mapsFd, Uapi.PROCMAP_QUERY, q);
             if (r == -Errno.ENOENT.number()) {
@@ -616,8 +619,8 @@ public final class LinuxBackend implements MemoryBackend {
         if (pages == 0) {
             return out;
         }
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment buf = a.allocate(8L * pages, 8);
+        try (Scratch a = Scratch.of(8L * pages)) {
+            MemorySegment buf = a.zeroed(0, 8L * pages);
             long want = 8L * pages;
             long got = 0;
             while (got < want) {
@@ -802,9 +805,25 @@ public final class LinuxBackend implements MemoryBackend {
         final long touchEnd = stop == null ? end : stop.at();
         final int n = (int) (touchEnd - addr);
         final byte[] src = data;
-        Future<AccessResult> fut;
+        AccessResult r;
+        if (deadlineNanos == Long.MAX_VALUE && !Thread.currentThread().isVirtual()) {
+            // A platform caller without a deadline may block in the kernel itself: handing the access to an
+            // access thread and back would add two thread wake-ups to the kernel's two (see AccessThreads).
+            try {
+                r = touch(mode, addr, n, write, src);
+            } finally {
+                p.lock.lock();
+                try {
+                    p.inflight.remove(f);
+                } finally {
+                    p.lock.unlock();
+                }
+            }
+            return stopped(stop, r, mode);
+        }
+        AccessThreads.Task<AccessResult> task;
         try {
-            fut = accessPool.submit(() -> {
+            task = accessThreads.submit(() -> {
                 try {
                     return touch(mode, addr, n, write, src);
                 } finally {
@@ -825,10 +844,8 @@ public final class LinuxBackend implements MemoryBackend {
             }
             throw e;
         }
-        AccessResult r;
         try {
-            long left = deadlineNanos == Long.MAX_VALUE ? Long.MAX_VALUE : deadlineNanos - System.nanoTime();
-            r = left == Long.MAX_VALUE ? fut.get() : fut.get(Math.max(0, left), TimeUnit.NANOSECONDS);
+            r = task.get(deadlineNanos);
         } catch (TimeoutException e) {
             f.abandoned = true;
             throw new LinuxException(Errno.ETIMEDOUT, "access", 0,
@@ -836,13 +853,16 @@ public final class LinuxBackend implements MemoryBackend {
         } catch (InterruptedException e) {
             f.abandoned = true;
             throw e;
-        } catch (ExecutionException e) {
-            Throwable c = e.getCause();
-            if (c instanceof RuntimeException re) {
-                throw re;
-            }
-            throw new IllegalStateException(c);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
         }
+        return stopped(stop, r, mode);
+    }
+
+    /** The outcome of an access that stopped early (at {@code stop}) once the part before it succeeded. */
+    private static AccessResult stopped(Stop stop, AccessResult r, AccessMode mode) {
         if (stop != null && r.succeeded()) {
             return stop.sig() == 0 ? denied(mode, stop.at())
                     : new AccessResult(stop.sig(), stop.code(), stop.at(), null, null);
@@ -887,7 +907,7 @@ public final class LinuxBackend implements MemoryBackend {
         Map<Long, Integer> uffdFlags = sigbusUffd ? uffdFlagsFromSmaps(p) : Map.of();
         long pos = addr;
         do {
-            RVma v = queryVma(pos);
+            RVma v = queryVma(pos, false);
             if (v == null || v.start() > pos || v.end() <= pos) {
                 return new Stop(pos, Linux.SIGSEGV, Linux.SEGV_MAPERR);
             }
@@ -900,10 +920,7 @@ public final class LinuxBackend implements MemoryBackend {
             int pages = (int) ((alignUp(segEnd, PAGE) - firstPage) / PAGE);
             long[] pm = pagemapRaw(firstPage, pages);
             long eofPage = Long.MAX_VALUE;
-            if (v.file()) {
-                long size = fileSize(v);
-                eofPage = v.start() + alignUp(size, v.pageSize()) - v.offset();
-            }
+            boolean eofKnown = !v.file(); // the stat is only needed once a page is not present
             int vf = uffdFlags.getOrDefault(v.start(), 0);
             // a shmem page that is in the page cache but not mapped here is mapped by the fault, no MISSING
             // userfault (shmem_get_folio_gfp() finds it): mincore() tells page-cache residency of a file mapping
@@ -924,6 +941,10 @@ public final class LinuxBackend implements MemoryBackend {
                 }
                 if (v.hugetlb() && !present && p.hugePoison.containsKey(page & -v.pageSize())) {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
+                }
+                if (!present && !eofKnown) {
+                    eofPage = v.start() + alignUp(fileSize(v), v.pageSize()) - v.offset();
+                    eofKnown = true;
                 }
                 if (!present && page >= eofPage) {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
@@ -984,8 +1005,8 @@ public final class LinuxBackend implements MemoryBackend {
 
     /** Runs on an access thread: the actual loads/stores. */
     private AccessResult touch(AccessMode mode, long addr, int len, boolean write, byte[] data) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment buf = a.allocate(Math.max(1, len), PAGE);
+        try (Scratch a = Scratch.of(Math.max(1, len))) {
+            MemorySegment buf = a.segment();
             if (write) {
                 MemorySegment.copy(data, 0, buf, JAVA_BYTE, 0, len);
             }
@@ -1555,10 +1576,11 @@ public final class LinuxBackend implements MemoryBackend {
         long done;
         try {
             done = withFd(p, fd, "UFFDIO_COPY", real -> {
-                try (Arena a = Arena.ofConfined()) {
-                    MemorySegment buf = a.allocate(Math.max(1, src.length), PAGE);
+                long srcRoom = alignUp(Math.max(1, src.length), 8);
+                try (Scratch a = Scratch.of(srcRoom + Uapi.UFFDIO_COPY_S.byteSize())) {
+                    MemorySegment buf = a.segment();
                     MemorySegment.copy(src, 0, buf, JAVA_BYTE, 0, src.length);
-                    MemorySegment s = a.allocate(Uapi.UFFDIO_COPY_S);
+                    MemorySegment s = a.zeroed(srcRoom, Uapi.UFFDIO_COPY_S.byteSize());
                     set(s, Uapi.UFFDIO_COPY_S, "dst", dst);
                     set(s, Uapi.UFFDIO_COPY_S, "src", buf.address());
                     set(s, Uapi.UFFDIO_COPY_S, "len", src.length);
@@ -1593,8 +1615,8 @@ public final class LinuxBackend implements MemoryBackend {
         Proc p = proc(pid, call);
         guard(p, call, start, len);
         java.util.function.IntFunction<Long> op = real -> {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment s = a.allocate(Uapi.UFFDIO_RANGE_MODE_RESULT);
+            try (Scratch a = Scratch.of(Uapi.UFFDIO_RANGE_MODE_RESULT.byteSize())) {
+                MemorySegment s = a.zeroed(0, Uapi.UFFDIO_RANGE_MODE_RESULT.byteSize());
                 s.set(JAVA_LONG, Uapi.off(Uapi.UFFDIO_RANGE_MODE_RESULT, "range", "start"), start);
                 s.set(JAVA_LONG, Uapi.off(Uapi.UFFDIO_RANGE_MODE_RESULT, "range", "len"), len);
                 set(s, Uapi.UFFDIO_RANGE_MODE_RESULT, "mode", mode);
@@ -1642,8 +1664,8 @@ public final class LinuxBackend implements MemoryBackend {
         Proc p = proc(pid, "UFFDIO_WRITEPROTECT");
         guard(p, "UFFDIO_WRITEPROTECT", start, len);
         withFd(p, fd, "UFFDIO_WRITEPROTECT", real -> {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment s = a.allocate(Uapi.UFFDIO_WRITEPROTECT_S);
+            try (Scratch a = Scratch.of(Uapi.UFFDIO_WRITEPROTECT_S.byteSize())) {
+                MemorySegment s = a.zeroed(0, Uapi.UFFDIO_WRITEPROTECT_S.byteSize());
                 s.set(JAVA_LONG, Uapi.off(Uapi.UFFDIO_WRITEPROTECT_S, "range", "start"), start);
                 s.set(JAVA_LONG, Uapi.off(Uapi.UFFDIO_WRITEPROTECT_S, "range", "len"), len);
                 set(s, Uapi.UFFDIO_WRITEPROTECT_S, "mode", mode);
@@ -1692,8 +1714,8 @@ public final class LinuxBackend implements MemoryBackend {
             throw new LinuxException(Errno.ENOTTY, "read", 0, "fd " + fd + " is not a userfaultfd");
         }
         long msgSize = Uapi.UFFD_MSG.byteSize();
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment buf = a.allocate(msgSize * max, 8);
+        try (Scratch a = Scratch.of(msgSize * max)) {
+            MemorySegment buf = a.segment();
             while (true) {
                 if (Thread.interrupted()) {
                     throw new InterruptedException();
@@ -1715,7 +1737,7 @@ public final class LinuxBackend implements MemoryBackend {
                             return List.of();
                         }
                         int ms = (int) Math.max(1, Math.min(50, TimeUnit.NANOSECONDS.toMillis(left) + 1));
-                        Native.poll1(e.real, Uapi.POLLIN, ms);
+                        pollIn(e.real, ms);
                         continue;
                     }
                 } finally {
@@ -1800,6 +1822,26 @@ public final class LinuxBackend implements MemoryBackend {
             throw new LinuxException(Errno.EIO, "read /proc/self/fdinfo", 0, ex.toString());
         }
         return out;
+    }
+
+    /**
+     * poll(2) for POLLIN. A virtual thread must not block in a native call: the call pins its carrier for the whole
+     * timeout (up to 50 ms here), and with the gRPC Handle readers on virtual threads two idle uffds would stall
+     * every carrier of a 2-core machine. Virtual callers therefore wait on an access thread (one hop, paid only
+     * when the uffd was empty); platform callers poll themselves.
+     */
+    private void pollIn(int realFd, int ms) throws InterruptedException {
+        if (!Thread.currentThread().isVirtual()) {
+            Native.poll1(realFd, Uapi.POLLIN, ms);
+            return;
+        }
+        try {
+            accessThreads.submit(() -> Native.poll1(realFd, Uapi.POLLIN, ms)).get(Long.MAX_VALUE);
+        } catch (InterruptedException | RuntimeException | Error ex) {
+            throw ex;
+        } catch (Exception ex) {
+            throw new IllegalStateException(ex);
+        }
     }
 
     private UffdMsg decode(Proc reader, FdEntry e, MemorySegment m) {
@@ -1945,7 +1987,7 @@ public final class LinuxBackend implements MemoryBackend {
                 // already gone
             }
         }
-        accessPool.shutdown();
+        accessThreads.shutdown();
         Native.close(mapsFd);
         Native.close(pagemapFd);
         Native.close(memFd);

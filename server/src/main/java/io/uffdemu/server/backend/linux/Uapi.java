@@ -103,11 +103,49 @@ final class Uapi {
     static final long UTSNAME_SIZE = 6 * 65;
     static final long UTSNAME_RELEASE = 2 * 65;
 
+    /**
+     * Offsets already resolved: the layout path walk showed up in the ioctl hot paths' profiles. In a holder class
+     * because this class's own static initialisers call {@link #off}.
+     */
+    private static final class Offsets {
+        static final java.util.concurrent.ConcurrentHashMap<OffKey, Long> MAP =
+                new java.util.concurrent.ConcurrentHashMap<>();
+    }
+
+    /** A layout (by identity: they are constants) and a one-element path. */
+    private record OffKey(StructLayout layout, String field) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof OffKey k && k.layout == layout && k.field.equals(field);
+        }
+
+        @Override
+        public int hashCode() {
+            return System.identityHashCode(layout) * 31 + field.hashCode();
+        }
+    }
+
     static long off(StructLayout l, String... path) {
+        if (path.length == 1) {
+            OffKey k = new OffKey(l, path[0]);
+            Long o = Offsets.MAP.get(k);
+            if (o == null) {
+                o = l.byteOffset(groupElement(path[0]));
+                Offsets.MAP.put(k, o);
+            }
+            return o;
+        }
+        OffKey k = new OffKey(l, String.join(".", path));
+        Long o = Offsets.MAP.get(k);
+        if (o != null) {
+            return o;
+        }
         MemoryLayout.PathElement[] p = new MemoryLayout.PathElement[path.length];
         for (int i = 0; i < path.length; i++) {
             p[i] = groupElement(path[i]);
         }
-        return l.byteOffset(p);
+        o = l.byteOffset(p);
+        Offsets.MAP.put(k, o);
+        return o;
     }
 }
