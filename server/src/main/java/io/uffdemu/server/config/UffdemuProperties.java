@@ -30,14 +30,53 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
     }
 
     /**
-     * Per-tenant quotas; exceeding one gives RESOURCE_EXHAUSTED with the errno the kernel would give.
+     * Per-tenant quotas (and, under {@code global}, machine-wide ones); exceeding one gives RESOURCE_EXHAUSTED with
+     * the errno the kernel would give and {@code ErrnoInfo.reason = "QUOTA_EXCEEDED"}. Memory limits are a memory
+     * cgroup per tenant (mm/memcontrol.c): a charge over {@code memory} first reclaims the tenant's own anonymous
+     * pages to swap (up to {@code swap}), then fails: ENOMEM for syscalls and UFFDIO_*, SIGBUS for a page fault.
+     * Defaults keep a 2-core, 24 GiB host healthy with the default 4 GB machine.
      *
      * @param maxProcesses        live processes per tenant (default 256; EAGAIN, like RLIMIT_NPROC)
      * @param requestsPerSecond   sustained calls per second per tenant (default 20000, burst of the same; EAGAIN)
      * @param maxHandleStreams    concurrent Handle streams per tenant (default 1024; EMFILE)
+     * @param memory              memory.max of the tenant's memcg: resident emulated memory (default 1GB; ENOMEM/SIGBUS)
+     * @param swap                memory.swap.max: swap the tenant's pages may use (default 512MB)
+     * @param hugetlb             hugetlb max of the memcg: huge pages faulted in, all sizes (default 1GB; ENOMEM/SIGBUS)
+     * @param maxMappings         VMAs over all the tenant's processes, like vm.max_map_count (default 65530; ENOMEM)
+     * @param maxUffds            open userfaultfds (default 256; EMFILE)
+     * @param maxRegisteredRanges VMAs registered with a userfaultfd (default 16384; ENOMEM)
+     * @param maxPendingFaults    userfaults queued and not yet read by a handler (default 4096; EAGAIN)
+     * @param maxBlockedThreads   threads parked in a userfault, read or not (default 4096; EAGAIN)
+     * @param global              machine-wide caps over all tenants
      */
     public record Quotas(@DefaultValue("256") int maxProcesses, @DefaultValue("20000") int requestsPerSecond,
-            @DefaultValue("1024") int maxHandleStreams) {
+            @DefaultValue("1024") int maxHandleStreams, @DefaultValue("1GB") DataSize memory,
+            @DefaultValue("512MB") DataSize swap, @DefaultValue("1GB") DataSize hugetlb,
+            @DefaultValue("65530") int maxMappings, @DefaultValue("256") int maxUffds,
+            @DefaultValue("16384") int maxRegisteredRanges, @DefaultValue("4096") int maxPendingFaults,
+            @DefaultValue("4096") int maxBlockedThreads, @DefaultValue Global global) {
+
+        /** The three settings that existed first; everything else at its default. */
+        public Quotas(int maxProcesses, int requestsPerSecond, int maxHandleStreams) {
+            this(maxProcesses, requestsPerSecond, maxHandleStreams, DataSize.ofGigabytes(1), DataSize.ofMegabytes(512),
+                    DataSize.ofGigabytes(1), 65530, 256, 16384, 4096, 4096, new Global(4096, 1_000_000, 8192,
+                            1_000_000, 65536, 65536));
+        }
+    }
+
+    /**
+     * Machine-wide caps (the root memory cgroup's limits; memory itself is capped by {@code uffdemu.emulated.memory}).
+     *
+     * @param maxProcesses        live processes over all tenants (default 4096; EAGAIN)
+     * @param maxMappings         VMAs over all processes (default 1000000; ENOMEM)
+     * @param maxUffds            open userfaultfds (default 8192; EMFILE)
+     * @param maxRegisteredRanges registered VMAs (default 1000000; ENOMEM)
+     * @param maxPendingFaults    queued userfaults (default 65536; EAGAIN)
+     * @param maxBlockedThreads   threads parked in userfaults (default 65536; EAGAIN)
+     */
+    public record Global(@DefaultValue("4096") int maxProcesses, @DefaultValue("1000000") int maxMappings,
+            @DefaultValue("8192") int maxUffds, @DefaultValue("1000000") int maxRegisteredRanges,
+            @DefaultValue("65536") int maxPendingFaults, @DefaultValue("65536") int maxBlockedThreads) {
     }
 
     /**

@@ -54,7 +54,9 @@ public final class Userfaultfd {
                 throw LinuxException.einval(call, "unknown flags");
             }
             t.checkFdRoom(call);
+            t.memcg.checkUffdRoom(call);
             UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
+            t.memcg.uffds.add(ctx);
             return t.installFd(OpenFile.userfaultfd(ctx));
         } finally {
             k.unlock();
@@ -168,6 +170,10 @@ public final class Userfaultfd {
                     throw new LinuxException(Errno.EBUSY, "UFFDIO_REGISTER", 0, "registered with another uffd");
                 }
                 basic |= v.hugetlb;
+            }
+            if (mm.owner != null) {
+                long adding = vs.stream().filter(v -> v.uffd == null).count();
+                mm.owner.memcg.checkRegisteredRoom(adding, "UFFDIO_REGISTER");
             }
             for (Vma v : mm.splitRange(start, end)) {
                 v.uffd = ctx;
@@ -809,6 +815,9 @@ public final class Userfaultfd {
         UserfaultfdCtx c = new UserfaultfdCtx(k.newCtxId(), childMm, parent.flags, k.lock.newCondition());
         c.features = parent.features;
         c.apiDone = true;
+        if (childMm.owner != null) {
+            childMm.owner.memcg.uffds.add(c); // counted, never refused: fork's process quota bounds it
+        }
         return c;
     }
 
@@ -822,6 +831,9 @@ public final class Userfaultfd {
         }
         ctx.released = true;
         MmStruct mm = ctx.mm;
+        if (mm.owner != null) {
+            mm.owner.memcg.uffds.remove(ctx);
+        }
         if (!mm.dead) {
             for (Vma v : new ArrayList<>(mm.vmas.values())) {
                 if (v.uffd == ctx) {
