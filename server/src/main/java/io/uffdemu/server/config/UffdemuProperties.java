@@ -56,6 +56,10 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
             @DefaultValue("16384") int maxRegisteredRanges, @DefaultValue("4096") int maxPendingFaults,
             @DefaultValue("4096") int maxBlockedThreads, @DefaultValue Global global) {
 
+        @org.springframework.boot.context.properties.bind.ConstructorBinding
+        public Quotas {
+        }
+
         /** The three settings that existed first; everything else at its default. */
         public Quotas(int maxProcesses, int requestsPerSecond, int maxHandleStreams) {
             this(maxProcesses, requestsPerSecond, maxHandleStreams, DataSize.ofGigabytes(1), DataSize.ofMegabytes(512),
