@@ -388,6 +388,30 @@ final class FakeServer implements AutoCloseable {
     }
 
     @Override
+    public void grantMemfd(io.uffdemu.api.v1.GrantMemfdRequest r,
+        StreamObserver<io.uffdemu.api.v1.GrantMemfdResponse> o) {
+      if (!injected("GrantMemfd", o)) {
+        reply(o, io.uffdemu.api.v1.GrantMemfdResponse.newBuilder()
+            .setGrantToken("mg_" + r.getPid() + "_" + r.getFd() + "_" + r.getGranteeTenant()).build());
+      }
+    }
+
+    @Override
+    public void acceptMemfdGrant(io.uffdemu.api.v1.AcceptMemfdGrantRequest r, StreamObserver<FdResponse> o) {
+      if (!injected("AcceptMemfdGrant", o)) {
+        reply(o, FdResponse.newBuilder().setFd(r.getGrantToken().length()).build());
+      }
+    }
+
+    @Override
+    public void revokeMemfdGrant(io.uffdemu.api.v1.RevokeMemfdGrantRequest r,
+        StreamObserver<io.uffdemu.api.v1.RevokeMemfdGrantResponse> o) {
+      if (!injected("RevokeMemfdGrant", o)) {
+        reply(o, io.uffdemu.api.v1.RevokeMemfdGrantResponse.newBuilder().setClosedFds(2).build());
+      }
+    }
+
+    @Override
     public void memfdCreate(MemfdCreateRequest r, StreamObserver<FdResponse> o) {
       if (!injected("MemfdCreate", o)) {
         reply(o, FdResponse.newBuilder().setFd(nextFd.getAndIncrement()).build());

@@ -47,6 +47,7 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param maxRegisteredRanges VMAs registered with a userfaultfd (default 16384; ENOMEM)
      * @param maxPendingFaults    userfaults queued and not yet read by a handler (default 4096; EAGAIN)
      * @param maxBlockedThreads   threads parked in a userfault, read or not (default 4096; EAGAIN)
+     * @param maxMemfdGrants      live cross-tenant memfd grants a tenant has made (default 1024; EMFILE)
      * @param global              machine-wide caps over all tenants
      */
     public record Quotas(@DefaultValue("256") int maxProcesses, @DefaultValue("20000") int requestsPerSecond,
@@ -54,7 +55,8 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
             @DefaultValue("512MB") DataSize swap, @DefaultValue("1GB") DataSize hugetlb,
             @DefaultValue("65530") int maxMappings, @DefaultValue("256") int maxUffds,
             @DefaultValue("16384") int maxRegisteredRanges, @DefaultValue("4096") int maxPendingFaults,
-            @DefaultValue("4096") int maxBlockedThreads, @DefaultValue Global global) {
+            @DefaultValue("4096") int maxBlockedThreads, @DefaultValue("1024") int maxMemfdGrants,
+            @DefaultValue Global global) {
 
         @org.springframework.boot.context.properties.bind.ConstructorBinding
         public Quotas {
@@ -63,7 +65,7 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
         /** The three settings that existed first; everything else at its default. */
         public Quotas(int maxProcesses, int requestsPerSecond, int maxHandleStreams) {
             this(maxProcesses, requestsPerSecond, maxHandleStreams, DataSize.ofGigabytes(1), DataSize.ofMegabytes(512),
-                    DataSize.ofGigabytes(1), 65530, 256, 16384, 4096, 4096, new Global(4096, 1_000_000, 8192,
+                    DataSize.ofGigabytes(1), 65530, 256, 16384, 4096, 4096, 1024, new Global(4096, 1_000_000, 8192,
                             1_000_000, 65536, 65536));
         }
     }

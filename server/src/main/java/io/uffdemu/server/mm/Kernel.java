@@ -556,6 +556,70 @@ public final class Kernel {
         }
     }
 
+    /**
+     * {@code fget()} of a memfd for passing it on later: a counted reference to the open file behind {@code fd}
+     * that keeps it (and its page cache) alive while in flight, like a file in an SCM_RIGHTS message. EBADF when
+     * the fd is not open, EINVAL when it is not a memfd. Release with {@link #fput}.
+     */
+    public OpenFile fgetMemfd(int pid, int fd, String call) {
+        lock();
+        try {
+            Task t = taskLocked(pid, call);
+            Inode inode = memfdLocked(t, fd, call);
+            OpenFile f = t.fds.get(fd);
+            f.refs++;
+            inode.refs++;
+            return f;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** {@code receive_fd()}: installs an in-flight file (from {@link #fgetMemfd}) in pid's table; the lowest free fd. */
+    public int receiveFd(int pid, OpenFile f, String call) {
+        lock();
+        try {
+            Task t = taskLocked(pid, call);
+            t.checkFdRoom(call);
+            if (f.inode != null) {
+                f.inode.refs++;
+            }
+            return t.installFd(f);
+        } finally {
+            unlock();
+        }
+    }
+
+    /** {@code fput()} of a reference taken by {@link #fgetMemfd}. */
+    public void fput(OpenFile f) {
+        lock();
+        try {
+            if (--f.refs == 0 && f.uffd != null) {
+                uffd.releaseLocked(f.uffd);
+            }
+            if (f.inode != null) {
+                putInodeLocked(f.inode);
+            }
+        } finally {
+            unlock();
+        }
+    }
+
+    /** close(2) of {@code fd} only if it still refers to {@code f} (and the process lives); true if closed. */
+    public boolean closeIfSame(int pid, int fd, OpenFile f) {
+        lock();
+        try {
+            Task t = tasks.get(pid);
+            if (t == null || t.exited || t.fds.get(fd) != f) {
+                return false;
+            }
+            closeLocked(t, fd);
+            return true;
+        } finally {
+            unlock();
+        }
+    }
+
     /** close(2). */
     public void close(int pid, int fd) {
         lock();

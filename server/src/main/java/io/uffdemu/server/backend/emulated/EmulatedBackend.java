@@ -209,6 +209,26 @@ public final class EmulatedBackend implements MemoryBackend {
     }
 
     @Override
+    public io.uffdemu.server.mm.OpenFile memfdGet(int pid, int fd) {
+        return kernel.fgetMemfd(pid, fd, "GrantMemfd");
+    }
+
+    @Override
+    public int memfdInstall(int pid, io.uffdemu.server.mm.OpenFile file) {
+        return kernel.receiveFd(pid, file, "AcceptMemfdGrant");
+    }
+
+    @Override
+    public void memfdPut(io.uffdemu.server.mm.OpenFile file) {
+        kernel.fput(file);
+    }
+
+    @Override
+    public boolean closeIfSame(int pid, int fd, io.uffdemu.server.mm.OpenFile file) {
+        return kernel.closeIfSame(pid, fd, file);
+    }
+
+    @Override
     public int userfaultfd(int pid, int flags, boolean dev) {
         return kernel.uffd.userfaultfd(pid, flags, dev);
     }
