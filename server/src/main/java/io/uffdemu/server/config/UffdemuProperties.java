@@ -24,9 +24,38 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param allowUnauthenticated serve without tokens on a non-loopback address (default false: refuse to start)
      * @param adminTenants        tenants that may change machine-wide sysctls when authentication is on
      *                            (default {@code admin})
+     * @param mtls                client-certificate authentication (alongside bearer tokens)
      */
     public record Auth(@DefaultValue({}) java.util.List<String> tokens, java.nio.file.Path tokensFile,
-            @DefaultValue("false") boolean allowUnauthenticated, @DefaultValue("admin") java.util.List<String> adminTenants) {
+            @DefaultValue("false") boolean allowUnauthenticated, @DefaultValue("admin") java.util.List<String> adminTenants,
+            @DefaultValue Mtls mtls) {
+
+        @org.springframework.boot.context.properties.bind.ConstructorBinding
+        public Auth {
+        }
+
+        public Auth(java.util.List<String> tokens, java.nio.file.Path tokensFile, boolean allowUnauthenticated,
+                java.util.List<String> adminTenants) {
+            this(tokens, tokensFile, allowUnauthenticated, adminTenants,
+                    new Mtls(false, null, "cn", java.util.List.of()));
+        }
+    }
+
+    /**
+     * Tenants from client certificates (mTLS). The server's TLS is Spring's ({@code spring.grpc.server.ssl.bundle},
+     * {@code spring.grpc.server.ssl.client-auth=optional} so token clients still connect); this part verifies the
+     * client's chain against {@code clientCa} on every call (whatever the TLS layer already did) and maps it to a
+     * tenant. A certificate that does not verify, or names no mapped tenant, is UNAUTHENTICATED.
+     *
+     * @param enabled    take tenants from client certificates (default false)
+     * @param clientCa   PEM file of the CA certificate(s) that issue client certificates (required when enabled)
+     * @param tenantFrom which identity of the leaf certificate names the tenant: {@code cn} (subject CN, default),
+     *                   {@code san-dns}, {@code san-uri} or {@code san-email} (the first such subject alternative name)
+     * @param tenants    {@code identity=tenant} entries; when empty the identity itself is the tenant name, when not
+     *                   empty an identity without an entry is refused
+     */
+    public record Mtls(@DefaultValue("false") boolean enabled, java.nio.file.Path clientCa,
+            @DefaultValue("cn") String tenantFrom, @DefaultValue({}) java.util.List<String> tenants) {
     }
 
     /**

@@ -27,7 +27,8 @@ public class TenantGuard {
     public TenantGuard(UffdemuProperties props) {
         this.quotas = props.quotas();
         this.admins = java.util.Set.copyOf(props.auth().adminTenants());
-        this.authEnabled = !props.auth().tokens().isEmpty() || props.auth().tokensFile() != null;
+        this.authEnabled = !props.auth().tokens().isEmpty() || props.auth().tokensFile() != null
+                || (props.auth().mtls() != null && props.auth().mtls().enabled());
     }
 
     /** Machine-wide changes (sysctls) are for admin tenants only once authentication is on. */
