@@ -49,6 +49,14 @@ public class BackendConfiguration {
                     e.hugepages1g(), e.checkInvariants(), profile);
             log.info("uffdemu backend: emulated Linux {} ({} memory, {} swap, {} x 2MiB huge pages)", profile,
                     e.memory(), e.swap(), e.hugepages2m());
+            long heapNeed = e.memory().toBytes() + e.swap().toBytes();
+            long heap = Runtime.getRuntime().maxMemory();
+            if (heap != Long.MAX_VALUE && heapNeed > heap * 3 / 4) {
+                log.warn("uffdemu: the emulated memory + swap ({} bytes) can exceed 3/4 of the JVM heap ({} bytes) "
+                        + "when full: page contents live in the heap, so raise -Xmx or lower "
+                        + "uffdemu.emulated.memory / uffdemu.emulated.swap (per-tenant quotas: uffdemu.quotas.*)",
+                        heapNeed, heap);
+            }
             return new EmulatedBackend(cfg).withMemcgLimits(tenantLimits(props.quotas()), globalLimits(props.quotas()));
         }
 

@@ -221,12 +221,32 @@ public final class Kernel {
     }
 
     /**
+     * Before a call that fills page tables over {@code [addr, addr + len)} without allocating frames (e.g.
+     * MADV_GUARD_INSTALL): ENOMEM (quota) when the tables it may need would exceed the memcg's page-table budget.
+     */
+    public void checkPgtableRoom(int pid, long len, String call) {
+        lock();
+        try {
+            Task t = taskLocked(pid, call);
+            long tables = len <= 0 ? 0 : Math.min(len, Linux.TASK_SIZE) / Linux.PMD_SIZE + 2;
+            t.memcg.checkPgtableRoom(tables, call);
+        } finally {
+            unlock();
+        }
+    }
+
+    /**
      * The memcg whose limit refused this thread's last frame allocation, if the last one failed; the edge uses
      * it to tell a tenant's limit (RESOURCE_EXHAUSTED, quota) from the machine's exhaustion.
      */
     public MemCgroup lastChargeRefusal() {
         return FramePool.REFUSED.get();
     }
+
+    /** Entry points (and per-page loops) that can add page tables without allocating a frame. */
+    private static final java.util.Set<String> PGTABLE_GROWING_CALLS = java.util.Set.of("access", "mmap", "madvise",
+            "mremap", "fork", "UFFDIO_ZEROPAGE", "UFFDIO_COPY", "UFFDIO_CONTINUE", "UFFDIO_POISON", "UFFDIO_MOVE",
+            "UFFDIO_WRITEPROTECT");
 
     /**
      * The live task with this pid, or ESRCH. Caller holds the lock. The task becomes {@code current}: frames
@@ -240,6 +260,9 @@ public final class Kernel {
         }
         if (frames.active != t.memcg) {
             frames.active = t.memcg;
+            if (PGTABLE_GROWING_CALLS.contains(call)) {
+                t.memcg.checkPgtableRoom(0, call);
+            }
             if (t.memcg != rootMemcg && t.memcg.marginPages() < MemCgroup.RECLAIM_BATCH
                     && t.memcg.swapMarginPages() > 0 && swap.usedPages() < swap.capacityPages()) {
                 vm.reclaimMemcgLocked(t.memcg, MemCgroup.RECLAIM_BATCH);

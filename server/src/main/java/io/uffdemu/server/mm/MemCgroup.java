@@ -99,10 +99,41 @@ public final class MemCgroup {
 
     // ------------------------------------------------------------------ page counters
 
+    /**
+     * Page-table pages of the memcg's processes ({@code mm_pgtables_bytes()}): the kernel allocates them with
+     * {@code __GFP_ACCOUNT}, so they count toward memory.max. Recomputed from the page tables (no mutator); only
+     * for memcgs with a memory limit (0 otherwise, so the unlimited root pays nothing).
+     */
+    long pgtablePages() {
+        if (limits.memoryMax() == Long.MAX_VALUE) {
+            return 0;
+        }
+        long n = 0;
+        for (Task t : allTasks()) {
+            n += t.mm.pt.tableCount();
+        }
+        return n;
+    }
+
+    /**
+     * Page tables may use at most half of memory.max: beyond, calls that grow them fail with ENOMEM (the kernel's
+     * memcg would OOM). Ordinary mappings need one table page per 512 pages; only sparse or zero-page-only use
+     * (MAP_POPULATE of a read-only terabyte, UFFDIO_ZEROPAGE or WP_UNPOPULATED over huge ranges) gets here.
+     */
+    void checkPgtableRoom(long moreTables, String call) {
+        for (MemCgroup c = this; c != null; c = c.parent) {
+            if (c.limits.memoryMax() != Long.MAX_VALUE
+                    && c.pgtablePages() + moreTables > c.limits.memoryMaxPages() / 2) {
+                throw LinuxException.quota(Errno.ENOMEM, call, "memcg " + c.name
+                        + ": page tables would exceed half of memory.max");
+            }
+        }
+    }
+
     /** page_counter_try_charge() of memory: every level up to the root must stay within its max. */
     boolean tryChargeMemory(long pages) {
         for (MemCgroup c = this; c != null; c = c.parent) {
-            if (c.memoryPages + pages > c.limits.memoryMaxPages()) {
+            if (c.memoryPages + c.pgtablePages() + pages > c.limits.memoryMaxPages()) {
                 c.eventsMax++;
                 return false;
             }
@@ -161,7 +192,7 @@ public final class MemCgroup {
     long marginPages() {
         long m = Long.MAX_VALUE;
         for (MemCgroup c = this; c != null; c = c.parent) {
-            m = Math.min(m, c.limits.memoryMaxPages() - c.memoryPages);
+            m = Math.min(m, c.limits.memoryMaxPages() - c.memoryPages - c.pgtablePages());
         }
         return Math.max(0, m);
     }
@@ -173,16 +204,6 @@ public final class MemCgroup {
             m = Math.min(m, c.limits.swapMaxPages() - c.swapPages);
         }
         return Math.max(0, m);
-    }
-
-    /** The lowest level whose memory limit leaves less than {@code pages} of room, or null. */
-    MemCgroup limitingFor(long pages) {
-        for (MemCgroup c = this; c != null; c = c.parent) {
-            if (c.memoryPages + pages > c.limits.memoryMaxPages()) {
-                return c;
-            }
-        }
-        return null;
     }
 
     /** True when {@code this} is {@code c} or below it. */
@@ -278,7 +299,9 @@ public final class MemCgroup {
     /** Before registering {@code adding} more VMAs with a uffd. */
     void checkRegisteredRoom(long adding, String call) {
         for (MemCgroup c = this; c != null; c = c.parent) {
-            if (c.registeredCount() + adding > c.limits.maxRegistered()) {
+            // registered VMAs are a subset of all VMAs: the walk is needed only when the cheap bound is too high
+            if (c.mapCount() + adding > c.limits.maxRegistered()
+                    && c.registeredCount() + adding > c.limits.maxRegistered()) {
                 throw LinuxException.quota(Errno.ENOMEM, call, "memcg " + c.name + ": registered range limit ("
                         + c.limits.maxRegistered() + ") reached");
             }
@@ -309,9 +332,9 @@ public final class MemCgroup {
         return limits;
     }
 
-    /** memory.current in bytes. */
+    /** memory.current in bytes: charged frames plus page tables. */
     public long memoryCurrent() {
-        return memoryPages * Linux.PAGE_SIZE;
+        return (memoryPages + pgtablePages()) * Linux.PAGE_SIZE;
     }
 
     /** memory.swap.current in bytes. */

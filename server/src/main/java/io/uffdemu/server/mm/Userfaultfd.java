@@ -332,6 +332,14 @@ public final class Userfaultfd {
         Errno err = null;
         while (done < len) {
             long addr = dst + done;
+            if (done > 0 && (addr & (Linux.PMD_SIZE - 1)) == 0 && mm.owner != null) {
+                try { // each 2 MiB may need a new page table: the memcg's page-table budget bounds one call
+                    mm.owner.memcg.checkPgtableRoom(1, call);
+                } catch (LinuxException e) {
+                    err = Errno.ENOMEM;
+                    break;
+                }
+            }
             err = mfillPteLocked(v, kind, addr, src, (int) done, wp);
             if (err != null) {
                 break;
@@ -501,6 +509,10 @@ public final class Userfaultfd {
                 return Pte.isSwap(pte) ? pte | Pte.UFFD_WP : Pte.mkUffdWp(pte);
             });
             if (v.uffdWpUseMarkers() && k.profile.uffdWpMarkers()) {
+                if (v.mm.owner != null) { // markers need page tables for the whole range
+                    v.mm.owner.memcg.checkPgtableRoom((end - start + Linux.PMD_SIZE - 1) / Linux.PMD_SIZE + 1,
+                            "UFFDIO_WRITEPROTECT");
+                }
                 pt.fillNone(start, end, v.pageSize, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
             }
             return;

@@ -53,9 +53,13 @@ public final class EmulatedBackend implements MemoryBackend {
         try {
             return call.get();
         } catch (LinuxException e) {
-            if (!e.isQuota() && (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC)
-                    && kernel.lastChargeRefusal() != null) {
-                throw e.asQuota();
+            if (!e.isQuota() && kernel.lastChargeRefusal() != null) {
+                if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
+                    throw e.asQuota();
+                }
+                if (e.errno() == Errno.EFAULT) { // GUP (MADV_POPULATE_*) on VM_FAULT_OOM: -ENOMEM
+                    throw LinuxException.quota(Errno.ENOMEM, e.call(), "tenant memory limit (memcg) reached");
+                }
             }
             throw e;
         }
@@ -170,6 +174,9 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public void madvise(int pid, long addr, long len, int advice) {
+        if (advice == Linux.MADV_GUARD_INSTALL) {
+            kernel.checkPgtableRoom(pid, len, "madvise"); // guard markers need page tables for the whole range
+        }
         chargedRun(() -> kernel.vm.madvise(pid, addr, len, advice));
     }
 
