@@ -80,10 +80,15 @@ final class FakeServer implements AutoCloseable {
   }
 
   static StatusRuntimeException errno(Status.Code code, int errno, String name, String call, long bytesDone) {
+    return errno(code, errno, name, call, bytesDone, "");
+  }
+
+  static StatusRuntimeException errno(Status.Code code, int errno, String name, String call, long bytesDone,
+      String reason) {
     return StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder().setCode(code.value())
         .setMessage("message text is not an API: " + name)
         .addDetails(Any.pack(ErrnoInfo.newBuilder().setErrno(errno).setName(name).setCall(call)
-            .setBytesDone(bytesDone).build()))
+            .setBytesDone(bytesDone).setReason(reason).build()))
         .build());
   }
 
