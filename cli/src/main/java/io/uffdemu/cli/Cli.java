@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
         description = "Inspect and drive a uffdemu server (the Linux memory manager with userfaultfd, emulated).",
         subcommands = {Commands.Ps.class, Commands.Maps.class, Commands.Pagemap.class, Commands.Uffd.class,
             Commands.Sysctl.class, Commands.Meminfo.class, Commands.Backend.class, Watch.class,
-            Commands.Snapshot.class, Commands.Restore.class, Commands.Bench.class,
+            Commands.Snapshot.class, Commands.Restore.class, Commands.Bench.class, Commands.SoakCmd.class,
             CommandLine.HelpCommand.class},
         footer = {"", "Environment: UFFDEMU_SERVER (host:port, default 127.0.0.1:9090), UFFDEMU_TOKEN (bearer token).",
             "Exit codes: 0 ok, 1 usage, 2 not found, 3 invalid, 4 permission, 5 resource exhausted, 6 unavailable, "
@@ -38,6 +38,9 @@ public final class Cli implements Callable<Integer> {
     boolean json;
     boolean tls;
     Path caFile;
+    ProgressBar.When progressWhen;
+    /** Whether stderr is a terminal; Main asks the OS, in-process runs (tests) say no. */
+    boolean stderrTerminal;
 
     @CommandLine.Mixin
     GlobalOptions global;
@@ -58,7 +61,13 @@ public final class Cli implements Callable<Integer> {
 
     /** Parses and runs {@code args}; returns the exit code. */
     public static int run(String[] args, Map<String, String> env, PrintWriter out, PrintWriter err) {
+        return run(args, env, out, err, false);
+    }
+
+    /** {@link #run} where stderr is (or is not) a terminal: progress bars are drawn only on one by default. */
+    static int run(String[] args, Map<String, String> env, PrintWriter out, PrintWriter err, boolean stderrTerminal) {
         Cli cli = new Cli(env, out, err);
+        cli.stderrTerminal = stderrTerminal;
         CommandLine cmd = new CommandLine(cli);
         cmd.setOut(out);
         cmd.setErr(err);
@@ -85,6 +94,26 @@ public final class Cli implements Callable<Integer> {
         return t.getMessage() == null ? t.toString() : t.getMessage();
     }
 
+    /** --progress, else $UFFDEMU_PROGRESS, else auto. */
+    ProgressBar.When progress() {
+        if (progressWhen != null) {
+            return progressWhen;
+        }
+        String e = env.get("UFFDEMU_PROGRESS");
+        if (e != null && !e.isBlank()) {
+            try {
+                return ProgressBar.When.valueOf(e.strip().toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException ignored) {
+                // unknown value: auto
+            }
+        }
+        return ProgressBar.When.AUTO;
+    }
+
+    boolean stderrIsTerminal() {
+        return stderrTerminal;
+    }
+
     String target() {
         if (server != null) {
             return server;
@@ -94,6 +123,10 @@ public final class Cli implements Callable<Integer> {
     }
 
     UffdemuClient connect() {
+        return UffdemuClient.connect(config());
+    }
+
+    ClientConfig config() {
         // keep-alive no more often than grpc-java servers permit by default (5 min): with the SDK's 30 s the
         // server ends an idle `watch` with GOAWAY too_many_pings after about a minute (e2e KeepAliveIT)
         ClientConfig cfg = ClientConfig.DEFAULT.withTarget(target()).withDeadline(Duration.ofSeconds(10))
@@ -105,7 +138,7 @@ public final class Cli implements Callable<Integer> {
         if (tls || caFile != null) {
             cfg = cfg.withTls(caFile, null, null);
         }
-        return UffdemuClient.connect(cfg);
+        return cfg;
     }
 
     void printJson(Object v) {
@@ -148,6 +181,21 @@ public final class Cli implements Callable<Integer> {
             Cli r = root();
             if (r != null && j) {
                 r.json = true;
+            }
+        }
+
+        @Option(names = "--progress", paramLabel = "WHEN", description = "progress bars on stderr for snapshot, "
+                + "restore and bench: auto (only when stderr is a terminal), always, never; never with --json "
+                + "(default: $UFFDEMU_PROGRESS, else auto)")
+        void setProgress(String w) {
+            Cli r = root();
+            if (r != null && w != null) {
+                try {
+                    r.progressWhen = ProgressBar.When.valueOf(w.strip().toUpperCase(java.util.Locale.ROOT));
+                } catch (IllegalArgumentException e) {
+                    throw new CommandLine.ParameterException(mixee.commandLine(),
+                            "--progress must be auto, always or never, not '" + w + "'");
+                }
             }
         }
 

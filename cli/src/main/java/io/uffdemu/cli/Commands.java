@@ -8,6 +8,7 @@ import io.uffdemu.client.Linux;
 import io.uffdemu.client.PagemapEntry;
 import io.uffdemu.client.Process;
 import io.uffdemu.client.ProcessInfo;
+import io.uffdemu.client.UffdInfo;
 import io.uffdemu.client.UffdemuClient;
 import io.uffdemu.client.Vma;
 import java.lang.reflect.Field;
@@ -256,67 +257,83 @@ final class Commands {
         }
     }
 
-    static final String UFFD_LS_LIMITS = "the v1 API does not expose per-uffd features, registered ranges or "
-            + "pending faults; uffds are found by probing each fd with a zero-length UFFDIO_WAKE (EINVAL = uffd, "
-            + "ENOTTY = other file), and registrations are the VMA flags of maps (any uffd of the process)";
+    static String modeFlags(long mode) {
+        List<String> f = new ArrayList<>();
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_MISSING) != 0) {
+            f.add("um");
+        }
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) != 0) {
+            f.add("uw");
+        }
+        if ((mode & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0) {
+            f.add("ui");
+        }
+        return f.isEmpty() ? "-" : String.join(",", f);
+    }
 
     @Command(name = "ls", mixinStandardHelpOptions = true,
-            description = {"The fds of PID that are userfaultfds, and the VMAs registered with a uffd.",
-                "Limits: " + UFFD_LS_LIMITS + "."})
+            description = {"The userfaultfds of PID: features, registered ranges, pending and blocked faults, "
+                + "unread events, and whether a handler is attached (UserfaultfdService.List, as "
+                + "/proc/PID/fdinfo/FD shows it).",
+                "PENDING = faults not yet read (fdinfo pending), BLOCKED = faults waiting, read or not (total), "
+                + "EVENTS = unread non-cooperative events (0 on the native backend).",
+                "Range modes: um = MISSING, uw = WP, ui = MINOR."})
     static final class UffdLs extends Base {
         @Parameters(index = "0", paramLabel = "PID")
         int pid;
 
         @Override
         int run(Cli cli, UffdemuClient c) {
-            Process p = c.process(pid);
-            List<Integer> uffds = new ArrayList<>();
-            for (int fd : p.info().fds()) {
-                try {
-                    p.userfaultfd(fd).wake(new AddrRange(0, 0));
-                    uffds.add(fd); // a uffd would have woken: cannot happen for an empty range
-                } catch (EinvalException e) {
-                    uffds.add(fd); // a uffd rejecting the empty range (or not past UFFDIO_API yet)
-                } catch (ErrnoException e) {
-                    if (e.errno() != Linux.ENOTTY && e.errno() != Linux.EBADF) {
-                        throw e;
-                    }
-                }
-            }
-            List<Vma> registered = p.maps().stream().filter(v -> v.uffdMissing() || v.uffdWp() || v.uffdMinor())
-                    .toList();
+            List<UffdInfo> uffds = c.process(pid).userfaultfds();
             if (cli.json) {
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("pid", pid);
-                m.put("uffds", uffds);
-                List<Object> regs = new ArrayList<>();
-                for (Vma v : registered) {
-                    Map<String, Object> r = new LinkedHashMap<>();
-                    r.put("start", hex(v.start()));
-                    r.put("end", hex(v.end()));
-                    r.put("modes", uffdFlags(v));
-                    r.put("path", v.path());
-                    regs.add(r);
+                List<Object> l = new ArrayList<>();
+                for (UffdInfo u : uffds) {
+                    Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("fd", u.fd());
+                    o.put("flags", hex(u.flags()));
+                    o.put("apiDone", u.apiDone());
+                    o.put("features", hex(u.features()));
+                    o.put("featureNames", bitNames(u.features(), "UFFD_FEATURE_", false));
+                    List<Object> ranges = new ArrayList<>();
+                    for (UffdInfo.RegisteredRange r : u.ranges()) {
+                        Map<String, Object> ro = new LinkedHashMap<>();
+                        ro.put("start", hex(r.range().start()));
+                        ro.put("end", hex(r.range().end()));
+                        ro.put("modes", modeFlags(r.mode()));
+                        ranges.add(ro);
+                    }
+                    o.put("ranges", ranges);
+                    o.put("pendingFaults", u.pendingFaults());
+                    o.put("totalFaults", u.totalFaults());
+                    o.put("pendingEvents", u.pendingEvents());
+                    o.put("handlerAttached", u.handlerAttached());
+                    l.add(o);
                 }
-                m.put("registered", regs);
-                m.put("limitations", UFFD_LS_LIMITS);
+                m.put("uffds", l);
                 cli.printJson(m);
                 return 0;
             }
-            Table t = new Table("FD", "TYPE");
-            uffds.forEach(fd -> t.row(fd, "userfaultfd"));
+            Table t = new Table("FD", "FEATURES", "RANGES", "PENDING", "BLOCKED", "EVENTS", "HANDLER");
+            for (UffdInfo u : uffds) {
+                String f = u.apiDone() ? hex(u.features()) : "(no UFFDIO_API)";
+                t.row(u.fd(), f, u.ranges().size(), u.pendingFaults(), u.totalFaults(), u.pendingEvents(),
+                        u.handlerAttached() ? "attached" : "-");
+            }
             t.print(cli.out);
-            cli.out.println();
-            cli.out.println("registered VMAs (um = MISSING, uw = WP, ui = MINOR):");
-            if (registered.isEmpty()) {
-                cli.out.println("  none");
+            for (UffdInfo u : uffds) {
+                List<String> names = bitNames(u.features(), "UFFD_FEATURE_", false);
+                cli.out.println();
+                cli.out.println("fd " + u.fd() + ": features " + (names.isEmpty() ? "none" : String.join(" ", names)));
+                if (u.ranges().isEmpty()) {
+                    cli.out.println("  no registered range");
+                }
+                for (UffdInfo.RegisteredRange r : u.ranges()) {
+                    cli.out.println(String.format("  %08x-%08x %s", r.range().start(), r.range().end(),
+                            modeFlags(r.mode())));
+                }
             }
-            for (Vma v : registered) {
-                cli.out.println(String.format("  %08x-%08x %-8s %s", v.start(), v.end(), uffdFlags(v), v.path())
-                        .stripTrailing());
-            }
-            cli.out.println();
-            cli.out.println("note: " + UFFD_LS_LIMITS + ".");
             return 0;
         }
     }
@@ -442,8 +459,11 @@ final class Commands {
 
         @Override
         int run(Cli cli, UffdemuClient c) throws Exception {
-            var r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
-                    io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()));
+            io.uffdemu.client.recipes.SnapshotResult r;
+            try (ProgressBar bar = ProgressBar.of(cli, "snapshot pages")) {
+                r = io.uffdemu.client.recipes.LiveSnapshot.take(c,
+                        io.uffdemu.client.recipes.SnapshotOptions.of(pid, dir).withSourceServer(cli.target()), bar);
+            }
             if (verify) {
                 io.uffdemu.client.recipes.SnapshotVerifier.verifyFile(r.dir()).throwIfFailed();
             }
@@ -463,8 +483,12 @@ final class Commands {
 
         @Override
         int run(Cli cli, UffdemuClient c) throws Exception {
-            var restore = io.uffdemu.client.recipes.LazyRestore.start(c, io.uffdemu.client.recipes.RestoreOptions.of(dir));
-            restore.awaitPrefetch(timeout);
+            io.uffdemu.client.recipes.LazyRestore restore;
+            try (ProgressBar bar = ProgressBar.of(cli, "restore prefetch")) {
+                restore = io.uffdemu.client.recipes.LazyRestore.start(c,
+                        io.uffdemu.client.recipes.RestoreOptions.of(dir), bar);
+                restore.awaitPrefetch(timeout);
+            }
             var r = restore.result();
             cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
             return 0;
@@ -498,11 +522,86 @@ final class Commands {
             var d = io.uffdemu.client.recipes.BenchOptions.defaults();
             var o = new io.uffdemu.client.recipes.BenchOptions(threads, pages, memory, pattern, writeRatio, mode, ops,
                     null, d.handlerWorkers(), null, true, java.util.Set.of(), 0, seed, null);
-            var r = io.uffdemu.client.recipes.LoadTest.run(c, o);
+            io.uffdemu.client.recipes.BenchResult r;
+            try (ProgressBar bar = ProgressBar.of(cli, "bench accesses")) {
+                r = io.uffdemu.client.recipes.LoadTest.run(c, o, bar);
+            }
             if (html != null) {
                 java.nio.file.Files.writeString(html, r.toHtml());
             }
             cli.out.print(cli.json ? r.toJson() + System.lineSeparator() : r.toTable());
+            return r.ok() ? 0 : ExitCodes.OTHER;
+        }
+    }
+
+    /** "90s", "10m", "1h", "250ms" or an ISO-8601 duration ("PT1H"). */
+    static final class DurationConverter implements CommandLine.ITypeConverter<java.time.Duration> {
+        @Override
+        public java.time.Duration convert(String v) {
+            String s = v.strip().toLowerCase(java.util.Locale.ROOT);
+            if (s.startsWith("pt") || s.startsWith("p")) {
+                return java.time.Duration.parse(s.toUpperCase(java.util.Locale.ROOT));
+            }
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)").matcher(s);
+            if (!m.matches()) {
+                throw new CommandLine.TypeConversionException("not a duration: " + v + " (use 90s, 10m, 1h)");
+            }
+            long n = Long.parseLong(m.group(1));
+            return switch (m.group(2)) {
+                case "ms" -> java.time.Duration.ofMillis(n);
+                case "s" -> java.time.Duration.ofSeconds(n);
+                case "m" -> java.time.Duration.ofMinutes(n);
+                default -> java.time.Duration.ofHours(n);
+            };
+        }
+    }
+
+    @Command(name = "soak", description = {"Soak: mixed load rounds for a long time with handlers killed and "
+            + "restarted while faults are in flight; checks that no write is lost and that the server's heap, "
+            + "RSS and emulated memory stay flat (issue 8; docs/recipes.md).",
+        "Exit code 0 when the verdict is OK, 7 otherwise."})
+    static final class SoakCmd extends Base {
+        @Option(names = "--duration", defaultValue = "1h", converter = DurationConverter.class,
+                description = "total time (default ${DEFAULT-VALUE})")
+        java.time.Duration duration;
+        @Option(names = "--round", defaultValue = "20s", converter = DurationConverter.class,
+                description = "length of one load round (default ${DEFAULT-VALUE})")
+        java.time.Duration round;
+        @Option(names = "--restart-every", defaultValue = "3s", converter = DurationConverter.class,
+                description = "kill the handler and attach a new one this often (default ${DEFAULT-VALUE})")
+        java.time.Duration restartEvery;
+        @Option(names = "--threads", defaultValue = "32")
+        int threads;
+        @Option(names = "--pages", defaultValue = "512")
+        long pages;
+        @Option(names = "--metrics-url", description = "the server's /actuator/prometheus (e.g. "
+                + "http://127.0.0.1:8080/actuator/prometheus); without it memory is not checked")
+        java.net.URI metricsUrl;
+
+        @Override
+        int run(Cli cli, UffdemuClient c) throws Exception {
+            var o = io.uffdemu.client.recipes.Soak.Options.DEFAULT.withDuration(duration).withRoundLength(round)
+                    .withRestartEvery(restartEvery).withLoad(threads, pages).withMetricsUrl(metricsUrl);
+            var r = io.uffdemu.client.recipes.Soak.run(cli.config(), o, s -> {
+                if (!cli.json) {
+                    cli.err.printf("round %d: %s, %d ops, %d restarts, %d violations%n", s.round(), s.load(), s.ops(),
+                            s.restarts(), s.violations());
+                    cli.err.flush();
+                }
+            });
+            if (cli.json) {
+                java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+                m.put("ok", r.ok());
+                m.put("ops", r.ops());
+                m.put("faults", r.faults());
+                m.put("restarts", r.restarts());
+                m.put("violations", r.violations());
+                m.put("memoryFindings", r.memoryFindings());
+                m.put("rounds", r.samples().size());
+                cli.printJson(m);
+            } else {
+                cli.out.print(r.toTable());
+            }
             return r.ok() ? 0 : ExitCodes.OTHER;
         }
     }

@@ -10,7 +10,7 @@ public final class Main {
     public static void main(String[] args) {
         PrintWriter out = new PrintWriter(System.out, true);
         PrintWriter err = new PrintWriter(System.err, true);
-        int code = Cli.run(args, System.getenv(), out, err);
+        int code = Cli.run(args, System.getenv(), out, err, ProgressBar.stderrIsTerminal());
         out.flush();
         err.flush();
         System.exit(code);

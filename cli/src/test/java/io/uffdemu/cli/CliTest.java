@@ -131,16 +131,41 @@ class CliTest {
     @Test
     void uffdLs() {
         Run r = cli("uffd", "ls", Integer.toString(proc.pid()));
-        assertThat(r.code()).isZero();
-        assertThat(r.out()).containsPattern("(?m)^" + uffd.fd() + " +userfaultfd$");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).containsPattern("(?m)^FD +FEATURES +RANGES +PENDING +BLOCKED +EVENTS +HANDLER$");
+        assertThat(r.out()).containsPattern("(?m)^" + uffd.fd() + " +0x[0-9a-f]+ +2 +0 +0 +0 +-$");
         assertThat(r.out()).doesNotContainPattern("(?m)^" + memfd.fd() + " ");
-        assertThat(r.out()).contains("um").contains("uw").contains("does not expose");
+        assertThat(r.out()).contains("WP_HUGETLBFS_SHMEM")
+                .contains(String.format("%08x-%08x um", anon, anon + 4 * PAGE))
+                .contains(String.format("%08x-%08x uw", shared, shared + 4 * PAGE));
         Run j = cli("uffd", "ls", Integer.toString(proc.pid()), "--json");
-        List<Integer> fds = JsonPath.read(j.out(), "$.uffds");
+        assertThat(j.code()).isZero();
+        List<Integer> fds = JsonPath.read(j.out(), "$.uffds[*].fd");
         assertThat(fds).containsExactly(uffd.fd());
-        List<String> modes = JsonPath.read(j.out(), "$.registered[*].modes");
-        assertThat(modes).containsExactlyInAnyOrder("um", "uw");
+        List<String> modes = JsonPath.read(j.out(), "$.uffds[0].ranges[*].modes");
+        assertThat(modes).containsExactly(anon < shared ? "um" : "uw", anon < shared ? "uw" : "um");
+        assertThat((Integer) JsonPath.read(j.out(), "$.uffds[0].pendingFaults")).isZero();
+        assertThat((Boolean) JsonPath.read(j.out(), "$.uffds[0].handlerAttached")).isFalse();
+        List<String> names = JsonPath.read(j.out(), "$.uffds[0].featureNames");
+        assertThat(names).contains("WP_HUGETLBFS_SHMEM");
         assertThat(cli("uffd", "ls", "999999").code()).isEqualTo(ExitCodes.NOT_FOUND);
+    }
+
+    @Test
+    void uffdLsShowsAPendingFaultAndAnAttachedHandler() throws Exception {
+        var read = proc.withDeadline(java.time.Duration.ofSeconds(30)).async().read(anon, 1);
+        long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+        while (uffd.describe().pendingFaults() == 0 && System.nanoTime() < end) {
+            Thread.sleep(10);
+        }
+        Run r = cli("uffd", "ls", Integer.toString(proc.pid()));
+        assertThat(r.out()).containsPattern("(?m)^" + uffd.fd() + " +0x[0-9a-f]+ +2 +1 +1 +0 +-$");
+        try (var loop = uffd.handle(ctx -> ctx.zeropage(), io.uffdemu.client.HandlerOptions.DEFAULT)) {
+            assertThat(read.get(10, java.util.concurrent.TimeUnit.SECONDS).ok()).isTrue();
+            Run j = cli("uffd", "ls", Integer.toString(proc.pid()), "--json");
+            assertThat((Boolean) JsonPath.read(j.out(), "$.uffds[0].handlerAttached")).isTrue();
+            assertThat((Integer) JsonPath.read(j.out(), "$.uffds[0].totalFaults")).isZero();
+        }
     }
 
     @Test
@@ -261,6 +286,74 @@ class CliTest {
         Run table = cli("bench", "--threads", "2", "--pages", "16", "--ops", "20", "--mode", "WP");
         assertThat(table.code()).as(table.err()).isZero();
         assertThat(table.out()).isNotBlank();
+    }
+
+    @Test
+    void soakRunsRoundsWithHandlerRestarts() {
+        Run r = cli("--json", "soak", "--duration", "3s", "--round", "1s", "--restart-every", "400ms", "--threads",
+                "4", "--pages", "32");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat((Boolean) JsonPath.read(r.out().strip(), "$.ok")).isTrue();
+        assertThat((Integer) JsonPath.read(r.out().strip(), "$.violations")).isZero();
+        assertThat((Integer) JsonPath.read(r.out().strip(), "$.rounds")).isGreaterThanOrEqualTo(2);
+        assertThat((Integer) JsonPath.read(r.out().strip(), "$.restarts")).isPositive();
+        Run bad = cli("soak", "--duration", "forever");
+        assertThat(bad.code()).isEqualTo(1);
+        assertThat(bad.err()).contains("not a duration");
+    }
+
+    /** Like {@link #cli}, as if stderr were a terminal (what Main decides from /proc/self/fd/2). */
+    Run cliOnTerminal(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Cli.run(args, Map.of("UFFDEMU_SERVER", "127.0.0.1:" + port), new PrintWriter(out, true),
+                new PrintWriter(err, true), true);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    static final java.util.regex.Pattern BAR = java.util.regex.Pattern.compile("\\r\\w[\\w ]* \\[[# ]+\\] +\\d+% \\d+/\\d+");
+
+    @Test
+    void progressBarsGoToStderrOnATerminalAndNeverPolluteStdoutOrJson(
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        Process src = client.createProcess("progress-src");
+        long a = src.mmap(MmapOptions.anonymous(16 * PAGE));
+        src.write(a, "x".getBytes());
+
+        // a terminal: the bar is drawn on stderr and reaches the total (the recipe's progress callback fired)
+        Run snap = cliOnTerminal("snapshot", Integer.toString(src.pid()), tmp.resolve("s1").toString());
+        assertThat(snap.code()).as(snap.err()).isZero();
+        assertThat(snap.err()).containsPattern(BAR).contains("snapshot pages [").contains("100% 16/16");
+        assertThat(snap.out()).doesNotContain("\r").doesNotContain("[#").isNotBlank();
+
+        Run restore = cliOnTerminal("restore", tmp.resolve("s1").toString());
+        assertThat(restore.code()).as(restore.err()).isZero();
+        assertThat(restore.err()).contains("restore prefetch [").contains("100% 16/16");
+        assertThat(restore.out()).doesNotContain("\r");
+
+        Run bench = cliOnTerminal("bench", "--threads", "2", "--pages", "8", "--ops", "10");
+        assertThat(bench.code()).as(bench.err()).isZero();
+        assertThat(bench.err()).contains("bench accesses [").contains("100% 20/20");
+        assertThat(bench.out()).doesNotContain("\r");
+
+        // --json: never a bar, even when forced, and stdout is exactly one JSON document
+        Run json = cliOnTerminal("--json", "--progress", "always", "snapshot", Integer.toString(src.pid()),
+                tmp.resolve("s2").toString());
+        assertThat(json.code()).as(json.err()).isZero();
+        assertThat(json.err()).doesNotContain("\r").doesNotContain("[#");
+        assertThat((Integer) JsonPath.read(json.out().strip(), "$.pages")).isEqualTo(16);
+        assertThat(json.out().strip()).startsWith("{").endsWith("}");
+
+        // not a terminal (pipes, CI): nothing by default, a bar when asked for
+        Run piped = cli("bench", "--threads", "1", "--pages", "4", "--ops", "5");
+        assertThat(piped.err()).doesNotContain("\r");
+        Run forced = cliWithEnv(Map.of("UFFDEMU_SERVER", "127.0.0.1:" + port, "UFFDEMU_PROGRESS", "always"),
+                "bench", "--threads", "1", "--pages", "4", "--ops", "5");
+        assertThat(forced.err()).contains("100% 5/5");
+        Run never = cliOnTerminal("--progress", "never", "bench", "--threads", "1", "--pages", "4", "--ops", "5");
+        assertThat(never.err()).doesNotContain("\r");
+        assertThat(cli("--progress", "sometimes", "ps").code()).isEqualTo(ExitCodes.USAGE);
+        src.exit();
     }
 
     @Test

@@ -40,6 +40,9 @@ public interface AsyncProcess {
 
   CompletableFuture<List<Vma>> maps();
 
+  /** {@link Process#userfaultfds()}. */
+  CompletableFuture<List<UffdInfo>> userfaultfds();
+
   CompletableFuture<List<PagemapEntry>> pagemap(long start, long pages);
 
   CompletableFuture<PagemapScanResult> pagemapScan(PagemapScanOptions options);

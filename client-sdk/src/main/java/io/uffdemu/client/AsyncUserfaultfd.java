@@ -33,4 +33,7 @@ public interface AsyncUserfaultfd {
   CompletableFuture<Long> move(long dst, long src, long len, long mode);
 
   CompletableFuture<List<UffdMessage>> read(int max, Duration wait);
+
+  /** {@link Userfaultfd#describe()}. */
+  CompletableFuture<UffdInfo> describe();
 }

@@ -32,6 +32,10 @@ public interface FaultHandler {
   /** A fault could not be resolved (handler error or deadline with {@link FallbackPolicy#FAIL}, or the fallback failed). */
   default void onFailure(UffdMessage.PageFault fault, Throwable cause) {}
 
-  /** The Handle stream failed (server gone, second handler on the uffd, ...). Called at most once, not after close. */
+  /**
+   * The Handle stream failed for good (second handler on the uffd, an errno, or reconnecting gave up with a
+   * {@link HandlerDisconnectedException}; a stream failure that {@link HandlerOptions#reconnect()} recovers from
+   * is not reported here). Called at most once, not after close.
+   */
   default void onError(Throwable error) {}
 }

@@ -20,6 +20,9 @@ import java.util.regex.Pattern;
  *   <li>{@code uffdemu.handler.queue.depth} gauge {handler}</li>
  *   <li>{@code uffdemu.handler.eagain.deferrals} counter {handler}</li>
  *   <li>{@code uffdemu.handler.errors} counter {handler, errno}</li>
+ *   <li>{@code uffdemu.handler.reconnects} counter {handler, outcome}: {@code attempt} per reconnect attempt
+ *       scheduled, {@code reconnected} per stream re-attached, {@code gone} / {@code exhausted} when the loop
+ *       gave up ({@link UffdGoneException} / {@link ReconnectExhaustedException})</li>
  * </ul>
  *
  * <pre>{@code
@@ -36,6 +39,7 @@ public final class HandlerMetrics implements HandlerObserver {
   private final Counter eagain;
   private final ConcurrentMap<String, Timer> timers = new ConcurrentHashMap<>();
   private final ConcurrentMap<String, Counter> errors = new ConcurrentHashMap<>();
+  private final ConcurrentMap<String, Counter> reconnectCounters = new ConcurrentHashMap<>();
 
   public HandlerMetrics(MeterRegistry registry, String handler) {
     this.registry = Objects.requireNonNull(registry, "registry");
@@ -53,6 +57,27 @@ public final class HandlerMetrics implements HandlerObserver {
     timers.computeIfAbsent(outcome, o -> Timer.builder("uffdemu.handler.latency")
         .description("time to serve one page fault").tag("handler", handler).tag("outcome", o)
         .register(registry)).record(latency);
+  }
+
+  @Override
+  public void reconnecting(int attempt, Duration delay, Throwable cause) {
+    reconnects("attempt");
+  }
+
+  @Override
+  public void reconnected(int attempt, Duration downtime) {
+    reconnects("reconnected");
+  }
+
+  @Override
+  public void reconnectFailed(HandlerDisconnectedException error) {
+    reconnects(error instanceof UffdGoneException ? "gone" : "exhausted");
+  }
+
+  private void reconnects(String outcome) {
+    reconnectCounters.computeIfAbsent(outcome, o -> Counter.builder("uffdemu.handler.reconnects")
+        .description("Handle stream reconnection: attempts, successes and give-ups").tag("handler", handler)
+        .tag("outcome", o).register(registry)).increment();
   }
 
   @Override

@@ -13,7 +13,10 @@ import java.time.Duration;
 public interface HandlerObserver {
   HandlerObserver NOOP = new HandlerObserver() {};
 
-  /** A fault finished; {@code outcome} is one of "resolved", "eexist", "fallback", "failed". */
+  /**
+   * A fault finished; {@code outcome} is one of "resolved", "eexist", "fallback", "failed", "abandoned" (its
+   * resolution went out on a stream that broke: the server re-delivers it).
+   */
   default void faultDone(Duration latency, String outcome) {}
 
   /** Messages received and not yet picked up by a worker (or by the event thread). */
@@ -23,4 +26,19 @@ public interface HandlerObserver {
 
   /** A resolution or fallback failed with {@code errnoName} ("EAGAIN", ...), or "OTHER" when not an errno. */
   default void error(String errnoName) {}
+
+  /**
+   * The Handle stream failed with {@code cause} and attempt {@code attempt} of the current outage will start
+   * after {@code delay} (see {@link ReconnectPolicy}).
+   */
+  default void reconnecting(int attempt, Duration delay, Throwable cause) {}
+
+  /**
+   * A new Handle stream was attached after {@code attempt} attempts, {@code downtime} after the failure, and
+   * held (it received a message or stayed up for a second: the server does not acknowledge an attach).
+   */
+  default void reconnected(int attempt, Duration downtime) {}
+
+  /** The loop gave up reconnecting ({@link UffdGoneException} or {@link ReconnectExhaustedException}). */
+  default void reconnectFailed(HandlerDisconnectedException error) {}
 }

@@ -8,7 +8,7 @@ import java.util.concurrent.ThreadFactory;
  * Options of a {@link HandlerLoop}. {@link #DEFAULT}: 4 workers on virtual threads, 64 queued messages
  * before back-pressure, 4 KiB pages, 30 s per fault then {@link FallbackPolicy#FAIL}, EAGAIN-deferred faults
  * retried after the next event or after 200 ms at the latest, 5 s close timeout, no metrics, resolutions as
- * unary calls.
+ * unary calls, and the Handle stream re-attached after a failure ({@link ReconnectPolicy#DEFAULT}).
  *
  * <pre>{@code
  * HandlerOptions o = HandlerOptions.DEFAULT.withWorkers(16).withQueueCapacity(256)
@@ -30,14 +30,16 @@ import java.util.concurrent.ThreadFactory;
  *     UserfaultfdService calls. Results then share the ordered stream with messages, so a credit kept open
  *     for a result may be spent by the server on another message first: the queue bound becomes best-effort.
  *     Default false: unary resolutions, and at most {@code queueCapacity + workers} messages outstanding.
+ * @param reconnect what the loop does when its Handle stream breaks while the server still holds the uffd:
+ *     {@link ReconnectPolicy#DEFAULT} re-attaches with jittered exponential backoff, bounded by attempts and time
  */
 public record HandlerOptions(int workers, int queueCapacity, long pageSize, Duration faultDeadline,
     FallbackPolicy fallback, Duration eagainRetryDelay, Duration closeTimeout, ThreadFactory threadFactory,
-    HandlerObserver observer, boolean resolveOnStream) {
+    HandlerObserver observer, boolean resolveOnStream, ReconnectPolicy reconnect) {
 
   public static final HandlerOptions DEFAULT = new HandlerOptions(4, 64, 4096, Duration.ofSeconds(30),
       FallbackPolicy.FAIL, Duration.ofMillis(200), Duration.ofSeconds(5),
-      Thread.ofVirtual().name("uffd-handler-", 0).factory(), HandlerObserver.NOOP, false);
+      Thread.ofVirtual().name("uffd-handler-", 0).factory(), HandlerObserver.NOOP, false, ReconnectPolicy.DEFAULT);
 
   public HandlerOptions {
     if (workers < 1 || queueCapacity < 1) {
@@ -52,50 +54,57 @@ public record HandlerOptions(int workers, int queueCapacity, long pageSize, Dura
     Objects.requireNonNull(closeTimeout);
     Objects.requireNonNull(threadFactory);
     Objects.requireNonNull(observer);
+    Objects.requireNonNull(reconnect);
+  }
+
+  /** Reconnection of the Handle stream; {@link ReconnectPolicy#DISABLED} ends the loop on any stream failure. */
+  public HandlerOptions withReconnect(ReconnectPolicy reconnect) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withResolveOnStream(boolean resolveOnStream) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withWorkers(int workers) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withQueueCapacity(int queueCapacity) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withPageSize(long pageSize) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withFaultDeadline(Duration faultDeadline, FallbackPolicy fallback) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withEagainRetryDelay(Duration eagainRetryDelay) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withCloseTimeout(Duration closeTimeout) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withThreadFactory(ThreadFactory threadFactory) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 
   public HandlerOptions withObserver(HandlerObserver observer) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
   }
 }

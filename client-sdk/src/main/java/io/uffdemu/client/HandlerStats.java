@@ -5,7 +5,7 @@ package io.uffdemu.client;
  *
  * <pre>{@code
  * HandlerStats s = loop.stats();
- * assert s.faults() == s.resolved() + s.eexist() + s.fallbacks() + s.failed() + s.inFlight();
+ * assert s.faults() == s.resolved() + s.eexist() + s.fallbacks() + s.failed() + s.abandoned() + s.inFlight();
  * }</pre>
  *
  * @param faults page faults received
@@ -18,6 +18,9 @@ package io.uffdemu.client;
  * @param ignored messages ignored as malformed or unknown
  * @param queueDepth messages waiting for a worker now
  * @param deferred faults waiting for an event after EAGAIN now
+ * @param reconnects times the Handle stream was re-attached after a failure
+ * @param abandoned faults whose resolution was on a stream that broke before answering: the server woke
+ *     them, they re-fault and come back as new faults (counted again in {@code faults})
  */
 public record HandlerStats(long faults, long events, long resolved, long eexist, long eagainDeferrals,
-    long fallbacks, long failed, long ignored, int queueDepth, int deferred) {}
+    long fallbacks, long failed, long ignored, int queueDepth, int deferred, long reconnects, long abandoned) {}

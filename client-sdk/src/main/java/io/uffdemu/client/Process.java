@@ -24,6 +24,9 @@ public interface Process {
 
   ProcessInfo info();
 
+  /** Every userfaultfd of this process with its fdinfo and registered ranges, by fd ({@code uffdemu uffd ls}). */
+  List<UffdInfo> userfaultfds();
+
   // ---- mappings
   /** mmap(2); returns the address. */
   long mmap(MmapOptions options);

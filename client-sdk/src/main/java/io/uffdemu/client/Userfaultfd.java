@@ -66,6 +66,9 @@ public interface Userfaultfd extends AutoCloseable {
 
   AsyncUserfaultfd async();
 
+  /** Its fdinfo and registered ranges ({@link UffdInfo}); ENOTTY when the fd is not a userfaultfd. */
+  UffdInfo describe();
+
   /** close(2) of the uffd: the kernel wakes every blocked fault of it. */
   @Override
   void close();

@@ -122,6 +122,37 @@ final class FakeServer implements AutoCloseable {
     return null;
   }
 
+  /**
+   * Breaks the Handle stream of uffd {@code fd} as a dead connection would, then does what the real server does
+   * (HandleSession.stop on an abnormal end): wakes every fault the stream held, whose threads re-fault and
+   * queue fresh messages for the next stream.
+   */
+  void cutStream(int fd, Status status) {
+    cutStream(uffds.get(fd), status);
+  }
+
+  void cutStream(FakeUffd u, Status status) {
+    synchronized (u) {
+      ServerCallStreamObserver<HandleResponse> h = u.handler;
+      u.handler = null;
+      u.cut.add(h);
+      u.log.add("CUT");
+      if (h != null) {
+        try {
+          h.onError(status.asRuntimeException());
+        } catch (RuntimeException ignored) {
+          // already closed
+        }
+      }
+      u.wakeAllLocked();
+    }
+  }
+
+  /** The server closed the uffd (grace period over): a re-attach fails with EBADF. */
+  FakeUffd forget(int fd) {
+    return uffds.remove(fd);
+  }
+
   @Override
   public void close() throws Exception {
     channel.shutdownNow();
@@ -142,6 +173,7 @@ final class FakeServer implements AutoCloseable {
     final List<String> log = new CopyOnWriteArrayList<>();
     long seq;
     ServerCallStreamObserver<HandleResponse> handler;
+    final java.util.Set<Object> cut = new java.util.HashSet<>();
     boolean halfClosedByClient;
     int sentFaults;
     int completedFaults;
@@ -263,6 +295,12 @@ final class FakeServer implements AutoCloseable {
         completeLocked(p);
       }
       return IoctlResult.newBuilder().setBytes(len).build();
+    }
+
+    void wakeAllLocked() {
+      for (Long p : new ArrayList<>(waiters.keySet())) {
+        completeLocked(p);
+      }
     }
 
     synchronized IoctlResult wake(long start, long len) {
@@ -627,6 +665,9 @@ final class FakeServer implements AutoCloseable {
 
     private void answer(FakeUffd u, ServerCallStreamObserver<HandleResponse> so, HandleRequest r, IoctlResult res) {
       synchronized (u) {
+        if (u.cut.contains(so)) {
+          return; // the stream was cut: the result is lost with it
+        }
         so.onNext(HandleResponse.newBuilder().setResult(res.toBuilder().setRequestId(r.getRequestId())).build());
       }
       u.drain();

@@ -105,12 +105,13 @@ class HandlerLoopTest {
       CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(10, TimeUnit.SECONDS);
       assertThat(maxSamePage.get()).isEqualTo(1);
       assertThat(maxConcurrent.get()).as("distinct pages are served in parallel").isGreaterThan(1);
-      // the later faults on page 0 found it populated: EEXIST, counted as resolved
-      waitUntil(() -> loop.stats().resolved() == 6);
+      // the later faults on page 0 found it populated: EEXIST, counted as resolved. (A thread that starts late
+      // on a loaded machine may find page 0 filled and not fault at all: 4 to 6 faults.)
+      waitUntil(() -> loop.stats().faults() >= 4 && loop.stats().resolved() == loop.stats().faults());
       HandlerStats s = loop.stats();
-      assertThat(s.faults()).isEqualTo(6);
-      assertThat(s.resolved()).isEqualTo(6);
-      assertThat(s.eexist()).isEqualTo(2);
+      assertThat(s.faults()).isBetween(4L, 6L);
+      assertThat(s.resolved()).isEqualTo(s.faults());
+      assertThat(s.eexist()).isEqualTo(s.faults() - 4);
     }
   }
 

@@ -52,4 +52,30 @@ class HandlerMetricsTest {
     assertThat(registry.get("uffdemu.handler.errors").tag("errno", "EAGAIN").counter().count()).isEqualTo(1);
     assertThat(registry.get("uffdemu.handler.errors").tag("errno", "OTHER").counter().count()).isEqualTo(2);
   }
+
+  @Test
+  void countsReconnectAttemptsSuccessesAndGiveUps() throws Exception {
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    try (FakeServer fake = new FakeServer(); UffdemuClient client = fake.client()) {
+      Process p = client.createProcess("m");
+      long base = p.mmap(MmapOptions.anonymous(4 * 4096));
+      Userfaultfd uffd = p.userfaultfd(UffdOptions.DEFAULT);
+      uffd.register(new AddrRange(base, 4 * 4096), Linux.UFFDIO_REGISTER_MODE_MISSING);
+      HandlerOptions opts = HandlerOptions.DEFAULT.withObserver(new HandlerMetrics(registry, "h"))
+          .withReconnect(ReconnectPolicy.DEFAULT.withBackoff(Duration.ofMillis(5), Duration.ofMillis(20)));
+      HandlerLoop loop = uffd.handle(FaultContext::zeropage, opts);
+      p.read(base, 1);
+      fake.cutStream(uffd.fd(), io.grpc.Status.UNAVAILABLE);
+      HandlerLoopTest.waitUntil(() -> loop.stats().reconnects() == 1);
+      p.read(base + 4096, 1); // served on the new stream: the outage is over
+      fake.cutStream(fake.forget(uffd.fd()), io.grpc.Status.UNAVAILABLE);
+      assertThat(loop.termination()).failsWithin(Duration.ofSeconds(5));
+      loop.close();
+    }
+    assertThat(registry.get("uffdemu.handler.reconnects").tag("outcome", "attempt").counter().count()).isEqualTo(2);
+    // the second re-attach was refused (EBADF): only the first counts as reconnected
+    assertThat(registry.get("uffdemu.handler.reconnects").tag("outcome", "reconnected").counter().count())
+        .isEqualTo(1);
+    assertThat(registry.get("uffdemu.handler.reconnects").tag("outcome", "gone").counter().count()).isEqualTo(1);
+  }
 }

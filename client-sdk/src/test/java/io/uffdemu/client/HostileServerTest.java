@@ -137,7 +137,8 @@ class HostileServerTest {
     };
     try (FakeServer fake = new FakeServer(hostile); UffdemuClient client = fake.client()) {
       Userfaultfd uffd = client.process(1).userfaultfd(UffdOptions.DEFAULT);
-      HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true));
+      HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true)
+          .withReconnect(ReconnectPolicy.DISABLED));
       assertThat(handlerSaw.get(5, TimeUnit.SECONDS)).isInstanceOf(ServerUnavailableException.class);
       assertThat(loop.termination()).failsWithin(Duration.ofSeconds(5));
       assertThat(loop.isClosed()).isTrue();

@@ -32,20 +32,28 @@ public final class ClientFactory {
   private ClientFactory() {}
 
   public static UffdemuClient connect(ClientConfig config) {
+    ManagedChannel channel = channel(config);
+    return new ClientImpl(intercept(channel, config), channel, config);
+  }
+
+  /**
+   * A channel as {@link #connect} makes it (target, TLS, keep-alive, message size), without the bearer token
+   * (which {@link #create} adds): for callers that must own the transport, e.g. to kill it abruptly.
+   */
+  public static ManagedChannel channel(ClientConfig config) {
     Objects.requireNonNull(config, "config");
     ManagedChannelBuilder<?> b = Grpc.newChannelBuilder(config.target(), credentials(config));
     if (config.keepAlive() != null && !config.keepAlive().isZero()) {
       b.keepAliveTime(config.keepAlive().toNanos(), TimeUnit.NANOSECONDS).keepAliveWithoutCalls(false);
     }
     b.maxInboundMessageSize(64 << 20);
-    ManagedChannel channel = b.build();
-    return new ClientImpl(intercept(channel, config), channel, config);
+    return b.build();
   }
 
   public static UffdemuClient create(Channel channel, ClientConfig config) {
     Objects.requireNonNull(channel, "channel");
     Objects.requireNonNull(config, "config");
-    return new ClientImpl(intercept(channel, config), null, config);
+    return new ClientImpl(intercept(channel, config), null, channel, config);
   }
 
   private static ChannelCredentials credentials(ClientConfig config) {

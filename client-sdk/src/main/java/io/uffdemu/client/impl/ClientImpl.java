@@ -27,13 +27,24 @@ import java.util.concurrent.TimeUnit;
 final class ClientImpl implements UffdemuClient {
   private final RpcExecutor rpc;
   private final ManagedChannel owned;
+  private final Channel raw; // the channel before interceptors: probed for shutdown
   private final ExecutorService async = Executors.newVirtualThreadPerTaskExecutor();
   private final Set<HandlerLoopImpl> loops = ConcurrentHashMap.newKeySet();
   private volatile boolean closed;
 
   ClientImpl(Channel channel, ManagedChannel owned, ClientConfig config) {
+    this(channel, owned, owned, config);
+  }
+
+  ClientImpl(Channel channel, ManagedChannel owned, Channel raw, ClientConfig config) {
     this.rpc = new RpcExecutor(channel, config);
     this.owned = owned;
+    this.raw = raw;
+  }
+
+  /** Whether no new call can succeed: the client was closed or its channel shut down (reconnecting is pointless). */
+  boolean channelShutdown() {
+    return closed || (raw instanceof ManagedChannel m && m.isShutdown());
   }
 
   RpcExecutor rpc() {

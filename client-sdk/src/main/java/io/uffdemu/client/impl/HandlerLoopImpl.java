@@ -15,7 +15,11 @@ import io.uffdemu.client.FaultHandler;
 import io.uffdemu.client.HandlerLoop;
 import io.uffdemu.client.HandlerObserver;
 import io.uffdemu.client.HandlerOptions;
+import io.uffdemu.client.HandlerDisconnectedException;
 import io.uffdemu.client.HandlerStats;
+import io.uffdemu.client.ReconnectExhaustedException;
+import io.uffdemu.client.ReconnectPolicy;
+import io.uffdemu.client.UffdGoneException;
 import io.uffdemu.client.UffdMessage;
 import io.uffdemu.client.UffdemuException;
 import java.lang.System.Logger.Level;
@@ -62,6 +66,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     boolean counted;
     long deferredAtNanos;
     long epoch; // eventsDelivered when serving started
+    long gen; // streamGen when serving started
     long eventsBefore; // events received before this fault: it is served only after they were delivered
 
     Task(UffdMessage.PageFault fault, long page, boolean counted) {
@@ -96,6 +101,16 @@ final class HandlerLoopImpl implements HandlerLoop {
   private boolean closing;
   private boolean terminated;
   private final List<Thread> threads = new java.util.concurrent.CopyOnWriteArrayList<>();
+  // reconnection (guarded by lock): the current stream's generation (callbacks of older streams are ignored),
+  // when it started and whether it received a message; the current outage's start (0 = none) and attempts
+  private long streamGen;
+  private long streamStartNanos;
+  private boolean streamGotMessage;
+  private long outageStartNanos;
+  private int outageAttempts;
+  private Thread reconnector;
+  private final AtomicLong reconnects = new AtomicLong();
+  private final AtomicLong abandoned = new AtomicLong();
 
   private final AtomicLong faults = new AtomicLong();
   private final AtomicLong eventCount = new AtomicLong();
@@ -130,13 +145,8 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
     threads.add(opts.threadFactory().newThread(this::eventLoop));
     threads.forEach(Thread::start);
-    var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel());
     try {
-      var requestObserver = stub.handle(new Listener());
-      synchronized (sendLock) {
-        requestObserver.onNext(HandleRequest.newBuilder().setAttach(
-            HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())).build());
-      }
+      openStream();
     } catch (RuntimeException e) {
       UffdemuException mapped = StatusMapper.map(e, "handle");
       terminate(mapped);
@@ -144,23 +154,61 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
   }
 
+  /**
+   * Opens a Handle stream and attaches it to the uffd. Holds {@code sendLock} throughout, so close() either
+   * sees no new stream (and this method then sees {@code closing}) or half-closes the attached one.
+   */
+  private void openStream() {
+    var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel());
+    synchronized (sendLock) {
+      long gen;
+      synchronized (lock) {
+        if (closing || terminated) {
+          return;
+        }
+        gen = ++streamGen;
+        streamStartNanos = System.nanoTime();
+        streamGotMessage = false;
+      }
+      var requestObserver = stub.handle(new Listener(gen));
+      requestObserver.onNext(HandleRequest.newBuilder().setAttach(
+          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())).build());
+    }
+  }
+
   // ------------------------------------------------------------------ stream side (gRPC threads)
 
   private final class Listener implements ClientResponseObserver<HandleRequest, HandleResponse> {
+    private final long gen;
+
+    Listener(long gen) {
+      this.gen = gen;
+    }
+
     @Override
     public void beforeStart(ClientCallStreamObserver<HandleRequest> rs) {
+      int initial;
       synchronized (lock) {
         requests = rs;
-        credits = opts.queueCapacity();
+        // after a reconnect the queue may still hold messages of the old stream: keep queued + credits == capacity
+        initial = Math.max(0, opts.queueCapacity() - queued);
+        credits = initial;
       }
-      rs.disableAutoRequestWithInitial(opts.queueCapacity());
+      rs.disableAutoRequestWithInitial(initial);
     }
 
     @Override
     public void onNext(HandleResponse r) {
       int grant;
       synchronized (lock) {
+        if (gen != streamGen) {
+          return; // a stream given up for a newer one
+        }
         credits--;
+        if (!streamGotMessage) {
+          streamGotMessage = true;
+          lock.notifyAll(); // the reconnector waits for proof that the attach held
+        }
         if (!terminated) {
           switch (r.getKindCase()) {
             case RESULT -> {
@@ -184,13 +232,178 @@ final class HandlerLoopImpl implements HandlerLoop {
 
     @Override
     public void onError(Throwable t) {
-      terminate(StatusMapper.map(t, "handle"));
+      streamFailed(gen, t);
     }
 
     @Override
     public void onCompleted() {
+      synchronized (lock) {
+        if (gen != streamGen) {
+          return;
+        }
+      }
       terminate(null);
     }
+  }
+
+  // ------------------------------------------------------------------ reconnection
+
+  /** Stream {@code gen} failed: reconnect (see {@link ReconnectPolicy}) or end the loop. */
+  private void streamFailed(long gen, Throwable t) {
+    UffdemuException mapped = StatusMapper.map(t, "handle");
+    ReconnectPolicy policy = opts.reconnect();
+    UffdemuException giveUp = null;
+    List<CompletableFuture<IoctlResult>> lost;
+    int attempt;
+    Duration delay;
+    long now = System.nanoTime();
+    synchronized (lock) {
+      if (gen != streamGen || terminated) {
+        return;
+      }
+      boolean stable = streamGotMessage || now - streamStartNanos >= STABLE_NANOS;
+      boolean reattaching = outageStartNanos != 0 && !stable;
+      Retry kind = closing || !policy.enabled() || uffd.processImpl().client().channelShutdown() ? Retry.NO
+          : classify(t, reattaching);
+      if (kind == Retry.NO) {
+        giveUp = mapped;
+      } else {
+        if (!reattaching) {
+          outageStartNanos = now;
+          outageAttempts = 0;
+        }
+        Duration downtime = Duration.ofNanos(now - outageStartNanos);
+        if (kind == Retry.GONE) {
+          giveUp = new UffdGoneException("handle: the server no longer holds uffd " + uffd.fd() + " of pid "
+              + uffd.process().pid(), mapped.grpcCode(), outageAttempts, downtime, mapped);
+        } else if (outageAttempts >= policy.maxAttempts() || downtime.compareTo(policy.maxDowntime()) >= 0) {
+          giveUp = new ReconnectExhaustedException("handle: could not re-attach the Handle stream",
+              mapped.grpcCode(), outageAttempts, downtime, mapped);
+        }
+      }
+      if (giveUp != null) {
+        lost = List.of();
+        attempt = 0;
+        delay = Duration.ZERO;
+      } else {
+        attempt = ++outageAttempts;
+        Duration left = policy.maxDowntime().minus(Duration.ofNanos(now - outageStartNanos));
+        delay = policy.backoff(attempt, java.util.concurrent.ThreadLocalRandom.current().nextDouble());
+        if (delay.compareTo(left) > 0) {
+          delay = left.isNegative() ? Duration.ZERO : left;
+        }
+        // the stream is gone: its credits with it; on-stream resolutions awaiting a result have an unknown
+        // outcome (the server wakes their faults, which re-fault for the next stream)
+        streamGen++; // a placeholder generation until the next stream is open
+        streamStartNanos = now;
+        streamGotMessage = false;
+        requests = null;
+        credits = 0;
+        lost = new ArrayList<>(pendingResults.values());
+        pendingResults.clear();
+        sentUnanswered.clear();
+        lock.notifyAll(); // workers waiting in lostWithTheStream
+      }
+    }
+    if (giveUp != null) {
+      if (giveUp instanceof HandlerDisconnectedException d) {
+        obs.reconnectFailed(d);
+      }
+      terminate(giveUp);
+      return;
+    }
+    StreamLostException sl = new StreamLostException(mapped);
+    lost.forEach(f -> f.completeExceptionally(sl));
+    obs.reconnecting(attempt, delay, mapped);
+    LOG.log(Level.DEBUG, "Handle stream failed ({0}); reconnect attempt {1} in {2}", mapped.getMessage(), attempt,
+        delay);
+    Duration wait = delay;
+    Thread r = opts.threadFactory().newThread(() -> reconnect(attempt, wait));
+    synchronized (lock) {
+      if (closing || terminated) {
+        return;
+      }
+      reconnector = r;
+    }
+    r.start();
+  }
+
+  private void reconnect(int attempt, Duration delay) {
+    try {
+      Thread.sleep(delay);
+    } catch (InterruptedException e) {
+      return; // closed meanwhile
+    }
+    long gen;
+    Duration downtime;
+    synchronized (lock) {
+      if (closing || terminated) {
+        return;
+      }
+      gen = streamGen;
+      downtime = Duration.ofNanos(System.nanoTime() - outageStartNanos);
+    }
+    try {
+      openStream();
+    } catch (RuntimeException e) {
+      long failed;
+      synchronized (lock) {
+        failed = streamGen; // the new stream's, or the placeholder's if it was never opened
+      }
+      streamFailed(failed, e);
+      return;
+    }
+    // The server does not acknowledge an attach (a refused one fails at its first read(2)): count the reconnect
+    // once the stream has proved itself, with a message or by staying up for STABLE_NANOS.
+    synchronized (lock) {
+      long opened = streamGen;
+      long until = System.nanoTime() + STABLE_NANOS;
+      while (streamGen == opened && !streamGotMessage && !closing && !terminated) {
+        long left = until - System.nanoTime();
+        if (left <= 0) {
+          break;
+        }
+        try {
+          TimeUnit.NANOSECONDS.timedWait(lock, left);
+        } catch (InterruptedException e) {
+          return; // closed meanwhile
+        }
+      }
+      if (closing || terminated || streamGen != opened || opened == gen) {
+        return; // failed again (a new attempt is scheduled) or never opened
+      }
+      // the outage is over: the next failure starts a new one with a fresh attempt count
+      outageStartNanos = 0;
+      outageAttempts = 0;
+    }
+    reconnects.incrementAndGet();
+    obs.reconnected(attempt, downtime);
+  }
+
+  private enum Retry { YES, GONE, NO }
+
+  /** A stream that lived this long (or received a message) was attached: its failure starts a new outage. */
+  private static final long STABLE_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+  /**
+   * Whether a stream failure is worth a new stream. {@code reattaching}: the stream was a reconnect attempt
+   * that never proved attached, so the server's "no such uffd" means the uffd is gone, and FAILED_PRECONDITION
+   * ("another Handle stream is attached") is most likely our own dead stream not yet reaped by the server.
+   */
+  private static Retry classify(Throwable t, boolean reattaching) {
+    var info = StatusMapper.errnoInfo(t);
+    io.grpc.Status.Code code = io.grpc.Status.fromThrowable(t).getCode();
+    if (info != null) {
+      int errno = info.getErrno();
+      return reattaching && (errno == io.uffdemu.client.Linux.EBADF || errno == io.uffdemu.client.Linux.ESRCH
+          || errno == io.uffdemu.client.Linux.ENOENT) ? Retry.GONE : Retry.NO;
+    }
+    return switch (code) {
+      case UNAVAILABLE, CANCELLED, ABORTED, INTERNAL, UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED -> Retry.YES;
+      case FAILED_PRECONDITION -> reattaching ? Retry.YES : Retry.NO;
+      case NOT_FOUND -> reattaching ? Retry.GONE : Retry.NO;
+      default -> Retry.NO;
+    };
   }
 
   private void acceptLocked(UffdMessage m) {
@@ -302,7 +515,18 @@ final class HandlerLoopImpl implements HandlerLoop {
       termination.complete(null);
     }
     threads.forEach(Thread::interrupt);
+    interruptReconnector();
     uffd.processImpl().client().unregister(this);
+  }
+
+  private void interruptReconnector() {
+    Thread r;
+    synchronized (lock) {
+      r = reconnector;
+    }
+    if (r != null) {
+      r.interrupt();
+    }
   }
 
   // ------------------------------------------------------------------ resolutions
@@ -339,20 +563,33 @@ final class HandlerLoopImpl implements HandlerLoop {
   private long resolveOnStream(HandleRequest.Builder req, String call) {
     long id;
     CompletableFuture<IoctlResult> f = new CompletableFuture<>();
+    ClientCallStreamObserver<HandleRequest> rs;
     synchronized (lock) {
       if (terminated) {
         throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
       }
-      id = nextRequestId++;
-      pendingResults.put(id, f);
+      rs = requests;
+      if (rs != null) {
+        id = nextRequestId++;
+        pendingResults.put(id, f);
+      } else {
+        id = -1;
+      }
+    }
+    if (rs == null) {
+      // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
+      return resolveUnary(req.build(), call);
     }
     try {
       synchronized (sendLock) {
-        requests.onNext(req.setRequestId(id).build());
+        rs.onNext(req.setRequestId(id).build());
       }
     } catch (RuntimeException e) {
       synchronized (lock) {
         pendingResults.remove(id);
+      }
+      if (opts.reconnect().enabled()) {
+        return resolveUnary(req.build(), call); // not on the wire: safe to send once, unary
       }
       throw StatusMapper.map(e, call);
     }
@@ -370,6 +607,9 @@ final class HandlerLoopImpl implements HandlerLoop {
     try {
       r = f.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
     } catch (ExecutionException e) {
+      if (e.getCause() instanceof StreamLostException lost) {
+        return afterStreamLost(req, call, lost);
+      }
       throw StatusMapper.map(e.getCause(), call);
     } catch (TimeoutException e) {
       throw new UffdemuException(call + ": no result from the server within " + opts.faultDeadline(),
@@ -378,6 +618,9 @@ final class HandlerLoopImpl implements HandlerLoop {
       Thread.currentThread().interrupt();
       if (f.isCompletedExceptionally()) {
         // the stream failed and the loop then interrupted us: report the failure, not the interrupt
+        if (f.exceptionNow() instanceof StreamLostException lost) {
+          throw lost;
+        }
         throw StatusMapper.map(f.exceptionNow(), call);
       }
       throw new UffdemuException(call + ": interrupted", "CANCELLED", e);
@@ -391,6 +634,19 @@ final class HandlerLoopImpl implements HandlerLoop {
       throw StatusMapper.fromInfo(r.getError(), call, null, null);
     }
     return StatusMapper.bytes(call, r.getBytes());
+  }
+
+  /**
+   * A resolution sent on a stream that broke before answering: it may or may not have been applied. WAKE and
+   * WRITEPROTECT are idempotent and redone as unary calls. A fill is not redone (a second COPY after a REMOVE
+   * would install stale data): the server woke the fault when the stream died, so it re-faults and the next
+   * stream brings it back; the StreamLostException makes the loop drop this attempt quietly.
+   */
+  private long afterStreamLost(HandleRequest.Builder req, String call, StreamLostException lost) {
+    return switch (req.getKindCase()) {
+      case WAKE, WRITE_PROTECT -> resolveUnary(req.build(), call);
+      default -> throw lost;
+    };
   }
 
   void countEexist() {
@@ -481,6 +737,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     long start = System.nanoTime();
     synchronized (lock) {
       t.epoch = eventsDelivered;
+      t.gen = streamGen;
     }
     FaultContextImpl ctx = new FaultContextImpl(this, t.fault, t.page);
     CompletableFuture<Void> done = new CompletableFuture<>();
@@ -517,6 +774,11 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
     if (isEagain(failure)) {
       defer(t);
+      return;
+    }
+    if (isStreamLost(failure) || lostWithTheStream(t, failure)) {
+      abandoned.incrementAndGet();
+      obs.faultDone(elapsed(start), "abandoned");
       return;
     }
     obs.error(errnoName(failure));
@@ -590,6 +852,55 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       lock.notifyAll();
     }
+  }
+
+  /**
+   * A unary resolution failed in transport (UNAVAILABLE, no errno) and the Handle stream broke too since the
+   * fault was taken: one connection failure took both. The server wakes the faults of a dead stream, so this one
+   * is either resolved or re-faults for the next stream: drop it instead of applying the fallback (which would
+   * fail the same way). The stream's failure may be reported a moment after the call's: wait for it briefly.
+   */
+  private boolean lostWithTheStream(Task t, Throwable failure) {
+    if (!opts.reconnect().enabled() || !isTransport(failure)) {
+      return false;
+    }
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+    synchronized (lock) {
+      while (streamGen == t.gen && !closing && !terminated) {
+        long left = end - System.nanoTime();
+        if (left <= 0) {
+          return false;
+        }
+        try {
+          TimeUnit.NANOSECONDS.timedWait(lock, left);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+      return streamGen != t.gen && !closing;
+    }
+  }
+
+  private static boolean isTransport(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof io.uffdemu.client.ServerUnavailableException) {
+        return true;
+      }
+      if (c instanceof ErrnoException) {
+        return false;
+      }
+    }
+    return false;
+  }
+
+  private static boolean isStreamLost(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof StreamLostException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static boolean isEagain(Throwable t) {
@@ -699,7 +1010,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   public HandlerStats stats() {
     synchronized (lock) {
       return new HandlerStats(faults.get(), eventCount.get(), resolved.get(), eexist.get(), deferrals.get(),
-          fallbacks.get(), failed.get(), ignored.get(), queued, deferred.size());
+          fallbacks.get(), failed.get(), ignored.get(), queued, deferred.size(), reconnects.get(), abandoned.get());
     }
   }
 
@@ -769,14 +1080,30 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
     }
     obs.queueDepth(0);
-    if (!wasTerminated && requests != null) {
-      try {
-        synchronized (sendLock) {
-          requests.onCompleted(); // half-close: this handler is done
+    interruptReconnector();
+    ClientCallStreamObserver<HandleRequest> rs = null;
+    if (!wasTerminated) {
+      // under sendLock: a reconnect either has attached its stream (half-closed here) or sees closing and stops
+      synchronized (sendLock) {
+        synchronized (lock) {
+          rs = requests;
         }
-      } catch (RuntimeException e) {
-        LOG.log(Level.DEBUG, "half-close failed", e);
+        if (rs != null) {
+          try {
+            rs.onCompleted(); // half-close: this handler is done
+          } catch (RuntimeException e) {
+            LOG.log(Level.DEBUG, "half-close failed", e);
+          }
+        }
       }
+    }
+    if (rs == null && !wasTerminated) {
+      // closed while reconnecting: no stream to drain; faults we held were woken by the server when the
+      // stream died, wake them again in case they were received since
+      wakeDropped(dropped, deadline);
+    }
+    if (rs != null) {
+      ClientCallStreamObserver<HandleRequest> requests = rs;
       // open the flow-control window to drain what the server still sends before it completes: with no
       // credit outstanding, grpc-java would hold those messages (and the completion behind them) for good
       int drain;

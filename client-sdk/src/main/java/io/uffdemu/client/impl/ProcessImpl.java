@@ -237,6 +237,12 @@ final class ProcessImpl implements Process {
   }
 
   @Override
+  public List<io.uffdemu.client.UffdInfo> userfaultfds() {
+    return exec("fdinfo", Idempotency.IDEMPOTENT, s -> s.uffd().list(io.uffdemu.api.v1.ListUffdsRequest.newBuilder()
+        .setPid(pid).build()).getUffdsList().stream().map(ProtoMapper::uffdInfo).toList());
+  }
+
+  @Override
   public List<PagemapEntry> pagemap(long start, long pages) {
     long first = start & -PAGE;
     List<Long> raw = exec("pagemap", Idempotency.IDEMPOTENT, s -> s.process().readPagemap(
@@ -353,6 +359,11 @@ final class ProcessImpl implements Process {
     @Override
     public CompletableFuture<List<Vma>> maps() {
       return Async.run(ex, ProcessImpl.this::maps);
+    }
+
+    @Override
+    public CompletableFuture<List<io.uffdemu.client.UffdInfo>> userfaultfds() {
+      return Async.run(ex, ProcessImpl.this::userfaultfds);
     }
 
     @Override

@@ -64,4 +64,11 @@ final class ProtoMapper {
       default -> null;
     };
   }
+
+  static io.uffdemu.client.UffdInfo uffdInfo(io.uffdemu.api.v1.UffdInfo u) {
+    return new io.uffdemu.client.UffdInfo(u.getPid(), u.getFd(), u.getFlags(), u.getApiDone(), u.getFeatures(),
+        u.getRangesList().stream().map(r -> new io.uffdemu.client.UffdInfo.RegisteredRange(
+            new io.uffdemu.client.AddrRange(r.getRange().getStart(), r.getRange().getLen()), r.getMode())).toList(),
+        u.getPendingFaults(), u.getTotalFaults(), u.getPendingEvents(), u.getHandlerAttached());
+  }
 }

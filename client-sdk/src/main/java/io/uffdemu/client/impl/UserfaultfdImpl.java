@@ -192,6 +192,12 @@ final class UserfaultfdImpl implements Userfaultfd {
   }
 
   @Override
+  public io.uffdemu.client.UffdInfo describe() {
+    return exec("fdinfo", Idempotency.IDEMPOTENT, s -> ProtoMapper.uffdInfo(s.uffd().describe(
+        io.uffdemu.api.v1.DescribeRequest.newBuilder().setPid(process.pid()).setFd(fd).build())));
+  }
+
+  @Override
   public AsyncUserfaultfd async() {
     return new AsyncView();
   }
@@ -257,6 +263,11 @@ final class UserfaultfdImpl implements Userfaultfd {
     @Override
     public CompletableFuture<List<UffdMessage>> read(int max, Duration wait) {
       return Async.run(ex, () -> UserfaultfdImpl.this.read(max, wait));
+    }
+
+    @Override
+    public CompletableFuture<io.uffdemu.client.UffdInfo> describe() {
+      return Async.run(ex, UserfaultfdImpl.this::describe);
     }
   }
 }

@@ -50,6 +50,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class LazyRestore implements AutoCloseable {
   private final RestoreOptions options;
+  private final Progress progress;
   private final SnapshotFiles.Reader reader;
   private final Process process;
   private final Userfaultfd uffd;
@@ -81,8 +82,9 @@ public final class LazyRestore implements AutoCloseable {
     }
   }
 
-  private LazyRestore(UffdemuClient client, RestoreOptions options) throws IOException {
+  private LazyRestore(UffdemuClient client, RestoreOptions options, Progress progress) throws IOException {
     this.options = options;
+    this.progress = progress;
     this.reader = new SnapshotFiles.Reader(options.snapshot());
     SnapshotFiles.Reader rd = reader;
     Process p = null;
@@ -126,7 +128,13 @@ public final class LazyRestore implements AutoCloseable {
 
   /** Creates the process, maps and registers the ranges, starts the handler and (when asked) the prefetch. */
   public static LazyRestore start(UffdemuClient client, RestoreOptions options) throws IOException {
-    return new LazyRestore(client, options);
+    return start(client, options, Progress.NONE);
+  }
+
+  /** {@link #start(UffdemuClient, RestoreOptions)} reporting pages prefetched (or found populated) of the total. */
+  public static LazyRestore start(UffdemuClient client, RestoreOptions options, Progress progress)
+      throws IOException {
+    return new LazyRestore(client, options, java.util.Objects.requireNonNull(progress, "progress"));
   }
 
   /** The restored process. It outlives this object. */
@@ -243,6 +251,8 @@ public final class LazyRestore implements AutoCloseable {
       }
     }
     AtomicLong next = new AtomicLong();
+    AtomicLong done = new AtomicLong();
+    progress.update(0, jobs.size());
     List<CompletableFuture<Void>> workers = new ArrayList<>();
     for (int w = 0; w < options.prefetchWorkers(); w++) {
       CompletableFuture<Void> f = new CompletableFuture<>();
@@ -251,6 +261,7 @@ public final class LazyRestore implements AutoCloseable {
         try {
           for (long j; !stopping && (j = next.getAndIncrement()) < jobs.size(); ) {
             prefetch(jobs.get((int) j).r, jobs.get((int) j).i);
+            progress.update(done.incrementAndGet(), jobs.size());
           }
           f.complete(null);
         } catch (Throwable t) {

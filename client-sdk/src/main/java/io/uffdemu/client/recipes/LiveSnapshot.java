@@ -133,9 +133,15 @@ public final class LiveSnapshot implements AutoCloseable {
 
   /** Prepares, protects and completes: the whole snapshot. */
   public static SnapshotResult take(UffdemuClient client, SnapshotOptions options) throws IOException {
+    return take(client, options, Progress.NONE);
+  }
+
+  /** {@link #take(UffdemuClient, SnapshotOptions)} reporting pages saved of the total to {@code progress}. */
+  public static SnapshotResult take(UffdemuClient client, SnapshotOptions options, Progress progress)
+      throws IOException {
     try (LiveSnapshot s = prepare(client, options)) {
       s.protect();
-      return s.complete();
+      return s.complete(progress);
     }
   }
 
@@ -196,7 +202,12 @@ public final class LiveSnapshot implements AutoCloseable {
   }
 
   /** Copies every page not saved yet, commits the directory, closes the uffd. */
-  public synchronized SnapshotResult complete() throws IOException {
+  public SnapshotResult complete() throws IOException {
+    return complete(Progress.NONE);
+  }
+
+  /** {@link #complete()} reporting pages done (saved or found saved by a WP fault) of the total. */
+  public synchronized SnapshotResult complete(Progress progress) throws IOException {
     if (!protectedAll) {
       throw new IllegalStateException("protect() first");
     }
@@ -209,6 +220,8 @@ public final class LiveSnapshot implements AutoCloseable {
       }
     }
     AtomicLong next = new AtomicLong();
+    AtomicLong done = new AtomicLong();
+    progress.update(0, jobs.size());
     try (ExecutorService ex = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("snapshot-copy-", 0)
         .factory())) {
       List<Future<?>> fs = new ArrayList<>();
@@ -220,6 +233,7 @@ public final class LiveSnapshot implements AutoCloseable {
               savedInBackground.incrementAndGet();
             }
             unprotect(job.r, job.i);
+            progress.update(done.incrementAndGet(), jobs.size());
           }
           return null;
         }));

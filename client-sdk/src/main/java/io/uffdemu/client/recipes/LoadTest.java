@@ -95,7 +95,28 @@ public final class LoadTest {
 
   /** Runs the benchmark; the process it creates is exited at the end. */
   public static BenchResult run(UffdemuClient client, BenchOptions options) {
-    return new LoadTest(client, options).run();
+    return run(client, options, Progress.NONE);
+  }
+
+  /**
+   * {@link #run(UffdemuClient, BenchOptions)} reporting accesses done of {@code threads * opsPerThread} (-1 when a
+   * duration bounds the run).
+   */
+  public static BenchResult run(UffdemuClient client, BenchOptions options, Progress progress) {
+    LoadTest t = new LoadTest(client, options);
+    t.progress = java.util.Objects.requireNonNull(progress, "progress");
+    return t.run();
+  }
+
+  private Progress progress = Progress.NONE;
+  private final AtomicLong progressOps = new AtomicLong();
+
+  private long progressTotal() {
+    if (o.duration() != null) {
+      return -1;
+    }
+    long total = o.threads() * o.opsPerThread();
+    return o.opsPerThread() != 0 && total / o.opsPerThread() != o.threads() ? -1 : total; // overflow: unknown
   }
 
   /** The content the built-in MISSING handler copies into page {@code index} (also what the oracle expects). */
@@ -214,7 +235,7 @@ public final class LoadTest {
           allLat.add(al[t]);
         }
         verify(expected);
-        stats = loop == null ? new HandlerStats(-1, 0, 0, 0, -1, 0, 0, 0, 0, 0) : loop.stats();
+        stats = loop == null ? new HandlerStats(-1, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0) : loop.stats();
       }
       uffd.close();
       long ops = Arrays.stream(opsDone).sum();
@@ -320,6 +341,7 @@ public final class LoadTest {
         }
         long lat = System.nanoTime() - start;
         opsDone[id]++;
+        progress.update(progressOps.incrementAndGet(), progressTotal());
         al.recordValue(Math.max(1, lat / 1000));
         if (!r.ok()) {
           errors.incrementAndGet();

@@ -3,6 +3,7 @@ package io.uffdemu.server.backend;
 import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.AccessResult;
 import io.uffdemu.server.mm.Pagemap;
+import io.uffdemu.server.mm.UffdFdinfo;
 import io.uffdemu.server.mm.UffdMsg;
 import io.uffdemu.server.mm.Userfaultfd;
 import java.util.List;
@@ -129,6 +130,32 @@ public interface MemoryBackend extends AutoCloseable {
 
     /** read(2) of up to {@code max} messages; empty when none arrived before the deadline (0 = don't wait). */
     List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException;
+
+    /**
+     * {@code /proc/PID/fdinfo/FD} of a userfaultfd plus the ranges registered through it. Read-only.
+     * Postconditions: ESRCH for no such process, EBADF for no such fd, ENOTTY when the fd is not a userfaultfd;
+     * ranges are disjoint, page aligned and in address order; {@code pendingFaults <= totalFaults}. A backend
+     * that cannot know a field reports 0 and says so in its Javadoc.
+     */
+    default UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        throw new io.uffdemu.server.mm.LinuxException(io.uffdemu.server.mm.Errno.ENOSYS, "fdinfo", 0,
+                "not supported by this backend");
+    }
+
+    /** {@link #uffdDescribe} of every userfaultfd of {@code pid}, by fd. ESRCH for no such process. */
+    default List<UffdFdinfo.Description> uffdList(int pid) {
+        List<UffdFdinfo.Description> out = new java.util.ArrayList<>();
+        for (int fd : process(pid).fds()) {
+            try {
+                out.add(uffdDescribe(pid, fd));
+            } catch (io.uffdemu.server.mm.LinuxException e) {
+                if (e.errno() != io.uffdemu.server.mm.Errno.ENOTTY && e.errno() != io.uffdemu.server.mm.Errno.EBADF) {
+                    throw e; // ENOTTY: another file; EBADF: closed meanwhile
+                }
+            }
+        }
+        return out;
+    }
 
     String sysctl(String name);
 

@@ -121,7 +121,19 @@ public final class BackendMetrics {
         };
     }
 
+    /** Resident set of this server process (/proc/self/statm, field 2, in pages): what the soak watches. */
+    static double residentBytes() {
+        try {
+            String[] f = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/statm")).trim().split(" ");
+            return Long.parseLong(f[1]) * 4096.0;
+        } catch (java.io.IOException | RuntimeException e) {
+            return Double.NaN;
+        }
+    }
+
     private static void gauges(MemoryBackend backend, MeterRegistry registry) {
+        Gauge.builder("uffdemu.process.resident.bytes", BackendMetrics::residentBytes)
+                .description("resident memory of the server process (RSS)").register(registry);
         meminfo(registry, backend, "uffdemu.memory.resident.bytes", "anon", "AnonPages", 1024);
         meminfo(registry, backend, "uffdemu.memory.resident.bytes", "shmem", "ShmemMapped", 1024);
         Gauge.builder("uffdemu.swap.used.bytes", backend, b -> safe(b, m -> 1024.0

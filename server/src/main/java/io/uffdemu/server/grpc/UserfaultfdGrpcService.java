@@ -171,6 +171,34 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
     }
 
     @Override
+    public void describe(io.uffdemu.api.v1.DescribeRequest r, StreamObserver<io.uffdemu.api.v1.UffdInfo> out) {
+        Calls.unary(out, () -> info(backend.uffdDescribe(r.getPid(), r.getFd())));
+    }
+
+    @Override
+    public void list(io.uffdemu.api.v1.ListUffdsRequest r, StreamObserver<io.uffdemu.api.v1.ListUffdsResponse> out) {
+        Calls.unary(out, () -> {
+            var b = io.uffdemu.api.v1.ListUffdsResponse.newBuilder();
+            for (var d : backend.uffdList(r.getPid())) {
+                b.addUffds(info(d));
+            }
+            return b.build();
+        });
+    }
+
+    private io.uffdemu.api.v1.UffdInfo info(io.uffdemu.server.mm.UffdFdinfo.Description d) {
+        var b = io.uffdemu.api.v1.UffdInfo.newBuilder().setPid(d.pid()).setFd(d.fd()).setFlags(d.flags())
+                .setApiDone(d.apiDone()).setFeatures(d.features()).setPendingFaults(d.pendingFaults())
+                .setTotalFaults(d.totalFaults()).setPendingEvents(d.pendingEvents())
+                .setHandlerAttached(sessions.containsKey(key(d.pid(), d.fd())));
+        for (var range : d.ranges()) {
+            b.addRanges(io.uffdemu.api.v1.RegisteredRange.newBuilder().setRange(io.uffdemu.api.v1.AddrRange
+                    .newBuilder().setStart(range.start()).setLen(range.end() - range.start())).setMode(range.mode()));
+        }
+        return b.build();
+    }
+
+    @Override
     public void poison(PoisonRequest r, StreamObserver<IoctlResponse> out) {
         Calls.unary(out, () -> bytes(backend.uffdPoison(r.getPid(), r.getFd(), r.getRange().getStart(),
                 r.getRange().getLen(), r.getMode())));

@@ -16,7 +16,7 @@ public final class Faults {
         this.k = k;
     }
 
-    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4;
+    static final int OK = 0, SIGNAL = 1, ERRNO = 2, USERFAULT = 3, RETRY = 4, SPIN = 5;
 
     /** Result of one fault attempt (one per accessing thread; not shared). */
     static final class Outcome {
@@ -27,6 +27,8 @@ public final class Faults {
         UserfaultfdCtx.Fault fault;
         long pte;
         Vma vma;
+        /** Set by the fault path when WP_ASYNC resolved a write to a wp PTE (no message; the bit is cleared). */
+        boolean wpAsyncCleared;
 
         int ok(Vma v, long pte) {
             this.vma = v;
@@ -52,6 +54,11 @@ public final class Faults {
 
         int retry() {
             return kind = RETRY;
+        }
+
+        /** The fault returned without progress and will be taken again and again (a kernel livelock). */
+        int spin() {
+            return kind = SPIN;
         }
     }
 
@@ -80,7 +87,7 @@ public final class Faults {
             k.lock();
             try {
                 Task t = k.taskLocked(pid, "access");
-                handleMmFaultLocked(t.mm, pos, write, mode, tid, o);
+                faultLocked(t.mm, pos, write, mode, tid, o);
                 if (o.kind == OK) {
                     if (len == 0) {
                         return AccessResult.ok(out);
@@ -109,6 +116,10 @@ public final class Faults {
             } finally {
                 k.unlock();
             }
+            if (o.kind == SPIN) {
+                spinWait(deadlineNanos);
+                continue;
+            }
             waitFault(o.fault, deadlineNanos);
         }
         return AccessResult.ok(out);
@@ -117,6 +128,14 @@ public final class Faults {
     private static AccessResult fail(AccessMode mode, long addr, int segvCode) {
         return mode == AccessMode.USER ? AccessResult.signal(Linux.SIGSEGV, segvCode, addr)
                 : AccessResult.error(mode == AccessMode.PROC_MEM ? Errno.EIO : Errno.EFAULT, addr);
+    }
+
+    /** A livelocked fault ({@link Outcome#spin}): pause briefly before taking it again; ETIMEDOUT on the deadline. */
+    private static void spinWait(long deadlineNanos) throws InterruptedException {
+        if (System.nanoTime() - deadlineNanos >= 0) {
+            throw new LinuxException(Errno.ETIMEDOUT, "access", 0, "the fault makes no progress (livelock)");
+        }
+        Thread.sleep(1);
     }
 
     /** Waits until the fault is woken; on deadline or interrupt, withdraws it from its ctx. */
@@ -169,7 +188,7 @@ public final class Faults {
                 if (call != null && (write ? !v.canWrite() : !v.isAccessible())) {
                     throw LinuxException.einval(c, "mapping does not allow this access");
                 }
-                handleMmFaultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
+                faultLocked(t.mm, pos, write, AccessMode.KERNEL, tid, o);
                 switch (o.kind) {
                     case OK -> {
                         pos = (pos & ~(v.pageSize - 1)) + v.pageSize;
@@ -185,6 +204,15 @@ public final class Faults {
             } finally {
                 k.unlock();
             }
+            if (o.kind == SPIN) {
+                try {
+                    spinWait(Long.MAX_VALUE);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new LinuxException(Errno.EINTR, c);
+                }
+                continue;
+            }
             try {
                 waitFault(o.fault, Long.MAX_VALUE);
             } catch (InterruptedException e) {
@@ -195,6 +223,32 @@ public final class Faults {
     }
 
     // ------------------------------------------------------------------ handle_mm_fault
+
+    /** Test hooks that break the wp fault path on purpose, to prove the wp-write ledger catches it. */
+    static final int BREAK_NONE = 0, BREAK_WP_IGNORED = 1, BREAK_SWAPIN_DROPS_WP = 2;
+    /** One of the BREAK_* hooks; only tests set it. */
+    volatile int testBreakage = BREAK_NONE;
+
+    /**
+     * {@link #handleMmFaultLocked}, plus the debug wp-write ledger: when the page's PTE (or marker) is uffd-wp in
+     * a WP-armed VMA as a write's fault attempt starts, the attempt must end in a userfault, a signal or an
+     * errno, in WP_ASYNC clearing the bit, or (a retry) with the PTE still uffd-wp; otherwise
+     * {@link InvariantChecker} fails at unlock.
+     */
+    int faultLocked(MmStruct mm, long addr, boolean write, AccessMode mode, int tid, Outcome o) {
+        if (!write || !k.config.checkInvariants()) {
+            return handleMmFaultLocked(mm, addr, write, mode, tid, o);
+        }
+        Vma v = mm.findVma(addr);
+        long base = v == null ? 0 : addr & ~(v.pageSize - 1);
+        boolean armed = v != null && v.uffdWp() && Pte.isUffdWp(mm.pt.get(base));
+        o.wpAsyncCleared = false;
+        int kind = handleMmFaultLocked(mm, addr, write, mode, tid, o);
+        if (armed) {
+            InvariantChecker.recordWpWrite(k, mm, v, addr, kind, o.wpAsyncCleared, mm.pt.get(base));
+        }
+        return kind;
+    }
 
     /** Fault one page in (or decide a userfault / signal). Caller holds the lock. */
     int handleMmFaultLocked(MmStruct mm, long addr, boolean write, AccessMode mode, int tid, Outcome o) {
@@ -249,24 +303,33 @@ public final class Faults {
             mm.pt.set(base, pte | Pte.ACCESSED);
             return o.ok(v, pte);
         }
-        if ((pte & Pte.UFFD_WP) != 0) {
-            if (v.uffdWp()) {
-                if (mode == AccessMode.PROC_MEM) {
-                    return o.errno(Errno.EIO);
-                }
-                if (!v.uffdWpAsync()) {
-                    return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
-                            mode, tid, o);
-                }
-            }
-            pte = Pte.clearUffdWp(pte);
-            mm.pt.set(base, pte);
-        }
         if (Pte.isWritable(pte)) {
+            // the MMU takes no fault on a writable PTE, whatever its uffd-wp bit (a leftover bit, see below)
             pte |= Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY;
             mm.pt.set(base, pte);
             return o.ok(v, pte);
         }
+        if ((pte & Pte.UFFD_WP) != 0 && v.uffdWp() && testBreakage != BREAK_WP_IGNORED) {
+            if (mode == AccessMode.PROC_MEM) {
+                return o.errno(Errno.EIO);
+            }
+            if (!v.uffdWpAsync()) {
+                return userfaultLocked(v, addr, Linux.UFFD_PAGEFAULT_FLAG_WRITE | Linux.UFFD_PAGEFAULT_FLAG_WP,
+                        mode, tid, o);
+            }
+            o.wpAsyncCleared = true;
+            pte = Pte.clearUffdWp(pte); // mm/memory.c do_wp_page(): WP_ASYNC resolves by clearing the bit
+            mm.pt.set(base, pte);
+        }
+        if (v.hugetlb && (pte & Pte.UFFD_WP) != 0) {
+            // mm/hugetlb.c: hugetlb_fault() hands uffd-wp to the handler only when userfaultfd_wp(vma), and
+            // hugetlb_wp() "never handle[s] CoW for uffd-wp protected pages" (returns 0, PTE unchanged): with the
+            // VMA's WP mode gone the write faults again and again until WP mode comes back or the bit goes
+            return o.spin();
+        }
+        // A leftover bit on a VMA that lost WP mode (re-REGISTER without WP) is kept: do_wp_page() checks
+        // userfaultfd_pte_wp(), which needs the VMA's WP mode, then wp_page_reuse() makes orig_pte (bit included)
+        // writable; only wp_page_copy() (COW) installs a fresh PTE without it. pagemap keeps showing bit 57.
         boolean makeWritable = v.canWrite();
         if (!v.hugetlb && mm.pt.isTransHuge(base) && hugeWpFaultLocked(v, base, pte, makeWritable)) {
             return o.ok(v, mm.pt.get(base));
@@ -359,7 +422,7 @@ public final class Faults {
         boolean exclusive = k.swap.count(slot) == 1;
         k.swap.free(slot);
         v.mm.swapEnts--;
-        boolean wp = (pte & Pte.UFFD_WP) != 0;
+        boolean wp = (pte & Pte.UFFD_WP) != 0 && testBreakage != BREAK_SWAPIN_DROPS_WP;
         k.vm.installPteLocked(v, base, pfn, exclusive && v.canWrite() && !wp, wp, false);
         k.frames.put(pfn);
         return o.retry();
@@ -432,6 +495,20 @@ public final class Faults {
         if (idx * inode.pageSize >= inode.size) {
             return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(kernelErrno(mode));
         }
+        if (!write && !v.hugetlb && !v.uffdWp() && !v.uffdMinor()) {
+            // do_read_fault(): should_fault_around() (uffd_disable_fault_around() for WP/MINOR), then
+            // do_fault_around() maps what the page cache holds, the faulting page included: a whole THP at
+            // PMD level when it can (filemap_map_pmd()), else PTEs
+            if (k.vm.filePmdMappableLocked(v, base)) {
+                k.vm.mapFilePmdLocked(v, base, false);
+                return o.ok(v, v.mm.pt.get(base));
+            }
+            faultAroundLocked(v, base);
+            long now = v.mm.pt.get(base);
+            if (Pte.isPresent(now)) {
+                return o.ok(v, now);
+            }
+        }
         Long entry = inode.cache.get(idx);
         if (entry == null && v.uffdMissing()) {
             return userfaultLocked(v, addr, write ? Linux.UFFD_PAGEFAULT_FLAG_WRITE : 0, mode, tid, o);
@@ -456,10 +533,17 @@ public final class Faults {
             k.frames.put(pfn);
             return wp || !write ? o.retry() : o.ok(v, v.mm.pt.get(base));
         }
+        if (entry == null && !cow && k.vm.shmemThpAllowedLocked(v, base)
+                && k.vm.allocShmemThpLocked(inode, v.pgoff(base & ~(Linux.PMD_SIZE - 1)))) {
+            entry = inode.cache.get(idx); // shmem_alloc_and_add_folio() of a PMD-order folio
+        }
         if (entry == null) {
             pfn = k.vm.allocCachePageLocked(inode, idx);
         } else {
             pfn = k.vm.cachePfnLocked(inode, idx, entry);
+            if (pfn >= 0 && !v.hugetlb) {
+                k.frames.setFlags(pfn, FramePool.PG_UPTODATE); // shmem_get_folio_gfp(): a fallocated folio is zeroed
+            }
         }
         if (pfn < 0) {
             return user ? o.signal(Linux.SIGBUS, Linux.BUS_ADRERR) : o.errno(Errno.EFAULT);
@@ -480,6 +564,10 @@ public final class Faults {
             k.frames.put(npfn);
             return wp ? o.retry() : o.ok(v, v.mm.pt.get(base));
         }
+        if (!wp && k.vm.filePmdMappableLocked(v, base)) {
+            k.vm.mapFilePmdLocked(v, base, write); // finish_fault() → do_set_pmd()
+            return o.ok(v, v.mm.pt.get(base));
+        }
         boolean writable = v.shared && v.canWrite() && !wp;
         k.vm.installPteLocked(v, base, pfn, writable, wp, write && writable);
         if (write && writable) {
@@ -489,6 +577,41 @@ public final class Faults {
             return o.retry();
         }
         return o.ok(v, v.mm.pt.get(base));
+    }
+
+    /** fault_around_bytes (default 64 KiB) in pages. */
+    static final int FAULT_AROUND_PAGES = 16;
+
+    /**
+     * {@code do_fault_around()} + {@code filemap_map_pages()} (mm/memory.c, mm/filemap.c): in the
+     * fault_around_bytes window around the fault (aligned down, clipped to the VMA and to the PTE table), every
+     * none PTE whose file page is in the page cache, uptodate (not a fallocated page nobody used yet), not in
+     * swap and below i_size gets mapped, as a read fault would map it.
+     */
+    private void faultAroundLocked(Vma v, long base) {
+        Inode inode = v.inode;
+        long pteOff = (base >>> Linux.PAGE_SHIFT) & 511;
+        long vmaOff = (base - v.start) >>> Linux.PAGE_SHIFT;
+        long fromPte = Math.max(pteOff & ~(FAULT_AROUND_PAGES - 1), pteOff - Math.min(pteOff, vmaOff));
+        long vmaPages = (v.end - v.start) >>> Linux.PAGE_SHIFT;
+        long toPte = Math.min(Math.min(fromPte + FAULT_AROUND_PAGES, 512), pteOff + vmaPages - vmaOff) - 1;
+        long tableBase = base & ~(Linux.PMD_SIZE - 1);
+        boolean writable = v.shared && v.canWrite();
+        for (long p = fromPte; p <= toPte; p++) {
+            long a = tableBase + (p << Linux.PAGE_SHIFT);
+            if (v.mm.pt.get(a) != Pte.NONE) {
+                continue;
+            }
+            long idx = v.pgoff(a);
+            if (idx * inode.pageSize >= inode.size) {
+                continue;
+            }
+            Long e = inode.cache.get(idx);
+            if (e == null || Inode.isSwapEntry(e) || (k.frames.flags(e) & FramePool.PG_UPTODATE) == 0) {
+                continue;
+            }
+            k.vm.installPteLocked(v, a, e, writable, false, false);
+        }
     }
 
     /** handle_userfault(): queue a message on the VMA's uffd, or fail per the ctx's flags and features. */

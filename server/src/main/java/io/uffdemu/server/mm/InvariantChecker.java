@@ -12,7 +12,33 @@ final class InvariantChecker {
     private InvariantChecker() {
     }
 
+    /**
+     * The wp-write ledger (see {@link Faults#faultLocked}): called for a write's fault attempt that started on a
+     * uffd-wp PTE or marker in a WP-armed VMA. Legal ends: a userfault was queued (the WP message, or MISSING,
+     * which takes priority on a marker), a signal or errno (nothing written), WP_ASYNC cleared the bit (the
+     * kernel's dirty tracking), or a retry that left the PTE uffd-wp (swap-in, a page allocated under a marker).
+     * Anything else means a write would land on a wp page unseen by the handler: recorded, and thrown by
+     * {@link #check} when the lock is released.
+     */
+    static void recordWpWrite(Kernel k, MmStruct mm, Vma v, long addr, int kind, boolean asyncCleared, long pteNow) {
+        boolean ok = switch (kind) {
+            case Faults.USERFAULT, Faults.SIGNAL, Faults.ERRNO -> true;
+            case Faults.RETRY -> asyncCleared || Pte.isUffdWp(pteNow);
+            default -> asyncCleared; // OK: the write lands now
+        };
+        if (!ok) {
+            k.wpWriteViolations.add("write at 0x" + Long.toHexString(addr) + " in " + v + " landed on a uffd-wp PTE"
+                    + " without a WP message or WP_ASYNC (" + (kind == Faults.RETRY ? "the retry lost the wp bit: PTE 0x"
+                    + Long.toHexString(pteNow) : "fault path returned OK") + ")");
+        }
+    }
+
     static void check(Kernel k) {
+        if (!k.wpWriteViolations.isEmpty()) {
+            String first = k.wpWriteViolations.getFirst();
+            k.wpWriteViolations.clear();
+            throw new IllegalStateException("wp-write ledger: " + first);
+        }
         Map<Long, Integer> mapcounts = new HashMap<>();
         for (Task t : k.tasks.values()) {
             MmStruct mm = t.mm;
@@ -36,9 +62,22 @@ final class InvariantChecker {
                 if (tbl[PageTable.PMD_SLOT] != 0) {
                     // a PMD-mapped THP: one anonymous VMA covers the whole block and every subpage is present
                     Vma hv = mm.findVma(base);
-                    if (hv == null || !hv.isAnonymous() || hv.start > base || hv.end < base + Linux.PMD_SIZE) {
+                    if (hv == null || hv.hugetlb || (!hv.isAnonymous() && !hv.shared) || hv.start > base
+                            || hv.end < base + Linux.PMD_SIZE) {
                         throw new IllegalStateException("huge PMD at " + Long.toHexString(base) + " in pid " + t.pid
-                                + " not inside one anonymous VMA: " + hv);
+                                + " not inside one anonymous or shared shmem VMA: " + hv);
+                    }
+                    if (!hv.isAnonymous()) {
+                        // a file PMD maps one PMD-order folio of the page cache, subpage by subpage
+                        long hidx = hv.pgoff(base);
+                        for (int i = 0; i < PageTable.PMD_SLOT; i++) {
+                            Long ce = hv.inode.cache.get(hidx + i);
+                            if (ce == null || ce != Pte.pfn(tbl[i])
+                                    || (k.frames.flags(ce) & FramePool.PG_LARGE) == 0) {
+                                throw new IllegalStateException("huge file PMD at " + Long.toHexString(base)
+                                        + " in pid " + t.pid + " does not map the cache folio at subpage " + i);
+                            }
+                        }
                     }
                     for (int i = 0; i < PageTable.PMD_SLOT; i++) {
                         if (!Pte.isPresent(tbl[i])) {

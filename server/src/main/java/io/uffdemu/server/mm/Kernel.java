@@ -67,6 +67,10 @@ public final class Kernel {
     int thpEnabled = THP_MADVISE;
     /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
     boolean thpUseZeroPage = true;
+    /** /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*): never here, as on the reference host. */
+    static final java.util.List<String> SHMEM_THP_MODES = java.util.List.of("never", "always", "within_size",
+            "advise", "deny", "force");
+    String shmemThpEnabled = "never";
 
     /** Hooks for metrics; called with the lock held, must not block. */
     public interface Observer {
@@ -82,6 +86,8 @@ public final class Kernel {
 
     /** Faults queued and not yet read by any handler, across all uffds. Guarded by the lock. */
     long faultsPending;
+    /** Debug only: writes that landed on a uffd-wp PTE unseen by the handler (see InvariantChecker). */
+    final java.util.List<String> wpWriteViolations = new java.util.ArrayList<>();
     /** Threads parked in a userfault (pending or read, not yet woken). Guarded by the lock. */
     long threadsBlocked;
 
@@ -165,6 +171,7 @@ public final class Kernel {
         try {
             MemCgroup cg = memcg == null ? rootMemcg : memcg;
             MmStruct mm = new MmStruct();
+            mm.vm = vm;
             Task t = new Task(nextPid++, name == null ? "" : name, uid, capSysPtrace, 0, mm, owner, cg);
             tasks.put(t.pid, t);
             cg.tasks.add(t);
@@ -280,6 +287,16 @@ public final class Kernel {
         }
     }
 
+    /** Runs {@code view} under the kernel lock: a consistent read of a task's mm from outside the core. */
+    public <T> T locked(java.util.function.Supplier<T> view) {
+        lock();
+        try {
+            return view.get();
+        } finally {
+            unlock();
+        }
+    }
+
     public List<Task> tasks() {
         lock();
         try {
@@ -303,6 +320,7 @@ public final class Kernel {
         try {
             Task parent = taskLocked(pid, "fork");
             MmStruct mm = new MmStruct();
+            mm.vm = vm;
             child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner,
                     parent.memcg);
             parent.memcg.checkMapCount("fork");
@@ -477,6 +495,9 @@ public final class Kernel {
                     if (pfn < 0) {
                         throw new LinuxException(Errno.ENOSPC, "fallocate");
                     }
+                    if (!inode.hugetlb) {
+                        frames.clearFlags(pfn, FramePool.PG_UPTODATE); // shmem_fallocate(): not uptodate until used
+                    }
                 }
             }
             if ((mode & Linux.FALLOC_FL_KEEP_SIZE) == 0 && offset + len > inode.size) {
@@ -550,7 +571,7 @@ public final class Kernel {
                     break;
                 }
                 frames.write(pfn, inPage, data, (int) (pos - offset), n);
-                frames.setFlags(pfn, FramePool.PG_DIRTY);
+                frames.setFlags(pfn, FramePool.PG_DIRTY | FramePool.PG_UPTODATE);
                 pos += n;
             }
             if (pos > inode.size) {
@@ -693,6 +714,7 @@ public final class Kernel {
                 case "vm/mmap_min_addr" -> Long.toString(Linux.MMAP_MIN_ADDR);
                 case THP_ENABLED -> THP_MODES.get(thpEnabled);
                 case THP_USE_ZERO_PAGE -> thpUseZeroPage ? "1" : "0";
+                case THP_SHMEM_ENABLED -> shmemThpEnabled;
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             };
         } finally {
@@ -703,8 +725,21 @@ public final class Kernel {
     /** sysfs knobs served through the sysctl interface, named by their path under /sys/kernel. */
     public static final String THP_ENABLED = "mm/transparent_hugepage/enabled";
     public static final String THP_USE_ZERO_PAGE = "mm/transparent_hugepage/use_zero_page";
+    public static final String THP_SHMEM_ENABLED = "mm/transparent_hugepage/shmem_enabled";
 
     public void setSysctl(String name, String value) {
+        if (name.equals(THP_SHMEM_ENABLED)) {
+            if (!SHMEM_THP_MODES.contains(value.trim())) {
+                throw LinuxException.einval("sysctl", String.join(", ", SHMEM_THP_MODES));
+            }
+            lock();
+            try {
+                shmemThpEnabled = value.trim();
+            } finally {
+                unlock();
+            }
+            return;
+        }
         if (name.equals(THP_ENABLED)) {
             int mode = THP_MODES.indexOf(value.trim());
             if (mode < 0) {

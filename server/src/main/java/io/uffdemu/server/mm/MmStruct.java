@@ -16,6 +16,8 @@ import java.util.TreeMap;
 public final class MmStruct {
     final TreeMap<Long, Vma> vmas = new TreeMap<>();
     final PageTable pt = new PageTable();
+    /** For {@code vma_adjust_trans_huge()} on file-backed huge PMDs (a split zaps them); set at creation. */
+    VmOps vm;
     /** Set at exit_mmap(): uffd calls on a ctx of this mm then fail with ESRCH / ENOMEM. */
     boolean dead;
     /** The owning task (for fd installation of FORK events and pid reporting). */
@@ -62,8 +64,13 @@ public final class MmStruct {
         tail.uffdFlags = v.uffdFlags;
         tail.hugepageAdvice = v.hugepageAdvice;
         tail.nohugepageAdvice = v.nohugepageAdvice;
-        if ((addr & (Linux.PMD_SIZE - 1)) != 0) {
-            pt.splitHuge(addr); // vma_adjust_trans_huge(): a huge PMD straddling the new boundary is split
+        if ((addr & (Linux.PMD_SIZE - 1)) != 0 && pt.isTransHuge(addr)) {
+            // vma_adjust_trans_huge(): a huge PMD straddling the new boundary is split (a file one is zapped)
+            if (v.isAnonymous() || vm == null) {
+                pt.splitHuge(addr);
+            } else {
+                vm.zapHugePmdLocked(v, addr & ~(Linux.PMD_SIZE - 1));
+            }
         }
         if (v.hugetlb && !v.shared) {
             long tailPages = (v.end - addr) / v.pageSize;

@@ -82,6 +82,11 @@ public final class PageTable {
         }
     }
 
+    /** {@code pmd_clear()}: drops the whole PTE table of the block holding addr (its entries must be released). */
+    void dropTable(long addr) {
+        tables.remove(addr >>> 21);
+    }
+
     /** {@code split_huge_pmd()} of the block holding addr, if it is huge. */
     void splitHuge(long addr) {
         long[] t = tables.get(addr >>> 21);

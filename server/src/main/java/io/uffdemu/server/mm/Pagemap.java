@@ -74,7 +74,12 @@ public final class Pagemap {
                 if ((k.frames.flags(head) & FramePool.PG_ANON) == 0) {
                     flags |= Linux.PM_FILE;
                 }
-                if (k.frames.mapcount(head) == 1) {
+                // folio_precise_page_mapcount() == 1 (CONFIG_PAGE_MAPCOUNT, as on the reference kernel): PTE
+                // mappings of the page plus PMD mappings of its folio, which is what the per-frame mapcount
+                // counts; pagemap_pmd_range_thp() asks it of the PMD's first page for every subpage
+                long which = !v.hugetlb && mm.pt.isTransHuge(base)
+                        ? Pte.pfn(mm.pt.get(base & ~(Linux.PMD_SIZE - 1))) : head;
+                if (k.frames.mapcount(which) == 1) {
                     flags |= Linux.PM_MMAP_EXCLUSIVE;
                 }
             }

@@ -175,11 +175,23 @@ public final class Userfaultfd {
                 long adding = vs.stream().filter(v -> v.uffd == null).count();
                 mm.owner.memcg.checkRegisteredRoom(adding, "UFFDIO_REGISTER");
             }
-            for (Vma v : mm.splitRange(start, end)) {
-                v.uffd = ctx;
-                v.uffdFlags = (int) mode;
+            // mm/userfaultfd.c userfaultfd_register_range(): a VMA already registered with this ctx that has
+            // every requested mode bit is skipped ("nothing to do"), so a subset re-register keeps its modes
+            // (M|W then MISSING stays M|W); any other mode replaces the bits.
+            boolean change = false;
+            for (Vma v : vs) {
+                change |= !(v.uffd == ctx && (v.uffdFlags & mode) == mode);
             }
-            mm.mergeAround(start, end);
+            if (change) {
+                for (Vma v : mm.splitRange(start, end)) {
+                    if (v.uffd == ctx && (v.uffdFlags & mode) == mode) {
+                        continue;
+                    }
+                    v.uffd = ctx;
+                    v.uffdFlags = (int) mode;
+                }
+                mm.mergeAround(start, end);
+            }
             long ioctls = basic ? k.profile.rangeIoctlsBasic() : k.profile.rangeIoctls();
             if ((mode & Linux.UFFDIO_REGISTER_MODE_WP) == 0) {
                 ioctls &= ~(1L << Linux._UFFDIO_WRITEPROTECT);
@@ -297,7 +309,17 @@ public final class Userfaultfd {
                 throw new LinuxException(Errno.ESRCH, call, 0, "the mm has exited");
             }
             boolean wp = (mode & wpBit) != 0 && wpBit != 0;
-            long done = mfillAtomicLocked(ctx, call, kind, dst, len, src, wp);
+            long done;
+            try {
+                done = mfillAtomicLocked(ctx, call, kind, dst, len, src, wp);
+            } catch (LinuxException e) {
+                // fs/userfaultfd.c userfaultfd_copy()/_zeropage()/_continue()/_poison(): a partial fill (EAGAIN,
+                // ret = bytes done > 0) still wakes [dst, dst + ret) before returning -EAGAIN
+                if (e.bytesDone() > 0 && (mode & dontwakeBit) == 0) {
+                    wakeRangeLocked(ctx, dst, e.bytesDone());
+                }
+                throw e;
+            }
             if ((mode & dontwakeBit) == 0) {
                 wakeRangeLocked(ctx, dst, done);
             }
@@ -386,6 +408,7 @@ public final class Userfaultfd {
                 if (pfn < 0) {
                     return Errno.ENOMEM;
                 }
+                k.frames.setFlags(pfn, FramePool.PG_UPTODATE);
                 mm.pt.set(addr, Pte.NONE);
                 k.vm.installPteLocked(v, addr, pfn, v.shared && v.canWrite() && !wp, wp, true);
                 return null;
@@ -476,9 +499,12 @@ public final class Userfaultfd {
             long end = start + len;
             MmStruct mm = ctx.mm;
             List<Vma> vs = mm.vmasIn(start, end);
-            if (vs.isEmpty() || mm.findVma(end - 1) == null) {
+            if (vs.isEmpty()) {
                 throw new LinuxException(Errno.ENOENT, "UFFDIO_WRITEPROTECT", 0, "range not mapped");
             }
+            // mm/userfaultfd.c mwriteprotect_range(): the VMAs are walked in order and each one is changed before
+            // the next is checked, so a VMA without WP mode (ENOENT) or an unaligned hugetlb VMA (EINVAL) stops
+            // the walk with the earlier VMAs already done; unmapped space in the range (also at its end) is skipped
             for (Vma v : vs) {
                 if (!v.uffdWp()) {
                     throw new LinuxException(Errno.ENOENT, "UFFDIO_WRITEPROTECT", 0, "mapping not registered for WP");
@@ -486,8 +512,6 @@ public final class Userfaultfd {
                 if (v.hugetlb && ((start | len) & (v.pageSize - 1)) != 0) {
                     throw LinuxException.einval("UFFDIO_WRITEPROTECT", "hugetlb range not huge page aligned");
                 }
-            }
-            for (Vma v : vs) {
                 wpRangeLocked(v, Math.max(start, v.start), Math.min(end, v.end), enable);
             }
             if (!enable && (mode & Linux.UFFDIO_WRITEPROTECT_MODE_DONTWAKE) == 0) {
@@ -501,6 +525,8 @@ public final class Userfaultfd {
     /** uffd_wp_range() → change_protection(MM_CP_UFFD_WP / MM_CP_UFFD_WP_RESOLVE) over one VMA. */
     void wpRangeLocked(Vma v, long start, long end, boolean enable) {
         PageTable pt = v.mm.pt;
+        // change_pmd_range(): pgtable_split_needed() for uffd-wp on a file VMA splits (zaps) every huge PMD
+        k.vm.splitFileHugePmdsLocked(v, start, end, true);
         if (enable) {
             pt.update(start, end, pte -> {
                 if (Pte.isMarker(pte)) {

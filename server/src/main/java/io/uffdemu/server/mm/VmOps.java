@@ -292,6 +292,15 @@ public final class VmOps {
      */
     void zapRangeLocked(Vma v, long start, long end, boolean dropMarkers, boolean evenCows) {
         PageTable pt = v.mm.pt;
+        if (!v.isAnonymous() && !v.hugetlb) {
+            // zap_pmd_range(): a huge file PMD zapped whole is cleared (pmd_none); one zapped in part is split,
+            // which for a file PMD means zapped whole too
+            for (long h = start & ~(Linux.PMD_SIZE - 1); h < end; h += Linux.PMD_SIZE) {
+                if (pt.isTransHuge(h)) {
+                    zapHugePmdLocked(v, h);
+                }
+            }
+        }
         pt.forEach(start, end, (addr, pte) -> {
             if (Pte.isGuardMarker(pte) && !dropMarkers) {
                 return;
@@ -393,6 +402,131 @@ public final class VmOps {
         }
         long haddr = addr & ~(Linux.PMD_SIZE - 1);
         return haddr >= v.start && haddr + Linux.PMD_SIZE <= v.end;
+    }
+
+    // ------------------------------------------------------------------ shmem THP (mm/shmem.c, mm/huge_memory.c)
+
+    /**
+     * Whether a fault at addr of v may allocate a PMD-order shmem folio ({@code shmem_allowable_huge_orders()}
+     * with {@code shmem_enabled} and VM_HUGEPAGE, {@code thp_vma_suitable_order()}, and no page of the block in
+     * the cache yet). Only shared mappings are modelled; a private mapping of shmem gets 4 KiB pages.
+     */
+    boolean shmemThpAllowedLocked(Vma v, long addr) {
+        if (!filePmdGeometryLocked(v, addr)) {
+            return false;
+        }
+        long hidx = v.pgoff(addr & ~(Linux.PMD_SIZE - 1));
+        boolean inSize = (hidx + 512) * Linux.PAGE_SIZE <= v.inode.size;
+        boolean policy = switch (k.shmemThpEnabled) {
+            case "always", "force", "within_size" -> true;
+            case "advise" -> v.hugepageAdvice;
+            default -> false;
+        };
+        return policy && inSize && v.inode.cache.subMap(hidx, true, hidx + 512, false).isEmpty();
+    }
+
+    /** Shared shmem VMA, not VM_NOHUGEPAGE, the 2 MiB block inside it and aligned in the file too. */
+    private boolean filePmdGeometryLocked(Vma v, long addr) {
+        if (!v.isShmem() || !v.shared || v.nohugepageAdvice) {
+            return false;
+        }
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        return haddr >= v.start && haddr + Linux.PMD_SIZE <= v.end && ((v.start - v.offset) & (Linux.PMD_SIZE - 1)) == 0;
+    }
+
+    /** Allocates a PMD-order folio (512 PG_LARGE subpages) at cache index hidx; false when memory is short. */
+    boolean allocShmemThpLocked(Inode inode, long hidx) {
+        if (k.frames.freePages() < 512) {
+            return false;
+        }
+        for (int i = 0; i < 512; i++) {
+            inode.cache.put(hidx + i, k.frames.alloc(FramePool.PG_UPTODATE | FramePool.PG_LARGE));
+        }
+        return true;
+    }
+
+    /** The page-cache block at hidx holds one PMD-order folio. */
+    boolean largeCacheFolioLocked(Inode inode, long hidx) {
+        Long e = inode.cache.get(hidx);
+        return e != null && !Inode.isSwapEntry(e) && (k.frames.flags(e) & FramePool.PG_LARGE) != 0;
+    }
+
+    /** {@code do_set_pmd()} preconditions: geometry, {@code pmd_none()}, and a PMD-order folio in the cache. */
+    boolean filePmdMappableLocked(Vma v, long addr) {
+        return filePmdGeometryLocked(v, addr) && v.mm.pt.pmdNone(addr)
+                && largeCacheFolioLocked(v.inode, v.pgoff(addr & ~(Linux.PMD_SIZE - 1)));
+    }
+
+    /** {@code do_set_pmd()}: maps the whole folio at PMD level (writable as a shared mapping's PTEs would be). */
+    void mapFilePmdLocked(Vma v, long addr, boolean write) {
+        long haddr = addr & ~(Linux.PMD_SIZE - 1);
+        long hidx = v.pgoff(haddr);
+        boolean writable = v.canWrite();
+        for (int i = 0; i < 512; i++) {
+            long pfn = v.inode.cache.get(hidx + i);
+            k.frames.setFlags(pfn, FramePool.PG_UPTODATE);
+            installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), pfn, writable, false, write);
+            if (write) {
+                k.frames.setFlags(pfn, FramePool.PG_DIRTY);
+            }
+        }
+        v.mm.pt.setTransHuge(haddr);
+    }
+
+    /**
+     * {@code __split_huge_pmd_locked()} on a file-backed VMA: the PMD is simply zapped (later faults map PTEs),
+     * and the PTE table goes with it ({@code pmd_none()} again).
+     */
+    void zapHugePmdLocked(Vma v, long haddr) {
+        PageTable pt = v.mm.pt;
+        pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> releasePteLocked(v, pte));
+        pt.dropTable(haddr);
+    }
+
+    /** Zaps the huge file PMDs of v that [s, e) covers partly (or at all when {@code always}). */
+    void splitFileHugePmdsLocked(Vma v, long s, long e, boolean always) {
+        if (v.isAnonymous() || v.hugetlb || s >= e) {
+            return;
+        }
+        for (long h = s & ~(Linux.PMD_SIZE - 1); h < e; h += Linux.PMD_SIZE) {
+            if (v.mm.pt.isTransHuge(h) && (always || h < s || h + Linux.PMD_SIZE > e)) {
+                zapHugePmdLocked(v, h);
+            }
+        }
+    }
+
+    /**
+     * {@code split_folio()} of the PMD-order folio at cache block hidx (truncate_inode_partial_folio()): every
+     * PMD mapping of it is zapped first ({@code unmap_folio()}), the subpages stay in the cache as small folios.
+     */
+    void splitCacheFolioLocked(Inode inode, long hidx) {
+        if (!largeCacheFolioLocked(inode, hidx)) {
+            return;
+        }
+        for (Vma v : new ArrayList<>(inode.mappings)) {
+            long a = addrOf(v, hidx);
+            if (a >= 0 && (a & (Linux.PMD_SIZE - 1)) == 0 && v.mm.pt.isTransHuge(a)) {
+                zapHugePmdLocked(v, a);
+            }
+        }
+        for (long i = hidx; i < hidx + 512; i++) {
+            Long e = inode.cache.get(i);
+            if (e != null && !Inode.isSwapEntry(e)) {
+                k.frames.clearFlags(e, FramePool.PG_LARGE);
+            }
+        }
+    }
+
+    /** Splits the cache folios that [fromIdx, toIdx) covers only partly (punch hole, truncate, page-out). */
+    void splitPartialCacheFoliosLocked(Inode inode, long fromIdx, long toIdx) {
+        if (inode.hugetlb || fromIdx >= toIdx) {
+            return;
+        }
+        for (long h : new long[] {fromIdx & ~511L, (toIdx - 1) & ~511L}) {
+            if ((h < fromIdx || h + 512 > toIdx) && largeCacheFolioLocked(inode, h)) {
+                splitCacheFolioLocked(inode, h);
+            }
+        }
     }
 
     /**
@@ -636,9 +770,9 @@ public final class VmOps {
             }
             h.free--;
         } else {
-            pfn = k.frames.alloc(0);
+            pfn = k.frames.alloc(FramePool.PG_UPTODATE);
             if (pfn < 0) {
-                pfn = reclaimAndAllocLocked(0);
+                pfn = reclaimAndAllocLocked(FramePool.PG_UPTODATE);
             }
             if (pfn < 0) {
                 return -1;
@@ -654,11 +788,12 @@ public final class VmOps {
             return entry;
         }
         long slot = Inode.swapSlot(entry);
-        long pfn = k.frames.alloc(0);
+        long pfn = k.frames.alloc(FramePool.PG_UPTODATE);
         if (pfn < 0) {
             return -1;
         }
         k.frames.restore(pfn, k.swap.read(slot));
+        k.frames.setFlags(pfn, FramePool.PG_DIRTY); // shmem_swapin_folio(): dirty once out of the swap cache
         k.swap.free(slot);
         inode.cache.put(idx, pfn);
         return pfn;
@@ -705,6 +840,7 @@ public final class VmOps {
         long firstWhole = pageAlignUp(newSize, ps) / ps;
         // shmem: truncate_pagecache() zaps without ZAP_FLAG_DROP_MARKER, so a wp'd PTE leaves a uffd-wp
         // marker behind (seen on 6.18); hugetlb_vmtruncate() passes ZAP_FLAG_DROP_MARKER
+        splitPartialCacheFoliosLocked(inode, newSize / ps, (newSize / ps) + 1);
         unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, inode.hugetlb, true);
         for (Long idx : new ArrayList<>(inode.cache.tailMap(firstWhole, true).keySet())) {
             deleteFromCacheLocked(inode, idx);
@@ -757,6 +893,7 @@ public final class VmOps {
             // unmap_mapping_range() unmaps every page from round_up(start) to the end of the file (seen on 6.18)
             unmapMappingRangeLocked(inode, firstWhole, Long.MAX_VALUE / ps, false, false);
         }
+        splitPartialCacheFoliosLocked(inode, from / ps, (to + ps - 1) / ps);
         if (firstWhole < lastWhole) {
             unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
             for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
@@ -798,6 +935,9 @@ public final class VmOps {
         if (e == null || Inode.isSwapEntry(e)) {
             return false;
         }
+        if (!inode.hugetlb && (k.frames.flags(e) & FramePool.PG_LARGE) != 0) {
+            splitCacheFolioLocked(inode, idx & ~511L); // shmem_writeout() splits a large folio first
+        }
         long pfn = e;
         for (Vma v : new ArrayList<>(inode.mappings)) {
             long a = addrOf(v, idx);
@@ -811,6 +951,12 @@ public final class VmOps {
         }
         if (k.frames.refcount(pfn) != 1) {
             return false;
+        }
+        if ((k.frames.flags(pfn) & FramePool.PG_DIRTY) == 0) {
+            // shrink_folio_list(): a clean shmem folio (only ever read-faulted) is freed, not written out; the
+            // offset becomes a hole, with or without swap (seen on 6.18: the next access raised MISSING)
+            deleteFromCacheLocked(inode, idx);
+            return true;
         }
         long slot = k.swap.swapOut(k.frames.snapshot(pfn), k.frames.memcg(pfn));
         if (slot < 0) {
@@ -865,6 +1011,21 @@ public final class VmOps {
                 if ((prot & Linux.PROT_WRITE) == 0) {
                     // change_protection(): whole huge PMDs stay huge (change_huge_pmd), partial ones split
                     v.mm.pt.update(v.start, v.end, pte -> Pte.isPresent(pte) ? pte & ~Pte.WRITE : pte);
+                } else if (!v.uffdWp() && !v.hugetlb) {
+                    // mm/mprotect.c change_pte_range(): on a writable VMA the kernel upgrades PTEs at once when it
+                    // can (shared without writenotify: vm_page_prot is writable; private: can_change_pte_writable()
+                    // for an exclusive anon page). Its userfaultfd_pte_wp() veto needs the VMA's WP mode, so a
+                    // uffd-wp bit left over from a dropped WP registration becomes writable, the bit kept. Only
+                    // those PTEs are upgraded here: for the others the emulated write fault gives the same result.
+                    v.mm.pt.update(v.start, v.end, pte -> {
+                        if (!Pte.isPresent(pte) || (pte & Pte.UFFD_WP) == 0 || Pte.isZero(pte)) {
+                            return pte;
+                        }
+                        long pfn = Pte.pfn(pte);
+                        boolean exclusiveAnon = (k.frames.flags(pfn) & FramePool.PG_ANON) != 0
+                                && k.frames.mapcount(pfn) == 1 && k.frames.refcount(pfn) == 1;
+                        return v.shared || exclusiveAnon ? pte | Pte.WRITE : pte;
+                    });
                 }
             }
             t.mm.mergeAround(addr, end);
@@ -1398,6 +1559,9 @@ public final class VmOps {
                 long a = en[0];
                 long pte = en[1];
                 long cpte = pte;
+                if (!pv.isAnonymous() && parent.pt.isTransHuge(a)) {
+                    continue; // copy_huge_pmd(): a file THP is not copied, the child faults it in again
+                }
                 if (Pte.isMarker(pte)) {
                     long bits = pte & (Pte.MARKER_POISONED | Pte.MARKER_GUARD);
                     if (Pte.isUffdWp(pte) && cv.uffdWp()) {
@@ -1432,7 +1596,9 @@ public final class VmOps {
                 child.pt.set(a, cpte);
             }
             for (long h : hugePmds) {
-                child.pt.setTransHuge(h);
+                if (pv.isAnonymous()) {
+                    child.pt.setTransHuge(h);
+                }
             }
         }
         return forked;

@@ -51,7 +51,9 @@
  * <h2>Invariants</h2>
  * Checked by {@code InvariantChecker} when {@code Kernel.Config.checkInvariants} is on: VMAs page aligned and
  * disjoint; a VMA has a uffd ctx iff it has a uffd mode bit; every non-none PTE lies in a VMA; rss counters equal
- * what the page tables map; each frame's mapcount equals the PTEs mapping it; hugetlb pools consistent; each
- * memcg's memory / hugetlb / swap counters equal the frames and swap slots charged to it and below it.
+ * what the page tables map; each frame's mapcount equals the PTEs mapping it; hugetlb pools consistent; every
+ * write to a uffd-wp PTE produced a WP message or a WP_ASYNC clear (the wp-write ledger, see
+ * {@code Faults.faultLocked}); each memcg's memory / hugetlb / swap counters equal the frames and swap slots
+ * charged to it and below it.
  */
 package io.uffdemu.server.mm;

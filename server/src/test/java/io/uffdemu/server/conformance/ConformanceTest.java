@@ -192,10 +192,34 @@ class ConformanceTest {
         return tests.stream();
     }
 
+    static final Path HOST_SHMEM_THP = Path.of("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+
+    /** Sets the host's shmem THP policy for one scenario's native run; returns the old value. */
+    static synchronized String setHostShmemThp(String mode) throws IOException {
+        String raw = Files.readString(HOST_SHMEM_THP).trim();
+        int a = raw.indexOf('[');
+        String old = raw.substring(a + 1, raw.indexOf(']', a));
+        Files.writeString(HOST_SHMEM_THP, mode);
+        return old;
+    }
+
+    static synchronized void restoreHostShmemThp(String old) {
+        if (old != null) {
+            try {
+                Files.writeString(HOST_SHMEM_THP, old);
+            } catch (IOException ignored) {
+                // best effort: the next run reads whatever is there
+            }
+        }
+    }
+
     static void runOne(Scenario s, MemType t) throws Exception {
         String id = s.id(t);
         Harness e;
         try (MemoryBackend eb = emulated()) {
+            if (s.name().startsWith("shmem-thp")) {
+                eb.setSysctl(Kernel.THP_SHMEM_ENABLED, "advise");
+            }
             e = run(eb, s, t);
         }
         String emuTrace = String.join("\n", e.trace);
@@ -214,7 +238,11 @@ class ConformanceTest {
             Assumptions.abort("n/a on linux: " + NATIVE_UNSAFE.get(id));
         }
         Harness attempt = null;
+        String hostShmemThp = null;
         try {
+            if (s.name().startsWith("shmem-thp")) {
+                hostShmemThp = setHostShmemThp("advise");
+            }
             for (int i = 0; i < 3; i++) {
                 if (t.hugetlb()) {
                     ensureHostHugepages();
@@ -229,11 +257,15 @@ class ConformanceTest {
                 Thread.sleep(500);
             }
         } catch (Harness.NotSupported ns) {
+            restoreHostShmemThp(hostShmemThp);
+            hostShmemThp = null;
             RESULTS.put(id, "n/a on linux (" + ns.getMessage() + ")");
             assertTrue(e.mismatches.isEmpty(), () -> "emulator disagrees with the reference:\n"
                     + String.join("\n", e.mismatches) + "\ntrace:\n" + emuTrace);
             Assumptions.abort("n/a on linux: " + ns.getMessage());
             return;
+        } finally {
+            restoreHostShmemThp(hostShmemThp);
         }
         Harness n = attempt;
         String natTrace = String.join("\n", n.trace);

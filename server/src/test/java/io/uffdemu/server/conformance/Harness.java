@@ -396,6 +396,17 @@ public final class Harness implements AutoCloseable {
         }
     }
 
+    /**
+     * Waits (up to {@link #OP_TIMEOUT_MS}) until {@code n} faults are raised on uffd {@code u} (fdinfo "total":
+     * unread plus read and unresolved), so that what follows does not race threads still on their way.
+     */
+    void awaitFaults(int u, int n) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(OP_TIMEOUT_MS);
+        while (b.uffdDescribe(pid, u).totalFaults() < n && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+    }
+
     Op async(String label, Callable<?> c) {
         Op op = new Op(label);
         ops.add(op);

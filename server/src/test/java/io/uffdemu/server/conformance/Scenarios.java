@@ -120,6 +120,16 @@ final class Scenarios {
         s.add(new Scenario("thp-collapse", MemType.ANON_ONLY, Scenarios::thpCollapse));
         s.add(new Scenario("thp-partial-advice", MemType.ANON_ONLY, Scenarios::thpPartialAdvice));
         s.add(new Scenario("thp-move-whole", MemType.ANON_ONLY, Scenarios::thpMoveWhole));
+        Set<MemType> shm = Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE);
+        s.add(new Scenario("shmem-thp-fault", Set.of(MemType.SHMEM), Scenarios::shmemThpFault));
+        s.add(new Scenario("shmem-thp-wp", Set.of(MemType.SHMEM), Scenarios::shmemThpWp));
+        s.add(new Scenario("shmem-thp-zap", Set.of(MemType.SHMEM), Scenarios::shmemThpZap));
+        s.add(new Scenario("shmem-thp-punch", Set.of(MemType.SHMEM), Scenarios::shmemThpPunch));
+        s.add(new Scenario("shmem-thp-minor", Set.of(MemType.SHMEM), Scenarios::shmemThpMinor));
+        s.add(new Scenario("fault-around", shm, Scenarios::faultAround));
+        s.add(new Scenario("fault-around-uffd", shm, Scenarios::faultAroundUffd));
+        s.add(new Scenario("fault-around-falloc", shm, Scenarios::faultAroundFalloc));
+        s.add(new Scenario("fault-around-vma-edge", shm, Scenarios::faultAroundEdge));
         s.add(new Scenario("copy-readonly-vma", MemType.ALL, Scenarios::copyReadonly));
         s.add(new Scenario("E2-vma-split-merge", MemType.ALL, Scenarios::splitMerge));
         s.add(new Scenario("zeropage-alias", MemType.ANON_ONLY, Scenarios::zeropageAlias));
@@ -130,6 +140,35 @@ final class Scenarios {
         s.add(new Scenario("truncate-registered", MemType.FILE, Scenarios::truncate));
         s.add(new Scenario("copy-into-cached", Set.of(MemType.SHMEM, MemType.HUGETLB, MemType.SHMEM_PRIVATE,
                 MemType.HUGETLB_PRIVATE), Scenarios::copyIntoCached));
+        // gaps found by the semantics audit (docs/semantics-coverage.md)
+        s.add(new Scenario("register-subset-keeps-modes", MemType.ALL, Scenarios::registerSubset));
+        s.add(new Scenario("wp-wake-and-dontwake", MemType.ALL, Scenarios::wpWakeDontwake));
+        s.add(new Scenario("continue-without-minor-mode", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::continueWithoutMinor));
+        s.add(new Scenario("close-wakes-event-raiser", MemType.MAIN, Scenarios::closeWakesEventRaiser));
+        s.add(new Scenario("async-missing-stays-sync", MemType.ANON_ONLY, Scenarios::asyncMissing));
+        s.add(new Scenario("move-shmem-src", Set.of(MemType.SHMEM), Scenarios::moveShmemSrc));
+        s.add(new Scenario("unregister-hugetlb-geometry", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
+                Scenarios::unregisterHugetlbGeometry));
+        s.add(new Scenario("fdinfo-api-features", MemType.ANON_ONLY, Scenarios::fdinfoApi));
+        s.add(new Scenario("thread-id-feature", MemType.MAIN, Scenarios::threadId));
+        s.add(new Scenario("wake-unread-fault", MemType.MAIN, Scenarios::wakeUnreadFault));
+        s.add(new Scenario("mremap-event-file", MemType.FILE, Scenarios::mremapEventFile));
+        s.add(new Scenario("wp-range-only-hole", MemType.ALL, Scenarios::wpRangeOnlyHole));
+        s.add(new Scenario("fill-minor-only", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::fillMinorOnly));
+        s.add(new Scenario("scan-args-more", MemType.ANON_ONLY, Scenarios::scanArgsMore));
+        s.add(new Scenario("partial-fill-wakes", MemType.ALL, Scenarios::partialFillWakes));
+        s.add(new Scenario("partial-move-wakes", MemType.ANON_ONLY, Scenarios::partialMoveWakes));
+        s.add(new Scenario("wp-bits-after-mode-loss", Set.of(MemType.ANON, MemType.SHMEM, MemType.SHMEM_PRIVATE),
+                Scenarios::wpBitsAfterModeLoss));
+        s.add(new Scenario("wp-bits-after-mode-loss-hugetlb", Set.of(MemType.HUGETLB, MemType.HUGETLB_PRIVATE),
+                Scenarios::wpBitsAfterModeLossHugetlb));
+        s.add(new Scenario("wp-bits-after-mode-loss-mprotect", Set.of(MemType.ANON, MemType.SHMEM,
+                MemType.SHMEM_PRIVATE), Scenarios::wpBitsAfterModeLossMprotect));
+        s.add(new Scenario("wp-range-mixed-vmas", MemType.ALL, Scenarios::wpRangeMixedVmas));
+        s.add(new Scenario("fill-across-vmas", MemType.ALL, Scenarios::fillAcrossVmas));
+        s.add(new Scenario("partial-continue-wakes", Set.of(MemType.SHMEM, MemType.HUGETLB),
+                Scenarios::partialContinueWakes));
         return s;
     }
 
@@ -1654,7 +1693,7 @@ final class Scenarios {
         un.finish();
     }
 
-    static void wakeBatches(Harness h) {
+    static void wakeBatches(Harness h) throws InterruptedException {
         var b = h.b;
         long a = h.map(MemType.ANON, 4);
         int u = h.uffd(0);
@@ -1665,6 +1704,7 @@ final class Scenarios {
             op.state();
             ops.add(op);
         }
+        h.awaitFaults(u, 3);
         h.call("read max 1", () -> "msgs=" + b.uffdRead(h.pid, u, 1, 0).size());
         h.call("read max 16", () -> "msgs=" + b.uffdRead(h.pid, u, 16, 0).size());
         h.call("ZEROPAGE 3 pages DONTWAKE", () -> b.uffdZeropage(h.pid, u, a, 3 * PAGE_SIZE,
@@ -1925,6 +1965,170 @@ final class Scenarios {
         h.readData("C page 7", c + 7 * PAGE_SIZE, 4);
         h.populate(a + 3 * PAGE_SIZE, 1, 3);
         thpScan(h, "A refault", a);
+    }
+
+    // ------------------------------------------------------------------ shmem THP (run with shmem_enabled=advise)
+
+    /** A 2 MiB memfd mapped shared at a 2 MiB-aligned address (named by {@code name}), MADV_HUGEPAGE. */
+    static long shmemThpMap(Harness h, String name, boolean newFile) {
+        var b = h.b;
+        if (newFile) {
+            h.memfd = b.memfdCreate(h.pid, "thp", MFD_CLOEXEC);
+            b.ftruncate(h.pid, h.memfd, PMD_SIZE);
+        }
+        long raw = b.mmap(h.pid, 0, 2 * PMD_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        b.mmap(h.pid, a, PMD_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h.memfd, 0);
+        h.name(name, a, PMD_SIZE);
+        h.call("MADV_HUGEPAGE " + name, "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
+        return a;
+    }
+
+    static void shmemThpFault(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a + 3 * PAGE_SIZE, 1, 3);
+        thpScan(h, "A after write", a);
+        h.pm("A pages 0,3", a, 1);
+        h.pm("A page 3", a + 3 * PAGE_SIZE, 1);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 9 * PAGE_SIZE).finish();
+        thpScan(h, "C after read", c);
+        h.readData("C page 3", c + 3 * PAGE_SIZE, 2);
+        long small = b.mmap(h.pid, 0, 32 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h.memfd, 0);
+        h.name("S", small, 32 * PAGE_SIZE);
+        h.read(small + 20 * PAGE_SIZE).finish();
+        h.pm("S pages 16..23", small + 16 * PAGE_SIZE, 8);
+        h.call("scan S", () -> regions(h, b.pagemapScan(h.pid, scan(small, small + 32 * PAGE_SIZE, 0, 0, 0x1ff))));
+        h.pm("A page 20 (same folio)", a + 20 * PAGE_SIZE, 1);
+    }
+
+    static void shmemThpWp(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        int u = h.uffd(0);
+        h.register(u, a, PMD_SIZE, W);
+        thpScan(h, "after register", a);
+        h.wp(u, a, PMD_SIZE, true);
+        thpScan(h, "after WP whole", a);
+        h.expect("write page 5", h.writeHandled(u, a + 5 * PAGE_SIZE, 5), "3");
+        h.pm("pages 4..6", a + 4 * PAGE_SIZE, 3);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 5 * PAGE_SIZE).finish();
+        thpScan(h, "C (other mapping) after read", c);
+        h.pm("C pages 4..6", c + 4 * PAGE_SIZE, 3);
+    }
+
+    static void shmemThpZap(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        h.call("DONTNEED pages 8..9", "OK", r(() -> b.madvise(h.pid, a + 8 * PAGE_SIZE, 2 * PAGE_SIZE,
+                MADV_DONTNEED)));
+        thpScan(h, "after partial DONTNEED", a);
+        h.pm("pages 7..10", a + 7 * PAGE_SIZE, 4);
+        h.call("DONTNEED whole", "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_DONTNEED)));
+        thpScan(h, "after DONTNEED whole", a);
+        h.read(a + 100 * PAGE_SIZE).finish();
+        thpScan(h, "after refault", a);
+        h.call("mprotect RO pages 0..1", "OK", r(() -> b.mprotect(h.pid, a, 2 * PAGE_SIZE, PROT_READ)));
+        thpScan(h, "after partial mprotect", a);
+        h.readData("page 0", a, 2);
+    }
+
+    static void shmemThpPunch(Harness h) {
+        var b = h.b;
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        h.populate(a + 6 * PAGE_SIZE, 1, 6);
+        h.call("punch pages 2..3", "OK", r(() -> b.fallocate(h.pid, h.memfd, FALLOC_FL_PUNCH_HOLE
+                | FALLOC_FL_KEEP_SIZE, 2 * PAGE_SIZE, 2 * PAGE_SIZE)));
+        thpScan(h, "after punch", a);
+        h.pm("pages 1..6", a + PAGE_SIZE, 6);
+        h.readData("page 0", a, 2);
+        h.readData("page 6", a + 6 * PAGE_SIZE, 2);
+        h.readData("page 2", a + 2 * PAGE_SIZE, 2);
+        thpScan(h, "after reading the hole", a);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 7 * PAGE_SIZE).finish();
+        thpScan(h, "C after read", c);
+    }
+
+    static void shmemThpMinor(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        long c = shmemThpMap(h, "C", false);
+        int u = h.uffd(UFFD_FEATURE_MINOR_SHMEM);
+        h.register(u, c, PMD_SIZE, N);
+        h.expect("read C page 4", h.handle(h.read(c + 4 * PAGE_SIZE), u), "ok 00*1");
+        thpScan(h, "C after CONTINUE", c);
+        h.pm("C pages 3..5", c + 3 * PAGE_SIZE, 3);
+    }
+
+    // ------------------------------------------------------------------ fault-around (shmem read faults)
+
+    /** Fills pages [from, to) of the last memfd through write(2), so they sit in the page cache only. */
+    static void cache(Harness h, int from, int to) {
+        for (int i = from; i < to; i++) {
+            int p = i;
+            h.call("pwrite page " + i, () -> h.b.pwrite(h.pid, h.memfd, (long) p * PAGE_SIZE,
+                    new byte[] {(byte) (p + 1)}));
+        }
+    }
+
+    static void faultAround(Harness h) {
+        long a = h.map(40);
+        cache(h, 0, 40);
+        h.read(a + 20 * PAGE_SIZE).finish();
+        h.pm("pages 14..33", a + 14 * PAGE_SIZE, 20);
+        h.populate(a + 35 * PAGE_SIZE, 1, 9);
+        h.pm("pages 32..39 after a write fault", a + 32 * PAGE_SIZE, 8);
+        h.readData("page 17", a + 17 * PAGE_SIZE, 2);
+    }
+
+    static void faultAroundUffd(Harness h) {
+        long a = h.map(48);
+        cache(h, 0, 8);
+        cache(h, 10, 11);
+        cache(h, 16, 48);
+        int u = h.uffd(0);
+        h.register(u, a, 16 * PAGE_SIZE, M);
+        h.expect("read page 9 (hole, MISSING)", h.handle(h.read(a + 9 * PAGE_SIZE), u), "ok 5a*1");
+        h.pm("pages 0..15", a, 16);
+        h.register(u, a + 16 * PAGE_SIZE, 16 * PAGE_SIZE, W);
+        h.read(a + 20 * PAGE_SIZE).finish();
+        h.pm("WP-registered pages 16..23", a + 16 * PAGE_SIZE, 8);
+        int m = h.uffd(0);
+        h.register(m, a + 32 * PAGE_SIZE, 16 * PAGE_SIZE, N);
+        h.handle(h.read(a + 36 * PAGE_SIZE), m);
+        h.pm("MINOR-registered pages 32..39", a + 32 * PAGE_SIZE, 8);
+    }
+
+    static void faultAroundFalloc(Harness h) {
+        long a = h.map(16);
+        h.call("fallocate 16 pages", "OK", r(() -> h.b.fallocate(h.pid, h.memfd, 0, 0, 16 * PAGE_SIZE)));
+        cache(h, 3, 4);
+        h.read(a + 5 * PAGE_SIZE).finish();
+        h.pm("pages 0..7", a, 8);
+        h.read(a + 12 * PAGE_SIZE).finish();
+        h.pm("pages 8..15", a + 8 * PAGE_SIZE, 8);
+    }
+
+    static void faultAroundEdge(Harness h) {
+        var b = h.b;
+        long a = h.map(64);
+        cache(h, 0, 64);
+        long off = 7 * PAGE_SIZE;
+        long e = b.mmap(h.pid, 0, 20 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                h.type.shared ? MAP_SHARED : MAP_PRIVATE, h.memfd, off);
+        h.name("E", e, 20 * PAGE_SIZE);
+        h.read(e).finish();
+        h.pm("E pages 0..19 after reading page 0", e, 20);
+        h.read(e + 19 * PAGE_SIZE).finish();
+        h.pm("E pages 0..19 after reading page 19", e, 20);
+        h.call("ftruncate to 10 pages", "OK", r(() -> b.ftruncate(h.pid, h.memfd, 10 * PAGE_SIZE)));
+        h.read(a).finish();
+        h.pm("A pages 0..15 after truncate", a, 16);
     }
 
     static void copyReadonly(Harness h) {
@@ -2556,5 +2760,543 @@ final class Scenarios {
         h.call("WRITTEN only, WP_MATCHING", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(a, end,
                 PM_SCAN_WP_MATCHING, 0, PAGE_IS_WRITTEN, 0, 0x1ff, 0, 0))));
         h.pm("end", a, 6);
+    }
+
+    // ------------------------------------------------------------------ semantics audit
+
+    /**
+     * Reference §3.3: registering again with the same uffd and a subset of the VMA's modes changes nothing
+     * (mm/userfaultfd.c userfaultfd_register_range() skips a VMA of the same ctx that already has every requested
+     * bit); the returned ioctls still follow the requested mode.
+     */
+    static void registerSubset(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a + ps, 1, 1);
+        h.register(u, a, 2 * ps, M | W);
+        h.call("REGISTER MISSING over M|W", expectedIoctls(h.type, M),
+                () -> b.uffdRegister(h.pid, u, a, 2 * ps, M));
+        h.maps("after MISSING over M|W", a, a + 2 * ps);
+        h.call("WRITEPROTECT page 1", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a + ps, ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.expect("write wp'd page 1", h.writeHandled(u, a + ps, 2), "3");
+        h.call("REGISTER WP over M|W page 0", expectedIoctls(h.type, W),
+                () -> b.uffdRegister(h.pid, u, a, ps, W));
+        h.maps("after WP over M|W", a, a + 2 * ps);
+        Harness.Op rd = h.read(a);
+        h.handle(rd, u);
+        // not a subset: MINOR (file) or WP|MINOR replaces
+        if (!h.type.anon()) {
+            h.register(u, a, ps, N);
+            h.maps("after MINOR over M|W page 0", a, a + 2 * ps);
+        }
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.4 and §4.6: setting wp never wakes; WAKE without un-protecting makes the writer re-fault with a
+     * new WP message; un-WP with DONTWAKE leaves it blocked until UFFDIO_WAKE.
+     */
+    static void wpWakeDontwake(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(1);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, ps, W);
+        h.wp(u, a, ps, true);
+        Harness.Op w = h.write(a, 2);
+        h.settle(w, u);
+        h.wp(u, a, ps, true);
+        h.expect("writer after WP again", w.state(), "blocked");
+        h.call("WAKE without un-WP", "OK", r(() -> b.uffdWake(h.pid, u, a, ps)));
+        h.settle(w, u);
+        h.call("un-WP DONTWAKE", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a, ps,
+                UFFDIO_WRITEPROTECT_MODE_DONTWAKE)));
+        h.expect("writer after un-WP DONTWAKE", w.state(), "blocked");
+        h.pmExpect("after un-WP", a, 1, h.type.shared() ? "P--F" : "P---");
+        h.call("WAKE", "OK", r(() -> b.uffdWake(h.pid, u, a, ps)));
+        h.expect("writer after WAKE", w.finish(), "ok");
+        h.readData("written", a, 1);
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.5: CONTINUE on a shmem/hugetlb VMA registered without MINOR ("check the kernel"); and
+     * CONTINUE(MODE_WP) on a WP-only VMA.
+     */
+    static void continueWithoutMinor(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.populate(a, 3, 0x31);
+        h.call("DONTNEED", "OK", r(() -> b.madvise(h.pid, a, 3 * ps, MADV_DONTNEED)));
+        h.register(u, a, ps, M);
+        h.register(u, a + ps, 2 * ps, W);
+        h.call("CONTINUE on MISSING-only", () -> b.uffdContinue(h.pid, u, a, ps, 0));
+        h.pm("page 0", a, 1);
+        h.call("CONTINUE on WP-only", () -> b.uffdContinue(h.pid, u, a + ps, ps, 0));
+        h.call("CONTINUE(MODE_WP) on WP-only", () -> b.uffdContinue(h.pid, u, a + 2 * ps, ps,
+                UFFDIO_CONTINUE_MODE_WP));
+        h.pm("pages 1-2", a + ps, 2);
+        h.readData("page 2", a + 2 * ps, 1);
+        h.drain(u);
+    }
+
+    /**
+     * Reference §8.1: close(uffd) wakes a thread blocked raising a non-cooperative event (madvise in D until the
+     * REMOVE is read); §3.3/§5.6: UNREGISTER and REGISTER succeed while the event is unread; §5.5: MADV_PAGEOUT
+     * raises no REMOVE.
+     */
+    static void closeWakesEventRaiser(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMOVE);
+        h.populate(a, 4, 1);
+        h.register(u, a, 4 * ps, M | W);
+        if (!h.type.hugetlb()) {
+            h.call("MADV_PAGEOUT", "OK", r(() -> b.madvise(h.pid, a + 2 * ps, ps, MADV_PAGEOUT)));
+            h.drain(u);
+        }
+        int advice = h.type.anon() ? MADV_DONTNEED : MADV_REMOVE;
+        Harness.Op mad = h.async("madvise page 0", () -> {
+            b.madvise(h.pid, a, ps, advice);
+            return null;
+        });
+        h.expect("madvise while event unread", mad.state(), "blocked");
+        h.call("UNREGISTER page 3 while pending", "OK", r(() -> b.uffdUnregister(h.pid, u, a + 3 * ps, ps)));
+        h.call("REGISTER page 3 while pending", expectedIoctls(h.type, M),
+                () -> b.uffdRegister(h.pid, u, a + 3 * ps, ps, M));
+        h.expect("madvise after UNREGISTER/REGISTER", mad.state(), "blocked");
+        h.call("close(uffd)", "OK", r(() -> b.close(h.pid, u)));
+        h.expect("madvise after close", mad.finish(), "OK");
+        h.maps("after close", a, a + 4 * ps);
+        // page 2 is left out: without swap, whether reclaim unmapped a shmem page is not deterministic
+        h.pm("after close", a, 2);
+        h.pm("page 3 after close", a + 3 * ps, 1);
+    }
+
+    /**
+     * Reference §7.2: with WP_ASYNC, MISSING|WP is still allowed on anon and MISSING faults stay synchronous while
+     * WP faults resolve in the kernel.
+     */
+    static void asyncMissing(Harness h) {
+        var b = h.b;
+        long a = h.map(MemType.ANON, 3);
+        int u = h.uffd(UFFD_FEATURE_WP_ASYNC);
+        h.populate(a, 1, 1);
+        h.call("REGISTER M|W on async ctx", "0x17c", () -> b.uffdRegister(h.pid, u, a, 3 * PAGE_SIZE, M | W));
+        h.wp(u, a, 3 * PAGE_SIZE, true);
+        h.pm("after WP", a, 3);
+        h.expect("write wp'd page 0", h.writeHandled(u, a, 2), "none");
+        h.pm("page 0 after write", a, 1);
+        h.expect("write wp'd hole 1", h.writeHandled(u, a + PAGE_SIZE, 2), "1");
+        h.pm("page 1", a + PAGE_SIZE, 1);
+        Harness.Op rd = h.read(a + 2 * PAGE_SIZE);
+        h.handle(rd, u);
+        h.pm("end", a, 3);
+        h.call("scan", () -> regions(h, b.pagemapScan(h.pid, scan(a, a + 3 * PAGE_SIZE, 0, 0, 0x1ff))));
+    }
+
+    /** Reference §4.8: a shmem src gives EINVAL (anon dst registered). */
+    static void moveShmemSrc(Harness h) {
+        var b = h.b;
+        long src = h.map(1);
+        long dst = h.map(MemType.ANON, 1);
+        int u = h.uffd(0);
+        h.populate(src, 1, 1);
+        h.register(u, dst, PAGE_SIZE, M);
+        h.call("MOVE shmem src -> anon dst", "EINVAL", () -> b.uffdMove(h.pid, u, dst, src, PAGE_SIZE, 0));
+        h.pm("src", src, 1);
+        h.pm("dst", dst, 1);
+    }
+
+    /** Reference §3.4: hugetlb UNREGISTER ranges must be huge-page aligned (and below a huge page: EINVAL). */
+    static void unregisterHugetlbGeometry(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        h.call("UNREGISTER len 4K", "EINVAL", r(() -> b.uffdUnregister(h.pid, u, a, PAGE_SIZE)));
+        h.call("UNREGISTER start+4K", "EINVAL", r(() -> b.uffdUnregister(h.pid, u, a + PAGE_SIZE, ps)));
+        h.call("UNREGISTER len HP+4K", "EINVAL", r(() -> b.uffdUnregister(h.pid, u, a, ps + PAGE_SIZE)));
+        h.maps("still registered", a, a + 2 * ps);
+        h.call("UNREGISTER page 1", "OK", r(() -> b.uffdUnregister(h.pid, u, a + ps, ps)));
+        h.maps("after", a, a + 2 * ps);
+    }
+
+    /** Reference §1.1 and §2.2 rule 9: fdinfo features before and after UFFDIO_API, WP_ASYNC implies WP_UNPOPULATED. */
+    static void fdinfoApi(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        int u = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("fdinfo before API", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u).features()));
+        h.call("API(api=0xab)", "EINVAL", () -> b.uffdApi(pid, u, 0xab, 0));
+        h.call("fdinfo after failed API", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u).features()));
+        h.call("API(0)", () -> b.uffdApi(pid, u, UFFD_API, 0));
+        h.call("fdinfo after API(0)", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u).features()));
+        int u2 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("API(WP_ASYNC)", () -> b.uffdApi(pid, u2, UFFD_API, UFFD_FEATURE_WP_ASYNC));
+        h.call("fdinfo after API(WP_ASYNC)", () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u2).features()));
+        int u3 = b.userfaultfd(pid, O_CLOEXEC | O_NONBLOCK, false);
+        h.call("API(EVENT_REMOVE|THREAD_ID)", () -> b.uffdApi(pid, u3, UFFD_API,
+                UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID));
+        h.call("fdinfo after API(EVENT_REMOVE|THREAD_ID)",
+                () -> "0x" + Long.toHexString(b.uffdDescribe(pid, u3).features()));
+    }
+
+    /** Reference §5.3: ptid is set with THREAD_ID and 0 without (the tid itself differs between backends). */
+    static void threadId(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_THREAD_ID);
+        h.register(u, a, ps, M);
+        Harness.Op r = h.read(a);
+        for (UffdMsg m : h.settle(r, u)) {
+            if (m instanceof UffdMsg.Pagefault pf) {
+                h.expect("ptid with THREAD_ID", pf.ptid() != 0 ? "tid" : "0", "tid");
+                h.log("ptid with THREAD_ID: " + (pf.ptid() != 0 ? "tid" : "0"));
+                h.call("COPY", () -> h.b.uffdCopy(h.pid, u, a, h.fill(1, ps), 0));
+            }
+        }
+        r.finish();
+        int u0 = h.uffd(0);
+        h.register(u0, a + ps, ps, M);
+        Harness.Op r0 = h.read(a + ps);
+        for (UffdMsg m : h.settle(r0, u0)) {
+            if (m instanceof UffdMsg.Pagefault pf) {
+                h.expect("ptid without THREAD_ID", Integer.toString(pf.ptid()), "0");
+                h.log("ptid without THREAD_ID: " + pf.ptid());
+                h.call("COPY", () -> h.b.uffdCopy(h.pid, u0, a + ps, h.fill(1, ps), 0));
+            }
+        }
+        r0.finish();
+    }
+
+    /**
+     * Reference §1.1 and §4.1: a wake covers faults not read yet. A COPY wakes an unread fault and its message is
+     * gone (fs/userfaultfd.c userfaultfd_wake_function() takes it off the pending queue); a WAKE of an unread,
+     * unresolved fault leaves exactly one message: the re-fault's.
+     */
+    static void wakeUnreadFault(Harness h) throws InterruptedException {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, M);
+        Harness.Op r = h.read(a);
+        h.awaitFaults(u, 1);
+        h.call("COPY, fault not read", () -> b.uffdCopy(h.pid, u, a, h.fill(0x21, ps), 0));
+        h.expect("reader after COPY", r.finish(), "ok 21*1");
+        h.drain(u);
+        Harness.Op r2 = h.read(a + ps);
+        h.awaitFaults(u, 1);
+        h.call("WAKE, fault not read", "OK", r(() -> b.uffdWake(h.pid, u, a + ps, ps)));
+        h.awaitFaults(u, 1);
+        h.drain(u);
+        h.call("COPY page 1", () -> b.uffdCopy(h.pid, u, a + ps, h.fill(0x22, ps), 0));
+        h.expect("reader after COPY page 1", r2.finish(), "ok 22*1");
+        h.drain(u);
+    }
+
+    /** Reference §5.5 and §6.1 (shmem/hugetlb "K: same"): with EVENT_REMAP a moved VMA keeps registration and wp. */
+    static void mremapEventFile(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        long d = h.map(2);
+        int u = h.uffd(UFFD_FEATURE_EVENT_REMAP);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        Harness.Op mr = h.async("mremap", () -> h.b.mremap(h.pid, a, 2 * ps, 2 * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "elsewhere");
+        mr.state();
+        h.drain(u);
+        mr.finish();
+        h.maps("moved", d, d + 2 * ps);
+        String wp = h.type.shared() ? "P-WF" : "P-W-";
+        h.pmExpect("moved", d, 2, wp + " " + wp);
+        h.expect("write moved", h.writeHandled(u, d, 2), "3");
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.4: WRITEPROTECT of a range that is wholly a hole gives ENOENT (and a hole inside a registered
+     * range is skipped).
+     */
+    static void wpRangeOnlyHole(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(0);
+        h.populate(a, 1, 1);
+        h.register(u, a, 3 * ps, W);
+        h.call("munmap page 1", "OK", r(() -> b.munmap(h.pid, a + ps, ps)));
+        h.call("WRITEPROTECT hole only", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a + ps, ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.call("un-WP hole only", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a + ps, ps, 0)));
+        h.call("WRITEPROTECT across the hole", "OK", r(() -> b.uffdWriteprotect(h.pid, u, a, 3 * ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.pm("page 0", a, 1);
+    }
+
+    /**
+     * Reference §3.1 and §4.2/§4.3: COPY and ZEROPAGE are not filtered by mode; they work in a MINOR-only
+     * registration (ZEROPAGE allocates a zeroed page-cache page on shmem).
+     */
+    static void fillMinorOnly(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, 2 * ps, N);
+        h.call("COPY into MINOR-only hole", "0x" + Long.toHexString(ps),
+                () -> b.uffdCopy(h.pid, u, a, h.fill(0x44, ps), 0));
+        h.pm("page 0", a, 1);
+        h.readData("page 0", a, 1);
+        h.call("ZEROPAGE into MINOR-only hole", h.type.hugetlb() ? "EINVAL" : "0x" + Long.toHexString(ps),
+                () -> b.uffdZeropage(h.pid, u, a + ps, ps, 0));
+        h.pm("page 1", a + ps, 1);
+        h.drain(u);
+    }
+
+    /**
+     * Reference §7.3: a category bit >= 9 in any mask gives EINVAL; WP_MATCHING|CHECK_WPASYNC on an unregistered
+     * VMA gives EPERM, WP_MATCHING alone skips it.
+     */
+    static void scanArgsMore(Harness h) {
+        var b = h.b;
+        int pid = h.pid;
+        long plain = h.map(MemType.ANON, 2);
+        h.populate(plain, 2, 1);
+        long end = plain + 2 * PAGE_SIZE;
+        h.call("inverted bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0,
+                1 << 9, 0, 0, 0xff, 0, 0))));
+        h.call("anyof bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0, 0, 0,
+                1 << 9, 0xff, 0, 0))));
+        h.call("return bit 9", "EINVAL", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0, 0, 0,
+                0, 0x3ff, 0, 0))));
+        h.call("all masks 0x1ff", () -> regions(h, b.pagemapScan(pid, new Pagemap.ScanArg(plain, end, 0, 0, 0,
+                0x1ff, 0x1ff, 0, 0))));
+        h.call("WP_MATCHING|CHECK_WPASYNC on unregistered", "EPERM", () -> regions(h, b.pagemapScan(pid,
+                scan(plain, end, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, 0xff))));
+        h.call("WP_MATCHING on unregistered", "none", () -> regions(h, b.pagemapScan(pid,
+                scan(plain, end, PM_SCAN_WP_MATCHING, 0, 0xff))));
+        h.pm("unregistered after WP_MATCHING", plain, 2);
+    }
+
+    /**
+     * Reference §4.1: a COPY (or ZEROPAGE) that stops early (EAGAIN, done = N bytes) still wakes the faults in
+     * [dst, dst+N); faults past the stop stay blocked.
+     */
+    static void partialFillWakes(Harness h) throws InterruptedException {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.register(u, a, 4 * ps, M);
+        h.call("COPY page 2", () -> b.uffdCopy(h.pid, u, a + 2 * ps, h.fill(2, ps), 0));
+        Harness.Op r0 = h.read(a);
+        Harness.Op r3 = h.read(a + 3 * ps);
+        h.awaitFaults(u, 2);
+        h.call("COPY pages 0-3, page 2 present", "EAGAIN done=0x" + Long.toHexString(2 * ps),
+                () -> b.uffdCopy(h.pid, u, a, h.fill(1, 4 * ps), 0));
+        h.expect("reader page 0 after partial COPY", r0.state(), "ok 01*1");
+        h.expect("reader page 3 after partial COPY", r3.state(), "blocked");
+        h.call("COPY page 3", () -> b.uffdCopy(h.pid, u, a + 3 * ps, h.fill(3, ps), 0));
+        h.expect("reader page 3", r3.finish(), "ok 03*1");
+        h.drain(u);
+        if (!h.type.hugetlb()) {
+            long c = h.map(3);
+            h.register(u, c, 3 * ps, M);
+            h.call("ZEROPAGE page 1", () -> b.uffdZeropage(h.pid, u, c + ps, ps, 0));
+            Harness.Op z0 = h.read(c);
+            h.awaitFaults(u, 1);
+            h.call("ZEROPAGE pages 0-2, page 1 present", "EAGAIN done=0x" + Long.toHexString(ps),
+                    () -> b.uffdZeropage(h.pid, u, c, 3 * ps, 0));
+            h.expect("reader page 0 after partial ZEROPAGE", z0.state(), "ok 00*1");
+            h.drain(u);
+        }
+    }
+
+    /** Reference §4.1/§4.8: a MOVE that stops early (EAGAIN, done = N) wakes the faults in [dst, dst+N). */
+    static void partialMoveWakes(Harness h) throws InterruptedException {
+        var b = h.b;
+        long src = h.map(MemType.ANON, 2);
+        long dst = h.map(MemType.ANON, 2);
+        int u = h.uffd(0);
+        h.populate(src, 1, 7);
+        h.register(u, dst, 2 * PAGE_SIZE, M);
+        Harness.Op r0 = h.read(dst);
+        h.awaitFaults(u, 1);
+        h.call("MOVE 2 pages, 2nd src hole", "EAGAIN done=0x1000",
+                () -> b.uffdMove(h.pid, u, dst, src, 2 * PAGE_SIZE, 0));
+        h.expect("reader after partial MOVE", r0.state(), "ok 07*1");
+        h.drain(u);
+    }
+
+    /**
+     * Reference §1.3: "If the VMA lost WP mode, any leftover bit is ignored and markers are cleaned up lazily on
+     * fault". A WP registration is replaced by MISSING (not a subset), the pages are written, then WP mode comes
+     * back: what pagemap shows at each step and which writes fault is the kernel's answer.
+     */
+    static void wpBitsAfterModeLoss(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(3);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.populate(a, 2, 1);
+        h.register(u, a, 3 * ps, W);
+        h.wp(u, a, 3 * ps, true);
+        h.pm("wp'd", a, 3);
+        h.register(u, a, 3 * ps, M);
+        h.maps("after MISSING replaces WP", a, a + 3 * ps);
+        h.pm("after MISSING replaces WP", a, 3);
+        h.expect("write page 0 (MISSING only)", h.writeHandled(u, a, 2), "none");
+        h.pm("page 0 after write", a, 1);
+        h.log("write page 2 (hole or marker): " + h.writeHandled(u, a + 2 * ps, 2));
+        h.pm("page 2 after write", a + 2 * ps, 1);
+        h.register(u, a, 3 * ps, W);
+        h.pm("after WP mode is back", a, 3);
+        h.log("write page 1 after WP is back: " + h.writeHandled(u, a + ps, 3));
+        h.log("write page 0 (written while WP was off) after WP is back: " + h.writeHandled(u, a, 4));
+        h.pm("end", a, 3);
+        h.drain(u);
+    }
+
+    /**
+     * The hugetlb side of wp-bits-after-mode-loss: a write to a huge page whose uffd-wp bit outlived the VMA's WP
+     * mode makes no progress (mm/hugetlb.c hugetlb_wp() refuses to handle a uffd-wp protected page and
+     * hugetlb_fault() only reports uffd-wp when the VMA has WP mode): the writer stays stuck, with no message,
+     * until WP mode comes back and the fault is reported as WP.
+     */
+    static void wpBitsAfterModeLossHugetlb(Harness h) {
+        long ps = h.ps();
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.register(u, a, 2 * ps, M);
+        h.pm("after MISSING replaces WP", a, 2);
+        h.readData("read page 0", a, 1);
+        Harness.Op w = h.write(a, 2);
+        h.expect("writer while WP mode is off", w.state(), "blocked");
+        h.drain(u);
+        h.register(u, a, 2 * ps, W);
+        h.handle(w, u);
+        h.pm("end", a, 2);
+        h.readData("written", a, 1);
+        h.drain(u);
+    }
+
+    /**
+     * wp-bits-after-mode-loss, continued: mprotect RO then RW while the VMA has no WP mode, then WP mode comes
+     * back (does mprotect make the leftover-wp PTE writable?); and UNREGISTER of a VMA without WP mode leaves the
+     * bits (userfaultfd_clear_vma() clears wp only when the VMA has WP mode).
+     */
+    static void wpBitsAfterModeLossMprotect(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.populate(a, 2, 1);
+        h.register(u, a, 2 * ps, W);
+        h.wp(u, a, 2 * ps, true);
+        h.register(u, a, 2 * ps, M);
+        h.call("mprotect RO", "OK", r(() -> b.mprotect(h.pid, a, ps, PROT_READ)));
+        h.call("mprotect RW", "OK", r(() -> b.mprotect(h.pid, a, ps, PROT_READ | PROT_WRITE)));
+        h.pm("after mprotect", a, 2);
+        h.register(u, a, 2 * ps, W);
+        h.log("write page 0 after WP is back: " + h.writeHandled(u, a, 2));
+        h.pm("after write", a, 2);
+        h.register(u, a, 2 * ps, M);
+        h.call("UNREGISTER (no WP mode)", "OK", r(() -> b.uffdUnregister(h.pid, u, a, 2 * ps)));
+        h.pm("after UNREGISTER", a, 2);
+        h.register(u, a, 2 * ps, W);
+        h.log("write page 1 after re-register WP: " + h.writeHandled(u, a + ps, 3));
+        h.pm("end", a, 2);
+        h.drain(u);
+    }
+
+    /**
+     * Reference §4.4: WRITEPROTECT over a WP-registered VMA followed by a VMA without WP mode gives ENOENT; is the
+     * first VMA protected anyway (mm/userfaultfd.c mwriteprotect_range() walks the VMAs in order)? And the other
+     * order, and un-protecting.
+     */
+    static void wpRangeMixedVmas(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(4);
+        int u = h.uffd(0);
+        h.populate(a, 3, 1);
+        h.call("munmap page 3", "OK", r(() -> b.munmap(h.pid, a + 3 * ps, ps)));
+        h.register(u, a, ps, W);
+        h.register(u, a + ps, ps, M);
+        h.call("WRITEPROTECT W vma + M vma", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a, 2 * ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.pm("after", a, 2);
+        h.register(u, a + ps, ps, M | W);
+        h.call("UNREGISTER page 0", "OK", r(() -> b.uffdUnregister(h.pid, u, a, ps)));
+        h.register(u, a, ps, M);
+        h.wp(u, a + ps, ps, true);
+        h.maps("M vma + M|W vma", a, a + 2 * ps);
+        h.call("un-WP M vma + M|W vma", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a, 2 * ps, 0)));
+        h.pm("after un-WP", a, 2);
+        h.register(u, a, ps, M | W);
+        h.wp(u, a, ps, true);
+        h.call("UNREGISTER page 1", "OK", r(() -> b.uffdUnregister(h.pid, u, a + ps, ps)));
+        h.register(u, a + ps, ps, M);
+        h.pm("before un-WP M|W vma + M vma", a, 2);
+        h.call("un-WP M|W vma + M vma", "ENOENT", r(() -> b.uffdWriteprotect(h.pid, u, a, 2 * ps, 0)));
+        h.pm("after un-WP M|W vma + M vma", a, 2);
+        // a range that runs from a WP-registered VMA into unmapped space (page 3 is a hole, nothing after it
+        // in this scenario's mapping)
+        h.register(u, a + 2 * ps, ps, W);
+        h.call("WRITEPROTECT W vma + unmapped tail", r(() -> b.uffdWriteprotect(h.pid, u, a + 2 * ps, 2 * ps,
+                UFFDIO_WRITEPROTECT_MODE_WP)));
+        h.pm("page 2", a + 2 * ps, 1);
+    }
+
+    /**
+     * Reference §4.2: the COPY/ZEROPAGE/POISON destination must lie in one registered VMA; a range over two
+     * registered VMAs (different modes) is ENOENT with nothing done.
+     */
+    static void fillAcrossVmas(Harness h) {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        int u = h.uffd(0);
+        h.register(u, a, ps, M);
+        h.register(u, a + ps, ps, M | W);
+        h.call("COPY across two registered vmas", "ENOENT", () -> b.uffdCopy(h.pid, u, a, h.fill(1, 2 * ps), 0));
+        if (!h.type.hugetlb()) {
+            h.call("ZEROPAGE across two registered vmas", "ENOENT", () -> b.uffdZeropage(h.pid, u, a, 2 * ps, 0));
+        }
+        h.call("POISON across two registered vmas", "ENOENT", () -> b.uffdPoison(h.pid, u, a, 2 * ps, 0));
+        h.pm("after", a, 2);
+    }
+
+    /** Reference §4.1 for CONTINUE: stopping at a page not in the cache (EAGAIN, done = N) wakes [dst, dst+N). */
+    static void partialContinueWakes(Harness h) throws InterruptedException {
+        long ps = h.ps();
+        var b = h.b;
+        long a = h.map(2);
+        long al = h.alias(2);
+        int u = h.uffd(0);
+        h.populate(a, 1, 0x61);
+        h.register(u, al, 2 * ps, N);
+        Harness.Op r0 = h.read(al);
+        h.awaitFaults(u, 1);
+        h.call("CONTINUE 2 pages, 2nd not in cache", "EAGAIN done=0x" + Long.toHexString(ps),
+                () -> b.uffdContinue(h.pid, u, al, 2 * ps, 0));
+        h.expect("reader after partial CONTINUE", r0.state(), "ok 61*1");
+        h.drain(u);
+        h.pm("alias", al, 2);
     }
 }

@@ -25,8 +25,25 @@ import java.util.concurrent.TimeoutException;
  * a runtime exception) fails the sequence, reported with its seed and the steps that led there.
  */
 final class SyscallFuzzer {
-    private final SplittableRandom rnd;
+    /** Which memory the fuzzer maps and creates; ALL mixes anon, shared anon, memfd (shmem or hugetlb), hugetlb. */
+    enum Focus { ALL, ANON, SHMEM, HUGETLB }
+
+    /** One step of a sequence: the operation (0..{@value #OPS}-1) and the seed of its parameters. */
+    record Step(int op, long paramSeed) {
+        @Override
+        public String toString() {
+            return op + ":" + paramSeed;
+        }
+    }
+
+    static final int OPS = 30;
+
+    /** Test of the test: when set, an operation it accepts throws a non-errno exception (a bug to be found). */
+    java.util.function.IntPredicate sabotage;
+
+    private SplittableRandom rnd;
     private final long seed;
+    private final Focus focus;
     private final EmulatedBackend b;
     private final List<String> log = new ArrayList<>();
     private final List<Integer> pids = new ArrayList<>();
@@ -37,14 +54,46 @@ final class SyscallFuzzer {
     final java.util.Map<String, Integer> succeeded = new java.util.TreeMap<>();
 
     SyscallFuzzer(long seed) {
-        this(seed, KernelProfile.DEFAULT);
+        this(seed, Focus.ALL, KernelProfile.DEFAULT);
+    }
+
+    SyscallFuzzer(long seed, Focus focus) {
+        this(seed, focus, KernelProfile.DEFAULT);
     }
 
     /** A fuzzer against an emulated kernel that imitates {@code profile}. */
     SyscallFuzzer(long seed, KernelProfile profile) {
+        this(seed, Focus.ALL, profile);
+    }
+
+    SyscallFuzzer(long seed, Focus focus, KernelProfile profile) {
         this.seed = seed;
+        this.focus = focus;
         this.rnd = new SplittableRandom(seed);
         this.b = new EmulatedBackend(new Kernel.Config(64L << 20, 16L << 20, 8, 0, true, profile));
+        thpEverywhere((seed & 3) == 0);
+    }
+
+    /** A quarter of the runs with THP everywhere, so faults, zaps, wp, mremap, fork... meet huge PMDs too. */
+    private SplittableRandom thpRnd = new SplittableRandom(0x7417);
+
+    private void thpEverywhere(boolean on) {
+        thpRnd = new SplittableRandom(seed ^ 0x7417);
+        b.setSysctl(Kernel.THP_ENABLED, on ? "always" : "madvise");
+        b.setSysctl(Kernel.THP_SHMEM_ENABLED, on ? "always" : "never");
+    }
+
+    /**
+     * Runs a given sequence (the property tests' form: each step's parameters come from its own seed, so a
+     * shrinker can drop steps and simplify each one independently); throws AssertionError as {@link #run(int)}.
+     */
+    void run(List<Step> steps) {
+        thpEverywhere(!steps.isEmpty() && (steps.get(0).paramSeed() & 3) == 0);
+        pids.add(b.createProcess("fuzz", 0, true, "fuzz").pid());
+        for (int i = 0; i < steps.size(); i++) {
+            rnd = new SplittableRandom(steps.get(i).paramSeed());
+            one(i, steps.get(i).op());
+        }
     }
 
     List<String> log() {
@@ -55,19 +104,25 @@ final class SyscallFuzzer {
     void run(int steps) {
         pids.add(b.createProcess("fuzz", 0, true, "fuzz").pid());
         for (int i = 0; i < steps; i++) {
-            int op = rnd.nextInt(30);
-            String desc = "op" + op;
-            try {
-                desc = step(op);
-                log.add(desc + " ok");
-                succeeded.merge(desc.split(" ")[0], 1, Integer::sum);
-            } catch (LinuxException e) {
-                log.add(desc + " -> " + e.errno() + " (" + e.call() + ")");
-            } catch (Throwable t) {
-                log.add(desc + " -> " + t);
-                throw new AssertionError("seed " + seed + " failed at step " + i + ":\n  "
-                        + String.join("\n  ", log), t);
+            one(i, rnd.nextInt(OPS));
+        }
+    }
+
+    private void one(int i, int op) {
+        String desc = "op" + op;
+        try {
+            if (sabotage != null && sabotage.test(op)) {
+                throw new IllegalStateException("sabotaged op " + op);
             }
+            desc = step(op);
+            log.add(desc + " ok");
+            succeeded.merge(desc.split(" ")[0], 1, Integer::sum);
+        } catch (LinuxException e) {
+            log.add(desc + " -> " + e.errno() + " (" + e.call() + ")");
+        } catch (Throwable t) {
+            log.add(desc + " -> " + t);
+            throw new AssertionError("seed " + seed + " (" + focus + ") failed at step " + i + ":\n  "
+                    + String.join("\n  ", log), t);
         }
     }
 
@@ -117,8 +172,16 @@ final class SyscallFuzzer {
         final int pid = pid();
         switch (op) {
             case 0, 1 -> {
-                int kind = rnd.nextInt(4);
-                long len = pages(kind == 3 ? 1 : 16) * (kind == 3 ? 512 : 1);
+                int kind = switch (focus) {
+                    case ALL -> rnd.nextInt(4);
+                    case ANON -> 0;
+                    case SHMEM -> 1 + rnd.nextInt(2);
+                    case HUGETLB -> rnd.nextBoolean() ? 2 : 3;
+                };
+                long small = pages(kind == 3 ? 1 : 16) * (kind == 3 ? 512 : 1);
+                // now and then room for a 2 MiB-aligned block: a THP when the policy allows (drawn from its own
+                // generator so that the other steps' parameters stay what they were)
+                long len = kind <= 1 && thpRnd.nextInt(6) == 0 ? 2 * Linux.PMD_SIZE : small;
                 int flags;
                 int fd = -1;
                 int owner = pid;
@@ -131,6 +194,8 @@ final class SyscallFuzzer {
                     owner = m[0];
                     fd = m[1];
                     flags = rnd.nextBoolean() ? Linux.MAP_SHARED : Linux.MAP_PRIVATE;
+                } else if (focus == Focus.SHMEM) {
+                    flags = Linux.MAP_SHARED | Linux.MAP_ANONYMOUS; // no memfd yet: shared anonymous is shmem too
                 } else {
                     flags = Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS | Linux.MAP_HUGETLB;
                 }
@@ -180,7 +245,11 @@ final class SyscallFuzzer {
                 return "madvise " + adv;
             }
             case 7 -> {
-                int flags = rnd.nextInt(5) == 0 ? Linux.MFD_HUGETLB : 0;
+                int flags = switch (focus) {
+                    case ALL, ANON -> rnd.nextInt(5) == 0 ? Linux.MFD_HUGETLB : 0;
+                    case SHMEM -> 0;
+                    case HUGETLB -> Linux.MFD_HUGETLB;
+                };
                 int fd = b.memfdCreate(pid, "f", flags);
                 memfds.add(new int[] {pid, fd});
                 b.ftruncate(pid, fd, (flags != 0 ? 2 : 1 + rnd.nextInt(16)) * (flags != 0 ? Linux.PMD_SIZE : Linux.PAGE_SIZE));
@@ -336,7 +405,7 @@ final class SyscallFuzzer {
         });
         for (int i = 0; ; i++) {
             try {
-                return f.get(i == 0 ? 20 : 5, TimeUnit.MILLISECONDS);
+                return f.get(i == 0 ? 2 : 5, TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
                 drainAll();
                 if (i == 400) {

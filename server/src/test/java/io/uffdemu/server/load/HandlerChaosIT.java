@@ -82,8 +82,16 @@ class HandlerChaosIT {
             }
             int kills = 0;
             int total = WRITERS * PAGES_PER_WRITER;
-            while (written.get() < total / 2) {
-                Thread.sleep(50 + rnd.nextInt(250));
+            while (true) {
+                // the handler lives 50..300 ms; watch the count closely so the final kill lands right after half
+                // of the writes, however fast the rest would go
+                long aliveUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50 + rnd.nextInt(250));
+                while (System.nanoTime() < aliveUntil && written.get() < total / 2) {
+                    Thread.sleep(1);
+                }
+                if (written.get() >= total / 2) {
+                    break;
+                }
                 h.kill();
                 kills++;
                 Thread.sleep(rnd.nextInt(400)); // within the 1 s grace period

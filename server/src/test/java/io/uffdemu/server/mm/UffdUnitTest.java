@@ -361,4 +361,44 @@ class UffdUnitTest {
         k.uffd.writeprotect(pid, u, a, PAGE_SIZE, 0);
         assertTrue(w.get(5, TimeUnit.SECONDS).succeeded());
     }
+
+    /**
+     * Reference §4.8: MOVE of a src page that is shared with a forked child gives EBUSY (nothing moved); once the
+     * child is gone the page is exclusive again and moves. Emulated only: the native backend cannot fork.
+     */
+    @Test
+    void moveOfPageSharedWithForkedChildIsEbusy() throws Exception {
+        long src = map(Mem.ANON, 1);
+        long dst = map(Mem.ANON, 1);
+        touch(src, true);
+        int u = uffd(0);
+        k.uffd.register(pid, u, dst, PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING);
+        int child = k.fork(pid).pid();
+        assertEquals(Errno.EBUSY, errno(() -> k.uffd.move(pid, u, dst, src, PAGE_SIZE, 0)));
+        assertEquals("P---", pm(pid, src));
+        assertEquals("----", pm(pid, dst));
+        k.exit(child);
+        assertEquals(PAGE_SIZE, k.uffd.move(pid, u, dst, src, PAGE_SIZE, 0));
+        assertEquals("----", pm(pid, src));
+        assertEquals("P---", pm(pid, dst));
+    }
+
+    /**
+     * Reference §3.3: a re-REGISTER with a subset of the VMA's modes keeps them (mirrors the conformance scenario
+     * register-subset-keeps-modes, here with the per-range modes fdinfo shows).
+     */
+    @Test
+    void registerSubsetKeepsModes() {
+        long a = map(Mem.ANON, 2);
+        int u = uffd(0);
+        k.uffd.register(pid, u, a, 2 * PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP);
+        assertEquals(0x13cL, k.uffd.register(pid, u, a, PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING));
+        assertTrue(k.maps(pid).stream().filter(v -> v.start() <= a && a < v.end())
+                .allMatch(v -> v.uffdFlags() == 3 && v.end() == a + 2 * PAGE_SIZE), "kept M|W, not split");
+        k.uffd.unregister(pid, u, a, 2 * PAGE_SIZE);
+        k.uffd.register(pid, u, a, 2 * PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING);
+        k.uffd.register(pid, u, a, PAGE_SIZE, UFFDIO_REGISTER_MODE_WP);
+        assertTrue(k.maps(pid).stream().filter(v -> v.start() <= a && a < v.end())
+                .allMatch(v -> v.uffdFlags() == UFFDIO_REGISTER_MODE_WP), "not a subset: replaced");
+    }
 }

@@ -171,7 +171,7 @@ class TenancyIT {
         }
         assertThat(probed).contains("Access", "ReadPagemap", "PagemapScan", "Maps", "Fork", "Exit", "Mmap",
                 "Munmap", "MemfdCreate", "PidfdGetfd", "GrantMemfd", "AcceptMemfdGrant", "RevokeMemfdGrant", "Open",
-                "Register", "Copy", "WriteProtect", "Read", "Handle");
+                "Register", "Copy", "WriteProtect", "Read", "Handle", "Describe", "List");
         // bob does not even see alice's process in listings
         assertThat(ProcessServiceGrpc.newBlockingStub(bob).list(ListProcessesRequest.getDefaultInstance())
                 .getProcessesList()).noneMatch(p -> p.getPid() == pid);

@@ -93,12 +93,15 @@ public final class EmulatedBackend implements MemoryBackend {
         return info(kernel.createProcess(name, uid, capSysPtrace, owner, owner == null ? null : memcgOf(owner)));
     }
 
+    /** Under the kernel lock: another thread (a syscall resumed after its uffd event was read) may change the mm. */
     private ProcessInfo info(Task t) {
-        var mm = t.mm();
-        return new ProcessInfo(t.pid(), t.name(), t.uid(), t.capSysPtrace(), t.parentPid(),
-                mm.rssAnonPages() * Linux.PAGE_SIZE, mm.rssShmemPages() * Linux.PAGE_SIZE,
-                mm.swapEntries() * Linux.PAGE_SIZE, mm.vmaList().size(),
-                t.fdNumbers().stream().sorted().toList(), t.owner());
+        return kernel.locked(() -> {
+            var mm = t.mm();
+            return new ProcessInfo(t.pid(), t.name(), t.uid(), t.capSysPtrace(), t.parentPid(),
+                    mm.rssAnonPages() * Linux.PAGE_SIZE, mm.rssShmemPages() * Linux.PAGE_SIZE,
+                    mm.swapEntries() * Linux.PAGE_SIZE, mm.vmaList().size(),
+                    t.fdNumbers().stream().sorted().toList(), t.owner());
+        });
     }
 
     @Override
@@ -293,6 +296,16 @@ public final class EmulatedBackend implements MemoryBackend {
     @Override
     public List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException {
         return kernel.uffd.read(pid, fd, max, deadlineNanos);
+    }
+
+    @Override
+    public io.uffdemu.server.mm.UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        return io.uffdemu.server.mm.UffdFdinfo.describe(kernel, pid, fd);
+    }
+
+    @Override
+    public List<io.uffdemu.server.mm.UffdFdinfo.Description> uffdList(int pid) {
+        return io.uffdemu.server.mm.UffdFdinfo.list(kernel, pid);
     }
 
     @Override

@@ -137,6 +137,11 @@ public final class LinuxBackend implements MemoryBackend {
         volatile boolean closed;
         volatile long features;
         volatile boolean registered;
+        /** For fdinfo: the userfaultfd(2) flags asked for, whether UFFDIO_API was answered. */
+        volatile int openFlags;
+        volatile boolean apiDone;
+        /** Ranges registered through this fd, start to end (guarded by itself); clipped to live VMAs on read. */
+        final TreeMap<Long, Long> registeredRanges = new TreeMap<>();
 
         FdEntry(int real, Kind kind, long hugePageSize) {
             this.real = real;
@@ -900,6 +905,9 @@ public final class LinuxBackend implements MemoryBackend {
                 eofPage = v.start() + alignUp(size, v.pageSize()) - v.offset();
             }
             int vf = uffdFlags.getOrDefault(v.start(), 0);
+            // a shmem page that is in the page cache but not mapped here is mapped by the fault, no MISSING
+            // userfault (shmem_get_folio_gfp() finds it): mincore() tells page-cache residency of a file mapping
+            byte[] cached = vf != 0 && v.file() && !v.hugetlb() ? Native.mincore(firstPage, pages) : null;
             long hugeFree = v.hugetlb() ? hugePages(v.pageSize(), "free_hugepages") : 1;
             long hugeAvail = v.hugetlb() ? hugeFree - hugePages(v.pageSize(), "resv_hugepages") : 1;
             for (int i = 0; i < pages; i++) {
@@ -921,13 +929,17 @@ public final class LinuxBackend implements MemoryBackend {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
                 if (vf != 0) {
-                    boolean hit = ((vf & Linux.UFFDIO_REGISTER_MODE_MISSING) != 0 && !present)
+                    boolean inCache = cached != null && (cached[i] & 1) != 0;
+                    boolean minorHit = cached != null && (vf & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !present
+                            && inCache;
+                    boolean hit = ((vf & Linux.UFFDIO_REGISTER_MODE_MISSING) != 0 && !present && !inCache)
                             || ((vf & Linux.UFFDIO_REGISTER_MODE_WP) != 0 && write
-                                    && (e & Linux.PM_UFFD_WP) != 0);
+                                    && (e & Linux.PM_UFFD_WP) != 0)
+                            || minorHit;
                     if (hit && !plainUffd) {
                         return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                     }
-                    if (hit || ((vf & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !present)) {
+                    if (hit || (cached == null && (vf & Linux.UFFDIO_REGISTER_MODE_MINOR) != 0 && !present)) {
                         throw new LinuxException(Errno.ENOSYS, "access", 0, String.format(
                                 "cannot tell whether the fault at 0x%x raises SIGBUS (UFFD_FEATURE_SIGBUS); the "
                                         + "server would die of it", at));
@@ -1445,7 +1457,9 @@ public final class LinuxBackend implements MemoryBackend {
             real = (int) Native.syscall("userfaultfd", Uapi.SYS_USERFAULTFD,
                     (flags & known) == flags ? flags | Linux.O_NONBLOCK | Linux.O_CLOEXEC : flags);
         }
-        return install(p, new FdEntry(real, Kind.UFFD, 0));
+        FdEntry entry = new FdEntry(real, Kind.UFFD, 0);
+        entry.openFlags = flags & known;
+        return install(p, entry);
     }
 
     @Override
@@ -1463,6 +1477,7 @@ public final class LinuxBackend implements MemoryBackend {
                 set(s, Uapi.UFFDIO_API_S, "features", features);
                 Native.ioctl("UFFDIO_API", real, Uapi.UFFDIO_API, s);
                 e.features = features;
+                e.apiDone = true;
                 return new Userfaultfd.ApiResult(get(s, Uapi.UFFDIO_API_S, "features"),
                         get(s, Uapi.UFFDIO_API_S, "ioctls"));
             }
@@ -1487,6 +1502,10 @@ public final class LinuxBackend implements MemoryBackend {
                     set(s, Uapi.UFFDIO_REGISTER_S, "mode", mode);
                     Native.ioctl("UFFDIO_REGISTER", real, Uapi.UFFDIO_REGISTER, s);
                     e.registered = true;
+                    synchronized (e.registeredRanges) {
+                        subtract(e.registeredRanges, start, start + len);
+                        e.registeredRanges.put(start, start + len);
+                    }
                     return get(s, Uapi.UFFDIO_REGISTER_S, "ioctls");
                 }
             });
@@ -1499,10 +1518,13 @@ public final class LinuxBackend implements MemoryBackend {
     public void uffdUnregister(int pid, int fd, long start, long len) {
         Proc p = proc(pid, "UFFDIO_UNREGISTER");
         guard(p, "UFFDIO_UNREGISTER", start, len);
-        withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
+        FdEntry entry = withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
             rangeIoctl("UFFDIO_UNREGISTER", real, Uapi.UFFDIO_UNREGISTER, start, len);
-            return null;
+            return fd(p, fd, "UFFDIO_UNREGISTER");
         });
+        synchronized (entry.registeredRanges) {
+            subtract(entry.registeredRanges, start, start + len);
+        }
         wakeAbandoned(p, fd, start, len);
     }
 
@@ -1711,6 +1733,75 @@ public final class LinuxBackend implements MemoryBackend {
         }
     }
 
+    /**
+     * fdinfo of a uffd this backend opened. What it can know: the flags and features it negotiated, the ranges it
+     * registered through this fd (clipped to the VMAs that still carry uffd flags in smaps, with their modes),
+     * and the kernel's own {@code pending}/{@code total} from {@code /proc/self/fdinfo} of the real fd. The kernel
+     * exposes no count of unread events: {@code pendingEvents} is 0.
+     */
+    @Override
+    public io.uffdemu.server.mm.UffdFdinfo.Description uffdDescribe(int pid, int fd) {
+        Proc p = proc(pid, "fdinfo");
+        FdEntry e = fd(p, fd, "fdinfo");
+        if (e.kind != Kind.UFFD) {
+            throw new LinuxException(Errno.ENOTTY, "fdinfo", 0, "fd " + fd + " is not a userfaultfd");
+        }
+        TreeMap<Long, Long> mine;
+        synchronized (e.registeredRanges) {
+            mine = new TreeMap<>(e.registeredRanges);
+        }
+        List<io.uffdemu.server.mm.UffdFdinfo.Range> ranges = new ArrayList<>();
+        if (!mine.isEmpty()) {
+            Map<Long, Integer> flags = uffdFlagsFromSmaps(p);
+            for (RVma v : vmas(p.base, p.end)) {
+                int mode = flags.getOrDefault(v.start(), 0);
+                if (mode == 0) {
+                    continue;
+                }
+                for (Map.Entry<Long, Long> r : mine.entrySet()) {
+                    long s = Math.max(v.start(), r.getKey());
+                    long t = Math.min(v.end(), r.getValue());
+                    if (s < t) {
+                        ranges.add(new io.uffdemu.server.mm.UffdFdinfo.Range(s, t, mode));
+                    }
+                }
+            }
+        }
+        long[] counts = withFd(p, fd, "fdinfo", LinuxBackend::fdinfoCounts);
+        // the kernel's ctx->features (API line), not what was requested: WP_ASYNC also sets WP_UNPOPULATED
+        long features = counts[2] >= 0 ? counts[2] & ~UFFD_FEATURE_INITIALIZED : e.features;
+        return new io.uffdemu.server.mm.UffdFdinfo.Description(pid, fd, e.openFlags, e.apiDone, features,
+                List.copyOf(ranges), (int) counts[0], (int) counts[1], 0, e.closed);
+    }
+
+    /** fs/userfaultfd.c: the internal "initialized" bit ctx->features carries after UFFDIO_API. */
+    private static final long UFFD_FEATURE_INITIALIZED = 1L << 31;
+
+    /**
+     * {@code pending}, {@code total} and the ctx features of the {@code API:\taa:FEATURES:IOCTLS} line (-1 when
+     * absent) of /proc/self/fdinfo/REAL (fs/userfaultfd.c:userfaultfd_show_fdinfo).
+     */
+    private static long[] fdinfoCounts(int real) {
+        long[] out = {0, 0, -1};
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + real))) {
+                if (line.startsWith("pending:")) {
+                    out[0] = Long.parseLong(line.substring(8).trim());
+                } else if (line.startsWith("total:")) {
+                    out[1] = Long.parseLong(line.substring(6).trim());
+                } else if (line.startsWith("API:")) {
+                    String[] f = line.substring(4).trim().split(":");
+                    if (f.length == 3) {
+                        out[2] = Long.parseLong(f[1], 16);
+                    }
+                }
+            }
+        } catch (IOException | NumberFormatException ex) {
+            throw new LinuxException(Errno.EIO, "read /proc/self/fdinfo", 0, ex.toString());
+        }
+        return out;
+    }
+
     private UffdMsg decode(Proc reader, FdEntry e, MemorySegment m) {
         int event = m.get(JAVA_BYTE, Uapi.MSG_EVENT) & 0xff;
         long a0 = m.get(JAVA_LONG, Uapi.MSG_ARG0);
@@ -1740,7 +1831,8 @@ public final class LinuxBackend implements MemoryBackend {
             "vm/nr_hugepages_1G", "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages",
             "vm/mmap_min_addr", "/proc/sys/vm/mmap_min_addr",
             "mm/transparent_hugepage/enabled", "/sys/kernel/mm/transparent_hugepage/enabled",
-            "mm/transparent_hugepage/use_zero_page", "/sys/kernel/mm/transparent_hugepage/use_zero_page");
+            "mm/transparent_hugepage/use_zero_page", "/sys/kernel/mm/transparent_hugepage/use_zero_page",
+            "mm/transparent_hugepage/shmem_enabled", "/sys/kernel/mm/transparent_hugepage/shmem_enabled");
 
     /** sysfs multiple-choice files print "always [madvise] never": the bracketed word is the value. */
     private static String selected(String raw) {
@@ -1774,10 +1866,13 @@ public final class LinuxBackend implements MemoryBackend {
         if (path == null) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
-        if (name.equals("mm/transparent_hugepage/enabled")) {
+        if (name.equals("mm/transparent_hugepage/enabled") || name.equals("mm/transparent_hugepage/shmem_enabled")) {
             String mode = value.trim();
-            if (!List.of("always", "madvise", "never").contains(mode)) {
-                throw LinuxException.einval("sysctl", "always, madvise or never");
+            List<String> modes = name.endsWith("shmem_enabled")
+                    ? List.of("never", "always", "within_size", "advise", "deny", "force")
+                    : List.of("always", "madvise", "never");
+            if (!modes.contains(mode)) {
+                throw LinuxException.einval("sysctl", String.join(", ", modes));
             }
             writeSysfs(path, mode);
             return;

@@ -67,6 +67,8 @@ final class Native {
             FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MADVISE = h("madvise",
             FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle MINCORE = h("mincore",
+            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS));
     private static final MethodHandle MEMFD_CREATE = h("memfd_create",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle FALLOCATE = h("fallocate",
@@ -289,6 +291,24 @@ final class Native {
             if (r == -1) {
                 throw fail("madvise", errnoOf(st), 0);
             }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * mincore(2) over {@code pages} 4 KiB pages from {@code addr}: for a file mapping, whether each page is in
+     * the page cache (mapped here or not); one byte per page, bit 0.
+     */
+    static byte[] mincore(long addr, int pages) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = state(a);
+            MemorySegment vec = a.allocate(Math.max(1, pages));
+            int r = (int) MINCORE.invokeExact(st, addr, (long) pages * 4096L, vec);
+            if (r == -1) {
+                throw fail("mincore", errnoOf(st), 0);
+            }
+            return vec.asSlice(0, pages).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -77,6 +77,42 @@ class LinuxBackendTest {
     }
 
     @Test
+    void describeShowsWhatTheBackendNegotiatedAndRegisteredAndTheKernelsCounters() throws Exception {
+        long a = b.mmap(pid, 0, 8 * PAGE, RW, ANON, -1, 0);
+        int fd = uffd(Linux.UFFD_FEATURE_EVENT_REMOVE);
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        b.uffdRegister(pid, fd, a + 4 * PAGE, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        b.uffdUnregister(pid, fd, a + 6 * PAGE, 2 * PAGE);
+        var d = b.uffdDescribe(pid, fd);
+        assertThat(d.apiDone()).isTrue();
+        assertThat(d.flags()).isEqualTo(Linux.O_CLOEXEC | Linux.O_NONBLOCK);
+        assertThat(d.features()).isEqualTo(Linux.UFFD_FEATURE_EVENT_REMOVE);
+        assertThat(d.ranges()).containsExactly(
+                new io.uffdemu.server.mm.UffdFdinfo.Range(a, a + 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING),
+                new io.uffdemu.server.mm.UffdFdinfo.Range(a + 4 * PAGE, a + 6 * PAGE,
+                        Linux.UFFDIO_REGISTER_MODE_MISSING));
+        assertThat(d.totalFaults()).isZero();
+        Future<AccessResult> r = accessAsync(a, 1, false, null);
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (b.uffdDescribe(pid, fd).pendingFaults() == 0 && System.nanoTime() < end) {
+            Thread.sleep(5);
+        }
+        assertThat(b.uffdDescribe(pid, fd).pendingFaults()).isEqualTo(1);
+        onePagefault(fd);
+        d = b.uffdDescribe(pid, fd);
+        assertThat(d.pendingFaults()).isZero();
+        assertThat(d.totalFaults()).isEqualTo(1);
+        b.uffdZeropage(pid, fd, a, PAGE, 0);
+        assertThat(r.get(10, TimeUnit.SECONDS).succeeded()).isTrue();
+        assertThat(b.uffdList(pid)).extracting(io.uffdemu.server.mm.UffdFdinfo.Description::fd).containsExactly(fd);
+        int memfd = b.memfdCreate(pid, "m", 0);
+        assertThatThrownBy(() -> b.uffdDescribe(pid, memfd))
+                .isInstanceOfSatisfying(LinuxException.class, e -> assertThat(e.errno()).isEqualTo(Errno.ENOTTY));
+        assertThatThrownBy(() -> b.uffdDescribe(pid, 77))
+                .isInstanceOfSatisfying(LinuxException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EBADF));
+    }
+
+    @Test
     void statusAndApiHandshake() {
         assertThat(b.status().available()).isTrue();
         assertThat(b.status().name()).isEqualTo("linux");
