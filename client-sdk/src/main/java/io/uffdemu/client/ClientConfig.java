@@ -55,6 +55,17 @@ public record ClientConfig(String target, boolean tls, Path trustCertFile, Path 
         deadline, retryAttempts, retryBackoff);
   }
 
+  /**
+   * mTLS: presents this PEM client certificate and key (the server maps its subject CN or SAN to a tenant, see
+   * {@code uffdemu.auth.mtls.*}); turns TLS on and keeps the trust settings.
+   */
+  public ClientConfig withClientCertificate(Path clientCertFile, Path clientKeyFile) {
+    Objects.requireNonNull(clientCertFile, "clientCertFile");
+    Objects.requireNonNull(clientKeyFile, "clientKeyFile");
+    return new ClientConfig(target, true, trustCertFile, clientCertFile, clientKeyFile, bearerToken, keepAlive,
+        deadline, retryAttempts, retryBackoff);
+  }
+
   public ClientConfig withBearerToken(String bearerToken) {
     return new ClientConfig(target, tls, trustCertFile, clientCertFile, clientKeyFile, bearerToken, keepAlive,
         deadline, retryAttempts, retryBackoff);
@@ -82,7 +93,8 @@ public record ClientConfig(String target, boolean tls, Path trustCertFile, Path 
 
   @Override
   public String toString() {
-    return "ClientConfig[target=" + target + ", tls=" + tls + ", token=" + (bearerToken == null ? "none" : "***")
+    return "ClientConfig[target=" + target + ", tls=" + tls + ", clientCert=" + clientCertFile
+        + ", token=" + (bearerToken == null ? "none" : "***")
         + ", deadline=" + deadline + ", retryAttempts=" + retryAttempts + "]";
   }
 }

@@ -20,6 +20,8 @@ public class ErrnoException extends UffdemuException {
   private final String name;
   private final String call;
   private final long bytesDone;
+  /** ErrnoInfo.reason: "QUOTA_EXCEEDED" for a tenant or global quota, empty otherwise; set once by {@link #of}. */
+  private String reason = "";
 
   public ErrnoException(int errno, String name, String call, long bytesDone, String grpcCode, Throwable cause) {
     super(call + ": " + name + " (errno " + errno + ")" + (bytesDone > 0 ? ", " + bytesDone + " bytes done" : ""),
@@ -45,6 +47,19 @@ public class ErrnoException extends UffdemuException {
     return call;
   }
 
+  /** Why the server refused beyond the errno: {@code "QUOTA_EXCEEDED"} for a quota, empty otherwise. */
+  public String reason() {
+    return reason;
+  }
+
+  /**
+   * The failure is a quota of the server ({@code uffdemu.quotas.*}: the tenant's memory cgroup, mappings, uffds,
+   * processes, request rate...), not the emulated kernel's own answer; the errno is still the kernel's for that limit.
+   */
+  public boolean isQuota() {
+    return "QUOTA_EXCEEDED".equals(reason);
+  }
+
   /** Progress before the failure (bytes, or pages for PAGEMAP_SCAN); 0 when none; never negative. */
   public long bytesDone() {
     return bytesDone;
@@ -56,6 +71,14 @@ public class ErrnoException extends UffdemuException {
    * @param name symbolic name; when null or blank, {@link Linux#errnoName} is used
    * @param grpcCode the gRPC code name that carried it, or null
    */
+  public static ErrnoException of(int errno, String name, String call, long bytesDone, String grpcCode,
+      String reason, Throwable cause) {
+    ErrnoException e = of(errno, name, call, bytesDone, grpcCode, cause);
+    e.reason = reason == null ? "" : reason;
+    return e;
+  }
+
+  /** {@link #of(int, String, String, long, String, String, Throwable)} without a reason. */
   public static ErrnoException of(int errno, String name, String call, long bytesDone, String grpcCode,
       Throwable cause) {
     String n = name == null || name.isBlank() ? Linux.errnoName(errno) : name;

@@ -32,6 +32,11 @@ public interface Memfd extends AutoCloseable {
   /** MAP_SHARED read/write mapping of {@code [offset, offset + len)}; returns the address. */
   long mmap(long len, long offset);
 
+  /** Grants another tenant the right to receive this memfd; see {@link Process#grantMemfd}. */
+  default String grant(String granteeTenant) {
+    return process().grantMemfd(fd(), granteeTenant);
+  }
+
   /** close(2) of the fd (existing mappings stay). */
   @Override
   void close();

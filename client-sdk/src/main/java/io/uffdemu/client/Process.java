@@ -64,6 +64,25 @@ public interface Process {
    */
   int pidfdGetfd(int targetPid, int targetFd);
 
+  /**
+   * Grants tenant {@code granteeTenant} the right to receive memfd {@code fd} of this process: the only way a memfd
+   * crosses tenants. Returns the grant token to hand to the grantee out of band. The grant holds the open file
+   * until {@link #revokeMemfdGrant revoked} or until this process exits.
+   */
+  String grantMemfd(int fd, String granteeTenant);
+
+  /**
+   * Installs a memfd granted to this client's tenant into this process and returns its fd (lowest free number).
+   * An unknown, revoked or someone else's token: {@link EnoentException}.
+   */
+  int acceptMemfdGrant(String grantToken);
+
+  /**
+   * Withdraws a grant this client's tenant made: no further accepts; the fds it installed are closed (mappings the
+   * grantee made stay, as a mapping outlives close(2)). Returns how many fds were closed.
+   */
+  int revokeMemfdGrant(String grantToken);
+
   /** A {@link Memfd} facade for an existing memfd fd of this process (e.g. one from {@link #pidfdGetfd}); no call is made. */
   Memfd memfd(int fd);
 

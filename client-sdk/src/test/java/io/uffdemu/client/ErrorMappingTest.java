@@ -76,6 +76,20 @@ class ErrorMappingTest {
   }
 
   @Test
+  void quotaFailuresAreTheKernelsErrnoMarkedAsQuota() {
+    fake.failNext("Munmap", FakeServer.errno(Status.Code.RESOURCE_EXHAUSTED, 11, "EAGAIN", "handle_userfault", 0,
+        "QUOTA_EXCEEDED"));
+    assertThatThrownBy(() -> process.munmap(0x1000, 4096)).isInstanceOfSatisfying(EagainException.class, e -> {
+      assertThat(e.isQuota()).isTrue();
+      assertThat(e.reason()).isEqualTo("QUOTA_EXCEEDED");
+      assertThat(e.grpcCode()).isEqualTo("RESOURCE_EXHAUSTED");
+    });
+    fake.failNext("Munmap", FakeServer.errno(Status.Code.ABORTED, 11, "EAGAIN", "munmap", 0));
+    assertThatThrownBy(() -> process.munmap(0x1000, 4096))
+        .isInstanceOfSatisfying(EagainException.class, e -> assertThat(e.isQuota()).isFalse());
+  }
+
+  @Test
   void partialCopyExposesBytesDone() throws Exception {
     Userfaultfd uffd = process.userfaultfd(UffdOptions.DEFAULT);
     fake.failNext("Copy", FakeServer.errno(Status.Code.ABORTED, 11, "EAGAIN", "UFFDIO_COPY", 8192));

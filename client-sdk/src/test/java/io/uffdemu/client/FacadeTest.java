@@ -39,6 +39,16 @@ class FacadeTest {
   }
 
   @Test
+  void memfdGrantFacade() {
+    Process p = client.process(7);
+    Memfd m = p.memfd(4);
+    String token = m.grant("bob");
+    assertThat(token).isEqualTo("mg_7_4_bob");
+    assertThat(client.process(9).acceptMemfdGrant(token)).isEqualTo(token.length());
+    assertThat(p.revokeMemfdGrant(token)).isEqualTo(2);
+  }
+
+  @Test
   void mapsAndPagemapAreDecoded() {
     Process p = client.process(7);
     Vma v = p.maps().getFirst();

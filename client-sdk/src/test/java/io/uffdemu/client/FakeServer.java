@@ -80,10 +80,15 @@ final class FakeServer implements AutoCloseable {
   }
 
   static StatusRuntimeException errno(Status.Code code, int errno, String name, String call, long bytesDone) {
+    return errno(code, errno, name, call, bytesDone, "");
+  }
+
+  static StatusRuntimeException errno(Status.Code code, int errno, String name, String call, long bytesDone,
+      String reason) {
     return StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder().setCode(code.value())
         .setMessage("message text is not an API: " + name)
         .addDetails(Any.pack(ErrnoInfo.newBuilder().setErrno(errno).setName(name).setCall(call)
-            .setBytesDone(bytesDone).build()))
+            .setBytesDone(bytesDone).setReason(reason).build()))
         .build());
   }
 
@@ -422,6 +427,30 @@ final class FakeServer implements AutoCloseable {
     public void mprotect(MprotectRequest r, StreamObserver<Empty> o) {
       if (!injected("Mprotect", o)) {
         reply(o, Empty.getDefaultInstance());
+      }
+    }
+
+    @Override
+    public void grantMemfd(io.uffdemu.api.v1.GrantMemfdRequest r,
+        StreamObserver<io.uffdemu.api.v1.GrantMemfdResponse> o) {
+      if (!injected("GrantMemfd", o)) {
+        reply(o, io.uffdemu.api.v1.GrantMemfdResponse.newBuilder()
+            .setGrantToken("mg_" + r.getPid() + "_" + r.getFd() + "_" + r.getGranteeTenant()).build());
+      }
+    }
+
+    @Override
+    public void acceptMemfdGrant(io.uffdemu.api.v1.AcceptMemfdGrantRequest r, StreamObserver<FdResponse> o) {
+      if (!injected("AcceptMemfdGrant", o)) {
+        reply(o, FdResponse.newBuilder().setFd(r.getGrantToken().length()).build());
+      }
+    }
+
+    @Override
+    public void revokeMemfdGrant(io.uffdemu.api.v1.RevokeMemfdGrantRequest r,
+        StreamObserver<io.uffdemu.api.v1.RevokeMemfdGrantResponse> o) {
+      if (!injected("RevokeMemfdGrant", o)) {
+        reply(o, io.uffdemu.api.v1.RevokeMemfdGrantResponse.newBuilder().setClosedFds(2).build());
       }
     }
 

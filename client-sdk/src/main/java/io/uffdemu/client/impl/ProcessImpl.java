@@ -17,6 +17,9 @@ import io.uffdemu.api.v1.MremapRequest;
 import io.uffdemu.api.v1.MunmapRequest;
 import io.uffdemu.api.v1.OpenRequest;
 import io.uffdemu.api.v1.PidfdGetfdRequest;
+import io.uffdemu.api.v1.GrantMemfdRequest;
+import io.uffdemu.api.v1.AcceptMemfdGrantRequest;
+import io.uffdemu.api.v1.RevokeMemfdGrantRequest;
 import io.uffdemu.api.v1.PagemapScanRequest;
 import io.uffdemu.api.v1.PreadRequest;
 import io.uffdemu.api.v1.PwriteRequest;
@@ -161,6 +164,27 @@ final class ProcessImpl implements Process {
   public int pidfdGetfd(int targetPid, int targetFd) {
     return exec("pidfd_getfd", Idempotency.NOT_IDEMPOTENT, s -> s.memory().pidfdGetfd(PidfdGetfdRequest.newBuilder()
         .setPid(pid).setTargetPid(targetPid).setTargetFd(targetFd).build()).getFd());
+  }
+
+  @Override
+  public String grantMemfd(int fd, String granteeTenant) {
+    Objects.requireNonNull(granteeTenant, "granteeTenant");
+    return exec("GrantMemfd", Idempotency.NOT_IDEMPOTENT, s -> s.memory().grantMemfd(GrantMemfdRequest.newBuilder()
+        .setPid(pid).setFd(fd).setGranteeTenant(granteeTenant).build()).getGrantToken());
+  }
+
+  @Override
+  public int acceptMemfdGrant(String grantToken) {
+    Objects.requireNonNull(grantToken, "grantToken");
+    return exec("AcceptMemfdGrant", Idempotency.NOT_IDEMPOTENT, s -> s.memory().acceptMemfdGrant(
+        AcceptMemfdGrantRequest.newBuilder().setPid(pid).setGrantToken(grantToken).build()).getFd());
+  }
+
+  @Override
+  public int revokeMemfdGrant(String grantToken) {
+    Objects.requireNonNull(grantToken, "grantToken");
+    return exec("RevokeMemfdGrant", Idempotency.IDEMPOTENT, s -> s.memory().revokeMemfdGrant(
+        RevokeMemfdGrantRequest.newBuilder().setPid(pid).setGrantToken(grantToken).build()).getClosedFds());
   }
 
   @Override

@@ -36,7 +36,8 @@ final class StatusMapper {
 
   static ErrnoException fromInfo(ErrnoInfo info, String call, String grpcCode, Throwable cause) {
     String c = info.getCall().isBlank() ? call : info.getCall();
-    return ErrnoException.of(info.getErrno(), info.getName(), c, info.getBytesDone(), grpcCode, cause);
+    return ErrnoException.of(info.getErrno(), info.getName(), c, info.getBytesDone(), grpcCode, info.getReason(),
+        cause);
   }
 
   /**

@@ -81,6 +81,30 @@ public interface MemoryBackend extends AutoCloseable {
                 "not supported by this backend");
     }
 
+    /**
+     * A counted reference to the memfd behind {@code fd}, kept while the file is in flight (a cross-tenant grant):
+     * EBADF when not open, EINVAL when not a memfd. Release with {@link #memfdPut}.
+     */
+    default io.uffdemu.server.mm.OpenFile memfdGet(int pid, int fd) {
+        throw new io.uffdemu.server.mm.LinuxException(io.uffdemu.server.mm.Errno.ENOSYS, "fget", 0,
+                "memfd grants are not supported by this backend");
+    }
+
+    /** Installs a file from {@link #memfdGet} in {@code pid}'s fd table (receive_fd); returns the fd. */
+    default int memfdInstall(int pid, io.uffdemu.server.mm.OpenFile file) {
+        throw new io.uffdemu.server.mm.LinuxException(io.uffdemu.server.mm.Errno.ENOSYS, "receive_fd", 0,
+                "memfd grants are not supported by this backend");
+    }
+
+    /** Drops a reference from {@link #memfdGet}. */
+    default void memfdPut(io.uffdemu.server.mm.OpenFile file) {
+    }
+
+    /** Closes {@code fd} of {@code pid} if it still refers to {@code file}; false otherwise (or process gone). */
+    default boolean closeIfSame(int pid, int fd, io.uffdemu.server.mm.OpenFile file) {
+        return false;
+    }
+
     /** userfaultfd(2) (or /dev/userfaultfd when {@code dev}); the returned fd still needs {@link #uffdApi}. */
     int userfaultfd(int pid, int flags, boolean dev);
 

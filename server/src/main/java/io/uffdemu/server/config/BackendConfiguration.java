@@ -4,6 +4,7 @@ import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.backend.emulated.EmulatedBackend;
 import io.uffdemu.server.mm.Kernel;
 import io.uffdemu.server.mm.KernelProfile;
+import io.uffdemu.server.mm.MemCgroup;
 import io.micrometer.core.instrument.MeterRegistry;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,7 +49,28 @@ public class BackendConfiguration {
                     e.hugepages1g(), e.checkInvariants(), profile);
             log.info("uffdemu backend: emulated Linux {} ({} memory, {} swap, {} x 2MiB huge pages)", profile,
                     e.memory(), e.swap(), e.hugepages2m());
-            return new EmulatedBackend(cfg);
+            long heapNeed = e.memory().toBytes() + e.swap().toBytes();
+            long heap = Runtime.getRuntime().maxMemory();
+            if (heap != Long.MAX_VALUE && heapNeed > heap * 3 / 4) {
+                log.warn("uffdemu: the emulated memory + swap ({} bytes) can exceed 3/4 of the JVM heap ({} bytes) "
+                        + "when full: page contents live in the heap, so raise -Xmx or lower "
+                        + "uffdemu.emulated.memory / uffdemu.emulated.swap (per-tenant quotas: uffdemu.quotas.*)",
+                        heapNeed, heap);
+            }
+            return new EmulatedBackend(cfg).withMemcgLimits(tenantLimits(props.quotas()), globalLimits(props.quotas()));
+        }
+
+        /** uffdemu.quotas.* as the limits of each tenant's memory cgroup. */
+        static MemCgroup.Limits tenantLimits(UffdemuProperties.Quotas q) {
+            return new MemCgroup.Limits(q.memory().toBytes(), q.swap().toBytes(), q.hugetlb().toBytes(),
+                    q.maxMappings(), q.maxUffds(), q.maxRegisteredRanges(), q.maxPendingFaults(), q.maxBlockedThreads());
+        }
+
+        /** uffdemu.quotas.global.* as the root memory cgroup's limits (memory: the machine itself). */
+        static MemCgroup.Limits globalLimits(UffdemuProperties.Quotas q) {
+            UffdemuProperties.Global g = q.global();
+            return new MemCgroup.Limits(Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE, g.maxMappings(), g.maxUffds(),
+                    g.maxRegisteredRanges(), g.maxPendingFaults(), g.maxBlockedThreads());
         }
 
         /** {@code uffdemu.emulated.kernel-profile} and {@code pte-marker-uffd-wp}; a bad value stops the start. */

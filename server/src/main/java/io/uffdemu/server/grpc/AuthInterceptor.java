@@ -29,7 +29,8 @@ import org.springframework.stereotype.Component;
 /**
  * Bearer-token authentication: {@code authorization: Bearer <token>} is hashed (SHA-256) and looked up among
  * the configured hashes ({@code uffdemu.auth.tokens}, {@code uffdemu.auth.tokens-file}); the match names the
- * tenant of the call. With no tokens configured authentication is off, which the server allows only when
+ * tenant of the call. With {@code uffdemu.auth.mtls.enabled} a verified client certificate names it too
+ * ({@link ClientCertificates}). With no tokens configured authentication is off, which the server allows only when
  * bound to loopback (or with {@code uffdemu.auth.allow-unauthenticated=true}); it says so at start.
  * Health and reflection stay open.
  */
@@ -41,10 +42,25 @@ public class AuthInterceptor implements ServerInterceptor {
     static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization",
             Metadata.ASCII_STRING_MARSHALLER);
     private final Map<String, String> tenantByHash;
+    /** Client-certificate tenants, or null when {@code uffdemu.auth.mtls.enabled} is false. */
+    private final ClientCertificates certs;
 
-    public AuthInterceptor(UffdemuProperties props, @Value("${spring.grpc.server.address:}") String address) {
+    public AuthInterceptor(UffdemuProperties props, @Value("${spring.grpc.server.address:}") String address,
+            @Value("${spring.grpc.server.ssl.bundle:}") String sslBundle) {
         this.tenantByHash = load(props.auth());
-        if (tenantByHash.isEmpty()) {
+        UffdemuProperties.Mtls mtls = props.auth().mtls();
+        if (mtls != null && mtls.enabled()) {
+            if (sslBundle == null || sslBundle.isBlank()) {
+                throw new IllegalStateException("uffdemu.auth.mtls.enabled=true needs server TLS: set "
+                        + "spring.grpc.server.ssl.bundle (and spring.grpc.server.ssl.client-auth=optional or require)");
+            }
+            this.certs = new ClientCertificates(mtls);
+            log.info("uffdemu: client-certificate authentication on (tenant from {}, {} mapping(s), CA {})",
+                    mtls.tenantFrom(), mtls.tenants().size(), mtls.clientCa());
+        } else {
+            this.certs = null;
+        }
+        if (tenantByHash.isEmpty() && certs == null) {
             boolean loopback = isLoopback(address);
             if (!loopback && !props.auth().allowUnauthenticated()) {
                 throw new IllegalStateException("uffdemu: refusing to serve without authentication on "
@@ -115,23 +131,47 @@ public class AuthInterceptor implements ServerInterceptor {
     }
 
     public boolean enabled() {
-        return !tenantByHash.isEmpty();
+        return !tenantByHash.isEmpty() || certs != null;
     }
 
+    /**
+     * The tenant of a call: from the bearer token when one is sent (it must be known), else from the client
+     * certificate when mTLS is on. A token and a certificate naming different tenants, a certificate that does not
+     * verify against the client CA, or neither credential: UNAUTHENTICATED.
+     */
     @Override
     public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
             ServerCallHandler<Q, R> next) {
         String service = call.getMethodDescriptor().getServiceName();
-        if (tenantByHash.isEmpty() || service == null || !service.startsWith("uffdemu.")) {
+        if (!enabled() || service == null || !service.startsWith("uffdemu.")) {
             return next.startCall(call, headers);
         }
         String auth = headers.get(AUTHORIZATION);
-        String tenant = null;
-        if (auth != null && auth.regionMatches(true, 0, "Bearer ", 0, 7)) {
-            tenant = tenantByHash.get(sha256Hex(auth.substring(7).strip()));
+        String tokenTenant = null;
+        String refusal = null;
+        if (auth != null) {
+            if (auth.regionMatches(true, 0, "Bearer ", 0, 7)) {
+                tokenTenant = tenantByHash.get(sha256Hex(auth.substring(7).strip()));
+            }
+            if (tokenTenant == null) {
+                refusal = "unknown bearer token";
+            }
         }
-        if (tenant == null) {
-            call.close(Status.UNAUTHENTICATED.withDescription("missing or unknown bearer token"), new Metadata());
+        String certTenant = null;
+        if (refusal == null && certs != null) {
+            ClientCertificates.Result r = certs.tenantOf(call.getAttributes().get(io.grpc.Grpc.TRANSPORT_ATTR_SSL_SESSION));
+            certTenant = r.tenant();
+            refusal = r.refusal();
+        }
+        String tenant = tokenTenant != null ? tokenTenant : certTenant;
+        if (refusal == null && tokenTenant != null && certTenant != null && !tokenTenant.equals(certTenant)) {
+            refusal = "bearer token and client certificate name different tenants";
+        }
+        if (refusal == null && tenant == null) {
+            refusal = certs == null ? "missing bearer token" : "missing bearer token or client certificate";
+        }
+        if (refusal != null) {
+            call.close(Status.UNAUTHENTICATED.withDescription(refusal), new Metadata());
             return new ServerCall.Listener<>() {
             };
         }

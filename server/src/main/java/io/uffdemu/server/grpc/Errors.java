@@ -36,13 +36,21 @@ public final class Errors {
         };
     }
 
+    /** {@link ErrnoInfo#getReason()} of a failure caused by a tenant's (or the machine-wide) quota. */
+    public static final String QUOTA_EXCEEDED = "QUOTA_EXCEEDED";
+
+    /**
+     * A core failure as a status: the errno's code from {@link #codeFor}, except that a quota failure
+     * ({@link LinuxException#isQuota()}) is always RESOURCE_EXHAUSTED with reason {@link #QUOTA_EXCEEDED}, whatever
+     * its errno (EAGAIN from a pending-fault quota is not ABORTED: retrying at once will not help).
+     */
     public static StatusRuntimeException of(LinuxException e) {
-        return of(e, codeFor(e.errno()));
+        return e.isQuota() ? of(e, Status.Code.RESOURCE_EXHAUSTED) : of(e, codeFor(e.errno()));
     }
 
     static StatusRuntimeException of(LinuxException e, Status.Code code) {
         ErrnoInfo info = ErrnoInfo.newBuilder().setErrno(e.errno().number()).setName(e.errno().name())
-                .setCall(e.call()).setBytesDone(e.bytesDone()).build();
+                .setCall(e.call()).setBytesDone(e.bytesDone()).setReason(e.isQuota() ? QUOTA_EXCEEDED : "").build();
         com.google.rpc.Status st = com.google.rpc.Status.newBuilder().setCode(code.value())
                 .setMessage(e.getMessage()).addDetails(Any.pack(info)).build();
         return StatusProto.toStatusRuntimeException(st);

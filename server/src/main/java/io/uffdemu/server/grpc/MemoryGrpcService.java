@@ -2,7 +2,12 @@ package io.uffdemu.server.grpc;
 
 import com.google.protobuf.ByteString;
 import io.grpc.stub.StreamObserver;
+import io.uffdemu.api.v1.AcceptMemfdGrantRequest;
 import io.uffdemu.api.v1.CloseRequest;
+import io.uffdemu.api.v1.GrantMemfdRequest;
+import io.uffdemu.api.v1.GrantMemfdResponse;
+import io.uffdemu.api.v1.RevokeMemfdGrantRequest;
+import io.uffdemu.api.v1.RevokeMemfdGrantResponse;
 import io.uffdemu.api.v1.Empty;
 import io.uffdemu.api.v1.FallocateRequest;
 import io.uffdemu.api.v1.FdResponse;
@@ -31,10 +36,12 @@ public class MemoryGrpcService extends MemoryServiceGrpc.MemoryServiceImplBase {
     private static final Empty EMPTY = Empty.getDefaultInstance();
     private final MemoryBackend backend;
     private final UffdemuProperties.Limits limits;
+    private final MemfdGrants grants;
 
-    public MemoryGrpcService(MemoryBackend backend, UffdemuProperties props) {
+    public MemoryGrpcService(MemoryBackend backend, UffdemuProperties props, MemfdGrants grants) {
         this.backend = backend;
         this.limits = props.limits();
+        this.grants = grants;
     }
 
     @Override
@@ -116,6 +123,23 @@ public class MemoryGrpcService extends MemoryServiceGrpc.MemoryServiceImplBase {
     public void pidfdGetfd(PidfdGetfdRequest r, StreamObserver<FdResponse> out) {
         Calls.unary(out, () -> FdResponse.newBuilder().setFd(backend.pidfdGetfd(r.getPid(), r.getTargetPid(),
                 r.getTargetFd())).build());
+    }
+
+    @Override
+    public void grantMemfd(GrantMemfdRequest r, StreamObserver<GrantMemfdResponse> out) {
+        Calls.unary(out, () -> GrantMemfdResponse.newBuilder().setGrantToken(grants.grant(r.getPid(), r.getFd(),
+                r.getGranteeTenant())).build());
+    }
+
+    @Override
+    public void acceptMemfdGrant(AcceptMemfdGrantRequest r, StreamObserver<FdResponse> out) {
+        Calls.unary(out, () -> FdResponse.newBuilder().setFd(grants.accept(r.getPid(), r.getGrantToken())).build());
+    }
+
+    @Override
+    public void revokeMemfdGrant(RevokeMemfdGrantRequest r, StreamObserver<RevokeMemfdGrantResponse> out) {
+        Calls.unary(out, () -> RevokeMemfdGrantResponse.newBuilder().setClosedFds(grants.revoke(r.getGrantToken()))
+                .build());
     }
 
     @Override

@@ -33,10 +33,12 @@ public class ProcessGrpcService extends ProcessServiceGrpc.ProcessServiceImplBas
     private final UffdemuProperties.Limits limits;
 
     private final TenantGuard guard;
+    private final MemfdGrants grants;
 
-    public ProcessGrpcService(MemoryBackend backend, UffdemuProperties props, TenantGuard guard) {
+    public ProcessGrpcService(MemoryBackend backend, UffdemuProperties props, TenantGuard guard, MemfdGrants grants) {
         this.backend = backend;
         this.guard = guard;
+        this.grants = grants;
         this.limits = props.limits();
     }
 
@@ -78,6 +80,7 @@ public class ProcessGrpcService extends ProcessServiceGrpc.ProcessServiceImplBas
         Calls.unary(out, () -> {
             backend.exit(req.getPid());
             guard.exited(req.getPid());
+            grants.processExited(req.getPid());
             return ExitResponse.getDefaultInstance();
         });
     }

@@ -16,6 +16,7 @@ import org.springframework.stereotype.Component;
 public class TenantGuard {
     private final ConcurrentHashMap<Integer, String> owners = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, AtomicInteger> processCount = new ConcurrentHashMap<>();
+    private final AtomicInteger totalProcesses = new AtomicInteger();
     private final ConcurrentHashMap<String, AtomicInteger> streamCount = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, Bucket> buckets = new ConcurrentHashMap<>();
     private final UffdemuProperties.Quotas quotas;
@@ -26,7 +27,8 @@ public class TenantGuard {
     public TenantGuard(UffdemuProperties props) {
         this.quotas = props.quotas();
         this.admins = java.util.Set.copyOf(props.auth().adminTenants());
-        this.authEnabled = !props.auth().tokens().isEmpty() || props.auth().tokensFile() != null;
+        this.authEnabled = !props.auth().tokens().isEmpty() || props.auth().tokensFile() != null
+                || (props.auth().mtls() != null && props.auth().mtls().enabled());
     }
 
     /** Machine-wide changes (sysctls) are for admin tenants only once authentication is on. */
@@ -42,7 +44,7 @@ public class TenantGuard {
 
         QuotaException(Errno errno, String call, String what) {
             super(what, null, false, false);
-            this.cause = new LinuxException(errno, call, 0, what);
+            this.cause = LinuxException.quota(errno, call, what);
         }
     }
 
@@ -69,11 +71,18 @@ public class TenantGuard {
             throw new QuotaException(Errno.EAGAIN, call, "tenant process quota (" + quotas.maxProcesses()
                     + ") reached");
         }
+        if (totalProcesses.incrementAndGet() > quotas.global().maxProcesses()) {
+            totalProcesses.decrementAndGet();
+            n.decrementAndGet();
+            throw new QuotaException(Errno.EAGAIN, call, "global process quota (" + quotas.global().maxProcesses()
+                    + ") reached");
+        }
     }
 
     /** The create failed: give the quota back. */
     public void createFailed() {
         processCount.get(Tenants.current()).decrementAndGet();
+        totalProcesses.decrementAndGet();
     }
 
     public void created(int pid) {
@@ -84,6 +93,7 @@ public class TenantGuard {
         String t = owners.remove(pid);
         if (t != null) {
             processCount.get(t).decrementAndGet();
+            totalProcesses.decrementAndGet();
         }
     }
 

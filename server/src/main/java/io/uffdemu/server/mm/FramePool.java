@@ -9,7 +9,7 @@ import java.util.Arrays;
  * <p>Frames are numbered (pfn). Metadata is kept struct-of-arrays: {@code refcount} (references from page
  * tables, the page cache and the swap cache), {@code mapcount} (page-table mappings), {@code flags} and
  * {@code order}; page contents are allocated lazily (a frame that was never written reads as zeros), so
- * resident metadata is 10 bytes of arrays plus one reference (4 bytes with compressed oops) per frame. A huge folio is a run of contiguous frames; its head holds
+ * resident metadata is 10 bytes of arrays plus two references (contents and memcg, 4 bytes each with compressed oops) per frame. A huge folio is a run of contiguous frames; its head holds
  * the counts.
  *
  * <p>Pfn 0 is the shared zero page and is never allocated. Guarded by the kernel lock ({@link Kernel}).
@@ -33,6 +33,15 @@ public final class FramePool {
     private byte[][] flags = new byte[0][];
     private byte[][] order = new byte[0][];
     private byte[][][] data = new byte[0][][];
+    /** {@code folio->memcg_data}: the memcg a folio (its head frame) is charged to; null for uncharged frames. */
+    private MemCgroup[][] memcg = new MemCgroup[0][];
+    /**
+     * The memcg new folios are charged to ({@code current}'s, or {@code set_active_memcg()}); the root when no
+     * task is running. Set by {@link Kernel#taskLocked}, reset when the kernel lock is taken.
+     */
+    MemCgroup active;
+    /** The memcg whose limit refused this thread's last allocation (null after a successful one). */
+    static final ThreadLocal<MemCgroup> REFUSED = new ThreadLocal<>();
     private long top = 1; // pfn 0 = zero page
     private long used;
     // free lists of single frames, and of huge runs by order (2 MiB = 9, 1 GiB = 18)
@@ -52,8 +61,40 @@ public final class FramePool {
         return used;
     }
 
+    /**
+     * Pages the running allocation context can still get: the machine's free pages, capped by the active
+     * memcg's {@code mem_cgroup_margin()} (so the huge-folio paths fall back when the memcg is full).
+     */
     public long freePages() {
+        long free = capacityPages - used;
+        return active == null ? free : Math.min(free, active.marginPages());
+    }
+
+    /** The machine's free pages, whatever the memcg. */
+    public long machineFreePages() {
         return capacityPages - used;
+    }
+
+    /** Receives one charged folio: its memcg, its size in 4 KiB frames, whether it is a hugetlb folio. */
+    interface ChargeVisitor {
+        void visit(MemCgroup memcg, long pages, boolean hugetlb);
+    }
+
+    /** Every charged folio (for the invariant checker; walks all frames). */
+    void forEachCharged(ChargeVisitor v) {
+        for (long pfn = 1; pfn < top; pfn++) {
+            int p = (int) pfn;
+            MemCgroup cg = memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
+            if (cg != null) {
+                v.visit(cg, 1L << order[p >>> CHUNK_SHIFT][p & CHUNK_MASK],
+                        (flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] & PG_HUGETLB) != 0);
+            }
+        }
+    }
+
+    /** The memcg the folio at {@code pfn} is charged to, or null. */
+    public MemCgroup memcg(long pfn) {
+        return pfn == ZERO_PFN ? null : memcg[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
     /** Allocates one order-0 frame with refcount 1, zero contents; -1 when memory is exhausted. */
@@ -66,6 +107,16 @@ public final class FramePool {
         long n = 1L << ord;
         if (used + n > capacityPages) {
             return -1;
+        }
+        MemCgroup cg = active;
+        if (cg != null) {
+            boolean charged = (pgFlags & PG_HUGETLB) != 0 ? cg.tryChargeHugetlb(n * Linux.PAGE_SIZE)
+                    : cg.tryChargeMemory(n);
+            if (!charged) {
+                REFUSED.set(cg);
+                return -1;
+            }
+            REFUSED.remove();
         }
         long pfn;
         if (ord == 0 && freeSinglesLen > 0) {
@@ -86,6 +137,7 @@ public final class FramePool {
         mapcount[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = 0;
         flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) (pgFlags | (ord > 0 ? PG_HEAD : 0));
         order[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) ord;
+        memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = cg;
         for (long i = 0; i < n; i++) {
             data[(int) ((pfn + i) >>> CHUNK_SHIFT)][(int) ((pfn + i) & CHUNK_MASK)] = null;
         }
@@ -106,12 +158,14 @@ public final class FramePool {
         flags = Arrays.copyOf(flags, chunks);
         order = Arrays.copyOf(order, chunks);
         data = Arrays.copyOf(data, chunks);
+        memcg = Arrays.copyOf(memcg, chunks);
         for (int c = old; c < chunks; c++) {
             refcount[c] = new int[1 << CHUNK_SHIFT];
             mapcount[c] = new int[1 << CHUNK_SHIFT];
             flags[c] = new byte[1 << CHUNK_SHIFT];
             order[c] = new byte[1 << CHUNK_SHIFT];
             data[c] = new byte[1 << CHUNK_SHIFT][];
+            memcg[c] = new MemCgroup[1 << CHUNK_SHIFT];
         }
     }
 
@@ -121,6 +175,15 @@ public final class FramePool {
         long n = 1L << ord;
         for (long i = 0; i < n; i++) {
             data[(int) ((pfn + i) >>> CHUNK_SHIFT)][(int) ((pfn + i) & CHUNK_MASK)] = null;
+        }
+        MemCgroup cg = memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
+        if (cg != null) { // mem_cgroup_uncharge() / hugetlb_cgroup_uncharge_folio()
+            if ((flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] & PG_HUGETLB) != 0) {
+                cg.unchargeHugetlb(n * Linux.PAGE_SIZE);
+            } else {
+                cg.unchargeMemory(n);
+            }
+            memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = null;
         }
         flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = 0;
         used -= n;

@@ -133,5 +133,32 @@ final class InvariantChecker {
                         + " nr=" + h.nrHugepages);
             }
         }
+        checkMemcgs(k);
+    }
+
+    /** Each memcg's page counters equal the frames and swap slots charged to it or below it. */
+    private static void checkMemcgs(Kernel k) {
+        Map<MemCgroup, long[]> real = new java.util.IdentityHashMap<>(); // {pages, hugetlb bytes, swap slots}
+        k.frames.forEachCharged((cg, pages, hugetlb) -> {
+            for (MemCgroup c = cg; c != null; c = c.parent) {
+                long[] r = real.computeIfAbsent(c, x -> new long[3]);
+                r[hugetlb ? 1 : 0] += hugetlb ? pages * Linux.PAGE_SIZE : pages;
+            }
+        });
+        k.swap.forEachCharged(cg -> {
+            for (MemCgroup c = cg; c != null; c = c.parent) {
+                real.computeIfAbsent(c, x -> new long[3])[2]++;
+            }
+        });
+        java.util.List<MemCgroup> all = new java.util.ArrayList<>(k.memcgs.values());
+        all.add(k.rootMemcg);
+        for (MemCgroup c : all) {
+            long[] r = real.getOrDefault(c, new long[3]);
+            if (r[0] != c.memoryPages || r[1] != c.hugetlbBytes || r[2] != c.swapPages) {
+                throw new IllegalStateException("memcg " + c.name + " counters memory=" + c.memoryPages + " hugetlb="
+                        + c.hugetlbBytes + " swap=" + c.swapPages + " but charged frames/slots say " + r[0] + "/" + r[1]
+                        + "/" + r[2]);
+            }
+        }
     }
 }

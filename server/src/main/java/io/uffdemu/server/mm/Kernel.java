@@ -49,6 +49,9 @@ public final class Kernel {
     final SwapDevice swap;
     final Map<Long, HugetlbPool> hstates = new TreeMap<>();
     final TreeMap<Integer, Task> tasks = new TreeMap<>();
+    /** The root memory cgroup: machine-wide limits; tenants' memcgs are its children, by name. */
+    final MemCgroup rootMemcg = new MemCgroup("/", null, MemCgroup.Limits.UNLIMITED);
+    final Map<String, MemCgroup> memcgs = new HashMap<>();
     final Config config;
     /** The release and config imitated; fixed for the machine's life. */
     final KernelProfile profile;
@@ -116,6 +119,7 @@ public final class Kernel {
         // vm.unprivileged_userfaultfd defaulted to 1 until the UFFD_USER_MODE_ONLY series of 5.11 made it 0
         this.unprivilegedUserfaultfd = profile.atLeast(5, 11) ? 0 : 1;
         this.frames = new FramePool(config.memoryBytes());
+        this.frames.active = rootMemcg;
         this.swap = new SwapDevice(config.swapBytes());
         HugetlbPool h2 = new HugetlbPool(Linux.PMD_SIZE);
         HugetlbPool h1 = new HugetlbPool(Linux.PUD_SIZE);
@@ -136,6 +140,10 @@ public final class Kernel {
 
     void lock() {
         lock.lock();
+        if (lock.getHoldCount() == 1) {
+            frames.active = rootMemcg; // no task is running yet: charges go to the root
+            FramePool.REFUSED.remove();
+        }
     }
 
     void unlock() {
@@ -152,25 +160,120 @@ public final class Kernel {
 
     // ------------------------------------------------------------------ processes
 
-    /** Creates a process with an empty mm. {@code owner} is an opaque tag (tenant) the core keeps. */
+    /** Creates a process with an empty mm in the root memcg. {@code owner} is an opaque tag (tenant) the core keeps. */
     public Task createProcess(String name, int uid, boolean capSysPtrace, String owner) {
+        return createProcess(name, uid, capSysPtrace, owner, null);
+    }
+
+    /** Creates a process with an empty mm in {@code memcg} (null = the root memcg). */
+    public Task createProcess(String name, int uid, boolean capSysPtrace, String owner, MemCgroup memcg) {
         lock();
         try {
+            MemCgroup cg = memcg == null ? rootMemcg : memcg;
             MmStruct mm = new MmStruct();
             mm.vm = vm;
-            Task t = new Task(nextPid++, name == null ? "" : name, uid, capSysPtrace, 0, mm, owner);
+            Task t = new Task(nextPid++, name == null ? "" : name, uid, capSysPtrace, 0, mm, owner, cg);
             tasks.put(t.pid, t);
+            cg.tasks.add(t);
             return t;
         } finally {
             unlock();
         }
     }
 
-    /** The live task with this pid, or ESRCH. Caller holds the lock. */
+    // ------------------------------------------------------------------ memory cgroups
+
+    /** The root memcg (its limits are the machine-wide ones). */
+    public MemCgroup rootMemcg() {
+        return rootMemcg;
+    }
+
+    /**
+     * mkdir of a child memcg of the root, or the existing one of that name; {@code limits} are applied to a new
+     * memcg only (see {@link #setMemcgLimits}).
+     */
+    public MemCgroup memcg(String name, MemCgroup.Limits limits) {
+        lock();
+        try {
+            return memcgs.computeIfAbsent(name, n -> new MemCgroup(n, rootMemcg, limits));
+        } finally {
+            unlock();
+        }
+    }
+
+    /** Writes memory.max and friends; lowering below the usage leaves the usage (later charges fail). */
+    public void setMemcgLimits(MemCgroup cg, MemCgroup.Limits limits) {
+        lock();
+        try {
+            cg.limits = limits;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** A consistent snapshot of a memcg's counters (memory.current, memory.stat, memory.events). */
+    public record MemcgStat(long memoryCurrent, long swapCurrent, long hugetlbCurrent, long mapCount,
+            long uffds, long registered, long pendingFaults, long blockedThreads, long eventsMax, long eventsOom) {
+    }
+
+    public MemcgStat memcgStat(MemCgroup cg) {
+        lock();
+        try {
+            return new MemcgStat(cg.memoryCurrent(), cg.swapCurrent(), cg.hugetlbCurrent(), cg.mapCount(),
+                    cg.uffdCount(), cg.registeredCount(), cg.pendingFaults(), cg.blockedThreads(), cg.eventsMax,
+                    cg.eventsOom);
+        } finally {
+            unlock();
+        }
+    }
+
+    /**
+     * Before a call that fills page tables over {@code [addr, addr + len)} without allocating frames (e.g.
+     * MADV_GUARD_INSTALL): ENOMEM (quota) when the tables it may need would exceed the memcg's page-table budget.
+     */
+    public void checkPgtableRoom(int pid, long len, String call) {
+        lock();
+        try {
+            Task t = taskLocked(pid, call);
+            long tables = len <= 0 ? 0 : Math.min(len, Linux.TASK_SIZE) / Linux.PMD_SIZE + 2;
+            t.memcg.checkPgtableRoom(tables, call);
+        } finally {
+            unlock();
+        }
+    }
+
+    /**
+     * The memcg whose limit refused this thread's last frame allocation, if the last one failed; the edge uses
+     * it to tell a tenant's limit (RESOURCE_EXHAUSTED, quota) from the machine's exhaustion.
+     */
+    public MemCgroup lastChargeRefusal() {
+        return FramePool.REFUSED.get();
+    }
+
+    /** Entry points (and per-page loops) that can add page tables without allocating a frame. */
+    private static final java.util.Set<String> PGTABLE_GROWING_CALLS = java.util.Set.of("access", "mmap", "madvise",
+            "mremap", "fork", "UFFDIO_ZEROPAGE", "UFFDIO_COPY", "UFFDIO_CONTINUE", "UFFDIO_POISON", "UFFDIO_MOVE",
+            "UFFDIO_WRITEPROTECT");
+
+    /**
+     * The live task with this pid, or ESRCH. Caller holds the lock. The task becomes {@code current}: frames
+     * allocated from here on are charged to its memcg, which is first brought back under its limit by a reclaim
+     * batch when its margin is low ({@code mem_cgroup_handle_over_high()}; this is a safe point, no folio is held).
+     */
     Task taskLocked(int pid, String call) {
         Task t = tasks.get(pid);
         if (t == null || t.exited) {
             throw new LinuxException(Errno.ESRCH, call, 0, "no process " + pid);
+        }
+        if (frames.active != t.memcg) {
+            frames.active = t.memcg;
+            if (PGTABLE_GROWING_CALLS.contains(call)) {
+                t.memcg.checkPgtableRoom(0, call);
+            }
+            if (t.memcg != rootMemcg && t.memcg.marginPages() < MemCgroup.RECLAIM_BATCH
+                    && t.memcg.swapMarginPages() > 0 && swap.usedPages() < swap.capacityPages()) {
+                vm.reclaimMemcgLocked(t.memcg, MemCgroup.RECLAIM_BATCH);
+            }
         }
         return t;
     }
@@ -218,7 +321,10 @@ public final class Kernel {
             Task parent = taskLocked(pid, "fork");
             MmStruct mm = new MmStruct();
             mm.vm = vm;
-            child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner);
+            child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner,
+                    parent.memcg);
+            parent.memcg.checkMapCount("fork");
+            parent.memcg.tasks.add(child);
             Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmapLocked(parent.mm, mm);
             for (Map.Entry<Integer, OpenFile> e : parent.fds.entrySet()) {
                 child.fds.put(e.getKey(), e.getValue());
@@ -259,6 +365,7 @@ public final class Kernel {
                 closeLocked(t, fd);
             }
             tasks.remove(pid);
+            t.memcg.tasks.remove(t);
         } finally {
             unlock();
         }
@@ -493,6 +600,70 @@ public final class Kernel {
         }
     }
 
+    /**
+     * {@code fget()} of a memfd for passing it on later: a counted reference to the open file behind {@code fd}
+     * that keeps it (and its page cache) alive while in flight, like a file in an SCM_RIGHTS message. EBADF when
+     * the fd is not open, EINVAL when it is not a memfd. Release with {@link #fput}.
+     */
+    public OpenFile fgetMemfd(int pid, int fd, String call) {
+        lock();
+        try {
+            Task t = taskLocked(pid, call);
+            Inode inode = memfdLocked(t, fd, call);
+            OpenFile f = t.fds.get(fd);
+            f.refs++;
+            inode.refs++;
+            return f;
+        } finally {
+            unlock();
+        }
+    }
+
+    /** {@code receive_fd()}: installs an in-flight file (from {@link #fgetMemfd}) in pid's table; the lowest free fd. */
+    public int receiveFd(int pid, OpenFile f, String call) {
+        lock();
+        try {
+            Task t = taskLocked(pid, call);
+            t.checkFdRoom(call);
+            if (f.inode != null) {
+                f.inode.refs++;
+            }
+            return t.installFd(f);
+        } finally {
+            unlock();
+        }
+    }
+
+    /** {@code fput()} of a reference taken by {@link #fgetMemfd}. */
+    public void fput(OpenFile f) {
+        lock();
+        try {
+            if (--f.refs == 0 && f.uffd != null) {
+                uffd.releaseLocked(f.uffd);
+            }
+            if (f.inode != null) {
+                putInodeLocked(f.inode);
+            }
+        } finally {
+            unlock();
+        }
+    }
+
+    /** close(2) of {@code fd} only if it still refers to {@code f} (and the process lives); true if closed. */
+    public boolean closeIfSame(int pid, int fd, OpenFile f) {
+        lock();
+        try {
+            Task t = tasks.get(pid);
+            if (t == null || t.exited || t.fds.get(fd) != f) {
+                return false;
+            }
+            closeLocked(t, fd);
+            return true;
+        } finally {
+            unlock();
+        }
+    }
+
     /** close(2). */
     public void close(int pid, int fd) {
         lock();
@@ -624,7 +795,7 @@ public final class Kernel {
         try {
             Map<String, Long> m = new HashMap<>();
             m.put("MemTotal", frames.capacityPages() * 4);
-            m.put("MemFree", frames.freePages() * 4);
+            m.put("MemFree", frames.machineFreePages() * 4);
             m.put("SwapTotal", swap.capacityPages() * 4);
             m.put("SwapFree", (swap.capacityPages() - swap.usedPages()) * 4);
             HugetlbPool h2 = hstate(Linux.PMD_SIZE);

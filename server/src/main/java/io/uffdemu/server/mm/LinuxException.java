@@ -9,6 +9,8 @@ public final class LinuxException extends RuntimeException {
     private final Errno errno;
     private final String call;
     private final long bytesDone;
+    /** The failure is a tenant's limit ({@link MemCgroup}), not the machine's: RESOURCE_EXHAUSTED at the edge. */
+    private final boolean quota;
 
     public LinuxException(Errno errno, String call) {
         this(errno, call, 0, null);
@@ -19,10 +21,31 @@ public final class LinuxException extends RuntimeException {
     }
 
     public LinuxException(Errno errno, String call, long bytesDone, String detail) {
+        this(errno, call, bytesDone, detail, false);
+    }
+
+    private LinuxException(Errno errno, String call, long bytesDone, String detail, boolean quota) {
         super(call + ": " + errno + (detail == null ? "" : " (" + detail + ")"), null, false, false);
         this.errno = errno;
         this.call = call;
         this.bytesDone = bytesDone;
+        this.quota = quota;
+    }
+
+    /** A tenant limit was hit (memcg memory.max, mapping count, ...): same errno as the kernel's, marked as quota. */
+    public static LinuxException quota(Errno errno, String call, String detail) {
+        return new LinuxException(errno, call, 0, detail, true);
+    }
+
+    /** This failure, re-marked as caused by a tenant limit (the errno, call and partial count stay). */
+    public LinuxException asQuota() {
+        return quota ? this : new LinuxException(errno, call, bytesDone,
+                "tenant memory limit (memcg memory.max / memory.swap.max / hugetlb max) reached", true);
+    }
+
+    /** True when a tenant limit, not machine-wide exhaustion, caused the failure. */
+    public boolean isQuota() {
+        return quota;
     }
 
     public Errno errno() {

@@ -55,6 +55,9 @@ public final class MmStruct {
         if (v == null || v.start == addr) {
             return v;
         }
+        if (owner != null) {
+            owner.memcg.checkMapCount("split_vma"); // __split_vma(): ENOMEM at vm.max_map_count
+        }
         Vma tail = new Vma(this, addr, v.end, v.prot, v.shared, v.mayWrite, v.inode, v.offset + (addr - v.start),
                 v.noreserve);
         tail.uffd = v.uffd;

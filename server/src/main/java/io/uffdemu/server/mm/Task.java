@@ -18,8 +18,12 @@ public final class Task {
     boolean exited;
     /** Opaque owner tag (the tenant that created the process); not interpreted by the core. */
     final String owner;
+    /** The memory cgroup the task belongs to ({@code mm->memcg} via {@code mm->owner}); charged for its memory. */
+    final MemCgroup memcg;
 
-    Task(int pid, String name, int uid, boolean capSysPtrace, int parentPid, MmStruct mm, String owner) {
+    Task(int pid, String name, int uid, boolean capSysPtrace, int parentPid, MmStruct mm, String owner,
+            MemCgroup memcg) {
+        this.memcg = memcg;
         this.pid = pid;
         this.name = name;
         this.uid = uid;
@@ -80,6 +84,10 @@ public final class Task {
 
     public String owner() {
         return owner;
+    }
+
+    public MemCgroup memcg() {
+        return memcg;
     }
 
     public java.util.Set<Integer> fdNumbers() {

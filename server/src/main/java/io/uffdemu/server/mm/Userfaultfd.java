@@ -54,7 +54,9 @@ public final class Userfaultfd {
                 throw LinuxException.einval(call, "unknown flags");
             }
             t.checkFdRoom(call);
+            t.memcg.checkUffdRoom(call);
             UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
+            t.memcg.uffds.add(ctx);
             return t.installFd(OpenFile.userfaultfd(ctx));
         } finally {
             k.unlock();
@@ -168,6 +170,10 @@ public final class Userfaultfd {
                     throw new LinuxException(Errno.EBUSY, "UFFDIO_REGISTER", 0, "registered with another uffd");
                 }
                 basic |= v.hugetlb;
+            }
+            if (mm.owner != null) {
+                long adding = vs.stream().filter(v -> v.uffd == null).count();
+                mm.owner.memcg.checkRegisteredRoom(adding, "UFFDIO_REGISTER");
             }
             // mm/userfaultfd.c userfaultfd_register_range(): a VMA already registered with this ctx that has
             // every requested mode bit is skipped ("nothing to do"), so a subset re-register keeps its modes
@@ -348,6 +354,14 @@ public final class Userfaultfd {
         Errno err = null;
         while (done < len) {
             long addr = dst + done;
+            if (done > 0 && (addr & (Linux.PMD_SIZE - 1)) == 0 && mm.owner != null) {
+                try { // each 2 MiB may need a new page table: the memcg's page-table budget bounds one call
+                    mm.owner.memcg.checkPgtableRoom(1, call);
+                } catch (LinuxException e) {
+                    err = Errno.ENOMEM;
+                    break;
+                }
+            }
             err = mfillPteLocked(v, kind, addr, src, (int) done, wp);
             if (err != null) {
                 break;
@@ -521,6 +535,10 @@ public final class Userfaultfd {
                 return Pte.isSwap(pte) ? pte | Pte.UFFD_WP : Pte.mkUffdWp(pte);
             });
             if (v.uffdWpUseMarkers() && k.profile.uffdWpMarkers()) {
+                if (v.mm.owner != null) { // markers need page tables for the whole range
+                    v.mm.owner.memcg.checkPgtableRoom((end - start + Linux.PMD_SIZE - 1) / Linux.PMD_SIZE + 1,
+                            "UFFDIO_WRITEPROTECT");
+                }
                 pt.fillNone(start, end, v.pageSize, Pte.marker(Pte.MARKER_UFFD_WP, v.hugetlb));
             }
             return;
@@ -835,6 +853,9 @@ public final class Userfaultfd {
         UserfaultfdCtx c = new UserfaultfdCtx(k.newCtxId(), childMm, parent.flags, k.lock.newCondition());
         c.features = parent.features;
         c.apiDone = true;
+        if (childMm.owner != null) {
+            childMm.owner.memcg.uffds.add(c); // counted, never refused: fork's process quota bounds it
+        }
         return c;
     }
 
@@ -848,6 +869,9 @@ public final class Userfaultfd {
         }
         ctx.released = true;
         MmStruct mm = ctx.mm;
+        if (mm.owner != null) {
+            mm.owner.memcg.uffds.remove(ctx);
+        }
         if (!mm.dead) {
             for (Vma v : new ArrayList<>(mm.vmas.values())) {
                 if (v.uffd == ctx) {

@@ -42,6 +42,7 @@ public final class VmOps {
         k.lock();
         try {
             Task t = k.taskLocked(pid, "mmap");
+            t.memcg.checkMapCount("mmap"); // do_mmap(): map_count over vm.max_map_count gives ENOMEM
             result = mmapLocked(t, addr, len, prot, flags, fd, offset, events);
             populateStart = result;
         } finally {
@@ -675,8 +676,24 @@ public final class VmOps {
         return pfn;
     }
 
-    /** Under memory pressure: swap out anonymous pages of any process, then retry (shrink_folio_list). */
+    /**
+     * Under memory pressure: swap out anonymous pages, then retry (shrink_folio_list). When a memcg's limit
+     * refused the allocation only that memcg's own pages are reclaimed ({@code try_to_free_mem_cgroup_pages()});
+     * other tenants' pages are never touched for it.
+     */
     private long reclaimAndAllocLocked(int flags) {
+        MemCgroup refused = FramePool.REFUSED.get();
+        if (refused != null) {
+            if (reclaimMemcgLocked(refused, MemCgroup.RECLAIM_BATCH) == 0) {
+                refused.eventsOom++;
+                return -1;
+            }
+            long pfn = k.frames.alloc(flags);
+            if (pfn < 0 && FramePool.REFUSED.get() != null) {
+                FramePool.REFUSED.get().eventsOom++;
+            }
+            return pfn;
+        }
         outer:
         for (Task t : k.tasks.values()) {
             for (Vma v : t.mm.vmas.values()) {
@@ -696,6 +713,45 @@ public final class VmOps {
             }
         }
         return k.frames.alloc(flags);
+    }
+
+    /**
+     * Reclaims up to {@code nr} anonymous pages charged to {@code cg} (or a memcg below it) by swapping them out,
+     * as {@code try_to_free_mem_cgroup_pages()} does; only exclusively mapped pages of the memcg's own processes
+     * are taken. Returns the pages freed (0 when there is nothing to reclaim or no swap room).
+     */
+    int reclaimMemcgLocked(MemCgroup cg, int nr) {
+        int freed = 0;
+        for (Task t : cg.allTasks()) {
+            for (Vma v : new ArrayList<>(t.mm.vmas.values())) {
+                if (freed >= nr) {
+                    return freed;
+                }
+                if (!v.isAnonymous() || v.hugetlb) {
+                    continue;
+                }
+                List<Long> victims = new ArrayList<>();
+                int want = nr - freed;
+                v.mm.pt.forEach(v.start, v.end, (addr, pte) -> {
+                    if (victims.size() < want && Pte.isPresent(pte) && !Pte.isZero(pte)) {
+                        long pfn = Pte.pfn(pte);
+                        MemCgroup owner = k.frames.memcg(pfn);
+                        if (k.frames.mapcount(pfn) == 1 && k.frames.refcount(pfn) == 1
+                                && (k.frames.flags(pfn) & FramePool.PG_LARGE) == 0 && owner != null
+                                && owner.isDescendantOf(cg)) {
+                            victims.add(addr);
+                        }
+                    }
+                });
+                for (long a : victims) {
+                    if (!pageoutAnonLocked(v, a)) {
+                        return freed; // swap full or memory.swap.max reached
+                    }
+                    freed++;
+                }
+            }
+        }
+        return freed;
     }
 
     /** A page-cache page for (inode, idx), zero-filled, refcount 1 (the cache's reference); -1 if none. */
@@ -858,7 +914,7 @@ public final class VmOps {
     boolean pageoutAnonLocked(Vma v, long addr) {
         long pte = v.mm.pt.get(addr);
         long pfn = Pte.pfn(pte);
-        long slot = k.swap.swapOut(k.frames.snapshot(pfn));
+        long slot = k.swap.swapOut(k.frames.snapshot(pfn), k.frames.memcg(pfn));
         if (slot < 0) {
             return false;
         }
@@ -902,7 +958,7 @@ public final class VmOps {
             deleteFromCacheLocked(inode, idx);
             return true;
         }
-        long slot = k.swap.swapOut(k.frames.snapshot(pfn));
+        long slot = k.swap.swapOut(k.frames.snapshot(pfn), k.frames.memcg(pfn));
         if (slot < 0) {
             return false;
         }

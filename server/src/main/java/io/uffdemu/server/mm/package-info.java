@@ -30,6 +30,7 @@
  * <tr><td>{@code struct address_space} (shmem, hugetlbfs)</td><td>{@link io.uffdemu.server.mm.Inode}</td><td>page cache index → frame or swap slot; {@code i_mmap} list</td></tr>
  * <tr><td>{@code struct hstate}</td><td>{@link io.uffdemu.server.mm.HugetlbPool}</td><td>nr_hugepages, free, reserved</td></tr>
  * <tr><td>{@code swap_info_struct}</td><td>{@link io.uffdemu.server.mm.SwapDevice}</td><td>slots with swap counts</td></tr>
+ * <tr><td>{@code struct mem_cgroup}, {@code page_counter}, hugetlb cgroup</td><td>{@link io.uffdemu.server.mm.MemCgroup}</td><td>mm/memcontrol.c: one per tenant under a root; frames ({@code folio->memcg_data} in FramePool), swap slots and page tables charged; reclaim of the memcg's own anon pages before ENOMEM / SIGBUS; per-tenant object counts</td></tr>
  * <tr><td>{@code struct task_struct} + {@code files_struct}</td><td>{@link io.uffdemu.server.mm.Task}</td><td>pid, credentials (uid, CAP_SYS_PTRACE), fd table</td></tr>
  * <tr><td>{@code struct file}</td><td>{@link io.uffdemu.server.mm.OpenFile}</td><td>memfd or userfaultfd, shared by dup'd fds</td></tr>
  * <tr><td>{@code struct userfaultfd_ctx}</td><td>{@link io.uffdemu.server.mm.UserfaultfdCtx}</td><td>features, pending/waiting faults, events, mmap_changing</td></tr>
@@ -52,6 +53,7 @@
  * disjoint; a VMA has a uffd ctx iff it has a uffd mode bit; every non-none PTE lies in a VMA; rss counters equal
  * what the page tables map; each frame's mapcount equals the PTEs mapping it; hugetlb pools consistent; every
  * write to a uffd-wp PTE produced a WP message or a WP_ASYNC clear (the wp-write ledger, see
- * {@code Faults.faultLocked}).
+ * {@code Faults.faultLocked}); each memcg's memory / hugetlb / swap counters equal the frames and swap slots
+ * charged to it and below it.
  */
 package io.uffdemu.server.mm;

@@ -19,7 +19,19 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.MetadataUtils;
+import com.google.protobuf.ByteString;
+import io.uffdemu.api.v1.AcceptMemfdGrantRequest;
+import io.uffdemu.api.v1.AccessRequest;
+import io.uffdemu.api.v1.CloseRequest;
 import io.uffdemu.api.v1.CreateProcessRequest;
+import io.uffdemu.api.v1.ExitRequest;
+import io.uffdemu.api.v1.FtruncateRequest;
+import io.uffdemu.api.v1.GrantMemfdRequest;
+import io.uffdemu.api.v1.MemfdCreateRequest;
+import io.uffdemu.api.v1.PidfdGetfdRequest;
+import io.uffdemu.api.v1.PreadRequest;
+import io.uffdemu.api.v1.PwriteRequest;
+import io.uffdemu.api.v1.RevokeMemfdGrantRequest;
 import io.uffdemu.api.v1.Credentials;
 import io.uffdemu.api.v1.ErrnoInfo;
 import io.uffdemu.api.v1.ListProcessesRequest;
@@ -158,8 +170,8 @@ class TenancyIT {
             }
         }
         assertThat(probed).contains("Access", "ReadPagemap", "PagemapScan", "Maps", "Fork", "Exit", "Mmap",
-                "Munmap", "MemfdCreate", "PidfdGetfd", "Open", "Register", "Copy", "WriteProtect", "Read", "Handle",
-                "Describe", "List");
+                "Munmap", "MemfdCreate", "PidfdGetfd", "GrantMemfd", "AcceptMemfdGrant", "RevokeMemfdGrant", "Open",
+                "Register", "Copy", "WriteProtect", "Read", "Handle", "Describe", "List");
         // bob does not even see alice's process in listings
         assertThat(ProcessServiceGrpc.newBlockingStub(bob).list(ListProcessesRequest.getDefaultInstance())
                 .getProcessesList()).noneMatch(p -> p.getPid() == pid);
@@ -203,6 +215,81 @@ class TenancyIT {
             }
         }
         return "";
+    }
+
+    static void assertNotFound(org.assertj.core.api.ThrowableAssert.ThrowingCallable call, String errno) {
+        assertThatThrownBy(call).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+            assertThat(errno(e)).isEqualTo(errno);
+        });
+    }
+
+    /** A memfd crosses tenants only by an explicit grant to that tenant; revocation closes what it installed. */
+    @Test
+    @Timeout(60)
+    void memfdCrossesTenantsOnlyByAnExplicitGrant() {
+        var aMem = MemoryServiceGrpc.newBlockingStub(as("alice-token"));
+        var bMem = MemoryServiceGrpc.newBlockingStub(as("bob-token"));
+        var aProc = ProcessServiceGrpc.newBlockingStub(as("alice-token"));
+        var bProc = ProcessServiceGrpc.newBlockingStub(as("bob-token"));
+        int ap = aProc.create(CreateProcessRequest.newBuilder().setName("a").build()).getPid();
+        int bp = bProc.create(CreateProcessRequest.newBuilder().setName("b").build()).getPid();
+        try {
+            int afd = aMem.memfdCreate(MemfdCreateRequest.newBuilder().setPid(ap).setName("shared").build()).getFd();
+            aMem.ftruncate(FtruncateRequest.newBuilder().setPid(ap).setFd(afd).setLength(4096).build());
+            aMem.pwrite(PwriteRequest.newBuilder().setPid(ap).setFd(afd).setData(ByteString.copyFromUtf8("hello"))
+                    .build());
+            // without a grant: not reachable, and no token works
+            assertNotFound(() -> bMem.pidfdGetfd(PidfdGetfdRequest.newBuilder().setPid(bp).setTargetPid(ap)
+                    .setTargetFd(afd).build()), "ESRCH");
+            assertNotFound(() -> bMem.acceptMemfdGrant(AcceptMemfdGrantRequest.newBuilder().setPid(bp)
+                    .setGrantToken("mg_00000000000000000000000000000000").build()), "ENOENT");
+            // a grant to another tenant is not bob's
+            String toAdmin = aMem.grantMemfd(GrantMemfdRequest.newBuilder().setPid(ap).setFd(afd)
+                    .setGranteeTenant("admin").build()).getGrantToken();
+            assertNotFound(() -> bMem.acceptMemfdGrant(AcceptMemfdGrantRequest.newBuilder().setPid(bp)
+                    .setGrantToken(toAdmin).build()), "ENOENT");
+            // a grant of something that is not a memfd, or not open
+            int ufd = UserfaultfdServiceGrpc.newBlockingStub(as("alice-token")).open(OpenRequest.newBuilder()
+                    .setPid(ap).setFlags(1).build()).getFd();
+            assertThatThrownBy(() -> aMem.grantMemfd(GrantMemfdRequest.newBuilder().setPid(ap).setFd(ufd)
+                    .setGranteeTenant("bob").build())).isInstanceOfSatisfying(StatusRuntimeException.class,
+                            e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT));
+            assertNotFound(() -> aMem.grantMemfd(GrantMemfdRequest.newBuilder().setPid(ap).setFd(99)
+                    .setGranteeTenant("bob").build()), "EBADF");
+
+            String token = aMem.grantMemfd(GrantMemfdRequest.newBuilder().setPid(ap).setFd(afd)
+                    .setGranteeTenant("bob").build()).getGrantToken();
+            int bfd = bMem.acceptMemfdGrant(AcceptMemfdGrantRequest.newBuilder().setPid(bp).setGrantToken(token)
+                    .build()).getFd();
+            assertThat(bMem.pread(PreadRequest.newBuilder().setPid(bp).setFd(bfd).setLen(5).build()).getData()
+                    .toStringUtf8()).isEqualTo("hello");
+            long map = bMem.mmap(MmapRequest.newBuilder().setPid(bp).setLen(4096).setProt(3).setFlags(1).setFd(bfd)
+                    .build()).getAddr();
+            bProc.access(AccessRequest.newBuilder().setPid(bp).setAddr(map).setWrite(true)
+                    .setData(ByteString.copyFromUtf8("world")).build());
+            assertThat(aMem.pread(PreadRequest.newBuilder().setPid(ap).setFd(afd).setLen(5).build()).getData()
+                    .toStringUtf8()).as("one page cache, two tenants").isEqualTo("world");
+            // the grant holds the file, not alice's fd number
+            aMem.close(CloseRequest.newBuilder().setPid(ap).setFd(afd).build());
+            int bfd2 = bMem.acceptMemfdGrant(AcceptMemfdGrantRequest.newBuilder().setPid(bp).setGrantToken(token)
+                    .build()).getFd();
+            // only the granting tenant revokes
+            assertNotFound(() -> bMem.revokeMemfdGrant(RevokeMemfdGrantRequest.newBuilder().setPid(bp)
+                    .setGrantToken(token).build()), "ENOENT");
+            assertThat(aMem.revokeMemfdGrant(RevokeMemfdGrantRequest.newBuilder().setPid(ap).setGrantToken(token)
+                    .build()).getClosedFds()).isEqualTo(2);
+            assertNotFound(() -> bMem.pread(PreadRequest.newBuilder().setPid(bp).setFd(bfd).setLen(5).build()),
+                    "EBADF");
+            assertNotFound(() -> bMem.pread(PreadRequest.newBuilder().setPid(bp).setFd(bfd2).setLen(5).build()),
+                    "EBADF");
+            assertNotFound(() -> bMem.acceptMemfdGrant(AcceptMemfdGrantRequest.newBuilder().setPid(bp)
+                    .setGrantToken(token).build()), "ENOENT");
+            // the grant to admin ends when the granting process exits
+        } finally {
+            aProc.exit(ExitRequest.newBuilder().setPid(ap).build());
+            bProc.exit(ExitRequest.newBuilder().setPid(bp).build());
+        }
     }
 
     @Test

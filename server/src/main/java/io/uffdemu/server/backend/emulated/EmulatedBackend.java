@@ -8,7 +8,10 @@ import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.AccessResult;
 import io.uffdemu.server.mm.Kernel;
 import io.uffdemu.server.mm.KernelProfile;
+import io.uffdemu.server.mm.Errno;
 import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.LinuxException;
+import io.uffdemu.server.mm.MemCgroup;
 import io.uffdemu.server.mm.Pagemap;
 import io.uffdemu.server.mm.Task;
 import io.uffdemu.server.mm.UffdMsg;
@@ -21,9 +24,52 @@ import java.util.Map;
 /** The emulated backend: adapts the kernel model in {@code io.uffdemu.server.mm} to the SPI. */
 public final class EmulatedBackend implements MemoryBackend {
     private final Kernel kernel;
+    private volatile MemCgroup.Limits tenantLimits = MemCgroup.Limits.UNLIMITED;
 
     public EmulatedBackend(Kernel.Config config) {
         this.kernel = new Kernel(config);
+    }
+
+    /**
+     * Memory cgroups for tenants: each owner tag gets its own child memcg of the root with {@code perTenant}
+     * limits (applied when the tenant's first process is created); the root memcg gets {@code global}.
+     */
+    public EmulatedBackend withMemcgLimits(MemCgroup.Limits perTenant, MemCgroup.Limits global) {
+        this.tenantLimits = perTenant;
+        kernel.setMemcgLimits(kernel.rootMemcg(), global);
+        return this;
+    }
+
+    /** The memcg of an owner tag (tenant), created on first use. */
+    public MemCgroup memcgOf(String owner) {
+        return kernel.memcg(owner, tenantLimits);
+    }
+
+    /**
+     * Runs a call that may allocate frames: an ENOMEM / ENOSPC that a memcg's limit caused (not the machine's
+     * exhaustion) leaves as a quota failure, so the edge can say RESOURCE_EXHAUSTED for the tenant's limit.
+     */
+    private <T> T charged(java.util.function.Supplier<T> call) {
+        try {
+            return call.get();
+        } catch (LinuxException e) {
+            if (!e.isQuota() && kernel.lastChargeRefusal() != null) {
+                if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
+                    throw e.asQuota();
+                }
+                if (e.errno() == Errno.EFAULT) { // GUP (MADV_POPULATE_*) on VM_FAULT_OOM: -ENOMEM
+                    throw LinuxException.quota(Errno.ENOMEM, e.call(), "tenant memory limit (memcg) reached");
+                }
+            }
+            throw e;
+        }
+    }
+
+    private void chargedRun(Runnable call) {
+        charged(() -> {
+            call.run();
+            return null;
+        });
     }
 
     public Kernel kernel() {
@@ -44,7 +90,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public ProcessInfo createProcess(String name, int uid, boolean capSysPtrace, String owner) {
-        return info(kernel.createProcess(name, uid, capSysPtrace, owner));
+        return info(kernel.createProcess(name, uid, capSysPtrace, owner, owner == null ? null : memcgOf(owner)));
     }
 
     /** Under the kernel lock: another thread (a syscall resumed after its uffd event was read) may change the mm. */
@@ -60,7 +106,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public ProcessInfo fork(int pid) {
-        return info(kernel.fork(pid));
+        return info(charged(() -> kernel.fork(pid)));
     }
 
     @Override
@@ -111,7 +157,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public long mmap(int pid, long addr, long len, int prot, int flags, int fd, long offset) {
-        return kernel.vm.mmap(pid, addr, len, prot, flags, fd, offset);
+        return charged(() -> kernel.vm.mmap(pid, addr, len, prot, flags, fd, offset));
     }
 
     @Override
@@ -121,7 +167,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public long mremap(int pid, long oldAddr, long oldLen, long newLen, int flags, long newAddr) {
-        return kernel.vm.mremap(pid, oldAddr, oldLen, newLen, flags, newAddr);
+        return charged(() -> kernel.vm.mremap(pid, oldAddr, oldLen, newLen, flags, newAddr));
     }
 
     @Override
@@ -131,7 +177,10 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public void madvise(int pid, long addr, long len, int advice) {
-        kernel.vm.madvise(pid, addr, len, advice);
+        if (advice == Linux.MADV_GUARD_INSTALL) {
+            kernel.checkPgtableRoom(pid, len, "madvise"); // guard markers need page tables for the whole range
+        }
+        chargedRun(() -> kernel.vm.madvise(pid, addr, len, advice));
     }
 
     @Override
@@ -146,7 +195,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public void fallocate(int pid, int fd, int mode, long offset, long len) {
-        kernel.fallocate(pid, fd, mode, offset, len);
+        chargedRun(() -> kernel.fallocate(pid, fd, mode, offset, len));
     }
 
     @Override
@@ -156,7 +205,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public long pwrite(int pid, int fd, long offset, byte[] data) {
-        return kernel.pwrite(pid, fd, offset, data);
+        return charged(() -> kernel.pwrite(pid, fd, offset, data));
     }
 
     @Override
@@ -167,6 +216,26 @@ public final class EmulatedBackend implements MemoryBackend {
     @Override
     public int pidfdGetfd(int pid, int targetPid, int targetFd) {
         return kernel.pidfdGetfd(pid, targetPid, targetFd);
+    }
+
+    @Override
+    public io.uffdemu.server.mm.OpenFile memfdGet(int pid, int fd) {
+        return kernel.fgetMemfd(pid, fd, "GrantMemfd");
+    }
+
+    @Override
+    public int memfdInstall(int pid, io.uffdemu.server.mm.OpenFile file) {
+        return kernel.receiveFd(pid, file, "AcceptMemfdGrant");
+    }
+
+    @Override
+    public void memfdPut(io.uffdemu.server.mm.OpenFile file) {
+        kernel.fput(file);
+    }
+
+    @Override
+    public boolean closeIfSame(int pid, int fd, io.uffdemu.server.mm.OpenFile file) {
+        return kernel.closeIfSame(pid, fd, file);
     }
 
     @Override
@@ -191,17 +260,17 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public long uffdCopy(int pid, int fd, long dst, byte[] src, long mode) {
-        return kernel.uffd.copy(pid, fd, dst, src, mode);
+        return charged(() -> kernel.uffd.copy(pid, fd, dst, src, mode));
     }
 
     @Override
     public long uffdZeropage(int pid, int fd, long start, long len, long mode) {
-        return kernel.uffd.zeropage(pid, fd, start, len, mode);
+        return charged(() -> kernel.uffd.zeropage(pid, fd, start, len, mode));
     }
 
     @Override
     public long uffdContinue(int pid, int fd, long start, long len, long mode) {
-        return kernel.uffd.continue_(pid, fd, start, len, mode);
+        return charged(() -> kernel.uffd.continue_(pid, fd, start, len, mode));
     }
 
     @Override
@@ -221,7 +290,7 @@ public final class EmulatedBackend implements MemoryBackend {
 
     @Override
     public long uffdMove(int pid, int fd, long dst, long src, long len, long mode) {
-        return kernel.uffd.move(pid, fd, dst, src, len, mode);
+        return charged(() -> kernel.uffd.move(pid, fd, dst, src, len, mode));
     }
 
     @Override
