@@ -335,6 +335,12 @@ public final class Faults {
         // userfaultfd_pte_wp(), which needs the VMA's WP mode, then wp_page_reuse() makes orig_pte (bit included)
         // writable; only wp_page_copy() (COW) installs a fresh PTE without it. pagemap keeps showing bit 57.
         boolean makeWritable = v.canWrite();
+        if (!v.hugetlb && !v.isAnonymous() && mm.pt.isTransHuge(base)) {
+            // wp_huge_pmd() on a file PMD: split (for a file, zap) and fall back to a PTE fault (COW in a private
+            // mapping, write-notify in a shared one)
+            k.vm.zapHugePmdLocked(v, base & ~(Linux.PMD_SIZE - 1));
+            return o.retry();
+        }
         if (!v.hugetlb && mm.pt.isTransHuge(base) && hugeWpFaultLocked(v, base, pte, makeWritable)) {
             return o.ok(v, mm.pt.get(base));
         }
@@ -537,7 +543,7 @@ public final class Faults {
             k.frames.put(pfn);
             return wp || !write ? o.retry() : o.ok(v, v.mm.pt.get(base));
         }
-        if (entry == null && !cow && k.vm.shmemThpAllowedLocked(v, base)
+        if (entry == null && !v.hugetlb && k.vm.shmemThpAllowedLocked(v, base)
                 && k.vm.allocShmemThpLocked(inode, v.pgoff(base & ~(Linux.PMD_SIZE - 1)))) {
             entry = inode.cache.get(idx); // shmem_alloc_and_add_folio() of a PMD-order folio
         }

@@ -62,10 +62,10 @@ final class InvariantChecker {
                 if (tbl[PageTable.PMD_SLOT] != 0) {
                     // a PMD-mapped THP: one anonymous VMA covers the whole block and every subpage is present
                     Vma hv = mm.findVma(base);
-                    if (hv == null || hv.hugetlb || (!hv.isAnonymous() && !hv.shared) || hv.start > base
+                    if (hv == null || hv.hugetlb || hv.start > base
                             || hv.end < base + Linux.PMD_SIZE) {
                         throw new IllegalStateException("huge PMD at " + Long.toHexString(base) + " in pid " + t.pid
-                                + " not inside one anonymous or shared shmem VMA: " + hv);
+                                + " not inside one anonymous or shmem VMA: " + hv);
                     }
                     if (!hv.isAnonymous()) {
                         // a file PMD maps one PMD-order folio of the page cache, subpage by subpage

@@ -409,7 +409,7 @@ public final class VmOps {
     /**
      * Whether a fault at addr of v may allocate a PMD-order shmem folio ({@code shmem_allowable_huge_orders()}
      * with {@code shmem_enabled} and VM_HUGEPAGE, {@code thp_vma_suitable_order()}, and no page of the block in
-     * the cache yet). Only shared mappings are modelled; a private mapping of shmem gets 4 KiB pages.
+     * the cache yet), for shared and private mappings alike (a private write fault fills the cache, then copies).
      */
     boolean shmemThpAllowedLocked(Vma v, long addr) {
         if (!filePmdGeometryLocked(v, addr)) {
@@ -425,9 +425,9 @@ public final class VmOps {
         return policy && inSize && v.inode.cache.subMap(hidx, true, hidx + 512, false).isEmpty();
     }
 
-    /** Shared shmem VMA, not VM_NOHUGEPAGE, the 2 MiB block inside it and aligned in the file too. */
+    /** shmem VMA (shared or private), not VM_NOHUGEPAGE, the 2 MiB block inside it and aligned in the file too. */
     private boolean filePmdGeometryLocked(Vma v, long addr) {
-        if (!v.isShmem() || !v.shared || v.nohugepageAdvice) {
+        if (!v.isShmem() || v.nohugepageAdvice) {
             return false;
         }
         long haddr = addr & ~(Linux.PMD_SIZE - 1);
@@ -457,11 +457,15 @@ public final class VmOps {
                 && largeCacheFolioLocked(v.inode, v.pgoff(addr & ~(Linux.PMD_SIZE - 1)));
     }
 
-    /** {@code do_set_pmd()}: maps the whole folio at PMD level (writable as a shared mapping's PTEs would be). */
+    /**
+     * {@code do_set_pmd()}: maps the whole folio at PMD level, writable in a shared writable mapping, read-only in
+     * a private one (a write there splits the PMD and copies 4 KiB).
+     */
     void mapFilePmdLocked(Vma v, long addr, boolean write) {
         long haddr = addr & ~(Linux.PMD_SIZE - 1);
         long hidx = v.pgoff(haddr);
-        boolean writable = v.canWrite();
+        boolean writable = v.shared && v.canWrite();
+        write &= writable;
         for (int i = 0; i < 512; i++) {
             long pfn = v.inode.cache.get(hidx + i);
             k.frames.setFlags(pfn, FramePool.PG_UPTODATE);

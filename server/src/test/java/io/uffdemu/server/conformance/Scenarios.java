@@ -122,6 +122,7 @@ final class Scenarios {
         s.add(new Scenario("thp-move-whole", MemType.ANON_ONLY, Scenarios::thpMoveWhole));
         Set<MemType> shm = Set.of(MemType.SHMEM, MemType.SHMEM_PRIVATE);
         s.add(new Scenario("shmem-thp-fault", Set.of(MemType.SHMEM), Scenarios::shmemThpFault));
+        s.add(new Scenario("shmem-thp-private", Set.of(MemType.SHMEM), Scenarios::shmemThpPrivate));
         s.add(new Scenario("shmem-thp-wp", Set.of(MemType.SHMEM), Scenarios::shmemThpWp));
         s.add(new Scenario("shmem-thp-zap", Set.of(MemType.SHMEM), Scenarios::shmemThpZap));
         s.add(new Scenario("shmem-thp-punch", Set.of(MemType.SHMEM), Scenarios::shmemThpPunch));
@@ -1982,6 +1983,42 @@ final class Scenarios {
         h.name(name, a, PMD_SIZE);
         h.call("MADV_HUGEPAGE " + name, "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
         return a;
+    }
+
+    /** A private 2 MiB-aligned mapping of the last memfd, MADV_HUGEPAGE. */
+    static long shmemThpPrivateMap(Harness h, String name) {
+        var b = h.b;
+        long raw = b.mmap(h.pid, 0, 2 * PMD_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long a = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+        b.mmap(h.pid, a, PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, h.memfd, 0);
+        h.name(name, a, PMD_SIZE);
+        h.call("MADV_HUGEPAGE " + name, "OK", r(() -> b.madvise(h.pid, a, PMD_SIZE, MADV_HUGEPAGE)));
+        return a;
+    }
+
+    static void shmemThpPrivate(Harness h) {
+        long a = shmemThpMap(h, "A", true);
+        h.populate(a, 1, 1);
+        long p = shmemThpPrivateMap(h, "P");
+        h.read(p + 5 * PAGE_SIZE).finish();
+        thpScan(h, "P after read", p);
+        h.pm("P pages 4..6", p + 4 * PAGE_SIZE, 3);
+        h.populate(p + 6 * PAGE_SIZE, 1, 6);
+        thpScan(h, "P after write", p);
+        h.pm("P pages 5..7", p + 5 * PAGE_SIZE, 3);
+        h.readData("P page 6", p + 6 * PAGE_SIZE, 2);
+        h.readData("A page 6", a + 6 * PAGE_SIZE, 2);
+        h.memfd = h.b.memfdCreate(h.pid, "thp2", MFD_CLOEXEC);
+        h.b.ftruncate(h.pid, h.memfd, PMD_SIZE);
+        long q = shmemThpPrivateMap(h, "Q");
+        h.read(q + 3 * PAGE_SIZE).finish();
+        thpScan(h, "Q (hole) after read", q);
+        h.populate(q + 9 * PAGE_SIZE, 1, 9);
+        thpScan(h, "Q after write", q);
+        long c = shmemThpMap(h, "C", false);
+        h.read(c + 9 * PAGE_SIZE).finish();
+        thpScan(h, "C (shared view of Q's file) after read", c);
+        h.readData("C page 9", c + 9 * PAGE_SIZE, 2);
     }
 
     static void shmemThpFault(Harness h) {
