@@ -135,10 +135,6 @@ public final class LoadTest {
     }
   }
 
-  private long index(long addr) {
-    return (addr - base) / pageSize;
-  }
-
   private BenchResult run() {
     long len = o.pages() * pageSize;
     process = client.createProcess("bench");
@@ -263,8 +259,17 @@ public final class LoadTest {
   }
 
   private FaultHandler builtIn() {
+    return builtInHandler(base, pageSize, o.mode());
+  }
+
+  /**
+   * The built-in handler for a mapping at {@code base} (pages of {@code pageSize}): MISSING → UFFDIO_COPY of
+   * {@link #fillPattern}; WP → un-protect (a WP-mode uffd's other faults are woken). Also what a handler attached
+   * from elsewhere ({@link BenchOptions.BenchTarget}) can run to satisfy the integrity oracle.
+   */
+  public static FaultHandler builtInHandler(long base, long pageSize, Mode mode) {
     return ctx -> {
-      if (o.mode() == Mode.WP) {
+      if (mode == Mode.WP) {
         if (ctx.message().wp()) {
           ctx.writeUnprotect();
         } else {
@@ -272,7 +277,7 @@ public final class LoadTest {
         }
         return;
       }
-      long idx = index(ctx.pageAddress());
+      long idx = (ctx.pageAddress() - base) / pageSize;
       ctx.copy(fillPattern(idx, (int) pageSize));
     };
   }

@@ -247,8 +247,8 @@ public final class Soak {
     private void start(BenchOptions.BenchTarget t) {
       channel = ClientFactory.channel(config);
       current = ClientFactory.create(channel, config);
-      FaultHandlerFor h = new FaultHandlerFor(t);
-      loop = current.process(t.pid()).userfaultfd(t.uffd()).handle(h::handle, HandlerOptions.DEFAULT
+      loop = current.process(t.pid()).userfaultfd(t.uffd()).handle(
+          LoadTest.builtInHandler(t.range().start(), t.pageSize(), t.mode()), HandlerOptions.DEFAULT
           .withPageSize(t.pageSize()).withReconnect(io.uffdemu.client.ReconnectPolicy.DISABLED));
     }
 
@@ -272,22 +272,6 @@ public final class Soak {
         current.close();
         channel.shutdownNow();
       }
-    }
-  }
-
-  /** The load test's built-in handler, for a handler attached by pid and fd. */
-  private record FaultHandlerFor(BenchOptions.BenchTarget t) {
-    void handle(io.uffdemu.client.FaultContext ctx) throws Exception {
-      if (t.mode() == BenchOptions.Mode.WP) {
-        if (ctx.message().wp()) {
-          ctx.writeUnprotect();
-        } else {
-          ctx.wake();
-        }
-        return;
-      }
-      long idx = (ctx.pageAddress() - t.range().start()) / t.pageSize();
-      ctx.copy(LoadTest.fillPattern(idx, (int) t.pageSize()));
     }
   }
 
