@@ -63,12 +63,12 @@ public final class Kernel {
     int unprivilegedUserfaultfd;
     /** /sys/kernel/mm/transparent_hugepage/enabled: never, madvise (this default, as on the reference host), always. */
     static final int THP_NEVER = 0, THP_MADVISE = 1, THP_ALWAYS = 2;
-    static final java.util.List<String> THP_MODES = java.util.List.of("never", "madvise", "always");
+    public static final java.util.List<String> THP_MODES = java.util.List.of("never", "madvise", "always");
     int thpEnabled = THP_MADVISE;
     /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
     boolean thpUseZeroPage = true;
     /** /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*): never here, as on the reference host. */
-    static final java.util.List<String> SHMEM_THP_MODES = java.util.List.of("never", "always", "within_size",
+    public static final java.util.List<String> SHMEM_THP_MODES = java.util.List.of("never", "always", "within_size",
             "advise", "deny", "force");
     String shmemThpEnabled = "never";
 
@@ -728,26 +728,19 @@ public final class Kernel {
     public static final String THP_SHMEM_ENABLED = "mm/transparent_hugepage/shmem_enabled";
 
     public void setSysctl(String name, String value) {
-        if (name.equals(THP_SHMEM_ENABLED)) {
-            if (!SHMEM_THP_MODES.contains(value.trim())) {
-                throw LinuxException.einval("sysctl", String.join(", ", SHMEM_THP_MODES));
+        if (name.equals(THP_ENABLED) || name.equals(THP_SHMEM_ENABLED)) {
+            java.util.List<String> modes = name.equals(THP_ENABLED) ? THP_MODES : SHMEM_THP_MODES;
+            String mode = value.trim();
+            if (!modes.contains(mode)) {
+                throw LinuxException.einval("sysctl", String.join(", ", modes));
             }
             lock();
             try {
-                shmemThpEnabled = value.trim();
-            } finally {
-                unlock();
-            }
-            return;
-        }
-        if (name.equals(THP_ENABLED)) {
-            int mode = THP_MODES.indexOf(value.trim());
-            if (mode < 0) {
-                throw LinuxException.einval("sysctl", "always, madvise or never");
-            }
-            lock();
-            try {
-                thpEnabled = mode;
+                if (name.equals(THP_ENABLED)) {
+                    thpEnabled = THP_MODES.indexOf(mode);
+                } else {
+                    shmemThpEnabled = mode;
+                }
             } finally {
                 unlock();
             }

@@ -192,22 +192,20 @@ class ConformanceTest {
         return tests.stream();
     }
 
-    static final Path HOST_SHMEM_THP = Path.of("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
-
-    /** Sets the host's shmem THP policy for one scenario's native run; returns the old value. */
-    static synchronized String setHostShmemThp(String mode) throws IOException {
-        String raw = Files.readString(HOST_SHMEM_THP).trim();
-        int a = raw.indexOf('[');
-        String old = raw.substring(a + 1, raw.indexOf(']', a));
-        Files.writeString(HOST_SHMEM_THP, mode);
-        return old;
+    /** Sets the host's shmem THP policy for one scenario's native run (via the native sysctl); returns the old one. */
+    static synchronized String setHostShmemThp(String mode) throws ReflectiveOperationException {
+        try (MemoryBackend nb = linux()) {
+            String old = nb.sysctl(Kernel.THP_SHMEM_ENABLED);
+            nb.setSysctl(Kernel.THP_SHMEM_ENABLED, mode);
+            return old;
+        }
     }
 
     static synchronized void restoreHostShmemThp(String old) {
         if (old != null) {
-            try {
-                Files.writeString(HOST_SHMEM_THP, old);
-            } catch (IOException ignored) {
+            try (MemoryBackend nb = linux()) {
+                nb.setSysctl(Kernel.THP_SHMEM_ENABLED, old);
+            } catch (ReflectiveOperationException | RuntimeException ignored) {
                 // best effort: the next run reads whatever is there
             }
         }

@@ -1908,11 +1908,12 @@ public final class LinuxBackend implements MemoryBackend {
         if (path == null) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
         }
-        if (name.equals("mm/transparent_hugepage/enabled") || name.equals("mm/transparent_hugepage/shmem_enabled")) {
+        if (name.equals(io.uffdemu.server.mm.Kernel.THP_ENABLED)
+                || name.equals(io.uffdemu.server.mm.Kernel.THP_SHMEM_ENABLED)) {
             String mode = value.trim();
-            List<String> modes = name.endsWith("shmem_enabled")
-                    ? List.of("never", "always", "within_size", "advise", "deny", "force")
-                    : List.of("always", "madvise", "never");
+            List<String> modes = name.equals(io.uffdemu.server.mm.Kernel.THP_SHMEM_ENABLED)
+                    ? io.uffdemu.server.mm.Kernel.SHMEM_THP_MODES
+                    : io.uffdemu.server.mm.Kernel.THP_MODES;
             if (!modes.contains(mode)) {
                 throw LinuxException.einval("sysctl", String.join(", ", modes));
             }
@@ -1925,7 +1926,7 @@ public final class LinuxBackend implements MemoryBackend {
         } catch (NumberFormatException e) {
             throw LinuxException.einval("sysctl", "not a number: " + value);
         }
-        if (name.equals("mm/transparent_hugepage/use_zero_page") && v != 0 && v != 1) {
+        if (name.equals(io.uffdemu.server.mm.Kernel.THP_USE_ZERO_PAGE) && v != 0 && v != 1) {
             throw LinuxException.einval("sysctl", "0 or 1");
         }
         if (name.equals("vm/mmap_min_addr")) {
