@@ -526,7 +526,7 @@ public final class VmOps {
         if (inode.hugetlb || fromIdx >= toIdx) {
             return;
         }
-        for (long h : new long[] {fromIdx & ~511L, (toIdx - 1) & ~511L}) {
+        for (long h : edgeBlocks(fromIdx, toIdx, 512)) {
             if ((h < fromIdx || h + 512 > toIdx) && largeCacheFolioLocked(inode, h)) {
                 splitCacheFolioLocked(inode, h);
             }
@@ -562,18 +562,6 @@ public final class VmOps {
         }
     }
 
-    /** Whether [s, e) covers only part of a 2 MiB block that maps THP subpages (a partial folio operation). */
-    boolean partialFolioLocked(MmStruct mm, long s, long e, long[] splitAt) {
-        int n = 0;
-        for (long h : new long[] {s & ~(Linux.PMD_SIZE - 1), (e - 1) & ~(Linux.PMD_SIZE - 1)}) {
-            boolean whole = h >= s && h + Linux.PMD_SIZE <= e;
-            if (!whole && mapsLargeLocked(mm, h)) {
-                splitAt[n++] = h;
-            }
-        }
-        return n > 0;
-    }
-
     private boolean mapsLargeLocked(MmStruct mm, long haddr) {
         boolean[] found = {false};
         mm.pt.forEach(haddr, haddr + Linux.PMD_SIZE, (a, pte) -> {
@@ -587,14 +575,18 @@ public final class VmOps {
 
     /** Splits the THPs a partial madvise range touches (madvise_cold_or_pageout / madvise_free on part of a folio). */
     void splitPartialFoliosLocked(MmStruct mm, long s, long e) {
-        long[] at = {-1, -1};
-        if (partialFolioLocked(mm, s, e, at)) {
-            for (long h : at) {
-                if (h >= 0) {
-                    splitFolioLocked(mm, h);
-                }
+        for (long h : edgeBlocks(s, e, Linux.PMD_SIZE)) {
+            if ((h < s || h + Linux.PMD_SIZE > e) && mapsLargeLocked(mm, h)) {
+                splitFolioLocked(mm, h);
             }
         }
+    }
+
+    /** The aligned blocks of {@code size} holding the first and the last unit of [s, e) (once when it is one). */
+    private static long[] edgeBlocks(long s, long e, long size) {
+        long first = s & -size;
+        long last = (e - 1) & -size;
+        return first == last ? new long[] {first} : new long[] {first, last};
     }
 
     /**
