@@ -142,7 +142,7 @@ public final class Cli implements Callable<Integer> {
     }
 
     void printJson(Object v) {
-        out.println(Json.write(v));
+        out.println(io.uffdemu.client.impl.Json.compact(v));
         out.flush();
     }
 

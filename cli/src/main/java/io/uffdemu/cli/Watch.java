@@ -168,7 +168,7 @@ final class Watch extends Commands.Base {
                     j.put("end", Commands.hex(u.end()));
                 }
             }
-            line = Json.write(j);
+            line = io.uffdemu.client.impl.Json.compact(j);
         } else {
             line = switch (m) {
                 case UffdMessage.PageFault pf -> {

@@ -1,5 +1,6 @@
 package io.uffdemu.client.recipes;
 
+import io.uffdemu.client.impl.Json;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;

@@ -1,5 +1,6 @@
 package io.uffdemu.client.recipes;
 
+import io.uffdemu.client.impl.Json;
 import io.uffdemu.client.AddrRange;
 import io.uffdemu.client.UffdemuClient;
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package io.uffdemu.client.recipes;
 
+import io.uffdemu.client.impl.Json;
 import java.util.LinkedHashMap;
 import java.util.Map;
 

@@ -1,5 +1,6 @@
 package io.uffdemu.client.recipes;
 
+import io.uffdemu.client.impl.Json;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,5 +1,6 @@
 package io.uffdemu.client.recipes;
 
+import io.uffdemu.client.impl.Json;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;

@@ -1,4 +1,4 @@
-package io.uffdemu.client.recipes;
+package io.uffdemu.client.impl;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -9,17 +9,17 @@ import java.util.Map;
  * A minimal JSON writer and parser for manifests and reports (objects, arrays, strings, numbers, booleans,
  * null), so the SDK needs no JSON library. Numbers parse to {@link Long} when integral, else {@link Double}.
  */
-final class Json {
+public final class Json {
   private Json() {}
 
-  static String write(Object value) {
+  public static String write(Object value) {
     StringBuilder sb = new StringBuilder();
     write(sb, value, 0, true);
     return sb.append('\n').toString();
   }
 
   /** One-line form. */
-  static String compact(Object value) {
+  public static String compact(Object value) {
     StringBuilder sb = new StringBuilder();
     write(sb, value, 0, false);
     return sb.toString();
@@ -106,7 +106,7 @@ final class Json {
     sb.append('"');
   }
 
-  static Object parse(String text) {
+  public static Object parse(String text) {
     Parser p = new Parser(text);
     Object v = p.value();
     p.ws();
