@@ -154,6 +154,8 @@ class ReconnectTest {
       assertThat(rec.reconnected).containsExactly(1);
       // the loop still serves faults after the reconnect
       assertThat(process.read(base + 20 * PAGE, 1).ok()).isTrue();
+      // a worker counts its resolution after the woken thread may already have returned: let the counters settle
+      HandlerLoopTest.waitUntil(() -> loop.stats().resolved() + loop.stats().abandoned() >= 7);
       HandlerStats s = loop.stats();
       assertThat(s.fallbacks()).isZero();
       assertThat(s.failed()).isZero();
