@@ -8,7 +8,8 @@ import java.util.concurrent.ThreadFactory;
  * Options of a {@link HandlerLoop}. {@link #DEFAULT}: 4 workers on virtual threads, 64 queued messages
  * before back-pressure, 4 KiB pages, 30 s per fault then {@link FallbackPolicy#FAIL}, EAGAIN-deferred faults
  * retried after the next event or after 200 ms at the latest, 5 s close timeout, no metrics, resolutions as
- * unary calls, and the Handle stream re-attached after a failure ({@link ReconnectPolicy#DEFAULT}).
+ * unary calls, up to 64 messages per stream message, and the Handle stream re-attached after a failure
+ * ({@link ReconnectPolicy#DEFAULT}).
  *
  * <pre>{@code
  * HandlerOptions o = HandlerOptions.DEFAULT.withWorkers(16).withQueueCapacity(256)
@@ -32,18 +33,28 @@ import java.util.concurrent.ThreadFactory;
  *     Default false: unary resolutions, and at most {@code queueCapacity + workers} messages outstanding.
  * @param reconnect what the loop does when its Handle stream breaks while the server still holds the uffd:
  *     {@link ReconnectPolicy#DEFAULT} re-attaches with jittered exponential backoff, bounded by attempts and time
+ * @param maxBatch batching on the Handle stream (default 64; 1 = none). The server packs up to
+ *     {@code min(maxBatch, queueCapacity)} of the messages one read(2) returned into one stream message, and
+ *     one flow-control credit stands for that many messages, so the queue bound holds. With
+ *     {@link #resolveOnStream()} the resolutions that workers send at the same time also travel as one batch
+ *     (up to {@code maxBatch}; never delayed to fill it). Batching changes no semantics: messages keep their
+ *     order and each resolution its own result.
  */
 public record HandlerOptions(int workers, int queueCapacity, long pageSize, Duration faultDeadline,
     FallbackPolicy fallback, Duration eagainRetryDelay, Duration closeTimeout, ThreadFactory threadFactory,
-    HandlerObserver observer, boolean resolveOnStream, ReconnectPolicy reconnect) {
+    HandlerObserver observer, boolean resolveOnStream, ReconnectPolicy reconnect, int maxBatch) {
 
   public static final HandlerOptions DEFAULT = new HandlerOptions(4, 64, 4096, Duration.ofSeconds(30),
       FallbackPolicy.FAIL, Duration.ofMillis(200), Duration.ofSeconds(5),
-      Thread.ofVirtual().name("uffd-handler-", 0).factory(), HandlerObserver.NOOP, false, ReconnectPolicy.DEFAULT);
+      Thread.ofVirtual().name("uffd-handler-", 0).factory(), HandlerObserver.NOOP, false, ReconnectPolicy.DEFAULT,
+      64);
 
   public HandlerOptions {
     if (workers < 1 || queueCapacity < 1) {
       throw new IllegalArgumentException("workers and queueCapacity must be >= 1");
+    }
+    if (maxBatch < 1 || maxBatch > 4096) {
+      throw new IllegalArgumentException("maxBatch must be between 1 and 4096");
     }
     if (pageSize <= 0 || Long.bitCount(pageSize) != 1) {
       throw new IllegalArgumentException("pageSize must be a power of two");
@@ -60,51 +71,56 @@ public record HandlerOptions(int workers, int queueCapacity, long pageSize, Dura
   /** Reconnection of the Handle stream; {@link ReconnectPolicy#DISABLED} ends the loop on any stream failure. */
   public HandlerOptions withReconnect(ReconnectPolicy reconnect) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withResolveOnStream(boolean resolveOnStream) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+  }
+
+  public HandlerOptions withMaxBatch(int maxBatch) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withWorkers(int workers) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withQueueCapacity(int queueCapacity) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withPageSize(long pageSize) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withFaultDeadline(Duration faultDeadline, FallbackPolicy fallback) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withEagainRetryDelay(Duration eagainRetryDelay) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withCloseTimeout(Duration closeTimeout) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withThreadFactory(ThreadFactory threadFactory) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 
   public HandlerOptions withObserver(HandlerObserver observer) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
   }
 }

@@ -173,6 +173,11 @@ final class FakeServer implements AutoCloseable {
     final List<String> log = new CopyOnWriteArrayList<>();
     long seq;
     ServerCallStreamObserver<HandleResponse> handler;
+    /** HandleAttach.max_batch of the attached stream (1: one message per HandleResponse). */
+    int maxBatch = 1;
+    /** Largest batch sent so far (messages in one HandleResponse) and resolution batches received. */
+    int largestBatch;
+    int requestBatches;
     final java.util.Set<Object> cut = new java.util.HashSet<>();
     boolean halfClosedByClient;
     int sentFaults;
@@ -224,16 +229,22 @@ final class FakeServer implements AutoCloseable {
     void drain() {
       synchronized (this) {
         while (handler != null && !halfClosedByClient && handler.isReady() && !queue.isEmpty()) {
-          UffdMsg m = queue.poll();
-          if (m.hasPagefault()) {
-            sentFaults++;
-            sentPerPage.merge(m.getPagefault().getAddress(), 1, Integer::sum);
-            maxOutstanding = Math.max(maxOutstanding, sentFaults - completedFaults);
+          List<UffdMsg> batch = new ArrayList<>();
+          while (batch.size() < maxBatch && !queue.isEmpty()) {
+            UffdMsg m = queue.poll();
+            if (m.hasPagefault()) {
+              sentFaults++;
+              sentPerPage.merge(m.getPagefault().getAddress(), 1, Integer::sum);
+              maxOutstanding = Math.max(maxOutstanding, sentFaults - completedFaults);
+            }
+            if (m.hasRemove()) {
+              removeUnsent = false;
+            }
+            batch.add(m);
           }
-          if (m.hasRemove()) {
-            removeUnsent = false;
-          }
-          handler.onNext(HandleResponse.newBuilder().setMsg(m).build());
+          largestBatch = Math.max(largestBatch, batch.size());
+          handler.onNext(maxBatch == 1 ? HandleResponse.newBuilder().setMsg(batch.getFirst()).build()
+              : HandleResponse.newBuilder().setMsgs(UffdMsgBatch.newBuilder().addAllMsgs(batch)).build());
         }
       }
     }
@@ -625,21 +636,27 @@ final class FakeServer implements AutoCloseable {
                 }
                 target.handler = so;
                 target.halfClosedByClient = false;
+                target.maxBatch = Math.max(1, r.getAttach().getMaxBatch());
               }
               attached[0] = target;
               target.drain();
             }
-            case COPY -> answer(u, so, r, u.fill("UFFDIO_COPY", r.getCopy().getDst(), r.getCopy().getData().size(),
-                r.getCopy().getData().toByteArray()));
-            case ZEROPAGE -> answer(u, so, r, u.fill("UFFDIO_ZEROPAGE", r.getZeropage().getRange().getStart(),
-                r.getZeropage().getRange().getLen(), null));
-            case CONTINUE -> answer(u, so, r, u.fill("UFFDIO_CONTINUE", r.getContinue().getRange().getStart(),
-                r.getContinue().getRange().getLen(), null));
-            case WAKE -> answer(u, so, r, u.wake(r.getWake().getRange().getStart(), r.getWake().getRange().getLen()));
-            case WRITE_PROTECT -> answer(u, so, r, u.wake(r.getWriteProtect().getRange().getStart(),
-                r.getWriteProtect().getRange().getLen()));
-            default -> answer(u, so, r, IoctlResult.newBuilder().setError(ErrnoInfo.newBuilder().setErrno(22)
-                .setName("EINVAL")).build());
+            case BATCH -> {
+              List<IoctlResult> results = new ArrayList<>();
+              for (HandleRequest item : r.getBatch().getRequestsList()) {
+                results.add(resolve(u, item).toBuilder().setRequestId(item.getRequestId()).build());
+              }
+              synchronized (u) {
+                u.requestBatches++;
+                if (u.cut.contains(so)) {
+                  return;
+                }
+                so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder().addAllResults(results))
+                    .build());
+              }
+              u.drain();
+            }
+            default -> answer(u, so, r, resolve(u, r));
           }
         }
 
@@ -660,6 +677,21 @@ final class FakeServer implements AutoCloseable {
           detach(u, so);
           so.onCompleted();
         }
+      };
+    }
+
+    private IoctlResult resolve(FakeUffd u, HandleRequest r) {
+      return switch (r.getKindCase()) {
+        case COPY -> u.fill("UFFDIO_COPY", r.getCopy().getDst(), r.getCopy().getData().size(),
+            r.getCopy().getData().toByteArray());
+        case ZEROPAGE -> u.fill("UFFDIO_ZEROPAGE", r.getZeropage().getRange().getStart(),
+            r.getZeropage().getRange().getLen(), null);
+        case CONTINUE -> u.fill("UFFDIO_CONTINUE", r.getContinue().getRange().getStart(),
+            r.getContinue().getRange().getLen(), null);
+        case WAKE -> u.wake(r.getWake().getRange().getStart(), r.getWake().getRange().getLen());
+        case WRITE_PROTECT -> u.wake(r.getWriteProtect().getRange().getStart(),
+            r.getWriteProtect().getRange().getLen());
+        default -> IoctlResult.newBuilder().setError(ErrnoInfo.newBuilder().setErrno(22).setName("EINVAL")).build();
       };
     }
 

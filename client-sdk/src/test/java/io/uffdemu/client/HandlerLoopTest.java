@@ -115,6 +115,74 @@ class HandlerLoopTest {
     }
   }
 
+  /**
+   * Batching (HandlerOptions.maxBatch): faults queued before the handler attaches arrive several per stream
+   * message; every one is served once with its own data; a flow-control credit stands for a whole batch, so the
+   * queue bound holds; with maxBatch 1 the server sends one message per HandleResponse.
+   */
+  @ParameterizedTest(name = "maxBatch={0}")
+  @ValueSource(ints = {1, 8, 64})
+  void batchedMessagesAreEachServedOnceWithinTheQueueBound(int maxBatch) throws Exception {
+    List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+    for (int i = 0; i < 48; i++) {
+      rs.add(process.async().read(base + (long) i * PAGE, 1));
+    }
+    waitUntil(() -> fakeUffd.queue.size() == 48);
+    int capacity = 16;
+    int workers = 4;
+    try (HandlerLoop loop = uffd.handle(ctx -> ctx.copy(page((int) ((ctx.pageAddress() - base) / PAGE))),
+        HandlerOptions.DEFAULT.withQueueCapacity(capacity).withWorkers(workers).withMaxBatch(maxBatch))) {
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      for (int i = 0; i < 48; i++) {
+        assertThat(rs.get(i).get().data()).containsExactly(i);
+      }
+      waitUntil(() -> loop.stats().resolved() == 48);
+      assertThat(loop.stats().faults()).isEqualTo(48);
+    }
+    assertThat(fakeUffd.largestBatch).isEqualTo(Math.min(maxBatch, capacity));
+    assertThat(fakeUffd.maxOutstanding).isLessThanOrEqualTo(capacity + workers);
+    assertThat(fakeUffd.sentFaults).as("each fault sent once").isEqualTo(48);
+  }
+
+  /**
+   * Resolutions on the stream that workers send at the same time travel as one HandleRequest.batch, and each gets
+   * its own result back (a wrong match would fill the wrong page or fail a fault); never with maxBatch 1.
+   */
+  @ParameterizedTest(name = "maxBatch={0}")
+  @ValueSource(ints = {1, 64})
+  void concurrentResolutionsOnTheStreamAreBatched(int maxBatch) throws Exception {
+    int workers = 16;
+    AtomicInteger round = new AtomicInteger();
+    java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(workers);
+    FaultHandler h = ctx -> {
+      together.await(5, TimeUnit.SECONDS); // all 16 workers resolve at once
+      ctx.copy(page((int) ((ctx.pageAddress() - base) / PAGE)));
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withWorkers(workers).withResolveOnStream(true)
+        .withMaxBatch(maxBatch))) {
+      // rounds of 16 faults on fresh pages until a batch was seen (64 pages: at most 4 rounds)
+      for (int r = 0; r < 4 && (maxBatch == 1 || fakeUffd.requestBatches == 0); r++) {
+        List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+        for (int i = 0; i < workers; i++) {
+          rs.add(process.async().read(base + (long) (r * workers + i) * PAGE, 1));
+        }
+        CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+        for (int i = 0; i < workers; i++) {
+          assertThat(rs.get(i).get().data()).containsExactly(r * workers + i);
+        }
+        round.incrementAndGet();
+      }
+      int faults = round.get() * workers;
+      waitUntil(() -> loop.stats().resolved() == faults);
+      assertThat(loop.stats().failed()).isZero();
+    }
+    if (maxBatch == 1) {
+      assertThat(fakeUffd.requestBatches).isZero();
+    } else {
+      assertThat(fakeUffd.requestBatches).as("resolutions sent together were batched").isPositive();
+    }
+  }
+
   @Test
   void slowHandlerAppliesBackPressure() throws Exception {
     int capacity = 4;

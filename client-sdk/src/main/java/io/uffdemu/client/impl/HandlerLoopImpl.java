@@ -4,6 +4,7 @@ import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.uffdemu.api.v1.HandleAttach;
 import io.uffdemu.api.v1.HandleRequest;
+import io.uffdemu.api.v1.HandleRequestBatch;
 import io.uffdemu.api.v1.HandleResponse;
 import io.uffdemu.api.v1.IoctlResult;
 import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
@@ -84,6 +85,30 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   private final Object lock = new Object();
   private final Object sendLock = new Object();
+  /**
+   * Messages per stream message (HandleAttach.max_batch): one credit stands for up to this many, so credits
+   * are granted in units of it ({@code queued + credits * batch <= queueCapacity}).
+   */
+  private final int batch;
+  /**
+   * On-stream resolutions waiting to be sent; whoever finds no flush running sends them all, as one batch when
+   * {@code maxBatch > 1}.
+   */
+  private final java.util.concurrent.ConcurrentLinkedQueue<Outgoing> outbox =
+      new java.util.concurrent.ConcurrentLinkedQueue<>();
+  private final java.util.concurrent.atomic.AtomicBoolean flushing = new java.util.concurrent.atomic.AtomicBoolean();
+  /** Largest batch of resolutions by bytes (the first request always goes): well under gRPC's 4 MiB default. */
+  private static final int MAX_BATCH_BYTES = 1 << 20;
+
+  /** A resolution for the outbox: its request (with id), the stream it belongs to and its result's future. */
+  private record Outgoing(HandleRequest req, long gen, CompletableFuture<IoctlResult> result) {}
+
+  /** The outbox could not put a request on the wire: the resolution was never sent. */
+  private static final class NotSentException extends RuntimeException {
+    NotSentException(RuntimeException cause) {
+      super(cause.getMessage(), cause, false, false);
+    }
+  }
   // guarded by lock
   private ClientCallStreamObserver<HandleRequest> requests;
   private final ArrayDeque<Task> ready = new ArrayDeque<>();
@@ -128,6 +153,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     this.handler = handler;
     this.opts = opts;
     this.obs = opts.observer();
+    this.batch = Math.min(opts.maxBatch(), opts.queueCapacity());
   }
 
   HandlerOptions options() {
@@ -172,7 +198,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       var requestObserver = stub.handle(new Listener(gen));
       requestObserver.onNext(HandleRequest.newBuilder().setAttach(
-          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())).build());
+          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd()).setMaxBatch(batch)).build());
     }
   }
 
@@ -191,7 +217,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       synchronized (lock) {
         requests = rs;
         // after a reconnect the queue may still hold messages of the old stream: keep queued + credits == capacity
-        initial = Math.max(0, opts.queueCapacity() - queued);
+        initial = Math.max(0, opts.queueCapacity() - queued) / batch;
         credits = initial;
       }
       rs.disableAutoRequestWithInitial(initial);
@@ -211,17 +237,10 @@ final class HandlerLoopImpl implements HandlerLoop {
         }
         if (!terminated) {
           switch (r.getKindCase()) {
-            case RESULT -> {
-              sentUnanswered.remove(r.getResult().getRequestId());
-              CompletableFuture<IoctlResult> f = pendingResults.remove(r.getResult().getRequestId());
-              if (f != null) {
-                f.complete(r.getResult());
-              } else {
-                ignored.incrementAndGet();
-                LOG.log(Level.DEBUG, "result for unknown request id {0}", r.getResult().getRequestId());
-              }
-            }
+            case RESULT -> resultLocked(r.getResult());
+            case RESULTS -> r.getResults().getResultsList().forEach(HandlerLoopImpl.this::resultLocked);
             case MSG -> acceptLocked(ProtoMapper.message(r.getMsg()));
+            case MSGS -> r.getMsgs().getMsgsList().forEach(m -> acceptLocked(ProtoMapper.message(m)));
             default -> ignored.incrementAndGet();
           }
         }
@@ -406,6 +425,17 @@ final class HandlerLoopImpl implements HandlerLoop {
     };
   }
 
+  private void resultLocked(IoctlResult res) {
+    sentUnanswered.remove(res.getRequestId());
+    CompletableFuture<IoctlResult> f = pendingResults.remove(res.getRequestId());
+    if (f != null) {
+      f.complete(res);
+    } else {
+      ignored.incrementAndGet();
+      LOG.log(Level.DEBUG, "result for unknown request id {0}", res.getRequestId());
+    }
+  }
+
   private void acceptLocked(UffdMessage m) {
     if (m == null) {
       ignored.incrementAndGet();
@@ -455,7 +485,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       // it (the faults are woken after the stream ends) so the stream can complete
       target = opts.queueCapacity();
     } else {
-      target = Math.max(0, opts.queueCapacity() - queued);
+      target = Math.max(0, opts.queueCapacity() - queued) / batch;
       if (target == 0 && !sentUnanswered.isEmpty()) {
         target = 1;
       }
@@ -564,11 +594,13 @@ final class HandlerLoopImpl implements HandlerLoop {
     long id;
     CompletableFuture<IoctlResult> f = new CompletableFuture<>();
     ClientCallStreamObserver<HandleRequest> rs;
+    long gen;
     synchronized (lock) {
       if (terminated) {
         throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
       }
       rs = requests;
+      gen = streamGen;
       if (rs != null) {
         id = nextRequestId++;
         pendingResults.put(id, f);
@@ -580,35 +612,20 @@ final class HandlerLoopImpl implements HandlerLoop {
       // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
       return resolveUnary(req.build(), call);
     }
-    try {
-      synchronized (sendLock) {
-        rs.onNext(req.setRequestId(id).build());
-      }
-    } catch (RuntimeException e) {
-      synchronized (lock) {
-        pendingResults.remove(id);
-      }
-      if (opts.reconnect().enabled()) {
-        return resolveUnary(req.build(), call); // not on the wire: safe to send once, unary
-      }
-      throw StatusMapper.map(e, call);
-    }
-    // Credit for the result only once the request is on the wire: granted earlier, the server could spend
-    // it on another message before it has produced the result.
-    int grant;
-    synchronized (lock) {
-      if (pendingResults.containsKey(id)) {
-        sentUnanswered.add(id);
-      }
-      grant = grantLocked();
-    }
-    request(grant);
+    outbox.add(new Outgoing(req.setRequestId(id).build(), gen, f));
+    flushOutbox();
     IoctlResult r;
     try {
       r = f.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
     } catch (ExecutionException e) {
       if (e.getCause() instanceof StreamLostException lost) {
         return afterStreamLost(req, call, lost);
+      }
+      if (e.getCause() instanceof NotSentException ns) {
+        if (opts.reconnect().enabled()) {
+          return resolveUnary(req.build(), call); // not on the wire: safe to send once, unary
+        }
+        throw StatusMapper.map(ns.getCause(), call);
       }
       throw StatusMapper.map(e.getCause(), call);
     } catch (TimeoutException e) {
@@ -634,6 +651,77 @@ final class HandlerLoopImpl implements HandlerLoop {
       throw StatusMapper.fromInfo(r.getError(), call, null, null);
     }
     return StatusMapper.bytes(call, r.getBytes());
+  }
+
+  /**
+   * Credit for results only once their requests are on the wire: granted earlier, the server could spend it on
+   * another message before it has produced the result.
+   */
+  private void markSent(List<Long> ids) {
+    int grant;
+    synchronized (lock) {
+      for (long id : ids) {
+        if (pendingResults.containsKey(id)) {
+          sentUnanswered.add(id);
+        }
+      }
+      grant = grantLocked();
+    }
+    request(grant);
+  }
+
+  /**
+   * Sends what the outbox holds, as one HandleRequest.batch (or a plain request when it holds one), unless another
+   * thread is sending: that one re-checks the outbox after it is done, so nothing is left behind (combining: a
+   * batch holds what the workers queued while the previous one was being sent; nothing waits to fill it).
+   * Requests of an older stream are dropped: their futures were failed when it broke.
+   */
+  private void flushOutbox() {
+    while (!outbox.isEmpty()) {
+      if (!flushing.compareAndSet(false, true)) {
+        return;
+      }
+      try {
+        List<Outgoing> items = new ArrayList<>();
+        int bytes = 0;
+        for (Outgoing o; items.size() < opts.maxBatch() && (items.isEmpty() || bytes < MAX_BATCH_BYTES)
+            && (o = outbox.poll()) != null; ) {
+          items.add(o);
+          bytes += o.req().getSerializedSize();
+        }
+        ClientCallStreamObserver<HandleRequest> rs;
+        long gen;
+        synchronized (lock) {
+          rs = requests;
+          gen = streamGen;
+        }
+        items.removeIf(o -> o.gen() != gen);
+        if (items.isEmpty()) {
+          continue;
+        }
+        HandleRequest msg = items.size() == 1 ? items.getFirst().req()
+            : HandleRequest.newBuilder().setBatch(HandleRequestBatch.newBuilder()
+                .addAllRequests(items.stream().map(Outgoing::req).toList())).build();
+        try {
+          if (rs == null) {
+            throw new IllegalStateException("no Handle stream");
+          }
+          synchronized (sendLock) {
+            rs.onNext(msg);
+          }
+        } catch (RuntimeException e) {
+          synchronized (lock) {
+            items.forEach(o -> pendingResults.remove(o.req().getRequestId()));
+          }
+          NotSentException ns = new NotSentException(e);
+          items.forEach(o -> o.result().completeExceptionally(ns));
+          continue;
+        }
+        markSent(items.stream().map(o -> o.req().getRequestId()).toList());
+      } finally {
+        flushing.set(false);
+      }
+    }
   }
 
   /**

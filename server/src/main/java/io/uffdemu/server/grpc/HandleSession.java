@@ -9,6 +9,8 @@ import io.uffdemu.api.v1.ErrnoInfo;
 import io.uffdemu.api.v1.HandleRequest;
 import io.uffdemu.api.v1.HandleResponse;
 import io.uffdemu.api.v1.IoctlResult;
+import io.uffdemu.api.v1.IoctlResultBatch;
+import io.uffdemu.api.v1.UffdMsgBatch;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.UffdMsg;
@@ -23,6 +25,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * One Handle stream: a reader (a virtual thread doing read(2) on the uffd) pushes messages while the client
  * can take them — when it cannot, messages stay queued in the uffd, as in the kernel — and resolutions sent
  * by the client run in order on their own virtual thread.
+ *
+ * <p>Batching (issue 9): with {@code HandleAttach.max_batch > 1} each HandleResponse carries up to that many of
+ * the messages one read(2) returned ({@code msgs}); a {@code HandleRequest.batch} of resolutions runs in order
+ * and is answered by one {@code results}. Neither side waits to fill a batch.
  */
 final class HandleSession implements StreamObserver<HandleRequest> {
     private final UserfaultfdGrpcService service;
@@ -37,6 +43,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private long key = -1;
     private int pid;
     private int fd;
+    private int maxBatch = 1;
     private final String tenant;
     private boolean stopped;
 
@@ -68,25 +75,90 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                         .asRuntimeException());
                 return;
             }
+            int mb = r.getAttach().getMaxBatch();
+            if (mb < 0 || mb > MAX_BATCH) {
+                fail(Status.INVALID_ARGUMENT.withDescription("max_batch must be between 0 and " + MAX_BATCH)
+                        .asRuntimeException());
+                return;
+            }
+            maxBatch = Math.max(1, mb);
             attach(r.getAttach().getPid(), r.getAttach().getFd());
             return;
         }
-        long id = r.getRequestId();
-        ops.submit(() -> {
-            IoctlResult.Builder res = IoctlResult.newBuilder().setRequestId(id);
-            try {
-                res.setBytes(service.resolve(r));
-            } catch (LinuxException e) {
-                res.setError(ErrnoInfo.newBuilder().setErrno(e.errno().number()).setName(e.errno().name())
-                        .setCall(e.call()).setBytesDone(e.bytesDone()));
-            } catch (StatusRuntimeException e) {
-                res.setError(ErrnoInfo.newBuilder().setErrno(22).setName("EINVAL").setCall(r.getKindCase().name()));
-            } catch (Throwable t) {
-                fail(Errors.map(t), true);
+        if (r.getKindCase() == HandleRequest.KindCase.BATCH) {
+            List<HandleRequest> items = r.getBatch().getRequestsList();
+            if (items.size() > MAX_BATCH) {
+                fail(Status.INVALID_ARGUMENT.withDescription("a batch holds at most " + MAX_BATCH + " requests")
+                        .asRuntimeException(), true);
                 return;
             }
-            send(HandleResponse.newBuilder().setResult(res).build());
+            ops.submit(() -> {
+                IoctlResultBatch.Builder b = IoctlResultBatch.newBuilder();
+                for (HandleRequest item : items) {
+                    IoctlResult res = resolveOne(item, true);
+                    if (res == null) {
+                        return;
+                    }
+                    b.addResults(res);
+                }
+                send(HandleResponse.newBuilder().setResults(b).build());
+            });
+            return;
+        }
+        ops.submit(() -> {
+            IoctlResult res = resolveOne(r, false);
+            if (res != null) {
+                send(HandleResponse.newBuilder().setResult(res).build());
+            }
         });
+    }
+
+    static final int MAX_BATCH = 4096;
+
+    /**
+     * Runs one resolution: its result, with the errno on failure; null when the stream failed. An item of a batch
+     * is not seen by the TenantInterceptor (it checks only a request's direct sub-messages), so its process is
+     * checked here: another tenant's process is ESRCH, as the interceptor's NOT_FOUND would say.
+     */
+    private IoctlResult resolveOne(HandleRequest r, boolean batchItem) {
+        IoctlResult.Builder res = IoctlResult.newBuilder().setRequestId(r.getRequestId());
+        try {
+            if (batchItem) {
+                int p = pidOf(r);
+                if (p < 0) {
+                    throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, r.getKindCase().name(), 0,
+                            "not a resolution");
+                }
+                if (!service.guard.owns(tenant, p)) {
+                    throw new LinuxException(io.uffdemu.server.mm.Errno.ESRCH, r.getKindCase().name(), 0,
+                            "no process " + p);
+                }
+            }
+            res.setBytes(service.resolve(r));
+        } catch (LinuxException e) {
+            res.setError(ErrnoInfo.newBuilder().setErrno(e.errno().number()).setName(e.errno().name())
+                    .setCall(e.call()).setBytesDone(e.bytesDone()));
+        } catch (StatusRuntimeException e) {
+            res.setError(ErrnoInfo.newBuilder().setErrno(22).setName("EINVAL").setCall(r.getKindCase().name()));
+        } catch (Throwable t) {
+            fail(Errors.map(t), true);
+            return null;
+        }
+        return res.build();
+    }
+
+    /** The process a resolution names; -1 for what is not a resolution (attach, a nested batch, nothing). */
+    private static int pidOf(HandleRequest r) {
+        return switch (r.getKindCase()) {
+            case COPY -> r.getCopy().getPid();
+            case ZEROPAGE -> r.getZeropage().getPid();
+            case CONTINUE -> r.getContinue().getPid();
+            case WRITE_PROTECT -> r.getWriteProtect().getPid();
+            case WAKE -> r.getWake().getPid();
+            case POISON -> r.getPoison().getPid();
+            case MOVE -> r.getMove().getPid();
+            default -> -1;
+        };
     }
 
     private void attach(int pid, int fd) {
@@ -113,8 +185,18 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 }
                 List<UffdMsg> msgs = backend.uffdRead(pid, fd, service.maxReadMessages(),
                         System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500));
-                for (UffdMsg m : msgs) {
-                    send(HandleResponse.newBuilder().setMsg(ProtoMapper.msg(m)).build());
+                if (maxBatch == 1) {
+                    for (UffdMsg m : msgs) {
+                        send(HandleResponse.newBuilder().setMsg(ProtoMapper.msg(m)).build());
+                    }
+                } else {
+                    for (int i = 0; i < msgs.size(); i += maxBatch) {
+                        UffdMsgBatch.Builder b = UffdMsgBatch.newBuilder();
+                        for (UffdMsg m : msgs.subList(i, Math.min(msgs.size(), i + maxBatch))) {
+                            b.addMsgs(ProtoMapper.msg(m));
+                        }
+                        send(HandleResponse.newBuilder().setMsgs(b).build());
+                    }
                 }
             }
         } catch (InterruptedException e) {

@@ -4,6 +4,8 @@ import com.google.protobuf.ByteString;
 import io.grpc.stub.StreamObserver;
 import io.uffdemu.api.v1.AccessRequest;
 import io.uffdemu.api.v1.AccessResponse;
+import io.uffdemu.api.v1.StormRequest;
+import io.uffdemu.api.v1.StormResponse;
 import io.uffdemu.api.v1.CreateProcessRequest;
 import io.uffdemu.api.v1.ExitRequest;
 import io.uffdemu.api.v1.ExitResponse;
@@ -153,6 +155,16 @@ public class ProcessGrpcService extends ProcessServiceGrpc.ProcessServiceImplBas
                 b.setData(ByteString.copyFrom(r.data()));
             }
             return b.build();
+        });
+    }
+
+    @Override
+    public void storm(StormRequest req, StreamObserver<StormResponse> out) {
+        Calls.unary(out, () -> {
+            long deadline = Calls.deadlineNanos(limits.defaultWait().toNanos());
+            Storm storm = Storm.of(backend, req, ProtoMapper.accessMode(req.getMode()), deadline);
+            guard.checkStormThreads(req.getThreads(), "storm");
+            return storm.run();
         });
     }
 }

@@ -57,8 +57,21 @@ public class TenantGuard {
         }
     }
 
+    /** A Storm of {@code threads} threads: at most the tenant's blocked-threads quota (EAGAIN, as a fault would). */
+    public void checkStormThreads(int threads, String call) {
+        if (threads > quotas.maxBlockedThreads()) {
+            throw new QuotaException(Errno.EAGAIN, call, "storm threads (" + threads
+                    + ") past the tenant's blocked-threads quota (" + quotas.maxBlockedThreads() + ")");
+        }
+    }
+
     public boolean owns(int pid) {
-        return Tenants.current().equals(owners.get(pid));
+        return owns(Tenants.current(), pid);
+    }
+
+    /** Whether {@code tenant} owns {@code pid} (off the call's thread, where there is no current tenant). */
+    public boolean owns(String tenant, int pid) {
+        return tenant.equals(owners.get(pid));
     }
 
     /** Before creating a process (create or fork): the tenant's process quota. */

@@ -271,6 +271,7 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
             }
             case ATTACH -> throw Status.FAILED_PRECONDITION.withDescription("already attached").asRuntimeException();
             case KIND_NOT_SET -> throw Errors.invalid("empty HandleRequest");
+            case BATCH -> throw Errors.invalid("a batch inside a batch");
         };
     }
 

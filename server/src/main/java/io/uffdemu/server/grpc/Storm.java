@@ -1,0 +1,155 @@
+package io.uffdemu.server.grpc;
+
+import io.uffdemu.api.v1.StormRequest;
+import io.uffdemu.api.v1.StormResponse;
+import io.uffdemu.server.backend.MemoryBackend;
+import io.uffdemu.server.mm.AccessMode;
+import io.uffdemu.server.mm.AccessResult;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import org.HdrHistogram.Histogram;
+
+/**
+ * ProcessService.Storm: {@code threads} threads of a process access a range at once, inside the server, so that a
+ * load test or a benchmark measures the fault round trip to its handler and not one RPC per access. Each thread
+ * is a virtual thread, like the threads of Access calls; a faulting access parks it in the userfault like any
+ * other. The call's deadline and cancellation interrupt every thread (their accesses end with EINTR/EFAULT).
+ */
+final class Storm {
+    static final int MAX_THREADS = 4096;
+    static final long MAX_STEPS = 1L << 24;
+    static final int STAMP = 16;
+
+    private final MemoryBackend backend;
+    private final StormRequest req;
+    private final long stride;
+    private final long steps;
+    private final AccessMode mode;
+    private final long deadline;
+    private final AtomicLong failed = new AtomicLong();
+    private final AtomicReference<AccessResult> firstFailure = new AtomicReference<>();
+    /** An access that threw (the process exited, a bad address class...): the call fails with it. */
+    private final AtomicReference<RuntimeException> thrown = new AtomicReference<>();
+
+    private Storm(MemoryBackend backend, StormRequest req, AccessMode mode, long deadlineNanos) {
+        this.backend = backend;
+        this.req = req;
+        this.stride = req.getStride() == 0 ? 4096 : req.getStride();
+        this.steps = req.getLen() == 0 ? 0 : (req.getLen() - 1) / stride + 1;
+        this.mode = mode;
+        this.deadline = deadlineNanos;
+    }
+
+    /** Checks the request's shape (INVALID_ARGUMENT) before any thread starts. */
+    static Storm of(MemoryBackend backend, StormRequest req, AccessMode mode, long deadlineNanos) {
+        if (req.getThreads() < 1 || req.getThreads() > MAX_THREADS) {
+            throw Errors.invalid("threads must be between 1 and " + MAX_THREADS);
+        }
+        if (req.getStride() != 0 && req.getStride() < STAMP) {
+            throw Errors.invalid("stride must be 0 (4096) or at least " + STAMP);
+        }
+        if (req.getStride() < 0) {
+            throw Errors.invalid("stride too large");
+        }
+        if (req.getLen() < 0 || Long.compareUnsigned(req.getAddr() + req.getLen(), req.getAddr()) < 0) {
+            throw Errors.invalid("addr + len overflows");
+        }
+        Storm s = new Storm(backend, req, mode, deadlineNanos);
+        if (s.steps < 0 || s.steps > MAX_STEPS) {
+            throw Errors.invalid("at most " + MAX_STEPS + " steps (len / stride)");
+        }
+        return s;
+    }
+
+    StormResponse run() throws InterruptedException {
+        int threads = (int) Math.min(req.getThreads(), Math.max(1, steps));
+        List<Histogram> histograms = new ArrayList<>(threads);
+        List<Thread> started = new ArrayList<>(threads);
+        long t0 = System.nanoTime();
+        try {
+            for (int t = 0; t < threads; t++) {
+                Histogram h = new Histogram(3);
+                histograms.add(h);
+                int first = t;
+                started.add(Thread.ofVirtual().name("uffdemu-storm-" + req.getPid() + "-" + t)
+                        .start(() -> runThread(first, threads, h)));
+            }
+            for (Thread th : started) {
+                th.join();
+            }
+            if (thrown.get() != null) {
+                throw thrown.get();
+            }
+        } finally {
+            // the call was cancelled or its deadline passed (this thread interrupted): stop the others too
+            if (Thread.currentThread().isInterrupted()) {
+                started.forEach(Thread::interrupt);
+            }
+        }
+        long elapsed = System.nanoTime() - t0;
+        Histogram all = new Histogram(3);
+        histograms.forEach(all::add);
+        StormResponse.Builder b = StormResponse.newBuilder().setAccesses(all.getTotalCount()).setFailed(failed.get())
+                .setElapsedNanos(elapsed).setLatencyP50Nanos(all.getValueAtPercentile(50))
+                .setLatencyP99Nanos(all.getValueAtPercentile(99)).setLatencyMaxNanos(all.getMaxValue());
+        AccessResult f = firstFailure.get();
+        if (f != null) {
+            b.setFirstSignal(f.signal()).setFirstErrno(f.errno() == null ? 0 : f.errno().number())
+                    .setFirstFaultAddr(f.faultAddr());
+        }
+        if (req.getVerify() && req.getWrite()) {
+            b.setLostWrites(verify());
+        }
+        return b.build();
+    }
+
+    private void runThread(int first, int threads, Histogram h) {
+        byte[] stamp = req.getWrite() ? new byte[STAMP] : null;
+        ByteBuffer sb = req.getWrite() ? ByteBuffer.wrap(stamp).order(ByteOrder.LITTLE_ENDIAN) : null;
+        for (long i = first; i < steps; i += threads) {
+            if (Thread.currentThread().isInterrupted()) {
+                return;
+            }
+            long addr = req.getAddr() + i * stride;
+            if (sb != null) {
+                sb.putLong(0, addr).putLong(8, req.getRound());
+            }
+            long s = System.nanoTime();
+            AccessResult r;
+            try {
+                r = backend.access(req.getPid(), addr, STAMP, req.getWrite(), stamp, mode, deadline);
+            } catch (RuntimeException e) {
+                thrown.compareAndSet(null, e);
+                return;
+            } catch (InterruptedException e) {
+                return; // the call ended (cancelled, deadline): the storm stops
+            }
+            h.recordValue(Math.max(0, System.nanoTime() - s));
+            if (r.signal() != 0 || r.errno() != null) {
+                failed.incrementAndGet();
+                firstFailure.compareAndSet(null, r);
+            }
+        }
+    }
+
+    private long verify() throws InterruptedException {
+        long lost = 0;
+        for (long i = 0; i < steps; i++) {
+            long addr = req.getAddr() + i * stride;
+            AccessResult r = backend.access(req.getPid(), addr, STAMP, false, null, AccessMode.USER, deadline);
+            if (r.data() == null || r.data().length < STAMP) {
+                lost++;
+                continue;
+            }
+            ByteBuffer b = ByteBuffer.wrap(r.data()).order(ByteOrder.LITTLE_ENDIAN);
+            if (b.getLong(0) != addr || b.getLong(8) != req.getRound()) {
+                lost++;
+            }
+        }
+        return lost;
+    }
+}

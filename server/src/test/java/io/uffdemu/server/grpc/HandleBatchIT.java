@@ -1,0 +1,252 @@
+package io.uffdemu.server.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import io.uffdemu.api.v1.AddrRange;
+import io.uffdemu.api.v1.CopyRequest;
+import io.uffdemu.api.v1.CreateProcessRequest;
+import io.uffdemu.api.v1.Credentials;
+import io.uffdemu.api.v1.DescribeRequest;
+import io.uffdemu.api.v1.HandleAttach;
+import io.uffdemu.api.v1.HandleRequest;
+import io.uffdemu.api.v1.HandleRequestBatch;
+import io.uffdemu.api.v1.HandleResponse;
+import io.uffdemu.api.v1.IoctlResult;
+import io.uffdemu.api.v1.MemoryServiceGrpc;
+import io.uffdemu.api.v1.MmapRequest;
+import io.uffdemu.api.v1.OpenRequest;
+import io.uffdemu.api.v1.ProcessServiceGrpc;
+import io.uffdemu.api.v1.RegisterRequest;
+import io.uffdemu.api.v1.StormRequest;
+import io.uffdemu.api.v1.StormResponse;
+import io.uffdemu.api.v1.UffdMsg;
+import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.springframework.boot.grpc.test.autoconfigure.LocalGrpcServerPort;
+import org.springframework.boot.test.context.SpringBootTest;
+
+/**
+ * Issue 9's batching protocol and ProcessService.Storm over gRPC on loopback: a storm's faults arrive several
+ * per HandleResponse (HandleAttach.max_batch), a HandleRequest.batch of resolutions is answered by one results
+ * message in order (bad items get their own errno, the rest still run), no write is lost; bad input gets
+ * INVALID_ARGUMENT / NOT_FOUND / RESOURCE_EXHAUSTED; a storm's deadline frees its blocked threads.
+ */
+@SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT, properties = {
+        "spring.grpc.server.port=0", "uffdemu.emulated.check-invariants=true", "uffdemu.quotas.max-blocked-threads=64"})
+class HandleBatchIT {
+    static final int PAGE = 4096;
+    static final int PAGES = 64;
+
+    @LocalGrpcServerPort
+    int port;
+    ManagedChannel ch;
+    ProcessServiceGrpc.ProcessServiceBlockingStub procs;
+    UserfaultfdServiceGrpc.UserfaultfdServiceBlockingStub uffd;
+    int pid;
+    int fd;
+    long addr;
+
+    @BeforeEach
+    void setUp() {
+        ch = Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create()).build();
+        procs = ProcessServiceGrpc.newBlockingStub(ch);
+        uffd = UserfaultfdServiceGrpc.newBlockingStub(ch);
+        var mem = MemoryServiceGrpc.newBlockingStub(ch);
+        pid = procs.create(CreateProcessRequest.newBuilder().setName("storm")
+                .setCredentials(Credentials.newBuilder().setCapSysPtrace(true)).build()).getPid();
+        addr = mem.mmap(MmapRequest.newBuilder().setPid(pid).setLen(PAGES * PAGE).setProt(3).setFlags(0x22).setFd(-1)
+                .build()).getAddr();
+        fd = uffd.open(OpenRequest.newBuilder().setPid(pid).build()).getFd();
+        uffd.register(RegisterRequest.newBuilder().setPid(pid).setFd(fd).setMode(1)
+                .setRange(AddrRange.newBuilder().setStart(addr).setLen(PAGES * PAGE)).build());
+    }
+
+    @AfterEach
+    void tearDown() throws InterruptedException {
+        ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+
+    private StormRequest.Builder storm(int threads) {
+        return StormRequest.newBuilder().setPid(pid).setAddr(addr).setLen(PAGES * PAGE).setThreads(threads)
+                .setWrite(true).setRound(5).setVerify(true);
+    }
+
+    private int blocked() {
+        return uffd.describe(DescribeRequest.newBuilder().setPid(pid).setFd(fd).build()).getTotalFaults();
+    }
+
+    @Test
+    @Timeout(60)
+    void stormFaultsArriveBatchedAndBatchedResolutionsAnswerInOrder() throws Exception {
+        // 16 threads fault on the first 16 pages and wait, with no handler attached yet
+        CompletableFuture<StormResponse> storm = CompletableFuture.supplyAsync(() -> procs.storm(storm(16).build()));
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (blocked() < 16 && System.nanoTime() < until) {
+            Thread.sleep(10);
+        }
+        assertThat(blocked()).isEqualTo(16);
+
+        BlockingQueue<HandleResponse> got = new LinkedBlockingQueue<>();
+        List<Integer> batchSizes = new ArrayList<>();
+        StreamObserver<HandleRequest>[] req = new StreamObserver[1];
+        req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
+            @Override
+            public void onNext(HandleResponse r) {
+                got.add(r);
+                if (r.hasMsgs()) {
+                    synchronized (batchSizes) {
+                        batchSizes.add(r.getMsgs().getMsgsCount());
+                    }
+                    // one batch answers the whole message batch, plus two bad items in the middle
+                    HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+                    for (UffdMsg m : r.getMsgs().getMsgsList()) {
+                        long a = m.getPagefault().getAddress();
+                        b.addRequests(HandleRequest.newBuilder().setRequestId(a).setCopy(CopyRequest.newBuilder()
+                                .setPid(pid).setFd(fd).setDst(a).setData(ByteString.copyFrom(new byte[PAGE]))));
+                        if (b.getRequestsCount() == 1) {
+                            b.addRequests(HandleRequest.newBuilder().setRequestId(1)
+                                    .setBatch(HandleRequestBatch.getDefaultInstance()));
+                            b.addRequests(HandleRequest.newBuilder().setRequestId(2).setCopy(CopyRequest.newBuilder()
+                                    .setPid(999_999).setFd(fd).setDst(a).setData(ByteString.copyFrom(new byte[PAGE]))));
+                        }
+                    }
+                    synchronized (req) {
+                        req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
+                    }
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+        synchronized (req) {
+            req[0].onNext(HandleRequest.newBuilder()
+                    .setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd).setMaxBatch(32)).build());
+        }
+
+        StormResponse r = storm.get(30, TimeUnit.SECONDS);
+        assertThat(r.getAccesses()).isEqualTo(PAGES);
+        assertThat(r.getFailed()).isZero();
+        assertThat(r.getLostWrites()).as("lost writes").isZero();
+        assertThat(r.getLatencyMaxNanos()).isGreaterThanOrEqualTo(r.getLatencyP50Nanos()).isPositive();
+
+        int results = 0;
+        int faults = 0;
+        for (HandleResponse h : got) {
+            if (h.hasMsgs()) {
+                faults += h.getMsgs().getMsgsCount();
+                assertThat(h.getMsgs().getMsgsList()).allMatch(m -> m.getEvent() == 0x12);
+            } else {
+                assertThat(h.hasResults()).as("only batches on a max_batch stream: %s", h.getKindCase()).isTrue();
+                List<IoctlResult> rs = h.getResults().getResultsList();
+                results++;
+                assertThat(rs.get(1).getRequestId()).isEqualTo(1);
+                assertThat(rs.get(1).getError().getErrno()).as("a nested batch").isEqualTo(22);
+                assertThat(rs.get(2).getRequestId()).isEqualTo(2);
+                assertThat(rs.get(2).getError().getErrno()).as("another tenant's / no process").isEqualTo(3);
+                assertThat(rs.get(0).hasError()).isFalse();
+                for (int i = 3; i < rs.size(); i++) {
+                    assertThat(rs.get(i).hasError()).as("item %d", i).isFalse();
+                    assertThat(rs.get(i).getBytes()).isEqualTo(PAGE);
+                }
+            }
+        }
+        assertThat(faults).as("every page faulted once").isEqualTo(PAGES);
+        assertThat(results).isEqualTo(batchSizes.size());
+        assertThat(batchSizes.getFirst()).as("the 16 faults queued before attach came as one batch").isEqualTo(16);
+        synchronized (req) {
+            req[0].onCompleted();
+        }
+    }
+
+    @Test
+    @Timeout(30)
+    void badInputGetsTheStatusAUserExpects() {
+        assertThat(code(() -> procs.storm(storm(0).build()))).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(code(() -> procs.storm(storm(5000).build()))).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(code(() -> procs.storm(storm(65).build()))).as("past the blocked-threads quota")
+                .isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+        assertThat(code(() -> procs.storm(storm(1).setStride(8).build()))).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(code(() -> procs.storm(storm(1).setAddr(-4096).setLen(8192).build())))
+                .isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(code(() -> procs.storm(storm(1).setStride(16).setLen(1L << 40).build())))
+                .as("too many steps").isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(code(() -> procs.storm(storm(1).setPid(424242).build()))).isEqualTo(Status.Code.NOT_FOUND);
+        // an unmapped range: every access is a SIGSEGV, reported, not thrown
+        StormResponse segv = procs.storm(storm(2).setAddr(0x10000).setLen(2 * PAGE).setVerify(false).build());
+        assertThat(segv.getFailed()).isEqualTo(2);
+        assertThat(segv.getFirstSignal()).isEqualTo(11);
+        assertThat(segv.getFirstFaultAddr()).isIn(0x10000L, 0x11000L);
+
+        BlockingQueue<Throwable> err = new LinkedBlockingQueue<>();
+        var s = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
+            @Override
+            public void onNext(HandleResponse r) {
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                err.add(t);
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd)
+                .setMaxBatch(5000)).build());
+        Throwable t;
+        try {
+            t = err.poll(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+        assertThat(Status.fromThrowable(t).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+    }
+
+    @Test
+    @Timeout(30)
+    void aStormsDeadlineFreesItsBlockedThreads() throws Exception {
+        long t0 = System.nanoTime();
+        assertThatThrownBy(() -> procs.withDeadlineAfter(300, TimeUnit.MILLISECONDS).storm(storm(8).build()))
+                .isInstanceOf(StatusRuntimeException.class)
+                .satisfies(e -> assertThat(Status.fromThrowable(e).getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (blocked() > 0 && System.nanoTime() < until) {
+            Thread.sleep(10);
+        }
+        assertThat(blocked()).as("threads still blocked in the uffd after the deadline").isZero();
+        assertThat(System.nanoTime() - t0).isLessThan(TimeUnit.SECONDS.toNanos(10));
+    }
+
+    private static Status.Code code(Runnable call) {
+        try {
+            call.run();
+        } catch (StatusRuntimeException e) {
+            return e.getStatus().getCode();
+        }
+        return Status.Code.OK;
+    }
+}
