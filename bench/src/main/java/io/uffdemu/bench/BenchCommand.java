@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
  * the real kernel measured in the same run (docs/benchmarks.md).
  */
 @Command(name = "uffdemu-bench", mixinStandardHelpOptions = true,
-        subcommands = {BenchCommand.RoundTrip.class, BenchCommand.Curve.class, BenchCommand.Bulk.class,
+        subcommands = {BenchCommand.RoundTrip.class, BenchCommand.Remote.class, BenchCommand.Curve.class, BenchCommand.Bulk.class,
                 BenchCommand.Scale.class},
         description = "Benchmarks of uffdemu against the real kernel's userfaultfd on this machine.")
 public final class BenchCommand implements Runnable {
@@ -101,6 +101,84 @@ public final class BenchCommand implements Runnable {
                             nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf),
                             natV < 0 ? "n/a" : fmt(natV),
                             natV < 0 || kf == null ? "n/a" : String.format("%.2f", natV / kf));
+                }
+            }
+            if (kernel.unavailableReason() != null) {
+                System.out.println();
+                System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "remote", description = "Remote fault round trip through gRPC on loopback: faulting threads in "
+            + "the server (ProcessService.Storm), the SDK's handler loop here, with and without batching, against the "
+            + "kernel yardstick with the same faulting threads and one handler thread.")
+    static final class Remote implements Callable<Integer> {
+        @Option(names = "--pages", defaultValue = "40000", description = "pages touched per case (default ${DEFAULT-VALUE})")
+        long pages;
+        @Option(names = "--threads", defaultValue = "1,8,64,1000", split = ",", description = "faulting thread counts")
+        List<Integer> threads;
+        @Option(names = "--rounds", defaultValue = "2", description = "rounds per case; the best is reported")
+        int rounds;
+        @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
+        List<String> cases;
+        @Option(names = "--workers", defaultValue = "0",
+                description = "handler loop workers (0: the faulting threads, between 4 and 64)")
+        int workers;
+        @Option(names = "--target", description = "host:port of a running server (default: start server/target's jar)")
+        String target;
+        @Option(names = "--server-jar", description = "server exec jar to start (default: server/target/uffdemu-server-*-exec.jar)")
+        java.nio.file.Path serverJar;
+        @Option(names = "--skip-kernel", description = "no kernel yardstick (machines without userfaultfd)")
+        boolean skipKernel;
+
+        @Override
+        public Integer call() throws Exception {
+            KernelYardstick kernel = new KernelYardstick();
+            java.nio.file.Path log = java.nio.file.Files.createTempFile("uffdemu-bench-server", ".log");
+            try (RemoteRoundTrip remote = target != null
+                    ? RemoteRoundTrip.connect(target.substring(0, target.lastIndexOf(':')),
+                            Integer.parseInt(target.substring(target.lastIndexOf(':') + 1)))
+                    : RemoteRoundTrip.start(serverJar != null ? serverJar
+                            : RemoteRoundTrip.findServerJar(java.nio.file.Path.of("")), log)) {
+                // warm-up: JIT both sides before anything is measured
+                for (boolean b : new boolean[] {false, true}) {
+                    remote.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), 64, b, 64);
+                }
+                System.out.println("| case | threads | kernel faults/s | remote, no batching faults/s | ratio | p50 us "
+                        + "| p99 us | CPU us/fault | remote, batching faults/s | ratio | p50 us | p99 us | CPU us/fault "
+                        + "| lost writes |");
+                System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+                for (int t : threads) {
+                    Map<String, Double> k = new java.util.HashMap<>();
+                    // the yardstick has room for 256 faulting threads (pthread_t t[256]): more are compared with 256
+                    int kt = Math.min(t, 256);
+                    for (int r = 0; !skipKernel && r < rounds; r++) {
+                        kernel.roundTrip(pages, kt).forEach((c, v) -> k.merge(c, v, Math::max));
+                    }
+                    int w = workers > 0 ? workers : Math.max(4, Math.min(64, t));
+                    for (String c : cases) {
+                        RemoteRoundTrip.Result plain = null;
+                        RemoteRoundTrip.Result batched = null;
+                        long lost = 0;
+                        for (int r = 0; r < rounds; r++) {
+                            var a = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, false, w);
+                            var b = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, true, w);
+                            lost += a.lostWrites() + b.lostWrites();
+                            plain = plain == null || a.faultsPerSecond() > plain.faultsPerSecond() ? a : plain;
+                            batched = batched == null || b.faultsPerSecond() > batched.faultsPerSecond() ? b : batched;
+                        }
+                        Double kf = k.get(c);
+                        System.out.printf("| %s | %d | %s | %s | %s | %.0f | %.0f | %.1f | %s | %s | %.0f | %.0f | %.1f "
+                                + "| %d |%n", c, t, kf == null ? "n/a" : fmt(kf) + (kt < t ? " (" + kt + " threads)" : ""),
+                                fmt(plain.faultsPerSecond()),
+                                kf == null ? "n/a" : String.format("%.2f", plain.faultsPerSecond() / kf),
+                                plain.p50Micros(), plain.p99Micros(), plain.cpuMicrosPerFault(),
+                                fmt(batched.faultsPerSecond()),
+                                kf == null ? "n/a" : String.format("%.2f", batched.faultsPerSecond() / kf),
+                                batched.p50Micros(), batched.p99Micros(), batched.cpuMicrosPerFault(), lost);
+                    }
                 }
             }
             if (kernel.unavailableReason() != null) {

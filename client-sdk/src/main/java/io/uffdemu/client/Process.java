@@ -111,6 +111,12 @@ public interface Process {
 
   AccessResult write(long addr, byte[] data, AccessMode mode);
 
+  /**
+   * A fault storm: many threads of this process access a range at once inside the server (no RPC per access), for
+   * load tests and benchmarks of fault handlers. Returns when every thread is done.
+   */
+  StormResult storm(StormOptions options);
+
   // ---- /proc
   List<Vma> maps();
 

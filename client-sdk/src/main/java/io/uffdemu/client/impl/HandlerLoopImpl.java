@@ -233,7 +233,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         credits--;
         if (!streamGotMessage) {
           streamGotMessage = true;
-          lock.notifyAll(); // the reconnector waits for proof that the attach held
+          wakeLocked(); // the reconnector waits for proof that the attach held
         }
         if (!terminated) {
           switch (r.getKindCase()) {
@@ -321,7 +321,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         lost = new ArrayList<>(pendingResults.values());
         pendingResults.clear();
         sentUnanswered.clear();
-        lock.notifyAll(); // workers waiting in lostWithTheStream
+        wakeLocked(); // workers waiting in lostWithTheStream
       }
     }
     if (giveUp != null) {
@@ -458,10 +458,10 @@ final class HandlerLoopImpl implements HandlerLoop {
     } else {
       eventCount.incrementAndGet();
       events.add(m);
+      lock.notifyAll(); // the event thread (a fault woke a worker in enqueueLocked)
     }
     queued++;
     obs.queueDepth(queued);
-    lock.notifyAll();
   }
 
   private void enqueueLocked(Task t) {
@@ -471,6 +471,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     } else {
       activePages.put(t.page, new ArrayDeque<>());
       ready.add(t);
+      signalWorkerLocked();
     }
   }
 
@@ -526,7 +527,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       events.clear();
       deferred.clear();
       queued = 0;
-      lock.notifyAll();
+      wakeLocked();
     }
     UffdemuException cause = error != null ? error
         : new UffdemuException("handle stream completed by the server", "OK", null);
@@ -677,6 +678,9 @@ final class HandlerLoopImpl implements HandlerLoop {
    * Requests of an older stream are dropped: their futures were failed when it broke.
    */
   private void flushOutbox() {
+    if (opts.maxBatch() > 1) {
+      Thread.yield(); // let the workers resolving the same message batch queue theirs, and send them as one
+    }
     while (!outbox.isEmpty()) {
       if (!flushing.compareAndSet(false, true)) {
         return;
@@ -757,28 +761,27 @@ final class HandlerLoopImpl implements HandlerLoop {
       Task t;
       int grant;
       synchronized (lock) {
-        while ((t = takeReadyLocked()) == null && !closing && !terminated) {
-          try {
-            lock.wait();
-          } catch (InterruptedException e) {
-            if (closing || terminated) {
-              return;
-            }
-          }
-        }
         if (closing || terminated) {
-          if (t != null) {
-            ready.addFirst(t);
-          }
           return;
         }
-        if (t.counted) {
-          t.counted = false;
-          queued--;
-          obs.queueDepth(queued);
+        t = takeReadyLocked();
+        if (t == null) {
+          idleWorkers++;
+        } else {
+          if (t.counted) {
+            t.counted = false;
+            queued--;
+            obs.queueDepth(queued);
+          }
+          busy++;
         }
-        busy++;
-        grant = grantLocked();
+        grant = t == null ? 0 : grantLocked();
+      }
+      if (t == null) {
+        if (!awaitWork()) {
+          return;
+        }
+        continue;
       }
       request(grant);
       try {
@@ -786,14 +789,64 @@ final class HandlerLoopImpl implements HandlerLoop {
       } finally {
         synchronized (lock) {
           busy--;
-          // Wake the other workers only when this page's next fault became ready (or close() waits for busy):
-          // an unconditional notifyAll woke every idle worker after every fault to find nothing, and their
+          // Wake one worker when this page's next fault became ready (enqueue), and close() when it waits for
+          // busy: an unconditional notifyAll woke every idle worker after every fault to find nothing, and their
           // monitor contention was the SDK's top frame in the 64-client profile.
-          if (pageDoneLocked(t.page) || closing) {
+          pageDoneLocked(t.page);
+          if (closing) {
             lock.notifyAll();
           }
         }
       }
+    }
+  }
+
+  /**
+   * Idle workers wait on {@link #workSignal}, not on {@code lock}: a fault made ready wakes one of them
+   * ({@link #signalWorkerLocked}), while {@code lock}'s wait set keeps the event thread, close() and the reconnector.
+   * (Waking every idle worker for every message — 64 of them with 64 workers — cost more than the fault.) Each
+   * {@link #wakeLocked} (a notifyAll of the lock) wakes every idle worker too, so any state change that used to
+   * wake workers still does. A missed signal would only delay a fault by the poll interval: workers re-check then.
+   * Guarded by lock: idleWorkers (workers between finding no task and taking the signal), signalsInFlight
+   * (permits released for them and not yet taken).
+   */
+  private final java.util.concurrent.Semaphore workSignal = new java.util.concurrent.Semaphore(0);
+  private int idleWorkers;
+  private int signalsInFlight;
+  private static final long WORKER_POLL_MILLIS = 100;
+
+  /** Waits for a signal (or the poll interval); false when the loop is closing or terminated. */
+  private boolean awaitWork() {
+    boolean got = false;
+    try {
+      got = workSignal.tryAcquire(WORKER_POLL_MILLIS, TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      // closing or terminated: checked below
+    }
+    synchronized (lock) {
+      idleWorkers--;
+      if (got) {
+        signalsInFlight--;
+      }
+      return !closing && !terminated;
+    }
+  }
+
+  /** One more fault is ready: wake one idle worker unless enough are already woken. */
+  private void signalWorkerLocked() {
+    if (idleWorkers > signalsInFlight) {
+      signalsInFlight++;
+      workSignal.release();
+    }
+  }
+
+  /** notifyAll on the lock, and every idle worker. */
+  private void wakeLocked() {
+    lock.notifyAll();
+    int n = idleWorkers - signalsInFlight;
+    if (n > 0) {
+      signalsInFlight += n;
+      workSignal.release(n);
     }
   }
 
@@ -821,6 +874,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     Task next = parked.poll();
     if (next != null) {
       ready.add(next);
+      signalWorkerLocked();
       return true;
     }
     activePages.remove(page);
@@ -944,7 +998,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         t.deferredAtNanos = System.nanoTime();
         deferred.add(t);
       }
-      lock.notifyAll();
+      wakeLocked();
     }
   }
 
@@ -1072,7 +1126,7 @@ final class HandlerLoopImpl implements HandlerLoop {
           eventsDelivered++;
           // Firecracker's lesson: faults that met EAGAIN are retried once the pending event has been read
           requeueDeferredLocked();
-          lock.notifyAll();
+          wakeLocked();
         }
       }
     }
@@ -1083,7 +1137,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       enqueueLocked(d);
     }
     deferred.clear();
-    lock.notifyAll();
+    wakeLocked();
   }
 
   // ------------------------------------------------------------------ HandlerLoop
@@ -1158,7 +1212,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       deferred.clear();
       activePages.values().forEach(ArrayDeque::clear);
       queued = 0;
-      lock.notifyAll();
+      wakeLocked();
       // let in-flight resolutions finish
       while (busy > 0 && !terminated) {
         long left = deadline - System.nanoTime();

@@ -231,6 +231,17 @@ final class ProcessImpl implements Process {
   }
 
   @Override
+  public io.uffdemu.client.StormResult storm(io.uffdemu.client.StormOptions o) {
+    Objects.requireNonNull(o, "options");
+    var r = exec("storm", Idempotency.NOT_IDEMPOTENT, s -> s.process().storm(io.uffdemu.api.v1.StormRequest
+        .newBuilder().setPid(pid).setAddr(o.addr()).setLen(o.len()).setStride(o.stride()).setThreads(o.threads())
+        .setWrite(o.write()).setRound(o.round()).setVerify(o.verify()).build()));
+    return new io.uffdemu.client.StormResult(r.getAccesses(), r.getFailed(), r.getFirstSignal(), r.getFirstErrno(),
+        r.getFirstFaultAddr(), java.time.Duration.ofNanos(r.getElapsedNanos()), r.getLatencyP50Nanos(),
+        r.getLatencyP99Nanos(), r.getLatencyMaxNanos(), r.getLostWrites());
+  }
+
+  @Override
   public List<Vma> maps() {
     return exec("maps", Idempotency.IDEMPOTENT, s -> s.process().maps(MapsRequest.newBuilder().setPid(pid).build())
         .getVmasList().stream().map(ProtoMapper::vma).toList());

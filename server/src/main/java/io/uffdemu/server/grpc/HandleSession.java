@@ -185,6 +185,16 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 }
                 List<UffdMsg> msgs = backend.uffdRead(pid, fd, service.maxReadMessages(),
                         System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500));
+                if (maxBatch > 1 && !msgs.isEmpty() && msgs.size() < maxBatch) {
+                    // let the threads that fault right behind this one queue their messages (a resolution batch
+                    // wakes many at once), then take them along: one read per batch instead of per fault
+                    Thread.yield();
+                    List<UffdMsg> more = backend.uffdRead(pid, fd, maxBatch - msgs.size(), System.nanoTime());
+                    if (!more.isEmpty()) {
+                        msgs = new java.util.ArrayList<>(msgs);
+                        msgs.addAll(more);
+                    }
+                }
                 if (maxBatch == 1) {
                     for (UffdMsg m : msgs) {
                         send(HandleResponse.newBuilder().setMsg(ProtoMapper.msg(m)).build());

@@ -1,0 +1,162 @@
+package io.uffdemu.bench;
+
+import io.uffdemu.client.AddrRange;
+import io.uffdemu.client.FaultHandler;
+import io.uffdemu.client.HandlerLoop;
+import io.uffdemu.client.HandlerOptions;
+import io.uffdemu.client.Linux;
+import io.uffdemu.client.Memfd;
+import io.uffdemu.client.MmapOptions;
+import io.uffdemu.client.Process;
+import io.uffdemu.client.StormOptions;
+import io.uffdemu.client.StormResult;
+import io.uffdemu.client.UffdOptions;
+import io.uffdemu.client.UffdemuClient;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Issue 9's remote round trip: faulting threads in a server process (ProcessService.Storm, so no RPC per access),
+ * the handler in this JVM (the SDK's handler loop over the Handle stream on loopback): fault raised → message on
+ * the stream → handler → resolution → thread resumed, with and without batching. Either starts the server
+ * ({@code java -jar server/target/uffdemu-server-*-exec.jar} on a free loopback port, emulated backend) or uses
+ * a running one.
+ */
+final class RemoteRoundTrip implements AutoCloseable {
+    private final java.lang.Process server;
+    private final UffdemuClient client;
+
+    private RemoteRoundTrip(java.lang.Process server, UffdemuClient client) {
+        this.server = server;
+        this.client = client;
+    }
+
+    /** What one case measured: faults/s over the storm and the storm's access latency (a fault's round trip). */
+    record Result(double faultsPerSecond, double p50Micros, double p99Micros, long lostWrites, double cpuMicrosPerFault) {
+    }
+
+    /** CPU time of this JVM plus the server's (when this bench started it), in nanoseconds. */
+    private long cpuNanos() {
+        long self = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime();
+        long srv = server == null ? 0 : server.info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
+        return self + srv;
+    }
+
+    static RemoteRoundTrip connect(String host, int port) {
+        return new RemoteRoundTrip(null, UffdemuClient.connect(host, port));
+    }
+
+    /** Starts the server jar on a free loopback port and waits (up to 90 s) until it answers. */
+    static RemoteRoundTrip start(Path serverJar, Path log) throws IOException, InterruptedException {
+        int port;
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort();
+        }
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> cmd = new ArrayList<>(List.of(java, "-XX:+UseG1GC", "-jar", serverJar.toString(),
+                "--spring.grpc.server.address=127.0.0.1", "--spring.grpc.server.port=" + port,
+                "--server.address=127.0.0.1", "--server.port=0", "--uffdemu.backend=emulated",
+                "--uffdemu.quotas.requests-per-second=0", "--uffdemu.quotas.max-blocked-threads=4096",
+                "--uffdemu.emulated.memory=4GB", "--uffdemu.quotas.memory=3GB"));
+        java.lang.Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        UffdemuClient c = UffdemuClient.connect("127.0.0.1", port);
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+        while (true) {
+            try {
+                c.backend();
+                return new RemoteRoundTrip(p, c);
+            } catch (RuntimeException e) {
+                if (!p.isAlive() || System.nanoTime() > until) {
+                    c.close();
+                    p.destroyForcibly();
+                    throw new IOException("the server did not start (log: " + log + "): " + e.getMessage(), e);
+                }
+                Thread.sleep(200);
+            }
+        }
+    }
+
+    /** The newest server exec jar under server/target (the build's output). */
+    static Path findServerJar(Path root) throws IOException {
+        try (var s = Files.list(root.resolve("server/target"))) {
+            return s.filter(f -> f.getFileName().toString().matches("uffdemu-server-.*-exec\\.jar"))
+                    .findFirst().orElseThrow(() -> new IOException("no server/target/uffdemu-server-*-exec.jar: "
+                            + "build it with ./mvnw -pl server -am package -DskipTests"));
+        }
+    }
+
+    /**
+     * One case: {@code pages} pages touched by {@code threads} storm threads, one fault each (MISSING + COPY, or
+     * WP + un-protect of pages written before), served by one handler loop; batching = HandleAttach.max_batch 64
+     * and resolutions batched on the stream; without = one message per stream message, unary resolutions.
+     */
+    Result run(EmulatedRoundTrip.Case c, long pages, int threads, boolean batching, int workers) {
+        Process p = client.createProcess("remote-bench");
+        try {
+            long len = pages * 4096;
+            Memfd memfd = null;
+            long addr;
+            if (c.shmem) {
+                memfd = p.memfdCreate("remote-bench", 0);
+                memfd.ftruncate(len);
+                addr = p.mmap(MmapOptions.DEFAULT.withLength(len).sharedFile(memfd.fd(), 0));
+            } else {
+                addr = p.mmap(MmapOptions.anonymous(len));
+            }
+            AddrRange range = new AddrRange(addr, len);
+            var uffd = p.userfaultfd(UffdOptions.DEFAULT.withFeatures(c.wp ? Linux.UFFD_FEATURE_PAGEFAULT_FLAG_WP : 0));
+            if (c.wp) {
+                p.storm(StormOptions.writes(addr, len, Math.min(threads, 64))); // populate
+                uffd.register(range, Linux.UFFDIO_REGISTER_MODE_WP);
+                uffd.writeProtect(range, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
+            } else {
+                uffd.register(range, Linux.UFFDIO_REGISTER_MODE_MISSING);
+            }
+            byte[] zero = new byte[4096];
+            FaultHandler h = c.wp ? ctx -> ctx.writeUnprotect() : ctx -> ctx.copy(zero);
+            HandlerOptions o = HandlerOptions.DEFAULT.withWorkers(workers).withQueueCapacity(Math.max(64, workers))
+                    .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching);
+            StormResult r;
+            long cpu0;
+            long cpu1;
+            try (HandlerLoop loop = uffd.handle(h, o)) {
+                cpu0 = cpuNanos();
+                r = p.storm(StormOptions.writes(addr, len, threads).withRound(1).withVerify(true));
+                cpu1 = cpuNanos();
+            }
+            if (r.failed() != 0) {
+                throw new IllegalStateException(c.label() + ": " + r.failed() + " accesses failed (first signal "
+                        + r.firstSignal() + ", errno " + r.firstErrno() + ")");
+            }
+            // the CPU figure includes the verify pass (one read per page, no fault) and is the one that survives a
+            // loaded machine; faults/s and latency depend on how much of the cores the run got
+            return new Result(r.accessesPerSecond(), r.p50Nanos() / 1e3, r.p99Nanos() / 1e3, r.lostWrites(),
+                    (cpu1 - cpu0) / 1e3 / Math.max(1, r.accesses()));
+        } finally {
+            p.exit();
+        }
+    }
+
+    @Override
+    public void close() {
+        client.close();
+        if (server != null) {
+            server.destroy();
+            try {
+                if (!server.waitFor(20, TimeUnit.SECONDS)) {
+                    server.destroyForcibly();
+                }
+            } catch (InterruptedException e) {
+                server.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}
