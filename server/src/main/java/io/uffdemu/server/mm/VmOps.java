@@ -134,6 +134,9 @@ public final class VmOps {
         } else {
             start = getUnmappedArea(mm, addr, alen, ps);
         }
+        if (shared && !mayWrite && (prot & Linux.PROT_WRITE) != 0) {
+            throw new LinuxException(Errno.EACCES, "mmap", 0, "PROT_WRITE on a read-only fd");
+        }
         if (inode != null && inode.hugetlb) {
             reserveHugetlbLocked(inode, offset, alen, shared, (flags & Linux.MAP_NORESERVE) != 0);
         }
@@ -141,9 +144,6 @@ public final class VmOps {
                 (flags & Linux.MAP_NORESERVE) != 0);
         if (inode != null && inode.hugetlb && !shared && !v.noreserve) {
             v.privateResv = alen / ps;
-        }
-        if (shared && !mayWrite && (prot & Linux.PROT_WRITE) != 0) {
-            throw new LinuxException(Errno.EACCES, "mmap", 0, "PROT_WRITE on a read-only fd");
         }
         if (inode != null) {
             inode.mappings.add(v);
@@ -178,6 +178,20 @@ public final class VmOps {
                 throw new LinuxException(Errno.ENOMEM, "mmap", 0, "not enough free huge pages");
             }
             h.resv += n;
+        }
+    }
+
+    /**
+     * region_del() via hugetlb_unreserve_pages() (truncate, hole punch, eviction): the file's reservations in
+     * [fromIdx, toIdx) not consumed yet return to the pool.
+     */
+    private void regionDelLocked(Inode inode, long fromIdx, long toIdx) {
+        HugetlbPool h = k.hstate(inode.pageSize);
+        for (Long idx : new ArrayList<>(inode.reserved)) {
+            if (idx >= fromIdx && idx < toIdx) {
+                inode.reserved.remove(idx);
+                h.resv--;
+            }
         }
     }
 
@@ -651,18 +665,12 @@ public final class VmOps {
 
     long allocAnonLocked(Vma v) {
         if (v.hugetlb) {
-            HugetlbPool h = k.hstate(v.pageSize);
-            if (v.privateResv > 0) {
+            boolean reserved = v.privateResv > 0;
+            long pfn = allocHugetlbLocked(v.pageSize, reserved, FramePool.PG_ANON);
+            if (pfn >= 0 && reserved) {
                 v.privateResv--;
-                h.resv--;
-            } else if (h.available() <= 0) {
-                return -1;
+                k.hstate(v.pageSize).resv--;
             }
-            long pfn = k.frames.allocOrder(h.order, FramePool.PG_ANON | FramePool.PG_HUGETLB);
-            if (pfn < 0) {
-                return -1;
-            }
-            h.free--;
             return pfn;
         }
         long pfn = k.frames.alloc(FramePool.PG_ANON);
@@ -750,21 +758,36 @@ public final class VmOps {
         return freed;
     }
 
+    /**
+     * alloc_hugetlb_folio(): a huge page from the pool, charged to the running memcg's hugetlb counter; -1 when the
+     * pool has no page that is not promised to a reservation, or the limit refuses. The caller consumes its
+     * reservation only once the page is there (a refused charge leaves the reservation in place).
+     */
+    private long allocHugetlbLocked(long pageSize, boolean reserved, int pgFlags) {
+        HugetlbPool h = k.hstate(pageSize);
+        if (!reserved && h.available() <= 0) {
+            return -1;
+        }
+        long pfn = k.frames.allocOrder(h.order, pgFlags | FramePool.PG_HUGETLB);
+        if (pfn >= 0) {
+            h.free--;
+        }
+        return pfn;
+    }
+
     /** A page-cache page for (inode, idx), zero-filled, refcount 1 (the cache's reference); -1 if none. */
     long allocCachePageLocked(Inode inode, long idx) {
         long pfn;
         if (inode.hugetlb) {
-            HugetlbPool h = k.hstate(inode.pageSize);
-            if (inode.reserved.remove(idx)) {
-                h.resv--;
-            } else if (h.available() <= 0) {
-                return -1;
-            }
-            pfn = k.frames.allocOrder(h.order, FramePool.PG_HUGETLB);
+            boolean reserved = inode.reserved.contains(idx);
+            pfn = allocHugetlbLocked(inode.pageSize, reserved, 0);
             if (pfn < 0) {
                 return -1;
             }
-            h.free--;
+            if (reserved) {
+                inode.reserved.remove(idx);
+                k.hstate(inode.pageSize).resv--;
+            }
         } else {
             pfn = k.frames.alloc(FramePool.PG_UPTODATE);
             if (pfn < 0) {
@@ -842,12 +865,7 @@ public final class VmOps {
             deleteFromCacheLocked(inode, idx);
         }
         if (inode.hugetlb) {
-            for (Long idx : new ArrayList<>(inode.reserved)) {
-                if (idx >= firstWhole) {
-                    inode.reserved.remove(idx);
-                    k.hstate(ps).resv--;
-                }
-            }
+            regionDelLocked(inode, firstWhole, Long.MAX_VALUE);
         }
         zeroPartialLocked(inode, newSize, firstWhole * ps);
     }
@@ -894,6 +912,9 @@ public final class VmOps {
             unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
             for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
                 deleteFromCacheLocked(inode, idx);
+            }
+            if (inode.hugetlb) {
+                regionDelLocked(inode, firstWhole, lastWhole); // remove_inode_hugepages()
             }
         }
         if (from < firstWhole * ps) {
@@ -1117,6 +1138,11 @@ public final class VmOps {
                 throw LinuxException.einval("mremap", "old and new ranges overlap");
             }
             unmapRangeLocked(mm, newAddr, newAddr + nlen, events, "mremap");
+            if (nlen < olen) {
+                // mremap_to(): a shrinking move unmaps the old tail first and moves new_len only
+                unmapRangeLocked(mm, oldAddr + nlen, oldAddr + olen, events, "mremap");
+                return moveVmaLocked(mm, v, oldAddr, nlen, newAddr, nlen, flags, events);
+            }
             return moveVmaLocked(mm, v, oldAddr, olen, newAddr, nlen, flags, events);
         }
         if (nlen <= olen && (flags & Linux.MREMAP_DONTUNMAP) == 0) {

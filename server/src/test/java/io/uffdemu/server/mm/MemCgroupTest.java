@@ -215,12 +215,30 @@ class MemCgroupTest {
                 "hugetlb is charged to the hugetlb controller only (memory.current has just the page table)");
         AccessResult r = write(pa, h + PMD_SIZE, 1);
         assertEquals(SIGBUS, r.signal(), "a second huge page is over A's hugetlb max");
+        assertEquals(1, k.hstate(PMD_SIZE).resvHugepages(), "the refused fault left its reservation in place");
         long hb = k.vm.mmap(pb, 0, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1,
                 0);
         assertTrue(write(pb, hb, 1).succeeded());
         assertTrue(write(pb, hb + PMD_SIZE, 1).succeeded(), "B gets its huge pages");
         k.vm.munmap(pa, h, 2 * PMD_SIZE);
         assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+    }
+
+    /** A shrinking MREMAP_FIXED move unmaps the old tail first (mremap_to()): its pages are freed and uncharged. */
+    @Test
+    void mremapFixedShrinkFreesTheTail() throws Exception {
+        tenantA(1024, 0);
+        long src = anon(pa, 4);
+        for (int i = 0; i < 4; i++) {
+            assertTrue(write(pa, src + i * PAGE, 10 + i).succeeded());
+        }
+        long before = k.memcgStat(a).memoryCurrent();
+        long dst = anon(pa, 8) + 4 * PAGE;
+        assertEquals(dst, k.vm.mremap(pa, src, 4 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst));
+        assertEquals(10, read(pa, dst));
+        assertEquals(11, read(pa, dst + PAGE));
+        assertEquals(2, k.task(pa).mm().rssAnonPages());
+        assertTrue(k.memcgStat(a).memoryCurrent() <= before - 2 * PAGE, "the tail's two pages were uncharged");
     }
 
     @Test
