@@ -63,14 +63,15 @@ public class BackendConfiguration {
         /** uffdemu.quotas.* as the limits of each tenant's memory cgroup. */
         static MemCgroup.Limits tenantLimits(UffdemuProperties.Quotas q) {
             return new MemCgroup.Limits(q.memory().toBytes(), q.swap().toBytes(), q.hugetlb().toBytes(),
-                    q.maxMappings(), q.maxUffds(), q.maxRegisteredRanges(), q.maxPendingFaults(), q.maxBlockedThreads());
+                    q.hugetlbRsvd().toBytes(), q.maxMappings(), q.maxUffds(), q.maxRegisteredRanges(),
+                    q.maxPendingFaults(), q.maxBlockedThreads());
         }
 
         /** uffdemu.quotas.global.* as the root memory cgroup's limits (memory: the machine itself). */
         static MemCgroup.Limits globalLimits(UffdemuProperties.Quotas q) {
             UffdemuProperties.Global g = q.global();
-            return new MemCgroup.Limits(Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE, g.maxMappings(), g.maxUffds(),
-                    g.maxRegisteredRanges(), g.maxPendingFaults(), g.maxBlockedThreads());
+            return new MemCgroup.Limits(Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE, g.maxMappings(),
+                    g.maxUffds(), g.maxRegisteredRanges(), g.maxPendingFaults(), g.maxBlockedThreads());
         }
 
         /** {@code uffdemu.emulated.kernel-profile} and {@code pte-marker-uffd-wp}; a bad value stops the start. */

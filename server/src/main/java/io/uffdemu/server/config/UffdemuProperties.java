@@ -71,6 +71,9 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param memory              memory.max of the tenant's memcg: resident emulated memory (default 1GB; ENOMEM/SIGBUS)
      * @param swap                memory.swap.max: swap the tenant's pages may use (default 512MB)
      * @param hugetlb             hugetlb max of the memcg: huge pages faulted in, all sizes (default 1GB; ENOMEM/SIGBUS)
+     * @param hugetlbRsvd         hugetlb rsvd.max of the memcg: huge pages reserved at mmap time, plus those faulted
+     *                            in without a reservation, all sizes (default: the {@code hugetlb} value; an mmap over
+     *                            it is ENOMEM, a MAP_NORESERVE fault over it SIGBUS)
      * @param maxMappings         VMAs over all the tenant's processes, like vm.max_map_count (default 65530; ENOMEM)
      * @param maxUffds            open userfaultfds (default 256; EMFILE)
      * @param maxRegisteredRanges VMAs registered with a userfaultfd (default 16384; ENOMEM)
@@ -81,7 +84,7 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      */
     public record Quotas(@DefaultValue("256") int maxProcesses, @DefaultValue("20000") int requestsPerSecond,
             @DefaultValue("1024") int maxHandleStreams, @DefaultValue("1GB") DataSize memory,
-            @DefaultValue("512MB") DataSize swap, @DefaultValue("1GB") DataSize hugetlb,
+            @DefaultValue("512MB") DataSize swap, @DefaultValue("1GB") DataSize hugetlb, DataSize hugetlbRsvd,
             @DefaultValue("65530") int maxMappings, @DefaultValue("256") int maxUffds,
             @DefaultValue("16384") int maxRegisteredRanges, @DefaultValue("4096") int maxPendingFaults,
             @DefaultValue("4096") int maxBlockedThreads, @DefaultValue("1024") int maxMemfdGrants,
@@ -89,13 +92,16 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
 
         @org.springframework.boot.context.properties.bind.ConstructorBinding
         public Quotas {
+            if (hugetlbRsvd == null) {
+                hugetlbRsvd = hugetlb;
+            }
         }
 
         /** The three settings that existed first; everything else at its default. */
         public Quotas(int maxProcesses, int requestsPerSecond, int maxHandleStreams) {
             this(maxProcesses, requestsPerSecond, maxHandleStreams, DataSize.ofGigabytes(1), DataSize.ofMegabytes(512),
-                    DataSize.ofGigabytes(1), 65530, 256, 16384, 4096, 4096, 1024, new Global(4096, 1_000_000, 8192,
-                            1_000_000, 65536, 65536));
+                    DataSize.ofGigabytes(1), null, 65530, 256, 16384, 4096, 4096, 1024, new Global(4096, 1_000_000,
+                            8192, 1_000_000, 65536, 65536));
         }
     }
 

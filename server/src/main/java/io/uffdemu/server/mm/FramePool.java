@@ -22,6 +22,12 @@ public final class FramePool {
      * this flag until the folio is split; the folio is the flagged frames one 2 MiB block of an mm maps.
      */
     public static final int PG_LARGE = 1 << 5;
+    /**
+     * A hugetlb folio allocated without consuming a reservation: it carries its own hugetlb.rsvd charge
+     * ({@code alloc_hugetlb_folio()}'s {@code deferred_reserve}, the folio's {@code hugetlb_cgroup_rsvd}), which
+     * goes when the folio is freed ({@code hugetlb_cgroup_uncharge_folio_rsvd()}).
+     */
+    public static final int PG_HUGETLB_RSVD = 1 << 6;
 
     private final int pageSize = (int) Linux.PAGE_SIZE;
     private final long capacityPages;
@@ -75,9 +81,12 @@ public final class FramePool {
         return capacityPages - used;
     }
 
-    /** Receives one charged folio: its memcg, its size in 4 KiB frames, whether it is a hugetlb folio. */
+    /**
+     * Receives one charged folio: its memcg, its size in 4 KiB frames, whether it is a hugetlb folio and whether
+     * it carries a hugetlb.rsvd charge too ({@link #PG_HUGETLB_RSVD}).
+     */
     interface ChargeVisitor {
-        void visit(MemCgroup memcg, long pages, boolean hugetlb);
+        void visit(MemCgroup memcg, long pages, boolean hugetlb, boolean hugetlbRsvd);
     }
 
     /** Every charged folio (for the invariant checker; walks all frames). */
@@ -86,8 +95,9 @@ public final class FramePool {
             int p = (int) pfn;
             MemCgroup cg = memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
             if (cg != null) {
-                v.visit(cg, 1L << order[p >>> CHUNK_SHIFT][p & CHUNK_MASK],
-                        (flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] & PG_HUGETLB) != 0);
+                int f = flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
+                v.visit(cg, 1L << order[p >>> CHUNK_SHIFT][p & CHUNK_MASK], (f & PG_HUGETLB) != 0,
+                        (f & PG_HUGETLB_RSVD) != 0);
             }
         }
     }
@@ -110,8 +120,21 @@ public final class FramePool {
         }
         MemCgroup cg = active;
         if (cg != null) {
-            boolean charged = (pgFlags & PG_HUGETLB) != 0 ? cg.tryChargeHugetlb(n * Linux.PAGE_SIZE)
-                    : cg.tryChargeMemory(n);
+            boolean charged;
+            if ((pgFlags & PG_HUGETLB) == 0) {
+                charged = cg.tryChargeMemory(n);
+            } else {
+                // alloc_hugetlb_folio(): the rsvd charge of an unreserved folio first, then the fault counter
+                boolean rsvd = (pgFlags & PG_HUGETLB_RSVD) != 0;
+                long bytes = n * Linux.PAGE_SIZE;
+                charged = !rsvd || cg.tryChargeHugetlb(bytes, true);
+                if (charged && !cg.tryChargeHugetlb(bytes, false)) {
+                    charged = false;
+                    if (rsvd) {
+                        cg.unchargeHugetlb(bytes, true);
+                    }
+                }
+            }
             if (!charged) {
                 REFUSED.set(cg);
                 return -1;
@@ -178,8 +201,12 @@ public final class FramePool {
         }
         MemCgroup cg = memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
         if (cg != null) { // mem_cgroup_uncharge() / hugetlb_cgroup_uncharge_folio()
-            if ((flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] & PG_HUGETLB) != 0) {
-                cg.unchargeHugetlb(n * Linux.PAGE_SIZE);
+            int f = flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
+            if ((f & PG_HUGETLB_RSVD) != 0) {
+                cg.unchargeHugetlb(n * Linux.PAGE_SIZE, true);
+            }
+            if ((f & PG_HUGETLB) != 0) {
+                cg.unchargeHugetlb(n * Linux.PAGE_SIZE, false);
             } else {
                 cg.unchargeMemory(n);
             }

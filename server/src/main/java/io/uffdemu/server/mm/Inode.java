@@ -26,6 +26,12 @@ public final class Inode {
     final List<Vma> mappings = new ArrayList<>();
     /** hugetlbfs resv_map: indices with a reserved (not yet allocated) huge page. */
     final Set<Long> reserved = new HashSet<>();
+    /**
+     * The hugetlb.rsvd charges of the resv_map's regions ({@code file_region->reservation_counter}): index to the
+     * memcg whose mmap reserved it. Unlike {@link #reserved}, an entry stays when a fault consumes the reservation
+     * and goes only with the region ({@code region_del()}: truncate, hole punch, eviction).
+     */
+    final TreeMap<Long, MemCgroup> resvCharged = new TreeMap<>();
     /** Open file descriptions + mappings referring to this inode. */
     int refs;
     /** MAP_SHARED|MAP_ANONYMOUS backing object: not reachable through any fd. */

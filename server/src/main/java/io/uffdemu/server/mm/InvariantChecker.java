@@ -132,33 +132,73 @@ final class InvariantChecker {
                 throw new IllegalStateException("hugetlb pool " + h.pageSize + " free=" + h.free + " resv=" + h.resv
                         + " nr=" + h.nrHugepages);
             }
+            // resv_huge_pages: the private reservations left plus the shared ones not consumed yet
+            long held = 0;
+            for (Task t : k.tasks.values()) {
+                for (Vma v : t.mm.vmas.values()) {
+                    held += v.hugetlb && v.pageSize == h.pageSize ? v.privateResv : 0;
+                }
+            }
+            for (Inode inode : k.resvInodes) {
+                held += inode.pageSize == h.pageSize ? inode.reserved.size() : 0;
+            }
+            if (held != h.resv) {
+                throw new IllegalStateException("hugetlb pool " + h.pageSize + " resv=" + h.resv
+                        + " but mappings and files hold " + held + " reservations");
+            }
         }
         checkMemcgs(k);
     }
 
-    /** Each memcg's page counters equal the frames and swap slots charged to it or below it. */
+    /**
+     * Each memcg's page counters equal what is charged to it or below it: frames and swap slots; for
+     * hugetlb.rsvd, the reservations held (the whole length of each reservation-owning private VMA, each charged
+     * region of a hugetlbfs file's resv_map) plus the folios allocated without a reservation.
+     */
     private static void checkMemcgs(Kernel k) {
-        Map<MemCgroup, long[]> real = new java.util.IdentityHashMap<>(); // {pages, hugetlb bytes, swap slots}
-        k.frames.forEachCharged((cg, pages, hugetlb) -> {
-            for (MemCgroup c = cg; c != null; c = c.parent) {
-                long[] r = real.computeIfAbsent(c, x -> new long[3]);
-                r[hugetlb ? 1 : 0] += hugetlb ? pages * Linux.PAGE_SIZE : pages;
+        Map<MemCgroup, long[]> real = new java.util.IdentityHashMap<>(); // {pages, hugetlb, swap slots, hugetlb rsvd}
+        k.frames.forEachCharged((cg, pages, hugetlb, hugetlbRsvd) -> {
+            charge(real, cg, hugetlb ? 1 : 0, hugetlb ? pages * Linux.PAGE_SIZE : pages);
+            if (hugetlbRsvd) {
+                charge(real, cg, 3, pages * Linux.PAGE_SIZE);
             }
         });
-        k.swap.forEachCharged(cg -> {
-            for (MemCgroup c = cg; c != null; c = c.parent) {
-                real.computeIfAbsent(c, x -> new long[3])[2]++;
+        k.swap.forEachCharged(cg -> charge(real, cg, 2, 1));
+        for (Task t : k.tasks.values()) {
+            for (Vma v : t.mm.vmas.values()) {
+                if (v.resvMemcg != null) {
+                    if (!v.hugetlb || v.shared || v.noreserve) {
+                        throw new IllegalStateException("a reservation charge on a VMA that owns none: " + v);
+                    }
+                    charge(real, v.resvMemcg, 3, v.end - v.start);
+                }
             }
-        });
+        }
+        for (Inode inode : k.resvInodes) {
+            if (inode.resvCharged.isEmpty() || !inode.resvCharged.keySet().containsAll(inode.reserved)) {
+                throw new IllegalStateException("resv_map of " + inode.path() + ": reserved " + inode.reserved
+                        + " not all charged (" + inode.resvCharged.keySet() + ")");
+            }
+            for (MemCgroup cg : inode.resvCharged.values()) {
+                charge(real, cg, 3, inode.pageSize);
+            }
+        }
         java.util.List<MemCgroup> all = new java.util.ArrayList<>(k.memcgs.values());
         all.add(k.rootMemcg);
         for (MemCgroup c : all) {
-            long[] r = real.getOrDefault(c, new long[3]);
-            if (r[0] != c.memoryPages || r[1] != c.hugetlbBytes || r[2] != c.swapPages) {
+            long[] r = real.getOrDefault(c, new long[4]);
+            if (r[0] != c.memoryPages || r[1] != c.hugetlbBytes || r[2] != c.swapPages || r[3] != c.hugetlbRsvdBytes) {
                 throw new IllegalStateException("memcg " + c.name + " counters memory=" + c.memoryPages + " hugetlb="
-                        + c.hugetlbBytes + " swap=" + c.swapPages + " but charged frames/slots say " + r[0] + "/" + r[1]
-                        + "/" + r[2]);
+                        + c.hugetlbBytes + " swap=" + c.swapPages + " hugetlb.rsvd=" + c.hugetlbRsvdBytes
+                        + " but charged frames/slots/reservations say " + r[0] + "/" + r[1] + "/" + r[2] + "/" + r[3]);
             }
+        }
+    }
+
+    /** Adds {@code n} to counter {@code i} of {@code cg} and of every ancestor (page_counter is hierarchical). */
+    private static void charge(Map<MemCgroup, long[]> real, MemCgroup cg, int i, long n) {
+        for (MemCgroup c = cg; c != null; c = c.parent) {
+            real.computeIfAbsent(c, x -> new long[4])[i] += n;
         }
     }
 }

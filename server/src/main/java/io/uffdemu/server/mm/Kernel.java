@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -52,6 +53,8 @@ public final class Kernel {
     /** The root memory cgroup: machine-wide limits; tenants' memcgs are its children, by name. */
     final MemCgroup rootMemcg = new MemCgroup("/", null, MemCgroup.Limits.UNLIMITED);
     final Map<String, MemCgroup> memcgs = new HashMap<>();
+    /** hugetlbfs inodes whose resv_map holds hugetlb.rsvd charges ({@link Inode#resvCharged} not empty). */
+    final Set<Inode> resvInodes = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     final Config config;
     /** The release and config imitated; fixed for the machine's life. */
     final KernelProfile profile;
@@ -212,16 +215,17 @@ public final class Kernel {
     }
 
     /** A consistent snapshot of a memcg's counters (memory.current, memory.stat, memory.events). */
-    public record MemcgStat(long memoryCurrent, long swapCurrent, long hugetlbCurrent, long mapCount,
-            long uffds, long registered, long pendingFaults, long blockedThreads, long eventsMax, long eventsOom) {
+    public record MemcgStat(long memoryCurrent, long swapCurrent, long hugetlbCurrent, long hugetlbRsvdCurrent,
+            long mapCount, long uffds, long registered, long pendingFaults, long blockedThreads, long eventsMax,
+            long eventsOom) {
     }
 
     public MemcgStat memcgStat(MemCgroup cg) {
         lock();
         try {
-            return new MemcgStat(cg.memoryCurrent(), cg.swapCurrent(), cg.hugetlbCurrent(), cg.mapCount(),
-                    cg.uffdCount(), cg.registeredCount(), cg.pendingFaults(), cg.blockedThreads(), cg.eventsMax,
-                    cg.eventsOom);
+            return new MemcgStat(cg.memoryCurrent(), cg.swapCurrent(), cg.hugetlbCurrent(), cg.hugetlbRsvdCurrent(),
+                    cg.mapCount(), cg.uffdCount(), cg.registeredCount(), cg.pendingFaults(), cg.blockedThreads(),
+                    cg.eventsMax, cg.eventsOom);
         } finally {
             unlock();
         }
@@ -693,11 +697,7 @@ public final class Kernel {
 
     void putInodeLocked(Inode inode) {
         if (--inode.refs == 0) {
-            vm.truncateLocked(inode, 0);
-            for (Long idx : inode.reserved) {
-                hstate(inode.pageSize).resv--;
-            }
-            inode.reserved.clear();
+            vm.truncateLocked(inode, 0); // hugetlbfs_evict_inode(): every page and reservation goes
         }
     }
 

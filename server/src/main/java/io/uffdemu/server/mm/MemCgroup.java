@@ -10,7 +10,8 @@ import java.util.Set;
 /**
  * A memory cgroup: analogue of {@code struct mem_cgroup} ({@code mm/memcontrol.c}) with its page counters
  * ({@code mm/page_counter.c}) for {@code memory.max}, {@code memory.swap.max} and the hugetlb controller's
- * {@code hugetlb.<size>.max} ({@code mm/hugetlb_cgroup.c}). Guarded by the kernel lock.
+ * {@code hugetlb.<size>.max} and {@code hugetlb.<size>.rsvd.max} ({@code mm/hugetlb_cgroup.c}). Guarded by the
+ * kernel lock.
  *
  * <h2>Linux first</h2>
  * Every folio is charged to one memcg when it is allocated for a process ({@code mem_cgroup_charge()} from the
@@ -21,6 +22,16 @@ import java.util.Set;
  * {@code memory.swap.max} allows) and only then fails: a page fault gets {@code VM_FAULT_OOM} (here SIGBUS, as
  * for machine-wide exhaustion), a syscall or UFFDIO_COPY gets ENOMEM. A swap slot is charged to the memcg of the
  * folio written to it ({@code mem_cgroup_try_charge_swap()}) and uncharged when the slot is freed.
+ *
+ * <p>The hugetlb controller has two counters per huge page size. {@code hugetlb.<size>.current} (limit
+ * {@code .max}) counts huge pages allocated, charged by {@code alloc_hugetlb_folio()} and uncharged when the folio
+ * is freed. {@code hugetlb.<size>.rsvd.current} (limit {@code .rsvd.max}) counts reservations: charged when
+ * {@code hugetlb_reserve_pages()} reserves at mmap time (ENOMEM from mmap over the limit) and uncharged only when
+ * the reservation goes: for a private mapping with its VMA ({@code hugetlb_vm_op_close()}, the whole length,
+ * faulted or not), for a shared one with the file's region ({@code region_del()} on truncate, hole punch or
+ * eviction). Consuming a reservation at fault does not uncharge it, so a faulted reserved page counts in both; a
+ * page allocated without a reservation (MAP_NORESERVE, a fork child's private mapping, a hole not reserved) is
+ * charged to rsvd at fault instead ({@code deferred_reserve}), on the folio, until the folio is freed.
  *
  * <h2>Here</h2>
  * One memcg per tenant, a child of the machine's root memcg whose limits are the global ones. Frames record
@@ -42,20 +53,22 @@ public final class MemCgroup {
      * @param memoryMax         memory.max, bytes of resident memory (anon, shmem, page cache, THP subpages)
      * @param swapMax           memory.swap.max, bytes of swap
      * @param hugetlbMax        hugetlb.*.max summed over huge page sizes, bytes
+     * @param hugetlbRsvdMax    hugetlb.*.rsvd.max summed over huge page sizes, bytes (reservations; ENOMEM)
      * @param maxMapCount       VMAs over all processes (vm.max_map_count per memcg): ENOMEM
      * @param maxUffds          open userfaultfd contexts: EMFILE
      * @param maxRegistered     VMAs registered with a userfaultfd: ENOMEM
      * @param maxPendingFaults  userfaults queued and not yet read: EAGAIN
      * @param maxBlockedThreads threads parked in a userfault (pending or read, not woken): EAGAIN
      */
-    public record Limits(long memoryMax, long swapMax, long hugetlbMax, int maxMapCount, int maxUffds,
-            int maxRegistered, int maxPendingFaults, int maxBlockedThreads) {
+    public record Limits(long memoryMax, long swapMax, long hugetlbMax, long hugetlbRsvdMax, int maxMapCount,
+            int maxUffds, int maxRegistered, int maxPendingFaults, int maxBlockedThreads) {
         public static final Limits UNLIMITED = new Limits(Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE,
-                Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE);
+                Long.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE,
+                Integer.MAX_VALUE);
 
         public Limits {
-            if (memoryMax < 0 || swapMax < 0 || hugetlbMax < 0 || maxMapCount < 0 || maxUffds < 0
-                    || maxRegistered < 0 || maxPendingFaults < 0 || maxBlockedThreads < 0) {
+            if (memoryMax < 0 || swapMax < 0 || hugetlbMax < 0 || hugetlbRsvdMax < 0 || maxMapCount < 0
+                    || maxUffds < 0 || maxRegistered < 0 || maxPendingFaults < 0 || maxBlockedThreads < 0) {
                 throw new IllegalArgumentException("memcg limits must not be negative");
             }
         }
@@ -81,6 +94,8 @@ public final class MemCgroup {
     long swapPages;
     /** hugetlb.*.current, in bytes. */
     long hugetlbBytes;
+    /** hugetlb.*.rsvd.current, in bytes: reservations held plus folios allocated without one. */
+    long hugetlbRsvdBytes;
     /** memory.events: {@code max} (a charge hit the limit) and {@code oom} (it still failed after reclaim). */
     long eventsMax;
     long eventsOom;
@@ -150,22 +165,48 @@ public final class MemCgroup {
         }
     }
 
-    boolean tryChargeHugetlb(long bytes) {
+    /**
+     * page_counter_try_charge() of hugetlb.*.current ({@code hugetlb_cgroup_charge_cgroup()}) or, with
+     * {@code rsvd}, of hugetlb.*.rsvd.current ({@code hugetlb_cgroup_charge_cgroup_rsvd()}); a refusal of either
+     * counts an events max ({@code hugetlb_event(HUGETLB_MAX)}).
+     */
+    boolean tryChargeHugetlb(long bytes, boolean rsvd) {
         for (MemCgroup c = this; c != null; c = c.parent) {
-            if (c.hugetlbBytes + bytes > c.limits.hugetlbMax()) {
+            if ((rsvd ? c.hugetlbRsvdBytes : c.hugetlbBytes) + bytes
+                    > (rsvd ? c.limits.hugetlbRsvdMax() : c.limits.hugetlbMax())) {
                 c.eventsMax++;
                 return false;
             }
         }
         for (MemCgroup c = this; c != null; c = c.parent) {
-            c.hugetlbBytes += bytes;
+            if (rsvd) {
+                c.hugetlbRsvdBytes += bytes;
+            } else {
+                c.hugetlbBytes += bytes;
+            }
         }
         return true;
     }
 
-    void unchargeHugetlb(long bytes) {
+    void unchargeHugetlb(long bytes, boolean rsvd) {
         for (MemCgroup c = this; c != null; c = c.parent) {
-            c.hugetlbBytes -= bytes;
+            if (rsvd) {
+                c.hugetlbRsvdBytes -= bytes;
+            } else {
+                c.hugetlbBytes -= bytes;
+            }
+        }
+    }
+
+    /**
+     * The rsvd charge of a reservation ({@code hugetlb_reserve_pages()} →
+     * {@code hugetlb_cgroup_charge_cgroup_rsvd()}): over hugetlb.*.rsvd.max the mmap fails with ENOMEM, marked as
+     * the tenant's quota.
+     */
+    void chargeHugetlbReservation(long bytes, String call) {
+        if (!tryChargeHugetlb(bytes, true)) {
+            throw LinuxException.quota(Errno.ENOMEM, call, "memcg " + name + ": hugetlb reservation limit ("
+                    + limits.hugetlbRsvdMax() + " bytes, hugetlb.rsvd.max) reached");
         }
     }
 
@@ -345,6 +386,11 @@ public final class MemCgroup {
     /** hugetlb.*.current summed, in bytes. */
     public long hugetlbCurrent() {
         return hugetlbBytes;
+    }
+
+    /** hugetlb.*.rsvd.current summed, in bytes. */
+    public long hugetlbRsvdCurrent() {
+        return hugetlbRsvdBytes;
     }
 
     /** memory.events max. */

@@ -77,6 +77,7 @@ public final class MmStruct {
             long moved = Math.min(v.privateResv, tailPages);
             tail.privateResv = moved;
             v.privateResv -= moved;
+            tail.resvMemcg = v.resvMemcg; // hugetlb_vm_op_open(): both halves share the resv_map and its charge
         }
         v.end = addr;
         vmas.put(addr, tail);

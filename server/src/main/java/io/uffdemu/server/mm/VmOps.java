@@ -134,16 +134,16 @@ public final class VmOps {
         } else {
             start = getUnmappedArea(mm, addr, alen, ps);
         }
-        if (inode != null && inode.hugetlb) {
-            reserveHugetlbLocked(inode, offset, alen, shared, (flags & Linux.MAP_NORESERVE) != 0);
+        if (shared && !mayWrite && (prot & Linux.PROT_WRITE) != 0) {
+            throw new LinuxException(Errno.EACCES, "mmap", 0, "PROT_WRITE on a read-only fd");
         }
         Vma v = new Vma(mm, start, start + alen, prot, shared, mayWrite, inode, offset,
                 (flags & Linux.MAP_NORESERVE) != 0);
-        if (inode != null && inode.hugetlb && !shared && !v.noreserve) {
-            v.privateResv = alen / ps;
-        }
-        if (shared && !mayWrite && (prot & Linux.PROT_WRITE) != 0) {
-            throw new LinuxException(Errno.EACCES, "mmap", 0, "PROT_WRITE on a read-only fd");
+        if (inode != null && inode.hugetlb) {
+            v.resvMemcg = reserveHugetlbLocked(inode, offset, alen, shared, v.noreserve);
+            if (v.resvMemcg != null) {
+                v.privateResv = alen / ps;
+            }
         }
         if (inode != null) {
             inode.mappings.add(v);
@@ -154,30 +154,72 @@ public final class VmOps {
         return start;
     }
 
-    private void reserveHugetlbLocked(Inode inode, long offset, long len, boolean shared, boolean noreserve) {
-        HugetlbPool h = k.hstate(inode.pageSize);
+    /**
+     * hugetlb_reserve_pages(): reserves the huge pages of file range [offset, offset + len) for a new mapping,
+     * unless MAP_NORESERVE. The reservation is first charged to the mapping task's memcg
+     * ({@code hugetlb_cgroup_charge_cgroup_rsvd()}: ENOMEM over hugetlb.rsvd.max, a quota failure), then taken
+     * from the pool ({@code hugetlb_acct_memory()}: ENOMEM when too few free huge pages are not yet promised).
+     * A shared mapping reserves only the pages its file's resv_map does not hold yet ({@code region_chg()}), and
+     * their charge stays with those regions ({@link Inode#resvCharged}) until {@link #regionDelLocked}. A private
+     * mapping reserves its whole length; the charge is the VMA's. Returns the memcg a private reservation is
+     * charged to (the VMA's {@link Vma#resvMemcg}), null otherwise.
+     */
+    private MemCgroup reserveHugetlbLocked(Inode inode, long offset, long len, boolean shared, boolean noreserve) {
         if (noreserve) {
-            return;
+            return null;
         }
+        HugetlbPool h = k.hstate(inode.pageSize);
+        MemCgroup cg = k.frames.active;
         long first = offset / inode.pageSize;
         long n = len / inode.pageSize;
+        List<Long> need = new ArrayList<>();
         if (shared) {
-            List<Long> need = new ArrayList<>();
             for (long i = first; i < first + n; i++) {
-                if (!inode.cache.containsKey(i) && !inode.reserved.contains(i)) {
+                if (!inode.cache.containsKey(i) && !inode.resvCharged.containsKey(i)) {
                     need.add(i);
                 }
             }
-            if (h.available() < need.size()) {
-                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "not enough free huge pages");
+        }
+        long chg = shared ? need.size() : n;
+        cg.chargeHugetlbReservation(chg * inode.pageSize, "mmap");
+        if (h.available() < chg) {
+            cg.unchargeHugetlb(chg * inode.pageSize, true);
+            throw new LinuxException(Errno.ENOMEM, "mmap", 0, "not enough free huge pages");
+        }
+        h.resv += chg;
+        if (!shared) {
+            return cg;
+        }
+        for (long i : need) {
+            inode.reserved.add(i);
+            inode.resvCharged.put(i, cg);
+        }
+        if (!need.isEmpty()) {
+            k.resvInodes.add(inode);
+        }
+        return null;
+    }
+
+    /**
+     * region_del() via hugetlb_unreserve_pages() (truncate, hole punch, eviction): the file's regions in
+     * [fromIdx, toIdx) go; reservations not consumed yet return to the pool, and each region's hugetlb.rsvd charge
+     * is dropped ({@code hugetlb_cgroup_uncharge_file_region()}), consumed or not.
+     */
+    private void regionDelLocked(Inode inode, long fromIdx, long toIdx) {
+        HugetlbPool h = k.hstate(inode.pageSize);
+        for (Long idx : new ArrayList<>(inode.reserved)) {
+            if (idx >= fromIdx && idx < toIdx) {
+                inode.reserved.remove(idx);
+                h.resv--;
             }
-            inode.reserved.addAll(need);
-            h.resv += need.size();
-        } else {
-            if (h.available() < n) {
-                throw new LinuxException(Errno.ENOMEM, "mmap", 0, "not enough free huge pages");
-            }
-            h.resv += n;
+        }
+        Map<Long, MemCgroup> regions = inode.resvCharged.subMap(fromIdx, toIdx);
+        for (MemCgroup cg : regions.values()) {
+            cg.unchargeHugetlb(inode.pageSize, true);
+        }
+        regions.clear();
+        if (inode.resvCharged.isEmpty()) {
+            k.resvInodes.remove(inode);
         }
     }
 
@@ -270,6 +312,11 @@ public final class VmOps {
         if (v.hugetlb && v.privateResv > 0) {
             k.hstate(v.pageSize).resv -= v.privateResv;
             v.privateResv = 0;
+        }
+        if (v.resvMemcg != null) {
+            // hugetlb_vm_op_close() → hugetlb_cgroup_uncharge_counter(): the VMA's whole length, faulted or not
+            v.resvMemcg.unchargeHugetlb(v.end - v.start, true);
+            v.resvMemcg = null;
         }
         if (v.inode != null) {
             v.inode.mappings.remove(v);
@@ -651,18 +698,12 @@ public final class VmOps {
 
     long allocAnonLocked(Vma v) {
         if (v.hugetlb) {
-            HugetlbPool h = k.hstate(v.pageSize);
-            if (v.privateResv > 0) {
+            boolean reserved = v.privateResv > 0;
+            long pfn = allocHugetlbLocked(v.pageSize, reserved, FramePool.PG_ANON);
+            if (pfn >= 0 && reserved) {
                 v.privateResv--;
-                h.resv--;
-            } else if (h.available() <= 0) {
-                return -1;
+                k.hstate(v.pageSize).resv--;
             }
-            long pfn = k.frames.allocOrder(h.order, FramePool.PG_ANON | FramePool.PG_HUGETLB);
-            if (pfn < 0) {
-                return -1;
-            }
-            h.free--;
             return pfn;
         }
         long pfn = k.frames.alloc(FramePool.PG_ANON);
@@ -750,21 +791,38 @@ public final class VmOps {
         return freed;
     }
 
+    /**
+     * alloc_hugetlb_folio(): a huge page from the pool, charged to the running memcg's hugetlb counter and, when
+     * it consumes no reservation ({@code deferred_reserve}), to its hugetlb.rsvd counter too (on the folio). -1
+     * when the pool has no page that is not promised to a reservation, or a limit refuses. The caller consumes
+     * the reservation once the page is there.
+     */
+    private long allocHugetlbLocked(long pageSize, boolean reserved, int pgFlags) {
+        HugetlbPool h = k.hstate(pageSize);
+        if (!reserved && h.available() <= 0) {
+            return -1;
+        }
+        long pfn = k.frames.allocOrder(h.order,
+                pgFlags | FramePool.PG_HUGETLB | (reserved ? 0 : FramePool.PG_HUGETLB_RSVD));
+        if (pfn >= 0) {
+            h.free--;
+        }
+        return pfn;
+    }
+
     /** A page-cache page for (inode, idx), zero-filled, refcount 1 (the cache's reference); -1 if none. */
     long allocCachePageLocked(Inode inode, long idx) {
         long pfn;
         if (inode.hugetlb) {
-            HugetlbPool h = k.hstate(inode.pageSize);
-            if (inode.reserved.remove(idx)) {
-                h.resv--;
-            } else if (h.available() <= 0) {
-                return -1;
-            }
-            pfn = k.frames.allocOrder(h.order, FramePool.PG_HUGETLB);
+            boolean reserved = inode.reserved.contains(idx);
+            pfn = allocHugetlbLocked(inode.pageSize, reserved, 0);
             if (pfn < 0) {
                 return -1;
             }
-            h.free--;
+            if (reserved) {
+                inode.reserved.remove(idx);
+                k.hstate(inode.pageSize).resv--;
+            }
         } else {
             pfn = k.frames.alloc(FramePool.PG_UPTODATE);
             if (pfn < 0) {
@@ -842,12 +900,7 @@ public final class VmOps {
             deleteFromCacheLocked(inode, idx);
         }
         if (inode.hugetlb) {
-            for (Long idx : new ArrayList<>(inode.reserved)) {
-                if (idx >= firstWhole) {
-                    inode.reserved.remove(idx);
-                    k.hstate(ps).resv--;
-                }
-            }
+            regionDelLocked(inode, firstWhole, Long.MAX_VALUE);
         }
         zeroPartialLocked(inode, newSize, firstWhole * ps);
     }
@@ -894,6 +947,9 @@ public final class VmOps {
             unmapMappingRangeLocked(inode, firstWhole, lastWhole, false, inode.hugetlb);
             for (Long idx : new ArrayList<>(inode.cache.subMap(firstWhole, true, lastWhole, false).keySet())) {
                 deleteFromCacheLocked(inode, idx);
+            }
+            if (inode.hugetlb) {
+                regionDelLocked(inode, firstWhole, lastWhole); // remove_inode_hugepages()
             }
         }
         if (from < firstWhole * ps) {
@@ -1117,6 +1173,11 @@ public final class VmOps {
                 throw LinuxException.einval("mremap", "old and new ranges overlap");
             }
             unmapRangeLocked(mm, newAddr, newAddr + nlen, events, "mremap");
+            if (nlen < olen) {
+                // mremap_to(): a shrinking move unmaps the old tail first and moves new_len only
+                unmapRangeLocked(mm, oldAddr + nlen, oldAddr + olen, events, "mremap");
+                return moveVmaLocked(mm, v, oldAddr, nlen, newAddr, nlen, flags, events);
+            }
             return moveVmaLocked(mm, v, oldAddr, olen, newAddr, nlen, flags, events);
         }
         if (nlen <= olen && (flags & Linux.MREMAP_DONTUNMAP) == 0) {
@@ -1141,16 +1202,7 @@ public final class VmOps {
         if (v.inode != null && v.inode.anonShared) {
             v.inode.size = Math.max(v.inode.size, v.offset + (newEnd - v.start));
         }
-        if (v.hugetlb && !v.shared && !v.noreserve) {
-            long more = (newEnd - v.end) / v.pageSize;
-            HugetlbPool h = k.hstate(v.pageSize);
-            if (h.available() < more) {
-                throw new LinuxException(Errno.ENOMEM, "mremap", 0, "not enough free huge pages");
-            }
-            h.resv += more;
-            v.privateResv += more;
-        }
-        v.end = newEnd;
+        v.end = newEnd; // never hugetlb: mremap refuses to grow one (EINVAL above)
     }
 
     /** move_vma(): PTEs move with their wp bits; the uffd registration follows only with EVENT_REMAP. */
@@ -1173,14 +1225,13 @@ public final class VmOps {
                 src.inode.size = Math.max(src.inode.size, src.offset + nlen);
             }
         }
-        if (src.hugetlb && !src.shared && !src.noreserve) {
+        if (src.resvMemcg != null) {
+            // clear_vma_resv_huge_pages(): the reservation and its charge move with the VMA (a hugetlb VMA moves
+            // whole: it never grows, and a shrinking move has unmapped the tail first)
             nv.privateResv = src.privateResv;
             src.privateResv = 0;
-            long more = (nlen - olen) / src.pageSize;
-            if (more > 0) {
-                k.hstate(src.pageSize).resv += more;
-                nv.privateResv += more;
-            }
+            nv.resvMemcg = src.resvMemcg;
+            src.resvMemcg = null;
         }
         mm.vmas.put(dst, nv);
         List<long[]> moved = new ArrayList<>();
@@ -1530,8 +1581,10 @@ public final class VmOps {
                 cv.uffdFlags = 0;
             }
             if (pv.hugetlb && !pv.shared && !pv.noreserve) {
-                // the child gets no reservation (hugetlb private mappings of a fork child are not reserved)
+                // hugetlb_dup_vma_private(): the child owns no reservation, so none is charged to it; its faults
+                // are charged to hugetlb.rsvd as they allocate
                 cv.privateResv = 0;
+                cv.resvMemcg = null;
             }
             if (cv.inode != null) {
                 cv.inode.mappings.add(cv);

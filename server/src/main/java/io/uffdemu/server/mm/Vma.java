@@ -33,6 +33,11 @@ public final class Vma {
     final boolean noreserve;
     /** Private hugetlb reservation left (pages promised and not yet faulted in). */
     long privateResv;
+    /**
+     * A private hugetlb mapping that owns its reservation (HPAGE_RESV_OWNER): the memcg its resv_map is charged to
+     * (hugetlb.rsvd, the VMA's whole length until {@code hugetlb_vm_op_close()}); null otherwise.
+     */
+    MemCgroup resvMemcg;
 
     Vma(MmStruct mm, long start, long end, int prot, boolean shared, boolean mayWrite, Inode inode, long offset,
             boolean noreserve) {

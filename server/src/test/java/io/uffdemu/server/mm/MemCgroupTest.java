@@ -39,8 +39,8 @@ class MemCgroupTest {
     /** Tenant A with these limits, and one process. */
     void tenantA(long memoryPages, long swapPages, long hugetlbBytes, int maps, int uffds, int registered,
             int pending, int blocked) {
-        a = k.memcg("a", new MemCgroup.Limits(memoryPages * PAGE, swapPages * PAGE, hugetlbBytes, maps, uffds,
-                registered, pending, blocked));
+        a = k.memcg("a", new MemCgroup.Limits(memoryPages * PAGE, swapPages * PAGE, hugetlbBytes, Long.MAX_VALUE,
+                maps, uffds, registered, pending, blocked));
         pa = k.createProcess("a", 0, true, "a", a).pid();
     }
 
@@ -150,7 +150,7 @@ class MemCgroupTest {
     @Test
     void backendMarksMemcgFailuresAsQuota() {
         var be = new io.uffdemu.server.backend.emulated.EmulatedBackend(new Kernel.Config(64L << 20, 0, 0, 0, true))
-                .withMemcgLimits(new MemCgroup.Limits(16 * PAGE, 0, 0, 100, 10, 10, 10, 10), UNLIMITED);
+                .withMemcgLimits(new MemCgroup.Limits(16 * PAGE, 0, 0, 0, 100, 10, 10, 10, 10), UNLIMITED);
         int p = be.createProcess("q", 0, true, "tenant-q").pid();
         long a = be.mmap(p, 0, 1L << 40, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         LinuxException pop = assertThrows(LinuxException.class,
@@ -215,12 +215,30 @@ class MemCgroupTest {
                 "hugetlb is charged to the hugetlb controller only (memory.current has just the page table)");
         AccessResult r = write(pa, h + PMD_SIZE, 1);
         assertEquals(SIGBUS, r.signal(), "a second huge page is over A's hugetlb max");
+        assertEquals(1, k.hstate(PMD_SIZE).resvHugepages(), "the refused fault left its reservation in place");
         long hb = k.vm.mmap(pb, 0, 2 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1,
                 0);
         assertTrue(write(pb, hb, 1).succeeded());
         assertTrue(write(pb, hb + PMD_SIZE, 1).succeeded(), "B gets its huge pages");
         k.vm.munmap(pa, h, 2 * PMD_SIZE);
         assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+    }
+
+    /** A shrinking MREMAP_FIXED move unmaps the old tail first (mremap_to()): its pages are freed and uncharged. */
+    @Test
+    void mremapFixedShrinkFreesTheTail() throws Exception {
+        tenantA(1024, 0);
+        long src = anon(pa, 4);
+        for (int i = 0; i < 4; i++) {
+            assertTrue(write(pa, src + i * PAGE, 10 + i).succeeded());
+        }
+        long before = k.memcgStat(a).memoryCurrent();
+        long dst = anon(pa, 8) + 4 * PAGE;
+        assertEquals(dst, k.vm.mremap(pa, src, 4 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst));
+        assertEquals(10, read(pa, dst));
+        assertEquals(11, read(pa, dst + PAGE));
+        assertEquals(2, k.task(pa).mm().rssAnonPages());
+        assertTrue(k.memcgStat(a).memoryCurrent() <= before - 2 * PAGE, "the tail's two pages were uncharged");
     }
 
     @Test
@@ -315,5 +333,224 @@ class MemCgroupTest {
         assertTrue(bFaults.get(10, TimeUnit.SECONDS).succeeded());
         assertEquals(0, k.memcgStat(a).pendingFaults());
         assertEquals(0, k.memcgStat(a).blockedThreads());
+    }
+
+    // ------------------------------------------------------------------ hugetlb reservations (hugetlb.rsvd)
+
+    static final long HP = PMD_SIZE;
+
+    /** Tenant A limited only in hugetlb.max and hugetlb.rsvd.max (the machine's pool is 4 huge pages). */
+    void tenantAHugetlb(long hugetlbBytes, long rsvdBytes) {
+        a = k.memcg("a", new MemCgroup.Limits(1024 * PAGE, 0, hugetlbBytes, rsvdBytes, Integer.MAX_VALUE,
+                Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE));
+        pa = k.createProcess("a", 0, true, "a", a).pid();
+    }
+
+    long hugeAnon(int pid, long pages, int extraFlags) {
+        return k.vm.mmap(pid, 0, pages * HP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB
+                | extraFlags, -1, 0);
+    }
+
+    long resvPages() {
+        return k.hstate(HP).resvHugepages();
+    }
+
+    static void assertQuotaEnomem(LinuxException e) {
+        assertEquals(Errno.ENOMEM, e.errno());
+        assertTrue(e.isQuota(), "a tenant limit, not the machine's pool: " + e);
+    }
+
+    /**
+     * A private MAP_HUGETLB mapping charges its whole length to hugetlb.rsvd at mmap (hugetlb_reserve_pages()); an
+     * mmap over hugetlb.rsvd.max is ENOMEM. A fault consumes the pool reservation but keeps the rsvd charge, and
+     * charges hugetlb.current: nothing more. munmap uncharges the unmapped length (hugetlb_vm_op_close()).
+     */
+    @Test
+    void privateHugetlbReservationIsChargedAtMmapAndReleasedByMunmap() throws Exception {
+        tenantAHugetlb(4 * HP, 2 * HP);
+        long h = hugeAnon(pa, 2, 0);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(0, k.memcgStat(a).hugetlbCurrent(), "nothing faulted yet");
+        assertEquals(2, resvPages());
+        assertQuotaEnomem(assertThrows(LinuxException.class, () -> hugeAnon(pa, 1, 0)));
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "the failed mmap charged nothing");
+        assertEquals(2, resvPages(), "and reserved nothing");
+        assertEquals(1, k.maps(pa).size());
+
+        assertTrue(write(pa, h, 1).succeeded());
+        assertTrue(write(pa, h + HP, 2).succeeded());
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "a reserved fault is not charged to rsvd again");
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbCurrent());
+        assertEquals(0, resvPages(), "the faults consumed the pool's reservations");
+
+        k.vm.munmap(pa, h + HP, HP);
+        assertEquals(HP, k.memcgStat(a).hugetlbRsvdCurrent(), "the unmapped half is uncharged, faulted or not");
+        assertEquals(HP, k.memcgStat(a).hugetlbCurrent());
+        long h2 = hugeAnon(pa, 1, 0); // room again
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        k.vm.munmap(pa, h, HP);
+        k.vm.munmap(pa, h2, HP);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+        assertEquals(0, resvPages());
+        assertEquals(0, k.rootMemcg().hugetlbRsvdCurrent());
+    }
+
+    /**
+     * A shared hugetlbfs mapping charges only the file pages its resv_map does not hold yet (region_chg()); the
+     * charge belongs to the file's regions, so it outlives munmap and goes with a hole punch, a truncate or the
+     * file's last reference (region_del()).
+     */
+    @Test
+    void sharedHugetlbReservationStaysWithTheFileUntilPunchTruncateOrClose() throws Exception {
+        tenantAHugetlb(4 * HP, 3 * HP);
+        int fd = k.memfdCreate(pa, "h", MFD_HUGETLB);
+        k.ftruncate(pa, fd, 4 * HP);
+        long m1 = k.vm.mmap(pa, 0, 3 * HP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        assertEquals(3 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        long m2 = k.vm.mmap(pa, 0, 2 * HP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, HP);
+        assertEquals(3 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "pages already reserved are not charged again");
+        assertEquals(3, resvPages());
+        assertQuotaEnomem(assertThrows(LinuxException.class,
+                () -> k.vm.mmap(pa, 0, 4 * HP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)));
+        assertEquals(3 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+
+        assertTrue(write(pa, m1, 1).succeeded());
+        assertEquals(3 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "the faulted page keeps its region's charge");
+        assertEquals(HP, k.memcgStat(a).hugetlbCurrent());
+        assertEquals(2, resvPages());
+        k.vm.munmap(pa, m1, 3 * HP);
+        k.vm.munmap(pa, m2, 2 * HP);
+        assertEquals(3 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "munmap leaves the file's reservations");
+        assertEquals(2, resvPages());
+
+        k.fallocate(pa, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, HP, HP);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "the punched reserved page is uncharged");
+        assertEquals(1, resvPages());
+        k.ftruncate(pa, fd, HP);
+        assertEquals(HP, k.memcgStat(a).hugetlbRsvdCurrent(), "truncate drops the regions beyond the new size");
+        assertEquals(0, resvPages());
+        assertEquals(HP, k.memcgStat(a).hugetlbCurrent(), "page 0 is still in the file");
+        k.fallocate(pa, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, HP);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent(), "punching the faulted page drops its region too");
+        assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+
+        // eviction: the last reference (here the fd, after a mapping went) releases everything
+        k.ftruncate(pa, fd, 2 * HP);
+        long m3 = k.vm.mmap(pa, 0, 2 * HP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        assertTrue(write(pa, m3 + HP, 1).succeeded());
+        k.vm.munmap(pa, m3, 2 * HP);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        k.close(pa, fd);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+        assertEquals(0, resvPages());
+    }
+
+    /**
+     * Pages allocated without a reservation (MAP_NORESERVE, fallocate of unreserved file pages, a fork child's
+     * private mapping, which owns no reservation) are charged to hugetlb.rsvd at allocation (alloc_hugetlb_folio()'s
+     * deferred_reserve): over rsvd.max a fault gets SIGBUS and fallocate ENOSPC; freeing the page uncharges.
+     */
+    @Test
+    void unreservedHugePagesAreChargedToRsvdAtFault() throws Exception {
+        tenantAHugetlb(4 * HP, 2 * HP);
+        long nr = hugeAnon(pa, 3, MAP_NORESERVE);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent(), "MAP_NORESERVE reserves nothing");
+        assertTrue(write(pa, nr, 1).succeeded());
+        assertEquals(HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(HP, k.memcgStat(a).hugetlbCurrent());
+        int fd = k.memfdCreate(pa, "h", MFD_HUGETLB);
+        k.fallocate(pa, fd, 0, 0, HP);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "fallocate of an unreserved file page");
+        LinuxException fa = assertThrows(LinuxException.class, () -> k.fallocate(pa, fd, 0, HP, HP));
+        assertEquals(Errno.ENOSPC, fa.errno());
+        assertEquals(a, k.lastChargeRefusal());
+        assertEquals(SIGBUS, write(pa, nr + HP, 1).signal(), "over hugetlb.rsvd.max the fault is SIGBUS");
+        k.close(pa, fd);
+        assertEquals(HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        k.vm.munmap(pa, nr, 3 * HP);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+
+        // fork: the child owns no reservation, nothing is charged for it; its own faults are charged as they go
+        long p = hugeAnon(pa, 2, 0);
+        assertTrue(write(pa, p, 1).succeeded());
+        int child = k.fork(pa).pid();
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "fork charges no reservation to the child");
+        assertEquals(1, read(child, p));
+        assertEquals(SIGBUS, write(child, p + HP, 1).signal(),
+                "the child's unreserved fault needs room in hugetlb.rsvd.max, which the parent's reservation fills");
+        k.exit(child);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(HP, k.memcgStat(a).hugetlbCurrent());
+        k.exit(pa);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(0, k.memcgStat(a).hugetlbCurrent());
+        assertEquals(0, resvPages());
+    }
+
+    /** A fork child's unreserved faults are charged to rsvd and uncharged when its pages go. */
+    @Test
+    void forkChildFaultsAreChargedToRsvdAndUnchargedAtExit() throws Exception {
+        tenantAHugetlb(4 * HP, 3 * HP);
+        long p = hugeAnon(pa, 2, 0);
+        assertTrue(write(pa, p, 1).succeeded());
+        int child = k.fork(pa).pid();
+        assertTrue(write(child, p + HP, 2).succeeded());
+        assertEquals(3 * HP, k.memcgStat(a).hugetlbRsvdCurrent(), "the parent's 2 reserved + the child's fault");
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbCurrent());
+        assertEquals(1, resvPages(), "the parent's second page is still reserved for it");
+        k.exit(child);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(HP, k.memcgStat(a).hugetlbCurrent());
+        assertTrue(write(pa, p + HP, 3).succeeded(), "the parent's reservation is intact");
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+    }
+
+    /**
+     * The starvation the limit exists for: A may reserve up to its hugetlb.rsvd.max and no further, without faulting
+     * anything; B reserves and faults the rest of the pool. The pool running out is ENOMEM without the quota mark.
+     */
+    @Test
+    void tenantCannotReserveThePoolAwayFromAnother() throws Exception {
+        tenantAHugetlb(Long.MAX_VALUE, 2 * HP);
+        hugeAnon(pa, 2, 0);
+        assertQuotaEnomem(assertThrows(LinuxException.class, () -> hugeAnon(pa, 1, 0)));
+        int fd = k.memfdCreate(pa, "h", MFD_HUGETLB);
+        k.ftruncate(pa, fd, 2 * HP);
+        assertQuotaEnomem(assertThrows(LinuxException.class,
+                () -> k.vm.mmap(pa, 0, HP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)));
+        assertEquals(2, resvPages());
+
+        long hb = hugeAnon(pb, 2, 0);
+        assertTrue(write(pb, hb, 1).succeeded());
+        assertTrue(write(pb, hb + HP, 1).succeeded(), "B gets the half of the pool A could not take");
+        assertEquals(2 * HP, k.memcgStat(b).hugetlbRsvdCurrent());
+        LinuxException pool = assertThrows(LinuxException.class, () -> hugeAnon(pb, 1, 0));
+        assertEquals(Errno.ENOMEM, pool.errno());
+        assertFalse(pool.isQuota(), "the pool itself is exhausted: not a quota");
+        assertEquals(4 * HP, k.rootMemcg().hugetlbRsvdCurrent(), "the root counts both tenants");
+    }
+
+    /**
+     * mremap moves a private reservation and its charge with the VMA (clear_vma_resv_huge_pages()); a shrinking
+     * move unmaps the old tail first (mremap_to()), which uncharges it.
+     */
+    @Test
+    void mremapMovesThePrivateReservationCharge() throws Exception {
+        tenantAHugetlb(4 * HP, 3 * HP);
+        long h = hugeAnon(pa, 3, 0);
+        assertTrue(write(pa, h, 7).succeeded());
+        long dst = k.vm.mmap(pa, 0, 8 * HP, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        long target = ((dst + HP - 1) & -HP) + HP;
+        long moved = k.vm.mremap(pa, h, 3 * HP, 2 * HP, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+        assertEquals(target, moved);
+        assertEquals(2 * HP, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(7, read(pa, moved));
+        assertEquals(1, resvPages());
+        k.vm.munmap(pa, moved, 2 * HP);
+        assertEquals(0, k.memcgStat(a).hugetlbRsvdCurrent());
+        assertEquals(0, resvPages());
     }
 }

@@ -25,6 +25,7 @@ import io.uffdemu.api.v1.FallocateRequest;
 import io.uffdemu.api.v1.MemfdCreateRequest;
 import io.uffdemu.api.v1.MemoryServiceGrpc;
 import io.uffdemu.api.v1.MmapRequest;
+import io.uffdemu.api.v1.MunmapRequest;
 import io.uffdemu.api.v1.OpenRequest;
 import io.uffdemu.api.v1.ProcessServiceGrpc;
 import io.uffdemu.api.v1.RegisterRequest;
@@ -52,9 +53,11 @@ import org.springframework.boot.test.context.SpringBootTest;
         "uffdemu.emulated.memory=256MB", "uffdemu.emulated.swap=64MB",
         "uffdemu.quotas.memory=1MB", "uffdemu.quotas.swap=0", "uffdemu.quotas.max-mappings=24",
         "uffdemu.quotas.max-uffds=3", "uffdemu.quotas.max-registered-ranges=4",
-        "uffdemu.quotas.max-pending-faults=1", "uffdemu.quotas.max-processes=8"})
+        "uffdemu.quotas.max-pending-faults=1", "uffdemu.quotas.max-processes=8",
+        "uffdemu.emulated.hugepages2m=8", "uffdemu.quotas.hugetlb-rsvd=4MB"})
 class QuotaIT {
     static final long PAGE = 4096;
+    static final long HUGE = 2L << 20;
     @LocalGrpcServerPort
     int port;
     ManagedChannel ch;
@@ -94,6 +97,12 @@ class QuotaIT {
         long mmap(long pages, int prot) {
             return mem.mmap(MmapRequest.newBuilder().setPid(pid).setLen(pages * PAGE).setProt(prot).setFlags(0x22)
                     .setFd(-1).build()).getAddr();
+        }
+
+        /** A private MAP_HUGETLB mapping (MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB) of 2 MiB pages. */
+        long mmapHuge(long hugePages) {
+            return mem.mmap(MmapRequest.newBuilder().setPid(pid).setLen(hugePages * HUGE).setProt(3)
+                    .setFlags(0x22 | 0x40000).setFd(-1).build()).getAddr();
         }
 
         AccessResponse write(long addr) {
@@ -175,6 +184,33 @@ class QuotaIT {
             }
         } finally {
             again.exit();
+        }
+    }
+
+    /**
+     * hugetlb-rsvd (hugetlb.rsvd.max) bounds the huge pages a tenant reserves at mmap time, faulted or not: alice
+     * cannot reserve the pool away from bob without touching it. The mmap over the limit is ENOMEM, as
+     * hugetlb_reserve_pages() fails it.
+     */
+    @Test
+    @Timeout(60)
+    void hugetlbReservationQuotaIsEnomemAtMmapAndBobKeepsHisHugePages() {
+        Tenant alice = new Tenant("alice-token");
+        Tenant bob = new Tenant("bob-token");
+        try {
+            long a = alice.mmapHuge(2); // 4 MB reserved, nothing faulted
+            // the pool (8 pages) has room: alice's own limit fails the third
+            assertQuota(() -> alice.mmapHuge(1), "ENOMEM");
+            long b = bob.mmapHuge(2);
+            assertThat(bob.write(b).getSignal()).isZero();
+            assertThat(bob.write(b + HUGE).getSignal()).isZero();
+            // munmap releases alice's reservation and its charge
+            alice.mem.munmap(MunmapRequest.newBuilder().setPid(alice.pid).setAddr(a).setLen(2 * HUGE).build());
+            long again = alice.mmapHuge(2);
+            assertThat(alice.write(again).getSignal()).isZero();
+        } finally {
+            alice.exit();
+            bob.exit();
         }
     }
 
