@@ -2,14 +2,23 @@
 #
 # With a registry (the usual way; `--target runtime` is the default last stage):
 #   docker build -t uffdemu:dev .
-# Without a registry (CI here): build the jar on the host, a local FROM-scratch JRE base, then only the
-# `prebuilt` target, which never touches BUILD_IMAGE:
-#   ./mvnw -q -pl server -am package -DskipTests
-#   deploy/base-image/build.sh                     # tags uffdemu/jre25-base:local
+# Without a registry (CI here): local FROM-scratch bases made from the host's JDK 25 (deploy/base-image/build.sh),
+# passed as the build args. CI builds both targets (deploy-tests):
+#   deploy/base-image/build.sh                     # tags uffdemu/jre25-base:local (RUNTIME_IMAGE)
+#   deploy/base-image/build.sh --jdk               # tags uffdemu/jdk25-base:local (BUILD_IMAGE)
+#   # the default target, Maven inside the image (DefaultTargetImageIT); mvnw fetches Maven and the dependencies
+#   # from Maven Central, hence the host network
+#   DOCKER_BUILDKIT=0 docker build --network host --build-arg BUILD_IMAGE=uffdemu/jdk25-base:local \
+#       --build-arg RUNTIME_IMAGE=uffdemu/jre25-base:local --build-arg JAR=pom.xml --build-arg CLI_JAR=pom.xml -t uffdemu:dev .
+#   # `prebuilt` from the jars built on the host, which never touches BUILD_IMAGE (ContainerImageIT)
+#   ./mvnw -q -pl server,cli -am package -DskipTests
 #   DOCKER_BUILDKIT=0 docker build --target prebuilt --build-arg RUNTIME_IMAGE=uffdemu/jre25-base:local -t uffdemu:dev .
 #
-# Stage order matters for the legacy builder (Debian's dockerd 20.10, Testcontainers): it builds every
-# stage up to --target, so `prebuilt` comes before the Maven `build` stage.
+# Stage order matters for the legacy builder (Debian's dockerd 20.10, Testcontainers): it builds every stage up to
+# --target, so `prebuilt` comes before the Maven `build` stage. The price: the legacy builder also builds `prebuilt`
+# on the way to the default target, and its COPY needs the jars; without them in server/target and cli/target, point
+# JAR and CLI_JAR at any file of the context (pom.xml above): `runtime` takes its jars from `build`. BuildKit skips
+# stages the target does not need, so it needs neither.
 ARG BUILD_IMAGE=eclipse-temurin:25-jdk
 ARG RUNTIME_IMAGE=eclipse-temurin:25-jre
 
