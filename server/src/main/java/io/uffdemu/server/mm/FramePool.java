@@ -1,9 +1,13 @@
 package io.uffdemu.server.mm;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.Arrays;
+import java.util.Set;
 
 /**
  * Emulated physical memory: analogue of the page allocator plus {@code struct page} / {@code struct folio}
@@ -19,7 +23,11 @@ import java.util.Arrays;
  * as zeros and costs nothing). A per-frame bit records that a frame may hold non-zero bytes; freeing such a
  * frame zeroes it, so every free or newly allocated frame reads as zeros. The contents stay off the Java heap
  * because 1 GiB of 4 KiB {@code byte[]} pages was copied again and again by young collections (UFFDIO_COPY of
- * 1 GiB spent about half its time in GC pauses).
+ * 1 GiB spent about half its time in GC pauses). On a Linux host with native access enabled (the service, test
+ * and bench JVMs run with it) a slab is an anonymous {@code mmap(MAP_POPULATE)}: the host kernel allocates and
+ * zeroes its pages in one call, where zeroing fresh memory from Java takes one host page fault per 4 KiB (the
+ * largest cost of a fresh 1 GiB fill). Elsewhere slabs come from {@link Arena#ofAuto()}. Either way a slab is
+ * released when its pool becomes unreachable.
  *
  * <p>Pfn 0 is the shared zero page and is never allocated. Guarded by the kernel lock ({@link Kernel}).
  */
@@ -270,6 +278,56 @@ public final class FramePool {
         return order[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
+    /** The host's mmap(2) and munmap(2), or null when slabs come from {@link Arena#ofAuto()}. */
+    private static final MethodHandle MMAP, MUNMAP;
+
+    static {
+        MethodHandle mmap = null, munmap = null;
+        // the MAP_* values below are the host's on these architectures (they differ on mips, sparc, alpha, parisc)
+        if (FramePool.class.getModule().isNativeAccessEnabled() && System.getProperty("os.name", "").equals("Linux")
+                && Set.of("amd64", "aarch64").contains(System.getProperty("os.arch"))) {
+            try {
+                Linker l = Linker.nativeLinker();
+                mmap = l.downcallHandle(l.defaultLookup().find("mmap").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+                munmap = l.downcallHandle(l.defaultLookup().find("munmap").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+            } catch (RuntimeException | LinkageError e) {
+                mmap = null;
+                munmap = null;
+            }
+        }
+        MMAP = mmap;
+        MUNMAP = munmap;
+    }
+
+    /** A zeroed slab of {@code bytes}: host mmap(MAP_POPULATE) when {@code hostMmap} and available, else an arena's. */
+    static MemorySegment newSlab(long bytes, boolean hostMmap) {
+        if (hostMmap && MMAP != null) {
+            MemorySegment p;
+            try {
+                p = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, bytes, Linux.PROT_READ | Linux.PROT_WRITE,
+                        Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS | Linux.MAP_POPULATE, -1, 0L);
+            } catch (Throwable e) {
+                throw new IllegalStateException("mmap of a frame slab", e);
+            }
+            if (p.address() != -1L) { // else MAP_FAILED: fall back to the arena
+                return p.reinterpret(bytes, Arena.ofAuto(), slab -> unmapSlab(slab, bytes));
+            }
+        }
+        return Arena.ofAuto().allocate(bytes, Linux.PAGE_SIZE);
+    }
+
+    /** The cleanup of an mmap'd slab, run once it is unreachable. */
+    private static void unmapSlab(MemorySegment slab, long bytes) {
+        try {
+            int ignored = (int) MUNMAP.invokeExact(slab, bytes);
+        } catch (Throwable e) {
+            throw new IllegalStateException("munmap of a frame slab", e);
+        }
+    }
+
     private boolean isWritten(long pfn) {
         return pfn != ZERO_PFN
                 && (written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] & (1L << pfn)) != 0;
@@ -283,7 +341,7 @@ public final class FramePool {
         }
         MemorySegment slab = slabs[s];
         if (slab == null) {
-            slab = Arena.ofAuto().allocate((long) SLAB_FRAMES << PAGE_SHIFT, pageSize);
+            slab = newSlab((long) SLAB_FRAMES << PAGE_SHIFT, true);
             slabs[s] = slab;
         }
         written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] |= 1L << pfn;

@@ -34,6 +34,18 @@ class FramePoolTest {
     }
 
     @Test
+    void slabsFromHostMmapAndFromTheArenaAreZeroedAndWritable() {
+        for (boolean hostMmap : new boolean[] {true, false}) {
+            long bytes = (long) FramePool.SLAB_FRAMES * PS;
+            java.lang.foreign.MemorySegment s = FramePool.newSlab(bytes, hostMmap);
+            assertEquals(bytes, s.byteSize());
+            assertEquals(-1L, s.mismatch(java.lang.foreign.MemorySegment.ofArray(new byte[(int) bytes])));
+            s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, bytes - 1, (byte) 5);
+            assertEquals(5, s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, bytes - 1));
+        }
+    }
+
+    @Test
     void copyRestoreAndPartialWrites() {
         FramePool f = new FramePool(1L << 30);
         long[] p = new long[3 * FramePool.SLAB_FRAMES];
