@@ -19,9 +19,10 @@ import java.util.Set;
  * oops) and one bit per frame. A huge folio is a run of contiguous frames; its head holds the counts.
  *
  * <p>Page contents are the emulated physical memory: off-heap slabs of {@value #SLAB_FRAMES} frames, allocated
- * zeroed when a frame of the slab is first written with non-zero bytes (a frame that was never written reads
- * as zeros and costs nothing). A per-frame bit records that a frame may hold non-zero bytes; freeing such a
- * frame zeroes it, so every free or newly allocated frame reads as zeros. The contents stay off the Java heap
+ * when a frame of the slab is first written with non-zero bytes (a frame that was never written reads as zeros
+ * and costs nothing). A per-frame bit says the slab holds the frame's contents; freeing a frame clears it, so
+ * every free or newly allocated frame reads as zeros without its bytes being touched (the next partial write
+ * zeroes the frame first, a whole-page write just replaces it). The contents stay off the Java heap
  * because 1 GiB of 4 KiB {@code byte[]} pages was copied again and again by young collections (UFFDIO_COPY of
  * 1 GiB spent about half its time in GC pauses). On a Linux host with native access enabled (the service, test
  * and bench JVMs run with it) a slab is an anonymous {@code mmap(MAP_POPULATE)}: the host kernel allocates and
@@ -328,13 +329,18 @@ public final class FramePool {
         }
     }
 
+    /** The frame's bytes in its slab are its contents; when not, it reads as zeros whatever the slab holds. */
     private boolean isWritten(long pfn) {
         return pfn != ZERO_PFN
                 && (written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] & (1L << pfn)) != 0;
     }
 
-    /** The frame's 4 KiB of off-heap memory, allocating (zeroed) its slab if needed; marks the frame written. */
-    private MemorySegment frameForWrite(long pfn) {
+    /**
+     * The frame's 4 KiB of off-heap memory for a write of {@code len} bytes at {@code off}, allocating its slab if
+     * needed. A frame not written since it was last freed holds stale bytes: it is zeroed first unless the write
+     * covers all of it. Marks the frame written.
+     */
+    private MemorySegment frameForWrite(long pfn, int off, int len) {
         int s = (int) (pfn >>> SLAB_SHIFT);
         if (s >= slabs.length) {
             slabs = Arrays.copyOf(slabs, Math.max(s + 1, slabs.length * 2));
@@ -344,8 +350,14 @@ public final class FramePool {
             slab = newSlab((long) SLAB_FRAMES << PAGE_SHIFT, true);
             slabs[s] = slab;
         }
-        written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] |= 1L << pfn;
-        return slab.asSlice((pfn & (SLAB_FRAMES - 1)) << PAGE_SHIFT, pageSize);
+        MemorySegment m = slab.asSlice((pfn & (SLAB_FRAMES - 1)) << PAGE_SHIFT, pageSize);
+        if (!isWritten(pfn)) {
+            if (off != 0 || len != pageSize) {
+                m.fill((byte) 0);
+            }
+            written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] |= 1L << pfn;
+        }
+        return m;
     }
 
     /** The frame's memory if it was written, else null (it reads as zeros). */
@@ -354,13 +366,9 @@ public final class FramePool {
                 pageSize) : null;
     }
 
-    /** Zeroes a written frame and forgets that it was written. */
+    /** The frame reads as zeros again (its stale bytes are zeroed or replaced by its next write). */
     private void clearContents(long pfn) {
-        MemorySegment m = frameIfWritten(pfn);
-        if (m != null) {
-            m.fill((byte) 0);
-            written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] &= ~(1L << pfn);
-        }
+        written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] &= ~(1L << pfn);
     }
 
     /** Copies {@code len} bytes of frame {@code pfn} (a subpage frame) starting at {@code off} into dst. */
@@ -380,7 +388,7 @@ public final class FramePool {
         if (!isWritten(pfn) && isZeros(src, srcOff, len)) {
             return;
         }
-        MemorySegment.copy(src, srcOff, frameForWrite(pfn), ValueLayout.JAVA_BYTE, off, len);
+        MemorySegment.copy(src, srcOff, frameForWrite(pfn, off, len), ValueLayout.JAVA_BYTE, off, len);
     }
 
     /** {@code pages_identical(page, ZERO_PAGE(0))}: the frame holds only zero bytes. */
@@ -395,7 +403,7 @@ public final class FramePool {
         if (from == null) {
             clearContents(toPfn);
         } else {
-            frameForWrite(toPfn).copyFrom(from);
+            frameForWrite(toPfn, 0, pageSize).copyFrom(from);
         }
     }
 

@@ -31,6 +31,19 @@ class FramePoolTest {
         assertEquals(a, b);
         assertTrue(f.isZeroFilled(b));
         assertArrayEquals(page(0), f.snapshot(b));
+        // a partial write into the reused frame must not resurrect the freed frame's bytes
+        f.write(b, 100, new byte[] {1, 2, 3}, 0, 3);
+        byte[] want = page(0);
+        want[100] = 1;
+        want[101] = 2;
+        want[102] = 3;
+        assertArrayEquals(want, f.snapshot(b));
+        f.put(b);
+        long c = f.alloc(FramePool.PG_ANON);
+        assertEquals(b, c);
+        assertTrue(f.isZeroFilled(c));
+        f.write(c, 0, page(9), 0, PS); // a whole-page write replaces the stale bytes
+        assertArrayEquals(page(9), f.snapshot(c));
     }
 
     @Test
