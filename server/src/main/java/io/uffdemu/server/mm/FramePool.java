@@ -59,7 +59,7 @@ public final class FramePool {
     private static final int PAGE_SHIFT = 12;
     /** Content slabs by {@code pfn >>> SLAB_SHIFT}; null until a frame in the slab is written. */
     private MemorySegment[] slabs = new MemorySegment[0];
-    /** Per chunk, one bit per frame: the frame was written and may hold non-zero bytes. */
+    /** Per chunk, one bit per frame: the slab holds the frame's contents (without it the frame reads as zeros). */
     private long[][] written = new long[0][];
     /** {@code folio->memcg_data}: the memcg a folio (its head frame) is charged to; null for uncharged frames. */
     private MemCgroup[][] memcg = new MemCgroup[0][];
@@ -166,7 +166,7 @@ public final class FramePool {
         flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) (pgFlags | (ord > 0 ? PG_HEAD : 0));
         order[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) ord;
         memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = cg;
-        return pfn; // its frames read as zeros: never written, or zeroed by free()
+        return pfn; // its frames read as zeros: never written, or their written bits cleared by free()
     }
 
     private void ensure(long limit) {
