@@ -1,6 +1,13 @@
 package io.uffdemu.server.mm;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.Arrays;
+import java.util.Set;
 
 /**
  * Emulated physical memory: analogue of the page allocator plus {@code struct page} / {@code struct folio}
@@ -8,9 +15,23 @@ import java.util.Arrays;
  *
  * <p>Frames are numbered (pfn). Metadata is kept struct-of-arrays: {@code refcount} (references from page
  * tables, the page cache and the swap cache), {@code mapcount} (page-table mappings), {@code flags} and
- * {@code order}; page contents are allocated lazily (a frame that was never written reads as zeros), so
- * resident metadata is 10 bytes of arrays plus two references (contents and memcg, 4 bytes each with compressed oops) per frame. A huge folio is a run of contiguous frames; its head holds
- * the counts.
+ * {@code order}, so resident metadata is 10 bytes of arrays plus the memcg reference (4 bytes with compressed
+ * oops) and one bit per frame. A huge folio is a run of contiguous frames; its head holds the counts.
+ *
+ * <p>Page contents are the emulated physical memory: off-heap slabs of {@value #SLAB_FRAMES} frames, allocated
+ * when a frame of the slab is first written with non-zero bytes (a frame that was never written reads as zeros
+ * and costs nothing). A per-frame bit says the slab holds the frame's contents; freeing a frame clears it, so
+ * every free or newly allocated frame reads as zeros without its bytes being touched (the next partial write
+ * zeroes the frame first, a whole-page write just replaces it). The contents stay off the Java heap
+ * because 1 GiB of 4 KiB {@code byte[]} pages was copied again and again by young collections (UFFDIO_COPY of
+ * 1 GiB spent about half its time in GC pauses). On a Linux host with native access enabled (the service, test
+ * and bench JVMs run with it) a slab is an anonymous {@code mmap(MAP_POPULATE)}: the host kernel allocates and
+ * zeroes its pages in one call, where zeroing fresh memory from Java takes one host page fault per 4 KiB (the
+ * largest cost of a fresh 1 GiB fill). Elsewhere slabs come from {@link Arena#ofAuto()}. Either way a slab is
+ * released when its pool becomes unreachable, not when its frames are freed: freed frames are reused first
+ * (LIFO), so the process keeps the peak of written memory, as the committed Java heap did when pages were
+ * {@code byte[]}. Giving a slab back with {@code MADV_DONTNEED} once its last frame is freed was tried: it made
+ * a COPY of 1 GiB into just-freed memory 5 times slower (every page faulted in again).
  *
  * <p>Pfn 0 is the shared zero page and is never allocated. Guarded by the kernel lock ({@link Kernel}).
  */
@@ -38,7 +59,14 @@ public final class FramePool {
     private int[][] mapcount = new int[0][];
     private byte[][] flags = new byte[0][];
     private byte[][] order = new byte[0][];
-    private byte[][][] data = new byte[0][][];
+    /** Frames per content slab (256 KiB of off-heap memory). */
+    static final int SLAB_FRAMES = 64;
+    private static final int SLAB_SHIFT = 6;
+    private static final int PAGE_SHIFT = 12;
+    /** Content slabs by {@code pfn >>> SLAB_SHIFT}; null until a frame in the slab is written. */
+    private MemorySegment[] slabs = new MemorySegment[0];
+    /** Per chunk, one bit per frame: the slab holds the frame's contents (without it the frame reads as zeros). */
+    private long[][] written = new long[0][];
     /** {@code folio->memcg_data}: the memcg a folio (its head frame) is charged to; null for uncharged frames. */
     private MemCgroup[][] memcg = new MemCgroup[0][];
     /**
@@ -161,10 +189,7 @@ public final class FramePool {
         flags[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) (pgFlags | (ord > 0 ? PG_HEAD : 0));
         order[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = (byte) ord;
         memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK] = cg;
-        for (long i = 0; i < n; i++) {
-            data[(int) ((pfn + i) >>> CHUNK_SHIFT)][(int) ((pfn + i) & CHUNK_MASK)] = null;
-        }
-        return pfn;
+        return pfn; // its frames read as zeros: never written, or their written bits cleared by free()
     }
 
     private void ensure(long limit) {
@@ -180,14 +205,14 @@ public final class FramePool {
         mapcount = Arrays.copyOf(mapcount, chunks);
         flags = Arrays.copyOf(flags, chunks);
         order = Arrays.copyOf(order, chunks);
-        data = Arrays.copyOf(data, chunks);
+        written = Arrays.copyOf(written, chunks);
         memcg = Arrays.copyOf(memcg, chunks);
         for (int c = old; c < chunks; c++) {
             refcount[c] = new int[1 << CHUNK_SHIFT];
             mapcount[c] = new int[1 << CHUNK_SHIFT];
             flags[c] = new byte[1 << CHUNK_SHIFT];
             order[c] = new byte[1 << CHUNK_SHIFT];
-            data[c] = new byte[1 << CHUNK_SHIFT][];
+            written[c] = new long[1 << (CHUNK_SHIFT - 6)];
             memcg[c] = new MemCgroup[1 << CHUNK_SHIFT];
         }
     }
@@ -197,7 +222,7 @@ public final class FramePool {
         int ord = order[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
         long n = 1L << ord;
         for (long i = 0; i < n; i++) {
-            data[(int) ((pfn + i) >>> CHUNK_SHIFT)][(int) ((pfn + i) & CHUNK_MASK)] = null;
+            clearContents(pfn + i);
         }
         MemCgroup cg = memcg[p >>> CHUNK_SHIFT][p & CHUNK_MASK];
         if (cg != null) { // mem_cgroup_uncharge() / hugetlb_cgroup_uncharge_folio()
@@ -284,17 +309,105 @@ public final class FramePool {
         return order[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
     }
 
+    /** The host's mmap(2) and munmap(2), or null when slabs come from {@link Arena#ofAuto()}. */
+    private static final MethodHandle MMAP, MUNMAP;
+
+    static {
+        MethodHandle mmap = null, munmap = null;
+        // the MAP_* values below are the host's on these architectures (they differ on mips, sparc, alpha, parisc)
+        if (FramePool.class.getModule().isNativeAccessEnabled() && System.getProperty("os.name", "").equals("Linux")
+                && Set.of("amd64", "aarch64").contains(System.getProperty("os.arch"))) {
+            try {
+                Linker l = Linker.nativeLinker();
+                mmap = l.downcallHandle(l.defaultLookup().find("mmap").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+                munmap = l.downcallHandle(l.defaultLookup().find("munmap").orElseThrow(),
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+            } catch (RuntimeException | LinkageError e) {
+                mmap = null;
+                munmap = null;
+            }
+        }
+        MMAP = mmap;
+        MUNMAP = munmap;
+    }
+
+    /** A zeroed slab of {@code bytes}: host mmap(MAP_POPULATE) when {@code hostMmap} and available, else an arena's. */
+    static MemorySegment newSlab(long bytes, boolean hostMmap) {
+        if (hostMmap && MMAP != null) {
+            MemorySegment p;
+            try {
+                p = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, bytes, Linux.PROT_READ | Linux.PROT_WRITE,
+                        Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS | Linux.MAP_POPULATE, -1, 0L);
+            } catch (Throwable e) {
+                throw new IllegalStateException("mmap of a frame slab", e);
+            }
+            if (p.address() != -1L) { // else MAP_FAILED: fall back to the arena
+                return p.reinterpret(bytes, Arena.ofAuto(), slab -> unmapSlab(slab, bytes));
+            }
+        }
+        return Arena.ofAuto().allocate(bytes, Linux.PAGE_SIZE);
+    }
+
+    /** The cleanup of an mmap'd slab, run once it is unreachable. */
+    private static void unmapSlab(MemorySegment slab, long bytes) {
+        try {
+            int ignored = (int) MUNMAP.invokeExact(slab, bytes);
+        } catch (Throwable e) {
+            throw new IllegalStateException("munmap of a frame slab", e);
+        }
+    }
+
+    /** The frame's bytes in its slab are its contents; when not, it reads as zeros whatever the slab holds. */
+    private boolean isWritten(long pfn) {
+        return pfn != ZERO_PFN
+                && (written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] & (1L << pfn)) != 0;
+    }
+
+    /**
+     * The frame's 4 KiB of off-heap memory for a write of {@code len} bytes at {@code off}, allocating its slab if
+     * needed. A frame not written since it was last freed holds stale bytes: it is zeroed first unless the write
+     * covers all of it. Marks the frame written.
+     */
+    private MemorySegment frameForWrite(long pfn, int off, int len) {
+        int s = (int) (pfn >>> SLAB_SHIFT);
+        if (s >= slabs.length) {
+            slabs = Arrays.copyOf(slabs, Math.max(s + 1, slabs.length * 2));
+        }
+        MemorySegment slab = slabs[s];
+        if (slab == null) {
+            slab = newSlab((long) SLAB_FRAMES << PAGE_SHIFT, true);
+            slabs[s] = slab;
+        }
+        MemorySegment m = slab.asSlice((pfn & (SLAB_FRAMES - 1)) << PAGE_SHIFT, pageSize);
+        if (!isWritten(pfn)) {
+            if (off != 0 || len != pageSize) {
+                m.fill((byte) 0);
+            }
+            written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] |= 1L << pfn;
+        }
+        return m;
+    }
+
+    /** The frame's memory if it was written, else null (it reads as zeros). */
+    private MemorySegment frameIfWritten(long pfn) {
+        return isWritten(pfn) ? slabs[(int) (pfn >>> SLAB_SHIFT)].asSlice((pfn & (SLAB_FRAMES - 1)) << PAGE_SHIFT,
+                pageSize) : null;
+    }
+
+    /** The frame reads as zeros again (its stale bytes are zeroed or replaced by its next write). */
+    private void clearContents(long pfn) {
+        written[(int) (pfn >>> CHUNK_SHIFT)][(int) ((pfn & CHUNK_MASK) >>> 6)] &= ~(1L << pfn);
+    }
+
     /** Copies {@code len} bytes of frame {@code pfn} (a subpage frame) starting at {@code off} into dst. */
     public void read(long pfn, int off, byte[] dst, int dstOff, int len) {
-        if (pfn == ZERO_PFN) {
-            Arrays.fill(dst, dstOff, dstOff + len, (byte) 0);
-            return;
-        }
-        byte[] d = data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
-        if (d == null) {
+        MemorySegment m = frameIfWritten(pfn);
+        if (m == null) {
             Arrays.fill(dst, dstOff, dstOff + len, (byte) 0);
         } else {
-            System.arraycopy(d, off, dst, dstOff, len);
+            MemorySegment.copy(m, ValueLayout.JAVA_BYTE, off, dst, dstOff, len);
         }
     }
 
@@ -302,36 +415,46 @@ public final class FramePool {
         if (pfn == ZERO_PFN) {
             throw new IllegalStateException("write to the zero page");
         }
-        byte[] d = data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
-        if (d == null) {
-            if (isZeros(src, srcOff, len)) {
-                return;
-            }
-            d = new byte[pageSize];
-            data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] = d;
+        if (!isWritten(pfn) && isZeros(src, srcOff, len)) {
+            return;
         }
-        System.arraycopy(src, srcOff, d, off, len);
+        MemorySegment.copy(src, srcOff, frameForWrite(pfn, off, len), ValueLayout.JAVA_BYTE, off, len);
     }
 
     /** {@code pages_identical(page, ZERO_PAGE(0))}: the frame holds only zero bytes. */
     public boolean isZeroFilled(long pfn) {
-        byte[] d = pfn == ZERO_PFN ? null : data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
-        return d == null || isZeros(d, 0, d.length);
+        MemorySegment m = frameIfWritten(pfn);
+        return m == null || isZeros(m);
     }
 
     /** Copies a whole 4 KiB subpage frame to another. */
     public void copyPage(long fromPfn, long toPfn) {
-        byte[] d = fromPfn == ZERO_PFN ? null : data[(int) (fromPfn >>> CHUNK_SHIFT)][(int) (fromPfn & CHUNK_MASK)];
-        data[(int) (toPfn >>> CHUNK_SHIFT)][(int) (toPfn & CHUNK_MASK)] = d == null ? null : d.clone();
+        MemorySegment from = frameIfWritten(fromPfn);
+        if (from == null) {
+            clearContents(toPfn);
+        } else {
+            frameForWrite(toPfn, 0, pageSize).copyFrom(from);
+        }
     }
 
     public byte[] snapshot(long pfn) {
-        byte[] d = pfn == ZERO_PFN ? null : data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)];
-        return d == null ? new byte[pageSize] : d.clone();
+        byte[] page = new byte[pageSize];
+        read(pfn, 0, page, 0, pageSize);
+        return page;
     }
 
     public void restore(long pfn, byte[] page) {
-        data[(int) (pfn >>> CHUNK_SHIFT)][(int) (pfn & CHUNK_MASK)] = isZeros(page, 0, page.length) ? null : page.clone();
+        clearContents(pfn);
+        write(pfn, 0, page, 0, pageSize);
+    }
+
+    private static boolean isZeros(MemorySegment m) {
+        for (long i = 0; i < m.byteSize(); i += Long.BYTES) {
+            if (m.get(ValueLayout.JAVA_LONG_UNALIGNED, i) != 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static boolean isZeros(byte[] b, int off, int len) {

@@ -39,6 +39,9 @@ final class InvariantChecker {
             k.wpWriteViolations.clear();
             throw new IllegalStateException("wp-write ledger: " + first);
         }
+        if (!PageTable.sharedMarkerTableIntact()) {
+            throw new IllegalStateException("the shared all-markers PTE table was written");
+        }
         Map<Long, Integer> mapcounts = new HashMap<>();
         for (Task t : k.tasks.values()) {
             MmStruct mm = t.mm;

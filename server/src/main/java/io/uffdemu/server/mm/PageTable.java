@@ -1,5 +1,6 @@
 package io.uffdemu.server.mm;
 
+import java.util.Arrays;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -15,6 +16,10 @@ import java.util.TreeMap;
  * the accessed/dirty bits, an {@link #update} over part of the table, a VMA boundary inside it) clears the
  * flag: that is {@code __split_huge_pmd()}, which leaves exactly the PTEs the split kernel table would hold.
  * A table that is absent is {@code pmd_none()}.
+ *
+ * <p>Tables that hold nothing but uffd-wp markers (WP_UNPOPULATED over empty anonymous memory, uffd-wp over
+ * a file hole) are one shared, never-written array, copied on the first write to one of its entries; a
+ * one-entry cache of the last table looked up saves the map walk for runs of accesses in one 2 MiB block.
  * Guarded by the kernel lock.
  */
 public final class PageTable {
@@ -25,28 +30,103 @@ public final class PageTable {
     static final long PMD_TRANS_HUGE = 1;
     /** Bits a hardware-like update may change without splitting a huge PMD ({@code touch_pmd()}). */
     private static final long SPLIT_NEUTRAL = Pte.ACCESSED | Pte.DIRTY | Pte.SOFT_DIRTY;
+    /**
+     * Read-only outside this class, tables included: every change goes through the methods below (they keep
+     * the walk cache and copy the shared all-markers table before writing).
+     */
     final TreeMap<Long, long[]> tables = new TreeMap<>();
+    /**
+     * One-entry walk cache: the PMD index and table of the last table found. A table stays in the map under
+     * its key until {@link #dropTable} or {@link #freeEmptyTables} removes it, so only those invalidate it.
+     */
+    private long cachedKey = -1;
+    private long[] cachedTable;
+
+    /**
+     * The PTE table whose 512 entries are all the uffd-wp marker ({@code PTE_MARKER_UFFD_WP}, no THP flag):
+     * what {@code change_pte_range()} leaves in a table {@code change_pmd_prepare()} allocated for uffd-wp
+     * over unpopulated anonymous memory (WP_UNPOPULATED) or a file hole. Every such table of every mm is this
+     * one array, never written: writers take a private copy first ({@link #unshare}). The map still holds one
+     * entry per table, so table counts (memcg page-table charge, {@code pmd_none()}) are the kernel's.
+     */
+    private static final long[] UFFD_WP_MARKERS = newTable();
+    private static final long UFFD_WP_MARKER = Pte.marker(Pte.MARKER_UFFD_WP, false);
+
+    static {
+        Arrays.fill(UFFD_WP_MARKERS, 0, PTRS_PER_PTE, UFFD_WP_MARKER);
+    }
 
     private static long[] newTable() {
         return new long[PTRS_PER_PTE + 1];
     }
 
+    /** For the invariant checker: the shared all-markers table still holds only markers and no PMD flag. */
+    static boolean sharedMarkerTableIntact() {
+        for (int i = 0; i < PTRS_PER_PTE; i++) {
+            if (UFFD_WP_MARKERS[i] != UFFD_WP_MARKER) {
+                return false;
+            }
+        }
+        return UFFD_WP_MARKERS[PMD_SLOT] == 0;
+    }
+
+    /** {@code pte_offset_map()}'s table lookup: the PTE table of PMD index {@code key}, or null. */
+    private long[] table(long key) {
+        if (key == cachedKey) {
+            return cachedTable;
+        }
+        long[] t = tables.get(key);
+        if (t != null) {
+            cachedKey = key;
+            cachedTable = t;
+        }
+        return t;
+    }
+
+    /** The table of {@code key} (t, found by {@link #table}) made safe to write: the shared one is copied. */
+    private long[] unshare(long key, long[] t) {
+        if (t != UFFD_WP_MARKERS) {
+            return t;
+        }
+        long[] copy = t.clone();
+        tables.put(key, copy); // replaces the value: no structural change to the map
+        cachedKey = key;
+        cachedTable = copy;
+        return copy;
+    }
+
+    private long[] tableOrAlloc(long key) {
+        long[] t = table(key);
+        return t != null ? t : install(key, newTable());
+    }
+
+    /** {@code pmd_populate()}: t becomes the PTE table of PMD index {@code key} (which had none). */
+    private long[] install(long key, long[] t) {
+        tables.put(key, t);
+        cachedKey = key;
+        cachedTable = t;
+        return t;
+    }
+
     public long get(long addr) {
-        long[] t = tables.get(addr >>> 21);
+        long[] t = table(addr >>> 21);
         return t == null ? Pte.NONE : t[(int) ((addr >>> 12) & (PTRS_PER_PTE - 1))];
     }
 
     public void set(long addr, long pte) {
         long key = addr >>> 21;
-        long[] t = tables.get(key);
+        long[] t = table(key);
         if (t == null) {
             if (pte == Pte.NONE) {
                 return;
             }
-            t = newTable();
-            tables.put(key, t);
+            t = tableOrAlloc(key);
         }
         int i = (int) ((addr >>> 12) & (PTRS_PER_PTE - 1));
+        if (t[i] == pte) {
+            return; // no change (and so no split)
+        }
+        t = unshare(key, t);
         if (t[PMD_SLOT] != 0 && ((t[i] ^ pte) & ~SPLIT_NEUTRAL) != 0) {
             t[PMD_SLOT] = 0; // __split_huge_pmd()
         }
@@ -55,42 +135,46 @@ public final class PageTable {
 
     /** Like {@link #set} but never splits: for changes the kernel applies to the whole huge PMD at once. */
     void setKeepHuge(long addr, long pte) {
-        long[] t = tables.get(addr >>> 21);
+        long[] t = table(addr >>> 21);
         if (t == null) {
             set(addr, pte);
             return;
         }
-        t[(int) ((addr >>> 12) & (PTRS_PER_PTE - 1))] = pte;
+        unshare(addr >>> 21, t)[(int) ((addr >>> 12) & (PTRS_PER_PTE - 1))] = pte;
     }
 
     /** {@code pmd_none()}: no PTE table (and no huge leaf) for the 2 MiB block holding addr. */
     public boolean pmdNone(long addr) {
-        return !tables.containsKey(addr >>> 21);
+        return table(addr >>> 21) == null;
     }
 
     /** {@code pmd_trans_huge()}: the block holding addr is one PMD-mapped THP. */
     public boolean isTransHuge(long addr) {
-        long[] t = tables.get(addr >>> 21);
+        long[] t = table(addr >>> 21);
         return t != null && t[PMD_SLOT] != 0;
     }
 
     /** Marks the (fully populated) block holding addr as one PMD-mapped THP. */
     void setTransHuge(long addr) {
-        long[] t = tables.get(addr >>> 21);
+        long[] t = table(addr >>> 21);
         if (t != null) {
-            t[PMD_SLOT] = PMD_TRANS_HUGE;
+            unshare(addr >>> 21, t)[PMD_SLOT] = PMD_TRANS_HUGE;
         }
     }
 
     /** {@code pmd_clear()}: drops the whole PTE table of the block holding addr (its entries must be released). */
     void dropTable(long addr) {
         tables.remove(addr >>> 21);
+        if (cachedKey == addr >>> 21) {
+            cachedKey = -1;
+            cachedTable = null;
+        }
     }
 
     /** {@code split_huge_pmd()} of the block holding addr, if it is huge. */
     void splitHuge(long addr) {
-        long[] t = tables.get(addr >>> 21);
-        if (t != null) {
+        long[] t = table(addr >>> 21);
+        if (t != null && t[PMD_SLOT] != 0) {
             t[PMD_SLOT] = 0;
         }
     }
@@ -114,6 +198,10 @@ public final class PageTable {
             for (int i = from; i < to; i++) {
                 if (t[i] != Pte.NONE) {
                     v.visit(base + ((long) i << 12), t[i]);
+                    if (t == UFFD_WP_MARKERS) { // the visitor's set() may have replaced it with a copy: read that
+                        long[] cur = table(e.getKey());
+                        t = cur != null ? cur : t;
+                    }
                 }
             }
         }
@@ -132,24 +220,45 @@ public final class PageTable {
             long[] t = e.getValue();
             int from = base < start ? (int) ((start - base) >>> 12) : 0;
             int to = base + (1L << 21) > end ? (int) ((end - base + 4095) >>> 12) : PTRS_PER_PTE;
-            if (from > 0 || to < PTRS_PER_PTE) {
+            if ((from > 0 || to < PTRS_PER_PTE) && t[PMD_SLOT] != 0) {
                 t[PMD_SLOT] = 0; // change_pmd_range(): a partial range splits the huge PMD
             }
             for (int i = from; i < to; i++) {
                 if (t[i] != Pte.NONE) {
-                    t[i] = op.applyAsLong(t[i]);
+                    long n = op.applyAsLong(t[i]);
+                    if (n != t[i]) {
+                        if (t == UFFD_WP_MARKERS) {
+                            t = unshare(e.getKey(), t);
+                        }
+                        t[i] = n;
+                    }
                 }
             }
         }
     }
 
-    /** Sets every none entry in [start, end), one per {@code step} bytes, to {@code value} (allocating tables). */
+    /**
+     * Sets every none entry in [start, end), one per {@code step} bytes, to {@code value} (allocating tables):
+     * {@code change_pte_range()} installing markers after {@code change_pmd_prepare()} allocated the table. A
+     * whole absent table filled with the uffd-wp marker in 4 KiB steps becomes the shared all-markers table.
+     */
     public void fillNone(long start, long end, long step, long value) {
         int stride = (int) Math.max(1, step >>> 12);
+        boolean shareable = stride == 1 && value == UFFD_WP_MARKER;
         for (long a = start; a < end; ) {
             long key = a >>> 21;
-            long[] t = tables.computeIfAbsent(key, k -> newTable());
             long tableEnd = Math.min(end, (key + 1) << 21);
+            long[] t = table(key);
+            if (t == null && shareable && a == key << 21 && tableEnd == (key + 1) << 21) {
+                install(key, UFFD_WP_MARKERS);
+                a = tableEnd;
+                continue;
+            }
+            if (t == UFFD_WP_MARKERS) { // no none entry in it
+                a = tableEnd;
+                continue;
+            }
+            t = t != null ? t : install(key, newTable());
             for (int i = (int) ((a >>> 12) & (PTRS_PER_PTE - 1)); a < tableEnd; i += stride, a += (long) stride << 12) {
                 if (t[i] == Pte.NONE) {
                     t[i] = value;
@@ -163,6 +272,8 @@ public final class PageTable {
         if (start >= end) {
             return;
         }
+        cachedKey = -1;
+        cachedTable = null;
         tables.subMap(start >>> 21, true, (end - 1) >>> 21, true).entrySet().removeIf(e -> {
             long[] t = e.getValue();
             for (int i = 0; i < PTRS_PER_PTE; i++) {

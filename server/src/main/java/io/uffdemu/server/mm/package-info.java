@@ -24,9 +24,9 @@
  * <tr><th>kernel</th><th>here</th><th>notes</th></tr>
  * <tr><td>{@code struct mm_struct}</td><td>{@link io.uffdemu.server.mm.MmStruct}</td><td>VMA tree + page table + rss counters</td></tr>
  * <tr><td>{@code struct vm_area_struct}</td><td>{@link io.uffdemu.server.mm.Vma}</td><td>VM_SHARED, VM_MAYWRITE, VM_UFFD_* as {@code uffdFlags}, {@code vm_userfaultfd_ctx} as {@code uffd}</td></tr>
- * <tr><td>{@code pgd/p4d/pud/pmd/pte}</td><td>{@link io.uffdemu.server.mm.PageTable}</td><td>upper levels folded into an ordered map of 512-entry PTE tables</td></tr>
+ * <tr><td>{@code pgd/p4d/pud/pmd/pte}</td><td>{@link io.uffdemu.server.mm.PageTable}</td><td>upper levels folded into an ordered map of 512-entry PTE tables; all-uffd-wp-marker tables shared copy-on-write</td></tr>
  * <tr><td>{@code pte_t}, swap entries, PTE markers</td><td>{@link io.uffdemu.server.mm.Pte}</td><td>one encoded {@code long}; markers UFFD_WP / POISONED / GUARD</td></tr>
- * <tr><td>{@code struct page} / {@code folio}, buddy allocator</td><td>{@link io.uffdemu.server.mm.FramePool}</td><td>refcount, mapcount, flags per frame; contents lazily allocated</td></tr>
+ * <tr><td>{@code struct page} / {@code folio}, buddy allocator</td><td>{@link io.uffdemu.server.mm.FramePool}</td><td>refcount, mapcount, flags per frame; contents in off-heap slabs, allocated on first write</td></tr>
  * <tr><td>{@code struct address_space} (shmem, hugetlbfs)</td><td>{@link io.uffdemu.server.mm.Inode}</td><td>page cache index → frame or swap slot; {@code i_mmap} list</td></tr>
  * <tr><td>{@code struct hstate}</td><td>{@link io.uffdemu.server.mm.HugetlbPool}</td><td>nr_hugepages, free, reserved</td></tr>
  * <tr><td>{@code swap_info_struct}</td><td>{@link io.uffdemu.server.mm.SwapDevice}</td><td>slots with swap counts</td></tr>
@@ -54,6 +54,6 @@
  * what the page tables map; each frame's mapcount equals the PTEs mapping it; hugetlb pools consistent; every
  * write to a uffd-wp PTE produced a WP message or a WP_ASYNC clear (the wp-write ledger, see
  * {@code Faults.faultLocked}); each memcg's memory / hugetlb / swap counters equal the frames and swap slots
- * charged to it and below it.
+ * charged to it and below it; the shared all-markers PTE table was never written.
  */
 package io.uffdemu.server.mm;

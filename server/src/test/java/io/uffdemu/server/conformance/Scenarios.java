@@ -44,6 +44,7 @@ final class Scenarios {
         s.add(new Scenario("msg-flags-and-address", MemType.ALL, Scenarios::msgFlags));
         s.add(new Scenario("continue-minor", Set.of(MemType.SHMEM, MemType.HUGETLB), Scenarios::minor));
         s.add(new Scenario("wp-unpopulated", MemType.ANON_ONLY, Scenarios::wpUnpopulated));
+        s.add(new Scenario("wp-unpopulated-whole-tables", MemType.ANON_ONLY, Scenarios::wpUnpopulatedWholeTables));
         s.add(new Scenario("wp-holes", MemType.ALL, Scenarios::wpHoles));
         s.add(new Scenario("S1-baseline", MemType.ALL, Scenarios::baseline));
         for (String op : List.of("none", "read", "DONTNEED", "FREE", "REMOVE", "PUNCH", "PAGEOUT", "mprotect",
@@ -707,6 +708,40 @@ final class Scenarios {
         h.expect("write after read", h.writeHandled(u, a + 2 * PAGE_SIZE, 1), "3");
         h.expect("write marker", h.writeHandled(u, a + 3 * PAGE_SIZE, 1), "3");
         h.pm("final", a, 4);
+    }
+
+    /**
+     * WP_UNPOPULATED over whole PTE tables (the emulator shares one all-markers table between them, copied on
+     * write): faults, partial and whole-table un-protect and DONTNEED inside such tables.
+     */
+    static void wpUnpopulatedWholeTables(Harness h) {
+        var b = h.b;
+        long raw = b.mmap(h.pid, 0, 3 * PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long t = (raw + PMD_SIZE - 1) & ~(PMD_SIZE - 1); // two whole PTE tables from t
+        h.name("A", t, 2 * PMD_SIZE);
+        int u = h.uffd(UFFD_FEATURE_WP_UNPOPULATED);
+        h.register(u, t, 2 * PMD_SIZE, W);
+        h.wp(u, t, 2 * PMD_SIZE, true);
+        h.pm("first table's start", t, 2);
+        h.pm("across the second table's start", t + PMD_SIZE - PAGE_SIZE, 3);
+        h.readData("read marker", t + 5 * PAGE_SIZE, 8);
+        h.pm("after read", t + 4 * PAGE_SIZE, 3);
+        h.expect("write marker", h.writeHandled(u, t + 9 * PAGE_SIZE, 1), "3");
+        h.pm("after write", t + 8 * PAGE_SIZE, 3);
+        h.wp(u, t + 64 * PAGE_SIZE, 8 * PAGE_SIZE, false);
+        h.pm("partial un-wp", t + 63 * PAGE_SIZE, 10);
+        h.call("DONTNEED markers", () -> {
+            b.madvise(h.pid, t + 100 * PAGE_SIZE, 4 * PAGE_SIZE, MADV_DONTNEED);
+            return null;
+        });
+        h.pm("after dontneed", t + 99 * PAGE_SIZE, 6);
+        h.wp(u, t + PMD_SIZE, PMD_SIZE, false);
+        h.pm("un-wp the second table", t + PMD_SIZE - PAGE_SIZE, 3);
+        h.pm("second table's end", t + 2 * PMD_SIZE - PAGE_SIZE, 1);
+        h.expect("write after un-wp", h.writeHandled(u, t + PMD_SIZE + PAGE_SIZE, 1), "none");
+        h.wp(u, t + PMD_SIZE, PMD_SIZE, true);
+        h.pm("re-wp the second table", t + PMD_SIZE, 3);
+        h.expect("write after re-wp", h.writeHandled(u, t + PMD_SIZE + 2 * PAGE_SIZE, 1), "3");
     }
 
     static void wpHoles(Harness h) {
