@@ -36,7 +36,7 @@ EXPOSE 9090 8080
 USER 10001:10001
 # the jar's manifest carries Enable-Native-Access: ALL-UNNAMED (FFM for the linux backend)
 # extra JVM flags: JAVA_TOOL_OPTIONS; extra Spring arguments (--server.port=...): the container command
-ENTRYPOINT ["/opt/java/openjdk/bin/java", "-XX:MaxRAMPercentage=75", "-XX:+ExitOnOutOfMemoryError", "-jar", "/app/uffdemu.jar"]
+ENTRYPOINT ["/opt/java/openjdk/bin/java", "-XX:MaxRAMPercentage=40", "-XX:+ExitOnOutOfMemoryError", "-jar", "/app/uffdemu.jar"]
 
 # ---- runtime from a jar built outside the image (CI, no registry) ----------------------------------
 FROM runtime-base AS prebuilt

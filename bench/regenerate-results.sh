@@ -21,6 +21,12 @@ mkdir -p docs/bench
   echo
   java -jar bench/target/uffdemu-bench.jar roundtrip --pages 40000 --threads 1,8 --rounds 3
   echo
+  echo "## Remote round trip through gRPC (faulting threads in the server, the SDK handler loop in the bench)"
+  echo
+  echo "\`java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2\`"
+  echo
+  java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2
+  echo
   echo "## Scaling curve (cost per fault against faulting threads and pages, anon MISSING + COPY)"
   echo
   echo "\`java -jar bench/target/uffdemu-bench.jar curve --threads 1,8,64 --pages 10000,40000,160000 --rounds 2\`"

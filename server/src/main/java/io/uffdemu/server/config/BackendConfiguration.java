@@ -49,15 +49,28 @@ public class BackendConfiguration {
                     e.hugepages1g(), e.checkInvariants(), profile);
             log.info("uffdemu backend: emulated Linux {} ({} memory, {} swap, {} x 2MiB huge pages)", profile,
                     e.memory(), e.swap(), e.hugepages2m());
-            long heapNeed = e.memory().toBytes() + e.swap().toBytes();
+            // resident page contents live off the heap (FramePool's slabs: host memory besides -Xmx), swapped ones
+            // in the heap (SwapDevice)
             long heap = Runtime.getRuntime().maxMemory();
-            if (heap != Long.MAX_VALUE && heapNeed > heap * 3 / 4) {
-                log.warn("uffdemu: the emulated memory + swap ({} bytes) can exceed 3/4 of the JVM heap ({} bytes) "
-                        + "when full: page contents live in the heap, so raise -Xmx or lower "
-                        + "uffdemu.emulated.memory / uffdemu.emulated.swap (per-tenant quotas: uffdemu.quotas.*)",
-                        heapNeed, heap);
+            if (heap != Long.MAX_VALUE && e.swap().toBytes() > heap * 3 / 4) {
+                log.warn("uffdemu: the emulated swap ({} bytes) can exceed 3/4 of the JVM heap ({} bytes) when full: "
+                        + "swapped page contents live in the heap, so raise -Xmx or lower uffdemu.emulated.swap",
+                        e.swap().toBytes(), heap);
+            }
+            long ram = physicalMemory();
+            if (ram > 0 && heap != Long.MAX_VALUE && e.memory().toBytes() + heap > ram) {
+                log.warn("uffdemu: the emulated memory ({} bytes, held off the heap once written) plus the JVM heap "
+                        + "({} bytes) exceed this machine's or container's memory ({} bytes): lower "
+                        + "uffdemu.emulated.memory or -Xmx (-XX:MaxRAMPercentage), or give the process more memory",
+                        e.memory().toBytes(), heap, ram);
             }
             return new EmulatedBackend(cfg).withMemcgLimits(tenantLimits(props.quotas()), globalLimits(props.quotas()));
+        }
+
+        /** Physical memory the JVM sees (the container's limit inside one), or -1. */
+        static long physicalMemory() {
+            return java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+                    instanceof com.sun.management.OperatingSystemMXBean os ? os.getTotalMemorySize() : -1;
         }
 
         /** uffdemu.quotas.* as the limits of each tenant's memory cgroup. */
