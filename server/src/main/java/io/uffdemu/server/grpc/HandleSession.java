@@ -189,7 +189,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                     // let the threads that fault right behind this one queue their messages (a resolution batch
                     // wakes many at once), then take them along: one read per batch instead of per fault
                     Thread.yield();
-                    List<UffdMsg> more = backend.uffdRead(pid, fd, maxBatch - msgs.size(), System.nanoTime());
+                    List<UffdMsg> more = backend.uffdRead(pid, fd, maxBatch - msgs.size(), 0); // 0: do not wait
                     if (!more.isEmpty()) {
                         msgs = new java.util.ArrayList<>(msgs);
                         msgs.addAll(more);
