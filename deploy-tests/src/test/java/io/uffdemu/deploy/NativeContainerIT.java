@@ -1,6 +1,7 @@
 package io.uffdemu.deploy;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -37,6 +38,7 @@ import io.grpc.health.v1.HealthGrpc;
 import io.uffdemu.client.AccessResult;
 import io.uffdemu.client.AddrRange;
 import io.uffdemu.client.BackendInfo;
+import io.uffdemu.client.EnoentException;
 import io.uffdemu.client.HandlerLoop;
 import io.uffdemu.client.HandlerOptions;
 import io.uffdemu.client.Linux;
@@ -52,6 +54,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.testcontainers.DockerClientFactory;
 import org.testcontainers.containers.GenericContainer;
@@ -178,7 +181,7 @@ class NativeContainerIT {
     }
 
     @Test
-    void helmNativeSecurityContextGivesTheSameCredentials() throws IOException {
+    void helmNativeSecurityContextGivesTheSameCredentials() throws Exception {
         InspectContainerResponse inspect = DockerClientFactory.instance().client()
                 .inspectContainerCmd(helm.getContainerId()).exec();
         Map<String, String> status = procStatus(inspect.getState().getPidLong());
@@ -189,6 +192,16 @@ class NativeContainerIT {
         assertThat(status.get("Seccomp")).as("seccompProfile Unconfined").isEqualTo("0");
         assertThat(inspect.getHostConfig().getDevices()).as("the chart offers no device").isNullOrEmpty();
         assertThat(inspect.getHostConfig().getReadonlyRootfs()).isTrue();
+        // so a client that opens /dev/userfaultfd gets the kernel's ENOENT (docs/deployment.md: not offered)
+        try (UffdemuClient client = UffdemuClient.connect("127.0.0.1", helmGrpc)) {
+            Process p = client.createProcess("native-helm-device");
+            try {
+                assertThatThrownBy(() -> p.userfaultfd(UffdOptions.DEFAULT.withDevUserfaultfd(true)))
+                        .isInstanceOf(EnoentException.class);
+            } finally {
+                p.exit();
+            }
+        }
     }
 
     @ParameterizedTest
@@ -204,15 +217,19 @@ class NativeContainerIT {
         }
     }
 
-    /** A write to a MISSING-registered anonymous page faults; the handler loop fills the page by UFFDIO_COPY. */
-    @ParameterizedTest
-    @ValueSource(strings = {"compose", "helm"})
-    void missingFaultRoundTrip(String setup) throws Exception {
+    /**
+     * A write to a MISSING-registered anonymous page faults; the handler loop fills the page by UFFDIO_COPY. The uffd
+     * comes from userfaultfd(2) (needs CAP_SYS_PTRACE and a seccomp profile that allows it) or, in compose, from
+     * /dev/userfaultfd (needs the device): each grant serves one of the kernel's two entry points.
+     */
+    @ParameterizedTest(name = "{0}, /dev/userfaultfd {1}")
+    @CsvSource({"compose, false", "compose, true", "helm, false"})
+    void missingFaultRoundTrip(String setup, boolean device) throws Exception {
         try (UffdemuClient client = UffdemuClient.connect("127.0.0.1", grpcPort(setup))) {
             Process p = client.createProcess("native-missing-" + setup);
             try {
                 long base = p.mmap(MmapOptions.anonymous(2L * PAGE));
-                Userfaultfd uffd = p.userfaultfd(UffdOptions.DEFAULT);
+                Userfaultfd uffd = p.userfaultfd(UffdOptions.DEFAULT.withDevUserfaultfd(device));
                 uffd.register(new AddrRange(base, 2L * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
                 List<UffdMessage.PageFault> faults = new CopyOnWriteArrayList<>();
                 byte[] update = ("written through " + setup).getBytes(StandardCharsets.UTF_8);
