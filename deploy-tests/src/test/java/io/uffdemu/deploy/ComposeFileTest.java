@@ -45,7 +45,9 @@ class ComposeFileTest {
         assertThat((Object) at(nativeBackend, "cap_drop")).isEqualTo(List.of("ALL"));
         assertThat((List<Object>) at(nativeBackend, "devices")).containsExactly("/dev/userfaultfd:/dev/userfaultfd");
         assertThat((List<Object>) at(nativeBackend, "security_opt")).anySatisfy(o -> assertThat((String) o).startsWith("seccomp="));
-        assertThat((Object) at(nativeBackend, "volumes", 0, "target")).isEqualTo("/dev/hugepages");
+        // hugetlb memory needs no mount (the kernel's internal hugetlbfs); a /dev/hugepages bind broke `up` on hosts
+        // without that mount (NativeContainerIT runs the service)
+        assertThat(nativeBackend).doesNotContainKey("volumes");
         // the two uffdemu services must not collide on the host network
         assertThat((List<Object>) at(nativeBackend, "command")).doesNotContainAnyElementsOf(at(uffdemu, "command"));
     }

@@ -46,7 +46,6 @@ import io.uffdemu.client.UffdOptions;
 import io.uffdemu.client.UffdemuClient;
 import io.uffdemu.client.Userfaultfd;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
@@ -69,12 +68,8 @@ import org.testcontainers.images.builder.Transferable;
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ContainerImageIT {
 
-    private static final String BASE_IMAGE = System.getProperty("uffdemu.base.image", "uffdemu/jre25-base:local");
-    private static final String JAR_IN_CONTEXT = "server/target/uffdemu-server-exec.jar";
-    private static final String CLI_JAR_IN_CONTEXT = "cli/target/uffdemu-cli.jar";
-
     /** A tag per run: Ryuk is off here, so the IT removes its image itself (and .ci/run prunes leftovers). */
-    private static final String IMAGE_TAG = "uffdemu-it:" + java.util.UUID.randomUUID().toString().substring(0, 8);
+    private static final String IMAGE_TAG = PrebuiltImage.newTag();
 
     private static GenericContainer<?> container;
     private static final ToStringConsumer logs = new ToStringConsumer();
@@ -87,36 +82,7 @@ class ContainerImageIT {
 
     @BeforeAll
     static void startImage() throws IOException {
-        Path jar = Path.of(System.getProperty("uffdemu.server.jar", "missing")).toAbsolutePath().normalize();
-        assertThat(jar).as("the server's exec jar (./mvnw verify builds it before this module; "
-                + "alone: ./mvnw -pl server -am package -DskipTests)").isRegularFile();
-        Path cliJar = Path.of(System.getProperty("uffdemu.cli.jar", "missing")).toAbsolutePath().normalize();
-        assertThat(cliJar).as("the CLI jar (./mvnw verify builds it before this module)").isRegularFile();
-
-        if (!DockerClientFactory.instance().isDockerAvailable()) {
-            String reason = "Docker is not available (start dockerd; see .ci/run)";
-            if (RepoFiles.ciRequiresDocker()) {
-                throw new AssertionError(reason + "; CI_REQUIRE_DOCKER=1 forbids skipping");
-            }
-            Assumptions.abort(reason);
-        }
-        boolean baseExists = !DockerClientFactory.instance().client().listImagesCmd()
-                .withImageNameFilter(BASE_IMAGE).exec().isEmpty();
-        String missingBase = "base image " + BASE_IMAGE + " is missing: run deploy/base-image/build.sh";
-        if (!baseExists && !RepoFiles.ciRequiresDocker()) {
-            Assumptions.abort(missingBase);
-        }
-        assertThat(baseExists).as(missingBase).isTrue();
-
-        // the context holds only the Dockerfile and the jar: no Maven, no sources, no pull of BUILD_IMAGE
-        ImageFromDockerfile image = new ImageFromDockerfile(IMAGE_TAG, true)
-                .withFileFromPath("Dockerfile", RepoFiles.path("Dockerfile"))
-                .withFileFromPath(JAR_IN_CONTEXT, jar)
-                .withFileFromPath(CLI_JAR_IN_CONTEXT, cliJar)
-                .withTarget("prebuilt")
-                .withBuildArg("RUNTIME_IMAGE", BASE_IMAGE)
-                .withBuildArg("JAR", JAR_IN_CONTEXT)
-                .withBuildArg("CLI_JAR", CLI_JAR_IN_CONTEXT);
+        ImageFromDockerfile image = PrebuiltImage.prepare(IMAGE_TAG);
 
         httpPort = freePort();
         grpcPort = freePort();
@@ -138,11 +104,7 @@ class ContainerImageIT {
     static void stop() {
         if (container != null) {
             container.stop();
-            try {
-                DockerClientFactory.instance().client().removeImageCmd(IMAGE_TAG).withForce(true).exec();
-            } catch (RuntimeException e) {
-                System.err.println("could not remove " + IMAGE_TAG + ": " + e.getMessage());
-            }
+            PrebuiltImage.remove(IMAGE_TAG);
         }
     }
 
