@@ -310,14 +310,11 @@ class NativeContainerIT {
     }
 
     /**
-     * Known gap (the acceptance test of its fix): a USER access to a page of a file/memfd mapping that is not mapped
-     * yet makes the linux backend stat {@code /proc/self/map_files/<vma>} (is the page beyond EOF, i.e. SIGBUS?),
-     * and map_files needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN. The compose and Helm settings grant neither:
-     * Docker 20.10 (this CI host) does not know CAP_CHECKPOINT_RESTORE, and CAP_SYS_ADMIN is far more than the
-     * backend should need. Today the read fails with EIO ("stat /proc/self/map_files/...: Operation not permitted").
+     * A USER access to a page of a memfd mapping that is not mapped yet makes the linux backend ask the file's size
+     * (is the page beyond EOF, i.e. SIGBUS?). /proc/self/map_files/<vma> needs CAP_CHECKPOINT_RESTORE or
+     * CAP_SYS_ADMIN, which the compose and Helm settings do not grant (Docker 20.10 does not even know the first):
+     * the backend then stats an open fd of the same inode. Before that fallback this read failed with EIO.
      */
-    @org.junit.jupiter.api.Disabled("linux backend stats /proc/self/map_files (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN) "
-            + "for a not-yet-mapped file page; the native containers grant neither (docs/deployment.md, known gap)")
     @ParameterizedTest
     @ValueSource(strings = {"compose", "helm"})
     void notYetMappedMemfdPageIsReadable(String setup) throws Exception {

@@ -224,6 +224,62 @@ class TenancyIT {
         });
     }
 
+    /**
+     * A HandleRequest.batch is one message: the interceptor checks only its direct sub-messages, so the session
+     * checks each item. Bob, attached to his own uffd, batches a COPY into Alice's registered range: that item is
+     * ESRCH (as the interceptor's NOT_FOUND would say), his own item still runs, and Alice's page stays empty.
+     */
+    @Test
+    @Timeout(60)
+    void aBatchedResolutionNamingAnotherTenantsProcessIsEsrchAndChangesNothing() throws Exception {
+        var aProcs = ProcessServiceGrpc.newBlockingStub(as("alice-token"));
+        int apid = aProcs.create(CreateProcessRequest.newBuilder().setName("a")
+                .setCredentials(Credentials.newBuilder().setCapSysPtrace(true)).build()).getPid();
+        long aaddr = MemoryServiceGrpc.newBlockingStub(as("alice-token")).mmap(MmapRequest.newBuilder().setPid(apid)
+                .setLen(4096).setProt(3).setFlags(0x22).setFd(-1).build()).getAddr();
+        var aUffd = UserfaultfdServiceGrpc.newBlockingStub(as("alice-token"));
+        int aufd = aUffd.open(OpenRequest.newBuilder().setPid(apid).build()).getFd();
+        aUffd.register(io.uffdemu.api.v1.RegisterRequest.newBuilder().setPid(apid).setFd(aufd).setMode(1)
+                .setRange(io.uffdemu.api.v1.AddrRange.newBuilder().setStart(aaddr).setLen(4096)).build());
+
+        Channel bob = as("bob-token");
+        int bpid = ProcessServiceGrpc.newBlockingStub(bob).create(CreateProcessRequest.newBuilder().setName("b")
+                .setCredentials(Credentials.newBuilder().setCapSysPtrace(true)).build()).getPid();
+        int bufd = UserfaultfdServiceGrpc.newBlockingStub(bob).open(OpenRequest.newBuilder().setPid(bpid).build())
+                .getFd();
+        var got = new java.util.concurrent.LinkedBlockingQueue<io.uffdemu.api.v1.HandleResponse>();
+        var reqs = UserfaultfdServiceGrpc.newStub(bob).handle(new io.grpc.stub.StreamObserver<>() {
+            public void onNext(io.uffdemu.api.v1.HandleResponse v) {
+                got.add(v);
+            }
+
+            public void onError(Throwable t) {
+            }
+
+            public void onCompleted() {
+            }
+        });
+        reqs.onNext(io.uffdemu.api.v1.HandleRequest.newBuilder().setAttach(io.uffdemu.api.v1.HandleAttach
+                .newBuilder().setPid(bpid).setFd(bufd).setMaxBatch(8)).build());
+        reqs.onNext(io.uffdemu.api.v1.HandleRequest.newBuilder().setBatch(io.uffdemu.api.v1.HandleRequestBatch
+                .newBuilder()
+                .addRequests(io.uffdemu.api.v1.HandleRequest.newBuilder().setRequestId(1).setCopy(
+                        io.uffdemu.api.v1.CopyRequest.newBuilder().setPid(apid).setFd(aufd).setDst(aaddr)
+                                .setData(ByteString.copyFrom(new byte[4096]))))
+                .addRequests(io.uffdemu.api.v1.HandleRequest.newBuilder().setRequestId(2).setWake(
+                        io.uffdemu.api.v1.RangeRequest.newBuilder().setPid(bpid).setFd(bufd).setRange(
+                                io.uffdemu.api.v1.AddrRange.newBuilder().setStart(0x10000).setLen(4096))))).build());
+        var r = got.poll(10, TimeUnit.SECONDS);
+        assertThat(r).isNotNull();
+        assertThat(r.getResults().getResultsCount()).isEqualTo(2);
+        assertThat(r.getResults().getResults(0).getError().getName()).isEqualTo("ESRCH");
+        assertThat(r.getResults().getResults(1).hasError()).as("bob's own wake still ran").isFalse();
+        long pm = aProcs.readPagemap(io.uffdemu.api.v1.ReadPagemapRequest.newBuilder().setPid(apid).setStart(aaddr)
+                .setPages(1).build()).getEntries(0);
+        assertThat(pm & (1L << 63)).as("alice's page is still not present").isZero();
+        reqs.onCompleted();
+    }
+
     /** A memfd crosses tenants only by an explicit grant to that tenant; revocation closes what it installed. */
     @Test
     @Timeout(60)

@@ -983,15 +983,62 @@ public final class LinuxBackend implements MemoryBackend {
         return null;
     }
 
-    private static long fileSize(RVma v) {
+    /**
+     * i_size of the file a VMA maps: stat of /proc/self/map_files/START-END. That link needs CAP_CHECKPOINT_RESTORE
+     * or CAP_SYS_ADMIN (fs/proc/base.c proc_map_files_get_link), which a container given only CAP_SYS_PTRACE lacks:
+     * then an fd of the same inode that some process of this backend still holds is stat'ed instead
+     * (/proc/self/fd/N needs nothing). A file with no fd left cannot be resized any more, but its size is unknown
+     * here: EIO then (docs/deployment.md).
+     */
+    private long fileSize(RVma v) {
         Path link = Path.of(String.format("/proc/self/map_files/%x-%x", v.start(), v.end()));
         try {
             return Files.size(link);
         } catch (NoSuchFileException e) {
             return Long.MAX_VALUE / 2;
+        } catch (java.nio.file.FileSystemException e) {
+            // EPERM (or EACCES): no CAP_CHECKPOINT_RESTORE / CAP_SYS_ADMIN
+            long size = sizeThroughOpenFd(v.inode());
+            if (size >= 0) {
+                return size;
+            }
+            throw new LinuxException(Errno.EIO, "stat " + link, 0, "/proc/self/map_files needs CAP_CHECKPOINT_RESTORE "
+                    + "or CAP_SYS_ADMIN (" + e.getReason() + "), and no process holds an fd of inode " + v.inode()
+                    + " to stat instead");
         } catch (IOException e) {
             throw new LinuxException(Errno.EIO, "stat " + link, 0, e.toString());
         }
+    }
+
+    /** Size of the memfd with inode {@code ino} through an fd a process of this backend holds, or -1. */
+    private long sizeThroughOpenFd(long ino) {
+        for (Proc p : procs.values()) {
+            List<FdEntry> entries;
+            synchronized (p.fds) {
+                entries = new ArrayList<>(p.fds.values());
+            }
+            for (FdEntry e : entries) {
+                if (e.kind != Kind.MEMFD) {
+                    continue;
+                }
+                // the read lock keeps close() from recycling the fd number while it is stat'ed
+                e.lock.readLock().lock();
+                try {
+                    if (e.closed) {
+                        continue;
+                    }
+                    Path fd = Path.of("/proc/self/fd/" + e.real);
+                    if (Long.valueOf(ino).equals(Files.getAttribute(fd, "unix:ino"))) {
+                        return Files.size(fd);
+                    }
+                } catch (IOException | RuntimeException ex) {
+                    // gone meanwhile: try the next
+                } finally {
+                    e.lock.readLock().unlock();
+                }
+            }
+        }
+        return -1;
     }
 
     private static long hugePages(long pageSize, String counter) {
