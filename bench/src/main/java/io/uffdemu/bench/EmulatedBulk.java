@@ -24,7 +24,9 @@ public final class EmulatedBulk {
         Map<String, Double> out = new LinkedHashMap<>();
         out.put("wp-populated", wp(len, true));
         out.put("wp-unpopulated", wp(len, false));
-        out.put("copy-4k", copy(len));
+        out.put("copy-4k", copy(len, Linux.PAGE_SIZE));
+        out.put("copy-2m", copy(len, Linux.PMD_SIZE));
+        out.put("fork-1g", fork(len));
         out.put("pagemap-scan", scan(len));
         return out;
     }
@@ -44,20 +46,39 @@ public final class EmulatedBulk {
         return (System.nanoTime() - t0) / 1e3;
     }
 
-    private static double copy(long len) {
+    /** UFFDIO_COPY of every page of an anonymous MISSING range, {@code step} bytes per call (4 KiB or 2 MiB). */
+    private static double copy(long len, long step) {
         Kernel k = kernel(len + (64L << 20));
         int pid = k.createProcess("b", 0, true, "b").pid();
         long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
         int fd = k.uffd.userfaultfd(pid, Linux.O_NONBLOCK, false);
         k.uffd.api(pid, fd, Linux.UFFD_API, 0);
         k.uffd.register(pid, fd, a, len, Linux.UFFDIO_REGISTER_MODE_MISSING);
-        byte[] src = new byte[(int) Linux.PAGE_SIZE];
+        byte[] src = new byte[(int) step];
         java.util.Arrays.fill(src, (byte) 7);
         long t0 = System.nanoTime();
-        for (long off = 0; off < len; off += Linux.PAGE_SIZE) {
-            k.uffd.copy(pid, fd, a + off, src, Linux.UFFDIO_COPY_MODE_DONTWAKE);
+        for (long off = 0; off < len; off += step) {
+            if (k.uffd.copy(pid, fd, a + off, src, Linux.UFFDIO_COPY_MODE_DONTWAKE) != step) {
+                throw new IllegalStateException("short UFFDIO_COPY at offset " + off);
+            }
         }
         return (System.nanoTime() - t0) / 1e3;
+    }
+
+    /**
+     * fork(2) of a process with {@code len} bytes of populated private anonymous memory: the time of
+     * {@link Kernel#fork} (dup_mmap(): the child maps the same frames, both sides write-protected for COW).
+     */
+    private static double fork(long len) {
+        Kernel k = kernel(len + (64L << 20));
+        int pid = k.createProcess("b", 0, true, "b").pid();
+        long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        k.vm.madvise(pid, a, len, Linux.MADV_POPULATE_WRITE);
+        long t0 = System.nanoTime();
+        int child = k.fork(pid).pid();
+        double us = (System.nanoTime() - t0) / 1e3;
+        k.exit(child);
+        return us;
     }
 
     private static double scan(long len) {
