@@ -23,12 +23,39 @@ public final class EmulatedBulk {
     public static Map<String, Double> bulk(long len) {
         Map<String, Double> out = new LinkedHashMap<>();
         out.put("wp-populated", wp(len, true));
+        settle();
         out.put("wp-unpopulated", wp(len, false));
+        settle();
         out.put("copy-4k", copy(len, Linux.PAGE_SIZE));
+        settle();
         out.put("copy-2m", copy(len, Linux.PMD_SIZE));
+        settle();
+        for (int i = 0; i < 3; i++) {
+            fork(64L << 20); // JIT warm-up of the fork path: a 1 GiB fork is a single call, timed once
+        }
+        settle();
         out.put("fork-1g", fork(len));
+        settle();
         out.put("pagemap-scan", scan(len));
         return out;
+    }
+
+    /**
+     * Lets the previous case's kernel go before the next case: its frame slabs (off-heap, see FramePool) are
+     * unmapped only once the pool is unreachable and collected. Without this the next case's slabs are fresh host
+     * memory on top of them, which is slow on this VM (copy-2m right after copy-4k took 2.7 s, 0.37 s after this).
+     * The C program unmaps each case's memory before the next, so both sides start each case alike.
+     */
+    private static void settle() {
+        for (int i = 0; i < 3; i++) {
+            System.gc();
+            try {
+                Thread.sleep(100); // the cleaner thread munmaps the collected slabs
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
     }
 
     private static double wp(long len, boolean populate) {
