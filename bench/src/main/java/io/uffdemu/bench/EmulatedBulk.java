@@ -129,6 +129,7 @@ public final class EmulatedBulk {
     public static Map<String, Double> scale(long residentPages, int processes, int blockedThreads)
             throws InterruptedException {
         Map<String, Double> out = new LinkedHashMap<>();
+        long empty = heapUsed();
         Kernel k = kernel(residentPages * Linux.PAGE_SIZE + (256L << 20));
         int pid = k.createProcess("b", 0, true, "b").pid();
         long len = residentPages * Linux.PAGE_SIZE;
@@ -138,6 +139,20 @@ public final class EmulatedBulk {
         long after = heapUsed();
         out.put("metadata-bytes-per-resident-page", (after - before) / (double) residentPages);
         out.put("resident-pages", (double) residentPages);
+        // the populated pages read as zeros and hold no contents yet; give each one (a non-zero byte per page, so
+        // its frame's contents are stored), then heap and off-heap at that many resident pages with contents
+        byte[] one = {7};
+        for (long p = 0; p < residentPages; p++) {
+            try {
+                k.faults.access(pid, a + p * Linux.PAGE_SIZE, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw e;
+            }
+        }
+        String at = residentPages % 1_000_000 == 0 ? residentPages / 1_000_000 + "M" : Long.toString(residentPages);
+        out.put("heap-bytes-at-" + at + "-pages", (double) (heapUsed() - empty)); // the whole kernel's heap
+        out.put("offheap-bytes-at-" + at + "-pages", (double) k.frameContentBytes());
 
         long h0 = heapUsed();
         long t0 = System.nanoTime();
