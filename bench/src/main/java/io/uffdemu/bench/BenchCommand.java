@@ -244,7 +244,8 @@ public final class BenchCommand implements Runnable {
     }
 
     @Command(name = "bulk", description = "Bulk ioctls over a large range: WRITEPROTECT populated / unpopulated, "
-            + "4 KiB COPY of every page, PAGEMAP_SCAN; emulated vs kernel.")
+            + "COPY of every page in 4 KiB and in 2 MiB steps, fork of a process with the range populated, "
+            + "PAGEMAP_SCAN; emulated vs kernel.")
     static final class Bulk implements Callable<Integer> {
         @Option(names = "--bytes", defaultValue = "1073741824", description = "range size (default 1 GiB)")
         long bytes;

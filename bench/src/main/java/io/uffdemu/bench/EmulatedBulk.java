@@ -23,10 +23,39 @@ public final class EmulatedBulk {
     public static Map<String, Double> bulk(long len) {
         Map<String, Double> out = new LinkedHashMap<>();
         out.put("wp-populated", wp(len, true));
+        settle();
         out.put("wp-unpopulated", wp(len, false));
-        out.put("copy-4k", copy(len));
+        settle();
+        out.put("copy-4k", copy(len, Linux.PAGE_SIZE));
+        settle();
+        out.put("copy-2m", copy(len, Linux.PMD_SIZE));
+        settle();
+        for (int i = 0; i < 3; i++) {
+            fork(64L << 20); // JIT warm-up of the fork path: a 1 GiB fork is a single call, timed once
+        }
+        settle();
+        out.put("fork-1g", fork(len));
+        settle();
         out.put("pagemap-scan", scan(len));
         return out;
+    }
+
+    /**
+     * Lets the previous case's kernel go before the next case: its frame slabs (off-heap, see FramePool) are
+     * unmapped only once the pool is unreachable and collected. Without this the next case's slabs are fresh host
+     * memory on top of them, which is slow on this VM (copy-2m right after copy-4k took 2.7 s, 0.37 s after this).
+     * The C program unmaps each case's memory before the next, so both sides start each case alike.
+     */
+    private static void settle() {
+        for (int i = 0; i < 3; i++) {
+            System.gc();
+            try {
+                Thread.sleep(100); // the cleaner thread munmaps the collected slabs
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
     }
 
     private static double wp(long len, boolean populate) {
@@ -44,20 +73,39 @@ public final class EmulatedBulk {
         return (System.nanoTime() - t0) / 1e3;
     }
 
-    private static double copy(long len) {
+    /** UFFDIO_COPY of every page of an anonymous MISSING range, {@code step} bytes per call (4 KiB or 2 MiB). */
+    private static double copy(long len, long step) {
         Kernel k = kernel(len + (64L << 20));
         int pid = k.createProcess("b", 0, true, "b").pid();
         long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
         int fd = k.uffd.userfaultfd(pid, Linux.O_NONBLOCK, false);
         k.uffd.api(pid, fd, Linux.UFFD_API, 0);
         k.uffd.register(pid, fd, a, len, Linux.UFFDIO_REGISTER_MODE_MISSING);
-        byte[] src = new byte[(int) Linux.PAGE_SIZE];
+        byte[] src = new byte[(int) step];
         java.util.Arrays.fill(src, (byte) 7);
         long t0 = System.nanoTime();
-        for (long off = 0; off < len; off += Linux.PAGE_SIZE) {
-            k.uffd.copy(pid, fd, a + off, src, Linux.UFFDIO_COPY_MODE_DONTWAKE);
+        for (long off = 0; off < len; off += step) {
+            if (k.uffd.copy(pid, fd, a + off, src, Linux.UFFDIO_COPY_MODE_DONTWAKE) != step) {
+                throw new IllegalStateException("short UFFDIO_COPY at offset " + off);
+            }
         }
         return (System.nanoTime() - t0) / 1e3;
+    }
+
+    /**
+     * fork(2) of a process with {@code len} bytes of populated private anonymous memory: the time of
+     * {@link Kernel#fork} (dup_mmap(): the child maps the same frames, both sides write-protected for COW).
+     */
+    private static double fork(long len) {
+        Kernel k = kernel(len + (64L << 20));
+        int pid = k.createProcess("b", 0, true, "b").pid();
+        long a = k.vm.mmap(pid, 0, len, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        k.vm.madvise(pid, a, len, Linux.MADV_POPULATE_WRITE);
+        long t0 = System.nanoTime();
+        int child = k.fork(pid).pid();
+        double us = (System.nanoTime() - t0) / 1e3;
+        k.exit(child);
+        return us;
     }
 
     private static double scan(long len) {
@@ -81,6 +129,7 @@ public final class EmulatedBulk {
     public static Map<String, Double> scale(long residentPages, int processes, int blockedThreads)
             throws InterruptedException {
         Map<String, Double> out = new LinkedHashMap<>();
+        long empty = heapUsed();
         Kernel k = kernel(residentPages * Linux.PAGE_SIZE + (256L << 20));
         int pid = k.createProcess("b", 0, true, "b").pid();
         long len = residentPages * Linux.PAGE_SIZE;
@@ -90,6 +139,20 @@ public final class EmulatedBulk {
         long after = heapUsed();
         out.put("metadata-bytes-per-resident-page", (after - before) / (double) residentPages);
         out.put("resident-pages", (double) residentPages);
+        // the populated pages read as zeros and hold no contents yet; give each one (a non-zero byte per page, so
+        // its frame's contents are stored), then heap and off-heap at that many resident pages with contents
+        byte[] one = {7};
+        for (long p = 0; p < residentPages; p++) {
+            try {
+                k.faults.access(pid, a + p * Linux.PAGE_SIZE, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw e;
+            }
+        }
+        String at = residentPages % 1_000_000 == 0 ? residentPages / 1_000_000 + "M" : Long.toString(residentPages);
+        out.put("heap-bytes-at-" + at + "-pages", (double) (heapUsed() - empty)); // the whole kernel's heap
+        out.put("offheap-bytes-at-" + at + "-pages", (double) k.frameContentBytes());
 
         long h0 = heapUsed();
         long t0 = System.nanoTime();

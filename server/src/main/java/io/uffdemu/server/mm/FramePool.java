@@ -65,6 +65,8 @@ public final class FramePool {
     private static final int PAGE_SHIFT = 12;
     /** Content slabs by {@code pfn >>> SLAB_SHIFT}; null until a frame in the slab is written. */
     private MemorySegment[] slabs = new MemorySegment[0];
+    /** Content slabs allocated so far (they are kept until the pool is unreachable). */
+    private long slabCount;
     /** Per chunk, one bit per frame: the slab holds the frame's contents (without it the frame reads as zeros). */
     private long[][] written = new long[0][];
     /** {@code folio->memcg_data}: the memcg a folio (its head frame) is charged to; null for uncharged frames. */
@@ -93,6 +95,11 @@ public final class FramePool {
 
     public long usedPages() {
         return used;
+    }
+
+    /** Off-heap bytes held for page contents: the slabs allocated so far (a slab outlives its frames' frees). */
+    public long contentBytes() {
+        return slabCount * ((long) SLAB_FRAMES << PAGE_SHIFT);
     }
 
     /**
@@ -379,6 +386,7 @@ public final class FramePool {
         if (slab == null) {
             slab = newSlab((long) SLAB_FRAMES << PAGE_SHIFT, true);
             slabs[s] = slab;
+            slabCount++;
         }
         MemorySegment m = slab.asSlice((pfn & (SLAB_FRAMES - 1)) << PAGE_SHIFT, pageSize);
         if (!isWritten(pfn)) {

@@ -782,6 +782,16 @@ public final class Kernel {
         }
     }
 
+    /** Off-heap bytes the emulated physical memory holds for page contents ({@link FramePool#contentBytes}). */
+    public long frameContentBytes() {
+        lock();
+        try {
+            return frames.contentBytes();
+        } finally {
+            unlock();
+        }
+    }
+
     /** /proc/meminfo-like counters, in kB as the kernel prints them. */
     public Map<String, Long> meminfo() {
         lock();

@@ -1595,8 +1595,17 @@ public final class VmOps {
             if (!needsCopy) {
                 continue;
             }
-            List<long[]> entries = new ArrayList<>();
-            parent.pt.forEach(pv.start, pv.end, (a, pte) -> entries.add(new long[] {a, pte}));
+            // (address, pte) pairs collected first, flat: one long[] per entry was most of a 1 GiB fork's garbage
+            long[][] buf = {new long[64]};
+            int[] n = {0};
+            parent.pt.forEach(pv.start, pv.end, (a, pte) -> {
+                if (n[0] + 2 > buf[0].length) {
+                    buf[0] = java.util.Arrays.copyOf(buf[0], buf[0].length * 2);
+                }
+                buf[0][n[0]++] = a;
+                buf[0][n[0]++] = pte;
+            });
+            long[] entries = buf[0];
             List<Long> hugePmds = new ArrayList<>();
             for (long h = (pv.start + Linux.PMD_SIZE - 1) & ~(Linux.PMD_SIZE - 1); h + Linux.PMD_SIZE <= pv.end;
                     h += Linux.PMD_SIZE) {
@@ -1604,9 +1613,9 @@ public final class VmOps {
                     hugePmds.add(h); // copy_huge_pmd(): the child maps the same huge folio, both write-protected
                 }
             }
-            for (long[] en : entries) {
-                long a = en[0];
-                long pte = en[1];
+            for (int e = 0; e < n[0]; e += 2) {
+                long a = entries[e];
+                long pte = entries[e + 1];
                 long cpte = pte;
                 if (!pv.isAnonymous() && parent.pt.isTransHuge(a)) {
                     continue; // copy_huge_pmd(): a file THP is not copied, the child faults it in again
