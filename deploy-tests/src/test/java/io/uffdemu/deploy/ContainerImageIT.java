@@ -144,10 +144,8 @@ class ContainerImageIT {
         ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", grpcPort,
                 InsecureChannelCredentials.create()).build();
         try {
-            // what the Helm chart's gRPC probes ask
-            HealthCheckResponse health = HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
-                    .check(HealthCheckRequest.getDefaultInstance());
-            assertThat(health.getStatus()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+            // what the Helm chart's gRPC probes ask, retried as they do
+            assertThat(GrpcHealth.awaitServing(grpcPort, 20)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
 
             BackendInfo backend = SystemServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                     .getBackend(GetBackendRequest.getDefaultInstance());

@@ -20,12 +20,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import com.github.dockerjava.api.DockerClient;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
-import io.grpc.ManagedChannel;
-import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
-import io.grpc.health.v1.HealthGrpc;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -154,15 +149,7 @@ class DefaultTargetImageIT {
         assertThat(readiness.statusCode()).isEqualTo(200);
         assertThat(readiness.body()).contains("\"status\":\"UP\"");
 
-        ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", grpcPort,
-                InsecureChannelCredentials.create()).build();
-        try {
-            HealthCheckResponse health = HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
-                    .check(HealthCheckRequest.getDefaultInstance());
-            assertThat(health.getStatus()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
-        } finally {
-            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
-        }
+        assertThat(GrpcHealth.awaitServing(grpcPort, 20)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
         assertThat(logs.toUtf8String()).doesNotContain("restricted method");
     }
 
