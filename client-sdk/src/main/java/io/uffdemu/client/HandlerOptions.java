@@ -8,7 +8,7 @@ import java.util.concurrent.ThreadFactory;
  * Options of a {@link HandlerLoop}. {@link #DEFAULT}: 4 workers on virtual threads, 64 queued messages
  * before back-pressure, 4 KiB pages, 30 s per fault then {@link FallbackPolicy#FAIL}, EAGAIN-deferred faults
  * retried after the next event or after 200 ms at the latest, 5 s close timeout, no metrics, resolutions as
- * unary calls, up to 64 messages per stream message, and the Handle stream re-attached after a failure
+ * unary calls, up to 16 messages per stream message (a quarter of the queue), and the Handle stream re-attached after a failure
  * ({@link ReconnectPolicy#DEFAULT}).
  *
  * <pre>{@code
@@ -34,7 +34,8 @@ import java.util.concurrent.ThreadFactory;
  * @param reconnect what the loop does when its Handle stream breaks while the server still holds the uffd:
  *     {@link ReconnectPolicy#DEFAULT} re-attaches with jittered exponential backoff, bounded by attempts and time
  * @param maxBatch batching on the Handle stream (default 64; 1 = none). The server packs up to
- *     {@code min(maxBatch, queueCapacity)} of the messages one read(2) returned into one stream message, and
+ *     {@code min(maxBatch, queueCapacity / 4)} of the messages one read(2) returned into one stream message (a
+ *     quarter of the queue, so that a few messages no worker can take yet never stop the stream), and
  *     one flow-control credit stands for that many messages, so the queue bound holds. With
  *     {@link #resolveOnStream()} the resolutions that workers send at the same time also travel as one batch
  *     (up to {@code maxBatch}; never delayed to fill it). Batching changes no semantics: messages keep their

@@ -139,7 +139,7 @@ class HandlerLoopTest {
       waitUntil(() -> loop.stats().resolved() == 48);
       assertThat(loop.stats().faults()).isEqualTo(48);
     }
-    assertThat(fakeUffd.largestBatch).isEqualTo(Math.min(maxBatch, capacity));
+    assertThat(fakeUffd.largestBatch).isEqualTo(Math.min(maxBatch, capacity / 4));
     assertThat(fakeUffd.maxOutstanding).isLessThanOrEqualTo(capacity + workers);
     assertThat(fakeUffd.sentFaults).as("each fault sent once").isEqualTo(48);
   }
@@ -180,6 +180,34 @@ class HandlerLoopTest {
       assertThat(fakeUffd.requestBatches).isZero();
     } else {
       assertThat(fakeUffd.requestBatches).as("resolutions sent together were batched").isPositive();
+    }
+  }
+
+  /**
+   * A credit stands for a quarter of the queue at most: a fault parked behind a slow one on its page (it counts
+   * as queued and no worker may take it) must not stop the stream, so faults on other pages are still served.
+   * (With one credit per whole queue, as a first version had, the page-5 read waited for the slow handler.)
+   */
+  @Test
+  void aFaultParkedBehindASlowOneDoesNotStopOtherPages() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    FaultHandler h = ctx -> {
+      if (ctx.pageAddress() == base) {
+        release.await(20, TimeUnit.SECONDS);
+      }
+      ctx.copy(page(1));
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withWorkers(4))) {
+      CompletableFuture<AccessResult> first = process.async().read(base, 1);
+      waitUntil(() -> loop.stats().faults() == 1);
+      CompletableFuture<AccessResult> parked = process.async().read(base + 8, 1); // same page: parked behind it
+      waitUntil(() -> loop.stats().faults() == 2);
+      AccessResult other = process.async().read(base + 5 * PAGE, 1).get(5, TimeUnit.SECONDS);
+      assertThat(other.data()).containsExactly(1);
+      assertThat(first).isNotDone();
+      release.countDown();
+      assertThat(first.get(10, TimeUnit.SECONDS).data()).containsExactly(1);
+      assertThat(parked.get(10, TimeUnit.SECONDS).data()).containsExactly(1);
     }
   }
 

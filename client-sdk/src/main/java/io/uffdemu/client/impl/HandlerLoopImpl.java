@@ -153,7 +153,9 @@ final class HandlerLoopImpl implements HandlerLoop {
     this.handler = handler;
     this.opts = opts;
     this.obs = opts.observer();
-    this.batch = Math.min(opts.maxBatch(), opts.queueCapacity());
+    // at most a quarter of the queue per credit, so that a few messages nobody can take yet (a fault parked behind
+    // a slow one on its page, faults waiting for onEvent) do not stop the stream: 4 credits stay grantable
+    this.batch = Math.min(opts.maxBatch(), Math.max(1, opts.queueCapacity() / 4));
   }
 
   HandlerOptions options() {

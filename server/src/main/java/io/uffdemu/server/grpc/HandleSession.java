@@ -189,24 +189,22 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                     // let the threads that fault right behind this one queue their messages (a resolution batch
                     // wakes many at once), then take them along: one read per batch instead of per fault
                     Thread.yield();
-                    List<UffdMsg> more = backend.uffdRead(pid, fd, maxBatch - msgs.size(), 0); // 0: do not wait
-                    if (!more.isEmpty()) {
-                        msgs = new java.util.ArrayList<>(msgs);
-                        msgs.addAll(more);
+                    try {
+                        List<UffdMsg> more = backend.uffdRead(pid, fd, maxBatch - msgs.size(), 0); // 0: do not wait
+                        if (!more.isEmpty()) {
+                            msgs = new java.util.ArrayList<>(msgs);
+                            msgs.addAll(more);
+                        }
+                    } catch (InterruptedException e) {
+                        // the stream is ending: what the first read consumed must still go out (or be woken)
+                        Thread.currentThread().interrupt();
                     }
                 }
-                if (maxBatch == 1) {
-                    for (UffdMsg m : msgs) {
-                        send(HandleResponse.newBuilder().setMsg(ProtoMapper.msg(m)).build());
-                    }
-                } else {
-                    for (int i = 0; i < msgs.size(); i += maxBatch) {
-                        UffdMsgBatch.Builder b = UffdMsgBatch.newBuilder();
-                        for (UffdMsg m : msgs.subList(i, Math.min(msgs.size(), i + maxBatch))) {
-                            b.addMsgs(ProtoMapper.msg(m));
-                        }
-                        send(HandleResponse.newBuilder().setMsgs(b).build());
-                    }
+                if (!sendAll(msgs)) {
+                    // read(2) consumed these messages but the stream ended first: wake their threads so that they
+                    // fault again and the next handler gets fresh messages (the kernel's WAKE without a fix)
+                    wakeAll();
+                    return;
                 }
             }
         } catch (InterruptedException e) {
@@ -227,11 +225,46 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         }
     }
 
-    private void send(HandleResponse r) {
+    /** Sends {@code r}; false when the stream had already ended (then nothing was sent). */
+    private boolean send(HandleResponse r) {
         synchronized (out) {
-            if (!finished) {
-                out.onNext(r);
+            if (finished) {
+                return false;
             }
+            out.onNext(r);
+            return true;
+        }
+    }
+
+    /** Sends messages read off the uffd, batched when the client asked for it; false when the stream ended first. */
+    private boolean sendAll(List<UffdMsg> msgs) {
+        if (maxBatch == 1) {
+            for (UffdMsg m : msgs) {
+                if (!send(HandleResponse.newBuilder().setMsg(ProtoMapper.msg(m)).build())) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        for (int i = 0; i < msgs.size(); i += maxBatch) {
+            UffdMsgBatch.Builder b = UffdMsgBatch.newBuilder();
+            for (UffdMsg m : msgs.subList(i, Math.min(msgs.size(), i + maxBatch))) {
+                b.addMsgs(ProtoMapper.msg(m));
+            }
+            if (!send(HandleResponse.newBuilder().setMsgs(b).build())) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** UFFDIO_WAKE of the whole address space: blocked threads fault again and queue fresh messages. */
+    private void wakeAll() {
+        try {
+            backend.uffdWake(pid, fd, io.uffdemu.server.mm.Linux.MMAP_MIN_ADDR,
+                    io.uffdemu.server.mm.Linux.TASK_SIZE - io.uffdemu.server.mm.Linux.MMAP_MIN_ADDR);
+        } catch (RuntimeException e) {
+            // the uffd or process is gone already
         }
     }
 
@@ -271,12 +304,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             if (abnormal) {
                 // faults this handler read but never resolved re-fault and queue fresh messages for the next
                 // handler (a WAKE without a fix, as the kernel defines it)
-                try {
-                    backend.uffdWake(pid, fd, io.uffdemu.server.mm.Linux.MMAP_MIN_ADDR,
-                            io.uffdemu.server.mm.Linux.TASK_SIZE - io.uffdemu.server.mm.Linux.MMAP_MIN_ADDR);
-                } catch (RuntimeException e) {
-                    // the uffd or process is gone already
-                }
+                wakeAll();
                 service.orphaned(key, pid, fd);
             }
         }

@@ -81,14 +81,13 @@ final class Storm {
             for (Thread th : started) {
                 th.join();
             }
-            if (thrown.get() != null) {
-                throw thrown.get();
-            }
-        } finally {
-            // the call was cancelled or its deadline passed (this thread interrupted): stop the others too
-            if (Thread.currentThread().isInterrupted()) {
-                started.forEach(Thread::interrupt);
-            }
+        } catch (InterruptedException | RuntimeException | Error e) {
+            // the call was cancelled or its deadline passed (or a thread could not start): stop every thread
+            started.forEach(Thread::interrupt);
+            throw e;
+        }
+        if (thrown.get() != null) {
+            throw thrown.get();
         }
         long elapsed = System.nanoTime() - t0;
         Histogram all = new Histogram(3);

@@ -241,6 +241,33 @@ class HandleBatchIT {
         assertThat(System.nanoTime() - t0).isLessThan(TimeUnit.SECONDS.toNanos(10));
     }
 
+    /** A cancelled storm (no deadline) stops its threads: none stays blocked in the uffd. */
+    @Test
+    @Timeout(30)
+    void aCancelledStormFreesItsBlockedThreads() throws Exception {
+        io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
+        CompletableFuture<Throwable> call = CompletableFuture.supplyAsync(() -> {
+            try {
+                ctx.run(() -> procs.storm(storm(8).build()));
+                return null;
+            } catch (RuntimeException e) {
+                return e;
+            }
+        });
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (blocked() < 8 && System.nanoTime() < until) {
+            Thread.sleep(10);
+        }
+        assertThat(blocked()).isEqualTo(8);
+        ctx.cancel(null);
+        assertThat(Status.fromThrowable(call.get(10, TimeUnit.SECONDS)).getCode()).isEqualTo(Status.Code.CANCELLED);
+        until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (blocked() > 0 && System.nanoTime() < until) {
+            Thread.sleep(10);
+        }
+        assertThat(blocked()).as("threads still blocked in the uffd after the cancel").isZero();
+    }
+
     private static Status.Code code(Runnable call) {
         try {
             call.run();
