@@ -61,17 +61,7 @@ public final class BenchCommand implements Runnable {
                     + "| native, virtual callers faults/s | ratio |");
             System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
             for (int t : threads) {
-                Map<String, Double> k = Map.of();
-                for (int r = 0; r < rounds; r++) {
-                    Map<String, Double> kr = kernel.roundTrip(pages, t);
-                    if (k.isEmpty()) {
-                        k = kr;
-                    } else {
-                        Map<String, Double> best = new java.util.HashMap<>(k);
-                        kr.forEach((c, v) -> best.merge(c, v, Math::max));
-                        k = best;
-                    }
-                }
+                Map<String, Double> k = kernel.bestRoundTrip(pages, t, rounds);
                 if (!skipEmulated) {
                     EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
                 }
@@ -151,12 +141,9 @@ public final class BenchCommand implements Runnable {
                         + "| lost writes |");
                 System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
                 for (int t : threads) {
-                    Map<String, Double> k = new java.util.HashMap<>();
                     // the yardstick has room for 256 faulting threads (pthread_t t[256]): more are compared with 256
                     int kt = Math.min(t, 256);
-                    for (int r = 0; !skipKernel && r < rounds; r++) {
-                        kernel.roundTrip(pages, kt).forEach((c, v) -> k.merge(c, v, Math::max));
-                    }
+                    Map<String, Double> k = skipKernel ? Map.of() : kernel.bestRoundTrip(pages, kt, rounds);
                     int w = workers > 0 ? workers : Math.max(4, Math.min(64, t));
                     for (String c : cases) {
                         RemoteRoundTrip.Result plain = null;

@@ -145,7 +145,7 @@ class ContainerImageIT {
                 InsecureChannelCredentials.create()).build();
         try {
             // what the Helm chart's gRPC probes ask, retried as they do
-            assertThat(GrpcHealth.awaitServing(grpcPort, 20)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+            assertThat(GrpcHealth.await(grpcPort, HealthCheckResponse.ServingStatus.SERVING, 20)).isEqualTo("SERVING");
 
             BackendInfo backend = SystemServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                     .getBackend(GetBackendRequest.getDefaultInstance());

@@ -149,7 +149,7 @@ class DefaultTargetImageIT {
         assertThat(readiness.statusCode()).isEqualTo(200);
         assertThat(readiness.body()).contains("\"status\":\"UP\"");
 
-        assertThat(GrpcHealth.awaitServing(grpcPort, 20)).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        assertThat(GrpcHealth.await(grpcPort, HealthCheckResponse.ServingStatus.SERVING, 20)).isEqualTo("SERVING");
         assertThat(logs.toUtf8String()).doesNotContain("restricted method");
     }
 

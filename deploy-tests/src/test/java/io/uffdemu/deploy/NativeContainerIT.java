@@ -27,14 +27,7 @@ import com.github.dockerjava.api.command.InspectContainerResponse;
 import com.github.dockerjava.api.model.Capability;
 import com.github.dockerjava.api.model.Device;
 import com.marcnuri.helm.Helm;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
-import io.grpc.ManagedChannel;
-import io.grpc.StatusRuntimeException;
-import io.grpc.health.v1.HealthCheckRequest;
-import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
-import io.grpc.health.v1.HealthGrpc;
 import io.uffdemu.client.AccessResult;
 import io.uffdemu.client.AddrRange;
 import io.uffdemu.client.BackendInfo;
@@ -516,29 +509,11 @@ class NativeContainerIT {
 
     /** Polls grpc.health.v1 over 127.0.0.1 until it reports {@code want}; the container's log on failure. */
     private static void awaitStatus(int port, ServingStatus want, Supplier<String> logs) throws InterruptedException {
-        ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create())
-                .build();
-        String last = "no answer";
-        try {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-            while (System.nanoTime() < deadline) {
-                try {
-                    HealthCheckResponse r = HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
-                            .check(HealthCheckRequest.getDefaultInstance());
-                    if (r.getStatus() == want) {
-                        return;
-                    }
-                    last = r.getStatus().toString();
-                } catch (StatusRuntimeException notYet) {
-                    last = notYet.getStatus().toString();
-                }
-                Thread.sleep(500);
-            }
-        } finally {
-            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        String last = GrpcHealth.await(port, want, 120);
+        if (!last.equals(want.name())) {
+            throw new AssertionError("gRPC health on 127.0.0.1:" + port + " did not become " + want
+                    + " in 120 s (last: " + last + "); container log:\n" + logs.get());
         }
-        throw new AssertionError("gRPC health on 127.0.0.1:" + port + " did not become " + want + " in 120 s (last: "
-                + last + "); container log:\n" + logs.get());
     }
 
     /** The host's view of a container process: /proc/PID/status as key to value. */
