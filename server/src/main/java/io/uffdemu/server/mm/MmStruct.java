@@ -123,12 +123,14 @@ public final class MmStruct {
     /**
      * is_mergeable_vma() and can_merge_remove_vma(): a merge that would remove a VMA whose vm_ops has a
      * close hook is refused, and hugetlb VMAs have one (hugetlb_vm_op_close), so split hugetlb VMAs stay split.
+     * vm_pgoff must continue across the boundary for anonymous VMAs too (their pgoff is the address they were
+     * mapped at: a VMA moved by mremap keeps its old one). The anon_vma compatibility check is not modelled.
      */
     private static boolean canMerge(Vma a, Vma b) {
         return a.end == b.start && !a.hugetlb && !b.hugetlb && a.prot == b.prot && a.shared == b.shared && a.mayWrite == b.mayWrite
                 && a.inode == b.inode && a.uffd == b.uffd && a.uffdFlags == b.uffdFlags
                 && a.hugepageAdvice == b.hugepageAdvice && a.nohugepageAdvice == b.nohugepageAdvice && a.noreserve == b.noreserve
-                && (a.inode == null || a.offset + (a.end - a.start) == b.offset);
+                && a.offset + (a.end - a.start) == b.offset;
     }
 
     void rssAdd(Vma v, long pfnFlags, long pages) {

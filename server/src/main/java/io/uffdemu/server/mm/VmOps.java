@@ -137,7 +137,9 @@ public final class VmOps {
         if (shared && !mayWrite && (prot & Linux.PROT_WRITE) != 0) {
             throw new LinuxException(Errno.EACCES, "mmap", 0, "PROT_WRITE on a read-only fd");
         }
-        Vma v = new Vma(mm, start, start + alen, prot, shared, mayWrite, inode, offset,
+        // do_mmap(): an anonymous mapping's vm_pgoff is its address (addr >> PAGE_SHIFT); mremap keeps it, so a
+        // moved anonymous VMA does not merge with neighbours at its new place (MmStruct.canMerge)
+        Vma v = new Vma(mm, start, start + alen, prot, shared, mayWrite, inode, inode == null ? start : offset,
                 (flags & Linux.MAP_NORESERVE) != 0);
         if (inode != null && inode.hugetlb) {
             v.resvMemcg = reserveHugetlbLocked(inode, offset, alen, shared, v.noreserve);

@@ -100,6 +100,7 @@ final class Scenarios {
         s.add(new Scenario("prot-none-registered", MemType.ALL, Scenarios::protNone));
         s.add(new Scenario("close-unread", MemType.ALL, Scenarios::closeUnread));
         s.add(new Scenario("mremap-variants", MemType.ALL, Scenarios::mremapVariants));
+        s.add(new Scenario("mremap-fixed-shrink", MemType.ALL, Scenarios::mremapFixedShrink));
         s.add(new Scenario("guard-regions", MemType.ANON_ONLY, Scenarios::guard));
         s.add(new Scenario("wp-over-poison", MemType.ALL, Scenarios::wpOverPoison));
         s.add(new Scenario("E5-move-more", MemType.ANON_ONLY, Scenarios::moveMore));
@@ -1624,6 +1625,25 @@ final class Scenarios {
         Harness.Op r2 = h.read(a);
         h.handle(r2, u);
         h.drain(u);
+    }
+
+    /**
+     * mremap(MREMAP_MAYMOVE | MREMAP_FIXED) to a smaller size onto a bigger mapping: mm/mremap.c unmaps the old
+     * tail first, so only the first pages move (with their data) and the rest of the destination stays as it was
+     * (the emulator once carried the tail's pages past the new end).
+     */
+    static void mremapFixedShrink(Harness h) {
+        long ps = h.ps();
+        long a = h.map(4);
+        long d = h.map(4);
+        h.populate(a, 4, 1);
+        h.call("mremap 4 -> 2 pages, FIXED onto a 4-page mapping", "OK", () -> h.b.mremap(h.pid, a, 4 * ps, 2 * ps,
+                MREMAP_MAYMOVE | MREMAP_FIXED, d) == d ? "OK" : "elsewhere");
+        h.maps("destination", d, d + 4 * ps);
+        h.maps("source", a, a + 4 * ps);
+        h.pm("destination", d, 4);
+        h.readData("moved page 0", d, 1);
+        h.readData("moved page 1", d + ps, 1);
     }
 
     static void guard(Harness h) {

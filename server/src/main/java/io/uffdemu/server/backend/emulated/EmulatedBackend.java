@@ -134,7 +134,9 @@ public final class EmulatedBackend implements MemoryBackend {
             VmaInfo.MemoryType type = v.isAnonymous() ? VmaInfo.MemoryType.ANON
                     : v.isHugetlb() ? VmaInfo.MemoryType.HUGETLB : VmaInfo.MemoryType.SHMEM;
             String path = v.inode() == null ? "" : v.inode().path();
-            out.add(new VmaInfo(v.start(), v.end(), perms, v.offset(), path, type, v.uffdFlags(), v.pageSize()));
+            // show_map_vma(): the offset column is the file offset, 0 for an anonymous VMA (whose vm_pgoff is its address)
+            out.add(new VmaInfo(v.start(), v.end(), perms, v.isAnonymous() ? 0 : v.offset(), path, type, v.uffdFlags(),
+                    v.pageSize()));
         }
         return out;
     }
