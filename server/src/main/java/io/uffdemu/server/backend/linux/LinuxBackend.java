@@ -34,7 +34,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.Set;
+import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -171,15 +172,30 @@ public final class LinuxBackend implements MemoryBackend {
         final long base;
         final long end;
         final TreeMap<Integer, FdEntry> fds = new TreeMap<>();
-        /** Serialises mapping changes against access starts (see {@link #checkNoInflight}). */
-        final ReentrantLock lock = new ReentrantLock();
-        final List<Inflight> inflight = new ArrayList<>();
+        /**
+         * Serialises mapping changes against access starts (see {@link #checkNoInflight}): a mapping change holds
+         * {@link #lock} (the write lock), an access holds {@link #accessLock} (the read lock) only while it checks
+         * the range and registers itself in {@link #inflight}, so accesses do not wait for each other (with 8
+         * faulting threads one exclusive lock made every access queue behind the others' PROCMAP_QUERY and pagemap
+         * read, and each queued platform thread cost a wake-up: docs/benchmarks.md).
+         */
+        final ReentrantReadWriteLock rw = new ReentrantReadWriteLock();
+        final Lock lock = rw.writeLock();
+        final Lock accessLock = rw.readLock();
+        /** Accesses in flight: added under {@link #accessLock}, removed without a lock when the access returns. */
+        final Set<Inflight> inflight = ConcurrentHashMap.newKeySet();
         /**
          * Huge pages that may carry a UFFDIO_POISON marker: pagemap does not show hugetlb markers, so they are
          * remembered here (guarded by {@link #lock}). Kept conservatively: only munmap, MAP_FIXED over them and a
          * successful COPY forget them.
          */
         final TreeMap<Long, Long> hugePoison = new TreeMap<>();
+        /**
+         * Whether {@link #hugePoison} may hold an entry (set under {@link #lock} when one is added, never cleared):
+         * lets a UFFDIO_COPY skip the write lock when the process never poisoned a huge page, so the handler's
+         * resolutions do not queue behind the accesses' read lock.
+         */
+        volatile boolean anyHugePoison;
         /** MAP_NORESERVE hugetlb ranges, start to end (guarded by {@link #lock}): their faults may find no page. */
         final TreeMap<Long, Long> hugeNoreserve = new TreeMap<>();
         volatile boolean exited;
@@ -781,7 +797,7 @@ public final class LinuxBackend implements MemoryBackend {
         long end = addr + len;
         Stop stop = null;
         Inflight f;
-        if (!tryLock(p.lock, deadlineNanos)) {
+        if (!tryLock(p.accessLock, deadlineNanos)) {
             throw new LinuxException(Errno.ETIMEDOUT, "access", 0, "a mapping change of the process is blocked");
         }
         try {
@@ -800,7 +816,7 @@ public final class LinuxBackend implements MemoryBackend {
             f = new Inflight(addr, Math.max(touchEnd, addr + 1), mode == AccessMode.USER);
             p.inflight.add(f);
         } finally {
-            p.lock.unlock();
+            p.accessLock.unlock();
         }
         final long touchEnd = stop == null ? end : stop.at();
         final int n = (int) (touchEnd - addr);
@@ -812,12 +828,7 @@ public final class LinuxBackend implements MemoryBackend {
             try {
                 r = touch(mode, addr, n, write, src);
             } finally {
-                p.lock.lock();
-                try {
-                    p.inflight.remove(f);
-                } finally {
-                    p.lock.unlock();
-                }
+                p.inflight.remove(f);
             }
             return stopped(stop, r, mode);
         }
@@ -827,21 +838,11 @@ public final class LinuxBackend implements MemoryBackend {
                 try {
                     return touch(mode, addr, n, write, src);
                 } finally {
-                    p.lock.lock();
-                    try {
-                        p.inflight.remove(f);
-                    } finally {
-                        p.lock.unlock();
-                    }
+                    p.inflight.remove(f);
                 }
             });
         } catch (RuntimeException e) {
-            p.lock.lock();
-            try {
-                p.inflight.remove(f);
-            } finally {
-                p.lock.unlock();
-            }
+            p.inflight.remove(f);
             throw e;
         }
         try {
@@ -870,7 +871,7 @@ public final class LinuxBackend implements MemoryBackend {
         return r;
     }
 
-    private static boolean tryLock(ReentrantLock l, long deadlineNanos) throws InterruptedException {
+    private static boolean tryLock(Lock l, long deadlineNanos) throws InterruptedException {
         if (deadlineNanos == Long.MAX_VALUE) {
             l.lockInterruptibly();
             return true;
@@ -1194,6 +1195,7 @@ public final class LinuxBackend implements MemoryBackend {
             return;
         }
         for (long a = start & -v.pageSize(); a < start + done; a += v.pageSize()) {
+            p.anyHugePoison = true;
             p.hugePoison.put(a, v.pageSize());
         }
     }
@@ -1334,6 +1336,7 @@ public final class LinuxBackend implements MemoryBackend {
         if (newAddr != oldAddr) {
             for (Map.Entry<Long, Long> e : List.copyOf(
                     p.hugePoison.subMap(oldAddr, true, oldAddr + oldLen, false).entrySet())) {
+                p.anyHugePoison = true;
                 p.hugePoison.put(newAddr + (e.getKey() - oldAddr), e.getValue());
             }
         }
@@ -1646,7 +1649,7 @@ public final class LinuxBackend implements MemoryBackend {
 
     /** A COPY replaced whatever marker sat on [dst, dst+done). */
     private static void copied(Proc p, long dst, long done) {
-        if (done <= 0) {
+        if (done <= 0 || !p.anyHugePoison) {
             return;
         }
         p.lock.lock();

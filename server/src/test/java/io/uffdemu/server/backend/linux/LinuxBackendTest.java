@@ -447,6 +447,76 @@ class LinuxBackendTest {
         }
     }
 
+    /**
+     * Accesses check their range under the process's shared lock and mapping changes take it exclusively: many
+     * concurrent accesses (platform callers run inline, virtual ones on access threads) against a thread that keeps
+     * unmapping, remapping and mprotecting the same pages. A mapping change slipping between an access's check and
+     * its touch would raise a real SIGSEGV in this JVM and kill the test run; every access must instead see the
+     * page mapped and succeed, or get the SIGSEGV the kernel would give the process.
+     */
+    @Test
+    void concurrentAccessesNeverRaceAMappingChange() throws Exception {
+        int pages = 16;
+        long a = b.mmap(pid, 0, pages * PAGE, RW, ANON, -1, 0);
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong ok = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicLong segv = new java.util.concurrent.atomic.AtomicLong();
+        List<Thread> accessors = new java.util.ArrayList<>();
+        java.util.Queue<Throwable> failures = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        for (int t = 0; t < 8; t++) {
+            int me = t;
+            Thread.Builder tb = t % 2 == 0 ? Thread.ofPlatform() : Thread.ofVirtual();
+            accessors.add(tb.start(() -> {
+                java.util.Random rnd = new java.util.Random(me);
+                try {
+                    while (!stop.get()) {
+                        long at = a + rnd.nextInt(pages) * PAGE + rnd.nextInt(8) * 8;
+                        byte[] data = {(byte) me, (byte) (me + 1)};
+                        AccessResult w = b.access(pid, at, 2, true, data, AccessMode.USER, Long.MAX_VALUE);
+                        if (w.succeeded()) {
+                            ok.incrementAndGet();
+                        } else {
+                            assertThat(w.signal()).isEqualTo(Linux.SIGSEGV);
+                            segv.incrementAndGet();
+                        }
+                        AccessResult r = b.access(pid, at, 2, false, null, AccessMode.USER, Long.MAX_VALUE);
+                        assertThat(r.succeeded() || r.signal() == Linux.SIGSEGV).isTrue();
+                    }
+                } catch (Throwable e) {
+                    failures.add(e);
+                }
+            }));
+        }
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+        int changes = 0;
+        java.util.Random rnd = new java.util.Random(42);
+        while (System.nanoTime() < until) {
+            long at = a + rnd.nextInt(pages) * PAGE;
+            try {
+                switch (changes++ % 3) {
+                    case 0 -> {
+                        b.munmap(pid, at, PAGE);
+                        b.mmap(pid, at, PAGE, RW, ANON | Linux.MAP_FIXED, -1, 0);
+                    }
+                    case 1 -> b.mprotect(pid, at, PAGE, Linux.PROT_READ);
+                    default -> b.mprotect(pid, at, PAGE, RW);
+                }
+            } catch (LinuxException e) {
+                // an access blocked on the range refuses the change (none here: no uffd), anything else is a bug
+                assertThat(e.errno()).isEqualTo(Errno.ENOSYS);
+            }
+        }
+        stop.set(true);
+        for (Thread t : accessors) {
+            t.join(TimeUnit.SECONDS.toMillis(20));
+            assertThat(t.isAlive()).isFalse();
+        }
+        assertThat(failures).isEmpty();
+        assertThat(changes).isGreaterThan(100);
+        assertThat(ok.get()).isGreaterThan(100);
+        assertThat(segv.get()).isGreaterThan(0);
+    }
+
     @Test
     void uffdReadHonoursTheDeadline() throws Exception {
         int fd = uffd(0);
