@@ -111,6 +111,25 @@ public final class LinuxBackend implements MemoryBackend {
     private final AccessThreads accessThreads = new AccessThreads();
     private final int mapsFd;
     private final int pagemapFd;
+    /**
+     * Whether any process ever installed a PTE marker an access must stop at (UFFDIO_POISON, MADV_GUARD_INSTALL):
+     * set under the process's mapping lock before the call. Until then an access to a private anonymous VMA needs
+     * no pagemap read in its precheck: nothing but the VMA's protection can make it take a signal. All processes
+     * share the server's one mm, hence one flag for the backend.
+     */
+    private volatile boolean markersInstalled;
+    /**
+     * i_size of mapped files as the access precheck last stat'ed them, keyed by (inode, page size: shmem and each
+     * hugetlbfs size are separate mounts), valid while {@link #fileSizeEpoch} is unchanged. A stat of
+     * /proc/self/map_files per missing shmem page was the precheck's costliest step; a file's size only changes
+     * through this backend (ftruncate, fallocate, pwrite), each of which bumps the epoch before and after the call,
+     * so a size read under an unchanged epoch is current.
+     */
+    private final ConcurrentHashMap<FileKey, long[]> fileSizes = new ConcurrentHashMap<>();
+    private final AtomicLong fileSizeEpoch = new AtomicLong();
+
+    private record FileKey(long inode, long pageSize) {
+    }
     private final int memFd;
     private final int selfPid = (int) ProcessHandle.current().pid();
     private volatile boolean closed;
@@ -162,6 +181,64 @@ public final class LinuxBackend implements MemoryBackend {
         }
     }
 
+    /** A VMA from PROCMAP_QUERY and the {@link Proc#mapEpoch} it was queried in. */
+    private record CachedVma(RVma vma, long epoch) {
+    }
+
+    /**
+     * A process's exclusive (mapping-change) lock: the write lock of its read-write lock, and every acquisition
+     * invalidates the access precheck's VMA cache, so no mapping change can be missed by it.
+     */
+    private static final class MappingLock implements Lock {
+        private final Proc p;
+        private final Lock w;
+
+        MappingLock(Proc p, Lock w) {
+            this.p = p;
+            this.w = w;
+        }
+
+        @Override
+        public void lock() {
+            w.lock();
+            p.mapEpoch++;
+        }
+
+        @Override
+        public void lockInterruptibly() throws InterruptedException {
+            w.lockInterruptibly();
+            p.mapEpoch++;
+        }
+
+        @Override
+        public boolean tryLock() {
+            if (w.tryLock()) {
+                p.mapEpoch++;
+                return true;
+            }
+            return false;
+        }
+
+        @Override
+        public boolean tryLock(long time, TimeUnit unit) throws InterruptedException {
+            if (w.tryLock(time, unit)) {
+                p.mapEpoch++;
+                return true;
+            }
+            return false;
+        }
+
+        @Override
+        public void unlock() {
+            w.unlock();
+        }
+
+        @Override
+        public java.util.concurrent.locks.Condition newCondition() {
+            return w.newCondition();
+        }
+    }
+
     private static final class Proc {
         final int pid;
         final String name;
@@ -180,8 +257,16 @@ public final class LinuxBackend implements MemoryBackend {
          * read, and each queued platform thread cost a wake-up: docs/benchmarks.md).
          */
         final ReentrantReadWriteLock rw = new ReentrantReadWriteLock();
-        final Lock lock = rw.writeLock();
+        final Lock lock = new MappingLock(this, rw.writeLock());
         final Lock accessLock = rw.readLock();
+        /**
+         * Bumped by every hold of {@link #lock}: the VMAs of the window only change under it (mmap, munmap, mremap,
+         * mprotect, madvise, register, exit), so a VMA the access precheck saw under {@link #accessLock} with the
+         * same epoch is still the kernel's (see {@link #vmaCache}).
+         */
+        volatile long mapEpoch;
+        /** The last VMA an access precheck queried and the {@link #mapEpoch} it was valid in (or null). */
+        volatile CachedVma vmaCache;
         /** Accesses in flight: added under {@link #accessLock}, removed without a lock when the access returns. */
         final Set<Inflight> inflight = ConcurrentHashMap.newKeySet();
         /**
@@ -357,6 +442,25 @@ public final class LinuxBackend implements MemoryBackend {
         boolean file() {
             return inode != 0;
         }
+    }
+
+    /**
+     * {@link #queryVma(long, boolean) queryVma(addr, false)} through the process's one-entry cache: the faulting
+     * threads of a round trip all hit the same VMA, and a PROCMAP_QUERY per access was a syscall the kernel's own
+     * faulting thread does not make. Caller holds {@code p.accessLock}, so no mapping change runs meanwhile and the
+     * epoch read here is the one the queried VMA is valid in.
+     */
+    private RVma cachedVma(Proc p, long pos) {
+        long epoch = p.mapEpoch;
+        CachedVma c = p.vmaCache;
+        if (c != null && c.epoch() == epoch && c.vma().start() <= pos && pos < c.vma().end()) {
+            return c.vma();
+        }
+        RVma v = queryVma(pos, false);
+        if (v != null && v.start() <= pos && pos < v.end()) {
+            p.vmaCache = new CachedVma(v, epoch);
+        }
+        return v;
     }
 
     /** The VMA covering {@code addr} or the next one above it; null when none. */
@@ -908,7 +1012,9 @@ public final class LinuxBackend implements MemoryBackend {
         Map<Long, Integer> uffdFlags = sigbusUffd ? uffdFlagsFromSmaps(p) : Map.of();
         long pos = addr;
         do {
-            RVma v = queryVma(pos, false);
+            // smaps' uffd flags are keyed by the kernel's VMA starts, which a cached VMA may not match after a
+            // REGISTER split or an UNREGISTER merge: no cache then
+            RVma v = sigbusUffd ? queryVma(pos, false) : cachedVma(p, pos);
             if (v == null || v.start() > pos || v.end() <= pos) {
                 return new Stop(pos, Linux.SIGSEGV, Linux.SEGV_MAPERR);
             }
@@ -919,10 +1025,16 @@ public final class LinuxBackend implements MemoryBackend {
             long segEnd = Math.min(Math.max(end, pos + 1), v.end());
             long firstPage = pos & -PAGE;
             int pages = (int) ((alignUp(segEnd, PAGE) - firstPage) / PAGE);
+            int vf = uffdFlags.getOrDefault(v.start(), 0);
+            if (!v.file() && !v.hugetlb() && vf == 0 && !markersInstalled) {
+                // private anonymous memory with no marker anywhere: present, missing or write-protected, the
+                // access either succeeds or waits for its userfault; pagemap could only confirm that
+                pos = v.end();
+                continue;
+            }
             long[] pm = pagemapRaw(firstPage, pages);
             long eofPage = Long.MAX_VALUE;
             boolean eofKnown = !v.file(); // the stat is only needed once a page is not present
-            int vf = uffdFlags.getOrDefault(v.start(), 0);
             // a shmem page that is in the page cache but not mapped here is mapped by the fault, no MISSING
             // userfault (shmem_get_folio_gfp() finds it): mincore() tells page-cache residency of a file mapping
             byte[] cached = vf != 0 && v.file() && !v.hugetlb() ? Native.mincore(firstPage, pages) : null;
@@ -944,7 +1056,7 @@ public final class LinuxBackend implements MemoryBackend {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
                 if (!present && !eofKnown) {
-                    eofPage = v.start() + alignUp(fileSize(v), v.pageSize()) - v.offset();
+                    eofPage = v.start() + alignUp(cachedFileSize(v), v.pageSize()) - v.offset();
                     eofKnown = true;
                 }
                 if (!present && page >= eofPage) {
@@ -991,6 +1103,24 @@ public final class LinuxBackend implements MemoryBackend {
      * (/proc/self/fd/N needs nothing). A file with no fd left cannot be resized any more, but its size is unknown
      * here: EIO then (docs/deployment.md).
      */
+    private long cachedFileSize(RVma v) {
+        long epoch = fileSizeEpoch.get();
+        FileKey k = new FileKey(v.inode(), v.pageSize());
+        long[] c = fileSizes.get(k);
+        if (c != null && c[1] == epoch) {
+            return c[0];
+        }
+        long size = fileSize(v);
+        fileSizes.put(k, new long[] {size, epoch});
+        return size;
+    }
+
+    /** A file's size may change: forget every cached size, before the call and again after it. */
+    private void fileSizeChanging() {
+        fileSizeEpoch.incrementAndGet();
+        fileSizes.clear();
+    }
+
     private long fileSize(RVma v) {
         Path link = Path.of(String.format("/proc/self/map_files/%x-%x", v.start(), v.end()));
         try {
@@ -1372,6 +1502,10 @@ public final class LinuxBackend implements MemoryBackend {
             guard(p, "madvise", addr, len);
             if (advice == Linux.MADV_GUARD_INSTALL) {
                 checkNoInflight(p, addr, addr + alignUp(len, PAGE), "madvise");
+                // Inside the lock: an access checked before the markers exist must not touch after them.
+                markersInstalled = true;
+                Native.madvise(addr, len, advice);
+                return;
             }
         } finally {
             p.lock.unlock();
@@ -1411,10 +1545,15 @@ public final class LinuxBackend implements MemoryBackend {
                 throw new LinuxException(Errno.ENOSYS, "ftruncate", 0, "an access is in flight: shrinking "
                         + "the file could raise SIGBUS in it, which would kill the server");
             }
-            withFd(p, fd, "ftruncate", real -> {
-                Native.ftruncate(real, length);
-                return null;
-            });
+            fileSizeChanging();
+            try {
+                withFd(p, fd, "ftruncate", real -> {
+                    Native.ftruncate(real, length);
+                    return null;
+                });
+            } finally {
+                fileSizeChanging();
+            }
         } finally {
             p.lock.unlock();
         }
@@ -1431,10 +1570,15 @@ public final class LinuxBackend implements MemoryBackend {
                 throw new LinuxException(Errno.ENOSYS, "fallocate", 0, "an access is in flight: a hugetlb hole "
                         + "punched under it may leave its refault without a huge page (SIGBUS kills the server)");
             }
-            withFd(p, fd, "fallocate", real -> {
-                Native.fallocate(real, mode, offset, len);
-                return null;
-            });
+            fileSizeChanging();
+            try {
+                withFd(p, fd, "fallocate", real -> {
+                    Native.fallocate(real, mode, offset, len);
+                    return null;
+                });
+            } finally {
+                fileSizeChanging();
+            }
         } finally {
             p.lock.unlock();
         }
@@ -1463,6 +1607,15 @@ public final class LinuxBackend implements MemoryBackend {
     @Override
     public long pwrite(int pid, int fd, long offset, byte[] data) {
         Proc p = proc(pid, "pwrite");
+        fileSizeChanging();
+        try {
+            return pwriteFd(p, fd, offset, data);
+        } finally {
+            fileSizeChanging();
+        }
+    }
+
+    private long pwriteFd(Proc p, int fd, long offset, byte[] data) {
         return withFd(p, fd, "pwrite", real -> {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment buf = a.allocate(Math.max(1, data.length));
@@ -1680,6 +1833,7 @@ public final class LinuxBackend implements MemoryBackend {
         p.lock.lock();
         try {
             checkNoInflight(p, start, start + alignUp(len, PAGE), call);
+            markersInstalled = true;
             long done;
             try {
                 done = withFd(p, fd, call, op);

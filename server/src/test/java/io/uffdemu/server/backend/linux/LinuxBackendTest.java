@@ -496,7 +496,17 @@ class LinuxBackendTest {
                 switch (changes++ % 3) {
                     case 0 -> {
                         b.munmap(pid, at, PAGE);
-                        b.mmap(pid, at, PAGE, RW, ANON | Linux.MAP_FIXED, -1, 0);
+                        // a MAP_FIXED over a page an access is checking or touching is refused (ENOSYS) too:
+                        // retry, so that the page is mapped again before the next change
+                        while (true) {
+                            try {
+                                b.mmap(pid, at, PAGE, RW, ANON | Linux.MAP_FIXED, -1, 0);
+                                break;
+                            } catch (LinuxException e) {
+                                assertThat(e.errno()).isEqualTo(Errno.ENOSYS);
+                                Thread.onSpinWait();
+                            }
+                        }
                     }
                     case 1 -> b.mprotect(pid, at, PAGE, Linux.PROT_READ);
                     default -> b.mprotect(pid, at, PAGE, RW);
@@ -515,6 +525,70 @@ class LinuxBackendTest {
         assertThat(changes).isGreaterThan(100);
         assertThat(ok.get()).isGreaterThan(100);
         assertThat(segv.get()).isGreaterThan(0);
+    }
+
+    /**
+     * The precheck caches the last VMA it queried and skips pagemap for private anonymous memory until a marker
+     * (guard region, poison) exists: after a warm-up access, a mapping change or a marker must still stop the next
+     * access with the kernel's signal (a stale answer would touch the page: a real SIGSEGV/SIGBUS kills the JVM).
+     */
+    @Test
+    void vmaAndMarkerChangesReachTheAccessPrecheck() throws Exception {
+        long a = b.mmap(pid, 0, 4 * PAGE, RW, ANON, -1, 0);
+        byte[] one = {1};
+        assertThat(b.access(pid, a, 1, true, one, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        b.mprotect(pid, a + PAGE, PAGE, Linux.PROT_READ);
+        AccessResult ro = b.access(pid, a + PAGE, 1, true, one, AccessMode.USER, deadline(5000));
+        assertThat(ro.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(ro.siCode()).isEqualTo(Linux.SEGV_ACCERR);
+        assertThat(b.access(pid, a, 1, true, one, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        b.munmap(pid, a + 2 * PAGE, PAGE);
+        AccessResult gone = b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(gone.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(gone.siCode()).isEqualTo(Linux.SEGV_MAPERR);
+        assertThat(b.access(pid, a + 3 * PAGE, 1, true, one, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        b.madvise(pid, a + 3 * PAGE, PAGE, Linux.MADV_GUARD_INSTALL);
+        AccessResult guarded = b.access(pid, a + 3 * PAGE, 1, true, one, AccessMode.USER, deadline(5000));
+        assertThat(guarded.signal()).isEqualTo(Linux.SIGSEGV);
+        assertThat(guarded.faultAddr()).isEqualTo(a + 3 * PAGE);
+        int fd = uffd(Linux.UFFD_FEATURE_POISON);
+        b.uffdRegister(pid, fd, a, PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        b.madvise(pid, a, PAGE, Linux.MADV_DONTNEED);
+        b.uffdPoison(pid, fd, a, PAGE, 0);
+        AccessResult poisoned = b.access(pid, a, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(poisoned.signal()).isEqualTo(Linux.SIGBUS);
+    }
+
+    /**
+     * The precheck caches a mapped file's size; every size change through the backend must reach it. A stale
+     * larger size would let an access touch a page beyond EOF: a real SIGBUS in this JVM, the test run dies. A
+     * stale smaller size would report a SIGBUS the kernel would not raise.
+     */
+    @Test
+    void fileSizeChangesReachTheAccessPrecheck() throws Exception {
+        int mfd = b.memfdCreate(pid, "eof", 0);
+        b.ftruncate(pid, mfd, 4 * PAGE);
+        long a = b.mmap(pid, 0, 4 * PAGE, RW, Linux.MAP_SHARED, mfd, 0);
+        // pages 2 and 3 are not present: each access needs the size (and caches it)
+        assertThat(b.access(pid, a + 3 * PAGE, 1, false, null, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        b.madvise(pid, a, 4 * PAGE, Linux.MADV_REMOVE);
+        b.ftruncate(pid, mfd, PAGE + 1);
+        AccessResult beyond = b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(beyond.signal()).isEqualTo(Linux.SIGBUS);
+        assertThat(beyond.faultAddr()).isEqualTo(a + 2 * PAGE);
+        assertThat(b.access(pid, a + PAGE, 1, true, new byte[] {5}, AccessMode.USER, deadline(5000)).succeeded())
+                .isTrue();
+        // pwrite grows the file: the page is inside EOF again
+        assertThat(b.pwrite(pid, mfd, 4 * PAGE - 1, new byte[] {9})).isEqualTo(1);
+        AccessResult inside = b.access(pid, a + 3 * PAGE, 1, false, null, AccessMode.USER, deadline(5000));
+        assertThat(inside.succeeded()).isTrue();
+        // fallocate without KEEP_SIZE after another shrink
+        b.ftruncate(pid, mfd, PAGE);
+        assertThat(b.access(pid, a + 3 * PAGE, 1, false, null, AccessMode.USER, deadline(5000)).signal())
+                .isEqualTo(Linux.SIGBUS);
+        b.fallocate(pid, mfd, 0, 0, 4 * PAGE);
+        assertThat(b.access(pid, a + 3 * PAGE, 1, false, null, AccessMode.USER, deadline(5000)).succeeded())
+                .isTrue();
     }
 
     @Test
