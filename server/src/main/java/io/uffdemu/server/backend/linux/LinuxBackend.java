@@ -1026,9 +1026,11 @@ public final class LinuxBackend implements MemoryBackend {
             long firstPage = pos & -PAGE;
             int pages = (int) ((alignUp(segEnd, PAGE) - firstPage) / PAGE);
             int vf = uffdFlags.getOrDefault(v.start(), 0);
-            if (!v.file() && !v.hugetlb() && vf == 0 && !markersInstalled) {
-                // private anonymous memory with no marker anywhere: present, missing or write-protected, the
-                // access either succeeds or waits for its userfault; pagemap could only confirm that
+            if (!v.hugetlb() && vf == 0 && !markersInstalled
+                    && (!v.file() || alignUp(segEnd, PAGE) <= eofOrZero(v))) {
+                // No marker anywhere, no SIGBUS-mode uffd, and (for a file) every page below EOF: present, missing
+                // or write-protected, the access either succeeds or waits for its userfault; pagemap could only
+                // confirm that
                 pos = v.end();
                 continue;
             }
@@ -1103,6 +1105,15 @@ public final class LinuxBackend implements MemoryBackend {
      * (/proc/self/fd/N needs nothing). A file with no fd left cannot be resized any more, but its size is unknown
      * here: EIO then (docs/deployment.md).
      */
+    /** The first address past the file's last page as {@code v} maps it, or 0 when its size is unknown here. */
+    private long eofOrZero(RVma v) {
+        try {
+            return v.start() + alignUp(cachedFileSize(v), v.pageSize()) - v.offset();
+        } catch (LinuxException e) {
+            return 0; // the pagemap path decides (and stats only for pages that are not present)
+        }
+    }
+
     private long cachedFileSize(RVma v) {
         long epoch = fileSizeEpoch.get();
         FileKey k = new FileKey(v.inode(), v.pageSize());
