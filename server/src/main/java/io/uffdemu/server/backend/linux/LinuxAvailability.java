@@ -99,11 +99,73 @@ public final class LinuxAvailability {
             }
         } catch (LinuxException second) {
             String why = switch (first.errno()) {
-                case EPERM -> "userfaultfd(2): EPERM (no CAP_SYS_PTRACE and vm.unprivileged_userfaultfd=0)";
+                case EPERM -> epermReason(hasCapSysPtrace(), seccompMode(), sysctl("vm/unprivileged_userfaultfd"));
                 case ENOSYS -> "userfaultfd(2): ENOSYS (kernel without CONFIG_USERFAULTFD, or a seccomp filter)";
                 default -> "userfaultfd(2): " + first.errno();
             };
             return throwUnavailable(why + "; /dev/userfaultfd: " + second.getMessage());
+        }
+    }
+
+    /**
+     * Why userfaultfd(2) said EPERM, from what the process can see: fs/userfaultfd.c refuses it without
+     * CAP_SYS_PTRACE when vm.unprivileged_userfaultfd is 0, and a seccomp filter (Docker's default profile allows
+     * the call only with CAP_SYS_PTRACE) refuses it with EPERM too, so the capability alone does not settle it.
+     *
+     * @param capSysPtrace CAP_SYS_PTRACE is in the effective set
+     * @param seccompMode the Seccomp field of /proc/self/status (2: a filter), -1 when unknown
+     * @param unprivileged vm.unprivileged_userfaultfd, null when unreadable
+     */
+    static String epermReason(boolean capSysPtrace, int seccompMode, String unprivileged) {
+        boolean filter = seccompMode == 2;
+        if (capSysPtrace || "1".equals(unprivileged)) {
+            String allowed = capSysPtrace ? "CAP_SYS_PTRACE is effective" : "vm.unprivileged_userfaultfd=1";
+            return "userfaultfd(2): EPERM although " + allowed + (filter
+                    ? ": a seccomp filter refuses the call (allow userfaultfd in the container's seccomp profile)"
+                    : " (an LSM policy refuses the call?)");
+        }
+        return "userfaultfd(2): EPERM (no CAP_SYS_PTRACE and vm.unprivileged_userfaultfd="
+                + (unprivileged == null ? "unknown" : unprivileged)
+                + (filter ? "; a seccomp filter is active and may refuse the call as well" : "") + ")";
+    }
+
+    /** CAP_SYS_PTRACE (bit 19) in CapEff of /proc/self/status. */
+    private static boolean hasCapSysPtrace() {
+        String eff = statusField("CapEff");
+        try {
+            return eff != null && (Long.parseUnsignedLong(eff, 16) & (1L << 19)) != 0;
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
+
+    private static int seccompMode() {
+        String m = statusField("Seccomp");
+        try {
+            return m == null ? -1 : Integer.parseInt(m);
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private static String statusField(String name) {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith(name + ":")) {
+                    return line.substring(name.length() + 1).trim();
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // unknown
+        }
+        return null;
+    }
+
+    private static String sysctl(String name) {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/sys/" + name)).trim();
+        } catch (java.io.IOException | RuntimeException e) {
+            return null;
         }
     }
 

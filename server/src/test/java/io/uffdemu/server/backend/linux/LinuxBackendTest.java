@@ -623,6 +623,16 @@ class LinuxBackendTest {
         assertThat(LinuxAvailability.unavailabilityCause()).isNull();
         assertThat(LinuxAvailability.version("6.18.44-fc-v1272")).containsExactly(6, 18);
         assertThat(LinuxAvailability.version("5.4")).containsExactly(5, 4);
+        // EPERM: the reason names what the process can see (capability, sysctl, seccomp filter)
+        assertThat(LinuxAvailability.epermReason(false, 0, "0"))
+                .isEqualTo("userfaultfd(2): EPERM (no CAP_SYS_PTRACE and vm.unprivileged_userfaultfd=0)");
+        assertThat(LinuxAvailability.epermReason(false, 2, "0")).startsWith("userfaultfd(2): EPERM (no CAP_SYS_PTRACE")
+                .contains("a seccomp filter is active");
+        assertThat(LinuxAvailability.epermReason(true, 2, "0"))
+                .isEqualTo("userfaultfd(2): EPERM although CAP_SYS_PTRACE is effective: a seccomp filter refuses the "
+                        + "call (allow userfaultfd in the container's seccomp profile)");
+        assertThat(LinuxAvailability.epermReason(false, 2, "1")).contains("vm.unprivileged_userfaultfd=1: a seccomp");
+        assertThat(LinuxAvailability.epermReason(false, -1, null)).contains("vm.unprivileged_userfaultfd=unknown");
     }
 
     @Test
