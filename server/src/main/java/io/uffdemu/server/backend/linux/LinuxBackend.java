@@ -1040,8 +1040,9 @@ public final class LinuxBackend implements MemoryBackend {
             // a shmem page that is in the page cache but not mapped here is mapped by the fault, no MISSING
             // userfault (shmem_get_folio_gfp() finds it): mincore() tells page-cache residency of a file mapping
             byte[] cached = vf != 0 && v.file() && !v.hugetlb() ? Native.mincore(firstPage, pages) : null;
-            long hugeFree = v.hugetlb() ? hugePages(v.pageSize(), "free_hugepages") : 1;
-            long hugeAvail = v.hugetlb() ? hugeFree - hugePages(v.pageSize(), "resv_hugepages") : 1;
+            // read from sysfs once a page needs them (two file reads: not for every access to present pages)
+            long hugeFree = Long.MIN_VALUE;
+            long hugeAvail = Long.MIN_VALUE;
             for (int i = 0; i < pages; i++) {
                 long page = firstPage + i * PAGE;
                 long at = Math.max(page, pos);
@@ -1080,6 +1081,10 @@ public final class LinuxBackend implements MemoryBackend {
                                 "cannot tell whether the fault at 0x%x raises SIGBUS (UFFD_FEATURE_SIGBUS); the "
                                         + "server would die of it", at));
                     }
+                }
+                if (v.hugetlb() && (!present || write) && hugeFree == Long.MIN_VALUE) {
+                    hugeFree = hugePages(v.pageSize(), "free_hugepages");
+                    hugeAvail = hugeFree - hugePages(v.pageSize(), "resv_hugepages");
                 }
                 if (v.hugetlb() && (!present || write) && hugeAvail <= 0 && overlaps(p.hugeNoreserve, page,
                         page + PAGE)) {
