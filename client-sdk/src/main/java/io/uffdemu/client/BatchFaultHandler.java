@@ -31,8 +31,9 @@ package io.uffdemu.client;
  * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots, so
  * besides the queue each worker holds at most one batch ({@code queueCapacity + workers * batch} messages
  * outstanding, plus the credit kept open for awaited results; a batch is {@code min(maxBatch, queueCapacity / 4)}).
- * Measured on a shared 2-core machine (docs/benchmarks.md item 11) this path costs about the same CPU per fault
- * as the per-fault path: fewer hand-offs, but batches that combine less.
+ * Measured on a shared 2-core machine (docs/benchmarks.md item 11) this path costs about the same client CPU per
+ * fault as the per-fault path (31-35 against 32-40 us with 64 faulting threads): fewer hand-offs, but what is
+ * left is mostly thread wake-ups that batching at this level does not remove.
  *
  * <pre>{@code
  * BatchFaultHandler h = ctx -> ctx.copy(snapshot.page(ctx.pageAddress()));

@@ -1059,7 +1059,11 @@ final class HandlerLoopImpl implements HandlerLoop {
     List<Outgoing> chunk = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
       if (failures[i] == null) {
-        ctxs[i].sendQueued(chunk);
+        try {
+          ctxs[i].sendQueued(chunk);
+        } catch (RuntimeException e) {
+          failures[i] = e; // the loop terminated meanwhile ("handler stream is closed"), as resolve() would throw
+        }
       }
     }
     offer(chunk);
