@@ -98,9 +98,9 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final int batch;
   /**
    * On-stream resolutions waiting to be sent; whoever finds no flush running sends them all, as one batch when
-   * {@code maxBatch > 1}.
+   * {@code maxBatch > 1}. In chunks: a chunk (one fault's resolution, or a whole message batch's for a
+   * {@link BatchFaultHandler}) is never split between sends.
    */
-  /** Chunks of resolutions: a chunk (one fault's, or a whole message batch's) is never split between sends. */
   private final java.util.concurrent.ConcurrentLinkedQueue<List<Outgoing>> outbox =
       new java.util.concurrent.ConcurrentLinkedQueue<>();
   private final java.util.concurrent.atomic.AtomicBoolean flushing = new java.util.concurrent.atomic.AtomicBoolean();
@@ -626,7 +626,9 @@ final class HandlerLoopImpl implements HandlerLoop {
   /** Sends one resolution on the stream and waits for its result; returns bytes done. */
   private long resolveOnStream(HandleRequest.Builder req, String call) {
     Sent s = sendOnStream(req, call);
-    flushOutbox(true);
+    if (s != null) {
+      flushOutbox(true);
+    }
     return awaitSent(s, req, call);
   }
 
