@@ -123,6 +123,12 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--skip-kernel", description = "no kernel yardstick (machines without userfaultfd)")
         boolean skipKernel;
 
+        @Option(names = "--server-pid", description = "with --target: the server's pid, to count its CPU too")
+        long serverPid;
+
+        @Option(names = "--batching-only", description = "only the batching runs (the no-batching columns read n/a)")
+        boolean batchingOnly;
+
         @Override
         public Integer call() throws Exception {
             KernelYardstick kernel = new KernelYardstick();
@@ -132,8 +138,9 @@ public final class BenchCommand implements Runnable {
                             Integer.parseInt(target.substring(target.lastIndexOf(':') + 1)))
                     : RemoteRoundTrip.start(serverJar != null ? serverJar
                             : RemoteRoundTrip.findServerJar(java.nio.file.Path.of("")), log)) {
+                remote.serverPid = serverPid;
                 // warm-up: JIT both sides before anything is measured
-                for (boolean b : new boolean[] {false, true}) {
+                for (boolean b : batchingOnly ? new boolean[] {true} : new boolean[] {false, true}) {
                     remote.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), 64, b, 64);
                 }
                 System.out.println("| case | threads | kernel faults/s | remote, no batching faults/s | ratio | p50 us "
@@ -150,18 +157,23 @@ public final class BenchCommand implements Runnable {
                         RemoteRoundTrip.Result batched = null;
                         long lost = 0;
                         for (int r = 0; r < rounds; r++) {
-                            var a = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, false, w);
+                            if (!batchingOnly) {
+                                var a = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, false, w);
+                                lost += a.lostWrites();
+                                plain = plain == null || a.faultsPerSecond() > plain.faultsPerSecond() ? a : plain;
+                            }
                             var b = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, true, w);
-                            lost += a.lostWrites() + b.lostWrites();
-                            plain = plain == null || a.faultsPerSecond() > plain.faultsPerSecond() ? a : plain;
+                            lost += b.lostWrites();
                             batched = batched == null || b.faultsPerSecond() > batched.faultsPerSecond() ? b : batched;
                         }
                         Double kf = k.get(c);
-                        System.out.printf("| %s | %d | %s | %s | %s | %.0f | %.0f | %.1f | %s | %s | %.0f | %.0f | %.1f "
+                        String plainCols = plain == null ? "n/a | n/a | n/a | n/a | n/a"
+                                : String.format("%s | %s | %.0f | %.0f | %.1f", fmt(plain.faultsPerSecond()),
+                                        kf == null ? "n/a" : String.format("%.2f", plain.faultsPerSecond() / kf),
+                                        plain.p50Micros(), plain.p99Micros(), plain.cpuMicrosPerFault());
+                        System.out.printf("| %s | %d | %s | %s | %s | %s | %.0f | %.0f | %.1f "
                                 + "| %d |%n", c, t, kf == null ? "n/a" : fmt(kf) + (kt < t ? " (" + kt + " threads)" : ""),
-                                fmt(plain.faultsPerSecond()),
-                                kf == null ? "n/a" : String.format("%.2f", plain.faultsPerSecond() / kf),
-                                plain.p50Micros(), plain.p99Micros(), plain.cpuMicrosPerFault(),
+                                plainCols,
                                 fmt(batched.faultsPerSecond()),
                                 kf == null ? "n/a" : String.format("%.2f", batched.faultsPerSecond() / kf),
                                 batched.p50Micros(), batched.p99Micros(), batched.cpuMicrosPerFault(), lost);

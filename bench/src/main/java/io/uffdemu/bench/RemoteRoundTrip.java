@@ -1,6 +1,7 @@
 package io.uffdemu.bench;
 
 import io.uffdemu.client.AddrRange;
+import io.uffdemu.client.BatchFaultHandler;
 import io.uffdemu.client.FaultHandler;
 import io.uffdemu.client.HandlerLoop;
 import io.uffdemu.client.HandlerOptions;
@@ -31,6 +32,8 @@ import java.util.concurrent.TimeUnit;
 final class RemoteRoundTrip implements AutoCloseable {
     private final java.lang.Process server;
     private final UffdemuClient client;
+    /** With --target: the server's pid when given (--server-pid), so that its CPU is counted too; 0: not counted. */
+    long serverPid;
 
     private RemoteRoundTrip(java.lang.Process server, UffdemuClient client) {
         this.server = server;
@@ -41,11 +44,12 @@ final class RemoteRoundTrip implements AutoCloseable {
     record Result(double faultsPerSecond, double p50Micros, double p99Micros, long lostWrites, double cpuMicrosPerFault) {
     }
 
-    /** CPU time of this JVM plus the server's (when this bench started it), in nanoseconds. */
+    /** CPU time of this JVM plus the server's (when this bench started it, or --server-pid), in nanoseconds. */
     private long cpuNanos() {
         long self = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
                 .getOperatingSystemMXBean()).getProcessCpuTime();
-        long srv = server == null ? 0 : server.info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
+        ProcessHandle h = server != null ? server.toHandle() : serverPid > 0 ? ProcessHandle.of(serverPid).orElse(null) : null;
+        long srv = h == null ? 0 : h.info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
         return self + srv;
     }
 
@@ -120,7 +124,11 @@ final class RemoteRoundTrip implements AutoCloseable {
                 uffd.register(range, Linux.UFFDIO_REGISTER_MODE_MISSING);
             }
             byte[] zero = new byte[4096];
-            FaultHandler h = c.wp ? ctx -> ctx.writeUnprotect() : ctx -> ctx.copy(zero);
+            FaultHandler perFault = c.wp ? ctx -> ctx.writeUnprotect() : ctx -> ctx.copy(zero);
+            // with batching a BatchFaultHandler (a message batch served on one worker, its resolutions sent as
+            // one batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead
+            BatchFaultHandler whole = perFault::onFault;
+            FaultHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler") ? whole : perFault;
             HandlerOptions o = HandlerOptions.DEFAULT.withWorkers(workers).withQueueCapacity(Math.max(64, workers))
                     .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching);
             StormResult r;

@@ -178,6 +178,8 @@ final class FakeServer implements AutoCloseable {
     /** Largest batch sent so far (messages in one HandleResponse) and resolution batches received. */
     int largestBatch;
     int requestBatches;
+    /** Resolutions received on the stream outside a batch. */
+    int singleRequests;
     final java.util.Set<Object> cut = new java.util.HashSet<>();
     boolean halfClosedByClient;
     int sentFaults;
@@ -656,7 +658,14 @@ final class FakeServer implements AutoCloseable {
               }
               u.drain();
             }
-            default -> answer(u, so, r, resolve(u, r));
+            default -> {
+              if (u != null) {
+                synchronized (u) {
+                  u.singleRequests++;
+                }
+              }
+              answer(u, so, r, resolve(u, r));
+            }
           }
         }
 

@@ -7,20 +7,105 @@ import io.uffdemu.client.FaultContext;
 import io.uffdemu.client.Linux;
 import io.uffdemu.client.UffdMessage;
 import io.uffdemu.client.Userfaultfd;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 
-/** Resolves one fault over the loop's stream; EEXIST counts as resolved (and wakes the page). */
+/**
+ * Resolves one fault over the loop's stream; EEXIST counts as resolved (and wakes the page). In batch mode (a
+ * {@link io.uffdemu.client.BatchFaultHandler} served a message batch at a time) the helpers queue their
+ * resolutions; the loop sends them ({@link #sendQueued}) with the rest of the batch and then applies the results
+ * ({@link #finishQueued}).
+ */
 final class FaultContextImpl implements FaultContext {
   private final HandlerLoopImpl loop;
   private final UffdMessage.PageFault fault;
   private final long page;
   private volatile boolean expired;
   private volatile boolean eexist;
+  /** Batch mode: the queued resolutions (null: per-fault mode). Guarded by this. */
+  private final List<Queued> queued;
+
+  /** A queued resolution; {@code wakeRange}: wake it after EEXIST (fills only); {@code sent}: set once sent. */
+  private static final class Queued {
+    final HandleRequest.Builder req;
+    final String call;
+    final boolean fill;
+    final AddrRange wakeRange;
+    HandlerLoopImpl.Sent sent;
+
+    Queued(HandleRequest.Builder req, String call, boolean fill, AddrRange wakeRange) {
+      this.req = req;
+      this.call = call;
+      this.fill = fill;
+      this.wakeRange = wakeRange;
+    }
+  }
 
   FaultContextImpl(HandlerLoopImpl loop, UffdMessage.PageFault fault, long page) {
+    this(loop, fault, page, false);
+  }
+
+  FaultContextImpl(HandlerLoopImpl loop, UffdMessage.PageFault fault, long page, boolean batch) {
     this.loop = loop;
     this.fault = fault;
     this.page = page;
+    this.queued = batch ? new ArrayList<>(1) : null;
+  }
+
+  /** Batch mode: queues a resolution (returns false in per-fault mode: the caller sends it now). */
+  private boolean enqueue(HandleRequest.Builder req, String call, boolean fill, AddrRange wakeRange) {
+    if (queued == null) {
+      return false;
+    }
+    synchronized (this) {
+      checkLive(); // under the monitor: expire() in batch mode takes it too, so nothing is queued after it
+      queued.add(new Queued(req, call, fill, wakeRange));
+    }
+    return true;
+  }
+
+  /** Batch mode: drops the queued resolutions (the fault failed before they were sent). */
+  synchronized void dropQueued() {
+    expired = true;
+    queued.clear();
+  }
+
+  /** Batch mode: no more resolutions may be queued (onFault returned). */
+  synchronized void seal() {
+    expired = true;
+  }
+
+  /** Batch mode: adds the queued resolutions to {@code chunk}, the batch's resolutions for the outbox. */
+  synchronized void sendQueued(List<HandlerLoopImpl.Outgoing> chunk) {
+    for (Queued q : queued) {
+      q.sent = loop.sendOnStream(q.req, q.call, chunk);
+    }
+  }
+
+  /**
+   * Batch mode: waits for the results of the sent resolutions in order, as the helpers would have; EEXIST of a
+   * fill is absorbed (counted, the range woken). Throws the first failure.
+   */
+  void finishQueued() {
+    List<Queued> qs;
+    synchronized (this) {
+      qs = List.copyOf(queued);
+    }
+    for (Queued q : qs) {
+      try {
+        loop.awaitSent(q.sent, q.req, q.call);
+      } catch (EexistException e) {
+        if (!q.fill) {
+          throw e;
+        }
+        eexist = true;
+        loop.countEexist();
+        if (q.wakeRange != null) {
+          loop.wakeAfterEexist(q.wakeRange);
+        }
+      }
+    }
   }
 
   void expire() {
@@ -41,7 +126,10 @@ final class FaultContextImpl implements FaultContext {
     return new AddrRange(page, loop.options().pageSize());
   }
 
-  private long fill(HandleRequest.Builder req, String call, AddrRange range, boolean wake) {
+  private long fill(HandleRequest.Builder req, String call, AddrRange range, boolean wake, long asked) {
+    if (enqueue(req, call, true, wake ? range : null)) {
+      return asked;
+    }
     checkLive();
     try {
       return loop.resolve(req, call);
@@ -84,31 +172,38 @@ final class FaultContextImpl implements FaultContext {
   public long copy(long dst, byte[] data, long mode) {
     Objects.requireNonNull(data, "data");
     return fill(HandleRequest.newBuilder().setCopy(loop.uffd().copyReq(dst, data, mode)), "UFFDIO_COPY",
-        new AddrRange(dst, data.length), (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0);
+        new AddrRange(dst, data.length), (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0, data.length);
   }
 
   @Override
   public long zeropage() {
     return fill(HandleRequest.newBuilder().setZeropage(loop.uffd().zeropageReq(pageRange(), 0)), "UFFDIO_ZEROPAGE",
-        pageRange(), true);
+        pageRange(), true, pageSize());
   }
 
   @Override
   public long continue_() {
     return fill(HandleRequest.newBuilder().setContinue(loop.uffd().continueReq(pageRange(), 0)), "UFFDIO_CONTINUE",
-        pageRange(), true);
+        pageRange(), true, pageSize());
   }
 
   @Override
   public void writeUnprotect() {
+    var req = HandleRequest.newBuilder().setWriteProtect(loop.uffd().writeProtectReq(pageRange(), 0));
+    if (enqueue(req, "UFFDIO_WRITEPROTECT", false, null)) {
+      return;
+    }
     checkLive();
-    loop.resolve(HandleRequest.newBuilder().setWriteProtect(loop.uffd().writeProtectReq(pageRange(), 0)),
-        "UFFDIO_WRITEPROTECT");
+    loop.resolve(req, "UFFDIO_WRITEPROTECT");
   }
 
   @Override
   public void wake() {
+    var req = HandleRequest.newBuilder().setWake(loop.uffd().rangeReq(pageRange()));
+    if (enqueue(req, "UFFDIO_WAKE", false, null)) {
+      return;
+    }
     checkLive();
-    loop.resolve(HandleRequest.newBuilder().setWake(loop.uffd().rangeReq(pageRange())), "UFFDIO_WAKE");
+    loop.resolve(req, "UFFDIO_WAKE");
   }
 }

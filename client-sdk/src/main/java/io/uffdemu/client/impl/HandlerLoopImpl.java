@@ -9,6 +9,7 @@ import io.uffdemu.api.v1.HandleResponse;
 import io.uffdemu.api.v1.IoctlResult;
 import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
 import io.uffdemu.client.AddrRange;
+import io.uffdemu.client.BatchFaultHandler;
 import io.uffdemu.client.EagainException;
 import io.uffdemu.client.ErrnoException;
 import io.uffdemu.client.FallbackPolicy;
@@ -42,7 +43,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Threads: gRPC callback threads run {@link Listener} (never block); {@code workers} worker threads take
  * faults from {@link #ready}, each running the user's {@code onFault} on a fresh handler thread so that the
  * fault deadline can abandon it; one event thread delivers non-pagefault events in order and re-queues
- * EAGAIN-deferred faults after each event (or after {@code eagainRetryDelay}).
+ * EAGAIN-deferred faults after each event (or after {@code eagainRetryDelay}). For a {@link BatchFaultHandler}
+ * with resolutions on the stream, the faults of one stream message that can be served at once form a group
+ * ({@link #readyGroups}): one worker runs onFault for each of them itself and sends their resolutions together
+ * ({@link #serveGroup}); a group's faults hold their pages in {@link #activePages} like any fault being served.
  *
  * <p>Flow control (gRPC manual inbound flow control): {@code credits} messages are requested from the
  * server at any time, so that {@code queued + credits == queueCapacity}: a message taken by a worker frees
@@ -81,6 +85,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final FaultHandler handler;
   private final HandlerOptions opts;
   private final HandlerObserver obs;
+  /** A {@link BatchFaultHandler} with resolutions on the stream: message batches are served whole. */
+  private final boolean batchPath;
   private final CompletableFuture<Void> termination = new CompletableFuture<>();
 
   private final Object lock = new Object();
@@ -92,16 +98,17 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final int batch;
   /**
    * On-stream resolutions waiting to be sent; whoever finds no flush running sends them all, as one batch when
-   * {@code maxBatch > 1}.
+   * {@code maxBatch > 1}. In chunks: a chunk (one fault's resolution, or a whole message batch's for a
+   * {@link BatchFaultHandler}) is never split between sends.
    */
-  private final java.util.concurrent.ConcurrentLinkedQueue<Outgoing> outbox =
+  private final java.util.concurrent.ConcurrentLinkedQueue<List<Outgoing>> outbox =
       new java.util.concurrent.ConcurrentLinkedQueue<>();
   private final java.util.concurrent.atomic.AtomicBoolean flushing = new java.util.concurrent.atomic.AtomicBoolean();
   /** Largest batch of resolutions by bytes (the first request always goes): well under gRPC's 4 MiB default. */
   private static final int MAX_BATCH_BYTES = 1 << 20;
 
   /** A resolution for the outbox: its request (with id), the stream it belongs to and its result's future. */
-  private record Outgoing(HandleRequest req, long gen, CompletableFuture<IoctlResult> result) {}
+  record Outgoing(HandleRequest req, long gen, CompletableFuture<IoctlResult> result) {}
 
   /** The outbox could not put a request on the wire: the resolution was never sent. */
   private static final class NotSentException extends RuntimeException {
@@ -112,6 +119,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   // guarded by lock
   private ClientCallStreamObserver<HandleRequest> requests;
   private final ArrayDeque<Task> ready = new ArrayDeque<>();
+  /** Faults of one stream message for a {@link BatchFaultHandler}, each served in order by one worker. */
+  private final ArrayDeque<List<Task>> readyGroups = new ArrayDeque<>();
   private final Map<Long, ArrayDeque<Task>> activePages = new HashMap<>();
   private final ArrayDeque<UffdMessage> events = new ArrayDeque<>();
   private final List<Task> deferred = new ArrayList<>();
@@ -153,6 +162,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     this.handler = handler;
     this.opts = opts;
     this.obs = opts.observer();
+    this.batchPath = handler instanceof BatchFaultHandler && opts.resolveOnStream();
     // at most a quarter of the queue per credit, so that a few messages nobody can take yet (a fault parked behind
     // a slow one on its page, faults waiting for onEvent) do not stop the stream: 4 credits stay grantable
     this.batch = Math.min(opts.maxBatch(), Math.max(1, opts.queueCapacity() / 4));
@@ -241,8 +251,8 @@ final class HandlerLoopImpl implements HandlerLoop {
           switch (r.getKindCase()) {
             case RESULT -> resultLocked(r.getResult());
             case RESULTS -> r.getResults().getResultsList().forEach(HandlerLoopImpl.this::resultLocked);
-            case MSG -> acceptLocked(ProtoMapper.message(r.getMsg()));
-            case MSGS -> r.getMsgs().getMsgsList().forEach(m -> acceptLocked(ProtoMapper.message(m)));
+            case MSG -> acceptGroupLocked(List.of(r.getMsg()));
+            case MSGS -> acceptGroupLocked(r.getMsgs().getMsgsList());
             default -> ignored.incrementAndGet();
           }
         }
@@ -438,7 +448,22 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
   }
 
-  private void acceptLocked(UffdMessage m) {
+  /**
+   * Accepts the messages of one stream message. For a {@link BatchFaultHandler} its faults that can be served at
+   * once (page free, no earlier event undelivered) become one group for one worker; the rest are queued as usual.
+   */
+  private void acceptGroupLocked(List<io.uffdemu.api.v1.UffdMsg> msgs) {
+    List<Task> group = batchPath ? new ArrayList<>(msgs.size()) : null;
+    for (var m : msgs) {
+      acceptLocked(ProtoMapper.message(m), group);
+    }
+    if (group != null && !group.isEmpty()) {
+      readyGroups.add(group);
+      signalWorkerLocked();
+    }
+  }
+
+  private void acceptLocked(UffdMessage m, List<Task> group) {
     if (m == null) {
       ignored.incrementAndGet();
       return;
@@ -456,7 +481,12 @@ final class HandlerLoopImpl implements HandlerLoop {
       faults.incrementAndGet();
       Task t = new Task(pf, pf.address() & -opts.pageSize(), true);
       t.eventsBefore = eventCount.get();
-      enqueueLocked(t);
+      if (group != null && t.eventsBefore <= eventsDelivered && !activePages.containsKey(t.page)) {
+        activePages.put(t.page, new ArrayDeque<>());
+        group.add(t);
+      } else {
+        enqueueLocked(t);
+      }
     } else {
       eventCount.incrementAndGet();
       events.add(m);
@@ -525,6 +555,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       pendingResults.clear();
       sentUnanswered.clear();
       ready.clear();
+      readyGroups.clear();
       activePages.clear();
       events.clear();
       deferred.clear();
@@ -594,6 +625,26 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Sends one resolution on the stream and waits for its result; returns bytes done. */
   private long resolveOnStream(HandleRequest.Builder req, String call) {
+    Sent s = sendOnStream(req, call);
+    if (s != null) {
+      flushOutbox(true);
+    }
+    return awaitSent(s, req, call);
+  }
+
+  /** A resolution put into the outbox: its request id and result; null for "no stream, resolve it unary". */
+  record Sent(long id, CompletableFuture<IoctlResult> result) {}
+
+  /**
+   * Puts one resolution into the outbox (the caller flushes it); null when there is no stream to send on
+   * (reconnecting): {@link #awaitSent} then resolves it unary.
+   */
+  Sent sendOnStream(HandleRequest.Builder req, String call) {
+    return sendOnStream(req, call, null);
+  }
+
+  /** As {@link #sendOnStream(HandleRequest.Builder, String)}, into {@code chunk} (then {@link #offer}ed) if given. */
+  Sent sendOnStream(HandleRequest.Builder req, String call, List<Outgoing> chunk) {
     long id;
     CompletableFuture<IoctlResult> f = new CompletableFuture<>();
     ClientCallStreamObserver<HandleRequest> rs;
@@ -612,11 +663,32 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
     }
     if (rs == null) {
+      return null;
+    }
+    Outgoing o = new Outgoing(req.setRequestId(id).build(), gen, f);
+    if (chunk != null) {
+      chunk.add(o);
+    } else {
+      outbox.add(List.of(o));
+    }
+    return new Sent(id, f);
+  }
+
+  /** Puts a chunk of resolutions into the outbox, to be sent together (the caller flushes). */
+  void offer(List<Outgoing> chunk) {
+    for (int i = 0; i < chunk.size(); i += opts.maxBatch()) { // more than maxBatch: a fault resolved in two steps
+      outbox.add(chunk.subList(i, Math.min(chunk.size(), i + opts.maxBatch())));
+    }
+  }
+
+  /** Waits for the result of a resolution from {@link #sendOnStream}; returns bytes done. */
+  long awaitSent(Sent s, HandleRequest.Builder req, String call) {
+    if (s == null) {
       // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
       return resolveUnary(req.build(), call);
     }
-    outbox.add(new Outgoing(req.setRequestId(id).build(), gen, f));
-    flushOutbox();
+    long id = s.id();
+    CompletableFuture<IoctlResult> f = s.result();
     IoctlResult r;
     try {
       r = f.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
@@ -679,8 +751,8 @@ final class HandlerLoopImpl implements HandlerLoop {
    * batch holds what the workers queued while the previous one was being sent; nothing waits to fill it).
    * Requests of an older stream are dropped: their futures were failed when it broke.
    */
-  private void flushOutbox() {
-    if (opts.maxBatch() > 1) {
+  private void flushOutbox(boolean gather) {
+    if (gather && opts.maxBatch() > 1) {
       Thread.yield(); // let the workers resolving the same message batch queue theirs, and send them as one
     }
     while (!outbox.isEmpty()) {
@@ -690,10 +762,14 @@ final class HandlerLoopImpl implements HandlerLoop {
       try {
         List<Outgoing> items = new ArrayList<>();
         int bytes = 0;
-        for (Outgoing o; items.size() < opts.maxBatch() && (items.isEmpty() || bytes < MAX_BATCH_BYTES)
-            && (o = outbox.poll()) != null; ) {
-          items.add(o);
-          bytes += o.req().getSerializedSize();
+        // only the flushing thread polls: a peeked chunk is still there to poll
+        for (List<Outgoing> c; (c = outbox.peek()) != null
+            && (items.isEmpty() || (items.size() + c.size() <= opts.maxBatch() && bytes < MAX_BATCH_BYTES)); ) {
+          outbox.poll();
+          for (Outgoing o : c) {
+            items.add(o);
+            bytes += o.req().getSerializedSize();
+          }
         }
         ClientCallStreamObserver<HandleRequest> rs;
         long gen;
@@ -761,15 +837,27 @@ final class HandlerLoopImpl implements HandlerLoop {
   private void workerLoop() {
     while (true) {
       Task t;
+      List<Task> group;
       int grant;
       synchronized (lock) {
         if (closing || terminated) {
           return;
         }
-        t = takeReadyLocked();
-        if (t == null) {
-          idleWorkers++;
+        group = readyGroups.poll();
+        if (group != null) {
+          for (Task g : group) {
+            g.counted = false;
+          }
+          queued -= group.size();
+          obs.queueDepth(queued);
+          busy++;
+          t = null;
         } else {
+          t = takeReadyLocked();
+        }
+        if (t == null && group == null) {
+          idleWorkers++;
+        } else if (t != null) {
           if (t.counted) {
             t.counted = false;
             queued--;
@@ -777,15 +865,31 @@ final class HandlerLoopImpl implements HandlerLoop {
           }
           busy++;
         }
-        grant = t == null ? 0 : grantLocked();
+        grant = t == null && group == null ? 0 : grantLocked();
       }
-      if (t == null) {
+      if (t == null && group == null) {
         if (!awaitWork()) {
           return;
         }
         continue;
       }
       request(grant);
+      if (group != null) {
+        try {
+          serveGroup(group);
+        } finally {
+          synchronized (lock) {
+            busy--;
+            for (Task g : group) {
+              pageDoneLocked(g.page);
+            }
+            if (closing) {
+              lock.notifyAll();
+            }
+          }
+        }
+        continue;
+      }
       try {
         serve(t);
       } finally {
@@ -917,6 +1021,80 @@ final class HandlerLoopImpl implements HandlerLoop {
       return;
     }
     ctx.expire();
+    afterServe(t, ctx, failure, start);
+  }
+
+  /**
+   * Serves the faults of one stream message for a {@link BatchFaultHandler}: onFault for each in order on this
+   * thread (the contexts queue their resolutions), then all resolutions to the outbox and out as one batch, then
+   * each fault's results as on the per-fault path.
+   */
+  private void serveGroup(List<Task> group) {
+    long start = System.nanoTime();
+    long deadline = opts.faultDeadline().toNanos();
+    synchronized (lock) {
+      for (Task t : group) {
+        t.epoch = eventsDelivered;
+        t.gen = streamGen;
+      }
+    }
+    int n = group.size();
+    FaultContextImpl[] ctxs = new FaultContextImpl[n];
+    Throwable[] failures = new Throwable[n];
+    for (int i = 0; i < n; i++) {
+      Task t = group.get(i);
+      FaultContextImpl ctx = new FaultContextImpl(this, t.fault, t.page, true);
+      ctxs[i] = ctx;
+      try {
+        handler.onFault(ctx);
+        ctx.seal();
+        if (System.nanoTime() - start > deadline) {
+          ctx.dropQueued();
+          failures[i] = new UffdemuException("fault handler exceeded " + opts.faultDeadline() + " for " + t.fault,
+              "DEADLINE_EXCEEDED", null);
+        }
+      } catch (Throwable e) {
+        ctx.dropQueued();
+        failures[i] = e;
+      }
+    }
+    List<Outgoing> chunk = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      if (failures[i] == null) {
+        try {
+          ctxs[i].sendQueued(chunk);
+        } catch (RuntimeException e) {
+          failures[i] = e; // the loop terminated meanwhile ("handler stream is closed"), as resolve() would throw
+        }
+      }
+    }
+    offer(chunk);
+    // yield before sending, as the per-fault path does: other workers' batches join this one. Measured (client CPU
+    // per fault, 4 runs each): without the yield 42-47 us, with it 31-35 (47 once), the per-fault path 32-40
+    flushOutbox(true);
+    for (int i = 0; i < n; i++) {
+      if (failures[i] == null) {
+        try {
+          ctxs[i].finishQueued();
+        } catch (Throwable e) {
+          failures[i] = e;
+        }
+      }
+    }
+    for (int i = 0; i < n; i++) {
+      if (Thread.currentThread().isInterrupted()) {
+        synchronized (lock) {
+          if (closing || terminated) {
+            return; // abandon quietly, as the per-fault path does
+          }
+        }
+      }
+      afterServe(group.get(i), ctxs[i], failures[i], start);
+    }
+  }
+
+  /** Counts a served fault, or defers it (EAGAIN), drops it (stream lost) or applies the fallback. */
+  private void afterServe(Task t, FaultContextImpl ctx, Throwable failure, long start) {
     if (failure == null) {
       resolved.incrementAndGet();
       obs.faultDone(elapsed(start), ctx.sawEexist() ? "eexist" : "resolved");
@@ -1207,6 +1385,8 @@ final class HandlerLoopImpl implements HandlerLoop {
       // faults received but never served: their threads are woken below, re-fault, and the next handler
       // gets a fresh message (as after UFFDIO_WAKE on a real uffd)
       ready.forEach(t -> dropped.add(t.page));
+      readyGroups.forEach(g -> g.forEach(t -> dropped.add(t.page)));
+      readyGroups.clear();
       activePages.values().forEach(q -> q.forEach(t -> dropped.add(t.page)));
       deferred.forEach(t -> dropped.add(t.page));
       ready.clear();

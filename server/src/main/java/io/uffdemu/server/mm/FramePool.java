@@ -465,9 +465,14 @@ public final class FramePool {
         return true;
     }
 
-    private static boolean isZeros(byte[] b, int off, int len) {
-        for (int i = off; i < off + len; i++) {
-            if (b[i] != 0) {
+    /** Zero bytes to compare against ({@link java.util.Arrays#mismatch} is vectorized; a byte loop was 14 % of a
+     * remote round trip's server CPU when every COPY was of a zero page). */
+    private static final byte[] ZEROS = new byte[4096];
+
+    static boolean isZeros(byte[] b, int off, int len) {
+        for (int i = 0; i < len; i += ZEROS.length) {
+            int n = Math.min(ZEROS.length, len - i);
+            if (java.util.Arrays.mismatch(b, off + i, off + i + n, ZEROS, 0, n) >= 0) {
                 return false;
             }
         }

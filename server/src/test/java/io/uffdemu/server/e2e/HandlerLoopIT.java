@@ -8,6 +8,7 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.uffdemu.client.AccessResult;
 import io.uffdemu.client.AddrRange;
+import io.uffdemu.client.BatchFaultHandler;
 import io.uffdemu.client.ClientConfig;
 import io.uffdemu.client.FallbackPolicy;
 import io.uffdemu.client.FaultContext;
@@ -17,6 +18,8 @@ import io.uffdemu.client.HandlerOptions;
 import io.uffdemu.client.Linux;
 import io.uffdemu.client.MmapOptions;
 import io.uffdemu.client.Process;
+import io.uffdemu.client.StormOptions;
+import io.uffdemu.client.StormResult;
 import io.uffdemu.client.UffdMessage;
 import io.uffdemu.client.UffdOptions;
 import io.uffdemu.client.UffdemuClient;
@@ -78,6 +81,40 @@ class HandlerLoopIT extends E2eBase {
             eventually(() -> loop.stats().failed() == 1);
             assertThat(failures).singleElement().isInstanceOf(IllegalStateException.class);
         }
+    }
+
+    /**
+     * A BatchFaultHandler against the real server: 32 faulting threads of a storm, message batches served whole and
+     * resolved with one HandleRequest.batch each; one page's onFault throws and is zero-filled by the fallback.
+     * Every write lands (the storm verifies each page), every fault is resolved or fell back once.
+     */
+    @Test
+    @Timeout(120)
+    void batchFaultHandlerServesAStormAndFailsOnlyTheFaultThatThrew() throws Exception {
+        int pages = 3000;
+        Setup s = missing(client(), pages);
+        long bad = s.base() + 1234L * PAGE;
+        byte[] data = fill(PAGE, 7);
+        BatchFaultHandler h = ctx -> {
+            if (ctx.pageAddress() == bad) {
+                throw new IllegalStateException("no data for this page");
+            }
+            ctx.copy(data);
+        };
+        try (HandlerLoop loop = s.uffd().handle(h, HandlerOptions.DEFAULT.withWorkers(8).withResolveOnStream(true)
+                .withFaultDeadline(Duration.ofSeconds(10), FallbackPolicy.ZERO_FILL))) {
+            StormResult r = s.process().storm(StormOptions.writes(s.base(), (long) pages * PAGE, 32).withRound(1)
+                    .withVerify(true));
+            assertThat(r.failed()).isZero();
+            assertThat(r.lostWrites()).isZero();
+            eventually(() -> loop.stats().resolved() + loop.stats().fallbacks() == pages);
+            assertThat(loop.stats().fallbacks()).isEqualTo(1);
+            assertThat(loop.stats().failed()).isZero();
+            assertThat(loop.stats().faults()).isEqualTo(pages);
+        }
+        // the page that fell back was zero-filled before the storm wrote it: past the storm's 8-byte stamp, zeros
+        assertThat(s.process().read(bad + PAGE / 2, 16).data()).containsOnly(0);
+        assertThat(s.process().read(s.base() + PAGE / 2, 16).data()).containsOnly(7);
     }
 
     @Test

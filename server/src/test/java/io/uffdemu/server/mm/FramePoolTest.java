@@ -83,4 +83,37 @@ class FramePoolTest {
         f.read(FramePool.ZERO_PFN, 0, got, 0, 5);
         assertArrayEquals(new byte[5], got);
     }
+
+    /** The zero test of a COPY source: any non-zero byte in [off, off+len) counts, bytes outside do not. */
+    @Test
+    void isZerosSeesEveryByteOfTheRangeAndNothingOutside() {
+        for (int len : new int[] {0, 1, 7, 64, PS - 1, PS, PS + 1, 2 * PS + 3}) {
+            for (int off : new int[] {0, 1, 13}) {
+                byte[] b = new byte[off + len + 2];
+                b[0] = off > 0 ? (byte) 1 : 0; // outside the range
+                b[off + len + 1] = 1; // outside the range
+                if (off > 0) {
+                    assertTrue(FramePool.isZeros(b, off, len), "len " + len + " off " + off);
+                }
+                for (int i = 0; i < len; i++) {
+                    b[off + i] = (byte) 0x80;
+                    assertFalse(FramePool.isZeros(b, off, len), "len " + len + " off " + off + " at " + i);
+                    b[off + i] = 0;
+                }
+            }
+        }
+    }
+
+    /** A zero COPY into a never-written frame leaves it unwritten; a non-zero last byte is written. */
+    @Test
+    void zeroWriteLeavesTheFrameUnwrittenAndTheLastByteCounts() {
+        FramePool f = new FramePool(1L << 30);
+        long a = f.alloc(FramePool.PG_ANON);
+        f.write(a, 0, new byte[PS], 0, PS);
+        assertTrue(f.isZeroFilled(a));
+        byte[] last = new byte[PS];
+        last[PS - 1] = 9;
+        f.write(a, 0, last, 0, PS);
+        assertArrayEquals(last, f.snapshot(a));
+    }
 }

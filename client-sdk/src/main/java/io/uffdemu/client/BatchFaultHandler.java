@@ -1,0 +1,44 @@
+package io.uffdemu.client;
+
+/**
+ * A {@link FaultHandler} whose {@link #onFault} resolves a fault synchronously and does not block (a COPY of data
+ * it already holds, an un-protect), so that a {@link HandlerLoop} can serve a whole message batch with one
+ * hand-off and send the batch's resolutions back as one stream message.
+ *
+ * <p>Used when {@link HandlerOptions#resolveOnStream()} is on (with {@link HandlerOptions#maxBatch()} &gt; 1 the
+ * server sends batches); otherwise it is served exactly like a plain {@link FaultHandler}. On that path:
+ * <ul>
+ *   <li>The faults of one stream message (a batch) that can be served at once (no earlier fault of the same page
+ *       being served or queued, no earlier event still to be delivered to {@link #onEvent}) go to one worker,
+ *       which calls {@link #onFault} for each of them in message order, on the worker itself (no handler thread
+ *       per fault). The others take the per-fault path, as with a plain handler.</li>
+ *   <li>The context's helpers ({@link FaultContext#copy}, {@link FaultContext#zeropage},
+ *       {@link FaultContext#continue_}, {@link FaultContext#writeUnprotect}, {@link FaultContext#wake}) queue
+ *       the resolution instead of waiting for it, and return the length they asked for ({@code data.length} for
+ *       a copy, the page size for a zeropage or continue), not the server's answer. The data is copied when the
+ *       helper is called, so a buffer may be reused at once. The resolutions of the whole batch go out as one
+ *       {@code HandleRequest.batch} after the last {@code onFault} returned; the helpers must be called from
+ *       within {@code onFault} (afterwards they throw {@link IllegalStateException}).</li>
+ *   <li>Results are applied to each fault as on the per-fault path: EEXIST is absorbed (counted, the page
+ *       woken), EAGAIN defers the fault until the next event, any other errno applies the {@link FallbackPolicy}
+ *       to that fault (and {@link #onFailure} with {@link FallbackPolicy#FAIL}).</li>
+ *   <li>An exception from {@code onFault} fails that fault only (its queued resolutions are dropped, the
+ *       fallback policy applies; EAGAIN defers it); the batch's other faults are served.</li>
+ *   <li>Deadline: a running {@code onFault} cannot be abandoned on this path. A fault whose {@code onFault}
+ *       returns after {@link HandlerOptions#faultDeadline()} (counted from the start of its batch) is treated as
+ *       having missed it: its resolutions are dropped and the fallback policy applies.</li>
+ * </ul>
+ * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots, so
+ * besides the queue each worker holds at most one batch ({@code queueCapacity + workers * batch} messages
+ * outstanding, plus the credit kept open for awaited results; a batch is {@code min(maxBatch, queueCapacity / 4)}).
+ * Measured on a shared 2-core machine (docs/benchmarks.md item 11) this path costs about the same client CPU per
+ * fault as the per-fault path (31-35 against 32-40 us with 64 faulting threads): fewer hand-offs, but what is
+ * left is mostly thread wake-ups that batching at this level does not remove.
+ *
+ * <pre>{@code
+ * BatchFaultHandler h = ctx -> ctx.copy(snapshot.page(ctx.pageAddress()));
+ * try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true))) { ... }
+ * }</pre>
+ */
+@FunctionalInterface
+public interface BatchFaultHandler extends FaultHandler {}

@@ -1,0 +1,288 @@
+package io.uffdemu.client;
+
+import static io.uffdemu.client.HandlerLoopTest.PAGE;
+import static io.uffdemu.client.HandlerLoopTest.page;
+import static io.uffdemu.client.HandlerLoopTest.waitUntil;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The batch path of {@link BatchFaultHandler}: a stream message's faults served on one worker, their resolutions
+ * sent as one HandleRequest.batch, results applied per fault.
+ */
+@Timeout(30)
+class BatchFaultHandlerTest {
+  FakeServer fake;
+  UffdemuClient client;
+  Process process;
+  Userfaultfd uffd;
+  long base;
+  FakeServer.FakeUffd fakeUffd;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    fake = new FakeServer();
+    client = fake.client();
+    process = client.createProcess("guest");
+    base = process.mmap(MmapOptions.anonymous(64 * PAGE));
+    uffd = process.userfaultfd(UffdOptions.DEFAULT.withFeatures(Linux.UFFD_FEATURE_EVENT_REMOVE));
+    uffd.register(new AddrRange(base, 64 * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
+    fakeUffd = fake.uffd(uffd.fd());
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    client.close();
+    fake.close();
+  }
+
+  int index(long page) {
+    return (int) ((page - base) / PAGE);
+  }
+
+  /** Reads of pages [0, n) queued as faults before the loop attaches (so the server sends full batches). */
+  List<CompletableFuture<AccessResult>> faultsQueued(Process p, int n) throws Exception {
+    List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      rs.add(p.async().read(base + (long) i * PAGE, 1));
+    }
+    waitUntil(() -> fakeUffd.queue.size() == n);
+    return rs;
+  }
+
+  /**
+   * 48 queued faults, batches of 16 (queue 64 / 4): each batch is served on one thread (no handler thread per
+   * fault) and its 16 COPYs go out in one HandleRequest.batch; every page gets its own data.
+   */
+  @Test
+  void aMessageBatchIsServedOnOneThreadAndResolvedWithOneRequestBatch() throws Exception {
+    var rs = faultsQueued(process, 48);
+    Set<Thread> threads = ConcurrentHashMap.newKeySet();
+    BatchFaultHandler h = ctx -> {
+      threads.add(Thread.currentThread());
+      assertThat(ctx.copy(page(index(ctx.pageAddress())))).isEqualTo(PAGE); // queued: the length asked for
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(4))) {
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      for (int i = 0; i < 48; i++) {
+        assertThat(rs.get(i).get().data()).containsExactly(i);
+      }
+      waitUntil(() -> loop.stats().resolved() == 48);
+      assertThat(loop.stats().failed()).isZero();
+      assertThat(loop.stats().fallbacks()).isZero();
+    }
+    assertThat(fakeUffd.largestBatch).isEqualTo(16);
+    // one resolution batch per message batch at most (two workers' batches may share one: the outbox combines)
+    assertThat(fakeUffd.requestBatches).as("resolution batches").isBetween(1, 3);
+    assertThat(fakeUffd.singleRequests).as("no resolution sent alone").isZero();
+    assertThat(fakeUffd.log.stream().filter(l -> l.startsWith("UFFDIO_COPY")).count()).isEqualTo(48);
+    assertThat(threads.size()).as("no thread per fault").isLessThanOrEqualTo(3);
+  }
+
+  /** Without resolutions on the stream a BatchFaultHandler is a plain handler: a thread per fault, unary calls. */
+  @Test
+  void withUnaryResolutionsItIsServedPerFault() throws Exception {
+    var rs = faultsQueued(process, 16);
+    BatchFaultHandler h = ctx -> assertThat(ctx.copy(page(index(ctx.pageAddress())))).isEqualTo(PAGE);
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT)) {
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      for (int i = 0; i < 16; i++) {
+        assertThat(rs.get(i).get().data()).containsExactly(i);
+      }
+      waitUntil(() -> loop.stats().resolved() == 16);
+    }
+    assertThat(fakeUffd.requestBatches).isZero();
+    assertThat(fake.calls("Copy")).isEqualTo(16);
+  }
+
+  /**
+   * onFault throwing for one fault of a batch fails that fault only: ZERO_FILL zero-fills it, FAIL reports it to
+   * onFailure (its thread stays blocked); the batch's other faults are resolved with their data.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(value = FallbackPolicy.class, names = {"ZERO_FILL", "FAIL"})
+  void anExceptionFailsThatFaultOnly(FallbackPolicy policy) throws Exception {
+    Process p = process.withDeadline(Duration.ofSeconds(3));
+    var rs = faultsQueued(p, 16);
+    List<Long> reported = new CopyOnWriteArrayList<>();
+    List<Throwable> causes = new CopyOnWriteArrayList<>();
+    BatchFaultHandler h = new BatchFaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        int i = index(ctx.pageAddress());
+        if (i == 5) {
+          ctx.copy(page(99)); // queued, then dropped with the failure
+          throw new IllegalStateException("no data for page 5");
+        }
+        ctx.copy(page(i));
+      }
+
+      @Override
+      public void onFailure(UffdMessage.PageFault fault, Throwable cause) {
+        reported.add(fault.address());
+        causes.add(cause);
+      }
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true)
+        .withFaultDeadline(Duration.ofSeconds(5), policy).withCloseTimeout(Duration.ofMillis(500)))) {
+      for (int i = 0; i < 16; i++) {
+        if (i != 5) {
+          assertThat(rs.get(i).get(20, TimeUnit.SECONDS).data()).containsExactly(i);
+        }
+      }
+      waitUntil(() -> loop.stats().resolved() == 15);
+      if (policy == FallbackPolicy.ZERO_FILL) {
+        assertThat(rs.get(5).get(20, TimeUnit.SECONDS).data()).containsExactly(0);
+        waitUntil(() -> loop.stats().fallbacks() == 1);
+        assertThat(reported).isEmpty();
+      } else {
+        waitUntil(() -> loop.stats().failed() == 1);
+        assertThat(reported).containsExactly(base + 5 * PAGE);
+        assertThat(causes.getFirst()).hasMessage("no data for page 5");
+        assertThat(rs.get(5)).isNotDone();
+      }
+    }
+    assertThat(fakeUffd.log).doesNotContain("UFFDIO_COPY 0x" + Long.toHexString(base + 5 * PAGE));
+  }
+
+  /** An onFault that returns after the fault deadline: its queued COPY is dropped and the fallback applies. */
+  @Test
+  void anOnFaultPastTheDeadlineFallsBack() throws Exception {
+    BatchFaultHandler slow = ctx -> {
+      Thread.sleep(300);
+      ctx.copy(page(1));
+    };
+    try (HandlerLoop loop = uffd.handle(slow, HandlerOptions.DEFAULT.withResolveOnStream(true)
+        .withFaultDeadline(Duration.ofMillis(100), FallbackPolicy.ZERO_FILL))) {
+      assertThat(process.read(base + PAGE, 4).data()).containsOnly(0);
+      waitUntil(() -> loop.stats().fallbacks() == 1);
+      assertThat(loop.stats().resolved()).isZero();
+    }
+    assertThat(fakeUffd.log).doesNotContain("UFFDIO_COPY 0x" + Long.toHexString(base + PAGE))
+        .contains("UFFDIO_ZEROPAGE 0x" + Long.toHexString(base + PAGE));
+  }
+
+  /** A batch's errno results apply per fault: EEXIST is absorbed (and woken), the others resolved. */
+  @Test
+  void eexistInABatchIsAbsorbedAndWakes() throws Exception {
+    synchronized (fakeUffd) {
+      fakeUffd.pages.put(base, page(9)); // already populated, yet a fault message arrives (a lost race)
+    }
+    List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      rs.add(process.async().read(base + (long) i * PAGE, 1)); // page 0 is populated: its read does not fault
+    }
+    waitUntil(() -> fakeUffd.queue.size() == 3);
+    synchronized (fakeUffd) {
+      fakeUffd.enqueueFault(base, false); // one batch: the 3 faults and the stale one
+    }
+    AtomicInteger failures = new AtomicInteger();
+    BatchFaultHandler h = new BatchFaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        ctx.copy(page(index(ctx.pageAddress()) + 1));
+      }
+
+      @Override
+      public void onFailure(UffdMessage.PageFault fault, Throwable cause) {
+        failures.incrementAndGet();
+      }
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true))) {
+      for (int i = 1; i < 4; i++) {
+        assertThat(rs.get(i).get(20, TimeUnit.SECONDS).data()).containsExactly(i + 1);
+      }
+      assertThat(rs.get(0).get(20, TimeUnit.SECONDS).data()).containsExactly(9);
+      waitUntil(() -> loop.stats().resolved() == 4);
+      assertThat(loop.stats().eexist()).isEqualTo(1);
+      assertThat(failures).hasValue(0);
+      waitUntil(() -> fakeUffd.log.contains("WAKE 0x" + Long.toHexString(base)));
+    }
+  }
+
+  /** EAGAIN from a batch's COPY defers that fault until the REMOVE was delivered; it is then served again. */
+  @Test
+  void eagainInABatchIsDeferredUntilTheEventWasDelivered() throws Exception {
+    List<String> order = new CopyOnWriteArrayList<>();
+    Set<Long> removed = ConcurrentHashMap.newKeySet();
+    BatchFaultHandler h = new BatchFaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        if (removed.contains(ctx.pageAddress())) {
+          order.add("zeropage");
+          ctx.zeropage();
+        } else {
+          order.add("copy");
+          ctx.copy(page(7)); // EAGAIN: a REMOVE is pending
+        }
+      }
+
+      @Override
+      public void onEvent(UffdMessage event) {
+        if (event instanceof UffdMessage.RemoveEvent r) {
+          order.add("remove");
+          for (long p = r.start(); p < r.end(); p += PAGE) {
+            removed.add(p);
+          }
+        }
+      }
+    };
+    fakeUffd.armRemove(base, base + 2 * PAGE);
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withEagainRetryDelay(Duration.ofMinutes(5))
+        .withResolveOnStream(true))) {
+      assertThat(process.read(base, 4).data()).containsOnly(0);
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(order).containsExactly("copy", "remove", "zeropage");
+      assertThat(loop.stats().eagainDeferrals()).isEqualTo(1);
+    }
+  }
+
+  /**
+   * Flow control still bounds what the server sends: with the handler held (no resolution sent, so no credit is
+   * kept open for results) the queue fills to its capacity and each worker holds one message batch, and nothing
+   * more is sent: capacity + workers * batch of the 48 queued faults. Released, every fault is served once.
+   */
+  @Test
+  void flowControlStillBoundsTheQueue() throws Exception {
+    var rs = faultsQueued(process, 48);
+    int capacity = 8;
+    int workers = 2;
+    int batch = capacity / 4;
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    BatchFaultHandler held = ctx -> {
+      release.await(20, TimeUnit.SECONDS);
+      ctx.copy(page(index(ctx.pageAddress())));
+    };
+    try (HandlerLoop loop = uffd.handle(held, HandlerOptions.DEFAULT.withResolveOnStream(true)
+        .withQueueCapacity(capacity).withWorkers(workers))) {
+      int bound = capacity + workers * batch;
+      waitUntil(() -> fakeUffd.outstanding() == bound);
+      Thread.sleep(300); // nothing more may come
+      assertThat(fakeUffd.sentFaults).isEqualTo(bound);
+      assertThat(loop.stats().queueDepth()).isEqualTo(capacity);
+      release.countDown();
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      for (int i = 0; i < 48; i++) {
+        assertThat(rs.get(i).get().data()).containsExactly(i);
+      }
+      waitUntil(() -> loop.stats().resolved() == 48);
+    }
+    assertThat(fakeUffd.largestBatch).isEqualTo(batch);
+    assertThat(fakeUffd.sentFaults).as("each fault sent once").isEqualTo(48);
+  }
+}
