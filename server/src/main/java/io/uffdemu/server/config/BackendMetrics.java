@@ -6,13 +6,16 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.backend.emulated.EmulatedBackend;
+import io.uffdemu.server.mm.Errno;
 import io.uffdemu.server.mm.Kernel;
 import io.uffdemu.server.mm.Linux;
 import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.Vma;
 import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.lang.reflect.Proxy;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.ToDoubleFunction;
@@ -25,37 +28,73 @@ public final class BackendMetrics {
     private BackendMetrics() {
     }
 
-    /** Wraps the backend so every uffd ioctl is counted by name and result, and installs the core observer. */
+    /**
+     * Wraps the backend so every uffd ioctl is counted by name and result, and installs the core observer. The
+     * meters of each ioctl method are looked up once per method, not built from strings per call (the proxy was a
+     * few percent of the server's samples in the remote round trip's profile: docs/benchmarks.md item 11).
+     */
     public static MemoryBackend instrument(MemoryBackend backend, MeterRegistry registry) {
         if (backend instanceof EmulatedBackend emu) {
             observe(emu.kernel(), registry);
         }
         gauges(backend, registry);
-        Map<String, Counter> counters = new ConcurrentHashMap<>();
+        Map<Method, IoctlMeters> ioctls = new HashMap<>();
+        for (Method m : MemoryBackend.class.getMethods()) {
+            String name = m.getName();
+            if (name.startsWith("uffd") && !name.equals("uffdRead")) {
+                ioctls.put(m, new IoctlMeters(registry, ioctlName(name)));
+            }
+        }
+        Map<Method, IoctlMeters> byMethod = Map.copyOf(ioctls);
         return (MemoryBackend) Proxy.newProxyInstance(MemoryBackend.class.getClassLoader(),
                 new Class<?>[] {MemoryBackend.class}, (proxy, method, args) -> {
-                    String name = method.getName();
-                    boolean ioctl = name.startsWith("uffd") && !name.equals("uffdRead");
+                    IoctlMeters meters = byMethod.get(method);
                     try {
                         Object r = method.invoke(backend, args);
-                        if (ioctl) {
-                            count(registry, counters, ioctlName(name), "ok");
+                        if (meters != null) {
+                            meters.ok().increment();
                         }
                         return r;
                     } catch (InvocationTargetException e) {
                         Throwable cause = e.getCause();
-                        if (ioctl && cause instanceof LinuxException le) {
-                            count(registry, counters, ioctlName(name), le.errno().name());
+                        if (meters != null && cause instanceof LinuxException le) {
+                            meters.failed(le.errno()).increment();
                         }
                         throw cause;
                     }
                 });
     }
 
-    private static void count(MeterRegistry registry, Map<String, Counter> counters, String ioctl, String result) {
-        counters.computeIfAbsent(ioctl + "/" + result, k -> Counter.builder("uffdemu.ioctls")
-                .description("uffd ioctls by name and result (ok or errno)").tag("ioctl", ioctl)
-                .tag("result", result).register(registry)).increment();
+    /** The uffdemu.ioctls counters of one ioctl, registered on first use (a result never seen has no meter). */
+    private static final class IoctlMeters {
+        private final MeterRegistry registry;
+        private final String ioctl;
+        private volatile Counter ok;
+        private final Map<Errno, Counter> errors = new ConcurrentHashMap<>();
+
+        IoctlMeters(MeterRegistry registry, String ioctl) {
+            this.registry = registry;
+            this.ioctl = ioctl;
+        }
+
+        Counter ok() {
+            Counter c = ok;
+            if (c == null) {
+                c = counter("ok");
+                ok = c;
+            }
+            return c;
+        }
+
+        Counter failed(Errno errno) {
+            return errors.computeIfAbsent(errno, e -> counter(e.name()));
+        }
+
+        private Counter counter(String result) {
+            // register() returns the meter already registered under the same name and tags
+            return Counter.builder("uffdemu.ioctls").description("uffd ioctls by name and result (ok or errno)")
+                    .tag("ioctl", ioctl).tag("result", result).register(registry);
+        }
     }
 
     static String ioctlName(String method) {
