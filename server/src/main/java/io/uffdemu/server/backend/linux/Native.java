@@ -107,6 +107,15 @@ final class Native {
         return a.allocate(CAPTURE);
     }
 
+    /**
+     * The capture state of a hot call (read(2) and ioctl of every resolution, pread of pagemap, poll) from the
+     * {@link Scratch} pool: an {@code Arena} per call was a malloc, a zeroing and a free on every fault. The state
+     * is written by the call before it is read, so it needs no clearing.
+     */
+    private static MemorySegment state(Scratch a) {
+        return a.segment().asSlice(0, CAPTURE.byteSize());
+    }
+
     private static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException r) {
             throw r;
@@ -135,7 +144,7 @@ final class Native {
 
     /** ioctl(fd, req, arg); returns the result or -errno (the caller decides how to report). */
     static int ioctlRaw(int fd, long req, MemorySegment arg) {
-        try (Arena a = Arena.ofConfined()) {
+        try (Scratch a = Scratch.of(CAPTURE.byteSize())) {
             MemorySegment st = state(a);
             int r = (int) IOCTL_PTR.invokeExact(st, fd, req, arg);
             return r == -1 ? -errnoOf(st) : r;
@@ -192,7 +201,7 @@ final class Native {
 
     /** read(2); returns bytes or -errno. */
     static long readRaw(int fd, long buf, long len) {
-        try (Arena a = Arena.ofConfined()) {
+        try (Scratch a = Scratch.of(CAPTURE.byteSize())) {
             MemorySegment st = state(a);
             long r = (long) READ.invokeExact(st, fd, MemorySegment.ofAddress(buf), len);
             return r == -1 ? -errnoOf(st) : r;
@@ -214,7 +223,7 @@ final class Native {
 
     /** pread(2); returns bytes or -errno. */
     static long preadRaw(int fd, long buf, long len, long off) {
-        try (Arena a = Arena.ofConfined()) {
+        try (Scratch a = Scratch.of(CAPTURE.byteSize())) {
             MemorySegment st = state(a);
             long r = (long) PREAD.invokeExact(st, fd, MemorySegment.ofAddress(buf), len, off);
             return r == -1 ? -errnoOf(st) : r;
@@ -353,9 +362,9 @@ final class Native {
 
     /** poll(2) on one fd; returns revents (0 on timeout, EINTR counts as timeout). */
     static int poll1(int fd, short events, int timeoutMs) {
-        try (Arena a = Arena.ofConfined()) {
+        try (Scratch a = Scratch.of(CAPTURE.byteSize() + 64)) {
             MemorySegment st = state(a);
-            MemorySegment p = a.allocate(Uapi.POLLFD);
+            MemorySegment p = a.segment().asSlice(64, Uapi.POLLFD.byteSize());
             p.set(JAVA_INT, Uapi.off(Uapi.POLLFD, "fd"), fd);
             p.set(java.lang.foreign.ValueLayout.JAVA_SHORT, Uapi.off(Uapi.POLLFD, "events"), events);
             int r = (int) POLL.invokeExact(st, p, 1L, timeoutMs);
