@@ -94,6 +94,42 @@ class BatchFaultHandlerTest {
     assertThat(threads.size()).as("no thread per fault").isLessThanOrEqualTo(3);
   }
 
+  /**
+   * A batch's resolutions are cut at about 1 MiB per HandleRequest: 16 faults each resolved with 512 KiB (as a
+   * batch of huge-page COPYs would be, 16 x 2 MiB, over the server's inbound limit) go out in several requests,
+   * none much over 1 MiB, and every fault is resolved.
+   */
+  @Test
+  void aLargeBatchIsCutByBytes() throws Exception {
+    int span = 128; // pages per fault: each fault is resolved with one COPY of 512 KiB
+    Process p = client.createProcess("big");
+    long at = p.mmap(MmapOptions.anonymous(16L * span * PAGE));
+    Userfaultfd u = p.userfaultfd(UffdOptions.DEFAULT);
+    u.register(new AddrRange(at, 16L * span * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
+    FakeServer.FakeUffd fu = fake.uffd(u.fd());
+    List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      rs.add(p.async().read(at + (long) i * span * PAGE, 1));
+    }
+    waitUntil(() -> fu.queue.size() == 16);
+    BatchFaultHandler h = ctx -> {
+      byte[] data = new byte[span * (int) PAGE];
+      java.util.Arrays.fill(data, (byte) ((ctx.pageAddress() - at) / (span * PAGE) + 1));
+      assertThat(ctx.copy(ctx.pageAddress(), data, 0)).isEqualTo(data.length);
+    };
+    try (HandlerLoop loop = u.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(1))) {
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      for (int i = 0; i < 16; i++) {
+        assertThat(rs.get(i).get().data()).containsExactly(i + 1);
+      }
+      waitUntil(() -> loop.stats().resolved() == 16);
+      assertThat(loop.stats().failed()).isZero();
+    }
+    assertThat(fu.largestBatch).isEqualTo(16);
+    assertThat(fu.requestBatches).as("requests").isGreaterThanOrEqualTo(8);
+    assertThat(fu.largestRequestBytes).as("largest request").isLessThan((1 << 20) + span * (int) PAGE + 4096);
+  }
+
   /** Without resolutions on the stream a BatchFaultHandler is a plain handler: a thread per fault, unary calls. */
   @Test
   void withUnaryResolutionsItIsServedPerFault() throws Exception {

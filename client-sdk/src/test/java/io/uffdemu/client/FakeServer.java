@@ -180,6 +180,8 @@ final class FakeServer implements AutoCloseable {
     int requestBatches;
     /** Resolutions received on the stream outside a batch. */
     int singleRequests;
+    /** Largest HandleRequest received on the stream, serialized bytes. */
+    int largestRequestBytes;
     final java.util.Set<Object> cut = new java.util.HashSet<>();
     boolean halfClosedByClient;
     int sentFaults;
@@ -650,6 +652,7 @@ final class FakeServer implements AutoCloseable {
               }
               synchronized (u) {
                 u.requestBatches++;
+                u.largestRequestBytes = Math.max(u.largestRequestBytes, r.getSerializedSize());
                 if (u.cut.contains(so)) {
                   return;
                 }

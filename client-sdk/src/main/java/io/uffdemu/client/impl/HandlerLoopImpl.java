@@ -99,7 +99,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   /**
    * On-stream resolutions waiting to be sent; whoever finds no flush running sends them all, as one batch when
    * {@code maxBatch > 1}. In chunks: a chunk (one fault's resolution, or a whole message batch's for a
-   * {@link BatchFaultHandler}) is never split between sends.
+   * {@link BatchFaultHandler}) is never split between sends, except where {@link #offer} cuts a large one at
+   * maxBatch requests or {@link #MAX_BATCH_BYTES}.
    */
   private final java.util.concurrent.ConcurrentLinkedQueue<List<Outgoing>> outbox =
       new java.util.concurrent.ConcurrentLinkedQueue<>();
@@ -674,10 +675,26 @@ final class HandlerLoopImpl implements HandlerLoop {
     return new Sent(id, f);
   }
 
-  /** Puts a chunk of resolutions into the outbox, to be sent together (the caller flushes). */
+  /**
+   * Puts a chunk of resolutions into the outbox, to be sent together (the caller flushes). A chunk is cut into
+   * pieces of at most maxBatch requests (more: a fault resolved in two steps) and, past the first request of a
+   * piece, at most {@link #MAX_BATCH_BYTES}: a batch of huge-page COPYs (16 x 2 MiB) would otherwise exceed the
+   * server's inbound message limit, and the stream would fail and be rebuilt with the same batch forever.
+   */
   void offer(List<Outgoing> chunk) {
-    for (int i = 0; i < chunk.size(); i += opts.maxBatch()) { // more than maxBatch: a fault resolved in two steps
-      outbox.add(chunk.subList(i, Math.min(chunk.size(), i + opts.maxBatch())));
+    int from = 0;
+    int bytes = 0;
+    for (int i = 0; i < chunk.size(); i++) {
+      int size = chunk.get(i).req().getSerializedSize();
+      if (i > from && (i - from >= opts.maxBatch() || bytes + size > MAX_BATCH_BYTES)) {
+        outbox.add(chunk.subList(from, i));
+        from = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    if (from < chunk.size()) {
+      outbox.add(chunk.subList(from, chunk.size()));
     }
   }
 
@@ -1057,6 +1074,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         ctx.dropQueued();
         failures[i] = e;
       }
+      clearUserInterrupt();
     }
     List<Outgoing> chunk = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
@@ -1090,6 +1108,21 @@ final class HandlerLoopImpl implements HandlerLoop {
         }
       }
       afterServe(group.get(i), ctxs[i], failures[i], start);
+    }
+  }
+
+  /**
+   * onFault runs on this worker for a whole batch: an interrupt status the handler left set would make the next
+   * faults' waits fail at once (resolutions sent and applied reported CANCELLED). Only terminate() interrupts
+   * workers, so outside closing or termination the status is the handler's own and is cleared.
+   */
+  private void clearUserInterrupt() {
+    if (Thread.currentThread().isInterrupted()) {
+      synchronized (lock) {
+        if (!closing && !terminated) {
+          Thread.interrupted();
+        }
+      }
     }
   }
 

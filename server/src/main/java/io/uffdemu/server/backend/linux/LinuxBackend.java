@@ -201,19 +201,19 @@ public final class LinuxBackend implements MemoryBackend {
         @Override
         public void lock() {
             w.lock();
-            p.mapEpoch++;
+            p.mapEpoch.incrementAndGet();
         }
 
         @Override
         public void lockInterruptibly() throws InterruptedException {
             w.lockInterruptibly();
-            p.mapEpoch++;
+            p.mapEpoch.incrementAndGet();
         }
 
         @Override
         public boolean tryLock() {
             if (w.tryLock()) {
-                p.mapEpoch++;
+                p.mapEpoch.incrementAndGet();
                 return true;
             }
             return false;
@@ -222,7 +222,7 @@ public final class LinuxBackend implements MemoryBackend {
         @Override
         public boolean tryLock(long time, TimeUnit unit) throws InterruptedException {
             if (w.tryLock(time, unit)) {
-                p.mapEpoch++;
+                p.mapEpoch.incrementAndGet();
                 return true;
             }
             return false;
@@ -260,11 +260,15 @@ public final class LinuxBackend implements MemoryBackend {
         final Lock lock = new MappingLock(this, rw.writeLock());
         final Lock accessLock = rw.readLock();
         /**
-         * Bumped by every hold of {@link #lock}: the VMAs of the window only change under it (mmap, munmap, mremap,
-         * mprotect, madvise, register, exit), so a VMA the access precheck saw under {@link #accessLock} with the
-         * same epoch is still the kernel's (see {@link #vmaCache}).
+         * Bumped by every hold of {@link #lock} (mmap, munmap, mremap, mprotect, madvise, register, exit), and
+         * after the VMA changes that run outside it (closing a uffd and UFFDIO_UNREGISTER merge or split VMAs, and
+         * so do the madvise advices that change VMA flags): a VMA the access precheck queried under
+         * {@link #accessLock} with the epoch read before the query is the kernel's as long as the epoch is
+         * unchanged (see {@link #vmaCache}). Those outside changes keep the VMA's protection, so a lookup racing
+         * one sees the right rwx; only its bounds may be stale until the bump, and nothing the precheck does with
+         * the bounds trusts them blindly (see {@link LinuxBackend#fileSize}).
          */
-        volatile long mapEpoch;
+        final AtomicLong mapEpoch = new AtomicLong();
         /** The last VMA an access precheck queried and the {@link #mapEpoch} it was valid in (or null). */
         volatile CachedVma vmaCache;
         /** Accesses in flight: added under {@link #accessLock}, removed without a lock when the access returns. */
@@ -276,11 +280,11 @@ public final class LinuxBackend implements MemoryBackend {
          */
         final TreeMap<Long, Long> hugePoison = new TreeMap<>();
         /**
-         * Whether {@link #hugePoison} may hold an entry (set under {@link #lock} when one is added, never cleared):
-         * lets a UFFDIO_COPY skip the write lock when the process never poisoned a huge page, so the handler's
-         * resolutions do not queue behind the accesses' read lock.
+         * Whether {@link #hugePoison} or {@link #hugeNoreserve} may hold an entry (set under {@link #lock} when
+         * one is added, never cleared): lets a UFFDIO_COPY skip the write lock when the process has neither, so
+         * the handler's resolutions do not queue behind the accesses' read lock.
          */
-        volatile boolean anyHugePoison;
+        volatile boolean hugeBookkeeping;
         /** MAP_NORESERVE hugetlb ranges, start to end (guarded by {@link #lock}): their faults may find no page. */
         final TreeMap<Long, Long> hugeNoreserve = new TreeMap<>();
         volatile boolean exited;
@@ -451,7 +455,7 @@ public final class LinuxBackend implements MemoryBackend {
      * epoch read here is the one the queried VMA is valid in.
      */
     private RVma cachedVma(Proc p, long pos) {
-        long epoch = p.mapEpoch;
+        long epoch = p.mapEpoch.get();
         CachedVma c = p.vmaCache;
         if (c != null && c.epoch() == epoch && c.vma().start() <= pos && pos < c.vma().end()) {
             return c.vma();
@@ -1059,7 +1063,10 @@ public final class LinuxBackend implements MemoryBackend {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
                 if (!present && !eofKnown) {
-                    eofPage = v.start() + alignUp(cachedFileSize(v), v.pageSize()) - v.offset();
+                    long size = cachedFileSize(v);
+                    // unknown (as before the cache): the page is taken to be inside the file
+                    eofPage = size == UNKNOWN_SIZE ? Long.MAX_VALUE
+                            : v.start() + alignUp(size, v.pageSize()) - v.offset();
                     eofKnown = true;
                 }
                 if (!present && page >= eofPage) {
@@ -1113,12 +1120,17 @@ public final class LinuxBackend implements MemoryBackend {
     /** The first address past the file's last page as {@code v} maps it, or 0 when its size is unknown here. */
     private long eofOrZero(RVma v) {
         try {
-            return v.start() + alignUp(cachedFileSize(v), v.pageSize()) - v.offset();
+            long size = cachedFileSize(v);
+            return size == UNKNOWN_SIZE ? 0 : v.start() + alignUp(size, v.pageSize()) - v.offset();
         } catch (LinuxException e) {
             return 0; // the pagemap path decides (and stats only for pages that are not present)
         }
     }
 
+    /** {@link #fileSize}'s answer when neither the VMA's map_files entry nor an fd of the inode is found. */
+    private static final long UNKNOWN_SIZE = -1;
+
+    /** {@link #fileSize} through the cache; {@link #UNKNOWN_SIZE} is never cached. */
     private long cachedFileSize(RVma v) {
         long epoch = fileSizeEpoch.get();
         FileKey k = new FileKey(v.inode(), v.pageSize());
@@ -1127,7 +1139,9 @@ public final class LinuxBackend implements MemoryBackend {
             return c[0];
         }
         long size = fileSize(v);
-        fileSizes.put(k, new long[] {size, epoch});
+        if (size != UNKNOWN_SIZE) {
+            fileSizes.put(k, new long[] {size, epoch});
+        }
         return size;
     }
 
@@ -1142,7 +1156,10 @@ public final class LinuxBackend implements MemoryBackend {
         try {
             return Files.size(link);
         } catch (NoSuchFileException e) {
-            return Long.MAX_VALUE / 2;
+            // no VMA with these bounds any more (changed meanwhile, or bounds from before an outside change):
+            // the size through an fd of the same inode does not depend on them
+            long size = sizeThroughOpenFd(v.inode());
+            return size >= 0 ? size : UNKNOWN_SIZE;
         } catch (java.nio.file.FileSystemException e) {
             // EPERM (or EACCES): no CAP_CHECKPOINT_RESTORE / CAP_SYS_ADMIN
             long size = sizeThroughOpenFd(v.inode());
@@ -1341,7 +1358,7 @@ public final class LinuxBackend implements MemoryBackend {
             return;
         }
         for (long a = start & -v.pageSize(); a < start + done; a += v.pageSize()) {
-            p.anyHugePoison = true;
+            p.hugeBookkeeping = true;
             p.hugePoison.put(a, v.pageSize());
         }
     }
@@ -1406,6 +1423,7 @@ public final class LinuxBackend implements MemoryBackend {
     /** Remembers a new MAP_NORESERVE hugetlb mapping. Caller holds p.lock. */
     private static long noreserve(Proc p, long addr, long len, int flags, long huge) {
         if (huge > PAGE && (flags & Linux.MAP_NORESERVE) != 0) {
+            p.hugeBookkeeping = true;
             p.hugeNoreserve.put(addr, addr + alignUp(len, huge));
         }
         return addr;
@@ -1477,12 +1495,13 @@ public final class LinuxBackend implements MemoryBackend {
     /** Poison bookkeeping follows moved page tables (the old entries are kept: conservative). */
     private static long moved(Proc p, long oldAddr, long oldLen, long newLen, long newAddr) {
         if (overlaps(p.hugeNoreserve, oldAddr, oldAddr + Math.max(oldLen, 1))) {
+            p.hugeBookkeeping = true;
             p.hugeNoreserve.put(newAddr, newAddr + alignUp(Math.max(newLen, oldLen), Linux.PMD_SIZE));
         }
         if (newAddr != oldAddr) {
             for (Map.Entry<Long, Long> e : List.copyOf(
                     p.hugePoison.subMap(oldAddr, true, oldAddr + oldLen, false).entrySet())) {
-                p.anyHugePoison = true;
+                p.hugeBookkeeping = true;
                 p.hugePoison.put(newAddr + (e.getKey() - oldAddr), e.getValue());
             }
         }
@@ -1527,7 +1546,11 @@ public final class LinuxBackend implements MemoryBackend {
             p.lock.unlock();
         }
         // Outside the lock: DONTNEED/REMOVE/FREE may block until an EVENT_REMOVE is read.
-        Native.madvise(addr, len, advice);
+        try {
+            Native.madvise(addr, len, advice);
+        } finally {
+            p.mapEpoch.incrementAndGet(); // advices that change VMA flags split or merge VMAs
+        }
     }
 
     // ------------------------------------------------------------------ files
@@ -1656,6 +1679,9 @@ public final class LinuxBackend implements MemoryBackend {
             throw new LinuxException(Errno.EBADF, "close", 0, "fd " + fd + " not open in process " + pid);
         }
         closeEntry(e);
+        if (e.kind == Kind.UFFD) {
+            p.mapEpoch.incrementAndGet(); // the release cleared the uffd flags of its VMAs, which may merge
+        }
     }
 
     private static void closeEntry(FdEntry e) {
@@ -1758,10 +1784,15 @@ public final class LinuxBackend implements MemoryBackend {
     public void uffdUnregister(int pid, int fd, long start, long len) {
         Proc p = proc(pid, "UFFDIO_UNREGISTER");
         guard(p, "UFFDIO_UNREGISTER", start, len);
-        FdEntry entry = withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
-            rangeIoctl("UFFDIO_UNREGISTER", real, Uapi.UFFDIO_UNREGISTER, start, len);
-            return fd(p, fd, "UFFDIO_UNREGISTER");
-        });
+        FdEntry entry;
+        try {
+            entry = withFd(p, fd, "UFFDIO_UNREGISTER", real -> {
+                rangeIoctl("UFFDIO_UNREGISTER", real, Uapi.UFFDIO_UNREGISTER, start, len);
+                return fd(p, fd, "UFFDIO_UNREGISTER");
+            });
+        } finally {
+            p.mapEpoch.incrementAndGet(); // VMAs split or merged
+        }
         synchronized (entry.registeredRanges) {
             subtract(entry.registeredRanges, start, start + len);
         }
@@ -1818,7 +1849,7 @@ public final class LinuxBackend implements MemoryBackend {
 
     /** A COPY replaced whatever marker sat on [dst, dst+done). */
     private static void copied(Proc p, long dst, long done) {
-        if (done <= 0 || !p.anyHugePoison) {
+        if (done <= 0 || !p.hugeBookkeeping) {
             return;
         }
         p.lock.lock();

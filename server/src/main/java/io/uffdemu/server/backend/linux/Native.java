@@ -362,7 +362,7 @@ final class Native {
 
     /** poll(2) on one fd; returns revents (0 on timeout, EINTR counts as timeout). */
     static int poll1(int fd, short events, int timeoutMs) {
-        try (Scratch a = Scratch.of(CAPTURE.byteSize() + 64)) {
+        try (Scratch a = Scratch.of(64 + Uapi.POLLFD.byteSize())) {
             MemorySegment st = state(a);
             MemorySegment p = a.segment().asSlice(64, Uapi.POLLFD.byteSize());
             p.set(JAVA_INT, Uapi.off(Uapi.POLLFD, "fd"), fd);

@@ -560,6 +560,55 @@ class LinuxBackendTest {
     }
 
     /**
+     * Closing a uffd and UFFDIO_UNREGISTER merge and split VMAs without the mapping lock: the precheck's cached VMA
+     * must not outlive them. A stale VMA's bounds name no /proc/self/map_files entry; if that were taken as "no
+     * EOF" the read beyond EOF below would touch the page: a real SIGBUS kills the test JVM.
+     */
+    @Test
+    void uffdCloseAndUnregisterReachTheAccessPrecheck() throws Exception {
+        for (boolean unregister : new boolean[] {false, true}) {
+            int mfd = b.memfdCreate(pid, "merge", 0);
+            b.ftruncate(pid, mfd, 4 * PAGE);
+            long a = b.mmap(pid, 0, 8 * PAGE, RW, Linux.MAP_SHARED, mfd, 0);
+            int fd = uffd(0);
+            b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+            // caches the VMA [a+2p, a+8p) split off by the registration
+            assertThat(b.access(pid, a + 2 * PAGE, 1, false, null, AccessMode.USER, deadline(5000)).succeeded())
+                    .isTrue();
+            if (unregister) {
+                b.uffdUnregister(pid, fd, a, 2 * PAGE); // merges [a, a+8p) again
+            } else {
+                b.close(pid, fd); // the release merges it too
+            }
+            assertThat(b.pwrite(pid, mfd, 0, new byte[] {1})).isEqualTo(1); // clears the file-size cache
+            AccessResult beyond = b.access(pid, a + 5 * PAGE, 1, false, null, AccessMode.USER, deadline(5000));
+            assertThat(beyond.signal()).as("unregister=%s", unregister).isEqualTo(Linux.SIGBUS);
+            assertThat(beyond.faultAddr()).isEqualTo(a + 5 * PAGE);
+            if (unregister) {
+                b.close(pid, fd);
+            }
+            b.munmap(pid, a, 8 * PAGE);
+            b.close(pid, mfd);
+        }
+    }
+
+    /** poll(2)'s pollfd and errno state fit the scratch memory even when the pool is exhausted (exact-size blocks). */
+    @Test
+    void pollWorksWithTheScratchPoolExhausted() {
+        List<Scratch> held = new java.util.ArrayList<>();
+        int dev = Native.open("/dev/null", Native.O_RDONLY | Native.O_CLOEXEC);
+        try {
+            for (int i = 0; i < Scratch.MAX_POOLED + 8; i++) {
+                held.add(Scratch.of(8));
+            }
+            assertThat(Native.poll1(dev, (short) 1, 0) & 1).isEqualTo(1); // POLLIN
+        } finally {
+            held.forEach(Scratch::close);
+            Native.close(dev);
+        }
+    }
+
+    /**
      * The precheck caches a mapped file's size; every size change through the backend must reach it. A stale
      * larger size would let an access touch a page beyond EOF: a real SIGBUS in this JVM, the test run dies. A
      * stale smaller size would report a SIGBUS the kernel would not raise.
