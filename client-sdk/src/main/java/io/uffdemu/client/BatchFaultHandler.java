@@ -17,7 +17,8 @@ package io.uffdemu.client;
  *       the resolution instead of waiting for it, and return the length they asked for ({@code data.length} for
  *       a copy, the page size for a zeropage or continue), not the server's answer. The data is copied when the
  *       helper is called, so a buffer may be reused at once. The resolutions of the whole batch go out as one
- *       {@code HandleRequest.batch} after the last {@code onFault} returned; the helpers must be called from
+ *       {@code HandleRequest.batch} after the last {@code onFault} returned (cut into several when they exceed
+ *       {@code maxBatch} requests or about 1 MiB, e.g. huge-page COPYs, in order); the helpers must be called from
  *       within {@code onFault} (afterwards they throw {@link IllegalStateException}).</li>
  *   <li>Results are applied to each fault as on the per-fault path: EEXIST is absorbed (counted, the page
  *       woken), EAGAIN defers the fault until the next event, any other errno applies the {@link FallbackPolicy}
