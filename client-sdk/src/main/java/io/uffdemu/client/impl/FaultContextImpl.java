@@ -189,21 +189,21 @@ final class FaultContextImpl implements FaultContext {
 
   @Override
   public void writeUnprotect() {
-    var req = HandleRequest.newBuilder().setWriteProtect(loop.uffd().writeProtectReq(pageRange(), 0));
-    if (enqueue(req, "UFFDIO_WRITEPROTECT", false, null)) {
-      return;
-    }
-    checkLive();
-    loop.resolve(req, "UFFDIO_WRITEPROTECT");
+    resolve(HandleRequest.newBuilder().setWriteProtect(loop.uffd().writeProtectReq(pageRange(), 0)),
+        "UFFDIO_WRITEPROTECT");
   }
 
   @Override
   public void wake() {
-    var req = HandleRequest.newBuilder().setWake(loop.uffd().rangeReq(pageRange()));
-    if (enqueue(req, "UFFDIO_WAKE", false, null)) {
+    resolve(HandleRequest.newBuilder().setWake(loop.uffd().rangeReq(pageRange())), "UFFDIO_WAKE");
+  }
+
+  /** A resolution that fills nothing (EEXIST is an error for it): queued in batch mode, else sent now. */
+  private void resolve(HandleRequest.Builder req, String call) {
+    if (enqueue(req, call, false, null)) {
       return;
     }
     checkLive();
-    loop.resolve(req, "UFFDIO_WAKE");
+    loop.resolve(req, call);
   }
 }

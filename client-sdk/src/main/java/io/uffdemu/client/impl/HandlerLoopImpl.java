@@ -853,69 +853,60 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   private void workerLoop() {
     while (true) {
-      Task t;
-      List<Task> group;
+      List<Task> work; // one fault, or a BatchFaultHandler's group
+      boolean group;
       int grant;
       synchronized (lock) {
         if (closing || terminated) {
           return;
         }
-        group = readyGroups.poll();
-        if (group != null) {
-          for (Task g : group) {
-            g.counted = false;
-          }
-          queued -= group.size();
-          obs.queueDepth(queued);
-          busy++;
-          t = null;
-        } else {
-          t = takeReadyLocked();
+        work = readyGroups.poll();
+        group = work != null;
+        if (!group) {
+          Task t = takeReadyLocked();
+          work = t == null ? null : List.of(t);
         }
-        if (t == null && group == null) {
+        if (work == null) {
           idleWorkers++;
-        } else if (t != null) {
-          if (t.counted) {
-            t.counted = false;
-            queued--;
+          grant = 0;
+        } else {
+          int taken = 0;
+          for (Task t : work) {
+            if (t.counted) {
+              t.counted = false;
+              taken++;
+            }
+          }
+          if (taken > 0) {
+            queued -= taken;
             obs.queueDepth(queued);
           }
           busy++;
+          grant = grantLocked();
         }
-        grant = t == null && group == null ? 0 : grantLocked();
       }
-      if (t == null && group == null) {
+      if (work == null) {
         if (!awaitWork()) {
           return;
         }
         continue;
       }
       request(grant);
-      if (group != null) {
-        try {
-          serveGroup(group);
-        } finally {
-          synchronized (lock) {
-            busy--;
-            for (Task g : group) {
-              pageDoneLocked(g.page);
-            }
-            if (closing) {
-              lock.notifyAll();
-            }
-          }
-        }
-        continue;
-      }
       try {
-        serve(t);
+        if (group) {
+          serveGroup(work);
+        } else {
+          serve(work.getFirst());
+        }
       } finally {
         synchronized (lock) {
           busy--;
-          // Wake one worker when this page's next fault became ready (enqueue), and close() when it waits for
+          // Wake one worker when a page's next fault became ready (enqueue), and close() when it waits for
           // busy: an unconditional notifyAll woke every idle worker after every fault to find nothing, and their
           // monitor contention was the SDK's top frame in the 64-client profile.
-          pageDoneLocked(t.page);
+          for (Task t : work) {
+            pageDoneLocked(t.page);
+          }
           if (closing) {
             lock.notifyAll();
           }

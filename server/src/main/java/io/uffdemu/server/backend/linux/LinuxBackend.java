@@ -28,13 +28,13 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.Set;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -1063,10 +1063,9 @@ public final class LinuxBackend implements MemoryBackend {
                     return new Stop(at, Linux.SIGBUS, Linux.BUS_ADRERR);
                 }
                 if (!present && !eofKnown) {
-                    long size = cachedFileSize(v);
+                    long eof = eofAddress(v);
                     // unknown (as before the cache): the page is taken to be inside the file
-                    eofPage = size == UNKNOWN_SIZE ? Long.MAX_VALUE
-                            : v.start() + alignUp(size, v.pageSize()) - v.offset();
+                    eofPage = eof == UNKNOWN_SIZE ? Long.MAX_VALUE : eof;
                     eofKnown = true;
                 }
                 if (!present && page >= eofPage) {
@@ -1110,21 +1109,20 @@ public final class LinuxBackend implements MemoryBackend {
         return null;
     }
 
-    /**
-     * i_size of the file a VMA maps: stat of /proc/self/map_files/START-END. That link needs CAP_CHECKPOINT_RESTORE
-     * or CAP_SYS_ADMIN (fs/proc/base.c proc_map_files_get_link), which a container given only CAP_SYS_PTRACE lacks:
-     * then an fd of the same inode that some process of this backend still holds is stat'ed instead
-     * (/proc/self/fd/N needs nothing). A file with no fd left cannot be resized any more, but its size is unknown
-     * here: EIO then (docs/deployment.md).
-     */
-    /** The first address past the file's last page as {@code v} maps it, or 0 when its size is unknown here. */
+    /** {@link #eofAddress}, or 0 when the size is unknown or cannot be asked here (the pagemap path decides). */
     private long eofOrZero(RVma v) {
         try {
-            long size = cachedFileSize(v);
-            return size == UNKNOWN_SIZE ? 0 : v.start() + alignUp(size, v.pageSize()) - v.offset();
+            long eof = eofAddress(v);
+            return eof == UNKNOWN_SIZE ? 0 : eof;
         } catch (LinuxException e) {
             return 0; // the pagemap path decides (and stats only for pages that are not present)
         }
+    }
+
+    /** The first address past the file's last page as {@code v} maps it, or {@link #UNKNOWN_SIZE}. */
+    private long eofAddress(RVma v) {
+        long size = cachedFileSize(v);
+        return size == UNKNOWN_SIZE ? UNKNOWN_SIZE : v.start() + alignUp(size, v.pageSize()) - v.offset();
     }
 
     /** {@link #fileSize}'s answer when neither the VMA's map_files entry nor an fd of the inode is found. */
@@ -1151,6 +1149,13 @@ public final class LinuxBackend implements MemoryBackend {
         fileSizes.clear();
     }
 
+    /**
+     * i_size of the file a VMA maps: stat of /proc/self/map_files/START-END. That link needs CAP_CHECKPOINT_RESTORE
+     * or CAP_SYS_ADMIN (fs/proc/base.c proc_map_files_get_link), which a container given only CAP_SYS_PTRACE lacks:
+     * then an fd of the same inode that some process of this backend still holds is stat'ed instead
+     * (/proc/self/fd/N needs nothing). A file with no fd left cannot be resized any more, but its size is unknown
+     * here: EIO then (docs/deployment.md).
+     */
     private long fileSize(RVma v) {
         Path link = Path.of(String.format("/proc/self/map_files/%x-%x", v.start(), v.end()));
         try {
