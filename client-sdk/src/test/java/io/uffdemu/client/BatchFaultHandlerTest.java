@@ -1,6 +1,5 @@
 package io.uffdemu.client;
 
-import static io.uffdemu.client.HandlerLoopTest.PAGE;
 import static io.uffdemu.client.HandlerLoopTest.page;
 import static io.uffdemu.client.HandlerLoopTest.waitUntil;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -14,8 +13,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -26,31 +23,7 @@ import org.junit.jupiter.params.provider.EnumSource;
  * sent as one HandleRequest.batch, results applied per fault.
  */
 @Timeout(30)
-class BatchFaultHandlerTest {
-  FakeServer fake;
-  UffdemuClient client;
-  Process process;
-  Userfaultfd uffd;
-  long base;
-  FakeServer.FakeUffd fakeUffd;
-
-  @BeforeEach
-  void setUp() throws Exception {
-    fake = new FakeServer();
-    client = fake.client();
-    process = client.createProcess("guest");
-    base = process.mmap(MmapOptions.anonymous(64 * PAGE));
-    uffd = process.userfaultfd(UffdOptions.DEFAULT.withFeatures(Linux.UFFD_FEATURE_EVENT_REMOVE));
-    uffd.register(new AddrRange(base, 64 * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
-    fakeUffd = fake.uffd(uffd.fd());
-  }
-
-  @AfterEach
-  void tearDown() throws Exception {
-    client.close();
-    fake.close();
-  }
-
+class BatchFaultHandlerTest extends FakeUffdFixture {
   int index(long page) {
     return (int) ((page - base) / PAGE);
   }
@@ -251,39 +224,20 @@ class BatchFaultHandlerTest {
     }
   }
 
+  /** {@link FakeUffdFixture.EagainUntilRemoved} served a message batch at a time. */
+  static final class BatchEagainUntilRemoved extends EagainUntilRemoved implements BatchFaultHandler {
+  }
+
   /** EAGAIN from a batch's COPY defers that fault until the REMOVE was delivered; it is then served again. */
   @Test
   void eagainInABatchIsDeferredUntilTheEventWasDelivered() throws Exception {
-    List<String> order = new CopyOnWriteArrayList<>();
-    Set<Long> removed = ConcurrentHashMap.newKeySet();
-    BatchFaultHandler h = new BatchFaultHandler() {
-      @Override
-      public void onFault(FaultContext ctx) {
-        if (removed.contains(ctx.pageAddress())) {
-          order.add("zeropage");
-          ctx.zeropage();
-        } else {
-          order.add("copy");
-          ctx.copy(page(7)); // EAGAIN: a REMOVE is pending
-        }
-      }
-
-      @Override
-      public void onEvent(UffdMessage event) {
-        if (event instanceof UffdMessage.RemoveEvent r) {
-          order.add("remove");
-          for (long p = r.start(); p < r.end(); p += PAGE) {
-            removed.add(p);
-          }
-        }
-      }
-    };
+    BatchEagainUntilRemoved h = new BatchEagainUntilRemoved();
     fakeUffd.armRemove(base, base + 2 * PAGE);
     try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withEagainRetryDelay(Duration.ofMinutes(5))
         .withResolveOnStream(true))) {
       assertThat(process.read(base, 4).data()).containsOnly(0);
       waitUntil(() -> loop.stats().resolved() == 1);
-      assertThat(order).containsExactly("copy", "remove", "zeropage");
+      assertThat(h.order).containsExactly("copy", "remove", "zeropage");
       assertThat(loop.stats().eagainDeferrals()).isEqualTo(1);
     }
   }

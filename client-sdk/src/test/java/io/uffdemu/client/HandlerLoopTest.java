@@ -13,41 +13,13 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 @Timeout(30)
-class HandlerLoopTest {
-  static final int PAGE = 4096;
-
-  FakeServer fake;
-  UffdemuClient client;
-  Process process;
-  Userfaultfd uffd;
-  long base;
-  FakeServer.FakeUffd fakeUffd;
-
-  @BeforeEach
-  void setUp() throws Exception {
-    fake = new FakeServer();
-    client = fake.client();
-    process = client.createProcess("guest");
-    base = process.mmap(MmapOptions.anonymous(64 * PAGE));
-    uffd = process.userfaultfd(UffdOptions.DEFAULT.withFeatures(Linux.UFFD_FEATURE_EVENT_REMOVE));
-    uffd.register(new AddrRange(base, 64 * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
-    fakeUffd = fake.uffd(uffd.fd());
-  }
-
-  @AfterEach
-  void tearDown() throws Exception {
-    client.close();
-    fake.close();
-  }
-
+class HandlerLoopTest extends FakeUffdFixture {
   static byte[] page(int fill) {
     byte[] b = new byte[PAGE];
     java.util.Arrays.fill(b, (byte) fill);
@@ -235,37 +207,14 @@ class HandlerLoopTest {
   @ParameterizedTest(name = "resolveOnStream={0}")
   @ValueSource(booleans = {false, true})
   void eagainIsDeferredUntilTheRemoveEventWasDelivered(boolean onStream) throws Exception {
-    List<String> order = new CopyOnWriteArrayList<>();
-    java.util.Set<Long> removed = ConcurrentHashMap.newKeySet();
-    FaultHandler h = new FaultHandler() {
-      @Override
-      public void onFault(FaultContext ctx) {
-        if (removed.contains(ctx.pageAddress())) {
-          order.add("zeropage");
-          ctx.zeropage();
-        } else {
-          order.add("copy");
-          ctx.copy(page(7)); // EAGAIN: a REMOVE is pending
-        }
-      }
-
-      @Override
-      public void onEvent(UffdMessage event) {
-        if (event instanceof UffdMessage.RemoveEvent r) {
-          order.add("remove");
-          for (long p = r.start(); p < r.end(); p += PAGE) {
-            removed.add(p);
-          }
-        }
-      }
-    };
+    EagainUntilRemoved h = new EagainUntilRemoved();
     fakeUffd.armRemove(base, base + 2 * PAGE);
     // a backstop longer than the test: only the REMOVE can trigger the retry
     try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withEagainRetryDelay(Duration.ofMinutes(5)).withResolveOnStream(onStream))) {
       AccessResult r = process.read(base, 4);
       assertThat(r.data()).containsOnly(0);
       waitUntil(() -> loop.stats().resolved() == 1);
-      assertThat(order).containsExactly("copy", "remove", "zeropage");
+      assertThat(h.order).containsExactly("copy", "remove", "zeropage");
       assertThat(loop.stats().eagainDeferrals()).isEqualTo(1);
       assertThat(loop.stats().events()).isEqualTo(1);
     }
