@@ -52,10 +52,54 @@ public final class BenchCommand implements Runnable {
         // a plain flag: picocli's negatable form with defaultValue "true" made --no-native set true
         @Option(names = "--skip-native", description = "skip the native (linux) backend (issue 4's ratio)")
         boolean skipNative;
+        @Option(names = "--repeat", defaultValue = "1", description = "run the whole table this many times, the "
+                + "yardstick and uffdemu back to back in each, then print each cell's median ratio and range "
+                + "(the kernel's own figure moves between runs on a shared machine)")
+        int repeat;
 
         @Override
         public Integer call() throws Exception {
+            if (repeat < 1) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--repeat must be at least 1");
+            }
             KernelYardstick kernel = new KernelYardstick();
+            Map<String, List<double[]>> ratios = new java.util.LinkedHashMap<>();
+            for (int rep = 1; rep <= repeat; rep++) {
+                if (repeat > 1) {
+                    System.out.printf("%nRepetition %d of %d%n%n", rep, repeat);
+                }
+                table(kernel, ratios);
+            }
+            if (repeat > 1) {
+                System.out.printf("%nMedian ratio to the kernel over %d repetitions (min-max)%n%n", repeat);
+                System.out.println("| case | threads | emulated/kernel | native/kernel | native, virtual callers/kernel |");
+                System.out.println("|---|---|---|---|---|");
+                for (var e : ratios.entrySet()) {
+                    String[] key = e.getKey().split("/");
+                    System.out.printf("| %s | %s | %s | %s | %s |%n", key[0], key[1], medianRange(e.getValue(), 0),
+                            medianRange(e.getValue(), 1), medianRange(e.getValue(), 2));
+                }
+            }
+            if (kernel.unavailableReason() != null) {
+                System.out.println();
+                System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
+            }
+            return 0;
+        }
+
+        /** "median (min-max)" of column {@code col} over the repetitions that measured it; "n/a" when none did. */
+        static String medianRange(List<double[]> rows, int col) {
+            double[] v = rows.stream().mapToDouble(r -> r[col]).filter(x -> x >= 0).sorted().toArray();
+            if (v.length == 0) {
+                return "n/a";
+            }
+            double median = v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+            return String.format("%.2f (%.2f-%.2f)", median, v[0], v[v.length - 1]);
+        }
+
+        /** One table: for each thread count the yardstick, then each case on uffdemu; ratios appended per cell. */
+        private void table(KernelYardstick kernel, Map<String, List<double[]>> ratios) throws Exception {
             System.out.println("| case | threads | kernel faults/s | emulated faults/s | ratio (emulated/kernel) "
                     + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) "
                     + "| native, virtual callers faults/s | ratio |");
@@ -91,13 +135,12 @@ public final class BenchCommand implements Runnable {
                             nat < 0 || kf == null ? "n/a" : String.format("%.2f", nat / kf),
                             natV < 0 ? "n/a" : fmt(natV),
                             natV < 0 || kf == null ? "n/a" : String.format("%.2f", natV / kf));
+                    ratios.computeIfAbsent(c + "/" + t, x -> new ArrayList<>()).add(new double[] {
+                        kf == null || best == null ? -1 : best.faultsPerSecond() / kf,
+                        nat < 0 || kf == null ? -1 : nat / kf,
+                        natV < 0 || kf == null ? -1 : natV / kf});
                 }
             }
-            if (kernel.unavailableReason() != null) {
-                System.out.println();
-                System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
-            }
-            return 0;
         }
     }
 

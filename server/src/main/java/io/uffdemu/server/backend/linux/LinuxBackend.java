@@ -1836,12 +1836,12 @@ public final class LinuxBackend implements MemoryBackend {
                     MemorySegment buf = a.segment();
                     MemorySegment.copy(src, 0, buf, JAVA_BYTE, 0, src.length);
                     MemorySegment s = a.zeroed(srcRoom, Uapi.UFFDIO_COPY_S.byteSize());
-                    set(s, Uapi.UFFDIO_COPY_S, "dst", dst);
-                    set(s, Uapi.UFFDIO_COPY_S, "src", buf.address());
-                    set(s, Uapi.UFFDIO_COPY_S, "len", src.length);
-                    set(s, Uapi.UFFDIO_COPY_S, "mode", mode);
+                    s.set(JAVA_LONG, Uapi.COPY_DST, dst);
+                    s.set(JAVA_LONG, Uapi.COPY_SRC, buf.address());
+                    s.set(JAVA_LONG, Uapi.COPY_LEN, src.length);
+                    s.set(JAVA_LONG, Uapi.COPY_MODE, mode);
                     int r = Native.ioctlRaw(real, Uapi.UFFDIO_COPY, s);
-                    return mfillResult("UFFDIO_COPY", r, get(s, Uapi.UFFDIO_COPY_S, "copy"));
+                    return mfillResult("UFFDIO_COPY", r, s.get(JAVA_LONG, Uapi.COPY_COPY));
                 }
             });
         } catch (LinuxException e) {
@@ -1922,9 +1922,9 @@ public final class LinuxBackend implements MemoryBackend {
         withFd(p, fd, "UFFDIO_WRITEPROTECT", real -> {
             try (Scratch a = Scratch.of(Uapi.UFFDIO_WRITEPROTECT_S.byteSize())) {
                 MemorySegment s = a.zeroed(0, Uapi.UFFDIO_WRITEPROTECT_S.byteSize());
-                s.set(JAVA_LONG, Uapi.off(Uapi.UFFDIO_WRITEPROTECT_S, "range", "start"), start);
-                s.set(JAVA_LONG, Uapi.off(Uapi.UFFDIO_WRITEPROTECT_S, "range", "len"), len);
-                set(s, Uapi.UFFDIO_WRITEPROTECT_S, "mode", mode);
+                s.set(JAVA_LONG, Uapi.WP_START, start);
+                s.set(JAVA_LONG, Uapi.WP_LEN, len);
+                s.set(JAVA_LONG, Uapi.WP_MODE, mode);
                 Native.ioctl("UFFDIO_WRITEPROTECT", real, Uapi.UFFDIO_WRITEPROTECT, s);
                 return null;
             }

@@ -52,6 +52,16 @@ final class Uapi {
             JAVA_LONG.withName("mode"), JAVA_LONG.withName("result")).withName("uffdio_zeropage");
     static final StructLayout UFFDIO_WRITEPROTECT_S = MemoryLayout.structLayout(UFFDIO_RANGE.withName("range"),
             JAVA_LONG.withName("mode")).withName("uffdio_writeprotect");
+    // Offsets of the fields the fault round trip writes per call (COPY, WRITEPROTECT): computed once, like
+    // MSG_*, rather than looked up by name per ioctl (docs/benchmarks.md item 14).
+    static final long COPY_DST = off(UFFDIO_COPY_S, "dst");
+    static final long COPY_SRC = off(UFFDIO_COPY_S, "src");
+    static final long COPY_LEN = off(UFFDIO_COPY_S, "len");
+    static final long COPY_MODE = off(UFFDIO_COPY_S, "mode");
+    static final long COPY_COPY = off(UFFDIO_COPY_S, "copy");
+    static final long WP_START = off(UFFDIO_WRITEPROTECT_S, "range", "start");
+    static final long WP_LEN = off(UFFDIO_WRITEPROTECT_S, "range", "len");
+    static final long WP_MODE = off(UFFDIO_WRITEPROTECT_S, "mode");
     static final StructLayout UFFDIO_MOVE_S = MemoryLayout.structLayout(JAVA_LONG.withName("dst"),
             JAVA_LONG.withName("src"), JAVA_LONG.withName("len"), JAVA_LONG.withName("mode"),
             JAVA_LONG.withName("move")).withName("uffdio_move");
