@@ -285,6 +285,13 @@ public final class LinuxBackend implements MemoryBackend {
          * the handler's resolutions do not queue behind the accesses' read lock.
          */
         volatile boolean hugeBookkeeping;
+        /**
+         * Hugetlb ranges a madvise(DONTNEED/REMOVE) is zapping right now, as {start, end}: added under {@link #lock}
+         * after checking no access is in flight there, removed when the call returns (it runs outside the lock: it
+         * may wait for an EVENT_REMOVE to be read). An access checked while one overlaps is refused: its huge page
+         * may vanish between the check and the touch, and the refault may find none (SIGBUS kills the server).
+         */
+        final Set<long[]> hugeZaps = ConcurrentHashMap.newKeySet();
         /** MAP_NORESERVE hugetlb ranges, start to end (guarded by {@link #lock}): their faults may find no page. */
         final TreeMap<Long, Long> hugeNoreserve = new TreeMap<>();
         volatile boolean exited;
@@ -1027,6 +1034,16 @@ public final class LinuxBackend implements MemoryBackend {
                 return new Stop(pos, Linux.SIGSEGV, Linux.SEGV_ACCERR);
             }
             long segEnd = Math.min(Math.max(end, pos + 1), v.end());
+            if (v.hugetlb()) {
+                for (long[] z : p.hugeZaps) {
+                    if (z[0] < segEnd && pos < z[1]) {
+                        throw new LinuxException(Errno.ENOSYS, "access", 0, String.format(
+                                "a madvise is zapping the hugetlb pages at 0x%x-0x%x: the page at 0x%x may be gone "
+                                        + "before the access touches it, and its refault may find no huge page "
+                                        + "(SIGBUS would kill the server)", z[0], z[1], pos));
+                    }
+                }
+            }
             long firstPage = pos & -PAGE;
             int pages = (int) ((alignUp(segEnd, PAGE) - firstPage) / PAGE);
             int vf = uffdFlags.getOrDefault(v.start(), 0);
@@ -1537,6 +1554,7 @@ public final class LinuxBackend implements MemoryBackend {
             Native.madvise(addr, 0, advice); // the kernel's answer for an empty range (0 or EINVAL)
             return;
         }
+        long[] zap = null;
         p.lock.lock();
         try {
             guard(p, "madvise", addr, len);
@@ -1547,6 +1565,13 @@ public final class LinuxBackend implements MemoryBackend {
                 Native.madvise(addr, len, advice);
                 return;
             }
+            if ((advice == Linux.MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED || advice == Linux.MADV_REMOVE)
+                    && inWindow(p, addr, len) && hugetlbIn(addr, addr + alignUp(len, PAGE))) {
+                long end = addr + alignUp(len, PAGE);
+                checkNoInflight(p, addr, end, "madvise");
+                zap = new long[] {addr, end};
+                p.hugeZaps.add(zap);
+            }
         } finally {
             p.lock.unlock();
         }
@@ -1554,8 +1579,29 @@ public final class LinuxBackend implements MemoryBackend {
         try {
             Native.madvise(addr, len, advice);
         } finally {
+            if (zap != null) {
+                p.hugeZaps.remove(zap);
+            }
             p.mapEpoch.incrementAndGet(); // advices that change VMA flags split or merge VMAs
         }
+    }
+
+    /** madvise(2)'s MADV_DONTNEED_LOCKED (Linux 5.18): zaps like DONTNEED, VM_LOCKED pages included. */
+    private static final int MADV_DONTNEED_LOCKED = 24;
+
+    /** Whether a hugetlb VMA overlaps [start, end). Caller holds p.lock. */
+    private boolean hugetlbIn(long start, long end) {
+        for (long pos = start; pos < end;) {
+            RVma v = queryVma(pos, false);
+            if (v == null || v.start() >= end) {
+                return false;
+            }
+            if (v.hugetlb()) {
+                return true;
+            }
+            pos = v.end();
+        }
+        return false;
     }
 
     // ------------------------------------------------------------------ files

@@ -12,6 +12,7 @@ import io.uffdemu.server.mm.UffdMsg;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -338,6 +339,75 @@ class LinuxBackendTest {
                     .succeeded()).isTrue();
             b.munmap(pid, nr, hp);
             b.munmap(pid, reserved, avail * hp);
+        } finally {
+            b.close();
+            b.setSysctl("vm/nr_hugepages", old);
+        }
+    }
+
+    /**
+     * madvise(MADV_DONTNEED) on hugetlb runs outside the process lock (it may wait for its EVENT_REMOVE to be read),
+     * so an access checked while the page was present could touch it after the zap; with no free huge page the
+     * refault raises SIGBUS in the server. While such a zap is running, accesses to its range are refused, and a zap
+     * over an access already blocked there is refused too.
+     */
+    @Test
+    void aHugetlbZapRefusesAccessesToItsRangeWhileItRuns() throws Exception {
+        String old = b.sysctl("vm/nr_hugepages");
+        try {
+            b.setSysctl("vm/nr_hugepages", Long.toString(Long.parseLong(old) + 1));
+            Assumptions.assumeTrue(b.meminfo().getOrDefault("HugePages_Free", 0L) >= 1,
+                    "the kernel could not allocate a 2 MiB huge page");
+            long hp = Linux.PMD_SIZE;
+            long a = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            long other = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+            assertThat(b.access(pid, a, 1, true, new byte[] {5}, AccessMode.USER, deadline(5000)).succeeded())
+                    .isTrue();
+            int fd = uffd(Linux.UFFD_FEATURE_EVENT_REMOVE);
+            b.uffdRegister(pid, fd, a, hp, Linux.UFFDIO_REGISTER_MODE_MISSING);
+
+            // the zap waits for its EVENT_REMOVE to be read: meanwhile the huge page is still present
+            Future<?> zap = threads.submit(() -> {
+                b.madvise(pid, a, hp, Linux.MADV_DONTNEED);
+                return null;
+            });
+            LinuxException refused = null;
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (refused == null && System.nanoTime() < end) {
+                try {
+                    b.access(pid, a + 8, 1, false, null, AccessMode.USER, deadline(5000));
+                    Thread.sleep(2);
+                } catch (LinuxException e) {
+                    refused = e;
+                }
+            }
+            assertThat(refused).as("an access during the zap").isNotNull();
+            assertThat(refused.errno()).isEqualTo(Errno.ENOSYS);
+            assertThat(refused.getMessage()).contains("zapping");
+            // memory outside the zap is unaffected
+            assertThat(b.access(pid, other, 1, true, new byte[] {1}, AccessMode.USER, deadline(5000)).succeeded())
+                    .isTrue();
+            List<UffdMsg> msgs = b.uffdRead(pid, fd, 4, deadline(10_000));
+            assertThat(msgs).containsExactly(new UffdMsg.Remove(msgs.get(0).seq(), a, a + hp));
+            zap.get(10, TimeUnit.SECONDS);
+
+            // after it: the page is gone, a read is a MISSING userfault again
+            Future<AccessResult> read = accessAsync(a + 8, 1, false, null);
+            assertThat(onePagefault(fd).address()).isEqualTo(a);
+            // a zap over that blocked access is refused (its refault could find no huge page)
+            // (on a thread of its own: a zap let through would wait for its EVENT_REMOVE to be read)
+            Future<?> second = threads.submit(() -> {
+                b.madvise(pid, a, hp, Linux.MADV_DONTNEED);
+                return null;
+            });
+            assertThatThrownBy(() -> second.get(10, TimeUnit.SECONDS)).isInstanceOf(ExecutionException.class)
+                    .cause().isInstanceOfSatisfying(LinuxException.class, e -> {
+                        assertThat(e.errno()).isEqualTo(Errno.ENOSYS);
+                        assertThat(e.call()).isEqualTo("madvise");
+                    });
+            assertThat(b.uffdCopy(pid, fd, a, filled((int) hp, 3), 0)).isEqualTo(hp);
+            assertThat(read.get(10, TimeUnit.SECONDS).data()).containsExactly(3);
+            b.munmap(pid, a, hp);
         } finally {
             b.close();
             b.setSysctl("vm/nr_hugepages", old);
