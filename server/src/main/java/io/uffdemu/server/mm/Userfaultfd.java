@@ -682,30 +682,37 @@ public final class Userfaultfd {
         }
     }
 
-    /** wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). */
+    /**
+     * wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). Costs the
+     * faults woken (plus a lookup in the ctx's address index), not the faults queued.
+     */
     void wakeRangeLocked(UserfaultfdCtx ctx, long start, long len) {
-        if (len <= 0) {
+        if (len <= 0 || ctx.byAddress.isEmpty()) {
             return;
         }
         long end = start + len;
-        k.faultsPending -= wakeMatching(ctx.pending, start, end);
-        wakeMatching(ctx.waiting, start, end);
-    }
-
-    private int wakeMatching(java.util.Collection<UserfaultfdCtx.Fault> q, long start, long end) {
-        int n = 0;
-        var it = q.iterator();
+        if (end <= start) {
+            return; // start + len overflowed: no address is in [start, end)
+        }
+        var it = ctx.byAddress.subMap(start, end).values().iterator();
         while (it.hasNext()) {
             UserfaultfdCtx.Fault f = it.next();
-            if (f.address >= start && f.address < end) {
-                it.remove();
-                n++;
+            it.remove();
+            while (f != null) {
+                UserfaultfdCtx.Fault next = f.nextAtAddress;
+                f.nextAtAddress = null;
+                if (f.read) {
+                    ctx.waiting.remove(f);
+                } else {
+                    ctx.pending.remove(f);
+                    k.faultsPending--;
+                }
                 k.threadsBlocked--;
                 k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
                 f.woken.countDown();
+                f = next;
             }
         }
-        return n;
     }
 
     /** Wakes every fault and every event waiter of the ctx. */
@@ -736,8 +743,7 @@ public final class Userfaultfd {
             while (true) {
                 List<UffdMsg> out = new ArrayList<>();
                 while (out.size() < max && !ctx.pending.isEmpty()) {
-                    UserfaultfdCtx.Fault f = ctx.pending.poll();
-                    ctx.waiting.add(f);
+                    UserfaultfdCtx.Fault f = ctx.readNext();
                     k.faultsPending--;
                     out.add(new UffdMsg.Pagefault(++ctx.seq, f.flags, f.address, f.ptid));
                 }
