@@ -23,7 +23,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * The backend as the server sees it when metrics are on ({@link BackendMetrics#instrument}): every call goes
  * straight to the wrapped backend, and each uffd method (every {@code uffd*} method but {@code uffdRead}) counts
  * its result in {@code uffdemu.ioctls{ioctl, result}}: {@code ok} when it returns, the errno's name when it throws
- * a {@link LinuxException}; any other exception passes through uncounted. An explicit delegate rather than a
+ * a {@link LinuxException}; any other exception passes through uncounted. {@code uffdCopyBatch} counts each of
+ * its ops as the UFFDIO_COPY it is. An explicit delegate rather than a
  * {@link java.lang.reflect.Proxy}: no {@code Method.invoke} and boxed arguments on the access and COPY paths
  * (docs/benchmarks.md item 11). {@code InstrumentedBackendTest} fails when a method of {@link MemoryBackend} is
  * not overridden here, default methods included (the backends override those).
@@ -249,6 +250,23 @@ final class InstrumentedBackend implements MemoryBackend {
         }
         copy.ok();
         return r;
+    }
+
+    /** Counted per op, as UFFDIO_COPY, the way the ops would be counted through {@link #uffdCopy} one by one. */
+    @Override
+    public void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
+        backend.uffdCopyBatch(ops, new Userfaultfd.CopyOutcome() {
+            @Override
+            public void copied(int index, long bytes) {
+                copy.ok();
+                outcome.copied(index, bytes);
+            }
+
+            @Override
+            public void failed(int index, LinuxException e) {
+                outcome.failed(index, copy.failed(e));
+            }
+        });
     }
 
     @Override

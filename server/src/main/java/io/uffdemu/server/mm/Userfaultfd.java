@@ -266,6 +266,48 @@ public final class Userfaultfd {
                 Linux.UFFDIO_COPY_MODE_DONTWAKE);
     }
 
+    /** One UFFDIO_COPY of a {@link #copyBatch}: the arguments of {@link #copy}. */
+    public record CopyOp(int pid, int fd, long dst, byte[] src, long mode) {
+    }
+
+    /** Where a {@link #copyBatch} reports each op's result, by the op's index, right after the op ran. */
+    public interface CopyOutcome {
+        void copied(int index, long bytes);
+
+        void failed(int index, LinuxException e);
+    }
+
+    /**
+     * UFFDIO_COPY of each op, in order, under one acquisition of the kernel lock (a gRPC batch of resolutions:
+     * docs/benchmarks.md item 11). Each op runs exactly as {@link #copy} would on its own: from the state of a
+     * fresh entry ({@link Kernel#startCallLocked}), with its own checks, fill and wake; a failing op stops only
+     * itself. Its result goes to {@code outcome} before the next op starts, so {@link Kernel#lastChargeRefusal}
+     * is still the op's own then. An exception other than {@link LinuxException} stops the batch: the ops after
+     * it do not run.
+     */
+    public void copyBatch(List<CopyOp> ops, CopyOutcome outcome) {
+        if (ops.isEmpty()) {
+            return;
+        }
+        k.lock();
+        try {
+            for (int i = 0; i < ops.size(); i++) {
+                CopyOp op = ops.get(i);
+                k.startCallLocked();
+                long n;
+                try {
+                    n = copy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
+                } catch (LinuxException e) {
+                    outcome.failed(i, e);
+                    continue;
+                }
+                outcome.copied(i, n);
+            }
+        } finally {
+            k.unlock();
+        }
+    }
+
     /** UFFDIO_ZEROPAGE. */
     public long zeropage(int pid, int fd, long start, long len, long mode) {
         return mfill(pid, fd, "UFFDIO_ZEROPAGE", Mfill.ZEROPAGE, start, len, null, mode,

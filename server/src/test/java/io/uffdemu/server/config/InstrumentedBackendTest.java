@@ -10,6 +10,7 @@ import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.Errno;
 import io.uffdemu.server.mm.LinuxException;
+import io.uffdemu.server.mm.Userfaultfd;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
@@ -55,8 +56,13 @@ class InstrumentedBackendTest {
                 .toList();
     }
 
+    /** Counted under its own ioctl name; uffdCopyBatch counts its ops as UFFDIO_COPY (its own test). */
     private static boolean counted(Method m) {
-        return m.getName().startsWith("uffd") && !m.getName().equals("uffdRead");
+        return m.getName().startsWith("uffd") && !m.getName().equals("uffdRead") && !isBatch(m);
+    }
+
+    private static boolean isBatch(Method m) {
+        return m.getName().equals("uffdCopyBatch");
     }
 
     @Test
@@ -83,7 +89,12 @@ class InstrumentedBackendTest {
             Object[] args = distinctArgs(m);
             m.invoke(b, args);
             assertThat(rec.methods).as(m.toString()).containsExactly(m);
-            assertThat(rec.args.get(0)).as(m.toString()).containsExactly(args);
+            if (isBatch(m)) { // the outcome is wrapped to count the ops
+                assertThat(rec.args.get(0)[0]).isSameAs(args[0]);
+                assertThat(rec.args.get(0)[1]).isInstanceOf(Userfaultfd.CopyOutcome.class);
+            } else {
+                assertThat(rec.args.get(0)).as(m.toString()).containsExactly(args);
+            }
         }
     }
 
@@ -94,6 +105,9 @@ class InstrumentedBackendTest {
         MemoryBackend b = new InstrumentedBackend(rec.backend(), registry);
         List<String> tags = new ArrayList<>();
         for (Method m : backendMethods()) {
+            if (isBatch(m)) {
+                continue;
+            }
             Object[] args = distinctArgs(m);
             rec.toThrow = null;
             m.invoke(b, args);
@@ -141,6 +155,57 @@ class InstrumentedBackendTest {
         assertThat(catchThrowable(() -> b.access(1, 0x1000, 1, false, null, AccessMode.USER, Long.MAX_VALUE)))
                 .isInstanceOf(LinuxException.class);
         assertThat(registry.find("uffdemu.ioctls").counters()).hasSize(2);
+    }
+
+    /**
+     * A batch of COPYs counts each op as the UFFDIO_COPY it is (as the ops one by one through uffdCopy would be) and
+     * hands every outcome on: through the default loop of the SPI, which calls the wrapped backend's uffdCopy.
+     */
+    @Test
+    void aCopyBatchCountsEachOpAsUffdioCopy() {
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        List<String> delegated = new ArrayList<>();
+        MemoryBackend fake = (MemoryBackend) Proxy.newProxyInstance(MemoryBackend.class.getClassLoader(),
+                new Class<?>[] {MemoryBackend.class}, (proxy, method, a) -> {
+                    if (method.isDefault()) {
+                        return java.lang.reflect.InvocationHandler.invokeDefault(proxy, method, a);
+                    }
+                    delegated.add(method.getName());
+                    if (!method.getName().equals("uffdCopy")) {
+                        throw new AssertionError("unexpected " + method);
+                    }
+                    long dst = (long) a[2];
+                    if (dst == 0x2000) {
+                        throw new LinuxException(Errno.EEXIST, "UFFDIO_COPY");
+                    }
+                    if (dst == 0x3000) {
+                        throw new LinuxException(Errno.EAGAIN, "UFFDIO_COPY", 4096);
+                    }
+                    return (long) ((byte[]) a[3]).length;
+                });
+        MemoryBackend b = new InstrumentedBackend(fake, registry);
+        List<Userfaultfd.CopyOp> ops = List.of(new Userfaultfd.CopyOp(1, 3, 0x1000, new byte[4096], 0),
+                new Userfaultfd.CopyOp(1, 3, 0x2000, new byte[4096], 0),
+                new Userfaultfd.CopyOp(1, 3, 0x3000, new byte[8192], 0),
+                new Userfaultfd.CopyOp(1, 3, 0x5000, new byte[8192], 0));
+        List<String> outcomes = new ArrayList<>();
+        b.uffdCopyBatch(ops, new Userfaultfd.CopyOutcome() {
+            @Override
+            public void copied(int index, long bytes) {
+                outcomes.add(index + ":" + bytes);
+            }
+
+            @Override
+            public void failed(int index, LinuxException e) {
+                outcomes.add(index + ":" + e.errno() + "/" + e.bytesDone());
+            }
+        });
+        assertThat(delegated).containsExactly("uffdCopy", "uffdCopy", "uffdCopy", "uffdCopy");
+        assertThat(outcomes).containsExactly("0:4096", "1:EEXIST/0", "2:EAGAIN/4096", "3:8192");
+        assertThat(count(registry, "UFFDIO_COPY", "ok")).isEqualTo(2.0);
+        assertThat(count(registry, "UFFDIO_COPY", "EEXIST")).isEqualTo(1.0);
+        assertThat(count(registry, "UFFDIO_COPY", "EAGAIN")).isEqualTo(1.0);
+        assertThat(registry.find("uffdemu.ioctls").counters()).hasSize(3);
     }
 
     private static Throwable thrownBy(MemoryBackend b, Method m, Object[] args) {
