@@ -283,30 +283,38 @@ public final class Userfaultfd {
      * fresh entry ({@link Kernel#startCallLocked}), with its own checks, fill and wake; a failing op stops only
      * itself. Its result goes to {@code outcome} before the next op starts, so {@link Kernel#lastChargeRefusal}
      * is still the op's own then. An exception other than {@link LinuxException} stops the batch: the ops after
-     * it do not run.
+     * it do not run. A long batch lets go of the lock every {@link #COPY_BATCH_OPS} ops or
+     * {@link #COPY_BATCH_BYTES} bytes, so faulting threads and other callers are not held off for long.
      */
     public void copyBatch(List<CopyOp> ops, CopyOutcome outcome) {
-        if (ops.isEmpty()) {
-            return;
-        }
-        k.lock();
-        try {
-            for (int i = 0; i < ops.size(); i++) {
-                CopyOp op = ops.get(i);
-                k.startCallLocked();
-                long n;
-                try {
-                    n = copy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
-                } catch (LinuxException e) {
-                    outcome.failed(i, e);
-                    continue;
+        int i = 0;
+        while (i < ops.size()) {
+            k.lock();
+            try {
+                long bytes = 0;
+                int end = Math.min(ops.size(), i + COPY_BATCH_OPS);
+                while (i < end && bytes <= COPY_BATCH_BYTES) {
+                    CopyOp op = ops.get(i);
+                    bytes += op.src().length;
+                    k.startCallLocked();
+                    long n;
+                    try {
+                        n = copy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
+                    } catch (LinuxException e) {
+                        outcome.failed(i++, e);
+                        continue;
+                    }
+                    outcome.copied(i++, n);
                 }
-                outcome.copied(i, n);
+            } finally {
+                k.unlock();
             }
-        } finally {
-            k.unlock();
         }
     }
+
+    /** The most ops, and (about) the most bytes, a {@link #copyBatch} runs under one acquisition of the lock. */
+    static final int COPY_BATCH_OPS = 64;
+    static final long COPY_BATCH_BYTES = 1L << 20;
 
     /** UFFDIO_ZEROPAGE. */
     public long zeropage(int pid, int fd, long start, long len, long mode) {

@@ -215,6 +215,43 @@ class EmulatedCopyBatchTest {
         return ops;
     }
 
+    /** A batch longer than one lock acquisition's share (ops and bytes) is cut, each op still answered once. */
+    @Test
+    void aLongBatchAnswersEveryOpOnce() {
+        Setup one = Setup.of(4096);
+        Setup all = Setup.of(4096);
+        int pages = 600;
+        List<List<Userfaultfd.CopyOp>> opsOf = new ArrayList<>();
+        List<long[]> bases = new ArrayList<>();
+        for (Setup s : List.of(one, all)) {
+            long a = s.b().mmap(s.pid(), 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                    -1, 0);
+            s.b().uffdRegister(s.pid(), s.fd(), a, pages * PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING);
+            List<Userfaultfd.CopyOp> ops = new ArrayList<>();
+            for (int p = 0; p < 200; p++) {
+                ops.add(new Userfaultfd.CopyOp(s.pid(), s.fd(), a + p * PAGE_SIZE, page(p), 0));
+                if (p % 7 == 3) {
+                    ops.add(new Userfaultfd.CopyOp(s.pid(), s.fd(), a + p * PAGE_SIZE, page(p), 0)); // EEXIST
+                }
+            }
+            ops.add(new Userfaultfd.CopyOp(s.pid(), s.fd(), a + 200 * PAGE_SIZE, new byte[300 * PAGE], 0)); // 1.2 MB
+            for (int p = 500; p < 600; p++) {
+                ops.add(new Userfaultfd.CopyOp(s.pid(), s.fd(), a + p * PAGE_SIZE, page(p), 0));
+            }
+            opsOf.add(ops);
+            bases.add(new long[] {a});
+        }
+        List<String> expected = oneByOne(one.b(), opsOf.get(0));
+        List<String> got = batch(all.b(), opsOf.get(1));
+        assertThat(got).hasSize(opsOf.get(1).size()).doesNotContainNull().isEqualTo(expected);
+        assertThat(expected).filteredOn(r -> r.startsWith("EEXIST")).hasSize(29);
+        for (int i = 0; i < pages; i += 37) {
+            assertThat(all.b().readPagemap(all.pid(), bases.get(1)[0] + (long) i * PAGE, 1)[0] & PM_PRESENT)
+                    .isEqualTo(one.b().readPagemap(one.pid(), bases.get(0)[0] + (long) i * PAGE, 1)[0] & PM_PRESENT)
+                    .isNotZero();
+        }
+    }
+
     @Test
     void anEmptyBatchDoesNothing() {
         Setup s = Setup.of(16);
