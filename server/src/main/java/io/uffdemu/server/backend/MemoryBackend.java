@@ -116,6 +116,26 @@ public interface MemoryBackend extends AutoCloseable {
 
     long uffdCopy(int pid, int fd, long dst, byte[] src, long mode);
 
+    /**
+     * UFFDIO_COPY of each op, in order, each exactly as {@link #uffdCopy} would run it alone, reporting its bytes or
+     * its {@link io.uffdemu.server.mm.LinuxException} to {@code outcome} (a failing op does not stop the others).
+     * Any other exception stops the batch and propagates; the ops after it do not run. This default runs
+     * {@link #uffdCopy} per op; the emulated backend runs the ops under one acquisition of its lock.
+     */
+    default void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
+        for (int i = 0; i < ops.size(); i++) {
+            Userfaultfd.CopyOp op = ops.get(i);
+            long n;
+            try {
+                n = uffdCopy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
+            } catch (io.uffdemu.server.mm.LinuxException e) {
+                outcome.failed(i, e);
+                continue;
+            }
+            outcome.copied(i, n);
+        }
+    }
+
     long uffdZeropage(int pid, int fd, long start, long len, long mode);
 
     long uffdContinue(int pid, int fd, long start, long len, long mode);

@@ -6,16 +6,10 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.backend.emulated.EmulatedBackend;
-import io.uffdemu.server.mm.Errno;
 import io.uffdemu.server.mm.Kernel;
 import io.uffdemu.server.mm.Linux;
-import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.Vma;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
-import java.lang.reflect.Proxy;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.ToDoubleFunction;
@@ -29,72 +23,16 @@ public final class BackendMetrics {
     }
 
     /**
-     * Wraps the backend so every uffd ioctl is counted by name and result, and installs the core observer. The
-     * meters of each ioctl method are looked up once per method, not built from strings per call (the proxy was a
-     * few percent of the server's samples in the remote round trip's profile: docs/benchmarks.md item 11).
+     * Wraps the backend so every uffd ioctl is counted by name and result ({@link InstrumentedBackend}), and
+     * installs the core observer. The wrapper is a plain delegate: the reflective proxy it replaces was a few
+     * percent of the server's samples in the remote round trip's profile (docs/benchmarks.md item 11).
      */
     public static MemoryBackend instrument(MemoryBackend backend, MeterRegistry registry) {
         if (backend instanceof EmulatedBackend emu) {
             observe(emu.kernel(), registry);
         }
         gauges(backend, registry);
-        Map<Method, IoctlMeters> ioctls = new HashMap<>();
-        for (Method m : MemoryBackend.class.getMethods()) {
-            String name = m.getName();
-            if (name.startsWith("uffd") && !name.equals("uffdRead")) {
-                ioctls.put(m, new IoctlMeters(registry, ioctlName(name)));
-            }
-        }
-        Map<Method, IoctlMeters> byMethod = Map.copyOf(ioctls);
-        return (MemoryBackend) Proxy.newProxyInstance(MemoryBackend.class.getClassLoader(),
-                new Class<?>[] {MemoryBackend.class}, (proxy, method, args) -> {
-                    IoctlMeters meters = byMethod.get(method);
-                    try {
-                        Object r = method.invoke(backend, args);
-                        if (meters != null) {
-                            meters.ok().increment();
-                        }
-                        return r;
-                    } catch (InvocationTargetException e) {
-                        Throwable cause = e.getCause();
-                        if (meters != null && cause instanceof LinuxException le) {
-                            meters.failed(le.errno()).increment();
-                        }
-                        throw cause;
-                    }
-                });
-    }
-
-    /** The uffdemu.ioctls counters of one ioctl, registered on first use (a result never seen has no meter). */
-    private static final class IoctlMeters {
-        private final MeterRegistry registry;
-        private final String ioctl;
-        private volatile Counter ok;
-        private final Map<Errno, Counter> errors = new ConcurrentHashMap<>();
-
-        IoctlMeters(MeterRegistry registry, String ioctl) {
-            this.registry = registry;
-            this.ioctl = ioctl;
-        }
-
-        Counter ok() {
-            Counter c = ok;
-            if (c == null) {
-                c = counter("ok");
-                ok = c;
-            }
-            return c;
-        }
-
-        Counter failed(Errno errno) {
-            return errors.computeIfAbsent(errno, e -> counter(e.name()));
-        }
-
-        private Counter counter(String result) {
-            // register() returns the meter already registered under the same name and tags
-            return Counter.builder("uffdemu.ioctls").description("uffd ioctls by name and result (ok or errno)")
-                    .tag("ioctl", ioctl).tag("result", result).register(registry);
-        }
+        return new InstrumentedBackend(backend, registry);
     }
 
     static String ioctlName(String method) {

@@ -14,6 +14,8 @@ import io.uffdemu.api.v1.UffdMsgBatch;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.UffdMsg;
+import io.uffdemu.server.mm.Userfaultfd;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -28,7 +30,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>Batching (issue 9): with {@code HandleAttach.max_batch > 1} each HandleResponse carries up to that many of
  * the messages one read(2) returned ({@code msgs}); a {@code HandleRequest.batch} of resolutions runs in order
- * and is answered by one {@code results}. Neither side waits to fill a batch.
+ * and is answered by one {@code results}. Neither side waits to fill a batch. Consecutive COPYs of a batch go to
+ * the backend as one {@link MemoryBackend#uffdCopyBatch} (one kernel lock acquisition in the emulated backend),
+ * with the same results as one by one.
  */
 final class HandleSession implements StreamObserver<HandleRequest> {
     private final UserfaultfdGrpcService service;
@@ -93,15 +97,28 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 return;
             }
             ops.submit(() -> {
-                IoctlResultBatch.Builder b = IoctlResultBatch.newBuilder();
-                for (HandleRequest item : items) {
-                    IoctlResult res = resolveOne(item, true);
+                IoctlResult[] results = new IoctlResult[items.size()];
+                int i = 0;
+                while (i < items.size()) {
+                    int j = i;
+                    while (j < items.size() && items.get(j).getKindCase() == HandleRequest.KindCase.COPY) {
+                        j++;
+                    }
+                    if (j - i > 1) {
+                        if (!copyRun(items.subList(i, j), results, i)) {
+                            return;
+                        }
+                        i = j;
+                        continue;
+                    }
+                    IoctlResult res = resolveOne(items.get(i), true);
                     if (res == null) {
                         return;
                     }
-                    b.addResults(res);
+                    results[i++] = res;
                 }
-                send(HandleResponse.newBuilder().setResults(b).build());
+                send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
+                        .addAllResults(java.util.Arrays.asList(results))).build());
             });
             return;
         }
@@ -117,34 +134,107 @@ final class HandleSession implements StreamObserver<HandleRequest> {
 
     /**
      * Runs one resolution: its result, with the errno on failure; null when the stream failed. An item of a batch
-     * is not seen by the TenantInterceptor (it checks only a request's direct sub-messages), so its process is
-     * checked here: another tenant's process is ESRCH, as the interceptor's NOT_FOUND would say.
+     * is checked first ({@link #checkItem}).
      */
     private IoctlResult resolveOne(HandleRequest r, boolean batchItem) {
-        IoctlResult.Builder res = IoctlResult.newBuilder().setRequestId(r.getRequestId());
         try {
             if (batchItem) {
-                int p = pidOf(r);
-                if (p < 0) {
-                    throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, r.getKindCase().name(), 0,
-                            "not a resolution");
-                }
-                if (!service.guard.owns(tenant, p)) {
-                    throw new LinuxException(io.uffdemu.server.mm.Errno.ESRCH, r.getKindCase().name(), 0,
-                            "no process " + p);
-                }
+                checkItem(r);
             }
-            res.setBytes(service.resolve(r));
+            return copied(r, service.resolve(r));
         } catch (LinuxException e) {
-            res.setError(ErrnoInfo.newBuilder().setErrno(e.errno().number()).setName(e.errno().name())
-                    .setCall(e.call()).setBytesDone(e.bytesDone()));
+            return failed(r, e);
         } catch (StatusRuntimeException e) {
-            res.setError(ErrnoInfo.newBuilder().setErrno(22).setName("EINVAL").setCall(r.getKindCase().name()));
+            return invalid(r);
         } catch (Throwable t) {
             fail(Errors.map(t), true);
             return null;
         }
-        return res.build();
+    }
+
+    /**
+     * Consecutive COPY items of a batch: their results at {@code results[base + i]}, exactly as {@link #resolveOne}
+     * would give them one by one, but the backend runs the ops in one call ({@link MemoryBackend#uffdCopyBatch}:
+     * the emulated backend takes its lock once for all). False when the stream failed.
+     */
+    private boolean copyRun(List<HandleRequest> items, IoctlResult[] results, int base) {
+        List<Userfaultfd.CopyOp> copyOps = new ArrayList<>(items.size());
+        int[] at = new int[items.size()];
+        Throwable stop = null;
+        for (int i = 0; i < items.size(); i++) {
+            HandleRequest r = items.get(i);
+            try {
+                checkItem(r);
+                Userfaultfd.CopyOp op = service.copyOp(r.getCopy());
+                at[copyOps.size()] = base + i;
+                copyOps.add(op);
+            } catch (LinuxException e) {
+                results[base + i] = failed(r, e);
+            } catch (StatusRuntimeException e) {
+                results[base + i] = invalid(r);
+            } catch (Throwable t) {
+                stop = t; // the items before it still run, as one by one
+                break;
+            }
+        }
+        try {
+            backend.uffdCopyBatch(copyOps, new Userfaultfd.CopyOutcome() {
+                @Override
+                public void copied(int index, long bytes) {
+                    int slot = at[index];
+                    results[slot] = HandleSession.copied(items.get(slot - base), bytes);
+                }
+
+                @Override
+                public void failed(int index, LinuxException e) {
+                    int slot = at[index];
+                    results[slot] = HandleSession.failed(items.get(slot - base), e);
+                }
+            });
+        } catch (Throwable t) {
+            stop = t;
+        }
+        for (int i = 0; i < copyOps.size() && stop == null; i++) {
+            if (results[at[i]] == null) {
+                stop = new IllegalStateException("the backend reported no outcome for COPY " + i + " of a batch");
+            }
+        }
+        if (stop != null) {
+            fail(Errors.map(stop), true);
+            return false;
+        }
+        return true;
+    }
+
+    /**
+     * An item of a batch is not seen by the TenantInterceptor (it checks only a request's direct sub-messages), so
+     * its process is checked here: another tenant's process is ESRCH, as the interceptor's NOT_FOUND would say.
+     */
+    private void checkItem(HandleRequest r) {
+        int p = pidOf(r);
+        if (p < 0) {
+            throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, r.getKindCase().name(), 0,
+                    "not a resolution");
+        }
+        if (!service.guard.owns(tenant, p)) {
+            throw new LinuxException(io.uffdemu.server.mm.Errno.ESRCH, r.getKindCase().name(), 0,
+                    "no process " + p);
+        }
+    }
+
+    private static IoctlResult copied(HandleRequest r, long bytes) {
+        return IoctlResult.newBuilder().setRequestId(r.getRequestId()).setBytes(bytes).build();
+    }
+
+    private static IoctlResult failed(HandleRequest r, LinuxException e) {
+        return IoctlResult.newBuilder().setRequestId(r.getRequestId()).setError(ErrnoInfo.newBuilder()
+                .setErrno(e.errno().number()).setName(e.errno().name()).setCall(e.call())
+                .setBytesDone(e.bytesDone())).build();
+    }
+
+    private static IoctlResult invalid(HandleRequest r) {
+        return IoctlResult.newBuilder().setRequestId(r.getRequestId()).setError(ErrnoInfo.newBuilder().setErrno(22)
+                .setName("EINVAL").setCall(r.getKindCase().name())).build();
     }
 
     /** The process a resolution names; -1 for what is not a resolution (attach, a nested batch, nothing). */

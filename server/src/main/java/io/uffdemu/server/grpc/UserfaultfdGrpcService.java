@@ -135,10 +135,21 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
     }
 
     long doCopy(CopyRequest r) {
+        checkCopySize(r);
+        return backend.uffdCopy(r.getPid(), r.getFd(), r.getDst(), r.getData().toByteArray(), r.getMode());
+    }
+
+    /** The backend's op for a COPY of a Handle batch ({@link MemoryBackend#uffdCopyBatch}), checked as doCopy. */
+    io.uffdemu.server.mm.Userfaultfd.CopyOp copyOp(CopyRequest r) {
+        checkCopySize(r);
+        return new io.uffdemu.server.mm.Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(), r.getData().toByteArray(),
+                r.getMode());
+    }
+
+    private void checkCopySize(CopyRequest r) {
         if (r.getData().size() > limits.maxAccessBytes().toBytes()) {
             throw Errors.invalid("copy payload larger than " + limits.maxAccessBytes().toBytes());
         }
-        return backend.uffdCopy(r.getPid(), r.getFd(), r.getDst(), r.getData().toByteArray(), r.getMode());
     }
 
     @Override

@@ -156,10 +156,11 @@ public final class Faults {
     private void withdraw(UserfaultfdCtx.Fault f) {
         k.lock();
         try {
-            if (f.ctx.pending.remove(f)) {
-                k.faultsPending--;
-                k.threadsBlocked--;
-            } else if (f.ctx.waiting.remove(f)) {
+            boolean wasRead = f.read;
+            if (f.ctx.unlink(f)) {
+                if (!wasRead) {
+                    k.faultsPending--;
+                }
                 k.threadsBlocked--;
             }
         } finally {
@@ -642,7 +643,7 @@ public final class Faults {
             ctx.mm.owner.memcg.checkUserfaultRoom("handle_userfault"); // tenant quota: EAGAIN
         }
         UserfaultfdCtx.Fault f = new UserfaultfdCtx.Fault(ctx, msgAddr, flags, ptid);
-        ctx.pending.add(f);
+        ctx.queue(f);
         ctx.total++;
         k.faultsPending++;
         k.threadsBlocked++;

@@ -43,6 +43,8 @@ final class InvariantChecker {
             throw new IllegalStateException("the shared all-markers PTE table was written");
         }
         Map<Long, Integer> mapcounts = new HashMap<>();
+        java.util.Set<UserfaultfdCtx> checkedUffds = java.util.Collections.newSetFromMap(
+                new java.util.IdentityHashMap<>());
         for (Task t : k.tasks.values()) {
             MmStruct mm = t.mm;
             long prevEnd = 0;
@@ -56,6 +58,9 @@ final class InvariantChecker {
                 }
                 if ((v.uffd == null) != (v.uffdFlags == 0)) {
                     throw new IllegalStateException("uffd ctx iff mode bits violated: " + v);
+                }
+                if (v.uffd != null && checkedUffds.add(v.uffd)) {
+                    v.uffd.checkQueues();
                 }
                 prevEnd = v.end;
             }

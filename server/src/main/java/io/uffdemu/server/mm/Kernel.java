@@ -144,9 +144,17 @@ public final class Kernel {
     void lock() {
         lock.lock();
         if (lock.getHoldCount() == 1) {
-            frames.active = rootMemcg; // no task is running yet: charges go to the root
-            FramePool.REFUSED.remove();
+            startCallLocked();
         }
+    }
+
+    /**
+     * The state every entry point starts from: no task is running yet (charges go to the root) and no charge was
+     * refused. {@link #lock()} sets it up; a batch of calls under one acquisition sets it up before each call.
+     */
+    void startCallLocked() {
+        frames.active = rootMemcg;
+        FramePool.REFUSED.remove();
     }
 
     void unlock() {

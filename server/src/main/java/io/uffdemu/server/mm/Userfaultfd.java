@@ -266,6 +266,56 @@ public final class Userfaultfd {
                 Linux.UFFDIO_COPY_MODE_DONTWAKE);
     }
 
+    /** One UFFDIO_COPY of a {@link #copyBatch}: the arguments of {@link #copy}. */
+    public record CopyOp(int pid, int fd, long dst, byte[] src, long mode) {
+    }
+
+    /** Where a {@link #copyBatch} reports each op's result, by the op's index, right after the op ran. */
+    public interface CopyOutcome {
+        void copied(int index, long bytes);
+
+        void failed(int index, LinuxException e);
+    }
+
+    /**
+     * UFFDIO_COPY of each op, in order, under one acquisition of the kernel lock (a gRPC batch of resolutions:
+     * docs/benchmarks.md item 11). Each op runs exactly as {@link #copy} would on its own: from the state of a
+     * fresh entry ({@link Kernel#startCallLocked}), with its own checks, fill and wake; a failing op stops only
+     * itself. Its result goes to {@code outcome} before the next op starts, so {@link Kernel#lastChargeRefusal}
+     * is still the op's own then. An exception other than {@link LinuxException} stops the batch: the ops after
+     * it do not run. A long batch lets go of the lock every {@link #COPY_BATCH_OPS} ops or
+     * {@link #COPY_BATCH_BYTES} bytes, so faulting threads and other callers are not held off for long.
+     */
+    public void copyBatch(List<CopyOp> ops, CopyOutcome outcome) {
+        int i = 0;
+        while (i < ops.size()) {
+            k.lock();
+            try {
+                long bytes = 0;
+                int end = Math.min(ops.size(), i + COPY_BATCH_OPS);
+                while (i < end && bytes <= COPY_BATCH_BYTES) {
+                    CopyOp op = ops.get(i);
+                    bytes += op.src().length;
+                    k.startCallLocked();
+                    long n;
+                    try {
+                        n = copy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
+                    } catch (LinuxException e) {
+                        outcome.failed(i++, e);
+                        continue;
+                    }
+                    outcome.copied(i++, n);
+                }
+            } finally {
+                k.unlock();
+            }
+        }
+    }
+
+    /** The most ops, and (about) the most bytes, a {@link #copyBatch} runs under one acquisition of the lock. */
+    static final int COPY_BATCH_OPS = 64;
+    static final long COPY_BATCH_BYTES = 1L << 20;
+
     /** UFFDIO_ZEROPAGE. */
     public long zeropage(int pid, int fd, long start, long len, long mode) {
         return mfill(pid, fd, "UFFDIO_ZEROPAGE", Mfill.ZEROPAGE, start, len, null, mode,
@@ -682,30 +732,37 @@ public final class Userfaultfd {
         }
     }
 
-    /** wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). */
+    /**
+     * wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). Costs the
+     * faults woken (plus a lookup in the ctx's address index), not the faults queued.
+     */
     void wakeRangeLocked(UserfaultfdCtx ctx, long start, long len) {
-        if (len <= 0) {
+        if (len <= 0 || ctx.byAddress.isEmpty()) {
             return;
         }
         long end = start + len;
-        k.faultsPending -= wakeMatching(ctx.pending, start, end);
-        wakeMatching(ctx.waiting, start, end);
-    }
-
-    private int wakeMatching(java.util.Collection<UserfaultfdCtx.Fault> q, long start, long end) {
-        int n = 0;
-        var it = q.iterator();
+        if (end <= start) {
+            return; // start + len overflowed: no address is in [start, end)
+        }
+        var it = ctx.byAddress.subMap(start, end).values().iterator();
         while (it.hasNext()) {
             UserfaultfdCtx.Fault f = it.next();
-            if (f.address >= start && f.address < end) {
-                it.remove();
-                n++;
+            it.remove();
+            while (f != null) {
+                UserfaultfdCtx.Fault next = f.nextAtAddress;
+                f.nextAtAddress = null;
+                if (f.read) {
+                    ctx.waiting.remove(f);
+                } else {
+                    ctx.pending.remove(f);
+                    k.faultsPending--;
+                }
                 k.threadsBlocked--;
                 k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
                 f.woken.countDown();
+                f = next;
             }
         }
-        return n;
     }
 
     /** Wakes every fault and every event waiter of the ctx. */
@@ -736,8 +793,7 @@ public final class Userfaultfd {
             while (true) {
                 List<UffdMsg> out = new ArrayList<>();
                 while (out.size() < max && !ctx.pending.isEmpty()) {
-                    UserfaultfdCtx.Fault f = ctx.pending.poll();
-                    ctx.waiting.add(f);
+                    UserfaultfdCtx.Fault f = ctx.readNext();
                     k.faultsPending--;
                     out.add(new UffdMsg.Pagefault(++ctx.seq, f.flags, f.address, f.ptid));
                 }

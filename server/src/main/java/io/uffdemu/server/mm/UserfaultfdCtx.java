@@ -1,8 +1,8 @@
 package io.uffdemu.server.mm;
 
 import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.LinkedHashSet;
+import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.locks.Condition;
 
@@ -10,8 +10,11 @@ import java.util.concurrent.locks.Condition;
  * A userfaultfd: analogue of {@code struct userfaultfd_ctx} ({@code fs/userfaultfd.c}). Guarded by the
  * kernel lock.
  *
- * <p>{@link #pending} holds faults not yet read (POLLIN), {@link #waiting} faults read but not woken; a wake
- * covers both. {@link #events} holds unread non-cooperative events; each blocks the thread that raised it
+ * <p>{@link #pending} holds faults not yet read (POLLIN), in arrival order, {@link #waiting} faults read but not
+ * woken; a wake covers both. {@link #byAddress} indexes the faults of both by message address, so a wake of a
+ * range touches only the faults it wakes (a COPY of one page among many blocked faults: docs/benchmarks.md
+ * item 11); the three change together, through {@link #queue}, {@link #readNext} and {@link #unlink}.
+ * {@link #events} holds unread non-cooperative events; each blocks the thread that raised it
  * until read. {@link #mmapChanging} is above zero while an event is in flight: the filling ioctls then fail
  * with EAGAIN.
  */
@@ -25,8 +28,14 @@ public final class UserfaultfdCtx {
     boolean released;
     int mmapChanging;
     long seq;
-    final ArrayDeque<Fault> pending = new ArrayDeque<>();
-    final List<Fault> waiting = new ArrayList<>();
+    /** Unread faults in arrival order (what read(2) returns first); O(1) removal of a woken one. */
+    final LinkedHashSet<Fault> pending = new LinkedHashSet<>();
+    final LinkedHashSet<Fault> waiting = new LinkedHashSet<>();
+    /**
+     * The faults of {@link #pending} and {@link #waiting} by message address; faults at one address are chained
+     * through {@link Fault#nextAtAddress} in arrival order.
+     */
+    final TreeMap<Long, Fault> byAddress = new TreeMap<>();
     final ArrayDeque<Event> events = new ArrayDeque<>();
     final Condition readable;
     /** Total faults queued on this ctx (fdinfo "total:"). */
@@ -59,6 +68,75 @@ public final class UserfaultfdCtx {
         return waiting.size();
     }
 
+    /** handle_userfault() queued {@code f}: it is pending until read or woken. */
+    void queue(Fault f) {
+        pending.add(f);
+        Fault first = byAddress.putIfAbsent(f.address, f);
+        if (first != null) {
+            Fault last = first;
+            while (last.nextAtAddress != null) {
+                last = last.nextAtAddress;
+            }
+            last.nextAtAddress = f;
+        }
+    }
+
+    /** read(2) takes the oldest pending fault: it moves to {@link #waiting}. Null when none is pending. */
+    Fault readNext() {
+        if (pending.isEmpty()) {
+            return null;
+        }
+        Fault f = pending.removeFirst();
+        f.read = true;
+        waiting.add(f);
+        return f;
+    }
+
+    /**
+     * Withdraws {@code f} (its thread gave up: deadline or interrupt) from the queues and the index; false when
+     * it is not queued any more (already woken).
+     */
+    boolean unlink(Fault f) {
+        if (!(f.read ? waiting.remove(f) : pending.remove(f))) {
+            return false;
+        }
+        Fault first = byAddress.get(f.address);
+        if (first == f) {
+            if (f.nextAtAddress == null) {
+                byAddress.remove(f.address);
+            } else {
+                byAddress.put(f.address, f.nextAtAddress);
+            }
+        } else {
+            Fault prev = first;
+            while (prev.nextAtAddress != f) {
+                prev = prev.nextAtAddress;
+            }
+            prev.nextAtAddress = f.nextAtAddress;
+        }
+        f.nextAtAddress = null;
+        return true;
+    }
+
+    /** Debug ({@link InvariantChecker}): the address index holds exactly the faults of the two queues. */
+    void checkQueues() {
+        int indexed = 0;
+        for (var e : byAddress.entrySet()) {
+            for (Fault f = e.getValue(); f != null; f = f.nextAtAddress) {
+                indexed++;
+                if (f.address != e.getKey() || f.ctx != this || !(f.read ? waiting : pending).contains(f)) {
+                    throw new IllegalStateException("uffd " + id + ": fault at 0x" + Long.toHexString(f.address)
+                            + " indexed at 0x" + Long.toHexString(e.getKey()) + " but not queued as "
+                            + (f.read ? "read" : "pending"));
+                }
+            }
+        }
+        if (indexed != pending.size() + waiting.size()) {
+            throw new IllegalStateException("uffd " + id + ": " + indexed + " faults indexed, " + pending.size()
+                    + " pending + " + waiting.size() + " read queued");
+        }
+    }
+
     /** A thread blocked in handle_userfault(): {@code struct userfaultfd_wait_queue}. */
     static final class Fault {
         final UserfaultfdCtx ctx;
@@ -67,6 +145,10 @@ public final class UserfaultfdCtx {
         final int ptid;
         final CountDownLatch woken = new CountDownLatch(1);
         final long queuedNanos = System.nanoTime();
+        /** Read by a handler: in {@link #waiting}, not {@link #pending}. Guarded by the kernel lock. */
+        boolean read;
+        /** The next fault at the same address in {@link #byAddress}. Guarded by the kernel lock. */
+        Fault nextAtAddress;
 
         Fault(UserfaultfdCtx ctx, long address, long flags, int ptid) {
             this.ctx = ctx;

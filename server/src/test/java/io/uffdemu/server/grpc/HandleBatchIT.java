@@ -268,6 +268,63 @@ class HandleBatchIT {
         assertThat(blocked()).as("threads still blocked in the uffd after the cancel").isZero();
     }
 
+    /**
+     * A batch of resolutions with runs of COPYs (which the server hands to the backend as one batch): one result per
+     * item in order, a failing COPY in the middle of a run (EEXIST, EBADF, EINVAL, a process not found) fails
+     * alone, the others fill their pages, a WAKE between runs still runs in its place.
+     */
+    @Test
+    @Timeout(30)
+    void aRunOfCopiesAnswersPerItemWithFailuresInTheMiddle() throws Exception {
+        BlockingQueue<HandleResponse> got = new LinkedBlockingQueue<>();
+        var s = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
+            @Override
+            public void onNext(HandleResponse r) {
+                got.add(r);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        });
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd).setMaxBatch(8))
+                .build());
+        HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+        b.addRequests(copy(10, pid, fd, addr, PAGE));
+        b.addRequests(copy(11, pid, fd, addr, PAGE)); // EEXIST
+        b.addRequests(copy(12, 999_999, fd, addr + PAGE, PAGE)); // no such process: ESRCH
+        b.addRequests(copy(13, pid, fd + 9, addr + PAGE, PAGE)); // EBADF
+        b.addRequests(copy(14, pid, fd, addr + PAGE, PAGE));
+        b.addRequests(HandleRequest.newBuilder().setRequestId(15).setWake(io.uffdemu.api.v1.RangeRequest.newBuilder()
+                .setPid(pid).setFd(fd).setRange(AddrRange.newBuilder().setStart(addr).setLen(PAGE))));
+        b.addRequests(copy(16, pid, fd, addr + 2 * PAGE + 16, PAGE)); // EINVAL: unaligned
+        b.addRequests(copy(17, pid, fd, addr + 2 * PAGE, 2 * PAGE));
+        b.addRequests(copy(18, pid, fd, addr + 3 * PAGE, PAGE)); // EEXIST: filled by 17
+        s.onNext(HandleRequest.newBuilder().setBatch(b).build());
+        HandleResponse r = got.poll(10, TimeUnit.SECONDS);
+        assertThat(r).isNotNull();
+        assertThat(r.hasResults()).isTrue();
+        List<String> rs = r.getResults().getResultsList().stream().map(x -> x.getRequestId() + " "
+                + (x.hasError() ? x.getError().getName() + " " + x.getError().getCall() : "ok " + x.getBytes()))
+                .toList();
+        assertThat(rs).containsExactly("10 ok 4096", "11 EEXIST UFFDIO_COPY", "12 ESRCH COPY", "13 EBADF UFFDIO_COPY",
+                "14 ok 4096", "15 ok 0", "16 EINVAL UFFDIO_COPY", "17 ok 8192", "18 EEXIST UFFDIO_COPY");
+        var pm = procs.readPagemap(io.uffdemu.api.v1.ReadPagemapRequest.newBuilder().setPid(pid).setStart(addr)
+                .setPages(5).build());
+        assertThat(pm.getEntriesList().stream().map(e -> (e & (1L << 63)) != 0).toList())
+                .containsExactly(true, true, true, true, false);
+        s.onCompleted();
+    }
+
+    private static HandleRequest copy(long id, int pid, int fd, long dst, int len) {
+        return HandleRequest.newBuilder().setRequestId(id).setCopy(CopyRequest.newBuilder().setPid(pid).setFd(fd)
+                .setDst(dst).setData(ByteString.copyFrom(new byte[len]))).build();
+    }
+
     private static Status.Code code(Runnable call) {
         try {
             call.run();

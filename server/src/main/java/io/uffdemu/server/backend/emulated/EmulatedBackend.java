@@ -53,16 +53,21 @@ public final class EmulatedBackend implements MemoryBackend {
         try {
             return call.get();
         } catch (LinuxException e) {
-            if (!e.isQuota() && kernel.lastChargeRefusal() != null) {
-                if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
-                    throw e.asQuota();
-                }
-                if (e.errno() == Errno.EFAULT) { // GUP (MADV_POPULATE_*) on VM_FAULT_OOM: -ENOMEM
-                    throw LinuxException.quota(Errno.ENOMEM, e.call(), "tenant memory limit (memcg) reached");
-                }
-            }
-            throw e;
+            throw quotaAware(e);
         }
+    }
+
+    /** {@code e}, re-marked as a quota failure when this thread's last charge was refused by a memcg limit. */
+    private LinuxException quotaAware(LinuxException e) {
+        if (!e.isQuota() && kernel.lastChargeRefusal() != null) {
+            if (e.errno() == Errno.ENOMEM || e.errno() == Errno.ENOSPC) {
+                return e.asQuota();
+            }
+            if (e.errno() == Errno.EFAULT) { // GUP (MADV_POPULATE_*) on VM_FAULT_OOM: -ENOMEM
+                return LinuxException.quota(Errno.ENOMEM, e.call(), "tenant memory limit (memcg) reached");
+            }
+        }
+        return e;
     }
 
     private void chargedRun(Runnable call) {
@@ -263,6 +268,22 @@ public final class EmulatedBackend implements MemoryBackend {
     @Override
     public long uffdCopy(int pid, int fd, long dst, byte[] src, long mode) {
         return charged(() -> kernel.uffd.copy(pid, fd, dst, src, mode));
+    }
+
+    /** The ops under one acquisition of the kernel lock ({@link Userfaultfd#copyBatch}), each as uffdCopy. */
+    @Override
+    public void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
+        kernel.uffd.copyBatch(ops, new Userfaultfd.CopyOutcome() {
+            @Override
+            public void copied(int index, long bytes) {
+                outcome.copied(index, bytes);
+            }
+
+            @Override
+            public void failed(int index, LinuxException e) {
+                outcome.failed(index, quotaAware(e)); // still under the lock: the op's own charge refusal
+            }
+        });
     }
 
     @Override
