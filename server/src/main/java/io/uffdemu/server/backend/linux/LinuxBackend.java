@@ -63,7 +63,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *       blocked access thread would take SIGSEGV/SIGBUS, which would kill the JVM</td></tr>
  *   <tr><td>a USER access the backend cannot prove safe: MINOR-registered page under a SIGBUS-feature uffd,
  *       hugetlb page not present while no huge page is free, a MAP_NORESERVE hugetlb page not present (or
- *       written) while no huge page is unreserved</td><td>the kernel might raise SIGBUS</td></tr>
+ *       written) while no huge page is unreserved, a hugetlb page in a range a madvise(DONTNEED/REMOVE) is
+ *       zapping right now</td><td>the kernel might raise SIGBUS</td></tr>
  *   <tr><td>MADV_HWPOISON, MADV_SOFT_OFFLINE</td><td>real memory-failure handling of server pages</td></tr>
  * </table>
  *
@@ -71,7 +72,10 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * pagemap shows no hugetlb PTE markers, so huge pages poisoned by UFFDIO_POISON are remembered by the backend
  * (forgotten on munmap, MAP_FIXED over them and COPY; kept, conservatively, across MADV_DONTNEED, where the
  * backend may then report a SIGBUS the kernel would not raise). MAP_NORESERVE hugetlb ranges are remembered the
- * same way. fallocate(PUNCH_HOLE) of a hugetlb memfd is refused while an access is in flight. Thread ids (UFFD_FEATURE_THREAD_ID) are the real tids
+ * same way. fallocate(PUNCH_HOLE) of a hugetlb memfd is refused while an access is in flight, and so is
+ * madvise(DONTNEED/REMOVE) over an access in flight on a hugetlb range (it runs outside the lock, since it may wait
+ * for its EVENT_REMOVE to be read; accesses to its range are refused while it runs). Thread ids
+ * (UFFD_FEATURE_THREAD_ID) are the real tids
  * of the access threads. The JVM must not fork(2) for real while a uffd with EVENT_FORK exists (the JDK's
  * default posix_spawn/vfork launch does not dup the mm and is fine).
  *
