@@ -21,6 +21,12 @@ mkdir -p docs/bench
   echo
   java -jar bench/target/uffdemu-bench.jar roundtrip --pages 40000 --threads 1,8 --rounds 3
   echo
+  echo "## Native backend round trip, five interleaved repetitions (issue 4's figure: each cell's median ratio)"
+  echo
+  echo "\`java -jar bench/target/uffdemu-bench.jar roundtrip --skip-emulated --pages 40000 --threads 1,8 --rounds 3 --repeat 5\`"
+  echo
+  java -jar bench/target/uffdemu-bench.jar roundtrip --skip-emulated --pages 40000 --threads 1,8 --rounds 3 --repeat 5
+  echo
   echo "## Remote round trip through gRPC (faulting threads in the server, the SDK handler loop in the bench)"
   echo
   echo "\`java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2\`"
