@@ -178,19 +178,22 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
         }
         try {
-            backend.uffdCopyBatch(copyOps, new Userfaultfd.CopyOutcome() {
-                @Override
-                public void copied(int index, long bytes) {
-                    int slot = at[index];
-                    results[slot] = HandleSession.copied(items.get(slot - base), bytes);
-                }
+            // when every item failed its checks, nothing goes to the backend (one by one would not call it either)
+            if (!copyOps.isEmpty()) {
+                backend.uffdCopyBatch(copyOps, new Userfaultfd.CopyOutcome() {
+                    @Override
+                    public void copied(int index, long bytes) {
+                        int slot = at[index];
+                        results[slot] = HandleSession.copied(items.get(slot - base), bytes);
+                    }
 
-                @Override
-                public void failed(int index, LinuxException e) {
-                    int slot = at[index];
-                    results[slot] = HandleSession.failed(items.get(slot - base), e);
-                }
-            });
+                    @Override
+                    public void failed(int index, LinuxException e) {
+                        int slot = at[index];
+                        results[slot] = HandleSession.failed(items.get(slot - base), e);
+                    }
+                });
+            }
         } catch (Throwable t) {
             stop = t;
         }

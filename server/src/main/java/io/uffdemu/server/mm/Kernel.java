@@ -157,6 +157,11 @@ public final class Kernel {
         FramePool.REFUSED.remove();
     }
 
+    /** Whether another thread waits for the kernel lock (a batch under one acquisition lets it in between). */
+    boolean lockWanted() {
+        return lock.hasQueuedThreads();
+    }
+
     void unlock() {
         if (config.checkInvariants()) {
             try {

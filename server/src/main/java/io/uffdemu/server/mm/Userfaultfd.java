@@ -284,7 +284,8 @@ public final class Userfaultfd {
      * itself. Its result goes to {@code outcome} before the next op starts, so {@link Kernel#lastChargeRefusal}
      * is still the op's own then. An exception other than {@link LinuxException} stops the batch: the ops after
      * it do not run. A long batch lets go of the lock every {@link #COPY_BATCH_OPS} ops or
-     * {@link #COPY_BATCH_BYTES} bytes, so faulting threads and other callers are not held off for long.
+     * {@link #COPY_BATCH_BYTES} bytes and yields when another thread waits for it, so faulting threads and other
+     * callers get a chance in between (the lock is not fair: a waiter may still lose the race to the next chunk).
      */
     public void copyBatch(List<CopyOp> ops, CopyOutcome outcome) {
         int i = 0;
@@ -308,6 +309,9 @@ public final class Userfaultfd {
                 }
             } finally {
                 k.unlock();
+            }
+            if (i < ops.size() && k.lockWanted()) {
+                Thread.yield();
             }
         }
     }
@@ -751,6 +755,8 @@ public final class Userfaultfd {
             while (f != null) {
                 UserfaultfdCtx.Fault next = f.nextAtAddress;
                 f.nextAtAddress = null;
+                f.prevAtAddress = null;
+                f.lastAtAddress = null;
                 if (f.read) {
                     ctx.waiting.remove(f);
                 } else {

@@ -72,12 +72,13 @@ public final class UserfaultfdCtx {
     void queue(Fault f) {
         pending.add(f);
         Fault first = byAddress.putIfAbsent(f.address, f);
-        if (first != null) {
-            Fault last = first;
-            while (last.nextAtAddress != null) {
-                last = last.nextAtAddress;
-            }
+        if (first == null) {
+            f.lastAtAddress = f;
+        } else { // O(1) however many threads wait on the address (a fault storm on one page)
+            Fault last = first.lastAtAddress;
             last.nextAtAddress = f;
+            f.prevAtAddress = last;
+            first.lastAtAddress = f;
         }
     }
 
@@ -100,21 +101,26 @@ public final class UserfaultfdCtx {
         if (!(f.read ? waiting.remove(f) : pending.remove(f))) {
             return false;
         }
-        Fault first = byAddress.get(f.address);
-        if (first == f) {
-            if (f.nextAtAddress == null) {
+        Fault next = f.nextAtAddress;
+        if (f.prevAtAddress == null) { // the first at its address
+            if (next == null) {
                 byAddress.remove(f.address);
             } else {
-                byAddress.put(f.address, f.nextAtAddress);
+                next.prevAtAddress = null;
+                next.lastAtAddress = f.lastAtAddress;
+                byAddress.put(f.address, next);
             }
         } else {
-            Fault prev = first;
-            while (prev.nextAtAddress != f) {
-                prev = prev.nextAtAddress;
+            f.prevAtAddress.nextAtAddress = next;
+            if (next != null) {
+                next.prevAtAddress = f.prevAtAddress;
+            } else {
+                byAddress.get(f.address).lastAtAddress = f.prevAtAddress;
             }
-            prev.nextAtAddress = f.nextAtAddress;
         }
         f.nextAtAddress = null;
+        f.prevAtAddress = null;
+        f.lastAtAddress = null;
         return true;
     }
 
@@ -122,13 +128,22 @@ public final class UserfaultfdCtx {
     void checkQueues() {
         int indexed = 0;
         for (var e : byAddress.entrySet()) {
+            Fault last = null;
             for (Fault f = e.getValue(); f != null; f = f.nextAtAddress) {
                 indexed++;
+                if (f.prevAtAddress != last) {
+                    throw new IllegalStateException("uffd " + id + ": broken back link at 0x"
+                            + Long.toHexString(e.getKey()));
+                }
+                last = f;
                 if (f.address != e.getKey() || f.ctx != this || !(f.read ? waiting : pending).contains(f)) {
                     throw new IllegalStateException("uffd " + id + ": fault at 0x" + Long.toHexString(f.address)
                             + " indexed at 0x" + Long.toHexString(e.getKey()) + " but not queued as "
                             + (f.read ? "read" : "pending"));
                 }
+            }
+            if (e.getValue().lastAtAddress != last) {
+                throw new IllegalStateException("uffd " + id + ": stale last link at 0x" + Long.toHexString(e.getKey()));
             }
         }
         if (indexed != pending.size() + waiting.size()) {
@@ -147,8 +162,13 @@ public final class UserfaultfdCtx {
         final long queuedNanos = System.nanoTime();
         /** Read by a handler: in {@link #waiting}, not {@link #pending}. Guarded by the kernel lock. */
         boolean read;
-        /** The next fault at the same address in {@link #byAddress}. Guarded by the kernel lock. */
+        /**
+         * The next and previous fault at the same address in {@link #byAddress}, and (on the first one only) the
+         * last. Guarded by the kernel lock.
+         */
         Fault nextAtAddress;
+        Fault prevAtAddress;
+        Fault lastAtAddress;
 
         Fault(UserfaultfdCtx ctx, long address, long flags, int ptid) {
             this.ctx = ctx;

@@ -233,9 +233,9 @@ class UffdWakeIndexTest {
         int u = uffd(0);
         k.uffd.register(pid, u, a, 2 * PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING);
         Blocked first = fault(u, a, a, 30_000);
-        Blocked readThenGone = fault(u, a + 8, a, 300);
+        Blocked readThenGone = fault(u, a + 8, a, 2_000); // read before its deadline, withdrawn after
         Blocked other = fault(u, a + PAGE_SIZE, a + PAGE_SIZE, 30_000);
-        Blocked middle = fault(u, a + 16, a, 300);
+        Blocked middle = fault(u, a + 16, a, 2_000);
         Blocked last = fault(u, a + 24, a, 30_000);
         assertEquals(List.of(a, a), readAddresses(u, 2));
         for (Blocked gone : List.of(readThenGone, middle)) {

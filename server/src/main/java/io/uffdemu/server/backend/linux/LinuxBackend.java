@@ -290,10 +290,11 @@ public final class LinuxBackend implements MemoryBackend {
          */
         volatile boolean hugeBookkeeping;
         /**
-         * Hugetlb ranges a madvise(DONTNEED/REMOVE) is zapping right now, as {start, end}: added under {@link #lock}
-         * after checking no access is in flight there, removed when the call returns (it runs outside the lock: it
-         * may wait for an EVENT_REMOVE to be read). An access checked while one overlaps is refused: its huge page
-         * may vanish between the check and the touch, and the refault may find none (SIGBUS kills the server).
+         * Hugetlb ranges a madvise(DONTNEED/REMOVE) is zapping right now, as {start, end} (see
+         * {@link LinuxBackend#hugetlbZap}): added under {@link #lock} after checking no access is in flight there,
+         * removed when the call returns (it runs outside the lock: it may wait for an EVENT_REMOVE to be read). An
+         * access checked while one overlaps is refused: its huge page may vanish between the check and the touch,
+         * and the refault may find none (SIGBUS kills the server).
          */
         final Set<long[]> hugeZaps = ConcurrentHashMap.newKeySet();
         /** MAP_NORESERVE hugetlb ranges, start to end (guarded by {@link #lock}): their faults may find no page. */
@@ -1569,12 +1570,19 @@ public final class LinuxBackend implements MemoryBackend {
                 Native.madvise(addr, len, advice);
                 return;
             }
-            if ((advice == Linux.MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED || advice == Linux.MADV_REMOVE)
-                    && inWindow(p, addr, len) && hugetlbIn(addr, addr + alignUp(len, PAGE))) {
+            if ((advice == Linux.MADV_DONTNEED || advice == Linux.MADV_DONTNEED_LOCKED
+                    || advice == Linux.MADV_REMOVE) && len > 0 && addr >= p.base && addr < p.end) {
                 long end = addr + alignUp(len, PAGE);
-                checkNoInflight(p, addr, end, "madvise");
-                zap = new long[] {addr, end};
-                p.hugeZaps.add(zap);
+                // what lies above the window is not this process's (guard let a little slack through)
+                zap = hugetlbZap(p, addr, end < addr || end > p.end ? p.end : end, advice == Linux.MADV_REMOVE);
+                if (zap != null) {
+                    if (advice == Linux.MADV_REMOVE) {
+                        checkNoUserInflight(p, "madvise");
+                    } else {
+                        checkNoInflight(p, zap[0], zap[1], "madvise");
+                    }
+                    p.hugeZaps.add(zap);
+                }
             }
         } finally {
             p.lock.unlock();
@@ -1590,22 +1598,58 @@ public final class LinuxBackend implements MemoryBackend {
         }
     }
 
-    /** madvise(2)'s MADV_DONTNEED_LOCKED (Linux 5.18): zaps like DONTNEED, VM_LOCKED pages included. */
-    private static final int MADV_DONTNEED_LOCKED = 24;
-
-    /** Whether a hugetlb VMA overlaps [start, end). Caller holds p.lock. */
-    private boolean hugetlbIn(long start, long end) {
+    /**
+     * The range a madvise(DONTNEED/REMOVE) of [start, end) may take huge pages from whose refault could need a new
+     * huge page (and find none: SIGBUS), or null when it takes none. Whole huge pages: some kernels round a hugetlb
+     * DONTNEED's end up to the huge page size (5.18 to 6.3). A hugetlb VMA registered for MISSING with a uffd that
+     * is not in SIGBUS mode refaults into a userfault, not an allocation: a DONTNEED there needs nothing (the
+     * postcopy "discard while vCPUs fault" pattern). MADV_REMOVE punches a hole in the file, which every mapping
+     * of it sees: the whole window then, as fallocate(PUNCH_HOLE). Caller holds p.lock.
+     */
+    private long[] hugetlbZap(Proc p, long start, long end, boolean remove) {
+        long zs = Long.MAX_VALUE;
+        long ze = Long.MIN_VALUE;
+        Map<Long, Integer> uffdFlags = null;
         for (long pos = start; pos < end;) {
             RVma v = queryVma(pos, false);
             if (v == null || v.start() >= end) {
-                return false;
+                break;
             }
             if (v.hugetlb()) {
-                return true;
+                if (remove) {
+                    return new long[] {p.base, p.end};
+                }
+                if (uffdFlags == null) {
+                    uffdFlags = sigbusUffdRegistered(p) ? Map.of() : uffdFlagsFromSmaps(p);
+                }
+                if ((uffdFlags.getOrDefault(v.start(), 0) & Linux.UFFDIO_REGISTER_MODE_MISSING) == 0) {
+                    zs = Math.min(zs, Math.max(start, v.start()) & -v.pageSize());
+                    ze = Math.max(ze, alignUp(Math.min(end, v.end()), v.pageSize()));
+                }
             }
             pos = v.end();
         }
+        return zs < ze ? new long[] {zs, ze} : null;
+    }
+
+    /** Whether a uffd of the process with UFFD_FEATURE_SIGBUS has a registration (its faults raise SIGBUS). */
+    private static boolean sigbusUffdRegistered(Proc p) {
+        synchronized (p.fds) {
+            for (FdEntry e : p.fds.values()) {
+                if (e.kind == Kind.UFFD && e.registered && (e.features & Linux.UFFD_FEATURE_SIGBUS) != 0) {
+                    return true;
+                }
+            }
+        }
         return false;
+    }
+
+    /** Caller holds p.lock: refuses while any USER access of the process is in flight. */
+    private static void checkNoUserInflight(Proc p, String call) {
+        if (p.inflight.stream().anyMatch(f -> f.user)) {
+            throw new LinuxException(Errno.ENOSYS, call, 0, "an access is in flight: a hugetlb hole punched under "
+                    + "it may leave its refault without a huge page (SIGBUS kills the server)");
+        }
     }
 
     // ------------------------------------------------------------------ files
@@ -1659,10 +1703,8 @@ public final class LinuxBackend implements MemoryBackend {
         FdEntry e = fd(p, fd, "fallocate");
         p.lock.lock();
         try {
-            if (e.hugePageSize > 0 && (mode & Linux.FALLOC_FL_PUNCH_HOLE) != 0
-                    && p.inflight.stream().anyMatch(f -> f.user)) {
-                throw new LinuxException(Errno.ENOSYS, "fallocate", 0, "an access is in flight: a hugetlb hole "
-                        + "punched under it may leave its refault without a huge page (SIGBUS kills the server)");
+            if (e.hugePageSize > 0 && (mode & Linux.FALLOC_FL_PUNCH_HOLE) != 0) {
+                checkNoUserInflight(p, "fallocate");
             }
             fileSizeChanging();
             try {

@@ -349,7 +349,8 @@ class LinuxBackendTest {
      * madvise(MADV_DONTNEED) on hugetlb runs outside the process lock (it may wait for its EVENT_REMOVE to be read),
      * so an access checked while the page was present could touch it after the zap; with no free huge page the
      * refault raises SIGBUS in the server. While such a zap is running, accesses to its range are refused, and a zap
-     * over an access already blocked there is refused too.
+     * over an access already blocked there is refused too. A range registered for MISSING refaults into a userfault,
+     * not an allocation: a zap there goes through (postcopy's discard while vCPUs fault).
      */
     @Test
     void aHugetlbZapRefusesAccessesToItsRangeWhileItRuns() throws Exception {
@@ -363,8 +364,9 @@ class LinuxBackendTest {
             long other = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
             assertThat(b.access(pid, a, 1, true, new byte[] {5}, AccessMode.USER, deadline(5000)).succeeded())
                     .isTrue();
-            int fd = uffd(Linux.UFFD_FEATURE_EVENT_REMOVE);
-            b.uffdRegister(pid, fd, a, hp, Linux.UFFDIO_REGISTER_MODE_MISSING);
+            // WP registration: EVENT_REMOVE applies, and a refault after the zap allocates a huge page
+            int fd = uffd(Linux.UFFD_FEATURE_EVENT_REMOVE | Linux.UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+            b.uffdRegister(pid, fd, a, hp, Linux.UFFDIO_REGISTER_MODE_WP);
 
             // the zap waits for its EVENT_REMOVE to be read: meanwhile the huge page is still present
             Future<?> zap = threads.submit(() -> {
@@ -375,7 +377,7 @@ class LinuxBackendTest {
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (refused == null && System.nanoTime() < end) {
                 try {
-                    b.access(pid, a + 8, 1, false, null, AccessMode.USER, deadline(5000));
+                    b.access(pid, a + hp - 8, 1, false, null, AccessMode.USER, deadline(5000));
                     Thread.sleep(2);
                 } catch (LinuxException e) {
                     refused = e;
@@ -388,13 +390,17 @@ class LinuxBackendTest {
             assertThat(b.access(pid, other, 1, true, new byte[] {1}, AccessMode.USER, deadline(5000)).succeeded())
                     .isTrue();
             List<UffdMsg> msgs = b.uffdRead(pid, fd, 4, deadline(10_000));
-            assertThat(msgs).containsExactly(new UffdMsg.Remove(msgs.get(0).seq(), a, a + hp));
+            assertThat(msgs).hasSize(1).first().isInstanceOf(UffdMsg.Remove.class);
             zap.get(10, TimeUnit.SECONDS);
 
-            // after it: the page is gone, a read is a MISSING userfault again
-            Future<AccessResult> read = accessAsync(a + 8, 1, false, null);
-            assertThat(onePagefault(fd).address()).isEqualTo(a);
-            // a zap over that blocked access is refused (its refault could find no huge page)
+            // after it: the huge page is gone and a read gets a fresh zeroed one
+            assertThat(b.access(pid, a + 8, 1, false, null, AccessMode.USER, deadline(5000)).data())
+                    .containsExactly(0);
+            // a zap over an access blocked there (a write to a write-protected page) is refused: its refault
+            // could find no huge page
+            b.uffdWriteprotect(pid, fd, a, hp, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
+            Future<AccessResult> write = accessAsync(a + 8, 1, true, new byte[] {9});
+            assertThat(onePagefault(fd).address()).isEqualTo(a + 8 & -hp);
             // (on a thread of its own: a zap let through would wait for its EVENT_REMOVE to be read)
             Future<?> second = threads.submit(() -> {
                 b.madvise(pid, a, hp, Linux.MADV_DONTNEED);
@@ -405,9 +411,20 @@ class LinuxBackendTest {
                         assertThat(e.errno()).isEqualTo(Errno.ENOSYS);
                         assertThat(e.call()).isEqualTo("madvise");
                     });
-            assertThat(b.uffdCopy(pid, fd, a, filled((int) hp, 3), 0)).isEqualTo(hp);
-            assertThat(read.get(10, TimeUnit.SECONDS).data()).containsExactly(3);
+            b.uffdWriteprotect(pid, fd, a, hp, 0);
+            assertThat(write.get(10, TimeUnit.SECONDS).succeeded()).isTrue();
             b.munmap(pid, a, hp);
+
+            // MISSING-registered: the refault is a userfault, so a zap over a blocked access goes through
+            int fd2 = uffd(0);
+            long m = b.mmap(pid, 0, hp, RW, ANON | Linux.MAP_HUGETLB, -1, 0);
+            b.uffdRegister(pid, fd2, m, hp, Linux.UFFDIO_REGISTER_MODE_MISSING);
+            Future<AccessResult> read = accessAsync(m + 8, 1, false, null);
+            assertThat(onePagefault(fd2).address()).isEqualTo(m);
+            b.madvise(pid, m, hp, Linux.MADV_DONTNEED);
+            assertThat(b.uffdCopy(pid, fd2, m, filled((int) hp, 3), 0)).isEqualTo(hp);
+            assertThat(read.get(10, TimeUnit.SECONDS).data()).containsExactly(3);
+            b.munmap(pid, m, hp);
         } finally {
             b.close();
             b.setSysctl("vm/nr_hugepages", old);
