@@ -737,16 +737,23 @@ public final class Userfaultfd {
     }
 
     /**
-     * wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). Costs the
-     * faults woken (plus a lookup in the ctx's address index), not the faults queued.
+     * wake_userfault(): wakes pending and read faults whose message address is in [start, start+len). With many
+     * faults queued it costs the faults woken (plus a lookup in the ctx's address index), not the faults queued;
+     * with few ({@link UserfaultfdCtx#INDEX_AT}) a scan of them, which is cheaper than keeping the index.
      */
     void wakeRangeLocked(UserfaultfdCtx ctx, long start, long len) {
-        if (len <= 0 || ctx.byAddress.isEmpty()) {
+        if (len <= 0 || ctx.pending.size() + ctx.waiting.size() == 0) {
             return;
         }
         long end = start + len;
         if (end <= start) {
             return; // start + len overflowed: no address is in [start, end)
+        }
+        if (ctx.byAddress == null) {
+            // few faults queued: a scan of the two queues (pending first, then read: the kernel's two wait queues)
+            wakeScan(ctx, ctx.pending, start, end);
+            wakeScan(ctx, ctx.waiting, start, end);
+            return;
         }
         var it = ctx.byAddress.subMap(start, end).values().iterator();
         while (it.hasNext()) {
@@ -757,18 +764,33 @@ public final class Userfaultfd {
                 f.nextAtAddress = null;
                 f.prevAtAddress = null;
                 f.lastAtAddress = null;
-                if (f.read) {
-                    ctx.waiting.remove(f);
-                } else {
-                    ctx.pending.remove(f);
-                    k.faultsPending--;
-                }
-                k.threadsBlocked--;
-                k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
-                f.woken.countDown();
+                ctx.dequeue(f);
+                woken(f);
                 f = next;
             }
         }
+        ctx.dropIndexIfEmpty();
+    }
+
+    private void wakeScan(UserfaultfdCtx ctx, UserfaultfdCtx.FaultQueue q, long start, long end) {
+        for (UserfaultfdCtx.Fault f = q.head; f != null;) {
+            UserfaultfdCtx.Fault next = f.qNext;
+            if (f.address >= start && f.address < end) {
+                ctx.dequeue(f);
+                woken(f);
+            }
+            f = next;
+        }
+    }
+
+    /** A fault just taken off its queue: counted out and its thread released. */
+    private void woken(UserfaultfdCtx.Fault f) {
+        if (!f.read) {
+            k.faultsPending--;
+        }
+        k.threadsBlocked--;
+        k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
+        f.woken.countDown();
     }
 
     /** Wakes every fault and every event waiter of the ctx. */

@@ -1,7 +1,6 @@
 package io.uffdemu.server.mm;
 
 import java.util.ArrayDeque;
-import java.util.LinkedHashSet;
 import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.locks.Condition;
@@ -11,9 +10,11 @@ import java.util.concurrent.locks.Condition;
  * kernel lock.
  *
  * <p>{@link #pending} holds faults not yet read (POLLIN), in arrival order, {@link #waiting} faults read but not
- * woken; a wake covers both. {@link #byAddress} indexes the faults of both by message address, so a wake of a
+ * woken; a wake covers both. Both are intrusive lists (no allocation per fault, O(1) removal of a woken one). With
+ * more than {@link #INDEX_AT} faults queued, {@link #byAddress} indexes them by message address, so a wake of a
  * range touches only the faults it wakes (a COPY of one page among many blocked faults: docs/benchmarks.md
- * item 11); the three change together, through {@link #queue}, {@link #readNext} and {@link #unlink}.
+ * item 11); with fewer, a wake scans the two lists, which is cheaper than keeping the index. They change together,
+ * through {@link #queue}, {@link #readNext}, {@link #unlink} and {@link #dequeue}.
  * {@link #events} holds unread non-cooperative events; each blocks the thread that raised it
  * until read. {@link #mmapChanging} is above zero while an event is in flight: the filling ioctls then fail
  * with EAGAIN.
@@ -28,14 +29,17 @@ public final class UserfaultfdCtx {
     boolean released;
     int mmapChanging;
     long seq;
-    /** Unread faults in arrival order (what read(2) returns first); O(1) removal of a woken one. */
-    final LinkedHashSet<Fault> pending = new LinkedHashSet<>();
-    final LinkedHashSet<Fault> waiting = new LinkedHashSet<>();
+    /** Unread faults in arrival order (what read(2) returns first). */
+    final FaultQueue pending = new FaultQueue();
+    /** Faults read by a handler and not woken yet. */
+    final FaultQueue waiting = new FaultQueue();
     /**
-     * The faults of {@link #pending} and {@link #waiting} by message address; faults at one address are chained
-     * through {@link Fault#nextAtAddress} in arrival order.
+     * The faults of {@link #pending} and {@link #waiting} by message address, or null while few are queued (see
+     * {@link #INDEX_AT}); faults at one address are chained through {@link Fault#nextAtAddress} in arrival order.
      */
-    final TreeMap<Long, Fault> byAddress = new TreeMap<>();
+    TreeMap<Long, Fault> byAddress;
+    /** Queued faults above which wakes use {@link #byAddress} (built then, dropped when the queues empty). */
+    static final int INDEX_AT = 32;
     final ArrayDeque<Event> events = new ArrayDeque<>();
     final Condition readable;
     /** Total faults queued on this ctx (fdinfo "total:"). */
@@ -70,7 +74,22 @@ public final class UserfaultfdCtx {
 
     /** handle_userfault() queued {@code f}: it is pending until read or woken. */
     void queue(Fault f) {
+        f.queued = true;
         pending.add(f);
+        if (byAddress != null) {
+            indexAdd(f);
+        } else if (pending.size + waiting.size > INDEX_AT) {
+            byAddress = new TreeMap<>();
+            for (Fault g = waiting.head; g != null; g = g.qNext) { // read ones arrived before any unread one
+                indexAdd(g);
+            }
+            for (Fault g = pending.head; g != null; g = g.qNext) {
+                indexAdd(g);
+            }
+        }
+    }
+
+    private void indexAdd(Fault f) {
         Fault first = byAddress.putIfAbsent(f.address, f);
         if (first == null) {
             f.lastAtAddress = f;
@@ -98,34 +117,59 @@ public final class UserfaultfdCtx {
      * it is not queued any more (already woken).
      */
     boolean unlink(Fault f) {
-        if (!(f.read ? waiting.remove(f) : pending.remove(f))) {
+        if (!f.queued) {
             return false;
         }
-        Fault next = f.nextAtAddress;
-        if (f.prevAtAddress == null) { // the first at its address
-            if (next == null) {
-                byAddress.remove(f.address);
+        dequeue(f);
+        if (byAddress != null) {
+            Fault next = f.nextAtAddress;
+            if (f.prevAtAddress == null) { // the first at its address
+                if (next == null) {
+                    byAddress.remove(f.address);
+                } else {
+                    next.prevAtAddress = null;
+                    next.lastAtAddress = f.lastAtAddress;
+                    byAddress.put(f.address, next);
+                }
             } else {
-                next.prevAtAddress = null;
-                next.lastAtAddress = f.lastAtAddress;
-                byAddress.put(f.address, next);
+                f.prevAtAddress.nextAtAddress = next;
+                if (next != null) {
+                    next.prevAtAddress = f.prevAtAddress;
+                } else {
+                    byAddress.get(f.address).lastAtAddress = f.prevAtAddress;
+                }
             }
-        } else {
-            f.prevAtAddress.nextAtAddress = next;
-            if (next != null) {
-                next.prevAtAddress = f.prevAtAddress;
-            } else {
-                byAddress.get(f.address).lastAtAddress = f.prevAtAddress;
-            }
+            f.nextAtAddress = null;
+            f.prevAtAddress = null;
+            f.lastAtAddress = null;
+            dropIndexIfEmpty();
         }
-        f.nextAtAddress = null;
-        f.prevAtAddress = null;
-        f.lastAtAddress = null;
         return true;
     }
 
-    /** Debug ({@link InvariantChecker}): the address index holds exactly the faults of the two queues. */
+    /**
+     * Takes {@code f} off its queue (not the index: a wake through the index removes the index entry itself, a
+     * wake by scan has no index). Caller then wakes it.
+     */
+    void dequeue(Fault f) {
+        (f.read ? waiting : pending).remove(f);
+        f.queued = false;
+    }
+
+    /** Drops the index once nothing is queued: the next faults start with the cheap scan again. */
+    void dropIndexIfEmpty() {
+        if (pending.size + waiting.size == 0) {
+            byAddress = null;
+        }
+    }
+
+    /** Debug ({@link InvariantChecker}): the queues are well linked and the address index holds exactly their faults. */
     void checkQueues() {
+        pending.check(this, false);
+        waiting.check(this, true);
+        if (byAddress == null) {
+            return;
+        }
         int indexed = 0;
         for (var e : byAddress.entrySet()) {
             Fault last = null;
@@ -136,19 +180,84 @@ public final class UserfaultfdCtx {
                             + Long.toHexString(e.getKey()));
                 }
                 last = f;
-                if (f.address != e.getKey() || f.ctx != this || !(f.read ? waiting : pending).contains(f)) {
+                if (f.address != e.getKey() || f.ctx != this || !f.queued) {
                     throw new IllegalStateException("uffd " + id + ": fault at 0x" + Long.toHexString(f.address)
-                            + " indexed at 0x" + Long.toHexString(e.getKey()) + " but not queued as "
-                            + (f.read ? "read" : "pending"));
+                            + " indexed at 0x" + Long.toHexString(e.getKey()) + " but not queued");
                 }
             }
             if (e.getValue().lastAtAddress != last) {
                 throw new IllegalStateException("uffd " + id + ": stale last link at 0x" + Long.toHexString(e.getKey()));
             }
         }
-        if (indexed != pending.size() + waiting.size()) {
-            throw new IllegalStateException("uffd " + id + ": " + indexed + " faults indexed, " + pending.size()
-                    + " pending + " + waiting.size() + " read queued");
+        if (indexed != pending.size + waiting.size) {
+            throw new IllegalStateException("uffd " + id + ": " + indexed + " faults indexed, " + pending.size
+                    + " pending + " + waiting.size + " read queued");
+        }
+    }
+
+    /** An intrusive FIFO of faults: O(1) append, removal and size, no allocation per fault. Kernel lock. */
+    static final class FaultQueue {
+        Fault head;
+        Fault tail;
+        int size;
+
+        void add(Fault f) {
+            f.qPrev = tail;
+            f.qNext = null;
+            if (tail == null) {
+                head = f;
+            } else {
+                tail.qNext = f;
+            }
+            tail = f;
+            size++;
+        }
+
+        void remove(Fault f) {
+            if (f.qPrev == null) {
+                head = f.qNext;
+            } else {
+                f.qPrev.qNext = f.qNext;
+            }
+            if (f.qNext == null) {
+                tail = f.qPrev;
+            } else {
+                f.qNext.qPrev = f.qPrev;
+            }
+            f.qPrev = null;
+            f.qNext = null;
+            size--;
+        }
+
+        Fault removeFirst() {
+            Fault f = head;
+            remove(f);
+            return f;
+        }
+
+        boolean isEmpty() {
+            return size == 0;
+        }
+
+        int size() {
+            return size;
+        }
+
+        private void check(UserfaultfdCtx ctx, boolean read) {
+            int n = 0;
+            Fault prev = null;
+            for (Fault f = head; f != null; f = f.qNext) {
+                if (f.qPrev != prev || f.read != read || !f.queued || f.ctx != ctx) {
+                    throw new IllegalStateException("uffd " + ctx.id + ": " + (read ? "read" : "pending")
+                            + " queue broken at 0x" + Long.toHexString(f.address));
+                }
+                prev = f;
+                n++;
+            }
+            if (prev != tail || n != size) {
+                throw new IllegalStateException("uffd " + ctx.id + ": " + (read ? "read" : "pending") + " queue holds "
+                        + n + " faults, size says " + size);
+            }
         }
     }
 
@@ -162,6 +271,11 @@ public final class UserfaultfdCtx {
         final long queuedNanos = System.nanoTime();
         /** Read by a handler: in {@link #waiting}, not {@link #pending}. Guarded by the kernel lock. */
         boolean read;
+        /** In {@link #pending} or {@link #waiting} (not woken, not withdrawn). Guarded by the kernel lock. */
+        boolean queued;
+        /** Links of the queue the fault is in. Guarded by the kernel lock. */
+        Fault qPrev;
+        Fault qNext;
         /**
          * The next and previous fault at the same address in {@link #byAddress}, and (on the first one only) the
          * last. Guarded by the kernel lock.
