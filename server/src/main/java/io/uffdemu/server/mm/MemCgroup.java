@@ -302,18 +302,26 @@ public final class MemCgroup {
         return n;
     }
 
+    /** Userfaults queued and not read, in this memcg and its descendants (checked per fault: no copies). */
     public long pendingFaults() {
         long n = 0;
-        for (UserfaultfdCtx c : allUffds()) {
+        for (UserfaultfdCtx c : uffds) {
             n += c.pending.size();
+        }
+        for (MemCgroup ch : children) {
+            n += ch.pendingFaults();
         }
         return n;
     }
 
+    /** Threads parked in a userfault, read or not, in this memcg and its descendants (checked per fault). */
     public long blockedThreads() {
         long n = 0;
-        for (UserfaultfdCtx c : allUffds()) {
+        for (UserfaultfdCtx c : uffds) {
             n += c.pending.size() + c.waiting.size();
+        }
+        for (MemCgroup ch : children) {
+            n += ch.blockedThreads();
         }
         return n;
     }

@@ -29,6 +29,8 @@ class InstrumentedBackendTest {
     private static final class Recorder {
         final List<Method> methods = new ArrayList<>();
         final List<Object[]> args = new ArrayList<>();
+        /** What each call returned (a value the wrapper must hand back unchanged). */
+        final List<Object> returned = new ArrayList<>();
         RuntimeException toThrow;
 
         MemoryBackend backend() {
@@ -46,7 +48,9 @@ class InstrumentedBackendTest {
                         if (toThrow != null) {
                             throw toThrow;
                         }
-                        return zero(method.getReturnType());
+                        Object r = distinct(method.getReturnType(), methods.size());
+                        returned.add(r);
+                        return r;
                     });
         }
     }
@@ -94,6 +98,12 @@ class InstrumentedBackendTest {
                 assertThat(rec.args.get(0)[1]).isInstanceOf(Userfaultfd.CopyOutcome.class);
             } else {
                 assertThat(rec.args.get(0)).as(m.toString()).containsExactly(args);
+            }
+            Object r = m.invoke(b, args);
+            if (m.getReturnType().isPrimitive()) {
+                assertThat(r).as("what %s returned", m).isEqualTo(rec.returned.getLast());
+            } else {
+                assertThat(r).as("what %s returned", m).isSameAs(rec.returned.getLast());
             }
         }
     }
@@ -248,6 +258,32 @@ class InstrumentedBackendTest {
             }
         }
         return out;
+    }
+
+    /**
+     * A return value a delegate could not invent: a number of its own per call, {@code true}, a fresh instance of an
+     * interface type (List, Map, ...), or null for the record types (their constructors are not generic).
+     */
+    private static Object distinct(Class<?> t, int call) {
+        if (t == long.class) {
+            return 0x5eed_0000L + call;
+        }
+        if (t == int.class) {
+            return 0x5eed + call;
+        }
+        if (t == boolean.class) {
+            return true;
+        }
+        if (t.isInterface()) {
+            return Proxy.newProxyInstance(t.getClassLoader() == null ? InstrumentedBackendTest.class.getClassLoader()
+                    : t.getClassLoader(), new Class<?>[] {t}, (proxy, method, a) -> switch (method.getName()) {
+                        case "hashCode" -> System.identityHashCode(proxy);
+                        case "equals" -> proxy == a[0];
+                        case "toString" -> "distinct " + t.getSimpleName() + " #" + call;
+                        default -> throw new UnsupportedOperationException(method.getName());
+                    });
+        }
+        return zero(t);
     }
 
     private static Object zero(Class<?> t) {
