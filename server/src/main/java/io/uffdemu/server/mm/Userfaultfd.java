@@ -761,9 +761,7 @@ public final class Userfaultfd {
             it.remove();
             while (f != null) {
                 UserfaultfdCtx.Fault next = f.nextAtAddress;
-                f.nextAtAddress = null;
-                f.prevAtAddress = null;
-                f.lastAtAddress = null;
+                f.clearIndexLinks();
                 ctx.dequeue(f);
                 woken(f);
                 f = next;

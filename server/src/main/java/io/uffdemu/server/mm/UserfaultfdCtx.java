@@ -139,9 +139,7 @@ public final class UserfaultfdCtx {
                     byAddress.get(f.address).lastAtAddress = f.prevAtAddress;
                 }
             }
-            f.nextAtAddress = null;
-            f.prevAtAddress = null;
-            f.lastAtAddress = null;
+            f.clearIndexLinks();
             dropIndexIfEmpty();
         }
         return true;
@@ -283,6 +281,13 @@ public final class UserfaultfdCtx {
         Fault nextAtAddress;
         Fault prevAtAddress;
         Fault lastAtAddress;
+
+        /** The fault has left {@link #byAddress}. */
+        void clearIndexLinks() {
+            nextAtAddress = null;
+            prevAtAddress = null;
+            lastAtAddress = null;
+        }
 
         Fault(UserfaultfdCtx ctx, long address, long flags, int ptid) {
             this.ctx = ctx;

@@ -1012,19 +1012,9 @@ public final class LinuxBackend implements MemoryBackend {
      * memory. Throws ENOSYS where the outcome cannot be predicted safely. Caller holds p.lock.
      */
     private Stop precheck(Proc p, long addr, long end, boolean write) {
-        boolean sigbusUffd = false;
-        boolean plainUffd = false;
-        synchronized (p.fds) {
-            for (FdEntry e : p.fds.values()) {
-                if (e.kind == Kind.UFFD && e.registered) {
-                    if ((e.features & Linux.UFFD_FEATURE_SIGBUS) != 0) {
-                        sigbusUffd = true;
-                    } else {
-                        plainUffd = true;
-                    }
-                }
-            }
-        }
+        int kinds = registeredUffdKinds(p);
+        boolean sigbusUffd = (kinds & SIGBUS_UFFD) != 0;
+        boolean plainUffd = (kinds & PLAIN_UFFD) != 0;
         Map<Long, Integer> uffdFlags = sigbusUffd ? uffdFlagsFromSmaps(p) : Map.of();
         long pos = addr;
         do {
@@ -1577,7 +1567,7 @@ public final class LinuxBackend implements MemoryBackend {
                 zap = hugetlbZap(p, addr, end < addr || end > p.end ? p.end : end, advice == Linux.MADV_REMOVE);
                 if (zap != null) {
                     if (advice == Linux.MADV_REMOVE) {
-                        checkNoUserInflight(p, "madvise");
+                        checkNoUserInflight(p, "madvise", HUGETLB_HOLE);
                     } else {
                         checkNoInflight(p, zap[0], zap[1], "madvise");
                     }
@@ -1620,7 +1610,7 @@ public final class LinuxBackend implements MemoryBackend {
                     return new long[] {p.base, p.end};
                 }
                 if (uffdFlags == null) {
-                    uffdFlags = sigbusUffdRegistered(p) ? Map.of() : uffdFlagsFromSmaps(p);
+                    uffdFlags = (registeredUffdKinds(p) & SIGBUS_UFFD) != 0 ? Map.of() : uffdFlagsFromSmaps(p);
                 }
                 if ((uffdFlags.getOrDefault(v.start(), 0) & Linux.UFFDIO_REGISTER_MODE_MISSING) == 0) {
                     zs = Math.min(zs, Math.max(start, v.start()) & -v.pageSize());
@@ -1632,23 +1622,34 @@ public final class LinuxBackend implements MemoryBackend {
         return zs < ze ? new long[] {zs, ze} : null;
     }
 
-    /** Whether a uffd of the process with UFFD_FEATURE_SIGBUS has a registration (its faults raise SIGBUS). */
-    private static boolean sigbusUffdRegistered(Proc p) {
+    /** {@link #registeredUffdKinds}: a uffd with UFFD_FEATURE_SIGBUS (its faults raise SIGBUS), one without. */
+    private static final int SIGBUS_UFFD = 1;
+    private static final int PLAIN_UFFD = 2;
+
+    /** Which kinds of uffd ({@link #SIGBUS_UFFD}, {@link #PLAIN_UFFD}) of the process have a registration. */
+    private static int registeredUffdKinds(Proc p) {
+        int kinds = 0;
         synchronized (p.fds) {
             for (FdEntry e : p.fds.values()) {
-                if (e.kind == Kind.UFFD && e.registered && (e.features & Linux.UFFD_FEATURE_SIGBUS) != 0) {
-                    return true;
+                if (e.kind == Kind.UFFD && e.registered) {
+                    kinds |= (e.features & Linux.UFFD_FEATURE_SIGBUS) != 0 ? SIGBUS_UFFD : PLAIN_UFFD;
                 }
             }
         }
-        return false;
+        return kinds;
     }
 
-    /** Caller holds p.lock: refuses while any USER access of the process is in flight. */
-    private static void checkNoUserInflight(Proc p, String call) {
+    /** Why a hole punched in a hugetlb file waits for no access (fallocate(PUNCH_HOLE), MADV_REMOVE). */
+    private static final String HUGETLB_HOLE = "a hugetlb hole punched under it may leave its refault without a "
+            + "huge page (SIGBUS kills the server)";
+
+    /**
+     * Caller holds p.lock: refuses while any USER access of the process is in flight (unlike
+     * {@link #checkNoInflight}, anywhere: the change is the file's, seen by every mapping of it).
+     */
+    private static void checkNoUserInflight(Proc p, String call, String why) {
         if (p.inflight.stream().anyMatch(f -> f.user)) {
-            throw new LinuxException(Errno.ENOSYS, call, 0, "an access is in flight: a hugetlb hole punched under "
-                    + "it may leave its refault without a huge page (SIGBUS kills the server)");
+            throw new LinuxException(Errno.ENOSYS, call, 0, "an access is in flight: " + why);
         }
     }
 
@@ -1679,9 +1680,9 @@ public final class LinuxBackend implements MemoryBackend {
         // Lock order everywhere: p.lock before an fd's lock.
         p.lock.lock();
         try {
-            if (length < size && p.inflight.stream().anyMatch(f -> f.user)) {
-                throw new LinuxException(Errno.ENOSYS, "ftruncate", 0, "an access is in flight: shrinking "
-                        + "the file could raise SIGBUS in it, which would kill the server");
+            if (length < size) {
+                checkNoUserInflight(p, "ftruncate", "shrinking the file could raise SIGBUS in it, which would "
+                        + "kill the server");
             }
             fileSizeChanging();
             try {
@@ -1704,7 +1705,7 @@ public final class LinuxBackend implements MemoryBackend {
         p.lock.lock();
         try {
             if (e.hugePageSize > 0 && (mode & Linux.FALLOC_FL_PUNCH_HOLE) != 0) {
-                checkNoUserInflight(p, "fallocate");
+                checkNoUserInflight(p, "fallocate", HUGETLB_HOLE);
             }
             fileSizeChanging();
             try {
