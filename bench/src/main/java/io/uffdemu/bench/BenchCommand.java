@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "uffdemu-bench", mixinStandardHelpOptions = true,
         subcommands = {BenchCommand.RoundTrip.class, BenchCommand.Remote.class, BenchCommand.Curve.class, BenchCommand.Bulk.class,
-                BenchCommand.Scale.class},
+                BenchCommand.Scale.class, BenchCommand.Transport.class},
         description = "Benchmarks of uffdemu against the real kernel's userfaultfd on this machine.")
 public final class BenchCommand implements Runnable {
     public static void main(String[] args) {
@@ -329,6 +329,69 @@ public final class BenchCommand implements Runnable {
             EmulatedBulk.scale(resident, processes, blocked).forEach((n, v) -> lines.add("| " + n + " | " + fmt(v)
                     + " |"));
             lines.forEach(System.out::println);
+            return 0;
+        }
+    }
+
+    @Command(name = "transport", description = "The remote round trip's transport floor: gRPC, protobuf and loopback "
+            + "TCP alone carrying one remote fault's messages (a pagefault message out, a 4 KiB COPY in, its result "
+            + "out) between two JVMs, with no emulation; CPU per fault of both processes, and the faults/s that CPU "
+            + "allows on this machine's cores next to the kernel yardstick's 64-thread figure.")
+    static final class Transport implements Callable<Integer> {
+        @Option(names = "--batches", defaultValue = "1,8,16,64", split = ",",
+                description = "messages per batch (both directions)")
+        List<Integer> batches;
+        @Option(names = "--inflight", defaultValue = "64", description = "faults kept outstanding (faulting threads)")
+        int inflight;
+        @Option(names = "--items", defaultValue = "400000", description = "faults per point (default ${DEFAULT-VALUE})")
+        long items;
+        @Option(names = "--rounds", defaultValue = "3", description = "rounds per point; the best is reported")
+        int rounds;
+        @Option(names = "--pages", defaultValue = "40000", description = "pages of the kernel yardstick's run")
+        long pages;
+        @Option(names = "--skip-kernel", description = "no kernel yardstick (machines without userfaultfd)")
+        boolean skipKernel;
+        @Option(names = "--direct", defaultValue = "none", description = "which side runs its stream callbacks on "
+                + "the transport's event loop (gRPC directExecutor) instead of the executors the uffdemu server and SDK "
+                + "use: none, client, server or both (default ${DEFAULT-VALUE})")
+        String direct;
+
+        @Override
+        public Integer call() throws Exception {
+            if (!List.of("none", "client", "server", "both").contains(direct)) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--direct must be none, client, server or both, not " + direct);
+            }
+            KernelYardstick kernel = new KernelYardstick();
+            int cores = Runtime.getRuntime().availableProcessors();
+            try (TransportFloor.Peer peer = new TransportFloor.Peer(
+                    direct.equals("server") || direct.equals("both"), direct.equals("client") || direct.equals("both"))) {
+                for (int b : batches) {
+                    peer.run(Math.min(items, 100_000), inflight, b); // warm-up: JIT both sides
+                }
+                Map<String, Double> k = skipKernel ? Map.of() : kernel.bestRoundTrip(pages, Math.min(inflight, 256), 2);
+                Double kf = k.get("anon-missing");
+                System.out.println("| messages per batch | faults in flight | faults/s | CPU us/fault, both | client "
+                        + "| server | faults/s the CPU allows on " + cores + " cores | kernel faults/s (anon-missing, "
+                        + Math.min(inflight, 256) + " threads) | allowed/kernel |");
+                System.out.println("|---|---|---|---|---|---|---|---|---|");
+                for (int b : batches) {
+                    TransportFloor.Result best = null;
+                    for (int r = 0; r < rounds; r++) {
+                        TransportFloor.Result x = peer.run(items, inflight, b);
+                        best = best == null || x.cpuMicros() < best.cpuMicros() ? x : best;
+                    }
+                    double allowed = cores * 1e6 / best.cpuMicros();
+                    System.out.printf("| %d | %d | %s | %.2f | %.2f | %.2f | %s | %s | %s |%n", b, inflight,
+                            fmt(best.itemsPerSecond()), best.cpuMicros(), best.clientCpuMicros(),
+                            best.serverCpuMicros(), fmt(allowed), kf == null ? "n/a" : fmt(kf),
+                            kf == null ? "n/a" : String.format("%.2f", allowed / kf));
+                }
+            }
+            if (kernel.unavailableReason() != null) {
+                System.out.println();
+                System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
+            }
             return 0;
         }
     }
