@@ -148,6 +148,16 @@ public interface MemoryBackend extends AutoCloseable {
 
     long uffdMove(int pid, int fd, long dst, long src, long len, long mode);
 
+    /**
+     * Whether a resolution (uffdCopy, uffdCopyBatch, uffdZeropage, uffdContinue, uffdWriteprotect, uffdWake,
+     * uffdPoison, uffdMove) may wait without bound, e.g. on a lock that a call waiting for its uffd event to be read
+     * holds. When false, a Handle stream runs resolutions on the call's own thread; when true, on a thread of its
+     * own, so that the stream's cancellation is not stuck behind them. Not a call: answers without touching state.
+     */
+    default boolean resolutionsMayBlock() {
+        return true;
+    }
+
     /** read(2) of up to {@code max} messages; empty when none arrived before the deadline (0 = don't wait). */
     List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException;
 

@@ -566,6 +566,16 @@ public final class LinuxBackend implements MemoryBackend {
         return probeStatus();
     }
 
+    /**
+     * Yes: UFFDIO_POISON, and a UFFDIO_COPY once the process has hugetlb bookkeeping, take {@code p.lock}, which
+     * munmap and mremap hold across the syscall, and the kernel makes those wait until their EVENT_UNMAP/REMAP is
+     * read. The ioctls themselves do not wait (mmap_changing gives EAGAIN).
+     */
+    @Override
+    public boolean resolutionsMayBlock() {
+        return true;
+    }
+
     /** The status without constructing a backend (the constructor throws when the kernel is unavailable). */
     public static BackendStatus probeStatus() {
         return new BackendStatus("linux", LinuxAvailability.isAvailable(), LinuxAvailability.reason(),
