@@ -39,6 +39,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * cancel or an error of the stream is still delivered at once and ends the reader and orphans the uffd, instead
  * of waiting behind a resolution that waits for that very reader.
  *
+ * <p>Inbound flow control is manual: gRPC's automatic mode asks the transport for one more message after each
+ * one, which wakes the Netty event loop every message. Here at most {@link #INBOUND_WINDOW} messages are asked
+ * for and not yet processed (a message is processed when its onNext returns: its resolutions ran, or were queued
+ * on {@code ops}, as with automatic flow control), and more are asked for {@link #INBOUND_REFILL} at a time.
+ *
  * <p>Batching (issue 9): with {@code HandleAttach.max_batch > 1} each HandleResponse carries up to that many of
  * the messages one read(2) returned ({@code msgs}); a {@code HandleRequest.batch} of resolutions runs in order
  * and is answered by one {@code results}. Neither side waits to fill a batch. Consecutive COPYs of a batch go to
@@ -61,6 +66,13 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private int maxBatch = 1;
     private final String tenant;
     private boolean stopped;
+    /** Messages processed since the last request for more; touched only by onNext (gRPC serializes them). */
+    private int processedSinceRequest;
+
+    /** The most inbound messages asked of the transport and not yet processed (see the class comment). */
+    static final int INBOUND_WINDOW = 4;
+    /** How many more are asked for at once, each time that many were processed (at most INBOUND_WINDOW). */
+    static final int INBOUND_REFILL = 3;
 
     HandleSession(UserfaultfdGrpcService service, MemoryBackend backend, ServerCallStreamObserver<HandleResponse> out,
             String tenant) {
@@ -77,10 +89,27 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
         });
         out.setOnCancelHandler(() -> stop(true));
+        // runs inside the service method (UserfaultfdGrpcService.handle), where gRPC still lets us turn off its
+        // request(1) after every message
+        out.disableAutoRequest();
+        out.request(INBOUND_WINDOW);
     }
 
     @Override
     public void onNext(HandleRequest r) {
+        try {
+            receive(r);
+        } finally {
+            if (++processedSinceRequest == INBOUND_REFILL) {
+                processedSinceRequest = 0;
+                if (!finished) {
+                    out.request(INBOUND_REFILL);
+                }
+            }
+        }
+    }
+
+    private void receive(HandleRequest r) {
         if (finished) {
             return;
         }
