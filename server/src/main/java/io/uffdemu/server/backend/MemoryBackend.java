@@ -120,14 +120,17 @@ public interface MemoryBackend extends AutoCloseable {
      * UFFDIO_COPY of each op, in order, each exactly as {@link #uffdCopy} would run it alone, reporting its bytes or
      * its {@link io.uffdemu.server.mm.LinuxException} to {@code outcome} (a failing op does not stop the others).
      * Any other exception stops the batch and propagates; the ops after it do not run. This default runs
-     * {@link #uffdCopy} per op; the emulated backend runs the ops under one acquisition of its lock.
+     * {@link #uffdCopy} per op (on a copy of the op's bytes); the emulated backend runs the ops under one
+     * acquisition of its lock. An op's source buffer is read from its position to its limit and left unchanged.
      */
     default void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
         for (int i = 0; i < ops.size(); i++) {
             Userfaultfd.CopyOp op = ops.get(i);
+            byte[] src = new byte[op.src().remaining()];
+            op.src().get(op.src().position(), src);
             long n;
             try {
-                n = uffdCopy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
+                n = uffdCopy(op.pid(), op.fd(), op.dst(), src, op.mode());
             } catch (io.uffdemu.server.mm.LinuxException e) {
                 outcome.failed(i, e);
                 continue;
