@@ -19,11 +19,13 @@ import org.junit.jupiter.api.Timeout;
 import org.springframework.util.unit.DataSize;
 
 /**
- * The Handle stream's manual inbound flow control: automatic request(1) per message is off, at most
- * {@link HandleSession#INBOUND_WINDOW} messages are asked for and not yet processed, never none (the stream
- * must not stall), and the transport is asked for more once per {@link HandleSession#INBOUND_REFILL} messages.
+ * {@link HandleSession} without a transport. Manual inbound flow control: automatic request(1) per message is off,
+ * at most {@link HandleSession#INBOUND_WINDOW} messages are asked for and not yet processed, never none (the
+ * stream must not stall), and the transport is asked for more once per {@link HandleSession#INBOUND_REFILL}
+ * messages. Where resolutions run: inline when the backend says they cannot block, else off the call's thread,
+ * and onCompleted still waits for them.
  */
-class HandleSessionFlowControlTest {
+class HandleSessionTest {
     static UffdemuProperties props() {
         return new UffdemuProperties("emulated",
                 new UffdemuProperties.Emulated(DataSize.ofMegabytes(64), DataSize.ofMegabytes(0), 0, 0, false, "6.18",
@@ -33,11 +35,21 @@ class HandleSessionFlowControlTest {
                 new UffdemuProperties.Quotas(256, 20000, 1024), new UffdemuProperties.Handler(Duration.ZERO));
     }
 
+    interface Wake {
+        void run(long start) throws InterruptedException;
+    }
+
     /** A backend whose resolutions succeed at once and whose uffd stays empty. */
     static MemoryBackend backend() {
+        return backend(false, start -> {
+        });
+    }
+
+    /** A backend whose uffd stays empty; a WAKE runs {@code wake}. */
+    static MemoryBackend backend(boolean mayBlock, Wake wake) {
         return (MemoryBackend) Proxy.newProxyInstance(MemoryBackend.class.getClassLoader(),
                 new Class<?>[] {MemoryBackend.class}, (proxy, m, a) -> switch (m.getName()) {
-                    case "resolutionsMayBlock" -> false;
+                    case "resolutionsMayBlock" -> mayBlock;
                     case "uffdRead" -> {
                         long left = (long) a[3] - System.nanoTime();
                         if (left > 0) {
@@ -45,7 +57,10 @@ class HandleSessionFlowControlTest {
                         }
                         yield List.of();
                     }
-                    case "uffdWake" -> null;
+                    case "uffdWake" -> {
+                        wake.run((long) a[2]);
+                        yield null;
+                    }
                     case "hashCode" -> System.identityHashCode(proxy);
                     case "equals" -> proxy == a[0];
                     case "toString" -> "test backend";
@@ -150,5 +165,48 @@ class HandleSessionFlowControlTest {
         // resolutions run inline: every answer is out by the time onNext returns, in order
         assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList())
                 .containsExactlyElementsOf(java.util.stream.LongStream.range(1, n).boxed().toList());
+    }
+
+    /**
+     * A backend whose resolutions may block: they run off the call's thread, so onNext returns while one is stuck
+     * (a cancel would be delivered at once), and onCompleted still waits for it before completing the stream.
+     */
+    @Test
+    @Timeout(20)
+    void resolutionsThatMayBlockRunOffTheCallThreadAndOnCompletedWaitsForThem() throws Exception {
+        UffdemuProperties props = props();
+        TenantGuard guard = new TenantGuard(props);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        List<Thread> ran = new CopyOnWriteArrayList<>();
+        MemoryBackend backend = backend(true, start -> {
+            if (start == 0x10000) {
+                ran.add(Thread.currentThread());
+                release.await();
+            }
+        });
+        var service = new UserfaultfdGrpcService(backend, props, guard);
+        Out out = new Out();
+        guard.streamOpened(Tenants.DEFAULT);
+        HandleSession s = new HandleSession(service, backend, out, Tenants.DEFAULT);
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(1).setFd(3)).build());
+        s.onNext(HandleRequest.newBuilder().setRequestId(7).setWake(RangeRequest.newBuilder().setPid(1).setFd(3)
+                .setRange(AddrRange.newBuilder().setStart(0x10000).setLen(4096))).build());
+        long until = System.nanoTime() + 5_000_000_000L;
+        while (ran.isEmpty() && System.nanoTime() < until) {
+            Thread.sleep(5);
+        }
+        assertThat(ran).hasSize(1).doesNotContain(Thread.currentThread());
+        assertThat(out.sent).isEmpty();
+        Thread.ofVirtual().start(() -> {
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                return;
+            }
+            release.countDown();
+        });
+        s.onCompleted();
+        assertThat(out.completed).isTrue();
+        assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList()).containsExactly(7L);
     }
 }
