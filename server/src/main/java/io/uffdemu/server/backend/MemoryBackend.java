@@ -120,14 +120,17 @@ public interface MemoryBackend extends AutoCloseable {
      * UFFDIO_COPY of each op, in order, each exactly as {@link #uffdCopy} would run it alone, reporting its bytes or
      * its {@link io.uffdemu.server.mm.LinuxException} to {@code outcome} (a failing op does not stop the others).
      * Any other exception stops the batch and propagates; the ops after it do not run. This default runs
-     * {@link #uffdCopy} per op; the emulated backend runs the ops under one acquisition of its lock.
+     * {@link #uffdCopy} per op (on a copy of the op's bytes); the emulated backend runs the ops under one
+     * acquisition of its lock. An op's source buffer is read from its position to its limit and left unchanged.
      */
     default void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
         for (int i = 0; i < ops.size(); i++) {
             Userfaultfd.CopyOp op = ops.get(i);
+            byte[] src = new byte[op.src().remaining()];
+            op.src().get(op.src().position(), src);
             long n;
             try {
-                n = uffdCopy(op.pid(), op.fd(), op.dst(), op.src(), op.mode());
+                n = uffdCopy(op.pid(), op.fd(), op.dst(), src, op.mode());
             } catch (io.uffdemu.server.mm.LinuxException e) {
                 outcome.failed(i, e);
                 continue;
@@ -147,6 +150,16 @@ public interface MemoryBackend extends AutoCloseable {
     long uffdPoison(int pid, int fd, long start, long len, long mode);
 
     long uffdMove(int pid, int fd, long dst, long src, long len, long mode);
+
+    /**
+     * Whether a resolution (uffdCopy, uffdCopyBatch, uffdZeropage, uffdContinue, uffdWriteprotect, uffdWake,
+     * uffdPoison, uffdMove) may wait without bound, e.g. on a lock that a call waiting for its uffd event to be read
+     * holds. When false, a Handle stream runs resolutions on the call's own thread; when true, on a thread of its
+     * own, so that the stream's cancellation is not stuck behind them. Not a call: answers without touching state.
+     */
+    default boolean resolutionsMayBlock() {
+        return true;
+    }
 
     /** read(2) of up to {@code max} messages; empty when none arrived before the deadline (0 = don't wait). */
     List<UffdMsg> uffdRead(int pid, int fd, int max, long deadlineNanos) throws InterruptedException;

@@ -16,6 +16,7 @@ public final class UnavailableBackend {
             case "name" -> status.name();
             case "status" -> status;
             case "close" -> null;
+            case "resolutionsMayBlock" -> true;
             case "toString" -> "UnavailableBackend[" + status.unavailableReason() + "]";
             case "hashCode" -> System.identityHashCode(proxy);
             case "equals" -> proxy == args[0];

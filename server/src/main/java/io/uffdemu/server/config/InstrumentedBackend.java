@@ -76,6 +76,11 @@ final class InstrumentedBackend implements MemoryBackend {
     }
 
     @Override
+    public boolean resolutionsMayBlock() {
+        return backend.resolutionsMayBlock();
+    }
+
+    @Override
     public ProcessInfo createProcess(String name, int uid, boolean capSysPtrace, String owner) {
         return backend.createProcess(name, uid, capSysPtrace, owner);
     }

@@ -26,7 +26,23 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * One Handle stream: a reader (a virtual thread doing read(2) on the uffd) pushes messages while the client
  * can take them — when it cannot, messages stay queued in the uffd, as in the kernel — and resolutions sent
- * by the client run in order on their own virtual thread.
+ * by the client run in order.
+ *
+ * <p>Where resolutions run: when the backend says none of them can wait without bound
+ * ({@link MemoryBackend#resolutionsMayBlock} false: the emulated backend, whose ioctls only take its kernel
+ * lock, never held across a wait) they run inline in {@link #onNext}, on the call's own thread: gRPC delivers
+ * onNext/onCompleted/onError and the cancel handler of one call one at a time, in order, so batch items, single
+ * resolutions and onCompleted keep their order, and no hand-off to another thread is paid per message. Otherwise
+ * (the Linux backend: a UFFDIO_POISON, or a COPY over remembered hugetlb bookkeeping, takes the process's mapping
+ * lock, which a munmap or mremap holds while the kernel waits for its uffd event to be read — by this stream's
+ * reader, which waits for the client) they run in order on their own virtual thread ({@code ops}), so that a
+ * cancel or an error of the stream is still delivered at once and ends the reader and orphans the uffd, instead
+ * of waiting behind a resolution that waits for that very reader.
+ *
+ * <p>Inbound flow control is manual: gRPC's automatic mode asks the transport for one more message after each
+ * one, which wakes the Netty event loop every message. Here at most {@link #INBOUND_WINDOW} messages are asked
+ * for and not yet processed (a message is processed when its onNext returns: its resolutions ran, or were queued
+ * on {@code ops}, as with automatic flow control), and more are asked for {@link #INBOUND_REFILL} at a time.
  *
  * <p>Batching (issue 9): with {@code HandleAttach.max_batch > 1} each HandleResponse carries up to that many of
  * the messages one read(2) returned ({@code msgs}); a {@code HandleRequest.batch} of resolutions runs in order
@@ -38,8 +54,8 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private final UserfaultfdGrpcService service;
     private final MemoryBackend backend;
     private final ServerCallStreamObserver<HandleResponse> out;
-    private final ExecutorService ops = Executors.newSingleThreadExecutor(Thread.ofVirtual()
-            .name("uffdemu-handle-ops").factory());
+    /** Where resolutions run when they may block (see the class comment); null = inline. Set by attach. */
+    private volatile ExecutorService ops;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition ready = lock.newCondition();
     private volatile boolean finished;
@@ -50,6 +66,13 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private int maxBatch = 1;
     private final String tenant;
     private boolean stopped;
+    /** Messages processed since the last request for more; touched only by onNext (gRPC serializes them). */
+    private int processedSinceRequest;
+
+    /** The most inbound messages asked of the transport and not yet processed (see the class comment). */
+    static final int INBOUND_WINDOW = 4;
+    /** How many more are asked for at once, each time that many were processed (at most INBOUND_WINDOW). */
+    static final int INBOUND_REFILL = 3;
 
     HandleSession(UserfaultfdGrpcService service, MemoryBackend backend, ServerCallStreamObserver<HandleResponse> out,
             String tenant) {
@@ -66,10 +89,27 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
         });
         out.setOnCancelHandler(() -> stop(true));
+        // runs inside the service method (UserfaultfdGrpcService.handle), where gRPC still lets us turn off its
+        // request(1) after every message
+        out.disableAutoRequest();
+        out.request(INBOUND_WINDOW);
     }
 
     @Override
     public void onNext(HandleRequest r) {
+        try {
+            receive(r);
+        } finally {
+            if (++processedSinceRequest == INBOUND_REFILL) {
+                processedSinceRequest = 0;
+                if (!finished) {
+                    out.request(INBOUND_REFILL);
+                }
+            }
+        }
+    }
+
+    private void receive(HandleRequest r) {
         if (finished) {
             return;
         }
@@ -96,7 +136,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                         .asRuntimeException(), true);
                 return;
             }
-            ops.submit(() -> {
+            run(() -> {
                 IoctlResult[] results = new IoctlResult[items.size()];
                 int i = 0;
                 while (i < items.size()) {
@@ -122,12 +162,22 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             });
             return;
         }
-        ops.submit(() -> {
+        run(() -> {
             IoctlResult res = resolveOne(r, false);
             if (res != null) {
                 send(HandleResponse.newBuilder().setResult(res).build());
             }
         });
+    }
+
+    /** Runs a resolution: inline, or queued on {@code ops} behind the earlier ones (see the class comment). */
+    private void run(Runnable resolution) {
+        ExecutorService q = ops;
+        if (q == null) {
+            resolution.run();
+        } else {
+            q.submit(resolution);
+        }
     }
 
     static final int MAX_BATCH = 4096;
@@ -265,6 +315,9 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             return;
         }
         key = k;
+        if (backend.resolutionsMayBlock()) {
+            ops = Executors.newSingleThreadExecutor(Thread.ofVirtual().name("uffdemu-handle-ops").factory());
+        }
         service.adopted(k);
         reader = Thread.ofVirtual().name("uffdemu-handle-reader-" + pid + "-" + fd).start(this::readLoop);
     }
@@ -390,7 +443,10 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         if (reader != null) {
             reader.interrupt();
         }
-        ops.shutdown();
+        ExecutorService q = ops;
+        if (q != null) {
+            q.shutdown();
+        }
         service.guard.streamClosed(tenant);
         if (key >= 0) {
             service.sessions.remove(key, this);
@@ -411,7 +467,8 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     @Override
     public void onCompleted() {
         // the handler is done: stop reading at once and free the uffd for the next Handle stream (a client may
-        // re-attach right after half-closing), then let queued resolutions finish and complete the stream
+        // re-attach right after half-closing), then let queued resolutions finish and complete the stream (inline
+        // ones have all finished: they ran in the onNext calls before this one)
         synchronized (this) {
             if (reader != null) {
                 reader.interrupt();
@@ -420,11 +477,14 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 service.sessions.remove(key, this);
             }
         }
-        ops.shutdown();
-        try {
-            ops.awaitTermination(30, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        ExecutorService q = ops;
+        if (q != null) {
+            q.shutdown();
+            try {
+                q.awaitTermination(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
         synchronized (out) {
             if (!finished) {

@@ -25,6 +25,7 @@ import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.config.UffdemuProperties;
 import io.uffdemu.server.mm.Linux;
 import io.uffdemu.server.mm.Userfaultfd;
+import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.springframework.grpc.server.service.GrpcService;
@@ -134,16 +135,35 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
         Calls.unary(out, () -> bytes(doCopy(r)));
     }
 
+    /**
+     * One COPY, as a batch of one ({@link MemoryBackend#uffdCopyBatch} runs each op exactly as uffdCopy would), so
+     * that the payload goes to the backend as a read-only view of the request's bytes, not as a copy of them.
+     */
     long doCopy(CopyRequest r) {
-        checkCopySize(r);
-        return backend.uffdCopy(r.getPid(), r.getFd(), r.getDst(), r.getData().toByteArray(), r.getMode());
+        long[] done = new long[1];
+        io.uffdemu.server.mm.LinuxException[] failed = new io.uffdemu.server.mm.LinuxException[1];
+        backend.uffdCopyBatch(List.of(copyOp(r)), new io.uffdemu.server.mm.Userfaultfd.CopyOutcome() {
+            @Override
+            public void copied(int index, long bytes) {
+                done[0] = bytes;
+            }
+
+            @Override
+            public void failed(int index, io.uffdemu.server.mm.LinuxException e) {
+                failed[0] = e;
+            }
+        });
+        if (failed[0] != null) {
+            throw failed[0];
+        }
+        return done[0];
     }
 
-    /** The backend's op for a COPY of a Handle batch ({@link MemoryBackend#uffdCopyBatch}), checked as doCopy. */
+    /** The backend's op for a COPY ({@link MemoryBackend#uffdCopyBatch}): the payload is not copied. */
     io.uffdemu.server.mm.Userfaultfd.CopyOp copyOp(CopyRequest r) {
         checkCopySize(r);
-        return new io.uffdemu.server.mm.Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(), r.getData().toByteArray(),
-                r.getMode());
+        return new io.uffdemu.server.mm.Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
+                r.getData().asReadOnlyByteBuffer(), r.getMode());
     }
 
     private void checkCopySize(CopyRequest r) {

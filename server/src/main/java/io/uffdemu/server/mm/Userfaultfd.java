@@ -1,5 +1,7 @@
 package io.uffdemu.server.mm;
 
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -261,13 +263,31 @@ public final class Userfaultfd {
 
     /** UFFDIO_COPY: {@code src} holds the bytes (its length is the len). Returns bytes copied. */
     public long copy(int pid, int fd, long dst, byte[] src, long mode) {
-        return mfill(pid, fd, "UFFDIO_COPY", Mfill.COPY, dst, src.length, src, mode,
+        return copy(pid, fd, dst, MemorySegment.ofArray(src), mode);
+    }
+
+    /**
+     * UFFDIO_COPY from a buffer: the bytes from its position to its limit (the len), copied straight into the
+     * frames (a heap or direct, read-only or writable buffer; its position is left alone).
+     */
+    public long copy(int pid, int fd, long dst, ByteBuffer src, long mode) {
+        return copy(pid, fd, dst, MemorySegment.ofBuffer(src), mode);
+    }
+
+    private long copy(int pid, int fd, long dst, MemorySegment src, long mode) {
+        return mfill(pid, fd, "UFFDIO_COPY", Mfill.COPY, dst, src.byteSize(), src, mode,
                 Linux.UFFDIO_COPY_MODE_DONTWAKE | Linux.UFFDIO_COPY_MODE_WP, Linux.UFFDIO_COPY_MODE_WP,
                 Linux.UFFDIO_COPY_MODE_DONTWAKE);
     }
 
-    /** One UFFDIO_COPY of a {@link #copyBatch}: the arguments of {@link #copy}. */
-    public record CopyOp(int pid, int fd, long dst, byte[] src, long mode) {
+    /**
+     * One UFFDIO_COPY of a {@link #copyBatch}: the arguments of {@link #copy}; the source is the bytes from
+     * {@code src}'s position to its limit (read-only is fine: a gRPC payload's {@code asReadOnlyByteBuffer()}).
+     */
+    public record CopyOp(int pid, int fd, long dst, ByteBuffer src, long mode) {
+        public CopyOp(int pid, int fd, long dst, byte[] src, long mode) {
+            this(pid, fd, dst, ByteBuffer.wrap(src), mode);
+        }
     }
 
     /** Where a {@link #copyBatch} reports each op's result, by the op's index, right after the op ran. */
@@ -296,7 +316,7 @@ public final class Userfaultfd {
                 int end = Math.min(ops.size(), i + COPY_BATCH_OPS);
                 while (i < end && bytes <= COPY_BATCH_BYTES) {
                     CopyOp op = ops.get(i);
-                    bytes += op.src().length;
+                    bytes += op.src().remaining();
                     k.startCallLocked();
                     long n;
                     try {
@@ -340,7 +360,7 @@ public final class Userfaultfd {
                 Linux.UFFDIO_POISON_MODE_DONTWAKE, 0, Linux.UFFDIO_POISON_MODE_DONTWAKE);
     }
 
-    private long mfill(int pid, int fd, String call, Mfill kind, long dst, long len, byte[] src, long mode,
+    private long mfill(int pid, int fd, String call, Mfill kind, long dst, long len, MemorySegment src, long mode,
             long validModes, long wpBit, long dontwakeBit) {
         k.lock();
         try {
@@ -384,8 +404,8 @@ public final class Userfaultfd {
     }
 
     /** mfill_atomic(): page by page; stops at the first failure and reports partial progress. */
-    private long mfillAtomicLocked(UserfaultfdCtx ctx, String call, Mfill kind, long dst, long len, byte[] src,
-            boolean wp) {
+    private long mfillAtomicLocked(UserfaultfdCtx ctx, String call, Mfill kind, long dst, long len,
+            MemorySegment src, boolean wp) {
         MmStruct mm = ctx.mm;
         Vma v = mm.findVma(dst);
         if (v == null || dst + len > v.end || v.uffd == null) {
@@ -432,7 +452,7 @@ public final class Userfaultfd {
     }
 
     /** mfill_atomic_pte() and its per-type variants for one (huge) page. Returns null on success. */
-    private Errno mfillPteLocked(Vma v, Mfill kind, long addr, byte[] src, int srcOff, boolean wp) {
+    private Errno mfillPteLocked(Vma v, Mfill kind, long addr, MemorySegment src, int srcOff, boolean wp) {
         MmStruct mm = v.mm;
         long pte = mm.pt.get(addr);
         boolean fileBacked = v.inode != null;
@@ -499,7 +519,7 @@ public final class Userfaultfd {
     }
 
     /** shmem_mfill_atomic_pte() / hugetlb shared: a new page-cache page, then the PTE. */
-    private Errno sharedFillLocked(Vma v, long addr, byte[] src, int srcOff, boolean wp) {
+    private Errno sharedFillLocked(Vma v, long addr, MemorySegment src, int srcOff, boolean wp) {
         long pte = v.mm.pt.get(addr);
         long idx = v.pgoff(addr);
         if (v.inode.cache.containsKey(idx)) {
@@ -521,7 +541,7 @@ public final class Userfaultfd {
         return null;
     }
 
-    private void fillFromSrc(long pfn, long pageSize, byte[] src, int srcOff) {
+    private void fillFromSrc(long pfn, long pageSize, MemorySegment src, int srcOff) {
         long pages = pageSize / Linux.PAGE_SIZE;
         for (long i = 0; i < pages; i++) {
             k.frames.write(pfn + i, 0, src, (int) (srcOff + i * Linux.PAGE_SIZE), (int) Linux.PAGE_SIZE);

@@ -320,6 +320,65 @@ class HandleBatchIT {
         s.onCompleted();
     }
 
+    /**
+     * Half-closing right after a batch and a single resolution: both are answered, in order, before the stream
+     * completes (onCompleted waits for the resolutions sent before it), and their pages are filled.
+     */
+    @Test
+    @Timeout(30)
+    void resolutionsSentBeforeHalfCloseAreAnsweredBeforeTheStreamCompletes() throws Exception {
+        List<String> events = java.util.Collections.synchronizedList(new ArrayList<>());
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        var s = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
+            @Override
+            public void onNext(HandleResponse r) {
+                if (r.hasResults()) {
+                    events.add("results " + r.getResults().getResultsList().stream()
+                            .map(x -> x.getRequestId() + (x.hasError() ? " " + x.getError().getName() : ""))
+                            .toList());
+                } else if (r.hasResult()) {
+                    events.add("result " + r.getResult().getRequestId());
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                done.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                events.add("completed");
+                done.complete(null);
+            }
+        });
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd).setMaxBatch(8))
+                .build());
+        for (int round = 0; round < 4; round++) {
+            HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+            for (int i = 0; i < 4; i++) {
+                b.addRequests(copy(100 * round + i, pid, fd, addr + (8L * round + i) * PAGE, PAGE));
+            }
+            s.onNext(HandleRequest.newBuilder().setBatch(b).build());
+            s.onNext(copy(100 * round + 50, pid, fd, addr + (8L * round + 4) * PAGE, PAGE));
+        }
+        s.onCompleted();
+        done.get(20, TimeUnit.SECONDS);
+        List<String> want = new ArrayList<>();
+        for (int round = 0; round < 4; round++) {
+            int r = 100 * round;
+            want.add("results [" + r + ", " + (r + 1) + ", " + (r + 2) + ", " + (r + 3) + "]");
+            want.add("result " + (r + 50));
+        }
+        want.add("completed");
+        assertThat(events).containsExactlyElementsOf(want);
+        var pm = procs.readPagemap(io.uffdemu.api.v1.ReadPagemapRequest.newBuilder().setPid(pid).setStart(addr)
+                .setPages(32).build());
+        for (int p = 0; p < 32; p++) {
+            assertThat((pm.getEntries(p) & (1L << 63)) != 0).as("page %d", p).isEqualTo(p % 8 < 5);
+        }
+    }
+
     private static HandleRequest copy(long id, int pid, int fd, long dst, int len) {
         return HandleRequest.newBuilder().setRequestId(id).setCopy(CopyRequest.newBuilder().setPid(pid).setFd(fd)
                 .setDst(dst).setData(ByteString.copyFrom(new byte[len]))).build();

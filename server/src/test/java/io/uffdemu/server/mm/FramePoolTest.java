@@ -92,12 +92,17 @@ class FramePoolTest {
                 byte[] b = new byte[off + len + 2];
                 b[0] = off > 0 ? (byte) 1 : 0; // outside the range
                 b[off + len + 1] = 1; // outside the range
+                // the same bytes as a COPY from a gRPC payload sees them: a read-only buffer view
+                java.lang.foreign.MemorySegment seg = java.lang.foreign.MemorySegment.ofBuffer(
+                        java.nio.ByteBuffer.wrap(b).asReadOnlyBuffer());
                 if (off > 0) {
                     assertTrue(FramePool.isZeros(b, off, len), "len " + len + " off " + off);
+                    assertTrue(FramePool.isZeros(seg, off, len), "segment: len " + len + " off " + off);
                 }
                 for (int i = 0; i < len; i++) {
                     b[off + i] = (byte) 0x80;
                     assertFalse(FramePool.isZeros(b, off, len), "len " + len + " off " + off + " at " + i);
+                    assertFalse(FramePool.isZeros(seg, off, len), "segment: len " + len + " off " + off + " at " + i);
                     b[off + i] = 0;
                 }
             }

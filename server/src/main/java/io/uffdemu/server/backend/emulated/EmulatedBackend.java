@@ -86,6 +86,12 @@ public final class EmulatedBackend implements MemoryBackend {
         return "emulated";
     }
 
+    /** Resolutions only take the kernel lock, which no call holds while it waits (faults and events drop it). */
+    @Override
+    public boolean resolutionsMayBlock() {
+        return false;
+    }
+
     @Override
     public BackendStatus status() {
         KernelProfile p = kernel.profile();

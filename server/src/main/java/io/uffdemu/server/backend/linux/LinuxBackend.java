@@ -566,6 +566,16 @@ public final class LinuxBackend implements MemoryBackend {
         return probeStatus();
     }
 
+    /**
+     * Yes: UFFDIO_POISON, and a UFFDIO_COPY once the process has hugetlb bookkeeping, take {@code p.lock}, which
+     * munmap and mremap hold across the syscall, and the kernel makes those wait until their EVENT_UNMAP/REMAP is
+     * read. The ioctls themselves do not wait (mmap_changing gives EAGAIN).
+     */
+    @Override
+    public boolean resolutionsMayBlock() {
+        return true;
+    }
+
     /** The status without constructing a backend (the constructor throws when the kernel is unavailable). */
     public static BackendStatus probeStatus() {
         return new BackendStatus("linux", LinuxAvailability.isAvailable(), LinuxAvailability.reason(),
@@ -1919,19 +1929,40 @@ public final class LinuxBackend implements MemoryBackend {
 
     @Override
     public long uffdCopy(int pid, int fd, long dst, byte[] src, long mode) {
+        return copy(pid, fd, dst, MemorySegment.ofArray(src), mode);
+    }
+
+    /** Each op as {@link #uffdCopy}, its bytes copied from its buffer straight into the scratch segment. */
+    @Override
+    public void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
+        for (int i = 0; i < ops.size(); i++) {
+            Userfaultfd.CopyOp op = ops.get(i);
+            long n;
+            try {
+                n = copy(op.pid(), op.fd(), op.dst(), MemorySegment.ofBuffer(op.src()), op.mode());
+            } catch (LinuxException e) {
+                outcome.failed(i, e);
+                continue;
+            }
+            outcome.copied(i, n);
+        }
+    }
+
+    private long copy(int pid, int fd, long dst, MemorySegment src, long mode) {
         Proc p = proc(pid, "UFFDIO_COPY");
-        guard(p, "UFFDIO_COPY", dst, src.length);
+        long len = src.byteSize();
+        guard(p, "UFFDIO_COPY", dst, len);
         long done;
         try {
             done = withFd(p, fd, "UFFDIO_COPY", real -> {
-                long srcRoom = alignUp(Math.max(1, src.length), 8);
+                long srcRoom = alignUp(Math.max(1, len), 8);
                 try (Scratch a = Scratch.of(srcRoom + Uapi.UFFDIO_COPY_S.byteSize())) {
                     MemorySegment buf = a.segment();
-                    MemorySegment.copy(src, 0, buf, JAVA_BYTE, 0, src.length);
+                    MemorySegment.copy(src, 0, buf, 0, len);
                     MemorySegment s = a.zeroed(srcRoom, Uapi.UFFDIO_COPY_S.byteSize());
                     s.set(JAVA_LONG, Uapi.COPY_DST, dst);
                     s.set(JAVA_LONG, Uapi.COPY_SRC, buf.address());
-                    s.set(JAVA_LONG, Uapi.COPY_LEN, src.length);
+                    s.set(JAVA_LONG, Uapi.COPY_LEN, len);
                     s.set(JAVA_LONG, Uapi.COPY_MODE, mode);
                     int r = Native.ioctlRaw(real, Uapi.UFFDIO_COPY, s);
                     return mfillResult("UFFDIO_COPY", r, s.get(JAVA_LONG, Uapi.COPY_COPY));

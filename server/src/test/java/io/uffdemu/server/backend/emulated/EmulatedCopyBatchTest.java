@@ -118,7 +118,9 @@ class EmulatedCopyBatchTest {
         List<String> out = new ArrayList<>();
         for (Userfaultfd.CopyOp op : ops) {
             try {
-                out.add("ok " + b.uffdCopy(op.pid(), op.fd(), op.dst(), op.src(), op.mode()));
+                byte[] src = new byte[op.src().remaining()];
+                op.src().get(op.src().position(), src);
+                out.add("ok " + b.uffdCopy(op.pid(), op.fd(), op.dst(), src, op.mode()));
             } catch (LinuxException e) {
                 out.add(describe(e));
             }
@@ -249,6 +251,49 @@ class EmulatedCopyBatchTest {
             assertThat(all.b().readPagemap(all.pid(), bases.get(1)[0] + (long) i * PAGE, 1)[0] & PM_PRESENT)
                     .isEqualTo(one.b().readPagemap(one.pid(), bases.get(0)[0] + (long) i * PAGE, 1)[0] & PM_PRESENT)
                     .isNotZero();
+        }
+    }
+
+    /**
+     * A COPY source is the bytes from a buffer's position to its limit (a gRPC payload's read-only view may start
+     * inside a larger array), through the emulated override and through the SPI's default uffdCopyBatch (the one
+     * the Linux backend's per-op loop stands in for); the buffer's position is left alone; a zero source fills a
+     * zero page.
+     */
+    @Test
+    void aCopyFromABufferWindowWritesExactlyTheWindow() throws Exception {
+        byte[] big = new byte[3 * PAGE];
+        for (int i = 0; i < big.length; i++) {
+            big[i] = (byte) (i * 7 + 1);
+        }
+        int at = PAGE / 2 + 5;
+        java.nio.ByteBuffer window = java.nio.ByteBuffer.wrap(big, at, PAGE).asReadOnlyBuffer();
+        java.nio.ByteBuffer zeros = java.nio.ByteBuffer.wrap(new byte[2 * PAGE], PAGE / 3, PAGE).asReadOnlyBuffer();
+        java.nio.ByteBuffer direct = java.nio.ByteBuffer.allocateDirect(2 * PAGE);
+        direct.put(big, 0, 2 * PAGE).position(PAGE - 3).limit(2 * PAGE - 3);
+        Setup s = Setup.of(16);
+        MemoryBackend viaDefault = (MemoryBackend) java.lang.reflect.Proxy.newProxyInstance(
+                MemoryBackend.class.getClassLoader(), new Class<?>[] {MemoryBackend.class}, (proxy, m, a) -> {
+                    if (m.isDefault()) {
+                        return java.lang.reflect.InvocationHandler.invokeDefault(proxy, m, a);
+                    }
+                    return m.invoke(s.b(), a);
+                });
+        long a = s.anon();
+        assertThat(batch(s.b(), List.of(new Userfaultfd.CopyOp(s.pid(), s.fd(), a, window, 0),
+                new Userfaultfd.CopyOp(s.pid(), s.fd(), a + PAGE, zeros, 0))))
+                .containsExactly("ok " + PAGE, "ok " + PAGE);
+        assertThat(batch(viaDefault, List.of(new Userfaultfd.CopyOp(s.pid(), s.fd(), a + 2 * PAGE, window, 0),
+                new Userfaultfd.CopyOp(s.pid(), s.fd(), a + 3 * PAGE, direct, 0))))
+                .containsExactly("ok " + PAGE, "ok " + PAGE);
+        assertThat(window.position()).isEqualTo(at);
+        assertThat(direct.position()).isEqualTo(PAGE - 3);
+        byte[] want = Arrays.copyOfRange(big, at, at + PAGE);
+        byte[] wantDirect = Arrays.copyOfRange(big, PAGE - 3, 2 * PAGE - 3);
+        for (int p = 0; p < 4; p++) {
+            byte[] got = s.b().access(s.pid(), a + (long) p * PAGE, PAGE, false, null, AccessMode.USER, Long.MAX_VALUE)
+                    .data();
+            assertThat(got).as("page %d", p).isEqualTo(p == 1 ? new byte[PAGE] : p == 3 ? wantDirect : want);
         }
     }
 

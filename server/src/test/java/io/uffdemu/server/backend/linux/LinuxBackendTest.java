@@ -9,6 +9,7 @@ import io.uffdemu.server.mm.Errno;
 import io.uffdemu.server.mm.Linux;
 import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.UffdMsg;
+import io.uffdemu.server.mm.Userfaultfd;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -255,6 +256,37 @@ class LinuxBackendTest {
                 "UFFDIO_REGISTER");
         assertErrno(() -> b.uffdWake(pid, fd, 1L << 47, PAGE), Errno.EINVAL, "UFFDIO_WAKE");
         assertErrno(() -> b.uffdWake(pid, fd, a, -PAGE), Errno.EINVAL, "UFFDIO_WAKE");
+    }
+
+    /** A batch's COPY source is its buffer from position to limit (here inside a larger array), each op alone. */
+    @Test
+    void copyBatchTakesEachBufferFromItsPosition() throws Exception {
+        int fd = uffd(0);
+        long a = b.mmap(pid, 0, 2 * PAGE, RW, ANON, -1, 0);
+        b.uffdRegister(pid, fd, a, 2 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        byte[] big = new byte[(int) (3 * PAGE)];
+        for (int i = 0; i < big.length; i++) {
+            big[i] = (byte) (i * 7 + 1);
+        }
+        int at = (int) PAGE / 2 + 5;
+        java.nio.ByteBuffer window = java.nio.ByteBuffer.wrap(big, at, (int) PAGE).asReadOnlyBuffer();
+        List<String> got = new java.util.ArrayList<>();
+        b.uffdCopyBatch(List.of(new Userfaultfd.CopyOp(pid, fd, a, window, 0),
+                new Userfaultfd.CopyOp(pid, fd, a, window, 0)), new Userfaultfd.CopyOutcome() {
+                    @Override
+                    public void copied(int index, long bytes) {
+                        got.add(index + " ok " + bytes);
+                    }
+
+                    @Override
+                    public void failed(int index, LinuxException e) {
+                        got.add(index + " " + e.errno());
+                    }
+                });
+        assertThat(got).containsExactly("0 ok " + PAGE, "1 EEXIST");
+        assertThat(window.position()).isEqualTo(at);
+        assertThat(b.access(pid, a, (int) PAGE, false, null, AccessMode.USER, deadline(5000)).data())
+                .isEqualTo(Arrays.copyOfRange(big, at, at + (int) PAGE));
     }
 
     @Test

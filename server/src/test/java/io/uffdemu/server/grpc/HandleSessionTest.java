@@ -1,0 +1,212 @@
+package io.uffdemu.server.grpc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.grpc.stub.ServerCallStreamObserver;
+import io.uffdemu.api.v1.AddrRange;
+import io.uffdemu.api.v1.HandleAttach;
+import io.uffdemu.api.v1.HandleRequest;
+import io.uffdemu.api.v1.HandleResponse;
+import io.uffdemu.api.v1.RangeRequest;
+import io.uffdemu.server.backend.MemoryBackend;
+import io.uffdemu.server.config.UffdemuProperties;
+import java.lang.reflect.Proxy;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.springframework.util.unit.DataSize;
+
+/**
+ * {@link HandleSession} without a transport. Manual inbound flow control: automatic request(1) per message is off,
+ * at most {@link HandleSession#INBOUND_WINDOW} messages are asked for and not yet processed, never none (the
+ * stream must not stall), and the transport is asked for more once per {@link HandleSession#INBOUND_REFILL}
+ * messages. Where resolutions run: inline when the backend says they cannot block, else off the call's thread,
+ * and onCompleted still waits for them.
+ */
+class HandleSessionTest {
+    static UffdemuProperties props() {
+        return new UffdemuProperties("emulated",
+                new UffdemuProperties.Emulated(DataSize.ofMegabytes(64), DataSize.ofMegabytes(0), 0, 0, false, "6.18",
+                        true),
+                new UffdemuProperties.Limits(DataSize.ofMegabytes(16), 1 << 20, 4096, Duration.ofHours(1)),
+                new UffdemuProperties.Auth(List.of(), null, false, List.of("admin")),
+                new UffdemuProperties.Quotas(256, 20000, 1024), new UffdemuProperties.Handler(Duration.ZERO));
+    }
+
+    interface Wake {
+        void run(long start) throws InterruptedException;
+    }
+
+    /** A backend whose resolutions succeed at once and whose uffd stays empty. */
+    static MemoryBackend backend() {
+        return backend(false, start -> {
+        });
+    }
+
+    /** A backend whose uffd stays empty; a WAKE runs {@code wake}. */
+    static MemoryBackend backend(boolean mayBlock, Wake wake) {
+        return (MemoryBackend) Proxy.newProxyInstance(MemoryBackend.class.getClassLoader(),
+                new Class<?>[] {MemoryBackend.class}, (proxy, m, a) -> switch (m.getName()) {
+                    case "resolutionsMayBlock" -> mayBlock;
+                    case "uffdRead" -> {
+                        long left = (long) a[3] - System.nanoTime();
+                        if (left > 0) {
+                            Thread.sleep(Math.min(50, left / 1_000_000));
+                        }
+                        yield List.of();
+                    }
+                    case "uffdWake" -> {
+                        wake.run((long) a[2]);
+                        yield null;
+                    }
+                    case "hashCode" -> System.identityHashCode(proxy);
+                    case "equals" -> proxy == a[0];
+                    case "toString" -> "test backend";
+                    default -> throw new UnsupportedOperationException(m.getName());
+                });
+    }
+
+    static final class Out extends ServerCallStreamObserver<HandleResponse> {
+        volatile boolean autoRequestDisabled;
+        volatile int requested;
+        volatile int requestCalls;
+        final List<HandleResponse> sent = new CopyOnWriteArrayList<>();
+        volatile boolean completed;
+
+        @Override
+        public boolean isCancelled() {
+            return false;
+        }
+
+        @Override
+        public void setOnCancelHandler(Runnable r) {
+        }
+
+        @Override
+        public void setCompression(String c) {
+        }
+
+        @Override
+        public void disableAutoRequest() {
+            autoRequestDisabled = true;
+        }
+
+        @Override
+        public boolean isReady() {
+            return true;
+        }
+
+        @Override
+        public void setOnReadyHandler(Runnable r) {
+        }
+
+        @Override
+        public void disableAutoInboundFlowControl() {
+            autoRequestDisabled = true;
+        }
+
+        @Override
+        public synchronized void request(int n) {
+            requested += n;
+            requestCalls++;
+        }
+
+        @Override
+        public void setMessageCompression(boolean b) {
+        }
+
+        @Override
+        public void onNext(HandleResponse r) {
+            sent.add(r);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            throw new AssertionError("stream failed", t);
+        }
+
+        @Override
+        public void onCompleted() {
+            completed = true;
+        }
+    }
+
+    @Test
+    @Timeout(20)
+    void asksForMessagesInBulkWithABoundedWindowThatNeverEmpties() {
+        UffdemuProperties props = props();
+        TenantGuard guard = new TenantGuard(props);
+        MemoryBackend backend = backend();
+        var service = new UserfaultfdGrpcService(backend, props, guard);
+        Out out = new Out();
+        guard.streamOpened(Tenants.DEFAULT);
+        HandleSession s = new HandleSession(service, backend, out, Tenants.DEFAULT);
+        assertThat(out.autoRequestDisabled).isTrue();
+        assertThat(out.requested).isEqualTo(HandleSession.INBOUND_WINDOW);
+
+        int n = 31;
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(1).setFd(3)).build());
+        int processed = 1;
+        for (int i = 1; i < n; i++) {
+            int outstanding = out.requested - processed;
+            assertThat(outstanding).as("asked for and not processed, after %d", processed)
+                    .isBetween(1, HandleSession.INBOUND_WINDOW);
+            s.onNext(HandleRequest.newBuilder().setRequestId(i).setWake(RangeRequest.newBuilder().setPid(1).setFd(3)
+                    .setRange(AddrRange.newBuilder().setStart(0x10000).setLen(4096))).build());
+            processed++;
+        }
+        assertThat(out.requested - processed).isBetween(1, HandleSession.INBOUND_WINDOW);
+        // one request up front, then one per INBOUND_REFILL messages processed
+        assertThat(out.requestCalls).isEqualTo(1 + n / HandleSession.INBOUND_REFILL);
+        s.onCompleted();
+        assertThat(out.completed).isTrue();
+        // resolutions run inline: every answer is out by the time onNext returns, in order
+        assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList())
+                .containsExactlyElementsOf(java.util.stream.LongStream.range(1, n).boxed().toList());
+    }
+
+    /**
+     * A backend whose resolutions may block: they run off the call's thread, so onNext returns while one is stuck
+     * (a cancel would be delivered at once), and onCompleted still waits for it before completing the stream.
+     */
+    @Test
+    @Timeout(20)
+    void resolutionsThatMayBlockRunOffTheCallThreadAndOnCompletedWaitsForThem() throws Exception {
+        UffdemuProperties props = props();
+        TenantGuard guard = new TenantGuard(props);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        List<Thread> ran = new CopyOnWriteArrayList<>();
+        MemoryBackend backend = backend(true, start -> {
+            if (start == 0x10000) {
+                ran.add(Thread.currentThread());
+                release.await();
+            }
+        });
+        var service = new UserfaultfdGrpcService(backend, props, guard);
+        Out out = new Out();
+        guard.streamOpened(Tenants.DEFAULT);
+        HandleSession s = new HandleSession(service, backend, out, Tenants.DEFAULT);
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(1).setFd(3)).build());
+        s.onNext(HandleRequest.newBuilder().setRequestId(7).setWake(RangeRequest.newBuilder().setPid(1).setFd(3)
+                .setRange(AddrRange.newBuilder().setStart(0x10000).setLen(4096))).build());
+        long until = System.nanoTime() + 5_000_000_000L;
+        while (ran.isEmpty() && System.nanoTime() < until) {
+            Thread.sleep(5);
+        }
+        assertThat(ran).hasSize(1).doesNotContain(Thread.currentThread());
+        assertThat(out.sent).isEmpty();
+        Thread.ofVirtual().start(() -> {
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                return;
+            }
+            release.countDown();
+        });
+        s.onCompleted();
+        assertThat(out.completed).isTrue();
+        assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList()).containsExactly(7L);
+    }
+}
