@@ -33,6 +33,14 @@ mkdir -p docs/bench
   echo
   java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2
   echo
+  echo "## Transport floor of the remote round trip (gRPC, protobuf and loopback TCP alone, no emulation)"
+  echo
+  echo "\`java -jar bench/target/uffdemu-bench.jar transport\` (stream callbacks on the executors the server and SDK use), then \`transport --direct both --batches 16,32,64 --skip-kernel\` (both on the transport thread)"
+  echo
+  java -jar bench/target/uffdemu-bench.jar transport
+  echo
+  java -jar bench/target/uffdemu-bench.jar transport --direct both --batches 16,32,64 --skip-kernel
+  echo
   echo "## Scaling curve (cost per fault against faulting threads and pages, anon MISSING + COPY)"
   echo
   echo "\`java -jar bench/target/uffdemu-bench.jar curve --threads 1,8,64 --pages 10000,40000,160000 --rounds 2\`"

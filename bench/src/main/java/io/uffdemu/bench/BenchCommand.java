@@ -338,12 +338,12 @@ public final class BenchCommand implements Runnable {
             + "out) between two JVMs, with no emulation; CPU per fault of both processes, and the faults/s that CPU "
             + "allows on this machine's cores next to the kernel yardstick's 64-thread figure.")
     static final class Transport implements Callable<Integer> {
-        @Option(names = "--batches", defaultValue = "1,8,16,64", split = ",",
+        @Option(names = "--batches", defaultValue = "1,8,16,32,64", split = ",",
                 description = "messages per batch (both directions)")
         List<Integer> batches;
         @Option(names = "--inflight", defaultValue = "64", description = "faults kept outstanding (faulting threads)")
         int inflight;
-        @Option(names = "--items", defaultValue = "400000", description = "faults per point (default ${DEFAULT-VALUE})")
+        @Option(names = "--items", defaultValue = "200000", description = "faults per point (default ${DEFAULT-VALUE})")
         long items;
         @Option(names = "--rounds", defaultValue = "3", description = "rounds per point; the best is reported")
         int rounds;
