@@ -89,6 +89,14 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
         });
         out.setOnCancelHandler(() -> stop(true));
+        // a call closed by the server without this session's doing (TenantInterceptor refusing a message for
+        // another tenant's process) is neither cancelled nor completed from here: without this the reader would
+        // wait for a ready stream forever and the uffd would stay attached, refusing every later Handle stream
+        out.setOnCloseHandler(() -> {
+            if (!finished) {
+                stop(true);
+            }
+        });
         // runs inside the service method (UserfaultfdGrpcService.handle), where gRPC still lets us turn off its
         // request(1) after every message
         out.disableAutoRequest();

@@ -280,6 +280,56 @@ class TenancyIT {
         reqs.onCompleted();
     }
 
+    /**
+     * A single resolution naming another tenant's process is refused by the interceptor, which closes the Handle
+     * stream (NOT_FOUND) behind the session's back. The session must still let go of the uffd: a new Handle stream
+     * on it is accepted (it was FAILED_PRECONDITION "another Handle stream is attached" forever).
+     */
+    @Test
+    @Timeout(60)
+    void aHandleStreamClosedByTheInterceptorFreesItsUffd() throws Exception {
+        int apid = ProcessServiceGrpc.newBlockingStub(as("alice-token")).create(CreateProcessRequest.newBuilder()
+                .setName("a").build()).getPid();
+        Channel bob = as("bob-token");
+        int bpid = ProcessServiceGrpc.newBlockingStub(bob).create(CreateProcessRequest.newBuilder().setName("b")
+                .setCredentials(Credentials.newBuilder().setCapSysPtrace(true)).build()).getPid();
+        int bufd = UserfaultfdServiceGrpc.newBlockingStub(bob).open(OpenRequest.newBuilder().setPid(bpid).build())
+                .getFd();
+        for (int attempt = 0; attempt < 2; attempt++) {
+            var got = new java.util.concurrent.LinkedBlockingQueue<Object>();
+            var reqs = UserfaultfdServiceGrpc.newStub(bob).handle(new io.grpc.stub.StreamObserver<>() {
+                public void onNext(io.uffdemu.api.v1.HandleResponse v) {
+                    got.add(v);
+                }
+
+                public void onError(Throwable t) {
+                    got.add(t);
+                }
+
+                public void onCompleted() {
+                }
+            });
+            reqs.onNext(io.uffdemu.api.v1.HandleRequest.newBuilder().setAttach(io.uffdemu.api.v1.HandleAttach
+                    .newBuilder().setPid(bpid).setFd(bufd)).build());
+            // bob's own WAKE: answered, so the attach held
+            reqs.onNext(io.uffdemu.api.v1.HandleRequest.newBuilder().setRequestId(1).setWake(
+                    io.uffdemu.api.v1.RangeRequest.newBuilder().setPid(bpid).setFd(bufd).setRange(
+                            io.uffdemu.api.v1.AddrRange.newBuilder().setStart(0x10000).setLen(4096))).build());
+            Object first = got.poll(10, TimeUnit.SECONDS);
+            assertThat(first).as("attempt %d: the WAKE's result, not a refused attach", attempt)
+                    .isInstanceOf(io.uffdemu.api.v1.HandleResponse.class);
+            assertThat(((io.uffdemu.api.v1.HandleResponse) first).getResult().hasError()).isFalse();
+            // then a COPY into alice's process: the interceptor ends the stream
+            reqs.onNext(io.uffdemu.api.v1.HandleRequest.newBuilder().setRequestId(2).setCopy(
+                    io.uffdemu.api.v1.CopyRequest.newBuilder().setPid(apid).setFd(3).setDst(0x10000)
+                            .setData(ByteString.copyFrom(new byte[4096]))).build());
+            Object end = got.poll(10, TimeUnit.SECONDS);
+            assertThat(end).isInstanceOf(io.grpc.StatusRuntimeException.class);
+            assertThat(((io.grpc.StatusRuntimeException) end).getStatus().getCode())
+                    .isEqualTo(io.grpc.Status.Code.NOT_FOUND);
+        }
+    }
+
     /** A memfd crosses tenants only by an explicit grant to that tenant; revocation closes what it installed. */
     @Test
     @Timeout(60)
