@@ -24,6 +24,7 @@ import io.uffdemu.api.v1.ZeropageRequest;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.config.UffdemuProperties;
 import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.Userfaultfd;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
@@ -140,29 +141,32 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
      * that the payload goes to the backend as a read-only view of the request's bytes, not as a copy of them.
      */
     long doCopy(CopyRequest r) {
-        long[] done = new long[1];
-        io.uffdemu.server.mm.LinuxException[] failed = new io.uffdemu.server.mm.LinuxException[1];
-        backend.uffdCopyBatch(List.of(copyOp(r)), new io.uffdemu.server.mm.Userfaultfd.CopyOutcome() {
+        long[] done = {-1};
+        LinuxException[] failed = new LinuxException[1];
+        backend.uffdCopyBatch(List.of(copyOp(r)), new Userfaultfd.CopyOutcome() {
             @Override
             public void copied(int index, long bytes) {
                 done[0] = bytes;
             }
 
             @Override
-            public void failed(int index, io.uffdemu.server.mm.LinuxException e) {
+            public void failed(int index, LinuxException e) {
                 failed[0] = e;
             }
         });
         if (failed[0] != null) {
             throw failed[0];
         }
+        if (done[0] < 0) {
+            throw new IllegalStateException("the backend reported no outcome for a COPY"); // as HandleSession.copyRun
+        }
         return done[0];
     }
 
     /** The backend's op for a COPY ({@link MemoryBackend#uffdCopyBatch}): the payload is not copied. */
-    io.uffdemu.server.mm.Userfaultfd.CopyOp copyOp(CopyRequest r) {
+    Userfaultfd.CopyOp copyOp(CopyRequest r) {
         checkCopySize(r);
-        return new io.uffdemu.server.mm.Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
+        return new Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
                 r.getData().asReadOnlyByteBuffer(), r.getMode());
     }
 
