@@ -3,7 +3,9 @@ package io.uffdemu.client;
 import java.time.Duration;
 
 /**
- * Hooks of a {@link HandlerLoop} for metrics. All methods must be cheap and non-blocking.
+ * Hooks of a {@link HandlerLoop} for metrics. All methods must be cheap and non-blocking: {@link #queueDepth} is
+ * also called from the gRPC transport's thread (the Handle stream's messages are taken there), under the loop's
+ * lock, so a slow observer delays every call on that channel.
  * {@link HandlerMetrics} implements it with Micrometer.
  *
  * <pre>{@code

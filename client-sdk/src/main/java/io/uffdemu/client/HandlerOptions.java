@@ -25,7 +25,8 @@ import java.util.concurrent.ThreadFactory;
  * @param fallback what happens when it overruns or throws
  * @param eagainRetryDelay backstop: an EAGAIN-deferred fault is retried after this even without an event
  * @param closeTimeout how long close() waits for in-flight resolutions
- * @param threadFactory factory of worker and handler threads (virtual by default)
+ * @param threadFactory factory of worker and handler threads (virtual by default), and of the threads that
+ *     handle the end of a Handle stream (where {@code FaultHandler.onError} runs) and reconnect it
  * @param observer metrics hooks
  * @param resolveOnStream send resolutions on the Handle stream (request_id / IoctlResult) instead of unary
  *     UserfaultfdService calls. Results then share the ordered stream with messages, so a credit kept open

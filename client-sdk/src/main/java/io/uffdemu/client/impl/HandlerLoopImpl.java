@@ -1,5 +1,7 @@
 package io.uffdemu.client.impl;
 
+import static com.google.common.util.concurrent.MoreExecutors.directExecutor;
+
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.uffdemu.api.v1.HandleAttach;
@@ -40,7 +42,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * The handler loop over one Handle stream.
  *
- * <p>Threads: gRPC callback threads run {@link Listener} (never block); {@code workers} worker threads take
+ * <p>Threads: the transport's thread runs {@link Listener}'s onNext (never blocks: the Handle call has a direct
+ * executor), its onError/onCompleted go to a thread of the thread factory; {@code workers} worker threads take
  * faults from {@link #ready}, each running the user's {@code onFault} on a fresh handler thread so that the
  * fault deadline can abandon it; one event thread delivers non-pagefault events in order and re-queues
  * EAGAIN-deferred faults after each event (or after {@code eagainRetryDelay}). For a {@link BatchFaultHandler}
@@ -203,7 +206,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     // takes the loop's lock, completes result futures (nothing is chained on them) and hands work to the workers;
     // the terminal callbacks, which can run user code and start reconnects, go to a thread of their own.
     var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel())
-        .withExecutor(com.google.common.util.concurrent.MoreExecutors.directExecutor());
+        .withExecutor(directExecutor());
     synchronized (sendLock) {
       long gen;
       synchronized (lock) {
@@ -220,7 +223,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
   }
 
-  // ------------------------------------------------------------------ stream side (gRPC threads)
+  // ------------------------------------------------------------------ stream side (the transport's thread)
 
   private final class Listener implements ClientResponseObserver<HandleRequest, HandleResponse> {
     private final long gen;
@@ -269,7 +272,8 @@ final class HandlerLoopImpl implements HandlerLoop {
 
     @Override
     public void onError(Throwable t) {
-      offTransport(() -> streamFailed(gen, t));
+      long failedAt = System.nanoTime();
+      offTransport(() -> streamFailed(gen, t, failedAt));
     }
 
     @Override
@@ -298,13 +302,17 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Stream {@code gen} failed: reconnect (see {@link ReconnectPolicy}) or end the loop. */
   private void streamFailed(long gen, Throwable t) {
+    streamFailed(gen, t, System.nanoTime());
+  }
+
+  /** As {@link #streamFailed(long, Throwable)}, the failure seen at {@code now} (System.nanoTime()). */
+  private void streamFailed(long gen, Throwable t, long now) {
     UffdemuException mapped = StatusMapper.map(t, "handle");
     ReconnectPolicy policy = opts.reconnect();
     UffdemuException giveUp = null;
     List<CompletableFuture<IoctlResult>> lost;
     int attempt;
     Duration delay;
-    long now = System.nanoTime();
     synchronized (lock) {
       if (gen != streamGen || terminated) {
         return;
@@ -366,7 +374,17 @@ final class HandlerLoopImpl implements HandlerLoop {
     LOG.log(Level.DEBUG, "Handle stream failed ({0}); reconnect attempt {1} in {2}", mapped.getMessage(), attempt,
         delay);
     Duration wait = delay;
-    Thread r = opts.threadFactory().newThread(() -> reconnect(attempt, wait));
+    Thread r;
+    try {
+      r = opts.threadFactory().newThread(() -> reconnect(attempt, wait));
+      if (r == null) {
+        throw new IllegalStateException("the handler's thread factory gave no thread");
+      }
+    } catch (RuntimeException | OutOfMemoryError e) {
+      // no thread to reconnect on: end the loop rather than leave it with no stream and no reconnector
+      terminate(new UffdemuException("handle: cannot start a reconnect thread: " + e, mapped.grpcCode(), e));
+      return;
+    }
     synchronized (lock) {
       if (closing || terminated) {
         return;
