@@ -35,9 +35,11 @@ mkdir -p docs/bench
   echo
   echo "## Transport floor of the remote round trip (gRPC, protobuf and loopback TCP alone, no emulation)"
   echo
-  echo "\`java -jar bench/target/uffdemu-bench.jar transport\` (stream callbacks on the executors the server and SDK use), then \`transport --direct both --batches 16,32,64 --skip-kernel\` (both on the transport thread)"
+  echo "\`java -jar bench/target/uffdemu-bench.jar transport\` (stream callbacks on executors on both sides: the server's virtual threads, gRPC's default executor on the client), then \`transport --direct client --skip-kernel\` (the client's callbacks on the transport thread, as the SDK's Handle stream: uffdemu's own configuration) and \`transport --direct both --batches 16,32,64 --skip-kernel\` (both on the transport thread)"
   echo
   java -jar bench/target/uffdemu-bench.jar transport
+  echo
+  java -jar bench/target/uffdemu-bench.jar transport --direct client --skip-kernel
   echo
   java -jar bench/target/uffdemu-bench.jar transport --direct both --batches 16,32,64 --skip-kernel
   echo

@@ -352,12 +352,17 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--skip-kernel", description = "no kernel yardstick (machines without userfaultfd)")
         boolean skipKernel;
         @Option(names = "--direct", defaultValue = "none", description = "which side runs its stream callbacks on "
-                + "the transport's event loop (gRPC directExecutor) instead of the executors the uffdemu server and SDK "
-                + "use: none, client, server or both (default ${DEFAULT-VALUE})")
+                + "the transport's event loop (gRPC directExecutor) instead of an executor (the server: virtual "
+                + "threads, as the uffdemu server's calls; the client: gRPC's default executor): none, client (as "
+                + "the SDK's Handle stream does), server or both (default ${DEFAULT-VALUE})")
         String direct;
 
         @Override
         public Integer call() throws Exception {
+            if (rounds < 1 || items < 1 || inflight < 1 || batches.stream().anyMatch(b -> b < 1)) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--rounds, --items, --inflight and every --batches size must be at least 1");
+            }
             if (!List.of("none", "client", "server", "both").contains(direct)) {
                 throw new CommandLine.ParameterException(new CommandLine(this),
                         "--direct must be none, client, server or both, not " + direct);

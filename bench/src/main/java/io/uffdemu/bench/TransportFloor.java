@@ -1,7 +1,6 @@
 package io.uffdemu.bench;
 
 import com.google.protobuf.ByteString;
-import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
@@ -17,7 +16,7 @@ import io.uffdemu.api.v1.IoctlResultBatch;
 import io.uffdemu.api.v1.Pagefault;
 import io.uffdemu.api.v1.UffdMsg;
 import io.uffdemu.api.v1.UffdMsgBatch;
-import io.uffdemu.api.v1.UserfaultfdGrpc;
+import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -25,9 +24,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -39,8 +41,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * batch of 4 KiB {@code CopyRequest}s by copying every page into a frame-sized array (the emulator's one frame
  * write), sending one {@code IoctlResultBatch}, and "re-faulting" those pages at once (their next messages).
  * This JVM is the handler: a raw stub that answers each message batch with one COPY batch, each page copied
- * into its request as the SDK does. Same message shapes, same executors (virtual threads on the server, gRPC's
- * default on the client), fewer hops than the real path: a lower bound on the CPU a remote fault costs, and so an
+ * into its request as the SDK does. Same message shapes; the server's calls on virtual threads as in the uffdemu
+ * server, the client's callbacks on gRPC's default executor unless told to run them on the transport thread (what
+ * the SDK's Handle stream does; {@code --direct client}); fewer hops than the real path: a lower bound on the CPU a remote fault costs, and so an
  * upper bound on the faults/s any remote path built on this transport can reach on this machine.
  */
 final class TransportFloor {
@@ -58,7 +61,9 @@ final class TransportFloor {
     public static void main(String[] args) throws Exception {
         int port = Integer.parseInt(args[0]);
         boolean direct = args.length > 1 && args[1].equals("direct");
-        Server server = Grpc.newServerBuilderForPort(port, InsecureServerCredentials.create())
+        Server server = io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder.forAddress(
+                        new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), port),
+                        InsecureServerCredentials.create())
                 // virtual threads as the uffdemu server's calls; direct: on the transport's event loop
                 .executor(direct ? com.google.common.util.concurrent.MoreExecutors.directExecutor()
                         : Executors.newVirtualThreadPerTaskExecutor())
@@ -75,7 +80,7 @@ final class TransportFloor {
     }
 
     /** The server side: attach.pid = faults kept in flight, attach.max_batch = messages per UffdMsgBatch. */
-    static final class Stub extends UserfaultfdGrpc.UserfaultfdImplBase {
+    static final class Stub extends UserfaultfdServiceGrpc.UserfaultfdServiceImplBase {
         @Override
         public StreamObserver<HandleRequest> handle(StreamObserver<HandleResponse> out) {
             return new StreamObserver<>() {
@@ -144,19 +149,40 @@ final class TransportFloor {
             child = new ProcessBuilder(java, "-XX:+UseG1GC", "-cp", System.getProperty("java.class.path"),
                     TransportFloor.class.getName(), Integer.toString(port), directServer ? "direct" : "threads")
                     .redirectError(ProcessBuilder.Redirect.INHERIT).start();
-            BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
-            String line = r.readLine();
-            if (!"ready".equals(line)) {
+            try {
+                BufferedReader r = new BufferedReader(new InputStreamReader(child.getInputStream(),
+                        StandardCharsets.UTF_8));
+                var ready = CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return r.readLine();
+                    } catch (IOException e) {
+                        return "(" + e + ")";
+                    }
+                }, Executors.newVirtualThreadPerTaskExecutor());
+                String line;
+                try {
+                    line = ready.get(60, TimeUnit.SECONDS);
+                } catch (ExecutionException | TimeoutException e) {
+                    line = "(no answer within 60 s)";
+                }
+                if (!"ready".equals(line)) {
+                    throw new IOException("transport floor server did not start: " + line);
+                }
+                if (child.toHandle().info().totalCpuDuration().isEmpty()) {
+                    throw new IOException("this system does not give the child JVM's CPU time");
+                }
+                ManagedChannelBuilder<?> b = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext()
+                        .maxInboundMessageSize(64 << 20);
+                channel = (directClient ? b.directExecutor() : b).build();
+            } catch (IOException | InterruptedException | RuntimeException e) {
                 child.destroyForcibly();
-                throw new IOException("transport floor server did not start: " + line);
+                throw e;
             }
-            ManagedChannelBuilder<?> b = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext()
-                    .maxInboundMessageSize(64 << 20);
-            channel = (directClient ? b.directExecutor() : b).build();
         }
 
         private long cpuNanos() {
-            return child.toHandle().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
+            return child.toHandle().info().totalCpuDuration().map(java.time.Duration::toNanos)
+                    .orElseThrow(() -> new IllegalStateException("no CPU time for the child JVM"));
         }
 
         /** {@code items} faults with {@code inflight} outstanding, messages in batches of {@code batch}. */
@@ -209,7 +235,7 @@ final class TransportFloor {
             long srv0 = cpuNanos();
             long t0 = System.nanoTime();
             synchronized (requests) {
-                requests.set(UserfaultfdGrpc.newStub(channel).handle(handler));
+                requests.set(UserfaultfdServiceGrpc.newStub(channel).handle(handler));
                 requests.get().onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder()
                         .setPid(inflight).setMaxBatch(batch)).build());
             }

@@ -73,7 +73,7 @@ class TransportFloorTest {
     void aRunBetweenTwoJvmsCountsItsFaultsAndBothProcessesCpu() throws Exception {
         for (boolean direct : new boolean[] {false, true}) {
             try (TransportFloor.Peer peer = new TransportFloor.Peer(direct, direct)) {
-                TransportFloor.Result r = peer.run(3000, 8, 4);
+                TransportFloor.Result r = peer.run(20_000, 8, 4); // enough CPU for /proc's 10 ms ticks
                 assertThat(r.itemsPerSecond()).isPositive();
                 assertThat(r.clientCpuMicros()).isPositive();
                 assertThat(r.serverCpuMicros()).isPositive();
