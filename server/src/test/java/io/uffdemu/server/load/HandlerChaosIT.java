@@ -83,10 +83,12 @@ class HandlerChaosIT {
             int kills = 0;
             int total = WRITERS * PAGES_PER_WRITER;
             while (true) {
-                // the handler lives 50..300 ms; watch the count closely so the final kill lands right after half
-                // of the writes, however fast the rest would go
+                // the handler lives 50..300 ms or until it served another eighth to sixth of the writes, whichever
+                // comes first (so that a fast path still sees kills before half); watch the count closely so the
+                // final kill lands right after half of the writes, however fast the rest would go
                 long aliveUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50 + rnd.nextInt(250));
-                while (System.nanoTime() < aliveUntil && written.get() < total / 2) {
+                int killAt = written.get() + total / 8 + rnd.nextInt(total / 24);
+                while (System.nanoTime() < aliveUntil && written.get() < total / 2 && written.get() < killAt) {
                     Thread.sleep(1);
                 }
                 if (written.get() >= total / 2) {
