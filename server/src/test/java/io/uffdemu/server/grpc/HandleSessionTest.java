@@ -85,6 +85,10 @@ class HandleSessionTest {
         }
 
         @Override
+        public void setOnCloseHandler(Runnable r) {
+        }
+
+        @Override
         public void setCompression(String c) {
         }
 
