@@ -124,13 +124,24 @@ public interface MemoryBackend extends AutoCloseable {
      * acquisition of its lock. An op's source buffer is read from its position to its limit and left unchanged.
      */
     default void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
-        for (int i = 0; i < ops.size(); i++) {
-            Userfaultfd.CopyOp op = ops.get(i);
+        copyEach(ops, outcome, op -> {
             byte[] src = new byte[op.src().remaining()];
             op.src().get(op.src().position(), src);
+            return uffdCopy(op.pid(), op.fd(), op.dst(), src, op.mode());
+        });
+    }
+
+    /**
+     * Runs {@code copy} on each op in order, as {@link #uffdCopyBatch} defines it: an op's bytes or its
+     * {@link io.uffdemu.server.mm.LinuxException} go to {@code outcome} and the next op runs; any other exception
+     * propagates. For backends that apply the ops one by one.
+     */
+    static void copyEach(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome,
+            java.util.function.ToLongFunction<Userfaultfd.CopyOp> copy) {
+        for (int i = 0; i < ops.size(); i++) {
             long n;
             try {
-                n = uffdCopy(op.pid(), op.fd(), op.dst(), src, op.mode());
+                n = copy.applyAsLong(ops.get(i));
             } catch (io.uffdemu.server.mm.LinuxException e) {
                 outcome.failed(i, e);
                 continue;

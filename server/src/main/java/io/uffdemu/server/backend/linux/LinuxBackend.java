@@ -1935,17 +1935,8 @@ public final class LinuxBackend implements MemoryBackend {
     /** Each op as {@link #uffdCopy}, its bytes copied from its buffer straight into the scratch segment. */
     @Override
     public void uffdCopyBatch(List<Userfaultfd.CopyOp> ops, Userfaultfd.CopyOutcome outcome) {
-        for (int i = 0; i < ops.size(); i++) {
-            Userfaultfd.CopyOp op = ops.get(i);
-            long n;
-            try {
-                n = copy(op.pid(), op.fd(), op.dst(), MemorySegment.ofBuffer(op.src()), op.mode());
-            } catch (LinuxException e) {
-                outcome.failed(i, e);
-                continue;
-            }
-            outcome.copied(i, n);
-        }
+        MemoryBackend.copyEach(ops, outcome,
+                op -> copy(op.pid(), op.fd(), op.dst(), MemorySegment.ofBuffer(op.src()), op.mode()));
     }
 
     private long copy(int pid, int fd, long dst, MemorySegment src, long mode) {
