@@ -420,13 +420,7 @@ public final class FramePool {
     }
 
     public void write(long pfn, int off, byte[] src, int srcOff, int len) {
-        if (pfn == ZERO_PFN) {
-            throw new IllegalStateException("write to the zero page");
-        }
-        if (!isWritten(pfn) && isZeros(src, srcOff, len)) {
-            return;
-        }
-        MemorySegment.copy(src, srcOff, frameForWrite(pfn, off, len), ValueLayout.JAVA_BYTE, off, len);
+        write(pfn, off, MemorySegment.ofArray(src), srcOff, len);
     }
 
     /** As {@link #write(long, int, byte[], int, int)}, from {@code len} bytes of {@code src} at {@code srcOff}. */
@@ -476,7 +470,7 @@ public final class FramePool {
         return true;
     }
 
-    /** Zero bytes to compare against ({@link java.util.Arrays#mismatch} is vectorized; a byte loop was 14 % of a
+    /** Zero bytes to compare against ({@link MemorySegment#mismatch} is vectorized; a byte loop was 14 % of a
      * remote round trip's server CPU when every COPY was of a zero page). */
     private static final byte[] ZEROS = new byte[4096];
 
@@ -494,12 +488,6 @@ public final class FramePool {
     }
 
     static boolean isZeros(byte[] b, int off, int len) {
-        for (int i = 0; i < len; i += ZEROS.length) {
-            int n = Math.min(ZEROS.length, len - i);
-            if (java.util.Arrays.mismatch(b, off + i, off + i + n, ZEROS, 0, n) >= 0) {
-                return false;
-            }
-        }
-        return true;
+        return isZeros(MemorySegment.ofArray(b), off, len);
     }
 }
