@@ -83,12 +83,12 @@ class HandleBatchIT {
         ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
 
-    private StormRequest.Builder storm(int threads) {
+    StormRequest.Builder storm(int threads) {
         return StormRequest.newBuilder().setPid(pid).setAddr(addr).setLen(PAGES * PAGE).setThreads(threads)
                 .setWrite(true).setRound(5).setVerify(true);
     }
 
-    private int blocked() {
+    int blocked() {
         return uffd.describe(DescribeRequest.newBuilder().setPid(pid).setFd(fd).build()).getTotalFaults();
     }
 
@@ -379,12 +379,12 @@ class HandleBatchIT {
         }
     }
 
-    private static HandleRequest copy(long id, int pid, int fd, long dst, int len) {
+    static HandleRequest copy(long id, int pid, int fd, long dst, int len) {
         return HandleRequest.newBuilder().setRequestId(id).setCopy(CopyRequest.newBuilder().setPid(pid).setFd(fd)
                 .setDst(dst).setData(ByteString.copyFrom(new byte[len]))).build();
     }
 
-    private static Status.Code code(Runnable call) {
+    static Status.Code code(Runnable call) {
         try {
             call.run();
         } catch (StatusRuntimeException e) {
