@@ -8,6 +8,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.uffdemu.api.v1.AccessMode;
 import io.uffdemu.api.v1.AccessRequest;
+import io.uffdemu.api.v1.ExitRequest;
 import io.uffdemu.api.v1.HandleAttach;
 import io.uffdemu.api.v1.HandleRequest;
 import io.uffdemu.api.v1.HandleRequestBatch;
@@ -23,6 +24,7 @@ import java.util.List;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -51,6 +53,19 @@ class LinuxHandleBatchIT extends HandleBatchIT {
     static void needsTheNativeBackend() {
         Assumptions.assumeTrue(LinuxAvailability.isAvailable(), () -> "native backend unavailable: "
                 + LinuxAvailability.reason());
+    }
+
+    /**
+     * Exits the test's process (before the channel closes): its uffd closes, which wakes any access thread a failed
+     * test left blocked in the kernel, and its address window is freed for the next test.
+     */
+    @AfterEach
+    void exitTheProcess() {
+        try {
+            procs.exit(ExitRequest.newBuilder().setPid(pid).build());
+        } catch (StatusRuntimeException e) {
+            // already gone
+        }
     }
 
     /**
