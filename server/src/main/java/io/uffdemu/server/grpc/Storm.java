@@ -24,7 +24,9 @@ import org.HdrHistogram.Histogram;
  *
  * <p>The deadline (the call's, or {@code uffdemu.limits.default-wait}) is kept by the call's thread, not by each
  * access: the threads' accesses wait untimed, and when the deadline passes the call's thread interrupts them all
- * (their blocked faults are withdrawn, as on a timed-out wait), waits for them, and the call fails with
+ * (on the emulated backend their blocked faults are withdrawn, as on a timed-out wait; on the Linux backend the
+ * access threads stay blocked in the kernel until their faults are resolved, woken or the uffd closed, and their
+ * stores then land: LinuxHandleBatchIT), waits for them, and the call fails with
  * DEADLINE_EXCEEDED (ETIMEDOUT), as it did when each access timed out by itself. A timed wait per fault would cost
  * each fault a timer of the virtual-thread scheduler (on JDK 25 a task queued to, and cancelled from, the
  * ForkJoinPool's DelayScheduler thread): about 2 us of CPU per fault in {@code bench remote} with 64 threads, a

@@ -83,12 +83,12 @@ class HandleBatchIT {
         ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     }
 
-    private StormRequest.Builder storm(int threads) {
+    StormRequest.Builder storm(int threads) {
         return StormRequest.newBuilder().setPid(pid).setAddr(addr).setLen(PAGES * PAGE).setThreads(threads)
                 .setWrite(true).setRound(5).setVerify(true);
     }
 
-    private int blocked() {
+    int blocked() {
         return uffd.describe(DescribeRequest.newBuilder().setPid(pid).setFd(fd).build()).getTotalFaults();
     }
 
@@ -105,6 +105,7 @@ class HandleBatchIT {
 
         BlockingQueue<HandleResponse> got = new LinkedBlockingQueue<>();
         List<Integer> batchSizes = new ArrayList<>();
+        List<List<Long>> sentIds = new ArrayList<>();
         StreamObserver<HandleRequest>[] req = new StreamObserver[1];
         req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
             @Override
@@ -126,6 +127,9 @@ class HandleBatchIT {
                             b.addRequests(HandleRequest.newBuilder().setRequestId(2).setCopy(CopyRequest.newBuilder()
                                     .setPid(999_999).setFd(fd).setDst(a).setData(ByteString.copyFrom(new byte[PAGE]))));
                         }
+                    }
+                    synchronized (batchSizes) {
+                        sentIds.add(b.getRequestsList().stream().map(HandleRequest::getRequestId).toList());
                     }
                     synchronized (req) {
                         req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
@@ -161,6 +165,11 @@ class HandleBatchIT {
             } else {
                 assertThat(h.hasResults()).as("only batches on a max_batch stream: %s", h.getKindCase()).isTrue();
                 List<IoctlResult> rs = h.getResults().getResultsList();
+                synchronized (batchSizes) {
+                    assertThat(rs.stream().map(IoctlResult::getRequestId).toList())
+                            .as("results %d answer batch %d item by item, in order", results, results)
+                            .isEqualTo(sentIds.get(results));
+                }
                 results++;
                 assertThat(rs.get(1).getRequestId()).isEqualTo(1);
                 assertThat(rs.get(1).getError().getErrno()).as("a nested batch").isEqualTo(22);
@@ -379,12 +388,12 @@ class HandleBatchIT {
         }
     }
 
-    private static HandleRequest copy(long id, int pid, int fd, long dst, int len) {
+    static HandleRequest copy(long id, int pid, int fd, long dst, int len) {
         return HandleRequest.newBuilder().setRequestId(id).setCopy(CopyRequest.newBuilder().setPid(pid).setFd(fd)
                 .setDst(dst).setData(ByteString.copyFrom(new byte[len]))).build();
     }
 
-    private static Status.Code code(Runnable call) {
+    static Status.Code code(Runnable call) {
         try {
             call.run();
         } catch (StatusRuntimeException e) {
