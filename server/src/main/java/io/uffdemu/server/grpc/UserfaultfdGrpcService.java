@@ -29,10 +29,12 @@ import io.uffdemu.server.mm.Userfaultfd;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import org.springframework.grpc.server.service.GrpcService;
 
-/** Adapter: uffdemu.v1.UserfaultfdService → {@link MemoryBackend}, including the Handle stream. */
-@GrpcService
+/**
+ * Adapter: uffdemu.v1.UserfaultfdService → {@link MemoryBackend}, including the Handle stream. Not a bean itself:
+ * {@link UserfaultfdGrpcBinding} binds it (its generated {@code bindService} is final, and the binding swaps the
+ * request parsing of the methods that carry pages).
+ */
 public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdServiceImplBase {
     private final MemoryBackend backend;
     private final UffdemuProperties.Limits limits;
@@ -81,7 +83,6 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
         }
     }
 
-    @jakarta.annotation.PreDestroy
     void shutdown() {
         reaper.shutdownNow();
     }
