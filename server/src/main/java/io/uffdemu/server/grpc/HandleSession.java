@@ -41,8 +41,10 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>Inbound flow control is manual: gRPC's automatic mode asks the transport for one more message after each
  * one, which wakes the Netty event loop every message. Here at most {@link #INBOUND_WINDOW} messages are asked
- * for and not yet processed (a message is processed when its onNext returns: its resolutions ran, or were queued
- * on {@code ops}, as with automatic flow control), and more are asked for {@link #INBOUND_REFILL} at a time.
+ * for and not yet processed, and more are asked for {@link #INBOUND_REFILL} at a time. A message is processed when
+ * its resolutions have run: when its onNext returns if they run inline, when {@code ops} has run them otherwise, so
+ * that a client sending resolutions faster than the backend applies them is held back by the transport instead of
+ * growing {@code ops}'s queue without bound.
  *
  * <p>Batching (issue 9): with {@code HandleAttach.max_batch > 1} each HandleResponse carries up to that many of
  * the messages one read(2) returned ({@code msgs}); a {@code HandleRequest.batch} of resolutions runs in order
@@ -66,8 +68,8 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private int maxBatch = 1;
     private final String tenant;
     private boolean stopped;
-    /** Messages processed since the last request for more; touched only by onNext (gRPC serializes them). */
-    private int processedSinceRequest;
+    /** Messages processed (see the class comment): by onNext, or by {@code ops} for the ones it ran. */
+    private final java.util.concurrent.atomic.AtomicLong processed = new java.util.concurrent.atomic.AtomicLong();
 
     /** The most inbound messages asked of the transport and not yet processed (see the class comment). */
     static final int INBOUND_WINDOW = 4;
@@ -105,46 +107,52 @@ final class HandleSession implements StreamObserver<HandleRequest> {
 
     @Override
     public void onNext(HandleRequest r) {
+        boolean queued = false;
         try {
-            receive(r);
+            queued = receive(r);
         } finally {
-            if (++processedSinceRequest == INBOUND_REFILL) {
-                processedSinceRequest = 0;
-                if (!finished) {
-                    out.request(INBOUND_REFILL);
-                }
+            if (!queued) {
+                processed();
             }
         }
     }
 
-    private void receive(HandleRequest r) {
+    /** One more message processed: asks the transport for more once per {@link #INBOUND_REFILL}. Any thread. */
+    private void processed() {
+        if (processed.incrementAndGet() % INBOUND_REFILL == 0 && !finished) {
+            out.request(INBOUND_REFILL);
+        }
+    }
+
+    /** Handles one inbound message; true when its resolutions were queued on {@code ops} (processed later). */
+    private boolean receive(HandleRequest r) {
         if (finished) {
-            return;
+            return false;
         }
         if (key < 0) {
             if (r.getKindCase() != HandleRequest.KindCase.ATTACH) {
                 fail(Status.INVALID_ARGUMENT.withDescription("the first HandleRequest must be attach")
                         .asRuntimeException());
-                return;
+                return false;
             }
             int mb = r.getAttach().getMaxBatch();
             if (mb < 0 || mb > MAX_BATCH) {
                 fail(Status.INVALID_ARGUMENT.withDescription("max_batch must be between 0 and " + MAX_BATCH)
                         .asRuntimeException());
-                return;
+                return false;
             }
             maxBatch = Math.max(1, mb);
             attach(r.getAttach().getPid(), r.getAttach().getFd());
-            return;
+            return false;
         }
         if (r.getKindCase() == HandleRequest.KindCase.BATCH) {
             List<HandleRequest> items = r.getBatch().getRequestsList();
             if (items.size() > MAX_BATCH) {
                 fail(Status.INVALID_ARGUMENT.withDescription("a batch holds at most " + MAX_BATCH + " requests")
                         .asRuntimeException(), true);
-                return;
+                return false;
             }
-            run(() -> {
+            return run(() -> {
                 IoctlResult[] results = new IoctlResult[items.size()];
                 int i = 0;
                 while (i < items.size()) {
@@ -168,9 +176,8 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
                         .addAllResults(java.util.Arrays.asList(results))).build());
             });
-            return;
         }
-        run(() -> {
+        return run(() -> {
             IoctlResult res = resolveOne(r, false);
             if (res != null) {
                 send(HandleResponse.newBuilder().setResult(res).build());
@@ -178,13 +185,27 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         });
     }
 
-    /** Runs a resolution: inline, or queued on {@code ops} behind the earlier ones (see the class comment). */
-    private void run(Runnable resolution) {
+    /**
+     * Runs a resolution: inline, or queued on {@code ops} behind the earlier ones (see the class comment), which
+     * counts its message processed once it has run. True when queued.
+     */
+    private boolean run(Runnable resolution) {
         ExecutorService q = ops;
         if (q == null) {
             resolution.run();
-        } else {
-            q.submit(resolution);
+            return false;
+        }
+        try {
+            q.submit(() -> {
+                try {
+                    resolution.run();
+                } finally {
+                    processed();
+                }
+            });
+            return true;
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            return false; // the stream stopped meanwhile (ops shut down): nothing more runs
         }
     }
 

@@ -213,4 +213,43 @@ class HandleSessionTest {
         assertThat(out.completed).isTrue();
         assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList()).containsExactly(7L);
     }
+
+    /**
+     * Resolutions that may block are counted processed when they have run, not when queued: while one is stuck,
+     * the transport is asked for no more than the window, so a client cannot grow the queue of resolutions
+     * without bound; once they run, the window refills and every result goes out in order.
+     */
+    @Test
+    @Timeout(20)
+    void queuedResolutionsHoldTheWindowUntilTheyHaveRun() throws Exception {
+        UffdemuProperties props = props();
+        TenantGuard guard = new TenantGuard(props);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        MemoryBackend backend = backend(true, start -> release.await());
+        var service = new UserfaultfdGrpcService(backend, props, guard);
+        Out out = new Out();
+        guard.streamOpened(Tenants.DEFAULT);
+        HandleSession s = new HandleSession(service, backend, out, Tenants.DEFAULT);
+        s.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(1).setFd(3)).build());
+        int n = 20;
+        for (int i = 1; i <= n; i++) {
+            s.onNext(HandleRequest.newBuilder().setRequestId(i).setWake(RangeRequest.newBuilder().setPid(1).setFd(3)
+                    .setRange(AddrRange.newBuilder().setStart(0x10000).setLen(4096))).build());
+        }
+        Thread.sleep(100); // the ops thread is stuck in the first WAKE
+        assertThat(out.requested).as("asked for while %d resolutions wait to run", n)
+                .isLessThanOrEqualTo(HandleSession.INBOUND_WINDOW);
+        release.countDown();
+        long until = System.nanoTime() + 5_000_000_000L;
+        while (out.sent.size() < n && System.nanoTime() < until) {
+            Thread.sleep(5);
+        }
+        // 1 + n processed: one request up front, one per INBOUND_REFILL processed
+        assertThat(out.requested).isEqualTo(HandleSession.INBOUND_WINDOW
+                + (1 + n) / HandleSession.INBOUND_REFILL * HandleSession.INBOUND_REFILL);
+        s.onCompleted();
+        assertThat(out.completed).isTrue();
+        assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList())
+                .containsExactlyElementsOf(java.util.stream.LongStream.rangeClosed(1, n).boxed().toList());
+    }
 }
