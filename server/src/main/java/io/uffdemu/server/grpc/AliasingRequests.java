@@ -26,6 +26,10 @@ import java.util.Set;
  * 11 % (JFR allocation samples). Here the array is allocated once per message and the pages of a batch share it;
  * it is never written after parsing, so the views stay immutable as {@code ByteString} requires. Responses are
  * serialized by the original marshaller.
+ *
+ * <p>Bytes that are no request fail the parse with INVALID_ARGUMENT; gRPC (1.84) closes a call whose message
+ * cannot be parsed with {@code UNKNOWN "Application error processing RPC"} whatever the marshaller throws, as it
+ * does with its own marshaller.
  */
 final class AliasingRequests {
     private AliasingRequests() {
@@ -96,8 +100,9 @@ final class AliasingRequests {
                 if (in instanceof KnownLength) {
                     // gRPC's message streams know their length (bounded by the inbound message size limit)
                     int n = in.available();
-                    buf = in.readNBytes(n);
-                    if (buf.length != n || in.read() != -1) {
+                    buf = new byte[n];
+                    // readNBytes(int) would read in 16 KiB chunks and copy them into the result: a second copy
+                    if (in.readNBytes(buf, 0, n) != n || in.read() != -1) {
                         throw new IOException("message length " + n + " does not match its stream");
                     }
                 } else {
@@ -106,7 +111,9 @@ final class AliasingRequests {
                 // a ByteString's coded input is marked immutable: only then does aliasing wrap instead of copy
                 CodedInputStream cis = UnsafeByteOperations.unsafeWrap(buf).newCodedInput();
                 cis.enableAliasing(true);
-                return parser.parseFrom(cis);
+                T msg = parser.parseFrom(cis);
+                cis.checkLastTagWas(0); // as gRPC's marshaller: a stray END_GROUP must not cut the message short
+                return msg;
             } catch (InvalidProtocolBufferException e) {
                 throw Status.INVALID_ARGUMENT.withDescription("invalid protobuf request: " + e.getMessage())
                         .withCause(e).asRuntimeException();

@@ -44,7 +44,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * for and not yet processed, and more are asked for {@link #INBOUND_REFILL} at a time. A message is processed when
  * its resolutions have run: when its onNext returns if they run inline, when {@code ops} has run them otherwise, so
  * that a client sending resolutions faster than the backend applies them is held back by the transport instead of
- * growing {@code ops}'s queue without bound.
+ * growing {@code ops}'s queue without bound. (Held back messages occupy HTTP/2 flow-control window, the stream's
+ * and the connection's: while a resolution is stuck, a client that keeps sending on the Handle stream can fill
+ * the connection's window and stall its other calls on that connection until the resolution runs. The SDK never
+ * blocks a transport thread on this, and its other calls still complete once the window reopens.)
  *
  * <p>Batching (issue 9): with {@code HandleAttach.max_batch > 1} each HandleResponse carries up to that many of
  * the messages one read(2) returned ({@code msgs}); a {@code HandleRequest.batch} of resolutions runs in order

@@ -102,8 +102,14 @@ final class Storm {
                 }
             }
         } catch (InterruptedException | RuntimeException | Error e) {
-            // the call was cancelled or its deadline passed (or a thread could not start): stop every thread
+            // the call was cancelled or its gRPC deadline passed (Calls interrupts this thread), or a thread could
+            // not start: stop every thread and wait (bounded) for them, so that none outlives the call
             started.forEach(Thread::interrupt);
+            boolean interrupted = Thread.interrupted() || e instanceof InterruptedException;
+            awaitStopped(started);
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
             throw e;
         }
         if (thrown.get() != null) {
@@ -125,6 +131,24 @@ final class Storm {
         }
         return b.build();
     }
+
+    /** Waits up to {@link #STOP_WAIT} in all for interrupted threads to end; gives up early if interrupted. */
+    private static void awaitStopped(List<Thread> threads) {
+        long until = System.nanoTime() + STOP_WAIT.toNanos();
+        try {
+            for (Thread t : threads) {
+                long left = until - System.nanoTime();
+                if (left <= 0 || !t.join(Duration.ofNanos(left))) {
+                    return;
+                }
+            }
+        } catch (InterruptedException e) {
+            // a second interrupt: stop waiting (the caller restores the status)
+        }
+    }
+
+    /** How long a failing storm waits for its interrupted threads (each leaves its access at once). */
+    static final Duration STOP_WAIT = Duration.ofSeconds(5);
 
     /** Joins {@code th} until the deadline; false when the deadline passed first. */
     private boolean join(Thread th) throws InterruptedException {

@@ -132,7 +132,7 @@ public final class Faults {
 
     /** A livelocked fault ({@link Outcome#spin}): pause briefly before taking it again; ETIMEDOUT on the deadline. */
     private static void spinWait(long deadlineNanos) throws InterruptedException {
-        if (System.nanoTime() - deadlineNanos >= 0) {
+        if (deadlineNanos != Long.MAX_VALUE && System.nanoTime() - deadlineNanos >= 0) {
             throw new LinuxException(Errno.ETIMEDOUT, "access", 0, "the fault makes no progress (livelock)");
         }
         Thread.sleep(1);

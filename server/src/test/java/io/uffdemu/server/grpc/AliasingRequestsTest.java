@@ -24,7 +24,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@link AliasingRequests}: the page-carrying methods of UserfaultfdService parse their requests with their pages
  * as views of one array per message (no copy per page), to the same messages the stock marshaller gives; every
- * other method keeps its stock marshaller; bytes that are no request fail with INVALID_ARGUMENT.
+ * other method keeps its stock marshaller; bytes that are no request fail the parse with INVALID_ARGUMENT (what
+ * the marshaller throws: gRPC closes such a call with UNKNOWN whatever it is).
  */
 class AliasingRequestsTest {
     static final int PAGE = 4096;
@@ -84,6 +85,18 @@ class AliasingRequestsTest {
     void bytesThatAreNoRequestFailWithInvalidArgument() {
         byte[] garbage = {(byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, 0x0f};
         assertThatThrownBy(() -> handleMarshaller().parse(new ByteArrayInputStream(garbage)))
+                .isInstanceOf(StatusRuntimeException.class)
+                .satisfies(e -> assertThat(Status.fromThrowable(e).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT));
+    }
+
+    /** protobuf 4 refuses a top-level END_GROUP itself; the marshaller also checks the last tag, as gRPC's does. */
+    @Test
+    void aStrayEndGroupTagDoesNotCutTheMessageShort() {
+        byte[] whole = batchOfTwo().toByteArray();
+        byte[] early = new byte[whole.length + 1];
+        early[0] = 0x0c; // END_GROUP, field 1: parsing stops there and would return an empty request
+        System.arraycopy(whole, 0, early, 1, whole.length);
+        assertThatThrownBy(() -> handleMarshaller().parse(new ByteArrayInputStream(early)))
                 .isInstanceOf(StatusRuntimeException.class)
                 .satisfies(e -> assertThat(Status.fromThrowable(e).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT));
     }

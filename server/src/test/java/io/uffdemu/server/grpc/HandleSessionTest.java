@@ -244,11 +244,11 @@ class HandleSessionTest {
         while (out.sent.size() < n && System.nanoTime() < until) {
             Thread.sleep(5);
         }
+        s.onCompleted(); // waits for ops: each resolution has counted itself processed (after sending its result)
+        assertThat(out.completed).isTrue();
         // 1 + n processed: one request up front, one per INBOUND_REFILL processed
         assertThat(out.requested).isEqualTo(HandleSession.INBOUND_WINDOW
                 + (1 + n) / HandleSession.INBOUND_REFILL * HandleSession.INBOUND_REFILL);
-        s.onCompleted();
-        assertThat(out.completed).isTrue();
         assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList())
                 .containsExactlyElementsOf(java.util.stream.LongStream.rangeClosed(1, n).boxed().toList());
     }
