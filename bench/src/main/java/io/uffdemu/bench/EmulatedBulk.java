@@ -3,6 +3,7 @@ package io.uffdemu.bench;
 import io.uffdemu.server.mm.AccessMode;
 import io.uffdemu.server.mm.Kernel;
 import io.uffdemu.server.mm.Linux;
+import io.uffdemu.server.mm.MemCgroup;
 import io.uffdemu.server.mm.Pagemap;
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
@@ -125,6 +126,33 @@ public final class EmulatedBulk {
         return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
     }
 
+    /** Faults (a write to each of 40 000 fresh pages) in a memory-limited memcg that has {@code processes}. */
+    static double limitedMemcgFaultNanos(Kernel k, int processes) throws InterruptedException {
+        MemCgroup cg = k.memcg("limited-" + processes, new MemCgroup.Limits(1L << 30, 0, Long.MAX_VALUE,
+                Long.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE,
+                Integer.MAX_VALUE));
+        byte[] one = {7};
+        int first = -1;
+        for (int i = 0; i < processes; i++) {
+            int p = k.createProcess("m" + i, 0, false, "m", cg).pid();
+            long a = k.vm.mmap(p, 0, Linux.PAGE_SIZE, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+            k.faults.access(p, a, 1, true, one, AccessMode.USER, Long.MAX_VALUE); // one page and one table each
+            first = first < 0 ? p : first;
+        }
+        int pages = 40_000;
+        long a = k.vm.mmap(first, 0, pages * Linux.PAGE_SIZE, 3, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS, -1, 0);
+        for (int p = 0; p < 2_000; p++) { // warm-up, then the measured faults on pages not touched yet
+            k.faults.access(first, a + p * Linux.PAGE_SIZE, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
+        }
+        long t0 = System.nanoTime();
+        for (int p = 2_000; p < pages; p++) {
+            k.faults.access(first, a + p * Linux.PAGE_SIZE, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
+        }
+        double perFault = (System.nanoTime() - t0) / (double) (pages - 2_000);
+        k.vm.munmap(first, a, pages * Linux.PAGE_SIZE);
+        return perFault;
+    }
+
     /** Scale figures: name → value (unit in the name). */
     public static Map<String, Double> scale(long residentPages, int processes, int blockedThreads)
             throws InterruptedException {
@@ -169,6 +197,15 @@ public final class EmulatedBulk {
         }
         out.put("create-" + processes + "-processes-us", (System.nanoTime() - t0) / 1e3);
         out.put("heap-bytes-per-process", (heapUsed() - h0) / (double) processes);
+
+        // page allocations of a tenant (a memcg with memory.max, as every tenant of the server has) with many
+        // processes: a charge counts the memcg's page-table pages, which must not cost a walk of its processes
+        limitedMemcgFaultNanos(k, 1); // JIT warm-up of the fault path, so that the two figures compare
+        double single = limitedMemcgFaultNanos(k, 1);
+        double many = limitedMemcgFaultNanos(k, processes);
+        out.put("fault-ns-limited-memcg-1-process", single);
+        out.put("fault-ns-limited-memcg-" + processes + "-processes", many);
+        out.put("fault-cost-ratio-" + processes + "-processes-to-1", many / single);
 
         // blocked threads: each faults a distinct MISSING page and parks
         long blen = (long) blockedThreads * Linux.PAGE_SIZE;

@@ -194,6 +194,7 @@ final class InvariantChecker {
         java.util.List<MemCgroup> all = new java.util.ArrayList<>(k.memcgs.values());
         all.add(k.rootMemcg);
         for (MemCgroup c : all) {
+            c.checkPgtables();
             long[] r = real.getOrDefault(c, new long[4]);
             if (r[0] != c.memoryPages || r[1] != c.hugetlbBytes || r[2] != c.swapPages || r[3] != c.hugetlbRsvdBytes) {
                 throw new IllegalStateException("memcg " + c.name + " counters memory=" + c.memoryPages + " hugetlb="

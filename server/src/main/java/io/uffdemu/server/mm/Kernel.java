@@ -382,6 +382,7 @@ public final class Kernel {
                 closeLocked(t, fd);
             }
             tasks.remove(pid);
+            t.mm.pt.uncharge();
             t.memcg.tasks.remove(t);
         } finally {
             unlock();

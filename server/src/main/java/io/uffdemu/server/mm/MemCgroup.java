@@ -115,19 +115,38 @@ public final class MemCgroup {
     // ------------------------------------------------------------------ page counters
 
     /**
-     * Page-table pages of the memcg's processes ({@code mm_pgtables_bytes()}): the kernel allocates them with
-     * {@code __GFP_ACCOUNT}, so they count toward memory.max. Recomputed from the page tables (no mutator); only
-     * for memcgs with a memory limit (0 otherwise, so the unlimited root pays nothing).
+     * Page-table pages of the memcg's processes and its descendants' ({@code mm_pgtables_bytes()}): the kernel
+     * allocates them with {@code __GFP_ACCOUNT}, so they count toward memory.max. Kept by {@link PageTable} as
+     * tables come and go ({@link #chargePgtables}), so a charge costs O(depth), not a walk of the memcg's tasks
+     * (which made every page allocation O(processes of the tenant)). Only memcgs with a memory limit report it
+     * (0 otherwise, as before: the unlimited root's usage is its frames).
      */
     long pgtablePages() {
-        if (limits.memoryMax() == Long.MAX_VALUE) {
-            return 0;
+        return limits.memoryMax() == Long.MAX_VALUE ? 0 : pgtables;
+    }
+
+    /** Page-table pages of this memcg's tasks and its descendants', whatever the limit ({@link #pgtablePages}). */
+    private long pgtables;
+
+    /** {@code delta} page-table pages added (or dropped, negative) by a task of this memcg: here and every ancestor. */
+    void chargePgtables(long delta) {
+        for (MemCgroup c = this; c != null; c = c.parent) {
+            c.pgtables += delta;
         }
+    }
+
+    /** Debug ({@link InvariantChecker}): the page-table pages counted, against a walk of the tasks' tables. */
+    void checkPgtables() {
         long n = 0;
         for (Task t : allTasks()) {
-            n += t.mm.pt.tableCount();
+            if (t.mm.pt.memcg != null) {
+                n += t.mm.pt.tableCount();
+            }
         }
-        return n;
+        if (n != pgtables) {
+            throw new IllegalStateException("memcg " + name + ": " + pgtables + " page-table pages counted, its tasks"
+                    + " hold " + n);
+        }
     }
 
     /**

@@ -36,6 +36,12 @@ public final class PageTable {
      */
     final TreeMap<Long, long[]> tables = new TreeMap<>();
     /**
+     * The memcg the tables are charged to (the owner task's; {@code __GFP_ACCOUNT} page-table pages), kept up to
+     * date on every table added or dropped so that a charge never walks the memcg's tasks; null before the owner
+     * exists and after it exited ({@link #uncharge}).
+     */
+    MemCgroup memcg;
+    /**
      * One-entry walk cache: the PMD index and table of the last table found. A table stays in the map under
      * its key until {@link #dropTable} or {@link #freeEmptyTables} removes it, so only those invalidate it.
      */
@@ -102,7 +108,9 @@ public final class PageTable {
 
     /** {@code pmd_populate()}: t becomes the PTE table of PMD index {@code key} (which had none). */
     private long[] install(long key, long[] t) {
-        tables.put(key, t);
+        if (tables.put(key, t) == null) {
+            tablesChanged(1);
+        }
         cachedKey = key;
         cachedTable = t;
         return t;
@@ -164,7 +172,9 @@ public final class PageTable {
 
     /** {@code pmd_clear()}: drops the whole PTE table of the block holding addr (its entries must be released). */
     void dropTable(long addr) {
-        tables.remove(addr >>> 21);
+        if (tables.remove(addr >>> 21) != null) {
+            tablesChanged(-1);
+        }
         if (cachedKey == addr >>> 21) {
             cachedKey = -1;
             cachedTable = null;
@@ -274,6 +284,7 @@ public final class PageTable {
         }
         cachedKey = -1;
         cachedTable = null;
+        int before = tables.size();
         tables.subMap(start >>> 21, true, (end - 1) >>> 21, true).entrySet().removeIf(e -> {
             long[] t = e.getValue();
             for (int i = 0; i < PTRS_PER_PTE; i++) {
@@ -283,6 +294,19 @@ public final class PageTable {
             }
             return true;
         });
+        tablesChanged(tables.size() - before);
+    }
+
+    private void tablesChanged(long delta) {
+        if (memcg != null && delta != 0) {
+            memcg.chargePgtables(delta);
+        }
+    }
+
+    /** The owner exited: its remaining tables stop counting toward its memcg. */
+    void uncharge() {
+        tablesChanged(-tables.size());
+        memcg = null;
     }
 
     public int tableCount() {

@@ -32,6 +32,8 @@ public final class Task {
         this.mm = mm;
         this.owner = owner;
         mm.owner = this;
+        mm.pt.memcg = memcg;
+        memcg.chargePgtables(mm.pt.tableCount());
     }
 
     /** RLIMIT_NOFILE of every emulated process (the usual soft limit). */

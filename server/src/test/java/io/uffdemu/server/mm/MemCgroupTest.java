@@ -178,6 +178,45 @@ class MemCgroupTest {
         assertFalse(bad.isQuota());
     }
 
+    /** Page-table pages of a memcg's tasks as they are now: the count kept incrementally must equal them. */
+    long tablesOf(int... pids) {
+        long n = 0;
+        for (int pid : pids) {
+            n += k.tasks.get(pid).mm.pt.tableCount();
+        }
+        return n;
+    }
+
+    /**
+     * Page-table pages count toward memory.current as tables are allocated and freed: faults in new 2 MiB blocks,
+     * fork (the child's copies), munmap and exit, each the tables the memcg's tasks hold at that moment (kept as
+     * they change, not by walking the tasks on every charge); the root, unlimited, reports none.
+     */
+    @Test
+    void pageTablesAreChargedAsTheyComeAndGo() throws Exception {
+        tenantA(1024, 1024);
+        long base = anon(pa, 3 * 512);
+        java.util.Set<Long> blocks = new java.util.HashSet<>();
+        for (long addr = base; addr < base + 3 * 512 * PAGE; addr += 256 * PAGE) {
+            write(pa, addr, 1);
+            blocks.add(addr >>> 21);
+        }
+        assertEquals(blocks.size(), tablesOf(pa), "one PTE table per 2 MiB block touched");
+        assertEquals(tablesOf(pa), a.pgtablePages());
+        long frames = k.memcgStat(a).memoryCurrent() / PAGE - a.pgtablePages();
+        int child = k.fork(pa).pid();
+        assertEquals(tablesOf(pa, child), a.pgtablePages(), "the child's tables are charged too");
+        assertTrue(tablesOf(child) > 0);
+        k.vm.munmap(pa, base, 512 * PAGE);
+        assertEquals(tablesOf(pa, child), a.pgtablePages(), "munmap frees the parent's tables of that range");
+        k.exit(child);
+        assertEquals(tablesOf(pa), a.pgtablePages(), "exit uncharges the child's tables");
+        k.exit(pa);
+        assertEquals(0, a.pgtablePages());
+        assertEquals(0, k.rootMemcg().pgtablePages(), "the unlimited root reports none");
+        assertTrue(frames > 0);
+    }
+
     @Test
     void munmapAndExitUncharge() throws Exception {
         tenantA(1024, 1024);
