@@ -162,6 +162,7 @@ public final class Faults {
                     k.faultsPending--;
                 }
                 k.threadsBlocked--;
+                f.ctx.countUserfaults(wasRead ? 0 : -1, -1);
             }
         } finally {
             k.unlock();
@@ -647,6 +648,7 @@ public final class Faults {
         ctx.total++;
         k.faultsPending++;
         k.threadsBlocked++;
+        ctx.countUserfaults(1, 1);
         ctx.readable.signalAll();
         k.observer.faultRaised(flags, v);
         return o.userfault(f);

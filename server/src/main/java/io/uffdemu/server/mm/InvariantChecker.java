@@ -195,6 +195,7 @@ final class InvariantChecker {
         all.add(k.rootMemcg);
         for (MemCgroup c : all) {
             c.checkPgtables();
+            c.checkUserfaultCounts();
             long[] r = real.getOrDefault(c, new long[4]);
             if (r[0] != c.memoryPages || r[1] != c.hugetlbBytes || r[2] != c.swapPages || r[3] != c.hugetlbRsvdBytes) {
                 throw new IllegalStateException("memcg " + c.name + " counters memory=" + c.memoryPages + " hugetlb="

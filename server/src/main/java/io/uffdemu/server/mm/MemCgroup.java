@@ -321,26 +321,58 @@ public final class MemCgroup {
         return n;
     }
 
-    /** Userfaults queued and not read, in this memcg and its descendants (checked per fault: no copies). */
+    /**
+     * Userfaults queued and not read, in this memcg and its descendants: kept as faults are queued, read and woken
+     * ({@link #countUserfaults}), since it is checked on every userfault and a walk of the memcg's uffds made that
+     * check O(uffds of the tenant).
+     */
     public long pendingFaults() {
+        return pendingFaultCount;
+    }
+
+    /** Threads parked in a userfault, read or not, in this memcg and its descendants (see {@link #pendingFaults}). */
+    public long blockedThreads() {
+        return blockedThreadCount;
+    }
+
+    private long pendingFaultCount;
+    private long blockedThreadCount;
+
+    /** Faults of a uffd of this memcg changed: here and in every ancestor. */
+    void countUserfaults(long pending, long blocked) {
+        for (MemCgroup c = this; c != null; c = c.parent) {
+            c.pendingFaultCount += pending;
+            c.blockedThreadCount += blocked;
+        }
+    }
+
+    /** Debug ({@link InvariantChecker}): the userfault counters against a walk of the memcg's uffds. */
+    void checkUserfaultCounts() {
+        if (pendingFaultsByWalk() != pendingFaultCount || blockedThreadsByWalk() != blockedThreadCount) {
+            throw new IllegalStateException("memcg " + name + ": " + pendingFaultCount + " pending faults and "
+                    + blockedThreadCount + " blocked threads counted, its uffds hold " + pendingFaultsByWalk() + " and "
+                    + blockedThreadsByWalk());
+        }
+    }
+
+    private long pendingFaultsByWalk() {
         long n = 0;
         for (UserfaultfdCtx c : uffds) {
             n += c.pending.size();
         }
         for (MemCgroup ch : children) {
-            n += ch.pendingFaults();
+            n += ch.pendingFaultsByWalk();
         }
         return n;
     }
 
-    /** Threads parked in a userfault, read or not, in this memcg and its descendants (checked per fault). */
-    public long blockedThreads() {
+    private long blockedThreadsByWalk() {
         long n = 0;
         for (UserfaultfdCtx c : uffds) {
             n += c.pending.size() + c.waiting.size();
         }
         for (MemCgroup ch : children) {
-            n += ch.blockedThreads();
+            n += ch.blockedThreadsByWalk();
         }
         return n;
     }

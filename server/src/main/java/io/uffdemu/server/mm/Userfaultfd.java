@@ -59,6 +59,7 @@ public final class Userfaultfd {
             t.memcg.checkUffdRoom(call);
             UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
             t.memcg.uffds.add(ctx);
+            ctx.memcg = t.memcg;
             return t.installFd(OpenFile.userfaultfd(ctx));
         } finally {
             k.unlock();
@@ -807,6 +808,7 @@ public final class Userfaultfd {
             k.faultsPending--;
         }
         k.threadsBlocked--;
+        f.ctx.countUserfaults(f.read ? 0 : -1, -1);
         k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
         f.woken.countDown();
     }
@@ -841,6 +843,7 @@ public final class Userfaultfd {
                 while (out.size() < max && !ctx.pending.isEmpty()) {
                     UserfaultfdCtx.Fault f = ctx.readNext();
                     k.faultsPending--;
+                    ctx.countUserfaults(-1, 0);
                     out.add(new UffdMsg.Pagefault(++ctx.seq, f.flags, f.address, f.ptid));
                 }
                 while (out.size() < max && !ctx.events.isEmpty()) {
@@ -957,6 +960,7 @@ public final class Userfaultfd {
         c.apiDone = true;
         if (childMm.owner != null) {
             childMm.owner.memcg.uffds.add(c); // counted, never refused: fork's process quota bounds it
+            c.memcg = childMm.owner.memcg;
         }
         return c;
     }

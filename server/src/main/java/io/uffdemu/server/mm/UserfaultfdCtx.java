@@ -44,6 +44,18 @@ public final class UserfaultfdCtx {
     final Condition readable;
     /** Total faults queued on this ctx (fdinfo "total:"). */
     long total;
+    /**
+     * The memcg whose {@code uffds} holds this ctx (its creator's), counting its queued faults; kept after release,
+     * so that faults woken then are counted out where they were counted in. Null for a ctx of an mm with no owner.
+     */
+    MemCgroup memcg;
+
+    /** Queued faults changed: {@code pending} unread and {@code blocked} threads, in the memcg's counters. */
+    void countUserfaults(long pending, long blocked) {
+        if (memcg != null) {
+            memcg.countUserfaults(pending, blocked);
+        }
+    }
 
     UserfaultfdCtx(long id, MmStruct mm, int flags, Condition readable) {
         this.id = id;
