@@ -640,8 +640,8 @@ public final class Faults {
         }
         long msgAddr = (ctx.features & Linux.UFFD_FEATURE_EXACT_ADDRESS) != 0 ? addr : addr & ~(v.pageSize - 1);
         int ptid = (ctx.features & Linux.UFFD_FEATURE_THREAD_ID) != 0 ? tid : 0;
-        if (ctx.mm.owner != null) {
-            ctx.mm.owner.memcg.checkUserfaultRoom("handle_userfault"); // tenant quota: EAGAIN
+        if (ctx.memcg != null) {
+            ctx.memcg.checkUserfaultRoom("handle_userfault"); // tenant quota (the memcg that counts it): EAGAIN
         }
         UserfaultfdCtx.Fault f = new UserfaultfdCtx.Fault(ctx, msgAddr, flags, ptid);
         ctx.queue(f);

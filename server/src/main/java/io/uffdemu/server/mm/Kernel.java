@@ -338,9 +338,9 @@ public final class Kernel {
             Task parent = taskLocked(pid, "fork");
             MmStruct mm = new MmStruct();
             mm.vm = vm;
+            parent.memcg.checkMapCount("fork"); // before the child exists: it charges its memcg from birth
             child = new Task(nextPid++, parent.name, parent.uid, parent.capSysPtrace, parent.pid, mm, parent.owner,
                     parent.memcg);
-            parent.memcg.checkMapCount("fork");
             parent.memcg.tasks.add(child);
             Map<UserfaultfdCtx, UserfaultfdCtx> forked = vm.dupMmapLocked(parent.mm, mm);
             for (Map.Entry<Integer, OpenFile> e : parent.fds.entrySet()) {
@@ -382,7 +382,7 @@ public final class Kernel {
                 closeLocked(t, fd);
             }
             tasks.remove(pid);
-            t.mm.pt.uncharge();
+            t.mm.pt.uncharge(); // exitMmap freed the tables; nothing adds one to a dead mm (ESRCH, mm.dead)
             t.memcg.tasks.remove(t);
         } finally {
             unlock();

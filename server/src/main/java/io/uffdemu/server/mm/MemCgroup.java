@@ -43,8 +43,11 @@ import java.util.Set;
  *
  * <p>The same object also carries the per-tenant object counts that the kernel spreads over other limits and
  * controllers: VMAs ({@code vm.max_map_count}, ENOMEM), userfaultfds (RLIMIT_NOFILE, EMFILE), registered uffd
- * ranges (ENOMEM), queued userfaults and threads blocked in them (EAGAIN). Counts are recomputed from the live
- * objects (tasks and ctxs of the memcg), so they have no mutator to get wrong.
+ * ranges (ENOMEM), queued userfaults and threads blocked in them (EAGAIN). Most counts are recomputed from the
+ * live objects (tasks and ctxs of the memcg) when asked. The two that every page allocation or userfault asks for,
+ * page-table pages and queued userfaults / blocked threads, are kept as they change ({@link PageTable},
+ * {@link UserfaultfdCtx#countUserfaults}) so that asking costs O(depth), not a walk of the memcg's processes;
+ * the invariant checker compares them with the walks. All of it is guarded by the kernel lock.
  */
 public final class MemCgroup {
     /**
@@ -139,9 +142,11 @@ public final class MemCgroup {
     void checkPgtables() {
         long n = 0;
         for (Task t : allTasks()) {
-            if (t.mm.pt.memcg != null) {
-                n += t.mm.pt.tableCount();
+            if (t.mm.pt.memcg != t.memcg) {
+                throw new IllegalStateException("pid " + t.pid + ": page tables charged to "
+                        + (t.mm.pt.memcg == null ? "no memcg" : t.mm.pt.memcg.name) + ", its memcg is " + t.memcg.name);
             }
+            n += t.mm.pt.tableCount();
         }
         if (n != pgtables) {
             throw new IllegalStateException("memcg " + name + ": " + pgtables + " page-table pages counted, its tasks"
@@ -324,7 +329,7 @@ public final class MemCgroup {
     /**
      * Userfaults queued and not read, in this memcg and its descendants: kept as faults are queued, read and woken
      * ({@link #countUserfaults}), since it is checked on every userfault and a walk of the memcg's uffds made that
-     * check O(uffds of the tenant).
+     * check O(uffds of the tenant). Caller holds the kernel lock (as for every count here).
      */
     public long pendingFaults() {
         return pendingFaultCount;
