@@ -150,7 +150,8 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param maxAccessBytes   largest single Access / Pread / Copy payload (default 16MB)
      * @param maxPagemapPages  largest pagemap read (default 1048576 entries)
      * @param maxReadMessages  most messages one Read returns (default 4096)
-     * @param defaultWait      how long an Access without a gRPC deadline may block on a userfault (default 1h)
+     * @param defaultWait      how long an Access without a gRPC deadline may block on a userfault, and how long a
+     *                         Storm without one may run (default 1h)
      */
     public record Limits(@DefaultValue("16MB") DataSize maxAccessBytes, @DefaultValue("1048576") int maxPagemapPages,
             @DefaultValue("4096") int maxReadMessages, @DefaultValue("1h") Duration defaultWait) {
