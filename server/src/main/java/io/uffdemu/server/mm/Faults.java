@@ -158,10 +158,6 @@ public final class Faults {
         try {
             boolean wasRead = f.read;
             if (f.ctx.unlink(f)) {
-                if (!wasRead) {
-                    k.faultsPending--;
-                }
-                k.threadsBlocked--;
                 f.ctx.countUserfaults(wasRead ? 0 : -1, -1);
             }
         } finally {
@@ -640,14 +636,10 @@ public final class Faults {
         }
         long msgAddr = (ctx.features & Linux.UFFD_FEATURE_EXACT_ADDRESS) != 0 ? addr : addr & ~(v.pageSize - 1);
         int ptid = (ctx.features & Linux.UFFD_FEATURE_THREAD_ID) != 0 ? tid : 0;
-        if (ctx.memcg != null) {
-            ctx.memcg.checkUserfaultRoom("handle_userfault"); // tenant quota (the memcg that counts it): EAGAIN
-        }
+        ctx.memcg.checkUserfaultRoom("handle_userfault"); // tenant quota (the memcg that counts it): EAGAIN
         UserfaultfdCtx.Fault f = new UserfaultfdCtx.Fault(ctx, msgAddr, flags, ptid);
         ctx.queue(f);
         ctx.total++;
-        k.faultsPending++;
-        k.threadsBlocked++;
         ctx.countUserfaults(1, 1);
         ctx.readable.signalAll();
         k.observer.faultRaised(flags, v);

@@ -87,18 +87,17 @@ public final class Kernel {
         }
     }
 
-    /** Faults queued and not yet read by any handler, across all uffds. Guarded by the lock. */
-    long faultsPending;
     /** Debug only: writes that landed on a uffd-wp PTE unseen by the handler (see InvariantChecker). */
     final java.util.List<String> wpWriteViolations = new java.util.ArrayList<>();
-    /** Threads parked in a userfault (pending or read, not yet woken). Guarded by the lock. */
-    long threadsBlocked;
-
-    /** Snapshot of the fault gauges: {pending, blocked}. */
+    /**
+     * Snapshot of the fault gauges: {faults queued and not yet read by any handler, threads parked in a userfault
+     * (pending or read, not yet woken)}, across all uffds: the root memcg's counts, every uffd's memcg being the root
+     * or below it.
+     */
     public long[] faultGauges() {
         lock();
         try {
-            return new long[] {faultsPending, threadsBlocked};
+            return new long[] {rootMemcg.pendingFaults(), rootMemcg.blockedThreads()};
         } finally {
             unlock();
         }

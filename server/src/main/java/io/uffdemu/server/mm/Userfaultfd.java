@@ -57,9 +57,8 @@ public final class Userfaultfd {
             }
             t.checkFdRoom(call);
             t.memcg.checkUffdRoom(call);
-            UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition());
+            UserfaultfdCtx ctx = new UserfaultfdCtx(k.newCtxId(), t.mm, flags, k.lock.newCondition(), t.memcg);
             t.memcg.uffds.add(ctx);
-            ctx.memcg = t.memcg;
             return t.installFd(OpenFile.userfaultfd(ctx));
         } finally {
             k.unlock();
@@ -804,10 +803,6 @@ public final class Userfaultfd {
 
     /** A fault just taken off its queue: counted out and its thread released. */
     private void woken(UserfaultfdCtx.Fault f) {
-        if (!f.read) {
-            k.faultsPending--;
-        }
-        k.threadsBlocked--;
         f.ctx.countUserfaults(f.read ? 0 : -1, -1);
         k.observer.faultWoken(System.nanoTime() - f.queuedNanos);
         f.woken.countDown();
@@ -842,7 +837,6 @@ public final class Userfaultfd {
                 List<UffdMsg> out = new ArrayList<>();
                 while (out.size() < max && !ctx.pending.isEmpty()) {
                     UserfaultfdCtx.Fault f = ctx.readNext();
-                    k.faultsPending--;
                     ctx.countUserfaults(-1, 0);
                     out.add(new UffdMsg.Pagefault(++ctx.seq, f.flags, f.address, f.ptid));
                 }
@@ -955,13 +949,12 @@ public final class Userfaultfd {
 
     /** dup_userfaultfd(): the child's ctx, same flags and features. */
     UserfaultfdCtx forkCtxLocked(UserfaultfdCtx parent, MmStruct childMm) {
-        UserfaultfdCtx c = new UserfaultfdCtx(k.newCtxId(), childMm, parent.flags, k.lock.newCondition());
+        // the child's memcg (fork creates the child task before copying the mm: it is its owner by now)
+        MemCgroup cg = childMm.owner != null ? childMm.owner.memcg : parent.memcg;
+        UserfaultfdCtx c = new UserfaultfdCtx(k.newCtxId(), childMm, parent.flags, k.lock.newCondition(), cg);
         c.features = parent.features;
         c.apiDone = true;
-        if (childMm.owner != null) {
-            childMm.owner.memcg.uffds.add(c); // counted, never refused: fork's process quota bounds it
-            c.memcg = childMm.owner.memcg;
-        }
+        cg.uffds.add(c); // counted, never refused: fork's process quota bounds it
         return c;
     }
 

@@ -46,22 +46,22 @@ public final class UserfaultfdCtx {
     long total;
     /**
      * The memcg whose {@code uffds} holds this ctx (its creator's), counting its queued faults; kept after release,
-     * so that faults woken then are counted out where they were counted in. Null for a ctx of an mm with no owner.
+     * so that faults woken then are counted out where they were counted in. Every memcg is the root or below it, so
+     * the root's counts are the whole kernel's ({@link Kernel#faultGauges}).
      */
-    MemCgroup memcg;
+    final MemCgroup memcg;
 
     /** Queued faults changed: {@code pending} unread and {@code blocked} threads, in the memcg's counters. */
     void countUserfaults(long pending, long blocked) {
-        if (memcg != null) {
-            memcg.countUserfaults(pending, blocked);
-        }
+        memcg.countUserfaults(pending, blocked);
     }
 
-    UserfaultfdCtx(long id, MmStruct mm, int flags, Condition readable) {
+    UserfaultfdCtx(long id, MmStruct mm, int flags, Condition readable, MemCgroup memcg) {
         this.id = id;
         this.mm = mm;
         this.flags = flags;
         this.readable = readable;
+        this.memcg = memcg;
     }
 
     public long id() {
