@@ -93,17 +93,15 @@ final class Storm {
             }
             for (Thread th : started) {
                 if (!join(th)) {
-                    started.forEach(Thread::interrupt);
-                    for (Thread t : started) {
-                        t.join();
-                    }
+                    // stopped and waited for below, as on a cancel
                     throw new LinuxException(Errno.ETIMEDOUT, "storm", 0,
                             "the storm's threads did not finish before its deadline");
                 }
             }
         } catch (InterruptedException | RuntimeException | Error e) {
-            // the call was cancelled or its gRPC deadline passed (Calls interrupts this thread), or a thread could
-            // not start: stop every thread and wait (bounded) for them, so that none outlives the call
+            // the deadline passed, the call was cancelled or its gRPC deadline passed (Calls interrupts this
+            // thread), or a thread could not start: stop every thread and wait (bounded) for them, so that none
+            // outlives the call
             started.forEach(Thread::interrupt);
             boolean interrupted = Thread.interrupted() || e instanceof InterruptedException;
             awaitStopped(started);
