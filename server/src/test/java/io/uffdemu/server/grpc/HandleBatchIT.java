@@ -239,14 +239,8 @@ class HandleBatchIT {
     @Timeout(30)
     void aStormsDeadlineFreesItsBlockedThreads() throws Exception {
         long t0 = System.nanoTime();
-        assertThatThrownBy(() -> procs.withDeadlineAfter(300, TimeUnit.MILLISECONDS).storm(storm(8).build()))
-                .isInstanceOf(StatusRuntimeException.class)
-                .satisfies(e -> assertThat(Status.fromThrowable(e).getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
-        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (blocked() > 0 && System.nanoTime() < until) {
-            Thread.sleep(10);
-        }
-        assertThat(blocked()).as("threads still blocked in the uffd after the deadline").isZero();
+        stormOfEightPastItsDeadline();
+        awaitBlocked(0, "threads still blocked in the uffd after the deadline");
         assertThat(System.nanoTime() - t0).isLessThan(TimeUnit.SECONDS.toNanos(10));
     }
 
@@ -254,6 +248,19 @@ class HandleBatchIT {
     @Test
     @Timeout(30)
     void aCancelledStormFreesItsBlockedThreads() throws Exception {
+        cancelAStormOfEightBlockedThreads();
+        awaitBlocked(0, "threads still blocked in the uffd after the cancel");
+    }
+
+    /** A storm of 8 threads, none of whose faults is resolved, fails at its 300 ms deadline. */
+    void stormOfEightPastItsDeadline() {
+        assertThatThrownBy(() -> procs.withDeadlineAfter(300, TimeUnit.MILLISECONDS).storm(storm(8).build()))
+                .isInstanceOf(StatusRuntimeException.class)
+                .satisfies(e -> assertThat(Status.fromThrowable(e).getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
+    }
+
+    /** A storm of 8 threads (no deadline) is cancelled once all 8 are blocked, and fails with CANCELLED. */
+    void cancelAStormOfEightBlockedThreads() throws Exception {
         io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
         CompletableFuture<Throwable> call = CompletableFuture.supplyAsync(() -> {
             try {
@@ -263,18 +270,18 @@ class HandleBatchIT {
                 return e;
             }
         });
-        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (blocked() < 8 && System.nanoTime() < until) {
-            Thread.sleep(10);
-        }
-        assertThat(blocked()).isEqualTo(8);
+        awaitBlocked(8, "faults blocked on the uffd before the cancel");
         ctx.cancel(null);
         assertThat(Status.fromThrowable(call.get(10, TimeUnit.SECONDS)).getCode()).isEqualTo(Status.Code.CANCELLED);
-        until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (blocked() > 0 && System.nanoTime() < until) {
+    }
+
+    /** Waits up to 10 s for {@code n} faults blocked on the uffd (Describe total_faults), then asserts it. */
+    void awaitBlocked(int n, String what) throws InterruptedException {
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (blocked() != n && System.nanoTime() < until) {
             Thread.sleep(10);
         }
-        assertThat(blocked()).as("threads still blocked in the uffd after the cancel").isZero();
+        assertThat(blocked()).as(what).isEqualTo(n);
     }
 
     /**

@@ -1,9 +1,7 @@
 package io.uffdemu.server.grpc;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.uffdemu.api.v1.AccessMode;
@@ -77,9 +75,7 @@ class LinuxHandleBatchIT extends HandleBatchIT {
     @Test
     @Timeout(60)
     void aStormsDeadlineFreesItsBlockedThreads() throws Exception {
-        assertThatThrownBy(() -> procs.withDeadlineAfter(300, TimeUnit.MILLISECONDS).storm(storm(8).build()))
-                .isInstanceOf(StatusRuntimeException.class)
-                .satisfies(e -> assertThat(Status.fromThrowable(e).getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
+        stormOfEightPastItsDeadline();
         stayBlockedThenResolve("deadline");
     }
 
@@ -91,18 +87,7 @@ class LinuxHandleBatchIT extends HandleBatchIT {
     @Test
     @Timeout(60)
     void aCancelledStormFreesItsBlockedThreads() throws Exception {
-        io.grpc.Context.CancellableContext ctx = io.grpc.Context.current().withCancellation();
-        CompletableFuture<Throwable> call = CompletableFuture.supplyAsync(() -> {
-            try {
-                ctx.run(() -> procs.storm(storm(8).build()));
-                return null;
-            } catch (RuntimeException e) {
-                return e;
-            }
-        });
-        awaitBlocked(8);
-        ctx.cancel(null);
-        assertThat(Status.fromThrowable(call.get(10, TimeUnit.SECONDS)).getCode()).isEqualTo(Status.Code.CANCELLED);
+        cancelAStormOfEightBlockedThreads();
         stayBlockedThenResolve("cancel");
     }
 
@@ -111,21 +96,13 @@ class LinuxHandleBatchIT extends HandleBatchIT {
         return true;
     }
 
-    private void awaitBlocked(int n) throws InterruptedException {
-        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (blocked() != n && System.nanoTime() < until) {
-            Thread.sleep(10);
-        }
-        assertThat(blocked()).as("faults blocked on the uffd").isEqualTo(n);
-    }
-
     /**
      * The storm's 8 threads (thread t faulted on page t) are still blocked after the call ended; a Handle stream with
      * max_batch resolves them with batches of COPYs (zero pages), after which none is blocked and each page holds
      * the store its thread was abandoned in (address, round 5), written over the zero page.
      */
     private void stayBlockedThenResolve(String after) throws Exception {
-        awaitBlocked(8);
+        awaitBlocked(8, "faults blocked on the uffd");
         Thread.sleep(300);
         assertThat(blocked()).as("access threads blocked in the kernel after the %s", after).isEqualTo(8);
 
@@ -169,7 +146,7 @@ class LinuxHandleBatchIT extends HandleBatchIT {
             req[0].onNext(HandleRequest.newBuilder()
                     .setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd).setMaxBatch(32)).build());
         }
-        awaitBlocked(0);
+        awaitBlocked(0, "faults blocked on the uffd");
         synchronized (req) {
             req[0].onCompleted();
         }
