@@ -342,7 +342,8 @@ final class Commands {
 
     /** The sysctls the server knows (docs/api.md plus vm.mmap_min_addr); the API has no listing call. */
     static final List<String> KNOWN_SYSCTLS = List.of("vm/mmap_min_addr", "vm/nr_hugepages", "vm/nr_hugepages_1G",
-            "vm/unprivileged_userfaultfd", "mm/transparent_hugepage/enabled", "mm/transparent_hugepage/use_zero_page");
+            "vm/unprivileged_userfaultfd", "mm/transparent_hugepage/enabled", "mm/transparent_hugepage/use_zero_page",
+            "mm/read_fault_zero_page");
 
     @Command(name = "sysctl", mixinStandardHelpOptions = true,
             description = {"Read (NAME), set (NAME=VALUE) or list the sysctls. NAME as vm.x or vm/x.",

@@ -449,10 +449,12 @@ public final class Faults {
         if (wpMarker) {
             v.mm.pt.set(base, Pte.NONE);
         }
-        if (!write) {
+        if (!write && k.readFaultZeroPage) {
             k.vm.installPteLocked(v, base, FramePool.ZERO_PFN, false, wp, false);
             return o.ok(v, v.mm.pt.get(base));
         }
+        // a write, or a read on a host whose read faults do not map the zero page: a zeroed page of its own,
+        // mapped the same way for both
         long pfn = k.vm.allocAnonLocked(v);
         if (pfn < 0) {
             return o.signal(Linux.SIGBUS, Linux.BUS_ADRERR);
@@ -460,7 +462,7 @@ public final class Faults {
         k.vm.installPteLocked(v, base, pfn, v.canWrite() && !wp, wp, !wp);
         k.frames.put(pfn);
         if (wp) {
-            return o.retry(); // the page exists now; the write raises the WP fault (or async-clears)
+            return o.retry(); // the page exists now; a write raises the WP fault (or async-clears), a read reads
         }
         return o.ok(v, v.mm.pt.get(base));
     }
@@ -468,14 +470,15 @@ public final class Faults {
     /**
      * {@code do_huge_pmd_anonymous_page()}: the 2 MiB block around a fault on a {@code pmd_none()} PMD of a
      * THP-eligible anonymous VMA is mapped as one PMD-mapped THP: the huge zero page on a read fault (when
-     * {@code use_zero_page} is on), else a freshly allocated, dirty huge folio. False means VM_FAULT_FALLBACK
-     * (no 2 MiB of free memory): the caller maps a 4 KiB page instead. The caller has already raised a MISSING
+     * {@code use_zero_page} is on and read faults map zero pages, {@link Kernel#readFaultZeroPage}), else a freshly
+     * allocated, dirty huge folio. False means VM_FAULT_FALLBACK (no 2 MiB of free memory): the caller maps a 4 KiB
+     * page instead. The caller has already raised a MISSING
      * userfault when the VMA is registered for it ({@code userfaultfd_missing()} comes first in the kernel too).
      */
     private boolean hugeAnonFaultLocked(Vma v, long base, boolean write) {
         long haddr = base & ~(Linux.PMD_SIZE - 1);
         int n = (int) (Linux.PMD_SIZE >>> Linux.PAGE_SHIFT);
-        if (!write && k.thpUseZeroPage) {
+        if (!write && k.thpUseZeroPage && k.readFaultZeroPage) {
             for (int i = 0; i < n; i++) {
                 k.vm.installPteLocked(v, haddr + ((long) i << Linux.PAGE_SHIFT), FramePool.ZERO_PFN, false, false,
                         false);

@@ -70,6 +70,15 @@ public final class Kernel {
     int thpEnabled = THP_MADVISE;
     /** /sys/kernel/mm/transparent_hugepage/use_zero_page */
     boolean thpUseZeroPage = true;
+    /**
+     * Whether an anonymous read fault maps the shared zero page: mm/memory.c {@code do_anonymous_page()} (and the
+     * huge zero page in mm/huge_memory.c {@code do_huge_pmd_anonymous_page()}, with {@code use_zero_page}). On
+     * by default, as in mainline. Some hosts turn it off at boot ({@code pvm_no_zero_page=1}, the kernel of the
+     * machines CI runs on): there a read fault allocates a zeroed page (a huge folio for THP) and maps it as a
+     * write fault would, while UFFDIO_ZEROPAGE and a THP split still map the zero page (ConformanceTest compares
+     * both on such a host). Fixed at boot on a real kernel; a knob here ({@link #READ_FAULT_ZERO_PAGE}).
+     */
+    boolean readFaultZeroPage = true;
     /** /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*): never here, as on the reference host. */
     public static final java.util.List<String> SHMEM_THP_MODES = java.util.List.of("never", "always", "within_size",
             "advise", "deny", "force");
@@ -727,6 +736,7 @@ public final class Kernel {
                 case "vm/mmap_min_addr" -> Long.toString(Linux.MMAP_MIN_ADDR);
                 case THP_ENABLED -> THP_MODES.get(thpEnabled);
                 case THP_USE_ZERO_PAGE -> thpUseZeroPage ? "1" : "0";
+                case READ_FAULT_ZERO_PAGE -> readFaultZeroPage ? "1" : "0";
                 case THP_SHMEM_ENABLED -> shmemThpEnabled;
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             };
@@ -739,6 +749,11 @@ public final class Kernel {
     public static final String THP_ENABLED = "mm/transparent_hugepage/enabled";
     public static final String THP_USE_ZERO_PAGE = "mm/transparent_hugepage/use_zero_page";
     public static final String THP_SHMEM_ENABLED = "mm/transparent_hugepage/shmem_enabled";
+    /**
+     * Not a file of Linux: whether anonymous read faults map the zero page (1, mainline) or allocate (0); see
+     * {@link #readFaultZeroPage}. Settable here; read-only on the Linux backend, which probes its host.
+     */
+    public static final String READ_FAULT_ZERO_PAGE = "mm/read_fault_zero_page";
 
     public void setSysctl(String name, String value) {
         if (name.equals(THP_ENABLED) || name.equals(THP_SHMEM_ENABLED)) {
@@ -787,6 +802,12 @@ public final class Kernel {
                         throw LinuxException.einval("sysctl", "0 or 1");
                     }
                     thpUseZeroPage = v == 1;
+                }
+                case READ_FAULT_ZERO_PAGE -> {
+                    if (v != 0 && v != 1) {
+                        throw LinuxException.einval("sysctl", "0 or 1");
+                    }
+                    readFaultZeroPage = v == 1;
                 }
                 default -> throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);
             }

@@ -47,6 +47,8 @@ class ConformanceTest {
     /** The host's THP knobs (sysfs), copied into the emulated kernel so both run under the same policy. */
     static String thpEnabled = "madvise";
     static String thpUseZeroPage = "1";
+    /** Whether the host's anonymous read faults map the zero page (probed by the Linux backend), copied likewise. */
+    static String readFaultZeroPage = "1";
 
     /**
      * Runs that would crash the JVM on the native backend (the access runs in this process): scenario id →
@@ -87,6 +89,7 @@ class ConformanceTest {
             try (MemoryBackend nb = linux()) {
                 thpEnabled = nb.sysctl(Kernel.THP_ENABLED);
                 thpUseZeroPage = nb.sysctl(Kernel.THP_USE_ZERO_PAGE);
+                readFaultZeroPage = nb.sysctl(Kernel.READ_FAULT_ZERO_PAGE);
             }
             try {
                 oldHostHugepages = Files.readString(HOST_NR_HUGEPAGES).trim();
@@ -126,6 +129,7 @@ class ConformanceTest {
         sb.append("Native backend: ").append(nativeAvailable ? "available" : "unavailable (" + nativeReason + ")")
                 .append(". Host swap: ").append(swapOn ? "on" : "off")
                 .append(", THP enabled: ").append(thpEnabled).append(", THP use_zero_page: ").append(thpUseZeroPage)
+                .append(", read faults map the zero page: ").append(readFaultZeroPage)
                 .append(".\n\n");
         sb.append("| scenario | result |\n|---|---|\n");
         for (Map.Entry<String, String> e : RESULTS.entrySet()) {
@@ -154,6 +158,7 @@ class ConformanceTest {
                 true));
         b.setSysctl(Kernel.THP_ENABLED, thpEnabled);
         b.setSysctl(Kernel.THP_USE_ZERO_PAGE, thpUseZeroPage);
+        b.setSysctl(Kernel.READ_FAULT_ZERO_PAGE, readFaultZeroPage);
         return b;
     }
 

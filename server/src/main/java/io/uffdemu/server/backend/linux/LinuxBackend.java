@@ -2270,11 +2270,53 @@ public final class LinuxBackend implements MemoryBackend {
 
     @Override
     public String sysctl(String name) {
+        if (name.equals(io.uffdemu.server.mm.Kernel.READ_FAULT_ZERO_PAGE)) {
+            return readFaultZeroPage() ? "1" : "0";
+        }
         return readSysctl(name);
+    }
+
+    /** Whether this host's anonymous read faults map the zero page ({@link #probeReadFaultZeroPage}, once). */
+    private static volatile Boolean readFaultZeroPage;
+
+    private boolean readFaultZeroPage() {
+        Boolean z = readFaultZeroPage;
+        if (z == null) {
+            z = probeReadFaultZeroPage();
+            readFaultZeroPage = z;
+        }
+        return z;
+    }
+
+    /**
+     * No file says whether the kernel maps its shared zero page on an anonymous read fault (mainline does unless
+     * {@code mm_forbids_zeropage()}; some hosts turn it off at boot, e.g. {@code pvm_no_zero_page=1}), so this
+     * asks the kernel: a read fault on a fresh private anonymous page of this process maps either the zero page,
+     * which pagemap never shows as exclusively mapped (no struct page behind its special PTE: no
+     * PM_MMAP_EXCLUSIVE), or a page of its own, which it shows as exclusive.
+     */
+    private boolean probeReadFaultZeroPage() {
+        long a = Native.mmap(0, PAGE, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS,
+                -1, 0);
+        try {
+            if (MemorySegment.ofAddress(a).reinterpret(PAGE).get(JAVA_BYTE, 0) != 0) {
+                throw new IllegalStateException("a fresh anonymous page read non-zero");
+            }
+            long pm = pagemapRaw(a, 1)[0];
+            if ((pm & Linux.PM_PRESENT) == 0) {
+                throw new IllegalStateException("a page just read is not present in pagemap");
+            }
+            return (pm & Linux.PM_MMAP_EXCLUSIVE) == 0;
+        } finally {
+            Native.munmap(a, PAGE);
+        }
     }
 
     @Override
     public void setSysctl(String name, String value) {
+        if (name.equals(io.uffdemu.server.mm.Kernel.READ_FAULT_ZERO_PAGE)) {
+            throw new LinuxException(Errno.EPERM, "sysctl", 0, "fixed when the host kernel booted");
+        }
         String path = SYSCTLS.get(name);
         if (path == null) {
             throw new LinuxException(Errno.ENOENT, "sysctl", 0, "unknown sysctl " + name);

@@ -922,6 +922,24 @@ class LinuxBackendTest {
         assertThat(b.userfaultfd(unpriv, Linux.UFFD_USER_MODE_ONLY, false)).isGreaterThanOrEqualTo(0);
     }
 
+    /**
+     * The probe behind {@code mm/read_fault_zero_page} (pagemap's exclusive bit of a page just read) agrees with
+     * PAGEMAP_SCAN's PAGE_IS_PFNZERO for a page this backend's process reads, whichever way this host does it
+     * (this machine's kernel boots with pvm_no_zero_page=1: "0"); the value is the host's, not settable.
+     */
+    @Test
+    void readFaultZeroPageIsWhatThisHostDoes() throws Exception {
+        String z = b.sysctl(io.uffdemu.server.mm.Kernel.READ_FAULT_ZERO_PAGE);
+        assertThat(z).isIn("0", "1");
+        long a = b.mmap(pid, 0, PAGE, RW, ANON, -1, 0);
+        assertThat(b.access(pid, a, 1, false, null, AccessMode.USER, deadline(5000)).succeeded()).isTrue();
+        long cat = b.pagemapScan(pid, new io.uffdemu.server.mm.Pagemap.ScanArg(a, a + PAGE, 0, 0, 0, 0, 0x1ff, 0, 0))
+                .regions().getFirst().categories();
+        assertThat(cat & Linux.PAGE_IS_PRESENT).isNotZero();
+        assertThat((cat & Linux.PAGE_IS_PFNZERO) != 0).isEqualTo(z.equals("1"));
+        assertErrno(() -> b.setSysctl(io.uffdemu.server.mm.Kernel.READ_FAULT_ZERO_PAGE, z), Errno.EPERM, "sysctl");
+    }
+
     private static void assertErrno(org.assertj.core.api.ThrowableAssert.ThrowingCallable c, Errno errno,
             String call) {
         assertThatThrownBy(c).isInstanceOfSatisfying(LinuxException.class, e -> {
