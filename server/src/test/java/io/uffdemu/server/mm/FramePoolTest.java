@@ -52,10 +52,24 @@ class FramePoolTest {
             long bytes = (long) FramePool.SLAB_FRAMES * PS;
             java.lang.foreign.MemorySegment s = FramePool.newSlab(bytes, hostMmap);
             assertEquals(bytes, s.byteSize());
+            if (hostMmap && FramePool.hostSlabs()) {
+                // aligned to its size, so that the host can back it with one transparent huge page
+                assertEquals(0, s.address() % bytes, "slab at 0x" + Long.toHexString(s.address()));
+            }
             assertEquals(-1L, s.mismatch(java.lang.foreign.MemorySegment.ofArray(new byte[(int) bytes])));
             s.set(java.lang.foreign.ValueLayout.JAVA_BYTE, bytes - 1, (byte) 5);
             assertEquals(5, s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, bytes - 1));
         }
+    }
+
+    @Test
+    void theTestJvmGetsHostSlabsOnLinux() {
+        // the service, test and bench JVMs run with native access: on a Linux amd64 host the slabs must be the
+        // host's (else the alignment check above would not run)
+        if (System.getProperty("os.name").equals("Linux") && System.getProperty("os.arch").equals("amd64")) {
+            assertTrue(FramePool.hostSlabs());
+        }
+        assertEquals(2L << 20, (long) FramePool.SLAB_FRAMES * PS, "a slab is one 2 MiB host huge page");
     }
 
     @Test
