@@ -2299,6 +2299,8 @@ public final class LinuxBackend implements MemoryBackend {
         long a = Native.mmap(0, PAGE, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_PRIVATE | Linux.MAP_ANONYMOUS,
                 -1, 0);
         try {
+            // a 4 KiB read fault, not a THP one (what pagemap shows for the huge zero page has varied by release)
+            Native.madvise(a, PAGE, Linux.MADV_NOHUGEPAGE);
             if (MemorySegment.ofAddress(a).reinterpret(PAGE).get(JAVA_BYTE, 0) != 0) {
                 throw new IllegalStateException("a fresh anonymous page read non-zero");
             }
