@@ -833,6 +833,7 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "read");
             UserfaultfdCtx ctx = ctxOf(t, fd, "read", true);
+            boolean yielded = false;
             while (true) {
                 List<UffdMsg> out = new ArrayList<>();
                 while (out.size() < max && !ctx.pending.isEmpty()) {
@@ -855,6 +856,18 @@ public final class Userfaultfd {
                 }
                 if (deadlineNanos == Long.MAX_VALUE) {
                     ctx.readable.await();
+                } else if (!yielded && Thread.currentThread().isVirtual()) {
+                    // once, before a timed wait: a faulting thread that can run now (one this reader's last
+                    // resolution woke, typically) gets the carrier first, and its message is here without a timed
+                    // park, which on JDK 25 queues a task to the ForkJoinPool's DelayScheduler and wakes its
+                    // platform thread (a kernel reader's poll timeout is an hrtimer)
+                    yielded = true;
+                    k.unlock();
+                    try {
+                        Thread.yield();
+                    } finally {
+                        k.lock();
+                    }
                 } else {
                     ctx.readable.await(left, TimeUnit.NANOSECONDS);
                 }
