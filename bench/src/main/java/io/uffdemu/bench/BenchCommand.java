@@ -45,8 +45,12 @@ public final class BenchCommand implements Runnable {
         List<Integer> threads;
         @Option(names = "--rounds", defaultValue = "3", description = "rounds per case; the best is reported")
         int rounds;
-        @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
+        @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp,hugetlb-missing,hugetlb-wp",
+                split = ",")
         List<String> cases;
+        @Option(names = "--huge-pages", defaultValue = "256", description = "2 MiB pages touched per hugetlb case "
+                + "(default ${DEFAULT-VALUE}; the kernel and native sides need that many free: vm.nr_hugepages)")
+        long hugePages;
         @Option(names = "--skip-emulated", description = "kernel and native backend only")
         boolean skipEmulated;
         // a plain flag: picocli's negatable form with defaultValue "true" made --no-native set true
@@ -85,8 +89,15 @@ public final class BenchCommand implements Runnable {
                 System.out.println();
                 System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
             }
+            for (String reason : new java.util.LinkedHashSet<>(nativeUnavailable)) {
+                System.out.println();
+                System.out.println("native backend n/a for " + reason);
+            }
             return 0;
         }
+
+        /** Native runs that could not run (the case and the errno), reported under the table. */
+        private final List<String> nativeUnavailable = new ArrayList<>();
 
         /** "median (min-max)" of column {@code col} over the repetitions that measured it; "n/a" when none did. */
         static String medianRange(List<double[]> rows, int col) {
@@ -104,15 +115,30 @@ public final class BenchCommand implements Runnable {
                     + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) "
                     + "| native, virtual callers faults/s | ratio |");
             System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+            if (hugePages < 1) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--huge-pages must be at least 1");
+            }
+            boolean anyHugetlb = cases.stream().anyMatch(c -> EmulatedRoundTrip.Case.of(c).hugetlb);
             for (int t : threads) {
-                Map<String, Double> k = kernel.bestRoundTrip(pages, t, rounds);
+                // the yardsticks have room for 256 faulting threads (pthread_t t[256]): more are compared with 256;
+                // a hugetlb case has at most one thread per huge page
+                int kt = Math.min(t, 256);
+                int kh = (int) Math.min(kt, hugePages);
+                Map<String, Double> k = new java.util.LinkedHashMap<>(kernel.bestRoundTrip(pages, kt, rounds));
+                if (anyHugetlb) {
+                    k.putAll(kernel.bestHugetlbRoundTrip(hugePages, kh, rounds));
+                }
                 if (!skipEmulated) {
                     EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
                 }
                 for (String c : cases) {
+                    EmulatedRoundTrip.Case ec = EmulatedRoundTrip.Case.of(c);
+                    long n = ec.hugetlb ? hugePages : pages;
+                    int ct = (int) Math.min(t, n);
+                    int kct = ec.hugetlb ? kh : kt;
                     EmulatedRoundTrip.Result best = null;
                     for (int r = 0; !skipEmulated && r < rounds; r++) {
-                        var res = EmulatedRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t);
+                        var res = EmulatedRoundTrip.run(ec, n, t);
                         if (best == null || res.faultsPerSecond() > best.faultsPerSecond()) {
                             best = res;
                         }
@@ -121,13 +147,20 @@ public final class BenchCommand implements Runnable {
                     double nat = -1;
                     double natV = -1;
                     if (!skipNative) {
-                        for (int r = 0; r < rounds; r++) {
-                            nat = Math.max(nat, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t, true));
-                            natV = Math.max(natV, NativeRoundTrip.run(EmulatedRoundTrip.Case.of(c), pages, t, false));
+                        try {
+                            for (int r = 0; r < rounds; r++) {
+                                nat = Math.max(nat, NativeRoundTrip.run(ec, n, t, true));
+                                natV = Math.max(natV, NativeRoundTrip.run(ec, n, t, false));
+                            }
+                        } catch (io.uffdemu.server.mm.LinuxException e) {
+                            // no free huge pages on the host, typically: the cell reads n/a, the reason below
+                            nativeUnavailable.add(c + ": " + e.getMessage());
                         }
                     }
-                    System.out.printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", c, t,
-                            kf == null ? "n/a" : fmt(kf), best == null ? "n/a" : fmt(best.faultsPerSecond()),
+                    System.out.printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", c,
+                            ct < t ? ct + " (of " + t + ": one per page)" : Integer.toString(t),
+                            kf == null ? "n/a" : fmt(kf) + (kct < ct ? " (" + kct + " threads)" : ""),
+                            best == null ? "n/a" : fmt(best.faultsPerSecond()),
                             kf == null || best == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
                             best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(50) / 1e3),
                             best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(99) / 1e3),
@@ -154,8 +187,12 @@ public final class BenchCommand implements Runnable {
         List<Integer> threads;
         @Option(names = "--rounds", defaultValue = "2", description = "rounds per case; the best is reported")
         int rounds;
-        @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp", split = ",")
+        @Option(names = "--cases", defaultValue = "anon-missing,shmem-missing,anon-wp,shmem-wp,hugetlb-missing,hugetlb-wp",
+                split = ",")
         List<String> cases;
+        @Option(names = "--huge-pages", defaultValue = "256", description = "2 MiB pages touched per hugetlb case "
+                + "(default ${DEFAULT-VALUE}; the kernel side needs that many free: vm.nr_hugepages)")
+        long hugePages;
         @Option(names = "--workers", defaultValue = "0",
                 description = "handler loop workers (0: the faulting threads, between 4 and 64)")
         int workers;
@@ -190,22 +227,38 @@ public final class BenchCommand implements Runnable {
                         + "| p99 us | CPU us/fault | remote, batching faults/s | ratio | p50 us | p99 us | CPU us/fault "
                         + "| lost writes |");
                 System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+                if (hugePages < 1) {
+                    throw new CommandLine.ParameterException(new CommandLine(this), "--huge-pages must be at least 1");
+                }
+                boolean anyHugetlb = cases.stream().anyMatch(c -> EmulatedRoundTrip.Case.of(c).hugetlb);
                 for (int t : threads) {
-                    // the yardstick has room for 256 faulting threads (pthread_t t[256]): more are compared with 256
+                    // the yardsticks have room for 256 faulting threads (pthread_t t[256]): more are compared with
+                    // 256; a hugetlb case has at most one thread per huge page
                     int kt = Math.min(t, 256);
-                    Map<String, Double> k = skipKernel ? Map.of() : kernel.bestRoundTrip(pages, kt, rounds);
-                    int w = workers > 0 ? workers : Math.max(4, Math.min(64, t));
+                    int kh = (int) Math.min(kt, hugePages);
+                    Map<String, Double> k = new java.util.LinkedHashMap<>();
+                    if (!skipKernel) {
+                        k.putAll(kernel.bestRoundTrip(pages, kt, rounds));
+                        if (anyHugetlb) {
+                            k.putAll(kernel.bestHugetlbRoundTrip(hugePages, kh, rounds));
+                        }
+                    }
                     for (String c : cases) {
+                        EmulatedRoundTrip.Case ec = EmulatedRoundTrip.Case.of(c);
+                        long n = ec.hugetlb ? hugePages : pages;
+                        int ct = (int) Math.min(t, n);
+                        int kct = ec.hugetlb ? kh : kt;
+                        int w = workers > 0 ? workers : Math.max(4, Math.min(64, ct));
                         RemoteRoundTrip.Result plain = null;
                         RemoteRoundTrip.Result batched = null;
                         long lost = 0;
                         for (int r = 0; r < rounds; r++) {
                             if (!batchingOnly) {
-                                var a = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, false, w);
+                                var a = remote.run(ec, n, ct, false, w);
                                 lost += a.lostWrites();
                                 plain = plain == null || a.faultsPerSecond() > plain.faultsPerSecond() ? a : plain;
                             }
-                            var b = remote.run(EmulatedRoundTrip.Case.of(c), pages, t, true, w);
+                            var b = remote.run(ec, n, ct, true, w);
                             lost += b.lostWrites();
                             batched = batched == null || b.faultsPerSecond() > batched.faultsPerSecond() ? b : batched;
                         }
@@ -214,8 +267,9 @@ public final class BenchCommand implements Runnable {
                                 : String.format("%s | %s | %.0f | %.0f | %.1f", fmt(plain.faultsPerSecond()),
                                         kf == null ? "n/a" : String.format("%.2f", plain.faultsPerSecond() / kf),
                                         plain.p50Micros(), plain.p99Micros(), plain.cpuMicrosPerFault());
-                        System.out.printf("| %s | %d | %s | %s | %s | %s | %.0f | %.0f | %.1f "
-                                + "| %d |%n", c, t, kf == null ? "n/a" : fmt(kf) + (kt < t ? " (" + kt + " threads)" : ""),
+                        System.out.printf("| %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.1f "
+                                + "| %d |%n", c, ct < t ? ct + " (of " + t + ": one per page)" : Integer.toString(t),
+                                kf == null ? "n/a" : fmt(kf) + (kct < ct ? " (" + kct + " threads)" : ""),
                                 plainCols,
                                 fmt(batched.faultsPerSecond()),
                                 kf == null ? "n/a" : String.format("%.2f", batched.faultsPerSecond() / kf),

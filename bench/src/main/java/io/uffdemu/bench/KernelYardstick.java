@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
 
 /**
  * The real kernel's figures, from the C programs vendored in resources ({@code uffd_kernel_bench.c} is the
- * project's yardstick, copied unchanged from ../shared/bench; {@code uffd_bulk_bench.c} times bulk ioctls).
+ * project's yardstick, copied unchanged from ../shared/bench; {@code uffd_hugetlb_bench.c} is the same round
+ * trip on 2 MiB hugetlbfs pages; {@code uffd_bulk_bench.c} times bulk ioctls).
  * They are compiled with gcc at run time, so both sides are measured in the same run on the same machine.
  */
 public final class KernelYardstick {
@@ -52,14 +53,36 @@ public final class KernelYardstick {
 
     /** Runs the yardstick; case label → faults/s. Empty (with {@link #unavailableReason()}) when it cannot run. */
     public Map<String, Double> roundTrip(long pages, int threads) {
+        return roundTrip("uffd_kernel_bench.c", pages, threads);
+    }
+
+    /**
+     * The yardstick's round trip on hugetlbfs ({@code uffd_hugetlb_bench.c}: hugetlb-missing, hugetlb-wp) over
+     * {@code hugePages} 2 MiB pages, which must be free on the host (vm.nr_hugepages); empty (with
+     * {@link #unavailableReason()}) when it cannot run.
+     */
+    public Map<String, Double> hugetlbRoundTrip(long hugePages, int threads) {
+        return roundTrip("uffd_hugetlb_bench.c", hugePages, threads);
+    }
+
+    /** The best of {@code rounds} runs of {@link #hugetlbRoundTrip} per case. */
+    public Map<String, Double> bestHugetlbRoundTrip(long hugePages, int threads, int rounds) {
+        Map<String, Double> best = new LinkedHashMap<>();
+        for (int r = 0; r < rounds; r++) {
+            hugetlbRoundTrip(hugePages, threads).forEach((c, v) -> best.merge(c, v, Math::max));
+        }
+        return best;
+    }
+
+    private Map<String, Double> roundTrip(String source, long pages, int threads) {
         Map<String, Double> out = new LinkedHashMap<>();
         try {
-            Path bin = build("uffd_kernel_bench.c");
+            Path bin = build(source);
             Process p = new ProcessBuilder(bin.toString(), Long.toString(pages), Integer.toString(threads))
                     .redirectErrorStream(true).start();
             String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (!p.waitFor(600, TimeUnit.SECONDS) || p.exitValue() != 0) {
-                unavailable = "kernel bench failed: " + text.strip();
+                unavailable = source + " failed: " + text.strip();
                 return out;
             }
             for (String line : text.split("\n")) {

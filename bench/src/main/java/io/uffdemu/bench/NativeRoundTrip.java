@@ -38,12 +38,14 @@ public final class NativeRoundTrip {
         if (!LinuxAvailability.isAvailable()) {
             return -1;
         }
-        long len = pages * Linux.PAGE_SIZE;
+        int nthreads = (int) Math.min(threads, pages);
+        long ps = c.pageSize();
+        long len = pages * ps;
         try (MemoryBackend b = new LinuxBackend()) {
             int pid = b.createProcess("bench", 0, true, "bench").pid();
             long addr;
             if (c.shmem) {
-                int mfd = b.memfdCreate(pid, "bench", 0);
+                int mfd = b.memfdCreate(pid, "bench", c.memfdFlags());
                 b.ftruncate(pid, mfd, len);
                 addr = b.mmap(pid, 0, len, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED, mfd, 0);
                 b.close(pid, mfd);
@@ -60,7 +62,7 @@ public final class NativeRoundTrip {
             if (c.wp) {
                 b.uffdWriteprotect(pid, fd, addr, len, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
             }
-            byte[] src = new byte[(int) Linux.PAGE_SIZE];
+            byte[] src = new byte[(int) ps];
             java.util.Arrays.fill(src, (byte) 7);
             AtomicBoolean done = new AtomicBoolean();
             Thread handler = Thread.ofPlatform().name("bench-native-handler").start(() -> {
@@ -68,10 +70,10 @@ public final class NativeRoundTrip {
                     while (!done.get()) {
                         for (UffdMsg m : b.uffdRead(pid, fd, 64, System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50))) {
                             if (m instanceof UffdMsg.Pagefault pf) {
-                                long a = pf.address() & ~(Linux.PAGE_SIZE - 1);
+                                long a = pf.address() & ~(ps - 1);
                                 try {
                                     if (c.wp) {
-                                        b.uffdWriteprotect(pid, fd, a, Linux.PAGE_SIZE, 0);
+                                        b.uffdWriteprotect(pid, fd, a, ps, 0);
                                     } else {
                                         b.uffdCopy(pid, fd, a, src, 0);
                                     }
@@ -87,17 +89,17 @@ public final class NativeRoundTrip {
                     Thread.currentThread().interrupt();
                 }
             });
-            long per = pages / threads;
+            long per = pages / nthreads;
             List<Thread> touchers = new ArrayList<>();
             long t0 = System.nanoTime();
-            for (int i = 0; i < threads; i++) {
+            for (int i = 0; i < nthreads; i++) {
                 long from = i * per;
                 Thread.Builder tb = platformCallers ? Thread.ofPlatform() : Thread.ofVirtual();
                 touchers.add(tb.start(() -> {
                     byte[] one = {1};
                     for (long p = from; p < from + per; p++) {
                         try {
-                            b.access(pid, addr + p * Linux.PAGE_SIZE, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
+                            b.access(pid, addr + p * ps, 1, true, one, AccessMode.USER, Long.MAX_VALUE);
                         } catch (InterruptedException e) {
                             return;
                         }
@@ -111,7 +113,7 @@ public final class NativeRoundTrip {
             done.set(true);
             handler.join();
             b.exit(pid);
-            return per * threads / ((t1 - t0) / 1e9);
+            return per * nthreads / ((t1 - t0) / 1e9);
         }
     }
 }

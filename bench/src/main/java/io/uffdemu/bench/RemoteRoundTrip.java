@@ -97,18 +97,24 @@ final class RemoteRoundTrip implements AutoCloseable {
     }
 
     /**
-     * One case: {@code pages} pages touched by {@code threads} storm threads, one fault each (MISSING + COPY, or
-     * WP + un-protect of pages written before), served by one handler loop; batching = HandleAttach.max_batch 64
-     * and resolutions batched on the stream; without = one message per stream message, unary resolutions.
+     * One case: {@code pages} pages (2 MiB ones for hugetlb) touched by {@code threads} storm threads, one fault
+     * each (MISSING + COPY, or WP + un-protect of pages written before), served by one handler loop; batching =
+     * HandleAttach.max_batch 64 and resolutions batched on the stream; without = one message per stream message,
+     * unary resolutions.
      */
     Result run(EmulatedRoundTrip.Case c, long pages, int threads, boolean batching, int workers) {
+        long ps = c.pageSize();
+        if (c.hugetlb && Long.parseLong(client.sysctl("vm/nr_hugepages")) < pages) {
+            // the server's emulated machine (this bench's own, or --target's) gets the huge pages the case needs
+            client.setSysctl("vm/nr_hugepages", Long.toString(pages));
+        }
         Process p = client.createProcess("remote-bench");
         try {
-            long len = pages * 4096;
+            long len = pages * ps;
             Memfd memfd = null;
             long addr;
             if (c.shmem) {
-                memfd = p.memfdCreate("remote-bench", 0);
+                memfd = p.memfdCreate("remote-bench", c.memfdFlags());
                 memfd.ftruncate(len);
                 addr = p.mmap(MmapOptions.DEFAULT.withLength(len).sharedFile(memfd.fd(), 0));
             } else {
@@ -117,26 +123,26 @@ final class RemoteRoundTrip implements AutoCloseable {
             AddrRange range = new AddrRange(addr, len);
             var uffd = p.userfaultfd(UffdOptions.DEFAULT.withFeatures(c.wp ? Linux.UFFD_FEATURE_PAGEFAULT_FLAG_WP : 0));
             if (c.wp) {
-                p.storm(StormOptions.writes(addr, len, Math.min(threads, 64))); // populate
+                p.storm(StormOptions.writes(addr, len, Math.min(threads, 64)).withStride(ps)); // populate
                 uffd.register(range, Linux.UFFDIO_REGISTER_MODE_WP);
                 uffd.writeProtect(range, Linux.UFFDIO_WRITEPROTECT_MODE_WP);
             } else {
                 uffd.register(range, Linux.UFFDIO_REGISTER_MODE_MISSING);
             }
-            byte[] zero = new byte[4096];
+            byte[] zero = new byte[(int) ps];
             FaultHandler perFault = c.wp ? ctx -> ctx.writeUnprotect() : ctx -> ctx.copy(zero);
             // with batching a BatchFaultHandler (a message batch served on one worker, its resolutions sent as
             // one batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead
             BatchFaultHandler whole = perFault::onFault;
             FaultHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler") ? whole : perFault;
-            HandlerOptions o = HandlerOptions.DEFAULT.withWorkers(workers).withQueueCapacity(Math.max(64, workers))
+            HandlerOptions o = HandlerOptions.DEFAULT.withPageSize(ps).withWorkers(workers).withQueueCapacity(Math.max(64, workers))
                     .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching);
             StormResult r;
             long cpu0;
             long cpu1;
             try (HandlerLoop loop = uffd.handle(h, o)) {
                 cpu0 = cpuNanos();
-                r = p.storm(StormOptions.writes(addr, len, threads).withRound(1).withVerify(true));
+                r = p.storm(StormOptions.writes(addr, len, threads).withStride(ps).withRound(1).withVerify(true));
                 cpu1 = cpuNanos();
             }
             if (r.failed() != 0) {
