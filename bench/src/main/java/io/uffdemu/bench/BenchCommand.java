@@ -36,6 +36,36 @@ public final class BenchCommand implements Runnable {
         return v >= 100 ? String.format("%,.0f", v) : String.format("%.2f", v);
     }
 
+    /** The yardsticks have room for 256 faulting threads (pthread_t t[256]): more are compared with 256. */
+    static int yardstickThreads(int threads) {
+        return Math.min(threads, 256);
+    }
+
+    /**
+     * The kernel's figures for {@code cases} with {@code threads} faulting threads: the yardstick's, plus
+     * uffd_hugetlb_bench.c's when a case is hugetlb (at most one thread per huge page).
+     */
+    static Map<String, Double> yardstick(KernelYardstick kernel, List<String> cases, long pages, long hugePages,
+            int threads, int rounds) {
+        int kt = yardstickThreads(threads);
+        Map<String, Double> k = new java.util.LinkedHashMap<>(kernel.bestRoundTrip(pages, kt, rounds));
+        if (cases.stream().anyMatch(c -> EmulatedRoundTrip.Case.of(c).hugetlb)) {
+            k.putAll(kernel.bestHugetlbRoundTrip(hugePages, (int) Math.min(kt, hugePages), rounds));
+        }
+        return k;
+    }
+
+    /** The threads column: {@code ct} of the {@code t} asked for when the case has fewer pages than threads. */
+    static String threadsCell(int ct, int t) {
+        return ct < t ? ct + " (of " + t + ": one per page)" : Integer.toString(t);
+    }
+
+    static void checkHugePages(Object command, long hugePages) {
+        if (hugePages < 1) {
+            throw new CommandLine.ParameterException(new CommandLine(command), "--huge-pages must be at least 1");
+        }
+    }
+
     @Command(name = "roundtrip", description = "Fault round trip (faulting thread -> message -> handler -> resolve -> "
             + "resume): emulated in-process vs the kernel yardstick uffd_kernel_bench.c.")
     static final class RoundTrip implements Callable<Integer> {
@@ -67,6 +97,7 @@ public final class BenchCommand implements Runnable {
                 throw new CommandLine.ParameterException(new CommandLine(this),
                         "--repeat must be at least 1");
             }
+            checkHugePages(this, hugePages);
             KernelYardstick kernel = new KernelYardstick();
             Map<String, List<double[]>> ratios = new java.util.LinkedHashMap<>();
             for (int rep = 1; rep <= repeat; rep++) {
@@ -115,19 +146,10 @@ public final class BenchCommand implements Runnable {
                     + "| emulated p50 us | p99 us | native backend faults/s | ratio (native/kernel) "
                     + "| native, virtual callers faults/s | ratio |");
             System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
-            if (hugePages < 1) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--huge-pages must be at least 1");
-            }
-            boolean anyHugetlb = cases.stream().anyMatch(c -> EmulatedRoundTrip.Case.of(c).hugetlb);
             for (int t : threads) {
-                // the yardsticks have room for 256 faulting threads (pthread_t t[256]): more are compared with 256;
-                // a hugetlb case has at most one thread per huge page
-                int kt = Math.min(t, 256);
+                int kt = yardstickThreads(t);
                 int kh = (int) Math.min(kt, hugePages);
-                Map<String, Double> k = new java.util.LinkedHashMap<>(kernel.bestRoundTrip(pages, kt, rounds));
-                if (anyHugetlb) {
-                    k.putAll(kernel.bestHugetlbRoundTrip(hugePages, kh, rounds));
-                }
+                Map<String, Double> k = yardstick(kernel, cases, pages, hugePages, t, rounds);
                 if (!skipEmulated) {
                     EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
                 }
@@ -158,7 +180,7 @@ public final class BenchCommand implements Runnable {
                         }
                     }
                     System.out.printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", c,
-                            ct < t ? ct + " (of " + t + ": one per page)" : Integer.toString(t),
+                            threadsCell(ct, t),
                             kf == null ? "n/a" : fmt(kf) + (kct < ct ? " (" + kct + " threads)" : ""),
                             best == null ? "n/a" : fmt(best.faultsPerSecond()),
                             kf == null || best == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
@@ -211,6 +233,7 @@ public final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
+            checkHugePages(this, hugePages);
             KernelYardstick kernel = new KernelYardstick();
             java.nio.file.Path log = java.nio.file.Files.createTempFile("uffdemu-bench-server", ".log");
             try (RemoteRoundTrip remote = target != null
@@ -227,22 +250,11 @@ public final class BenchCommand implements Runnable {
                         + "| p99 us | CPU us/fault | remote, batching faults/s | ratio | p50 us | p99 us | CPU us/fault "
                         + "| lost writes |");
                 System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-                if (hugePages < 1) {
-                    throw new CommandLine.ParameterException(new CommandLine(this), "--huge-pages must be at least 1");
-                }
-                boolean anyHugetlb = cases.stream().anyMatch(c -> EmulatedRoundTrip.Case.of(c).hugetlb);
                 for (int t : threads) {
-                    // the yardsticks have room for 256 faulting threads (pthread_t t[256]): more are compared with
-                    // 256; a hugetlb case has at most one thread per huge page
-                    int kt = Math.min(t, 256);
+                    int kt = yardstickThreads(t);
                     int kh = (int) Math.min(kt, hugePages);
-                    Map<String, Double> k = new java.util.LinkedHashMap<>();
-                    if (!skipKernel) {
-                        k.putAll(kernel.bestRoundTrip(pages, kt, rounds));
-                        if (anyHugetlb) {
-                            k.putAll(kernel.bestHugetlbRoundTrip(hugePages, kh, rounds));
-                        }
-                    }
+                    Map<String, Double> k = skipKernel ? Map.of()
+                            : yardstick(kernel, cases, pages, hugePages, t, rounds);
                     for (String c : cases) {
                         EmulatedRoundTrip.Case ec = EmulatedRoundTrip.Case.of(c);
                         long n = ec.hugetlb ? hugePages : pages;
@@ -268,7 +280,7 @@ public final class BenchCommand implements Runnable {
                                         kf == null ? "n/a" : String.format("%.2f", plain.faultsPerSecond() / kf),
                                         plain.p50Micros(), plain.p99Micros(), plain.cpuMicrosPerFault());
                         System.out.printf("| %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.1f "
-                                + "| %d |%n", c, ct < t ? ct + " (of " + t + ": one per page)" : Integer.toString(t),
+                                + "| %d |%n", c, threadsCell(ct, t),
                                 kf == null ? "n/a" : fmt(kf) + (kct < ct ? " (" + kct + " threads)" : ""),
                                 plainCols,
                                 fmt(batched.faultsPerSecond()),

@@ -100,9 +100,7 @@ public final class EmulatedRoundTrip {
     /** {@code threads} at most {@code pages} (each thread touches at least one page). */
     public static Result run(Case c, long pages, int threads) throws Exception {
         threads = (int) Math.min(threads, pages);
-        long ps = c.pageSize();
-        long len = pages * ps;
-        Kernel k = machine(len * 2 + (64L << 20), c.hugetlb ? pages : 0);
+        Kernel k = machine(pages * c.pageSize() * 2 + (64L << 20), c.hugetlb ? pages : 0);
         Task t = k.createProcess("bench", 0, true, "bench");
         int pid = t.pid();
         try {

@@ -67,9 +67,14 @@ public final class KernelYardstick {
 
     /** The best of {@code rounds} runs of {@link #hugetlbRoundTrip} per case. */
     public Map<String, Double> bestHugetlbRoundTrip(long hugePages, int threads, int rounds) {
+        return best(rounds, () -> hugetlbRoundTrip(hugePages, threads));
+    }
+
+    /** The best figure per case over {@code rounds} runs. */
+    private static Map<String, Double> best(int rounds, java.util.function.Supplier<Map<String, Double>> run) {
         Map<String, Double> best = new LinkedHashMap<>();
         for (int r = 0; r < rounds; r++) {
-            hugetlbRoundTrip(hugePages, threads).forEach((c, v) -> best.merge(c, v, Math::max));
+            run.get().forEach((c, v) -> best.merge(c, v, Math::max));
         }
         return best;
     }
@@ -102,11 +107,7 @@ public final class KernelYardstick {
 
     /** The best of {@code rounds} runs of {@link #roundTrip} per case (empty when the yardstick cannot run). */
     public Map<String, Double> bestRoundTrip(long pages, int threads, int rounds) {
-        Map<String, Double> best = new LinkedHashMap<>();
-        for (int r = 0; r < rounds; r++) {
-            roundTrip(pages, threads).forEach((c, v) -> best.merge(c, v, Math::max));
-        }
-        return best;
+        return best(rounds, () -> roundTrip(pages, threads));
     }
 
     /** Runs the bulk program; operation label → microseconds. */

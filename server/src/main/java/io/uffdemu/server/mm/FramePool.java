@@ -374,11 +374,11 @@ public final class FramePool {
                 long aligned = (start + bytes - 1) & -bytes;
                 try {
                     if (aligned > start) {
-                        int ignored = (int) MUNMAP.invokeExact(MemorySegment.ofAddress(start), aligned - start);
+                        unmapSlab(MemorySegment.ofAddress(start), aligned - start);
                     }
                     long tail = start + 2 * bytes - (aligned + bytes);
                     if (tail > 0) {
-                        int ignored = (int) MUNMAP.invokeExact(MemorySegment.ofAddress(aligned + bytes), tail);
+                        unmapSlab(MemorySegment.ofAddress(aligned + bytes), tail);
                     }
                     MemorySegment slab = MemorySegment.ofAddress(aligned);
                     int ignored = (int) MADVISE.invokeExact(slab, bytes, Linux.MADV_HUGEPAGE);
