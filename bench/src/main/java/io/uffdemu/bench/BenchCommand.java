@@ -218,7 +218,11 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--workers", defaultValue = "0",
                 description = "handler loop workers (0: the faulting threads, between 4 and 64)")
         int workers;
-        @Option(names = "--target", description = "host:port of a running server (default: start server/target's jar)")
+        @Option(names = "--unix-socket", description = "start the server on this Unix domain socket instead of a "
+                + "loopback TCP port (a same-host handler's transport)")
+        java.nio.file.Path unixSocket;
+        @Option(names = "--target", description = "host:port, or unix:///path, of a running server (default: start "
+                + "server/target's jar)")
         String target;
         @Option(names = "--server-jar", description = "server exec jar to start (default: server/target/uffdemu-server-*-exec.jar)")
         java.nio.file.Path serverJar;
@@ -237,10 +241,9 @@ public final class BenchCommand implements Runnable {
             KernelYardstick kernel = new KernelYardstick();
             java.nio.file.Path log = java.nio.file.Files.createTempFile("uffdemu-bench-server", ".log");
             try (RemoteRoundTrip remote = target != null
-                    ? RemoteRoundTrip.connect(target.substring(0, target.lastIndexOf(':')),
-                            Integer.parseInt(target.substring(target.lastIndexOf(':') + 1)))
+                    ? RemoteRoundTrip.connect(target)
                     : RemoteRoundTrip.start(serverJar != null ? serverJar
-                            : RemoteRoundTrip.findServerJar(java.nio.file.Path.of("")), log)) {
+                            : RemoteRoundTrip.findServerJar(java.nio.file.Path.of("")), log, unixSocket)) {
                 remote.serverPid = serverPid;
                 // warm-up: JIT both sides before anything is measured
                 for (boolean b : batchingOnly ? new boolean[] {true} : new boolean[] {false, true}) {

@@ -2,6 +2,7 @@ package io.uffdemu.bench;
 
 import io.uffdemu.client.AddrRange;
 import io.uffdemu.client.BatchFaultHandler;
+import io.uffdemu.client.ClientConfig;
 import io.uffdemu.client.FaultHandler;
 import io.uffdemu.client.HandlerLoop;
 import io.uffdemu.client.HandlerOptions;
@@ -53,24 +54,36 @@ final class RemoteRoundTrip implements AutoCloseable {
         return self + srv;
     }
 
-    static RemoteRoundTrip connect(String host, int port) {
-        return new RemoteRoundTrip(null, UffdemuClient.connect(host, port));
+    /** A running server at {@code target}: host:port, or any gRPC target such as unix:///run/uffdemu.sock. */
+    static RemoteRoundTrip connect(String target) {
+        return new RemoteRoundTrip(null, UffdemuClient.connect(ClientConfig.DEFAULT.withTarget(target)));
     }
 
-    /** Starts the server jar on a free loopback port and waits (up to 90 s) until it answers. */
-    static RemoteRoundTrip start(Path serverJar, Path log) throws IOException, InterruptedException {
-        int port;
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            port = s.getLocalPort();
-        }
+    /**
+     * Starts the server jar on a free loopback port, or on the Unix domain socket {@code unixSocket} if not null,
+     * and waits (up to 90 s) until it answers.
+     */
+    static RemoteRoundTrip start(Path serverJar, Path log, Path unixSocket) throws IOException, InterruptedException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> cmd = new ArrayList<>(List.of(java, "-XX:+UseG1GC", "-jar", serverJar.toString(),
-                "--spring.grpc.server.address=127.0.0.1", "--spring.grpc.server.port=" + port,
-                "--server.address=127.0.0.1", "--server.port=0", "--uffdemu.backend=emulated",
+        List<String> cmd = new ArrayList<>(List.of(java, "-XX:+UseG1GC", "-jar", serverJar.toString()));
+        String target;
+        if (unixSocket != null) {
+            cmd.addAll(List.of("--spring.grpc.server.address=", "--spring.grpc.server.port=",
+                    "--spring.grpc.server.netty.domain-socket-path=" + unixSocket));
+            target = "unix://" + unixSocket.toAbsolutePath();
+        } else {
+            int port;
+            try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+                port = s.getLocalPort();
+            }
+            cmd.addAll(List.of("--spring.grpc.server.address=127.0.0.1", "--spring.grpc.server.port=" + port));
+            target = "127.0.0.1:" + port;
+        }
+        cmd.addAll(List.of("--server.address=127.0.0.1", "--server.port=0", "--uffdemu.backend=emulated",
                 "--uffdemu.quotas.requests-per-second=0", "--uffdemu.quotas.max-blocked-threads=4096",
                 "--uffdemu.emulated.memory=4GB", "--uffdemu.quotas.memory=3GB"));
         java.lang.Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        UffdemuClient c = UffdemuClient.connect("127.0.0.1", port);
+        UffdemuClient c = UffdemuClient.connect(ClientConfig.DEFAULT.withTarget(target));
         long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
         while (true) {
             try {

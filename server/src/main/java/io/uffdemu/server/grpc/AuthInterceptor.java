@@ -31,7 +31,9 @@ import org.springframework.stereotype.Component;
  * the configured hashes ({@code uffdemu.auth.tokens}, {@code uffdemu.auth.tokens-file}); the match names the
  * tenant of the call. With {@code uffdemu.auth.mtls.enabled} a verified client certificate names it too
  * ({@link ClientCertificates}). With no tokens configured authentication is off, which the server allows only when
- * bound to loopback (or with {@code uffdemu.auth.allow-unauthenticated=true}); it says so at start.
+ * bound to loopback or to a Unix domain socket ({@code spring.grpc.server.netty.domain-socket-path}: reachable from this
+ * host only, by whoever may write the socket file), or with {@code uffdemu.auth.allow-unauthenticated=true}; it says
+ * so at start.
  * Health and reflection stay open.
  */
 @Component
@@ -46,6 +48,7 @@ public class AuthInterceptor implements ServerInterceptor {
     private final ClientCertificates certs;
 
     public AuthInterceptor(UffdemuProperties props, @Value("${spring.grpc.server.address:}") String address,
+            @Value("${spring.grpc.server.netty.domain-socket-path:}") String domainSocket,
             @Value("${spring.grpc.server.ssl.bundle:}") String sslBundle) {
         this.tenantByHash = load(props.auth());
         UffdemuProperties.Mtls mtls = props.auth().mtls();
@@ -61,7 +64,9 @@ public class AuthInterceptor implements ServerInterceptor {
             this.certs = null;
         }
         if (tenantByHash.isEmpty() && certs == null) {
-            boolean loopback = isLoopback(address);
+            // a Unix domain socket is reachable from this host only, by whoever may write the socket file
+            boolean unix = domainSocket != null && !domainSocket.isBlank();
+            boolean loopback = unix || isLoopback(address);
             if (!loopback && !props.auth().allowUnauthenticated()) {
                 throw new IllegalStateException("uffdemu: refusing to serve without authentication on "
                         + (address.isBlank() ? "all interfaces" : address)
@@ -69,7 +74,8 @@ public class AuthInterceptor implements ServerInterceptor {
                         + "spring.grpc.server.address=127.0.0.1, or set uffdemu.auth.allow-unauthenticated=true");
             }
             log.warn("uffdemu: authentication is OFF ({}); every caller is tenant '{}'",
-                    loopback ? "bound to loopback " + address : "uffdemu.auth.allow-unauthenticated=true",
+                    unix ? "bound to the Unix domain socket " + domainSocket + " (access: the socket file's permissions)"
+                            : loopback ? "bound to loopback " + address : "uffdemu.auth.allow-unauthenticated=true",
                     Tenants.DEFAULT);
         } else {
             log.info("uffdemu: bearer-token authentication on, {} token(s)", tenantByHash.size());
