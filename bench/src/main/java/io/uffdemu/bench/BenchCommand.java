@@ -238,6 +238,10 @@ public final class BenchCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             checkHugePages(this, hugePages);
+            if (target != null && unixSocket != null) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--unix-socket starts a server; --target uses a running one: give one of them");
+            }
             KernelYardstick kernel = new KernelYardstick();
             java.nio.file.Path log = java.nio.file.Files.createTempFile("uffdemu-bench-server", ".log");
             try (RemoteRoundTrip remote = target != null

@@ -159,8 +159,9 @@ public final class Cli implements Callable<Integer> {
             return mixee == null ? null : (Cli) mixee.root().userObject();
         }
 
-        @Option(names = "--server", paramLabel = "HOST:PORT",
-                description = "server endpoint (default: $UFFDEMU_SERVER, else " + DEFAULT_SERVER + ")")
+        @Option(names = "--server", paramLabel = "TARGET",
+                description = "server endpoint: host:port, or unix:///path for a Unix domain socket (default: "
+                        + "$UFFDEMU_SERVER, else " + DEFAULT_SERVER + ")")
         void setServer(String s) {
             Cli r = root();
             if (r != null && s != null) {

@@ -49,7 +49,15 @@ public class AuthInterceptor implements ServerInterceptor {
 
     public AuthInterceptor(UffdemuProperties props, @Value("${spring.grpc.server.address:}") String address,
             @Value("${spring.grpc.server.netty.domain-socket-path:}") String domainSocket,
+            @Value("${spring.grpc.server.netty.transport:}") String transport,
             @Value("${spring.grpc.server.ssl.bundle:}") String sslBundle) {
+        boolean unix = servesUnixSocket(domainSocket, transport);
+        if (unix && sslBundle != null && !sslBundle.isBlank()) {
+            // Spring gRPC builds the domain-socket server without transport credentials: the bundle would be ignored
+            throw new IllegalStateException("uffdemu: spring.grpc.server.ssl.bundle is not applied on a Unix domain "
+                    + "socket (" + domainSocket + "): serve TLS on TCP, or drop the bundle (the socket file's "
+                    + "permissions and bearer tokens guard the socket)");
+        }
         this.tenantByHash = load(props.auth());
         UffdemuProperties.Mtls mtls = props.auth().mtls();
         if (mtls != null && mtls.enabled()) {
@@ -65,13 +73,13 @@ public class AuthInterceptor implements ServerInterceptor {
         }
         if (tenantByHash.isEmpty() && certs == null) {
             // a Unix domain socket is reachable from this host only, by whoever may write the socket file
-            boolean unix = domainSocket != null && !domainSocket.isBlank();
             boolean loopback = unix || isLoopback(address);
             if (!loopback && !props.auth().allowUnauthenticated()) {
                 throw new IllegalStateException("uffdemu: refusing to serve without authentication on "
                         + (address.isBlank() ? "all interfaces" : address)
                         + ": configure uffdemu.auth.tokens / uffdemu.auth.tokens-file, bind "
-                        + "spring.grpc.server.address=127.0.0.1, or set uffdemu.auth.allow-unauthenticated=true");
+                        + "spring.grpc.server.address=127.0.0.1 (or serve on a Unix domain socket: "
+                        + "spring.grpc.server.netty.domain-socket-path), or set uffdemu.auth.allow-unauthenticated=true");
             }
             log.warn("uffdemu: authentication is OFF ({}); every caller is tenant '{}'",
                     unix ? "bound to the Unix domain socket " + domainSocket + " (access: the socket file's permissions)"
@@ -80,6 +88,20 @@ public class AuthInterceptor implements ServerInterceptor {
         } else {
             log.info("uffdemu: bearer-token authentication on, {} token(s)", tenantByHash.size());
         }
+    }
+
+    /**
+     * Whether the server listens on the domain socket rather than TCP, decided as Spring gRPC decides it: a socket
+     * path and a transport that is unset or {@code domain-socket} (with {@code tcp} the path is ignored and TCP is
+     * bound).
+     */
+    static boolean servesUnixSocket(String domainSocket, String transport) {
+        if (domainSocket == null || domainSocket.isBlank()) {
+            return false;
+        }
+        String t = transport == null ? ""
+                : transport.replace("-", "").replace("_", "").toLowerCase(java.util.Locale.ROOT);
+        return t.isEmpty() || t.equals("domainsocket");
     }
 
     static boolean isLoopback(String address) {

@@ -2,6 +2,10 @@ package io.uffdemu.server.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -9,26 +13,28 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthGrpc;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
+import org.slf4j.LoggerFactory;
 import org.springframework.boot.grpc.test.autoconfigure.LocalGrpcServerPort;
 import org.springframework.boot.test.context.SpringBootTest;
-import org.springframework.boot.test.system.CapturedOutput;
-import org.springframework.boot.test.system.OutputCaptureExtension;
 
 /**
  * {@code uffdemu.grpc.flow-control-window} reaches the wire: the server's first HTTP/2 SETTINGS frame announces it
- * as INITIAL_WINDOW_SIZE (read from grpc-netty's frame log).
+ * as INITIAL_WINDOW_SIZE (grpc-netty's frame log, at DEBUG only while this test's connection is made).
  */
-@ExtendWith(OutputCaptureExtension.class)
 @SpringBootTest(webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT, properties = {
-        "spring.grpc.server.port=0", "uffdemu.grpc.flow-control-window=16MB",
-        "logging.level.io.grpc.netty.NettyServerHandler=DEBUG"})
+        "spring.grpc.server.port=0", "uffdemu.grpc.flow-control-window=16MB"})
 class FlowControlWindowIT {
     @LocalGrpcServerPort
     int port;
 
     @Test
-    void theServerAnnouncesTheConfiguredWindow(CapturedOutput out) throws InterruptedException {
+    void theServerAnnouncesTheConfiguredWindow() throws InterruptedException {
+        Logger frames = (Logger) LoggerFactory.getLogger("io.grpc.netty.NettyServerHandler");
+        Level before = frames.getLevel();
+        ListAppender<ILoggingEvent> seen = new ListAppender<>();
+        seen.start();
+        frames.addAppender(seen);
+        frames.setLevel(Level.DEBUG);
         ManagedChannel ch = Grpc.newChannelBuilderForAddress("127.0.0.1", port, InsecureChannelCredentials.create())
                 .build();
         try {
@@ -36,7 +42,10 @@ class FlowControlWindowIT {
                     .check(HealthCheckRequest.getDefaultInstance());
         } finally {
             ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            frames.setLevel(before);
+            frames.detachAppender(seen);
         }
-        assertThat(out.getAll()).contains("OUTBOUND SETTINGS").contains("INITIAL_WINDOW_SIZE=16777216");
+        assertThat(seen.list).map(ILoggingEvent::getFormattedMessage)
+                .anySatisfy(m -> assertThat(m).contains("OUTBOUND SETTINGS").contains("INITIAL_WINDOW_SIZE=16777216"));
     }
 }

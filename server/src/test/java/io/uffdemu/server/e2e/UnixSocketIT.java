@@ -41,7 +41,10 @@ class UnixSocketIT {
 
     static {
         try {
-            SOCKET = Files.createTempDirectory("uffdemu-uds-it").resolve("grpc.sock");
+            // under /tmp, not java.io.tmpdir: a socket path holds at most 107 bytes
+            Path dir = Files.createTempDirectory(Path.of("/tmp"), "uffdemu-uds-it");
+            dir.toFile().deleteOnExit(); // after the server (a shutdown hook) has removed its socket
+            SOCKET = dir.resolve("grpc.sock");
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
