@@ -69,7 +69,7 @@ final class RemoteRoundTrip implements AutoCloseable {
         String target;
         if (unixSocket != null) {
             cmd.addAll(List.of("--spring.grpc.server.address=", "--spring.grpc.server.port=",
-                    "--spring.grpc.server.netty.domain-socket-path=" + unixSocket));
+                    "--spring.grpc.server.netty.domain-socket-path=" + unixSocket.toAbsolutePath()));
             target = "unix://" + unixSocket.toAbsolutePath();
         } else {
             int port;
