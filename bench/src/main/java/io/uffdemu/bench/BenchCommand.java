@@ -374,8 +374,12 @@ public final class BenchCommand implements Runnable {
                     bytes >> 20);
             System.out.println("|---|---|---|---|");
             for (var en : e.entrySet()) {
-                Double kv = k.get(en.getKey());
-                System.out.printf("| %s | %s | %s | %s |%n", en.getKey(), kv == null ? "n/a" : fmt(kv),
+                // copy-4k-reused: the emulated COPY into content memory the host already handed over, against
+                // the kernel's copy-4k (its pages come from its free lists either way)
+                String kernelOp = en.getKey().equals("copy-4k-reused") ? "copy-4k" : en.getKey();
+                Double kv = k.get(kernelOp);
+                String label = kernelOp.equals(en.getKey()) ? en.getKey() : en.getKey() + " (kernel: " + kernelOp + ")";
+                System.out.printf("| %s | %s | %s | %s |%n", label, kv == null ? "n/a" : fmt(kv),
                         fmt(en.getValue()), kv == null ? "n/a" : String.format("%.2f", kv / en.getValue()));
             }
             if (kernel.unavailableReason() != null) {
