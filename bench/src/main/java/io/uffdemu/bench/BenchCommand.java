@@ -55,9 +55,27 @@ public final class BenchCommand implements Runnable {
         return k;
     }
 
-    /** The threads column: {@code ct} of the {@code t} asked for when the case has fewer pages than threads. */
-    static String threadsCell(int ct, int t) {
-        return ct < t ? ct + " (of " + t + ": one per page)" : Integer.toString(t);
+    /**
+     * One case of a table row with {@code asked} faulting threads: its pages (2 MiB ones for hugetlb), the threads
+     * it gets (at most one per page) and the threads {@link #yardstick} ran the kernel's figure with.
+     */
+    record Sizing(EmulatedRoundTrip.Case ec, long pages, int asked, int threads, int kernelThreads) {
+        static Sizing of(String c, long pages, long hugePages, int asked) {
+            EmulatedRoundTrip.Case ec = EmulatedRoundTrip.Case.of(c);
+            long n = ec.hugetlb ? hugePages : pages;
+            int kt = yardstickThreads(asked);
+            return new Sizing(ec, n, asked, (int) Math.min(asked, n), ec.hugetlb ? (int) Math.min(kt, hugePages) : kt);
+        }
+
+        /** The threads column: the threads the case got, of those asked for when it has fewer pages. */
+        String threadsCell() {
+            return threads < asked ? threads + " (of " + asked + ": one per page)" : Integer.toString(asked);
+        }
+
+        /** The kernel column: {@code kf} faults/s, with the yardstick's thread count when it ran fewer. */
+        String kernelCell(Double kf) {
+            return kf == null ? "n/a" : fmt(kf) + (kernelThreads < threads ? " (" + kernelThreads + " threads)" : "");
+        }
     }
 
     static void checkHugePages(Object command, long hugePages) {
@@ -147,17 +165,14 @@ public final class BenchCommand implements Runnable {
                     + "| native, virtual callers faults/s | ratio |");
             System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
             for (int t : threads) {
-                int kt = yardstickThreads(t);
-                int kh = (int) Math.min(kt, hugePages);
                 Map<String, Double> k = yardstick(kernel, cases, pages, hugePages, t, rounds);
                 if (!skipEmulated) {
                     EmulatedRoundTrip.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), t); // warm-up
                 }
                 for (String c : cases) {
-                    EmulatedRoundTrip.Case ec = EmulatedRoundTrip.Case.of(c);
-                    long n = ec.hugetlb ? hugePages : pages;
-                    int ct = (int) Math.min(t, n);
-                    int kct = ec.hugetlb ? kh : kt;
+                    Sizing sz = Sizing.of(c, pages, hugePages, t);
+                    EmulatedRoundTrip.Case ec = sz.ec();
+                    long n = sz.pages();
                     EmulatedRoundTrip.Result best = null;
                     for (int r = 0; !skipEmulated && r < rounds; r++) {
                         var res = EmulatedRoundTrip.run(ec, n, t);
@@ -180,8 +195,7 @@ public final class BenchCommand implements Runnable {
                         }
                     }
                     System.out.printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", c,
-                            threadsCell(ct, t),
-                            kf == null ? "n/a" : fmt(kf) + (kct < ct ? " (" + kct + " threads)" : ""),
+                            sz.threadsCell(), sz.kernelCell(kf),
                             best == null ? "n/a" : fmt(best.faultsPerSecond()),
                             kf == null || best == null ? "n/a" : String.format("%.2f", best.faultsPerSecond() / kf),
                             best == null ? "n/a" : String.format("%.1f", best.latency().getValueAtPercentile(50) / 1e3),
@@ -258,15 +272,13 @@ public final class BenchCommand implements Runnable {
                         + "| lost writes |");
                 System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
                 for (int t : threads) {
-                    int kt = yardstickThreads(t);
-                    int kh = (int) Math.min(kt, hugePages);
                     Map<String, Double> k = skipKernel ? Map.of()
                             : yardstick(kernel, cases, pages, hugePages, t, rounds);
                     for (String c : cases) {
-                        EmulatedRoundTrip.Case ec = EmulatedRoundTrip.Case.of(c);
-                        long n = ec.hugetlb ? hugePages : pages;
-                        int ct = (int) Math.min(t, n);
-                        int kct = ec.hugetlb ? kh : kt;
+                        Sizing sz = Sizing.of(c, pages, hugePages, t);
+                        EmulatedRoundTrip.Case ec = sz.ec();
+                        long n = sz.pages();
+                        int ct = sz.threads();
                         int w = workers > 0 ? workers : Math.max(4, Math.min(64, ct));
                         RemoteRoundTrip.Result plain = null;
                         RemoteRoundTrip.Result batched = null;
@@ -287,8 +299,7 @@ public final class BenchCommand implements Runnable {
                                         kf == null ? "n/a" : String.format("%.2f", plain.faultsPerSecond() / kf),
                                         plain.p50Micros(), plain.p99Micros(), plain.cpuMicrosPerFault());
                         System.out.printf("| %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.1f "
-                                + "| %d |%n", c, threadsCell(ct, t),
-                                kf == null ? "n/a" : fmt(kf) + (kct < ct ? " (" + kct + " threads)" : ""),
+                                + "| %d |%n", c, sz.threadsCell(), sz.kernelCell(kf),
                                 plainCols,
                                 fmt(batched.faultsPerSecond()),
                                 kf == null ? "n/a" : String.format("%.2f", batched.faultsPerSecond() / kf),

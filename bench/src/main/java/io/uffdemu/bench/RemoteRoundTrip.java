@@ -68,9 +68,10 @@ final class RemoteRoundTrip implements AutoCloseable {
         List<String> cmd = new ArrayList<>(List.of(java, "-XX:+UseG1GC", "-jar", serverJar.toString()));
         String target;
         if (unixSocket != null) {
+            Path socket = unixSocket.toAbsolutePath(); // the server refuses a relative path
             cmd.addAll(List.of("--spring.grpc.server.address=", "--spring.grpc.server.port=",
-                    "--spring.grpc.server.netty.domain-socket-path=" + unixSocket.toAbsolutePath()));
-            target = "unix://" + unixSocket.toAbsolutePath();
+                    "--spring.grpc.server.netty.domain-socket-path=" + socket));
+            target = "unix://" + socket;
         } else {
             int port;
             try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {

@@ -56,13 +56,32 @@ public class GrpcTransportConfiguration {
     }
 
     /** The checked domain socket path (null: none configured). */
-    public record DomainSocket(Path path) {
+    /**
+     * The configured domain socket: {@code path} checked (null: none configured), {@code served} whether the server
+     * listens there rather than on TCP.
+     */
+    public record DomainSocket(Path path, boolean served) {
     }
 
     /** Refuses a domain socket path Netty would mangle or that names something other than a (stale) socket. */
     @Bean
-    DomainSocket uffdemuDomainSocket(@Value("${spring.grpc.server.netty.domain-socket-path:}") String path) {
-        return new DomainSocket(checkedSocketPath(path));
+    DomainSocket uffdemuDomainSocket(@Value("${spring.grpc.server.netty.domain-socket-path:}") String path,
+            @Value("${spring.grpc.server.netty.transport:}") String transport) {
+        return new DomainSocket(checkedSocketPath(path), servesUnixSocket(path, transport));
+    }
+
+    /**
+     * Whether the server listens on the domain socket rather than TCP, decided as Spring gRPC decides it: a socket
+     * path and a transport that is unset or {@code domain-socket} (with {@code tcp} the path is ignored and TCP is
+     * bound).
+     */
+    static boolean servesUnixSocket(String domainSocket, String transport) {
+        if (domainSocket == null || domainSocket.isBlank()) {
+            return false;
+        }
+        String t = transport == null ? ""
+                : transport.replace("-", "").replace("_", "").toLowerCase(java.util.Locale.ROOT);
+        return t.isEmpty() || t.equals("domainsocket");
     }
 
     static Path checkedSocketPath(String path) {

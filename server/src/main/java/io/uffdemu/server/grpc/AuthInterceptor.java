@@ -7,6 +7,7 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
+import io.uffdemu.server.config.GrpcTransportConfiguration;
 import io.uffdemu.server.config.UffdemuProperties;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -48,14 +49,13 @@ public class AuthInterceptor implements ServerInterceptor {
     private final ClientCertificates certs;
 
     public AuthInterceptor(UffdemuProperties props, @Value("${spring.grpc.server.address:}") String address,
-            @Value("${spring.grpc.server.netty.domain-socket-path:}") String domainSocket,
-            @Value("${spring.grpc.server.netty.transport:}") String transport,
+            GrpcTransportConfiguration.DomainSocket domainSocket,
             @Value("${spring.grpc.server.ssl.bundle:}") String sslBundle) {
-        boolean unix = servesUnixSocket(domainSocket, transport);
+        boolean unix = domainSocket.served();
         if (unix && sslBundle != null && !sslBundle.isBlank()) {
             // Spring gRPC builds the domain-socket server without transport credentials: the bundle would be ignored
             throw new IllegalStateException("uffdemu: spring.grpc.server.ssl.bundle is not applied on a Unix domain "
-                    + "socket (" + domainSocket + "): serve TLS on TCP, or drop the bundle (the socket file's "
+                    + "socket (" + domainSocket.path() + "): serve TLS on TCP, or drop the bundle (the socket file's "
                     + "permissions and bearer tokens guard the socket)");
         }
         this.tenantByHash = load(props.auth());
@@ -82,26 +82,13 @@ public class AuthInterceptor implements ServerInterceptor {
                         + "spring.grpc.server.netty.domain-socket-path), or set uffdemu.auth.allow-unauthenticated=true");
             }
             log.warn("uffdemu: authentication is OFF ({}); every caller is tenant '{}'",
-                    unix ? "bound to the Unix domain socket " + domainSocket + " (access: the socket file's permissions)"
+                    unix ? "bound to the Unix domain socket " + domainSocket.path()
+                            + " (access: the socket file's permissions)"
                             : loopback ? "bound to loopback " + address : "uffdemu.auth.allow-unauthenticated=true",
                     Tenants.DEFAULT);
         } else {
             log.info("uffdemu: bearer-token authentication on, {} token(s)", tenantByHash.size());
         }
-    }
-
-    /**
-     * Whether the server listens on the domain socket rather than TCP, decided as Spring gRPC decides it: a socket
-     * path and a transport that is unset or {@code domain-socket} (with {@code tcp} the path is ignored and TCP is
-     * bound).
-     */
-    static boolean servesUnixSocket(String domainSocket, String transport) {
-        if (domainSocket == null || domainSocket.isBlank()) {
-            return false;
-        }
-        String t = transport == null ? ""
-                : transport.replace("-", "").replace("_", "").toLowerCase(java.util.Locale.ROOT);
-        return t.isEmpty() || t.equals("domainsocket");
     }
 
     static boolean isLoopback(String address) {

@@ -372,6 +372,7 @@ public final class FramePool {
             if (p.address() != -1L) { // else MAP_FAILED: fall back to the arena
                 long start = p.address();
                 long aligned = (start + bytes - 1) & -bytes;
+                MemorySegment slab = MemorySegment.ofAddress(aligned);
                 try {
                     if (aligned > start) {
                         unmapSlab(MemorySegment.ofAddress(start), aligned - start);
@@ -380,7 +381,6 @@ public final class FramePool {
                     if (tail > 0) {
                         unmapSlab(MemorySegment.ofAddress(aligned + bytes), tail);
                     }
-                    MemorySegment slab = MemorySegment.ofAddress(aligned);
                     int ignored = (int) MADVISE.invokeExact(slab, bytes, Linux.MADV_HUGEPAGE);
                     if ((int) MADVISE.invokeExact(slab, bytes, Linux.MADV_POPULATE_WRITE) != 0) {
                         // before Linux 5.14 (no MADV_POPULATE_WRITE): the same run again, populated by mmap
@@ -394,8 +394,7 @@ public final class FramePool {
                 } catch (Throwable e) {
                     throw new IllegalStateException("mmap of a frame slab", e);
                 }
-                return MemorySegment.ofAddress(aligned).reinterpret(bytes, Arena.ofAuto(),
-                        slab -> unmapSlab(slab, bytes));
+                return slab.reinterpret(bytes, Arena.ofAuto(), s -> unmapSlab(s, bytes));
             }
         }
         return Arena.ofAuto().allocate(bytes, Linux.PAGE_SIZE);

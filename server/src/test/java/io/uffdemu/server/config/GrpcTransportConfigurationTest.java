@@ -57,6 +57,24 @@ class GrpcTransportConfigurationTest {
     }
 
     @Test
+    void aDomainSocketIsServedOnlyWhenSpringBindsIt() {
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("/run/uffdemu/grpc.sock", "")).isTrue();
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("/run/uffdemu/grpc.sock", null)).isTrue();
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("/run/uffdemu/grpc.sock", "domain-socket")).isTrue();
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("/run/uffdemu/grpc.sock", "DOMAIN_SOCKET")).isTrue();
+        // with transport=tcp Spring ignores the path and binds TCP (all interfaces when no address is given)
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("/run/uffdemu/grpc.sock", "tcp")).isFalse();
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("/run/uffdemu/grpc.sock", "TCP")).isFalse();
+        assertThat(GrpcTransportConfiguration.servesUnixSocket("", "")).isFalse();
+        assertThat(GrpcTransportConfiguration.servesUnixSocket(null, "domain-socket")).isFalse();
+        String path = "spring.grpc.server.netty.domain-socket-path=/nonexistent-uffdemu-dir/grpc.sock";
+        runner.withPropertyValues(path).run(ctx -> assertThat(ctx.getBean(GrpcTransportConfiguration.DomainSocket.class)
+                .served()).isTrue());
+        runner.withPropertyValues(path, "spring.grpc.server.netty.transport=tcp").run(ctx -> assertThat(
+                ctx.getBean(GrpcTransportConfiguration.DomainSocket.class).served()).isFalse());
+    }
+
+    @Test
     void aSocketPathNettyWouldMangleOrThatNamesAFileStopsTheServer(@TempDir Path dir) throws IOException {
         String prop = "spring.grpc.server.netty.domain-socket-path";
         assertThatThrownBy(() -> GrpcTransportConfiguration.checkedSocketPath("run/grpc.sock"))
