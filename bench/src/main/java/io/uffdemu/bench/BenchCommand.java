@@ -249,6 +249,11 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--batching-only", description = "only the batching runs (the no-batching columns read n/a)")
         boolean batchingOnly;
 
+        @Option(names = "--copy-region", defaultValue = "" + io.uffdemu.client.HandlerOptions.DEFAULT_COPY_REGION_BYTES,
+                description = "bytes of the Handle stream's copy region in the batching runs (HandlerOptions."
+                        + "copyRegionBytes, default ${DEFAULT-VALUE}; 0: COPY bytes travel in the requests)")
+        long copyRegion;
+
         @Override
         public Integer call() throws Exception {
             checkHugePages(this, hugePages);
@@ -263,6 +268,7 @@ public final class BenchCommand implements Runnable {
                     : RemoteRoundTrip.start(serverJar != null ? serverJar
                             : RemoteRoundTrip.findServerJar(java.nio.file.Path.of("")), log, unixSocket)) {
                 remote.serverPid = serverPid;
+                remote.copyRegionBytes = copyRegion;
                 // warm-up: JIT both sides before anything is measured
                 for (boolean b : batchingOnly ? new boolean[] {true} : new boolean[] {false, true}) {
                     remote.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), 64, b, 64);

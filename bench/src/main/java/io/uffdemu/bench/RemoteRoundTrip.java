@@ -35,6 +35,8 @@ final class RemoteRoundTrip implements AutoCloseable {
     private final UffdemuClient client;
     /** With --target: the server's pid when given (--server-pid), so that its CPU is counted too; 0: not counted. */
     long serverPid;
+    /** HandlerOptions.copyRegionBytes of the batching runs (resolutions on the stream). */
+    long copyRegionBytes = HandlerOptions.DEFAULT_COPY_REGION_BYTES;
 
     private RemoteRoundTrip(java.lang.Process server, UffdemuClient client) {
         this.server = server;
@@ -150,7 +152,8 @@ final class RemoteRoundTrip implements AutoCloseable {
             BatchFaultHandler whole = perFault::onFault;
             FaultHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler") ? whole : perFault;
             HandlerOptions o = HandlerOptions.DEFAULT.withPageSize(ps).withWorkers(workers).withQueueCapacity(Math.max(64, workers))
-                    .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching);
+                    .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching)
+                    .withCopyRegionBytes(copyRegionBytes);
             StormResult r;
             long cpu0;
             long cpu1;

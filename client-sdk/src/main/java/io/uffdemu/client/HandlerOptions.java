@@ -41,15 +41,26 @@ import java.util.concurrent.ThreadFactory;
  *     {@link #resolveOnStream()} the resolutions that workers send at the same time also travel as one batch
  *     (up to {@code maxBatch}; never delayed to fill it). Batching changes no semantics: messages keep their
  *     order and each resolution its own result.
+ * @param copyRegionBytes with {@link #resolveOnStream()}: the copy region the loop asks the server for (default
+ *     {@link #DEFAULT_COPY_REGION_BYTES}; 0 = none). When the server runs on the same host under the same uid (or
+ *     root), COPY bytes are written into this shared memory and the request names them by offset, instead of
+ *     travelling through protobuf, HTTP/2 and both sockets; a COPY that finds no room (more bytes in flight than
+ *     the region holds), or a loop whose server is elsewhere, sends its data as before. Results and semantics do
+ *     not change; {@link HandlerStats#regionCopies()} counts the COPYs that went through the region.
  */
 public record HandlerOptions(int workers, int queueCapacity, long pageSize, Duration faultDeadline,
     FallbackPolicy fallback, Duration eagainRetryDelay, Duration closeTimeout, ThreadFactory threadFactory,
-    HandlerObserver observer, boolean resolveOnStream, ReconnectPolicy reconnect, int maxBatch) {
+    HandlerObserver observer, boolean resolveOnStream, ReconnectPolicy reconnect, int maxBatch,
+    long copyRegionBytes) {
+
+  /** {@link #copyRegionBytes()} by default: 8 MiB (2048 pages of 4 KiB, or 4 huge pages of 2 MiB in flight). */
+  public static final long DEFAULT_COPY_REGION_BYTES = 8L << 20;
 
   public static final HandlerOptions DEFAULT = new HandlerOptions(4, 64, 4096, Duration.ofSeconds(30),
       FallbackPolicy.FAIL, Duration.ofMillis(200), Duration.ofSeconds(5),
       Thread.ofVirtual().name("uffd-handler-", 0).factory(), HandlerObserver.NOOP, false, ReconnectPolicy.DEFAULT,
-      64);
+      64, DEFAULT_COPY_REGION_BYTES);
+
 
   public HandlerOptions {
     if (workers < 1 || queueCapacity < 1) {
@@ -57,6 +68,9 @@ public record HandlerOptions(int workers, int queueCapacity, long pageSize, Dura
     }
     if (maxBatch < 1 || maxBatch > 4096) {
       throw new IllegalArgumentException("maxBatch must be between 1 and 4096");
+    }
+    if (copyRegionBytes < 0) {
+      throw new IllegalArgumentException("copyRegionBytes must be >= 0");
     }
     if (pageSize <= 0 || Long.bitCount(pageSize) != 1) {
       throw new IllegalArgumentException("pageSize must be a power of two");
@@ -73,56 +87,62 @@ public record HandlerOptions(int workers, int queueCapacity, long pageSize, Dura
   /** Reconnection of the Handle stream; {@link ReconnectPolicy#DISABLED} ends the loop on any stream failure. */
   public HandlerOptions withReconnect(ReconnectPolicy reconnect) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withResolveOnStream(boolean resolveOnStream) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withMaxBatch(int maxBatch) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
+  }
+
+  /** The copy region asked for with {@link #resolveOnStream()} (0: none): see {@link #copyRegionBytes()}. */
+  public HandlerOptions withCopyRegionBytes(long copyRegionBytes) {
+    return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withWorkers(int workers) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withQueueCapacity(int queueCapacity) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withPageSize(long pageSize) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withFaultDeadline(Duration faultDeadline, FallbackPolicy fallback) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withEagainRetryDelay(Duration eagainRetryDelay) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withCloseTimeout(Duration closeTimeout) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withThreadFactory(ThreadFactory threadFactory) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 
   public HandlerOptions withObserver(HandlerObserver observer) {
     return new HandlerOptions(workers, queueCapacity, pageSize, faultDeadline, fallback, eagainRetryDelay,
-        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch);
+        closeTimeout, threadFactory, observer, resolveOnStream, reconnect, maxBatch, copyRegionBytes);
   }
 }

@@ -21,6 +21,9 @@ package io.uffdemu.client;
  * @param reconnects times the Handle stream was re-attached after a failure
  * @param abandoned faults whose resolution was on a stream that broke before answering: the server woke
  *     them, they re-fault and come back as new faults (counted again in {@code faults})
+ * @param regionCopies COPYs whose bytes went through the Handle stream's copy region instead of the request
+ *     ({@link HandlerOptions#copyRegionBytes()})
  */
 public record HandlerStats(long faults, long events, long resolved, long eexist, long eagainDeferrals,
-    long fallbacks, long failed, long ignored, int queueDepth, int deferred, long reconnects, long abandoned) {}
+    long fallbacks, long failed, long ignored, int queueDepth, int deferred, long reconnects, long abandoned,
+    long regionCopies) {}

@@ -132,6 +132,9 @@ final class HandlerLoopImpl implements HandlerLoop {
   // requests already on the wire and not answered: only these justify a credit beyond the queue capacity
   private final java.util.Set<Long> sentUnanswered = new java.util.HashSet<>();
   private long nextRequestId = 1;
+  /** The current stream's copy region (HandleResponse.copy_region), null when it has none. Guarded by lock. */
+  private CopyRegionClient region;
+  private final AtomicLong regionCopies = new AtomicLong();
   private int queued;
   private int credits;
   private int busy; // faults being served + event being delivered
@@ -219,7 +222,8 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       var requestObserver = stub.handle(new Listener(gen));
       requestObserver.onNext(HandleRequest.newBuilder().setAttach(
-          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd()).setMaxBatch(batch)).build());
+          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd()).setMaxBatch(batch)
+              .setCopyRegionBytes(opts.resolveOnStream() ? opts.copyRegionBytes() : 0)).build());
     }
   }
 
@@ -252,9 +256,11 @@ final class HandlerLoopImpl implements HandlerLoop {
           return; // a stream given up for a newer one
         }
         credits--;
-        if (!streamGotMessage) {
+        // the reconnector waits for proof that the attach held: a copy region is not one (the server offers it
+        // before its first read(2), which is where a uffd that is gone fails)
+        if (!streamGotMessage && r.getKindCase() != HandleResponse.KindCase.COPY_REGION) {
           streamGotMessage = true;
-          wakeLocked(); // the reconnector waits for proof that the attach held
+          wakeLocked();
         }
         if (!terminated) {
           switch (r.getKindCase()) {
@@ -262,6 +268,7 @@ final class HandlerLoopImpl implements HandlerLoop {
             case RESULTS -> r.getResults().getResultsList().forEach(HandlerLoopImpl.this::resultLocked);
             case MSG -> acceptGroupLocked(List.of(r.getMsg()));
             case MSGS -> acceptGroupLocked(r.getMsgs().getMsgsList());
+            case COPY_REGION -> regionOfferedLocked(r.getCopyRegion());
             default -> ignored.incrementAndGet();
           }
         }
@@ -355,6 +362,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         streamGotMessage = false;
         requests = null;
         credits = 0;
+        closeRegionLocked(); // the next stream gets its own
         lost = new ArrayList<>(pendingResults.values());
         pendingResults.clear();
         sentUnanswered.clear();
@@ -472,7 +480,30 @@ final class HandlerLoopImpl implements HandlerLoop {
     };
   }
 
+  /**
+   * The server gave this stream a copy region: map it when it can be reached from here (same host and uid), or
+   * go on without (COPYs carry their data). Called for the current stream only.
+   */
+  private void regionOfferedLocked(io.uffdemu.api.v1.CopyRegion info) {
+    closeRegionLocked();
+    try {
+      region = CopyRegionClient.open(streamGen, info);
+    } catch (java.io.IOException | RuntimeException e) {
+      LOG.log(Level.DEBUG, "copy region not usable, COPY data goes inline: {0}", e.toString());
+    }
+  }
+
+  private void closeRegionLocked() {
+    if (region != null) {
+      region.close();
+      region = null;
+    }
+  }
+
   private void resultLocked(IoctlResult res) {
+    if (region != null) {
+      region.release(res.getRequestId()); // the server has read its source: the slot may be reused
+    }
     sentUnanswered.remove(res.getRequestId());
     CompletableFuture<IoctlResult> f = pendingResults.remove(res.getRequestId());
     if (f != null) {
@@ -586,6 +617,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       terminated = true;
       notify = !closing;
+      closeRegionLocked();
       pending = new ArrayList<>(pendingResults.values());
       pendingResults.clear();
       sentUnanswered.clear();
@@ -684,12 +716,14 @@ final class HandlerLoopImpl implements HandlerLoop {
     CompletableFuture<IoctlResult> f = new CompletableFuture<>();
     ClientCallStreamObserver<HandleRequest> rs;
     long gen;
+    CopyRegionClient reg;
     synchronized (lock) {
       if (terminated) {
         throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
       }
       rs = requests;
       gen = streamGen;
+      reg = region;
       if (rs != null) {
         id = nextRequestId++;
         pendingResults.put(id, f);
@@ -700,7 +734,15 @@ final class HandlerLoopImpl implements HandlerLoop {
     if (rs == null) {
       return null;
     }
-    Outgoing o = new Outgoing(req.setRequestId(id).build(), gen, f);
+    HandleRequest wire = req.setRequestId(id).build();
+    if (reg != null && reg.gen == gen && wire.getKindCase() == HandleRequest.KindCase.COPY) {
+      // the builder keeps the data: a resolution never sent is redone unary from it (awaitSent)
+      HandleRequest viaRegion = reg.substitute(wire);
+      if (viaRegion != null) {
+        wire = viaRegion; // counted in regionCopies once on the wire (flushOutbox)
+      }
+    }
+    Outgoing o = new Outgoing(wire, gen, f);
     if (chunk != null) {
       chunk.add(o);
     } else {
@@ -844,13 +886,19 @@ final class HandlerLoopImpl implements HandlerLoop {
           }
         } catch (RuntimeException e) {
           synchronized (lock) {
-            items.forEach(o -> pendingResults.remove(o.req().getRequestId()));
+            items.forEach(o -> {
+              pendingResults.remove(o.req().getRequestId());
+              if (region != null) {
+                region.release(o.req().getRequestId()); // never on the wire: the server will not read it
+              }
+            });
           }
           NotSentException ns = new NotSentException(e);
           items.forEach(o -> o.result().completeExceptionally(ns));
           continue;
         }
         markSent(items.stream().map(o -> o.req().getRequestId()).toList());
+        regionCopies.addAndGet(items.stream().filter(o -> o.req().getCopy().getRegionLen() != 0).count());
       } finally {
         flushing.set(false);
       }
@@ -1396,7 +1444,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   public HandlerStats stats() {
     synchronized (lock) {
       return new HandlerStats(faults.get(), eventCount.get(), resolved.get(), eexist.get(), deferrals.get(),
-          fallbacks.get(), failed.get(), ignored.get(), queued, deferred.size(), reconnects.get(), abandoned.get());
+          fallbacks.get(), failed.get(), ignored.get(), queued, deferred.size(), reconnects.get(), abandoned.get(),
+          regionCopies.get());
     }
   }
 

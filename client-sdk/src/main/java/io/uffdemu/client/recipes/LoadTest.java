@@ -231,7 +231,7 @@ public final class LoadTest {
           allLat.add(al[t]);
         }
         verify(expected);
-        stats = loop == null ? new HandlerStats(-1, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0) : loop.stats();
+        stats = loop == null ? new HandlerStats(-1, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0) : loop.stats();
       }
       uffd.close();
       long ops = Arrays.stream(opsDone).sum();

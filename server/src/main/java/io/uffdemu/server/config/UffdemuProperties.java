@@ -152,8 +152,11 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param maxReadMessages  most messages one Read returns (default 4096)
      * @param defaultWait      how long an Access without a gRPC deadline may block on a userfault, and how long a
      *                         Storm without one may run (default 1h)
+     * @param maxCopyRegionBytes largest copy region a Handle stream may ask for ({@code
+     *                         HandleAttach.copy_region_bytes}; default 64MB; 0 = never give one)
      */
     public record Limits(@DefaultValue("16MB") DataSize maxAccessBytes, @DefaultValue("1048576") int maxPagemapPages,
-            @DefaultValue("4096") int maxReadMessages, @DefaultValue("1h") Duration defaultWait) {
+            @DefaultValue("4096") int maxReadMessages, @DefaultValue("1h") Duration defaultWait,
+            @DefaultValue("64MB") DataSize maxCopyRegionBytes) {
     }
 }

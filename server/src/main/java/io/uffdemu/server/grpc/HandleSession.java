@@ -61,6 +61,11 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private final ServerCallStreamObserver<HandleResponse> out;
     /** Where resolutions run when they may block (see the class comment); null = inline. Set by attach. */
     private volatile ExecutorService ops;
+    /** The stream's copy region (HandleAttach.copy_region_bytes), null when none; closed when the stream stops. */
+    private volatile CopyRegion region;
+    private static final java.util.concurrent.atomic.AtomicBoolean REGION_WARNED =
+            new java.util.concurrent.atomic.AtomicBoolean();
+    private static final System.Logger LOG = System.getLogger(HandleSession.class.getName());
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition ready = lock.newCondition();
     private volatile boolean finished;
@@ -145,7 +150,8 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 return false;
             }
             maxBatch = Math.max(1, mb);
-            attach(r.getAttach().getPid(), r.getAttach().getFd());
+            attach(r.getAttach().getPid(), r.getAttach().getFd(),
+                    service.copyRegionSize(r.getAttach().getCopyRegionBytes()));
             return false;
         }
         if (r.getKindCase() == HandleRequest.KindCase.BATCH) {
@@ -156,36 +162,62 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 return false;
             }
             return run(() -> {
-                IoctlResult[] results = new IoctlResult[items.size()];
-                int i = 0;
-                while (i < items.size()) {
-                    int j = i;
-                    while (j < items.size() && items.get(j).getKindCase() == HandleRequest.KindCase.COPY) {
-                        j++;
+                CopyRegion reg = acquireRegion();
+                try {
+                    resolveBatch(items, reg);
+                } finally {
+                    if (reg != null) {
+                        reg.release();
                     }
-                    if (j - i > 1) {
-                        if (!copyRun(items.subList(i, j), results, i)) {
-                            return;
-                        }
-                        i = j;
-                        continue;
-                    }
-                    IoctlResult res = resolveOne(items.get(i), true);
-                    if (res == null) {
-                        return;
-                    }
-                    results[i++] = res;
                 }
-                send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
-                        .addAllResults(java.util.Arrays.asList(results))).build());
             });
         }
         return run(() -> {
-            IoctlResult res = resolveOne(r, false);
+            CopyRegion reg = acquireRegion();
+            IoctlResult res;
+            try {
+                res = resolveOne(r, false, reg);
+            } finally {
+                if (reg != null) {
+                    reg.release();
+                }
+            }
             if (res != null) {
                 send(HandleResponse.newBuilder().setResult(res).build());
             }
         });
+    }
+
+    /** The stream's copy region, acquired for one resolution run (release it after); null when there is none. */
+    private CopyRegion acquireRegion() {
+        CopyRegion reg = region;
+        return reg != null && reg.acquire() ? reg : null;
+    }
+
+    /** Runs a batch of resolutions in order (consecutive COPYs as one backend call) and sends their results. */
+    private void resolveBatch(List<HandleRequest> items, CopyRegion reg) {
+        IoctlResult[] results = new IoctlResult[items.size()];
+        int i = 0;
+        while (i < items.size()) {
+            int j = i;
+            while (j < items.size() && items.get(j).getKindCase() == HandleRequest.KindCase.COPY) {
+                j++;
+            }
+            if (j - i > 1) {
+                if (!copyRun(items.subList(i, j), results, i, reg)) {
+                    return;
+                }
+                i = j;
+                continue;
+            }
+            IoctlResult res = resolveOne(items.get(i), true, reg);
+            if (res == null) {
+                return;
+            }
+            results[i++] = res;
+        }
+        send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
+                .addAllResults(java.util.Arrays.asList(results))).build());
     }
 
     /**
@@ -218,12 +250,12 @@ final class HandleSession implements StreamObserver<HandleRequest> {
      * Runs one resolution: its result, with the errno on failure; null when the stream failed. An item of a batch
      * is checked first ({@link #checkItem}).
      */
-    private IoctlResult resolveOne(HandleRequest r, boolean batchItem) {
+    private IoctlResult resolveOne(HandleRequest r, boolean batchItem, CopyRegion reg) {
         try {
             if (batchItem) {
                 checkItem(r);
             }
-            return copied(r, service.resolve(r));
+            return copied(r, service.resolve(r, reg));
         } catch (LinuxException e) {
             return failed(r, e);
         } catch (StatusRuntimeException e) {
@@ -239,7 +271,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
      * would give them one by one, but the backend runs the ops in one call ({@link MemoryBackend#uffdCopyBatch}:
      * the emulated backend takes its lock once for all). False when the stream failed.
      */
-    private boolean copyRun(List<HandleRequest> items, IoctlResult[] results, int base) {
+    private boolean copyRun(List<HandleRequest> items, IoctlResult[] results, int base, CopyRegion reg) {
         List<Userfaultfd.CopyOp> copyOps = new ArrayList<>(items.size());
         int[] at = new int[items.size()];
         Throwable stop = null;
@@ -247,7 +279,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             HandleRequest r = items.get(i);
             try {
                 checkItem(r);
-                Userfaultfd.CopyOp op = service.copyOp(r.getCopy());
+                Userfaultfd.CopyOp op = service.copyOp(r.getCopy(), reg);
                 at[copyOps.size()] = base + i;
                 copyOps.add(op);
             } catch (LinuxException e) {
@@ -336,7 +368,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         };
     }
 
-    private void attach(int pid, int fd) {
+    private void attach(int pid, int fd, long regionBytes) {
         this.pid = pid;
         this.fd = fd;
         long k = UserfaultfdGrpcService.key(pid, fd);
@@ -351,6 +383,18 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             ops = Executors.newSingleThreadExecutor(Thread.ofVirtual().name("uffdemu-handle-ops").factory());
         }
         service.adopted(k);
+        if (regionBytes > 0) {
+            // before the reader starts: the region is the stream's first message, as HandleAttach promises
+            try {
+                CopyRegion reg = CopyRegion.create(regionBytes);
+                region = reg;
+                send(HandleResponse.newBuilder().setCopyRegion(reg.info()).build());
+            } catch (java.io.IOException | RuntimeException e) {
+                // no region: the client sends COPY data inline, as without one
+                LOG.log(REGION_WARNED.compareAndSet(false, true) ? System.Logger.Level.WARNING
+                        : System.Logger.Level.DEBUG, "no copy region for a Handle stream: {0}", e.toString());
+            }
+        }
         reader = Thread.ofVirtual().name("uffdemu-handle-reader-" + pid + "-" + fd).start(this::readLoop);
     }
 
@@ -478,6 +522,10 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         ExecutorService q = ops;
         if (q != null) {
             q.shutdown();
+        }
+        CopyRegion reg = region;
+        if (reg != null) {
+            reg.close(); // unmapped once the resolutions still running are done with it
         }
         service.guard.streamClosed(tenant);
         if (key >= 0) {

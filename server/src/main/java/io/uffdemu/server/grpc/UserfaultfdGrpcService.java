@@ -142,9 +142,14 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
      * that the payload goes to the backend as a read-only view of the request's bytes, not as a copy of them.
      */
     long doCopy(CopyRequest r) {
+        return doCopy(r, null);
+    }
+
+    /** {@link #doCopy(CopyRequest)} on a Handle stream with its copy region (null: none; acquired by the caller). */
+    long doCopy(CopyRequest r, CopyRegion region) {
         long[] done = {-1};
         LinuxException[] failed = new LinuxException[1];
-        backend.uffdCopyBatch(List.of(copyOp(r)), new Userfaultfd.CopyOutcome() {
+        backend.uffdCopyBatch(List.of(copyOp(r, region)), new Userfaultfd.CopyOutcome() {
             @Override
             public void copied(int index, long bytes) {
                 done[0] = bytes;
@@ -166,9 +171,42 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
 
     /** The backend's op for a COPY ({@link MemoryBackend#uffdCopyBatch}): the payload is not copied. */
     Userfaultfd.CopyOp copyOp(CopyRequest r) {
+        return copyOp(r, null);
+    }
+
+    /**
+     * As {@link #copyOp(CopyRequest)}, with the source in the Handle stream's copy region when the request names
+     * one ({@code region_len}): EINVAL without a region or with data as well, EFAULT outside it
+     * ({@link CopyRegion#source}). {@code region} must be acquired by the caller.
+     */
+    Userfaultfd.CopyOp copyOp(CopyRequest r, CopyRegion region) {
+        if (r.getRegionLen() != 0 || r.getRegionSrc() != 0) {
+            if (r.getRegionLen() == 0) {
+                throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, "UFFDIO_COPY", 0,
+                        "region_src without region_len");
+            }
+            if (region == null) {
+                throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, "UFFDIO_COPY", 0,
+                        "region_len without a copy region (only on a Handle stream that was given one)");
+            }
+            if (!r.getData().isEmpty()) {
+                throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, "UFFDIO_COPY", 0,
+                        "both data and region_len");
+            }
+            if (r.getRegionLen() > limits.maxAccessBytes().toBytes()) {
+                throw Errors.invalid("copy payload larger than " + limits.maxAccessBytes().toBytes());
+            }
+            return new Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
+                    region.source(r.getRegionSrc(), r.getRegionLen()), r.getMode());
+        }
         checkCopySize(r);
         return new Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
                 r.getData().asReadOnlyByteBuffer(), r.getMode());
+    }
+
+    /** The copy region a Handle stream asked for ({@code HandleAttach.copy_region_bytes}): its size, 0 = none. */
+    long copyRegionSize(long asked) {
+        return CopyRegion.size(asked, limits.maxCopyRegionBytes().toBytes());
     }
 
     private void checkCopySize(CopyRequest r) {
@@ -273,8 +311,13 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
 
     /** Maps a resolution request of the Handle stream to the backend; returns bytes done. */
     long resolve(HandleRequest r) {
+        return resolve(r, null);
+    }
+
+    /** {@link #resolve(HandleRequest)} on a Handle stream with its copy region (null: none; acquired). */
+    long resolve(HandleRequest r, CopyRegion region) {
         return switch (r.getKindCase()) {
-            case COPY -> doCopy(r.getCopy());
+            case COPY -> doCopy(r.getCopy(), region);
             case ZEROPAGE -> {
                 ZeropageRequest z = r.getZeropage();
                 yield backend.uffdZeropage(z.getPid(), z.getFd(), z.getRange().getStart(), z.getRange().getLen(),
