@@ -42,8 +42,8 @@ import java.util.concurrent.ThreadFactory;
  *     (up to {@code maxBatch}; never delayed to fill it). Batching changes no semantics: messages keep their
  *     order and each resolution its own result.
  * @param copyRegionBytes with {@link #resolveOnStream()}: the copy region the loop asks the server for (default
- *     {@link #DEFAULT_COPY_REGION_BYTES}; 0 = none). When the server runs on the same host under the same uid (or
- *     root), COPY bytes are written into this shared memory and the request names them by offset, instead of
+ *     {@link #DEFAULT_COPY_REGION_BYTES}; 0 = none). When this process can open the server's {@code /proc/<pid>/fd}
+ *     (same host and pid namespace; the server's uid and gid, or CAP_SYS_PTRACE), COPY bytes are written into this shared memory and the request names them by offset, instead of
  *     travelling through protobuf, HTTP/2 and both sockets; a COPY that finds no room (more bytes in flight than
  *     the region holds), or a loop whose server is elsewhere, sends its data as before. Results and semantics do
  *     not change; {@link HandlerStats#regionCopies()} counts the COPYs that went through the region.

@@ -33,6 +33,8 @@ import java.util.Map;
 final class CopyRegionClient implements AutoCloseable {
   /** Units of allocation. */
   static final int UNIT = 4096;
+  /** The nonce at the region's start; the proof (its complement) follows it. */
+  static final int NONCE_BYTES = 16;
 
   private record Slot(long off, int unit, int units) {}
 
@@ -48,7 +50,8 @@ final class CopyRegionClient implements AutoCloseable {
   private int users;
   private boolean closed;
 
-  private CopyRegionClient(long gen, Arena arena, MemorySegment map, long start, long end) {
+  /** Over {@code map} (owned by {@code arena}, closed with this), sources in [start, end). */
+  CopyRegionClient(long gen, Arena arena, MemorySegment map, long start, long end) {
     this.gen = gen;
     this.arena = arena;
     this.map = map;
@@ -61,7 +64,7 @@ final class CopyRegionClient implements AutoCloseable {
     long bytes = info.getBytes();
     long start = info.getDataOffset();
     // the header holds the nonce and, after it, the proof (its complement)
-    if (info.getNonce().size() < 16 || start < 2L * info.getNonce().size() || start >= bytes
+    if (info.getNonce().size() != NONCE_BYTES || start < 2L * NONCE_BYTES || start >= bytes
         || info.getName().isEmpty()) {
       throw new IOException("malformed copy region " + info);
     }

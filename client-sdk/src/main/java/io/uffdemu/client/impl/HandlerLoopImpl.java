@@ -250,9 +250,15 @@ final class HandlerLoopImpl implements HandlerLoop {
 
     @Override
     public void onNext(HandleResponse r) {
+      // a copy region is opened and mapped here, outside the loop's lock (readlink, open, mmap), and installed
+      // below if this is still the current stream
+      CopyRegionClient offered = r.getKindCase() == HandleResponse.KindCase.COPY_REGION ? openRegion(r) : null;
       int grant;
       synchronized (lock) {
         if (gen != streamGen) {
+          if (offered != null) {
+            offered.close();
+          }
           return; // a stream given up for a newer one
         }
         credits--;
@@ -268,13 +274,30 @@ final class HandlerLoopImpl implements HandlerLoop {
             case RESULTS -> r.getResults().getResultsList().forEach(HandlerLoopImpl.this::resultLocked);
             case MSG -> acceptGroupLocked(List.of(r.getMsg()));
             case MSGS -> acceptGroupLocked(r.getMsgs().getMsgsList());
-            case COPY_REGION -> regionOfferedLocked(r.getCopyRegion());
+            case COPY_REGION -> {
+              closeRegionLocked();
+              region = offered;
+              offered = null;
+            }
             default -> ignored.incrementAndGet();
           }
         }
         grant = grantLocked();
       }
+      if (offered != null) {
+        offered.close(); // the loop terminated meanwhile
+      }
       request(grant);
+    }
+
+    /** Maps the copy region the server offered this stream, or null when it cannot be used from here. */
+    private CopyRegionClient openRegion(HandleResponse r) {
+      try {
+        return CopyRegionClient.open(gen, r.getCopyRegion());
+      } catch (java.io.IOException | RuntimeException e) {
+        LOG.log(Level.DEBUG, "copy region not usable, COPY data goes inline: {0}", e.toString());
+        return null;
+      }
     }
 
     @Override
@@ -478,19 +501,6 @@ final class HandlerLoopImpl implements HandlerLoop {
       case NOT_FOUND -> reattaching ? Retry.GONE : Retry.NO;
       default -> Retry.NO;
     };
-  }
-
-  /**
-   * The server gave this stream a copy region: map it when it can be reached from here (same host and uid), or
-   * go on without (COPYs carry their data). Called for the current stream only.
-   */
-  private void regionOfferedLocked(io.uffdemu.api.v1.CopyRegion info) {
-    closeRegionLocked();
-    try {
-      region = CopyRegionClient.open(streamGen, info);
-    } catch (java.io.IOException | RuntimeException e) {
-      LOG.log(Level.DEBUG, "copy region not usable, COPY data goes inline: {0}", e.toString());
-    }
   }
 
   private void closeRegionLocked() {

@@ -115,7 +115,8 @@ final class CopyRegion {
                     r = (int) Libc.FCNTL.invokeExact(fd, F_ADD_SEALS, seals);
                 }
                 if (r == 0) {
-                    r = ((int) Libc.FCNTL.invokeExact(fd, F_GET_SEALS, 0) & seals) == seals ? 0 : -1;
+                    int got = (int) Libc.FCNTL.invokeExact(fd, F_GET_SEALS, 0);
+                    r = got >= 0 && (got & seals) == seals ? 0 : -1;
                 }
             } catch (Throwable t) {
                 throw new IOException("ftruncate / F_ADD_SEALS: " + t, t);

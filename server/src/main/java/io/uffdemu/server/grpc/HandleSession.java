@@ -387,8 +387,14 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             // before the reader starts: the region is the stream's first message, as HandleAttach promises
             try {
                 CopyRegion reg = CopyRegion.create(regionBytes);
-                region = reg;
-                send(HandleResponse.newBuilder().setCopyRegion(reg.info()).build());
+                synchronized (this) { // against stop(), which closes what it finds here
+                    if (!stopped) {
+                        region = reg;
+                    }
+                }
+                if (region != reg || !send(HandleResponse.newBuilder().setCopyRegion(reg.info()).build())) {
+                    reg.close(); // the stream ended meanwhile (if stop() closed it already, this is a no-op)
+                }
             } catch (java.io.IOException | RuntimeException e) {
                 // no region: the client sends COPY data inline, as without one
                 LOG.log(REGION_WARNED.compareAndSet(false, true) ? System.Logger.Level.WARNING

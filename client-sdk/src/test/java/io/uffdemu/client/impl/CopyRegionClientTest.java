@@ -1,0 +1,125 @@
+package io.uffdemu.client.impl;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.protobuf.ByteString;
+import io.uffdemu.api.v1.CopyRegion;
+import io.uffdemu.api.v1.CopyRequest;
+import io.uffdemu.api.v1.HandleRequest;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The handler's side of a copy region over plain memory: which space a COPY gets (lowest free first, reused only
+ * once its result arrived), what the request then says, and when it keeps its data. The server's side and the
+ * real memfd are CopyRegionIT's (server module).
+ */
+class CopyRegionClientTest {
+  private static final int UNIT = CopyRegionClient.UNIT;
+
+  /** A region of {@code units} 4 KiB units after a one-page header, over heap-free shared memory. */
+  private static CopyRegionClient region(int units, MemorySegment[] out) {
+    Arena arena = Arena.ofShared();
+    MemorySegment m = arena.allocate((long) (units + 1) * UNIT, UNIT);
+    out[0] = m;
+    return new CopyRegionClient(7, arena, m, UNIT, (long) (units + 1) * UNIT);
+  }
+
+  private static HandleRequest copy(long id, int len, int fill) {
+    byte[] d = new byte[len];
+    Arrays.fill(d, (byte) fill);
+    return HandleRequest.newBuilder().setRequestId(id)
+        .setCopy(CopyRequest.newBuilder().setPid(1).setFd(3).setDst(0x10000).setData(ByteString.copyFrom(d)))
+        .build();
+  }
+
+  @Test
+  void slotsAreTheLowestFreeAndReusedOnlyAfterTheirResult() {
+    MemorySegment[] m = new MemorySegment[1];
+    try (CopyRegionClient r = region(4, m)) {
+      HandleRequest a = r.substitute(copy(1, UNIT, 0xa));
+      HandleRequest b = r.substitute(copy(2, 2 * UNIT, 0xb));
+      HandleRequest c = r.substitute(copy(3, UNIT, 0xc));
+      assertThat(a.getCopy().getRegionSrc()).isEqualTo(UNIT);
+      assertThat(b.getCopy().getRegionSrc()).isEqualTo(2L * UNIT);
+      assertThat(c.getCopy().getRegionSrc()).isEqualTo(4L * UNIT);
+      for (HandleRequest q : new HandleRequest[] {a, b, c}) {
+        assertThat(q.getCopy().getData().isEmpty()).as("the bytes are in the region, not the request").isTrue();
+        assertThat(q.getRequestId()).isIn(1L, 2L, 3L);
+        assertThat(q.getCopy().getDst()).isEqualTo(0x10000);
+      }
+      assertThat(b.getCopy().getRegionLen()).isEqualTo(2 * UNIT);
+      assertThat(m[0].get(java.lang.foreign.ValueLayout.JAVA_BYTE, 2L * UNIT + 5)).isEqualTo((byte) 0xb);
+      assertThat(r.substitute(copy(4, UNIT, 0xd))).as("full: the COPY keeps its data").isNull();
+
+      r.release(2); // b's result: its two units are free again, the lowest free space
+      r.release(2); // twice: nothing more
+      HandleRequest d = r.substitute(copy(5, UNIT, 0xd));
+      assertThat(d.getCopy().getRegionSrc()).isEqualTo(2L * UNIT);
+      assertThat(r.substitute(copy(6, 2 * UNIT, 0xe))).as("one unit left, not two in a row").isNull();
+      HandleRequest e = r.substitute(copy(7, UNIT, 0xe));
+      assertThat(e.getCopy().getRegionSrc()).isEqualTo(3L * UNIT);
+      assertThat(m[0].get(java.lang.foreign.ValueLayout.JAVA_BYTE, 1L * UNIT)).as("a's bytes untouched")
+          .isEqualTo((byte) 0xa);
+
+      r.release(99); // not a region COPY: nothing
+      assertThat(r.substitute(copy(8, 5 * UNIT, 1))).as("larger than the region").isNull();
+      assertThat(r.substitute(HandleRequest.newBuilder().setRequestId(9).setCopy(CopyRequest.newBuilder()).build()))
+          .as("no data").isNull();
+    }
+  }
+
+  @Test
+  void aClosedRegionTakesNothing() {
+    MemorySegment[] m = new MemorySegment[1];
+    CopyRegionClient r = region(4, m);
+    r.close();
+    assertThat(r.substitute(copy(1, UNIT, 1))).isNull();
+    assertThat(m[0].scope().isAlive()).as("unmapped").isFalse();
+    r.close(); // twice: nothing
+  }
+
+  @Test
+  @org.junit.jupiter.api.condition.EnabledOnOs(value = org.junit.jupiter.api.condition.OS.LINUX,
+      disabledReason = "reads /proc/self/fd")
+  void openRefusesWhatIsNotTheServersRegion() throws IOException {
+    CopyRegion good = CopyRegion.newBuilder().setServerPid((int) ProcessHandle.current().pid()).setFd(0)
+        .setBytes(8192).setName("uffdemu-copy-region-x").setNonce(ByteString.copyFrom(new byte[16]))
+        .setDataOffset(4096).build();
+    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setNonce(ByteString.copyFrom(new byte[8]))
+        .build())).isInstanceOf(IOException.class).hasMessageContaining("malformed");
+    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setDataOffset(16).build()))
+        .as("no room for the proof").isInstanceOf(IOException.class).hasMessageContaining("malformed");
+    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setDataOffset(8192).build()))
+        .isInstanceOf(IOException.class).hasMessageContaining("malformed");
+    // a path that is some other file (here a temporary file open in this JVM): refused before a byte is written
+    Path f = Files.createTempFile("not-a-region", ".bin");
+    try (var ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.READ)) {
+      int fd = -1;
+      for (Path p : Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+        try {
+          if (Files.readSymbolicLink(p).equals(f)) {
+            fd = Integer.parseInt(p.getFileName().toString());
+          }
+        } catch (IOException ignored) {
+          // gone meanwhile
+        }
+      }
+      assertThat(fd).isPositive();
+      int theFd = fd;
+      assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setFd(theFd).build()))
+          .isInstanceOf(IOException.class).hasMessageContaining("not the server's copy region");
+      assertThat(Files.size(f)).as("untouched").isZero();
+    } finally {
+      Files.deleteIfExists(f);
+    }
+    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setServerPid(Integer.MAX_VALUE).build()))
+        .as("no such process here").isInstanceOf(IOException.class);
+  }
+}
