@@ -145,6 +145,8 @@ class HelmChartTest {
                 .withNamespace("uffdemu").withKubeVersion("1.32.0").call()), "Deployment")));
         assertThat(env).containsEntry("SPRING_GRPC_SERVER_ADDRESS", "0.0.0.0")
                 .doesNotContainKey("UFFDEMU_AUTH_ALLOWUNAUTHENTICATED").doesNotContainKey("UFFDEMU_AUTH_TOKENSFILE");
+        // the actuator binds loopback by default; the kubelet's probes reach the pod's IP
+        assertThat(env).containsEntry("SERVER_ADDRESS", "0.0.0.0");
     }
 
     @Test

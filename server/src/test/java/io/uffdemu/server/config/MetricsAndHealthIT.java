@@ -24,6 +24,17 @@ class MetricsAndHealthIT {
     int http;
     @Autowired
     MemoryBackend backend;
+    @Autowired
+    org.springframework.boot.web.server.context.WebServerApplicationContext web;
+
+    @Test
+    void actuatorListensOnLoopbackByDefault() {
+        // like gRPC (spring.grpc.server.address): a deployment that wants it elsewhere says so (server.address)
+        Object address = ((org.springframework.boot.tomcat.TomcatWebServer) web.getWebServer()).getTomcat()
+                .getConnector().getProperty("address");
+        assertThat(address).isInstanceOfSatisfying(java.net.InetAddress.class,
+                a -> assertThat(a.isLoopbackAddress()).as("%s", a).isTrue());
+    }
 
     String get(String path) throws Exception {
         HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
