@@ -120,10 +120,24 @@ final class RemoteRoundTrip implements AutoCloseable {
      */
     Result run(EmulatedRoundTrip.Case c, long pages, int threads, boolean batching, int workers) {
         long ps = c.pageSize();
-        if (c.hugetlb && Long.parseLong(client.sysctl("vm/nr_hugepages")) < pages) {
-            // the server's emulated machine (this bench's own, or --target's) gets the huge pages the case needs
+        // the server's emulated machine (this bench's own, or --target's) gets the huge pages the case needs, and its
+        // own count back after the case
+        String before = c.hugetlb ? client.sysctl("vm/nr_hugepages").trim() : null;
+        boolean raised = before != null && Long.parseLong(before) < pages;
+        if (raised) {
             client.setSysctl("vm/nr_hugepages", Long.toString(pages));
         }
+        try {
+            return runCase(c, pages, threads, batching, workers, ps);
+        } finally {
+            if (raised) {
+                client.setSysctl("vm/nr_hugepages", before);
+            }
+        }
+    }
+
+    private Result runCase(EmulatedRoundTrip.Case c, long pages, int threads, boolean batching, int workers,
+            long ps) {
         Process p = client.createProcess("remote-bench");
         try {
             long len = pages * ps;
