@@ -38,8 +38,6 @@ final class CopyRegionClient implements AutoCloseable {
 
   private record Slot(long off, int unit, int units) {}
 
-  /** The stream this region belongs to (HandlerLoopImpl's generation). */
-  final long gen;
   private final Arena arena;
   private final MemorySegment map;
   private final long start;
@@ -51,8 +49,7 @@ final class CopyRegionClient implements AutoCloseable {
   private boolean closed;
 
   /** Over {@code map} (owned by {@code arena}, closed with this), sources in [start, end). */
-  CopyRegionClient(long gen, Arena arena, MemorySegment map, long start, long end) {
-    this.gen = gen;
+  CopyRegionClient(Arena arena, MemorySegment map, long start, long end) {
     this.arena = arena;
     this.map = map;
     this.start = start;
@@ -60,7 +57,7 @@ final class CopyRegionClient implements AutoCloseable {
   }
 
   /** Opens and maps the region the server offered; IOException when it is not reachable from here. */
-  static CopyRegionClient open(long gen, CopyRegion info) throws IOException {
+  static CopyRegionClient open(CopyRegion info) throws IOException {
     long bytes = info.getBytes();
     long start = info.getDataOffset();
     // the header holds the nonce and, after it, the proof (its complement)
@@ -89,7 +86,7 @@ final class CopyRegionClient implements AutoCloseable {
         map.set(ValueLayout.JAVA_BYTE, nonce.length + i, (byte) ~nonce[i]);
       }
       ok = true;
-      return new CopyRegionClient(gen, arena, map, start, bytes);
+      return new CopyRegionClient(arena, map, start, bytes);
     } finally {
       if (!ok) {
         arena.close();

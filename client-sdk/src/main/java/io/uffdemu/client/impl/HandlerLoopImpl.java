@@ -132,7 +132,10 @@ final class HandlerLoopImpl implements HandlerLoop {
   // requests already on the wire and not answered: only these justify a credit beyond the queue capacity
   private final java.util.Set<Long> sentUnanswered = new java.util.HashSet<>();
   private long nextRequestId = 1;
-  /** The current stream's copy region (HandleResponse.copy_region), null when it has none. Guarded by lock. */
+  /**
+   * The current stream's copy region (HandleResponse.copy_region), null when it has none: installed only for the
+   * current stream and closed whenever the stream changes (streamFailed, terminate). Guarded by lock.
+   */
   private CopyRegionClient region;
   private final AtomicLong regionCopies = new AtomicLong();
   private int queued;
@@ -293,7 +296,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     /** Maps the copy region the server offered this stream, or null when it cannot be used from here. */
     private CopyRegionClient openRegion(HandleResponse r) {
       try {
-        return CopyRegionClient.open(gen, r.getCopyRegion());
+        return CopyRegionClient.open(r.getCopyRegion());
       } catch (java.io.IOException | RuntimeException e) {
         LOG.log(Level.DEBUG, "copy region not usable, COPY data goes inline: {0}", e.toString());
         return null;
@@ -745,7 +748,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       return null;
     }
     HandleRequest wire = req.setRequestId(id).build();
-    if (reg != null && reg.gen == gen && wire.getKindCase() == HandleRequest.KindCase.COPY) {
+    if (reg != null && wire.getKindCase() == HandleRequest.KindCase.COPY) {
       // the builder keeps the data: a resolution never sent is redone unary from it (awaitSent)
       HandleRequest viaRegion = reg.substitute(wire);
       if (viaRegion != null) {

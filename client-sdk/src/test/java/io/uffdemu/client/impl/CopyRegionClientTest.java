@@ -28,7 +28,7 @@ class CopyRegionClientTest {
     Arena arena = Arena.ofShared();
     MemorySegment m = arena.allocate((long) (units + 1) * UNIT, UNIT);
     out[0] = m;
-    return new CopyRegionClient(7, arena, m, UNIT, (long) (units + 1) * UNIT);
+    return new CopyRegionClient(arena, m, UNIT, (long) (units + 1) * UNIT);
   }
 
   private static HandleRequest copy(long id, int len, int fill) {
@@ -92,11 +92,11 @@ class CopyRegionClientTest {
     CopyRegion good = CopyRegion.newBuilder().setServerPid((int) ProcessHandle.current().pid()).setFd(0)
         .setBytes(8192).setName("uffdemu-copy-region-x").setNonce(ByteString.copyFrom(new byte[16]))
         .setDataOffset(4096).build();
-    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setNonce(ByteString.copyFrom(new byte[8]))
+    assertThatThrownBy(() -> CopyRegionClient.open(good.toBuilder().setNonce(ByteString.copyFrom(new byte[8]))
         .build())).isInstanceOf(IOException.class).hasMessageContaining("malformed");
-    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setDataOffset(16).build()))
+    assertThatThrownBy(() -> CopyRegionClient.open(good.toBuilder().setDataOffset(16).build()))
         .as("no room for the proof").isInstanceOf(IOException.class).hasMessageContaining("malformed");
-    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setDataOffset(8192).build()))
+    assertThatThrownBy(() -> CopyRegionClient.open(good.toBuilder().setDataOffset(8192).build()))
         .isInstanceOf(IOException.class).hasMessageContaining("malformed");
     // a path that is some other file (here a temporary file open in this JVM): refused before a byte is written
     Path f = Files.createTempFile("not-a-region", ".bin");
@@ -113,13 +113,13 @@ class CopyRegionClientTest {
       }
       assertThat(fd).isPositive();
       int theFd = fd;
-      assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setFd(theFd).build()))
+      assertThatThrownBy(() -> CopyRegionClient.open(good.toBuilder().setFd(theFd).build()))
           .isInstanceOf(IOException.class).hasMessageContaining("not the server's copy region");
       assertThat(Files.size(f)).as("untouched").isZero();
     } finally {
       Files.deleteIfExists(f);
     }
-    assertThatThrownBy(() -> CopyRegionClient.open(1, good.toBuilder().setServerPid(Integer.MAX_VALUE).build()))
+    assertThatThrownBy(() -> CopyRegionClient.open(good.toBuilder().setServerPid(Integer.MAX_VALUE).build()))
         .as("no such process here").isInstanceOf(IOException.class);
   }
 }

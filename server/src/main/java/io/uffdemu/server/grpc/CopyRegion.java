@@ -229,10 +229,6 @@ final class CopyRegion {
         }
     }
 
-    synchronized boolean isClosed() {
-        return closed;
-    }
-
     private void free() {
         arena.close();
         closeFd(fd);

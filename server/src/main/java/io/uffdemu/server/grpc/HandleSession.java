@@ -161,37 +161,32 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                         .asRuntimeException(), true);
                 return false;
             }
-            return run(() -> {
-                CopyRegion reg = acquireRegion();
-                try {
-                    resolveBatch(items, reg);
-                } finally {
-                    if (reg != null) {
-                        reg.release();
-                    }
-                }
-            });
+            return run(() -> withRegion(reg -> resolveBatch(items, reg)));
         }
-        return run(() -> {
-            CopyRegion reg = acquireRegion();
-            IoctlResult res;
-            try {
-                res = resolveOne(r, false, reg);
-            } finally {
-                if (reg != null) {
-                    reg.release();
-                }
-            }
+        return run(() -> withRegion(reg -> {
+            IoctlResult res = resolveOne(r, false, reg);
             if (res != null) {
                 send(HandleResponse.newBuilder().setResult(res).build());
             }
-        });
+        }));
     }
 
-    /** The stream's copy region, acquired for one resolution run (release it after); null when there is none. */
-    private CopyRegion acquireRegion() {
+    /**
+     * Runs one resolution run with the stream's copy region acquired (null when there is none, or it is closed),
+     * released after: the region is not unmapped under it.
+     */
+    private void withRegion(java.util.function.Consumer<CopyRegion> work) {
         CopyRegion reg = region;
-        return reg != null && reg.acquire() ? reg : null;
+        if (reg != null && !reg.acquire()) {
+            reg = null;
+        }
+        try {
+            work.accept(reg);
+        } finally {
+            if (reg != null) {
+                reg.release();
+            }
+        }
     }
 
     /** Runs a batch of resolutions in order (consecutive COPYs as one backend call) and sends their results. */

@@ -169,15 +169,11 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
         return done[0];
     }
 
-    /** The backend's op for a COPY ({@link MemoryBackend#uffdCopyBatch}): the payload is not copied. */
-    Userfaultfd.CopyOp copyOp(CopyRequest r) {
-        return copyOp(r, null);
-    }
-
     /**
-     * As {@link #copyOp(CopyRequest)}, with the source in the Handle stream's copy region when the request names
-     * one ({@code region_len}): EINVAL without a region or with data as well, EFAULT outside it
-     * ({@link CopyRegion#source}). {@code region} must be acquired by the caller.
+     * The backend's op for a COPY ({@link MemoryBackend#uffdCopyBatch}): the payload is not copied. Its source is
+     * the request's data, or the Handle stream's copy region when the request names one ({@code region_len}):
+     * EINVAL without a region (null; it must be acquired by the caller) or with data as well, EFAULT outside it
+     * ({@link CopyRegion#source}).
      */
     Userfaultfd.CopyOp copyOp(CopyRequest r, CopyRegion region) {
         if (r.getRegionLen() != 0 || r.getRegionSrc() != 0) {
@@ -193,13 +189,11 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
                 throw new LinuxException(io.uffdemu.server.mm.Errno.EINVAL, "UFFDIO_COPY", 0,
                         "both data and region_len");
             }
-            if (r.getRegionLen() > limits.maxAccessBytes().toBytes()) {
-                throw Errors.invalid("copy payload larger than " + limits.maxAccessBytes().toBytes());
-            }
+            checkCopySize(r.getRegionLen());
             return new Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
                     region.source(r.getRegionSrc(), r.getRegionLen()), r.getMode());
         }
-        checkCopySize(r);
+        checkCopySize(r.getData().size());
         return new Userfaultfd.CopyOp(r.getPid(), r.getFd(), r.getDst(),
                 r.getData().asReadOnlyByteBuffer(), r.getMode());
     }
@@ -209,8 +203,8 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
         return CopyRegion.size(asked, limits.maxCopyRegionBytes().toBytes());
     }
 
-    private void checkCopySize(CopyRequest r) {
-        if (r.getData().size() > limits.maxAccessBytes().toBytes()) {
+    private void checkCopySize(long bytes) {
+        if (bytes > limits.maxAccessBytes().toBytes()) {
             throw Errors.invalid("copy payload larger than " + limits.maxAccessBytes().toBytes());
         }
     }
@@ -309,12 +303,10 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
         return new HandleSession(this, backend, (ServerCallStreamObserver<HandleResponse>) out, tenant);
     }
 
-    /** Maps a resolution request of the Handle stream to the backend; returns bytes done. */
-    long resolve(HandleRequest r) {
-        return resolve(r, null);
-    }
-
-    /** {@link #resolve(HandleRequest)} on a Handle stream with its copy region (null: none; acquired). */
+    /**
+     * Maps a resolution request of the Handle stream to the backend, a COPY's source possibly in the stream's copy
+     * region (null: none; acquired by the caller); returns bytes done.
+     */
     long resolve(HandleRequest r, CopyRegion region) {
         return switch (r.getKindCase()) {
             case COPY -> doCopy(r.getCopy(), region);
