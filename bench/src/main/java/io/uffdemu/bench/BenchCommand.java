@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -249,6 +250,11 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--batching-only", description = "only the batching runs (the no-batching columns read n/a)")
         boolean batchingOnly;
 
+        @Option(names = "--warmup-seconds", defaultValue = "30", description = "unmeasured passes over the cases "
+                + "(64 faulting threads, small sizes) until this many seconds have gone, at least one, before anything "
+                + "is measured: both JVMs compile the paths the table times (default ${DEFAULT-VALUE}; 0: one pass)")
+        long warmupSeconds;
+
         @Option(names = "--copy-region", defaultValue = "" + io.uffdemu.client.HandlerOptions.DEFAULT_COPY_REGION_BYTES,
                 description = "bytes of the Handle stream's copy region in the batching runs (HandlerOptions."
                         + "copyRegionBytes, default ${DEFAULT-VALUE}; 0: COPY bytes travel in the requests)")
@@ -257,6 +263,9 @@ public final class BenchCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             checkHugePages(this, hugePages);
+            if (warmupSeconds < 0) {
+                throw new CommandLine.ParameterException(new CommandLine(this), "--warmup-seconds must not be negative");
+            }
             if (target != null && unixSocket != null) {
                 throw new CommandLine.ParameterException(new CommandLine(this),
                         "--unix-socket starts a server; --target uses a running one: give one of them");
@@ -269,10 +278,7 @@ public final class BenchCommand implements Runnable {
                             : RemoteRoundTrip.findServerJar(java.nio.file.Path.of("")), log, unixSocket)) {
                 remote.serverPid = serverPid;
                 remote.copyRegionBytes = copyRegion;
-                // warm-up: JIT both sides before anything is measured
-                for (boolean b : batchingOnly ? new boolean[] {true} : new boolean[] {false, true}) {
-                    remote.run(EmulatedRoundTrip.Case.ANON_MISSING, Math.min(pages, 20000), 64, b, 64);
-                }
+                warmUp(remote);
                 System.out.println("| case | threads | kernel faults/s | remote, no batching faults/s | ratio | p50 us "
                         + "| p99 us | CPU us/fault | remote, batching faults/s | ratio | p50 us | p99 us | CPU us/fault "
                         + "| lost writes |");
@@ -318,6 +324,25 @@ public final class BenchCommand implements Runnable {
                 System.out.println("kernel yardstick unavailable: " + kernel.unavailableReason());
             }
             return 0;
+        }
+
+        /**
+         * JIT warm-up of both JVMs on the paths the table measures: passes over every case (its fault kind, memory
+         * type and resolution) with 64 faulting threads at small sizes, in every mode measured, until
+         * --warmup-seconds have gone (at least one pass). A server compiles the Handle stream's batch paths over tens
+         * of seconds on 2 cores; without this the first rows time the compiler as much as the emulator.
+         */
+        private void warmUp(RemoteRoundTrip remote) {
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(warmupSeconds);
+            do {
+                for (String c : cases) {
+                    Sizing sz = Sizing.of(c, Math.min(pages, 20000), Math.min(hugePages, 32), 64);
+                    for (boolean b : batchingOnly ? new boolean[] {true} : new boolean[] {false, true}) {
+                        remote.run(sz.ec(), sz.pages(), sz.threads(), b,
+                                workers > 0 ? workers : Math.max(4, Math.min(64, sz.threads())));
+                    }
+                }
+            } while (System.nanoTime() < end);
         }
     }
 

@@ -53,8 +53,13 @@ public record HandlerOptions(int workers, int queueCapacity, long pageSize, Dura
     HandlerObserver observer, boolean resolveOnStream, ReconnectPolicy reconnect, int maxBatch,
     long copyRegionBytes) {
 
-  /** {@link #copyRegionBytes()} by default: 8 MiB (2048 pages of 4 KiB, or 4 huge pages of 2 MiB in flight). */
-  public static final long DEFAULT_COPY_REGION_BYTES = 8L << 20;
+  /**
+   * {@link #copyRegionBytes()} by default: 256 MiB, room for 128 huge pages of 2 MiB in flight. Only the space
+   * in flight at the peak is ever touched (it is handed out lowest first), so a handler of 4 KiB pages uses no
+   * more memory with it than with a small one. The server caps it ({@code uffdemu.limits.max-copy-region-bytes},
+   * 256MB by default).
+   */
+  public static final long DEFAULT_COPY_REGION_BYTES = 256L << 20;
 
   public static final HandlerOptions DEFAULT = new HandlerOptions(4, 64, 4096, Duration.ofSeconds(30),
       FallbackPolicy.FAIL, Duration.ofMillis(200), Duration.ofSeconds(5),

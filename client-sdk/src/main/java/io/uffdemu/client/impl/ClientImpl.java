@@ -30,6 +30,8 @@ final class ClientImpl implements UffdemuClient {
   private final Channel raw; // the channel before interceptors: probed for shutdown
   private final ExecutorService async = Executors.newVirtualThreadPerTaskExecutor();
   private final Set<HandlerLoopImpl> loops = ConcurrentHashMap.newKeySet();
+  /** Copy regions of ended Handle streams, still mapped, for the next stream to ask back. */
+  private final CopyRegionCache regions = new CopyRegionCache();
   private volatile boolean closed;
 
   ClientImpl(Channel channel, ManagedChannel owned, ClientConfig config) {
@@ -53,6 +55,10 @@ final class ClientImpl implements UffdemuClient {
 
   ExecutorService asyncExecutor() {
     return async;
+  }
+
+  CopyRegionCache copyRegions() {
+    return regions;
   }
 
   void register(HandlerLoopImpl loop) {
@@ -132,6 +138,7 @@ final class ClientImpl implements UffdemuClient {
     for (HandlerLoopImpl loop : List.copyOf(loops)) {
       loop.close();
     }
+    regions.close(); // a region a loop retires after this is unmapped at once
     async.shutdownNow();
     if (owned != null) {
       owned.shutdown();

@@ -29,6 +29,10 @@ import java.util.Map;
  * the memfd, the size must match, and the first 16 bytes must be the nonce (another host or pid namespace gives
  * some other file at that path). It then writes the nonce's complement after it, which the server waits for
  * before it reads any source.
+ *
+ * <p>When its stream ends the region is {@link #retire retired} into the client's {@link CopyRegionCache}, still
+ * mapped, for the next stream to ask back; {@link #reopen} takes it again when the server offers the same file
+ * with a new nonce.
  */
 final class CopyRegionClient implements AutoCloseable {
   /** Units of allocation. */
@@ -36,24 +40,82 @@ final class CopyRegionClient implements AutoCloseable {
   /** The nonce at the region's start; the proof (its complement) follows it. */
   static final int NONCE_BYTES = 16;
 
-  private record Slot(long off, int unit, int units) {}
+  /** Space of one COPY; {@code pinned} while its helper's request may still be redone from it (staged). */
+  private static final class Slot {
+    final long off;
+    final int unit;
+    final int units;
+    boolean pinned;
+    boolean answered;
+
+    Slot(long off, int unit, int units) {
+      this.off = off;
+      this.unit = unit;
+      this.units = units;
+    }
+  }
+
+  /**
+   * A COPY's bytes written into the region when its helper was called ({@link #stage}), before its request has
+   * an id: the request names them by offset ({@link #src}, {@link #len}); sent on another stream, or redone unary,
+   * it carries a copy of them ({@link #copyOut}). The slot and the mapping stay until {@link #unstage}: the
+   * helper's fault is done with it.
+   */
+  static final class Staged {
+    final CopyRegionClient region;
+    private final Slot slot;
+    final int len;
+    private long id = -1;
+
+    private Staged(CopyRegionClient region, Slot slot, int len) {
+      this.region = region;
+      this.slot = slot;
+      this.len = len;
+    }
+
+    long src() {
+      return slot.off;
+    }
+
+    /** The bytes, copied out of the region (for a request that cannot name them by offset). */
+    ByteString copyOut() {
+      return ByteString.copyFrom(region.map.asSlice(slot.off, len).asByteBuffer());
+    }
+  }
 
   private final Arena arena;
   private final MemorySegment map;
   private final long start;
+  /** The offer it was opened or reopened for (what a later stream asks back by). */
+  private final CopyRegion info;
   // guarded by this
   private final java.util.BitSet used = new java.util.BitSet();
   private final int units;
   private final Map<Long, Slot> byId = new HashMap<>();
   private int users;
   private boolean closed;
+  /** Set by {@link #retire}: takes the mapping once nothing writes into it (null: unmap it then). */
+  private java.util.function.Consumer<CopyRegionClient> whenIdle;
 
-  /** Over {@code map} (owned by {@code arena}, closed with this), sources in [start, end). */
+  /**
+   * Over {@code map} (owned by {@code arena}: unmapped when this is closed, or when the cache drops it after
+   * {@link #retire}; a {@link #reopen}ed twin takes it over), sources in [start, end).
+   */
   CopyRegionClient(Arena arena, MemorySegment map, long start, long end) {
+    this(arena, map, start, end, null);
+  }
+
+  CopyRegionClient(Arena arena, MemorySegment map, long start, long end, CopyRegion info) {
     this.arena = arena;
     this.map = map;
     this.start = start;
     this.units = (int) Math.min(Integer.MAX_VALUE - 1, (end - start) / UNIT);
+    this.info = info;
+  }
+
+  /** The offer this mapping serves (null for one made by the package's tests). */
+  CopyRegion info() {
+    return info;
   }
 
   /** Opens and maps the region the server offered; IOException when it is not reachable from here. */
@@ -81,17 +143,42 @@ final class CopyRegionClient implements AutoCloseable {
       if (!ByteString.copyFrom(nonce).equals(info.getNonce())) {
         throw new IOException(p + " does not hold the copy region's nonce");
       }
-      // the proof the server waits for before it reads any source: the nonce's complement right after it
-      for (int i = 0; i < nonce.length; i++) {
-        map.set(ValueLayout.JAVA_BYTE, nonce.length + i, (byte) ~nonce[i]);
-      }
+      prove(map, nonce);
       ok = true;
-      return new CopyRegionClient(arena, map, start, bytes);
+      return new CopyRegionClient(arena, map, start, bytes, info);
     } finally {
       if (!ok) {
         arena.close();
       }
     }
+  }
+
+  /** The proof the server waits for before it reads any source: the nonce's complement right after it. */
+  private static void prove(MemorySegment map, byte[] nonce) {
+    for (int i = 0; i < nonce.length; i++) {
+      map.set(ValueLayout.JAVA_BYTE, nonce.length + i, (byte) ~nonce[i]);
+    }
+  }
+
+  /**
+   * The mapping of {@code idle} (retired: nothing writes into it) serving again for {@code offer}, when the server
+   * offered the same file again: the same pid, fd, name and size, and the new nonce is what this mapping holds
+   * (so the server wrote it into this very file). The proof is written as by {@link #open}; null when the offer
+   * is another region (then {@code idle} is left as it is).
+   */
+  static CopyRegionClient reopen(CopyRegionClient idle, CopyRegion offer) {
+    CopyRegion was = idle.info;
+    if (was == null || offer.getServerPid() != was.getServerPid() || offer.getFd() != was.getFd()
+        || !offer.getName().equals(was.getName()) || offer.getBytes() != was.getBytes()
+        || offer.getDataOffset() != was.getDataOffset() || offer.getNonce().size() != NONCE_BYTES) {
+      return null;
+    }
+    byte[] nonce = idle.map.asSlice(0, NONCE_BYTES).toArray(ValueLayout.JAVA_BYTE);
+    if (!ByteString.copyFrom(nonce).equals(offer.getNonce())) {
+      return null;
+    }
+    prove(idle.map, nonce);
+    return new CopyRegionClient(idle.arena, idle.map, offer.getDataOffset(), offer.getBytes(), offer);
   }
 
   /**
@@ -120,22 +207,103 @@ final class CopyRegionClient implements AutoCloseable {
     }
     boolean ok = false;
     try {
-      data.copyTo(map.asSlice(s.off(), len).asByteBuffer());
+      data.copyTo(map.asSlice(s.off, len).asByteBuffer());
       ok = true;
     } finally {
-      boolean unmap;
+      boolean idle;
       synchronized (this) {
         users--;
         if (!ok) {
           releaseLocked(req.getRequestId());
         }
-        unmap = closed && users == 0;
+        idle = closed && users == 0;
       }
-      if (unmap) {
-        arena.close();
+      if (idle) {
+        idle();
       }
     }
-    return req.toBuilder().setCopy(c.toBuilder().clearData().setRegionSrc(s.off()).setRegionLen(len)).build();
+    return req.toBuilder().setCopy(c.toBuilder().clearData().setRegionSrc(s.off).setRegionLen(len)).build();
+  }
+
+  /**
+   * Writes a COPY's bytes into a free slot now, as its helper is called, so that nothing else copies them (a
+   * huge page's 2 MiB copied into the heap per fault was most of a hugetlb storm's cost: the heap grew and shrank
+   * under those arrays). Null when there is no room or the region is closed (the request then carries a copy of
+   * the bytes, as without a region). The caller must {@link #unstage} it once its fault is done with it.
+   */
+  Staged stage(byte[] data) {
+    int len = data.length;
+    if (len == 0) {
+      return null;
+    }
+    Slot s;
+    synchronized (this) {
+      if (closed) {
+        return null;
+      }
+      s = allocate(len);
+      if (s == null) {
+        return null;
+      }
+      s.pinned = true;
+      users++; // the mapping stays until unstage
+    }
+    boolean ok = false;
+    try {
+      MemorySegment.copy(data, 0, map, ValueLayout.JAVA_BYTE, s.off, len);
+      ok = true;
+      return new Staged(this, s, len);
+    } finally {
+      if (!ok) {
+        boolean idle;
+        synchronized (this) {
+          used.clear(s.unit, s.unit + s.units);
+          users--;
+          idle = closed && users == 0;
+        }
+        if (idle) {
+          idle();
+        }
+      }
+    }
+  }
+
+  /**
+   * The fault of a {@link #stage}d COPY is done with it (resolved, failed, or dropped): its slot is free again
+   * unless it was sent and the server has not answered yet (then it is freed by that answer, as a slot of
+   * {@link #substitute}), and the mapping may go.
+   */
+  /**
+   * A staged COPY goes out on this region's stream as request {@code id}: its slot answers to that id too (the
+   * server's result frees it once the fault is done with it). False when the region is closed (the stream ended):
+   * then the request must carry the bytes ({@link Staged#copyOut}).
+   */
+  synchronized boolean bind(Staged st, long id) {
+    if (closed || st.region != this || st.id >= 0) {
+      return false;
+    }
+    st.id = id;
+    byId.put(id, st.slot);
+    return true;
+  }
+
+  void unstage(Staged st) {
+    boolean idle;
+    synchronized (this) {
+      Slot s = st.slot;
+      s.pinned = false;
+      if (st.id < 0 || s.answered) {
+        if (st.id >= 0) {
+          byId.remove(st.id);
+        }
+        used.clear(s.unit, s.unit + s.units);
+      }
+      users--;
+      idle = closed && users == 0;
+    }
+    if (idle) {
+      idle();
+    }
   }
 
   /** The server answered request {@code id}: its slot, if it had one, is free again. */
@@ -146,7 +314,11 @@ final class CopyRegionClient implements AutoCloseable {
   private void releaseLocked(long id) {
     Slot s = byId.remove(id);
     if (s != null) {
-      used.clear(s.unit(), s.unit() + s.units());
+      if (s.pinned) {
+        s.answered = true; // staged: free once its fault is done with it (unstage)
+      } else {
+        used.clear(s.unit, s.unit + s.units);
+      }
     }
   }
 
@@ -174,16 +346,43 @@ final class CopyRegionClient implements AutoCloseable {
   /** The stream is over: unmapped now, or by the last writer still copying into it. */
   @Override
   public void close() {
-    boolean unmap;
+    retire(null);
+  }
+
+  /**
+   * The stream is over: once no writer is still copying into it, the mapping goes to {@code whenIdle} (the
+   * client's cache, for a later stream to ask back), or is unmapped when that is null.
+   */
+  void retire(java.util.function.Consumer<CopyRegionClient> whenIdle) {
+    boolean idle;
     synchronized (this) {
       if (closed) {
         return;
       }
       closed = true;
-      unmap = users == 0;
+      this.whenIdle = whenIdle;
+      idle = users == 0;
     }
-    if (unmap) {
+    if (idle) {
+      idle();
+    }
+  }
+
+  private void idle() {
+    java.util.function.Consumer<CopyRegionClient> to;
+    synchronized (this) {
+      to = whenIdle;
+      whenIdle = null;
+    }
+    if (to != null) {
+      to.accept(this);
+    } else {
       arena.close();
     }
+  }
+
+  /** Unmaps a retired region (the cache's eviction): nothing may use it after. */
+  void unmap() {
+    arena.close();
   }
 }

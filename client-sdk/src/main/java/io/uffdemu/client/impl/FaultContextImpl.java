@@ -25,6 +25,9 @@ final class FaultContextImpl implements FaultContext {
   private volatile boolean eexist;
   /** Batch mode: the queued resolutions (null: per-fault mode). Guarded by this. */
   private final List<Queued> queued;
+  /** COPY bytes written into the copy region by the helpers, until {@link #releaseStaged}. Guarded by this. */
+  private List<StagedReq> staged;
+  private boolean stagedReleased;
 
   /** A queued resolution; {@code wakeRange}: wake it after EEXIST (fills only); {@code sent}: set once sent. */
   private static final class Queued {
@@ -171,8 +174,67 @@ final class FaultContextImpl implements FaultContext {
   @Override
   public long copy(long dst, byte[] data, long mode) {
     Objects.requireNonNull(data, "data");
-    return fill(HandleRequest.newBuilder().setCopy(loop.uffd().copyReq(dst, data, mode)), "UFFDIO_COPY",
-        new AddrRange(dst, data.length), (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0, data.length);
+    checkLive();
+    // with a copy region, the bytes go straight into it (no copy of them in the heap) and the request names
+    // them by offset; the loop gives it a copy of them only if it goes elsewhere (another stream, unary)
+    CopyRegionClient.Staged st = loop.options().resolveOnStream() ? loop.stage(data) : null;
+    HandleRequest.Builder req = HandleRequest.newBuilder();
+    if (st != null && keep(req, st)) {
+      req.setCopy(loop.uffd().copyReq(dst, com.google.protobuf.ByteString.EMPTY, mode).toBuilder()
+          .setRegionSrc(st.src()).setRegionLen(st.len));
+    } else {
+      req.setCopy(loop.uffd().copyReq(dst, data, mode));
+    }
+    try {
+      return fill(req, "UFFDIO_COPY", new AddrRange(dst, data.length),
+          (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0, data.length);
+    } finally {
+      if (queued == null) {
+        releaseStaged(); // per-fault mode: resolved (or failed) by now
+      }
+    }
+  }
+
+  /** A request whose COPY bytes were staged in the copy region. */
+  private record StagedReq(HandleRequest.Builder req, CopyRegionClient.Staged staged) {}
+
+  /**
+   * Holds a staged COPY (and tells the loop which request it belongs to) until {@link #releaseStaged}; false
+   * (and unstaged) when that already happened: a helper called after the batch was done.
+   */
+  private boolean keep(HandleRequest.Builder req, CopyRegionClient.Staged st) {
+    synchronized (this) {
+      if (!stagedReleased) {
+        if (staged == null) {
+          staged = new ArrayList<>(1);
+        }
+        staged.add(new StagedReq(req, st));
+        loop.staged(req, st);
+        return true;
+      }
+    }
+    st.region.unstage(st);
+    return false;
+  }
+
+  /**
+   * The fault is done with the bytes its COPYs staged in the copy region (resolved, failed or dropped): their
+   * slots may go (an unanswered one when its answer comes). Batch mode: once, after the batch's results; a late
+   * helper call after that stages nothing.
+   */
+  void releaseStaged() {
+    List<StagedReq> out;
+    synchronized (this) {
+      out = staged;
+      staged = null;
+      stagedReleased = queued != null;
+    }
+    if (out != null) {
+      for (StagedReq s : out) {
+        loop.unstaged(s.req());
+        s.staged().region.unstage(s.staged());
+      }
+    }
   }
 
   @Override

@@ -134,7 +134,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   private long nextRequestId = 1;
   /**
    * The current stream's copy region (HandleResponse.copy_region), null when it has none: installed only for the
-   * current stream and closed whenever the stream changes (streamFailed, terminate). Guarded by lock.
+   * current stream and retired whenever the stream changes (streamFailed, terminate): into the client's cache
+   * (CopyRegionCache) once nothing writes into it, for a later stream to ask back. Guarded by lock.
    */
   private CopyRegionClient region;
   private final AtomicLong regionCopies = new AtomicLong();
@@ -224,9 +225,18 @@ final class HandlerLoopImpl implements HandlerLoop {
         streamGotMessage = false;
       }
       var requestObserver = stub.handle(new Listener(gen));
-      requestObserver.onNext(HandleRequest.newBuilder().setAttach(
-          HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd()).setMaxBatch(batch)
-              .setCopyRegionBytes(opts.resolveOnStream() ? opts.copyRegionBytes() : 0)).build());
+      HandleAttach.Builder attach = HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())
+          .setMaxBatch(batch).setCopyRegionBytes(opts.resolveOnStream() ? opts.copyRegionBytes() : 0);
+      if (attach.getCopyRegionBytes() > 0) {
+        // keep it after this stream for the next one; and a region of an earlier stream, still mapped here: the
+        // server offers it again if it kept it
+        attach.setKeepCopyRegion(true);
+        var reuse = regions().ask(attach.getCopyRegionBytes());
+        if (reuse != null) {
+          attach.setReuseCopyRegion(reuse);
+        }
+      }
+      requestObserver.onNext(HandleRequest.newBuilder().setAttach(attach).build());
     }
   }
 
@@ -260,7 +270,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       synchronized (lock) {
         if (gen != streamGen) {
           if (offered != null) {
-            offered.close();
+            offered.retire(HandlerLoopImpl.this::retired);
           }
           return; // a stream given up for a newer one
         }
@@ -288,15 +298,19 @@ final class HandlerLoopImpl implements HandlerLoop {
         grant = grantLocked();
       }
       if (offered != null) {
-        offered.close(); // the loop terminated meanwhile
+        offered.retire(HandlerLoopImpl.this::retired); // the loop terminated meanwhile
       }
       request(grant);
     }
 
-    /** Maps the copy region the server offered this stream, or null when it cannot be used from here. */
+    /**
+     * Maps the copy region the server offered this stream (or takes the mapping of an earlier stream's, when the
+     * server gave that one again), or null when it cannot be used from here.
+     */
     private CopyRegionClient openRegion(HandleResponse r) {
       try {
-        return CopyRegionClient.open(r.getCopyRegion());
+        CopyRegionClient again = regions().take(r.getCopyRegion());
+        return again != null ? again : CopyRegionClient.open(r.getCopyRegion());
       } catch (java.io.IOException | RuntimeException e) {
         LOG.log(Level.DEBUG, "copy region not usable, COPY data goes inline: {0}", e.toString());
         return null;
@@ -388,7 +402,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         streamGotMessage = false;
         requests = null;
         credits = 0;
-        closeRegionLocked(); // the next stream gets its own
+        closeRegionLocked(); // still mapped, in the client's cache: the next stream asks it back
         lost = new ArrayList<>(pendingResults.values());
         pendingResults.clear();
         sentUnanswered.clear();
@@ -506,9 +520,56 @@ final class HandlerLoopImpl implements HandlerLoop {
     };
   }
 
+  /** The client's cache of copy regions, which a stream's region goes back to when the stream ends. */
+  private CopyRegionCache regions() {
+    return uffd.processImpl().client().copyRegions();
+  }
+
+  /**
+   * A COPY's bytes written into the current stream's copy region now ({@link CopyRegionClient#stage}); null when
+   * there is none or it has no room. The caller unstages it once its fault is done with it.
+   */
+  CopyRegionClient.Staged stage(byte[] data) {
+    CopyRegionClient r;
+    synchronized (lock) {
+      r = terminated || closing ? null : region;
+    }
+    return r == null ? null : r.stage(data);
+  }
+
+  /** Requests whose COPY bytes are staged in a copy region (by identity), until their fault is done with them. */
+  private final Map<HandleRequest.Builder, CopyRegionClient.Staged> stagedReqs =
+      java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+
+  void staged(HandleRequest.Builder req, CopyRegionClient.Staged st) {
+    stagedReqs.put(req, st);
+  }
+
+  void unstaged(HandleRequest.Builder req) {
+    stagedReqs.remove(req);
+  }
+
+  /**
+   * {@code req} as a request that carries its bytes: a staged COPY names them in its region, which another stream
+   * or a unary call cannot read; the bytes are copied out of it (still there: unstaged only once its fault is
+   * done). Other requests are returned as they are.
+   */
+  private HandleRequest.Builder withData(HandleRequest.Builder req) {
+    CopyRegionClient.Staged st = stagedReqs.get(req);
+    if (st == null) {
+      return req;
+    }
+    return req.clone().setCopy(req.getCopy().toBuilder().clearRegionSrc().clearRegionLen().setData(st.copyOut()));
+  }
+
+  /** A stream's region, retired (nothing writes into it): into the client's cache, for a later stream. */
+  private void retired(CopyRegionClient r) {
+    regions().put(r, opts.copyRegionBytes());
+  }
+
   private void closeRegionLocked() {
     if (region != null) {
-      region.close();
+      region.retire(this::retired); // still mapped, for a later stream to ask back
       region = null;
     }
   }
@@ -682,7 +743,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
       }
     }
-    return opts.resolveOnStream() ? resolveOnStream(req, call) : resolveUnary(req.build(), call);
+    return opts.resolveOnStream() ? resolveOnStream(req, call) : resolveUnary(withData(req).build(), call);
   }
 
   private long resolveUnary(HandleRequest req, String call) {
@@ -748,6 +809,11 @@ final class HandlerLoopImpl implements HandlerLoop {
       return null;
     }
     HandleRequest wire = req.setRequestId(id).build();
+    CopyRegionClient.Staged st = wire.getKindCase() == HandleRequest.KindCase.COPY ? stagedReqs.get(req) : null;
+    if (st != null && (reg == null || !reg.bind(st, id))) {
+      // staged in a region this stream does not have (it changed since): the bytes go as data, or into this one
+      wire = withData(req).build();
+    }
     if (reg != null && wire.getKindCase() == HandleRequest.KindCase.COPY) {
       // the builder keeps the data: a resolution never sent is redone unary from it (awaitSent)
       HandleRequest viaRegion = reg.substitute(wire);
@@ -791,7 +857,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   long awaitSent(Sent s, HandleRequest.Builder req, String call) {
     if (s == null) {
       // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
-      return resolveUnary(req.build(), call);
+      return resolveUnary(withData(req).build(), call);
     }
     long id = s.id();
     CompletableFuture<IoctlResult> f = s.result();
@@ -804,7 +870,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       if (e.getCause() instanceof NotSentException ns) {
         if (opts.reconnect().enabled()) {
-          return resolveUnary(req.build(), call); // not on the wire: safe to send once, unary
+          return resolveUnary(withData(req).build(), call); // not on the wire: safe to send once, unary
         }
         throw StatusMapper.map(ns.getCause(), call);
       }
@@ -1162,26 +1228,34 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       clearUserInterrupt();
     }
-    List<Outgoing> chunk = new ArrayList<>(n);
-    for (int i = 0; i < n; i++) {
-      if (failures[i] == null) {
-        try {
-          ctxs[i].sendQueued(chunk);
-        } catch (RuntimeException e) {
-          failures[i] = e; // the loop terminated meanwhile ("handler stream is closed"), as resolve() would throw
+    try {
+      List<Outgoing> chunk = new ArrayList<>(n);
+      for (int i = 0; i < n; i++) {
+        if (failures[i] == null) {
+          try {
+            ctxs[i].sendQueued(chunk);
+          } catch (RuntimeException e) {
+            failures[i] = e; // the loop terminated meanwhile ("handler stream is closed"), as resolve() would throw
+          }
         }
       }
-    }
-    offer(chunk);
-    // yield before sending, as the per-fault path does: other workers' batches join this one. Measured (client CPU
-    // per fault, 4 runs each): without the yield 42-47 us, with it 31-35 (47 once), the per-fault path 32-40
-    flushOutbox(true);
-    for (int i = 0; i < n; i++) {
-      if (failures[i] == null) {
-        try {
-          ctxs[i].finishQueued();
-        } catch (Throwable e) {
-          failures[i] = e;
+      offer(chunk);
+      // yield before sending, as the per-fault path does: other workers' batches join this one. Measured (client
+      // CPU per fault, 4 runs each): without the yield 42-47 us, with it 31-35 (47 once), the per-fault path 32-40
+      flushOutbox(true);
+      for (int i = 0; i < n; i++) {
+        if (failures[i] == null) {
+          try {
+            ctxs[i].finishQueued();
+          } catch (Throwable e) {
+            failures[i] = e;
+          }
+        }
+      }
+    } finally {
+      for (FaultContextImpl ctx : ctxs) {
+        if (ctx != null) {
+          ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in (or failed)
         }
       }
     }

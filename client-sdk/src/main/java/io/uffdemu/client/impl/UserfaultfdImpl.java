@@ -48,8 +48,11 @@ final class UserfaultfdImpl implements Userfaultfd {
 
   // ---- request builders shared with the handler loop
   CopyRequest copyReq(long dst, byte[] data, long mode) {
-    return CopyRequest.newBuilder().setPid(process.pid()).setFd(fd).setDst(dst).setData(ByteString.copyFrom(data))
-        .setMode(mode).build();
+    return copyReq(dst, ByteString.copyFrom(data), mode);
+  }
+
+  CopyRequest copyReq(long dst, ByteString data, long mode) {
+    return CopyRequest.newBuilder().setPid(process.pid()).setFd(fd).setDst(dst).setData(data).setMode(mode).build();
   }
 
   ZeropageRequest zeropageReq(AddrRange r, long mode) {

@@ -85,6 +85,72 @@ class CopyRegionClientTest {
     r.close(); // twice: nothing
   }
 
+  private static byte[] bytes(int len, int fill) {
+    byte[] d = new byte[len];
+    Arrays.fill(d, (byte) fill);
+    return d;
+  }
+
+  @Test
+  void aStagedCopyKeepsItsSlotUntilItsFaultIsDoneAndItsAnswerCame() {
+    MemorySegment[] m = new MemorySegment[1];
+    CopyRegionClient r = region(4, m);
+    byte[] a = bytes(UNIT, 0xa);
+    CopyRegionClient.Staged sa = r.stage(a);
+    assertThat(sa.src()).as("the lowest free slot").isEqualTo(UNIT);
+    assertThat(sa.len).isEqualTo(UNIT);
+    Arrays.fill(a, (byte) 0); // the caller reuses its array once the helper returned: the region has the bytes
+    assertThat(m[0].get(java.lang.foreign.ValueLayout.JAVA_BYTE, UNIT + 7)).isEqualTo((byte) 0xa);
+    assertThat(sa.copyOut().toByteArray()).isEqualTo(bytes(UNIT, 0xa));
+
+    // sent as request 1 and answered, but its fault still holds it (a unary redo may copy it out): not reused
+    assertThat(r.bind(sa, 1)).isTrue();
+    assertThat(r.bind(sa, 2)).as("bound once").isFalse();
+    r.release(1);
+    CopyRegionClient.Staged sb = r.stage(bytes(UNIT, 0xb));
+    assertThat(sb.src()).as("a's slot is still a's").isEqualTo(2L * UNIT);
+    r.unstage(sa); // answered and done: free
+    CopyRegionClient.Staged sc = r.stage(bytes(UNIT, 0xc));
+    assertThat(sc.src()).isEqualTo(UNIT);
+
+    // done before its answer came (a deadline passed): the slot waits for the answer, then is free
+    assertThat(r.bind(sb, 3)).isTrue();
+    r.unstage(sb);
+    CopyRegionClient.Staged sd = r.stage(bytes(UNIT, 0xd));
+    assertThat(sd.src()).as("b's slot waits for b's answer").isEqualTo(3L * UNIT);
+    r.release(3);
+    // never sent (its fault failed first): free at once
+    r.unstage(sd);
+    r.unstage(sc);
+    CopyRegionClient.Staged se = r.stage(bytes(2 * UNIT, 0xe));
+    assertThat(se.src()).as("everything free again: the lowest two in a row").isEqualTo(UNIT);
+    r.unstage(se);
+    assertThat(r.stage(bytes(5 * UNIT, 1))).as("larger than the region").isNull();
+    assertThat(r.stage(new byte[0])).isNull();
+    r.close();
+  }
+
+  @Test
+  void aStagedCopyHoldsTheMappingAndIsNotBoundByAnEndedStream() {
+    MemorySegment[] m = new MemorySegment[1];
+    CopyRegionClient r = region(4, m);
+    MemorySegment[] m2 = new MemorySegment[1];
+    CopyRegionClient other = region(4, m2);
+    CopyRegionClient.Staged st = r.stage(bytes(UNIT, 0x5));
+    assertThat(other.bind(st, 1)).as("staged in another region").isFalse();
+    CopyRegionClient[] retired = new CopyRegionClient[1];
+    r.retire(x -> retired[0] = x);
+    assertThat(retired[0]).as("a fault still holds staged bytes").isNull();
+    assertThat(r.bind(st, 2)).as("the stream ended: the request carries the bytes instead").isFalse();
+    assertThat(st.copyOut().byteAt(0)).as("still mapped for that copy").isEqualTo((byte) 0x5);
+    assertThat(r.stage(bytes(UNIT, 1))).as("a retired region stages nothing").isNull();
+    r.unstage(st);
+    assertThat(retired[0]).as("retired once the fault was done with it").isSameAs(r);
+    assertThat(m[0].scope().isAlive()).isTrue();
+    r.unmap();
+    other.close();
+  }
+
   @Test
   @org.junit.jupiter.api.condition.EnabledOnOs(value = org.junit.jupiter.api.condition.OS.LINUX,
       disabledReason = "reads /proc/self/fd")

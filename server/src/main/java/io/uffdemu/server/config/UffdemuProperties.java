@@ -153,10 +153,13 @@ public record UffdemuProperties(@DefaultValue("emulated") String backend, @Defau
      * @param defaultWait      how long an Access without a gRPC deadline may block on a userfault, and how long a
      *                         Storm without one may run (default 1h)
      * @param maxCopyRegionBytes largest copy region a Handle stream may ask for ({@code
-     *                         HandleAttach.copy_region_bytes}; default 64MB; 0 = never give one)
+     *                         HandleAttach.copy_region_bytes}; default 256MB; 0 = never give one)
+     * @param copyRegionIdle   how long a copy region its client had mapped is kept after its stream ends, for that
+     *                         client to ask back on its next stream ({@code HandleAttach.reuse_copy_region}; at most
+     *                         4 per tenant; default 30s; 0 = never kept)
      */
     public record Limits(@DefaultValue("16MB") DataSize maxAccessBytes, @DefaultValue("1048576") int maxPagemapPages,
             @DefaultValue("4096") int maxReadMessages, @DefaultValue("1h") Duration defaultWait,
-            @DefaultValue("64MB") DataSize maxCopyRegionBytes) {
+            @DefaultValue("256MB") DataSize maxCopyRegionBytes, @DefaultValue("30s") Duration copyRegionIdle) {
     }
 }

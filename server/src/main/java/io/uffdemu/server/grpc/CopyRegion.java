@@ -37,6 +37,10 @@ import java.util.HexFormat;
  * has mapped the region ({@link #proven}): until then every region source is EFAULT, so a client that never
  * mapped the region (a remote one) cannot make this server read, and so allocate, the region's pages. The
  * mapping is unmapped only once no resolution uses it ({@link #acquire} / {@link #release}).
+ *
+ * <p>When its stream ends, a region the client had mapped is {@link #retire retired} into the
+ * {@link CopyRegionPool} instead, for that client to ask back on its next stream: {@link #renew} gives it a new
+ * nonce and clears the proof, so the next stream proves its mapping again before any source is read.
  */
 final class CopyRegion {
     /** Bytes before the first source: the nonce's page. */
@@ -54,12 +58,21 @@ final class CopyRegion {
 
     private final int fd;
     private final String name;
-    private final byte[] nonce;
+    /** Replaced when the region is given again ({@link #renew}). */
+    private volatile byte[] nonce;
     private final long bytes;
     private final Arena arena;
     private final MemorySegment map;
     private int users;
     private boolean closed;
+    /** Set by {@link #retire}: takes the region once no resolution uses it (null: unmap it then). */
+    private java.util.function.Consumer<CopyRegion> whenIdle;
+    /**
+     * Times it was given again ({@link #renew}): the generation of its current holder. A stream holds the region
+     * with the generation it was given it at ({@link #generation}), and {@link #acquire} and {@link #retire}
+     * refuse an older one, so that a stream that ended cannot use or give back the region its successor holds.
+     */
+    private int renewals;
     /** The client wrote the nonce's complement after it: it has the region mapped. */
     private volatile boolean proven;
 
@@ -149,6 +162,7 @@ final class CopyRegion {
 
     /** What the client is told ({@code HandleResponse.copy_region}). */
     io.uffdemu.api.v1.CopyRegion info() {
+        byte[] nonce = this.nonce;
         return io.uffdemu.api.v1.CopyRegion.newBuilder().setServerPid((int) ProcessHandle.current().pid())
                 .setFd(fd).setBytes(bytes).setName(name).setNonce(ByteString.copyFrom(nonce)).setDataOffset(HEADER)
                 .build();
@@ -156,6 +170,20 @@ final class CopyRegion {
 
     long bytes() {
         return bytes;
+    }
+
+    String name() {
+        return name;
+    }
+
+    /** The current generation (see {@link #renewals}): what a stream given the region now holds it by. */
+    synchronized int generation() {
+        return renewals;
+    }
+
+    /** Whether this is the region named {@code name} whose nonce is {@code nonce} now (in constant time). */
+    boolean matches(String name, byte[] nonce) {
+        return this.name.equals(name) && java.security.MessageDigest.isEqual(this.nonce, nonce);
     }
 
     /**
@@ -184,6 +212,7 @@ final class CopyRegion {
         if (proven) {
             return true;
         }
+        byte[] nonce = this.nonce;
         for (int i = 0; i < NONCE_BYTES; i++) {
             if (map.get(java.lang.foreign.ValueLayout.JAVA_BYTE, NONCE_BYTES + i) != (byte) ~nonce[i]) {
                 return false;
@@ -193,43 +222,100 @@ final class CopyRegion {
         return true;
     }
 
-    /** A resolution starts using the mapping; false once the region is closed (then it must not). */
-    synchronized boolean acquire() {
-        if (closed) {
+    /**
+     * A resolution of the stream that holds the region at {@code generation} starts using the mapping; false once
+     * that stream retired it, or the region went to another stream since (then it must not).
+     */
+    synchronized boolean acquire(int generation) {
+        if (closed || renewals != generation) {
             return false;
         }
         users++;
         return true;
     }
 
-    /** The resolution is done with it; the last one out after {@link #close} unmaps it. */
+    /** {@link #acquire(int)} for the current generation (tests). */
+    synchronized boolean acquire() {
+        return acquire(renewals);
+    }
+
+    /** The resolution is done with it; the last one out after {@link #close} or {@link #retire} lets it go. */
     void release() {
-        boolean unmap;
+        boolean idle;
         synchronized (this) {
             users--;
-            unmap = closed && users == 0;
+            idle = closed && users == 0;
         }
-        if (unmap) {
-            free();
+        if (idle) {
+            idle();
         }
     }
 
-    /** The stream ended: unmapped now, or by the last resolution still using it. */
+    /** The stream that holds it now ended: unmapped now, or by the last resolution still using it. */
     void close() {
-        boolean unmap;
+        retire(generation(), null);
+    }
+
+    /**
+     * The stream that holds it at {@code generation} ended: once no resolution uses it, handed to {@code whenIdle}
+     * (the pool) if the client had mapped it, else unmapped as by {@link #close}. Nothing when that stream retired
+     * it already, or it went to another stream since.
+     */
+    void retire(int generation, java.util.function.Consumer<CopyRegion> whenIdle) {
+        boolean idle;
         synchronized (this) {
-            if (closed) {
+            if (closed || renewals != generation) {
                 return;
             }
             closed = true;
-            unmap = users == 0;
+            this.whenIdle = whenIdle != null && proven() ? whenIdle : null;
+            idle = users == 0;
         }
-        if (unmap) {
+        if (idle) {
+            idle();
+        }
+    }
+
+    private void idle() {
+        java.util.function.Consumer<CopyRegion> to;
+        synchronized (this) {
+            to = whenIdle;
+            whenIdle = null;
+        }
+        if (to != null) {
+            to.accept(this);
+        } else {
             free();
         }
     }
 
-    private void free() {
+    /**
+     * A retired region (no resolution uses it) made live again for a new stream: a new nonce, the proof cleared,
+     * so that nothing is read from it before that stream's client proves its mapping again. IOException when the
+     * header cannot be written (then it is {@link #free}d by the caller).
+     */
+    synchronized void renew() throws IOException {
+        if (!closed || users != 0) {
+            throw new IllegalStateException("renew of a region in use");
+        }
+        byte[] next = new byte[NONCE_BYTES];
+        RANDOM.nextBytes(next);
+        byte[] header = new byte[2 * NONCE_BYTES]; // the nonce, then no proof
+        System.arraycopy(next, 0, header, 0, NONCE_BYTES);
+        try (FileChannel ch = FileChannel.open(Path.of("/proc/self/fd/" + fd), StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.wrap(header);
+            while (b.hasRemaining()) {
+                ch.write(b, b.position());
+            }
+        }
+        nonce = next;
+        proven = false;
+        closed = false;
+        renewals++;
+    }
+
+    /** Unmaps it and closes its fd: only once nothing uses it (the pool's eviction, or the last user). */
+    void free() {
         arena.close();
         closeFd(fd);
     }

@@ -61,8 +61,15 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private final ServerCallStreamObserver<HandleResponse> out;
     /** Where resolutions run when they may block (see the class comment); null = inline. Set by attach. */
     private volatile ExecutorService ops;
-    /** The stream's copy region (HandleAttach.copy_region_bytes), null when none; closed when the stream stops. */
-    private volatile CopyRegion region;
+    /**
+     * The stream's hold on its copy region (HandleAttach.copy_region_bytes): the region and the generation it was
+     * given at, and whether it is kept for the client after the stream (keep_copy_region). Null when there is none
+     * or it was retired: each stream retires its region once, and never one that has gone to another stream since.
+     */
+    private record RegionLease(CopyRegion region, int generation, boolean keep) {
+    }
+
+    private volatile RegionLease region;
     private static final java.util.concurrent.atomic.AtomicBoolean REGION_WARNED =
             new java.util.concurrent.atomic.AtomicBoolean();
     private static final System.Logger LOG = System.getLogger(HandleSession.class.getName());
@@ -151,7 +158,9 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
             maxBatch = Math.max(1, mb);
             attach(r.getAttach().getPid(), r.getAttach().getFd(),
-                    service.copyRegionSize(r.getAttach().getCopyRegionBytes()));
+                    service.copyRegionSize(r.getAttach().getCopyRegionBytes()),
+                    r.getAttach().hasReuseCopyRegion() ? r.getAttach().getReuseCopyRegion() : null,
+                    r.getAttach().getKeepCopyRegion());
             return false;
         }
         if (r.getKindCase() == HandleRequest.KindCase.BATCH) {
@@ -176,10 +185,8 @@ final class HandleSession implements StreamObserver<HandleRequest> {
      * released after: the region is not unmapped under it.
      */
     private void withRegion(java.util.function.Consumer<CopyRegion> work) {
-        CopyRegion reg = region;
-        if (reg != null && !reg.acquire()) {
-            reg = null;
-        }
+        RegionLease l = region;
+        CopyRegion reg = l != null && l.region().acquire(l.generation()) ? l.region() : null;
         try {
             work.accept(reg);
         } finally {
@@ -363,7 +370,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         };
     }
 
-    private void attach(int pid, int fd, long regionBytes) {
+    private void attach(int pid, int fd, long regionBytes, io.uffdemu.api.v1.CopyRegionReuse reuse, boolean keep) {
         this.pid = pid;
         this.fd = fd;
         long k = UserfaultfdGrpcService.key(pid, fd);
@@ -381,14 +388,26 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         if (regionBytes > 0) {
             // before the reader starts: the region is the stream's first message, as HandleAttach promises
             try {
-                CopyRegion reg = CopyRegion.create(regionBytes);
-                synchronized (this) { // against stop(), which closes what it finds here
+                // the one this client asks back, if the pool still has it for this tenant, else a new one
+                CopyRegion reg = reuse == null ? null
+                        : service.regions.take(tenant, reuse.getName(), reuse.getNonce().toByteArray(), regionBytes);
+                if (reg == null) {
+                    reg = CopyRegion.create(regionBytes);
+                }
+                long keepSeconds = keep ? service.regions.keepSeconds() : 0;
+                RegionLease l = new RegionLease(reg, reg.generation(), keepSeconds > 0);
+                boolean installed = false;
+                synchronized (this) { // against stop(), which retires what it finds here
                     if (!stopped) {
-                        region = reg;
+                        region = l;
+                        installed = true;
                     }
                 }
-                if (region != reg || !send(HandleResponse.newBuilder().setCopyRegion(reg.info()).build())) {
-                    reg.close(); // the stream ended meanwhile (if stop() closed it already, this is a no-op)
+                if (!installed) {
+                    retire(l); // the stream ended meanwhile
+                } else if (!send(HandleResponse.newBuilder().setCopyRegion(reg.info().toBuilder()
+                        .setKeepSeconds((int) Math.min(Integer.MAX_VALUE, keepSeconds))).build())) {
+                    retireRegion(); // the stream ended meanwhile (if stop() retired it already, this is a no-op)
                 }
             } catch (java.io.IOException | RuntimeException e) {
                 // no region: the client sends COPY data inline, as without one
@@ -397,6 +416,26 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
         }
         reader = Thread.ofVirtual().name("uffdemu-handle-reader-" + pid + "-" + fd).start(this::readLoop);
+    }
+
+    /**
+     * The stream's region, done with (at most once: the lease is taken out of the field): once the resolutions
+     * still running are done with it, kept for its client to ask back if the stream asked for that and the client
+     * had mapped it (CopyRegionPool), else unmapped.
+     */
+    private void retireRegion() {
+        RegionLease l;
+        synchronized (this) {
+            l = region;
+            region = null;
+        }
+        if (l != null) {
+            retire(l);
+        }
+    }
+
+    private void retire(RegionLease l) {
+        l.region().retire(l.generation(), l.keep() ? r -> service.regions.put(tenant, r) : null);
     }
 
     private void readLoop() {
@@ -524,10 +563,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         if (q != null) {
             q.shutdown();
         }
-        CopyRegion reg = region;
-        if (reg != null) {
-            reg.close(); // unmapped once the resolutions still running are done with it
-        }
+        retireRegion();
         service.guard.streamClosed(tenant);
         if (key >= 0) {
             service.sessions.remove(key, this);
@@ -567,6 +603,10 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 Thread.currentThread().interrupt();
             }
         }
+        // the region back in the pool before the client sees the stream end (now, or when a resolution still
+        // running after the wait above is done with it), so that a handler that half-closed and waited for the
+        // end gets it back on its next stream
+        retireRegion();
         synchronized (out) {
             if (!finished) {
                 finished = true;

@@ -45,6 +45,8 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
     private final java.time.Duration grace;
     private final java.util.concurrent.ScheduledExecutorService reaper = java.util.concurrent.Executors
             .newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("uffdemu-handler-reaper").factory());
+    /** Copy regions of ended Handle streams, kept for their clients to ask back. */
+    final CopyRegionPool regions;
     /** uffds whose Handle stream dropped: closed when the grace period ends without a reconnect. */
     final ConcurrentHashMap<Long, java.util.concurrent.ScheduledFuture<?>> orphans = new ConcurrentHashMap<>();
 
@@ -53,6 +55,7 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
         this.limits = props.limits();
         this.guard = guard;
         this.grace = props.handler().gracePeriod();
+        this.regions = new CopyRegionPool(limits.copyRegionIdle(), reaper);
     }
 
     /** A Handle stream died (cancelled or failed): keep the uffd for the grace period, then close(2) it. */
@@ -85,6 +88,7 @@ public class UserfaultfdGrpcService extends UserfaultfdServiceGrpc.UserfaultfdSe
 
     void shutdown() {
         reaper.shutdownNow();
+        regions.close();
     }
 
     private static IoctlResponse bytes(long n) {

@@ -131,6 +131,183 @@ class CopyRegionIT extends E2eBase {
         }
     }
 
+    /** The names of the copy regions this JVM (the server under test) has open now. */
+    private static java.util.Set<String> regionNames() throws java.io.IOException {
+        java.util.Set<String> names = new java.util.TreeSet<>();
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            for (Path fd : (Iterable<Path>) fds::iterator) {
+                try {
+                    String t = Files.readSymbolicLink(fd).toString();
+                    if (t.startsWith("/memfd:uffdemu-copy-region-")) {
+                        names.add(t);
+                    }
+                } catch (java.io.IOException gone) {
+                    // closed meanwhile
+                }
+            }
+        }
+        return names;
+    }
+
+    @Test
+    @Timeout(90)
+    void aClientsNextStreamGetsItsRegionBackAndAnotherClientDoesNot() throws Exception {
+        UffdemuClient c = client();
+        java.util.Set<String> before = regionNames();
+        HandlerStats first = storm(c.createProcess("region-again-1"), PAGE, 128, 16, STREAM,
+                MmapOptions.anonymous(128L * PAGE));
+        java.util.Set<String> afterFirst = regionNames();
+        afterFirst.removeAll(before);
+        assertThat(afterFirst).as("the first stream's region, kept after it").hasSize(1);
+        assertThat(first.regionCopies()).isEqualTo(128);
+
+        // the loop closed (half-close, then the stream's end): the same client's next stream asks it back
+        HandlerStats second = storm(c.createProcess("region-again-2"), PAGE, 128, 16, STREAM,
+                MmapOptions.anonymous(128L * PAGE));
+        java.util.Set<String> afterSecond = regionNames();
+        afterSecond.removeAll(before);
+        assertThat(afterSecond).as("no new region: the first one served again").isEqualTo(afterFirst);
+        assertThat(second.regionCopies()).as("every COPY through it, with its own bytes (checked by storm)")
+                .isEqualTo(128);
+
+        // another client has no mapping of it to ask back: it gets its own
+        HandlerStats other = storm(client().createProcess("region-again-3"), PAGE, 64, 8, STREAM,
+                MmapOptions.anonymous(64L * PAGE));
+        java.util.Set<String> afterOther = regionNames();
+        afterOther.removeAll(before);
+        assertThat(afterOther).hasSize(2).containsAll(afterFirst);
+        assertThat(other.regionCopies()).isEqualTo(64);
+    }
+
+    /** A raw Handle stream: responses queued, the end counted. */
+    private static final class Raw implements StreamObserver<HandleResponse> {
+        final LinkedBlockingQueue<HandleResponse> in = new LinkedBlockingQueue<>();
+        final java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(1);
+        StreamObserver<HandleRequest> out;
+
+        @Override
+        public void onNext(HandleResponse r) {
+            in.add(r);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            ended.countDown();
+        }
+
+        @Override
+        public void onCompleted() {
+            ended.countDown();
+        }
+
+        /**
+         * Attaches (asking region bytes, {@code reuse} back if given, and to keep the region after the stream if
+         * {@code keep}); returns the region offered.
+         */
+        CopyRegion attach(UserfaultfdServiceGrpc.UserfaultfdServiceStub stub, Process p, Userfaultfd uffd,
+                io.uffdemu.api.v1.CopyRegionReuse reuse, boolean keep) throws InterruptedException {
+            out = stub.handle(this);
+            HandleAttach.Builder a = HandleAttach.newBuilder().setPid(p.pid()).setFd(uffd.fd())
+                    .setCopyRegionBytes(16L * PAGE).setKeepCopyRegion(keep);
+            if (reuse != null) {
+                a.setReuseCopyRegion(reuse);
+            }
+            out.onNext(HandleRequest.newBuilder().setAttach(a).build());
+            HandleResponse first = in.poll(20, TimeUnit.SECONDS);
+            assertThat(first).isNotNull();
+            assertThat(first.getKindCase()).isEqualTo(HandleResponse.KindCase.COPY_REGION);
+            return first.getCopyRegion();
+        }
+
+        /** Half-closes and waits for the server to end the stream. */
+        void end() throws InterruptedException {
+            out.onCompleted();
+            assertThat(ended.await(20, TimeUnit.SECONDS)).as("the server ended the stream").isTrue();
+        }
+    }
+
+    private static void prove(MemorySegment m, CopyRegion region) {
+        for (int i = 0; i < 16; i++) {
+            m.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 16 + i, (byte) ~region.getNonce().byteAt(i));
+        }
+    }
+
+    /** The raw protocol: a region comes back only for its name and last nonce, and must be proved again. */
+    @Test
+    @Timeout(60)
+    void aRegionComesBackForItsNameAndLastNonceOnlyAndIsProvedAgain() throws Exception {
+        Process p = client().createProcess("region-reuse-raw");
+        long addr = p.mmap(MmapOptions.anonymous(4L * PAGE));
+        Userfaultfd uffd = p.userfaultfd(UffdOptions.DEFAULT);
+        uffd.register(new AddrRange(addr, 4L * PAGE), Linux.UFFDIO_REGISTER_MODE_MISSING);
+        ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+        try (Arena arena = Arena.ofShared()) {
+            var stub = UserfaultfdServiceGrpc.newStub(ch);
+            CopyRequest base = CopyRequest.newBuilder().setPid(p.pid()).setFd(uffd.fd()).build();
+            Raw s1 = new Raw();
+            CopyRegion r1 = s1.attach(stub, p, uffd, null, true);
+            assertThat(r1.getKeepSeconds()).as("uffdemu.limits.copy-region-idle").isEqualTo(30);
+            MemorySegment m;
+            try (FileChannel fc = FileChannel.open(Path.of("/proc/" + r1.getServerPid() + "/fd/" + r1.getFd()),
+                    StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                m = fc.map(FileChannel.MapMode.READ_WRITE, 0, r1.getBytes(), arena);
+            }
+            prove(m, r1);
+            byte[] a = page(PAGE, 1);
+            MemorySegment.copy(MemorySegment.ofArray(a), 0, m, 4096, PAGE);
+            assertThat(result(s1.out, s1.in, 1, base.toBuilder().setDst(addr).setRegionSrc(4096).setRegionLen(PAGE)))
+                    .extracting(IoctlResult::getBytes).isEqualTo((long) PAGE);
+            s1.end();
+
+            // its name with another nonce: a new region (the kept one stays kept)
+            byte[] wrong = r1.getNonce().toByteArray();
+            wrong[0] ^= 1;
+            Raw s2 = new Raw();
+            CopyRegion r2 = s2.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+                    .setName(r1.getName()).setNonce(ByteString.copyFrom(wrong)).build(), true);
+            assertThat(r2.getName()).isNotEqualTo(r1.getName());
+            s2.end();
+
+            // its name and last nonce: the same file again, with a new nonce, in the mapping this client has
+            Raw s3 = new Raw();
+            CopyRegion r3 = s3.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+                    .setName(r1.getName()).setNonce(r1.getNonce()).build(), true);
+            assertThat(r3.getName()).isEqualTo(r1.getName());
+            assertThat(r3.getFd()).isEqualTo(r1.getFd());
+            assertThat(r3.getBytes()).isEqualTo(r1.getBytes());
+            assertThat(r3.getNonce()).isNotEqualTo(r1.getNonce());
+            assertThat(ByteString.copyFrom(m.asSlice(0, 16).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)))
+                    .as("the new nonce is in the mapping of the first stream").isEqualTo(r3.getNonce());
+            byte[] b = page(PAGE, 2);
+            MemorySegment.copy(MemorySegment.ofArray(b), 0, m, 8192, PAGE);
+            // the first stream's proof no longer counts
+            assertThat(result(s3.out, s3.in, 1, base.toBuilder().setDst(addr + PAGE).setRegionSrc(8192)
+                    .setRegionLen(PAGE)).getError().getName()).isEqualTo("EFAULT");
+            prove(m, r3);
+            assertThat(result(s3.out, s3.in, 2, base.toBuilder().setDst(addr + PAGE).setRegionSrc(8192)
+                    .setRegionLen(PAGE))).extracting(IoctlResult::getBytes).isEqualTo((long) PAGE);
+            s3.end();
+            assertThat(p.read(addr, PAGE).data()).isEqualTo(a);
+            assertThat(p.read(addr + PAGE, PAGE).data()).isEqualTo(b);
+
+            // a stream that does not ask to keep it: told so, and the region is gone after it
+            Raw s4 = new Raw();
+            CopyRegion r4 = s4.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+                    .setName(r3.getName()).setNonce(r3.getNonce()).build(), false);
+            assertThat(r4.getName()).isEqualTo(r1.getName());
+            assertThat(r4.getKeepSeconds()).isZero();
+            prove(m, r4);
+            s4.end();
+            Raw s5 = new Raw();
+            CopyRegion r5 = s5.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+                    .setName(r4.getName()).setNonce(r4.getNonce()).build(), false);
+            assertThat(r5.getName()).as("not kept after a stream that did not ask").isNotEqualTo(r1.getName());
+            s5.end();
+        } finally {
+            ch.shutdownNow();
+        }
+    }
+
     /** The raw protocol: a region is offered first, capped, sealed, and bad sources are refused with an errno. */
     @Test
     @Timeout(60)
@@ -157,14 +334,14 @@ class CopyRegionIT extends E2eBase {
                 public void onCompleted() {
                 }
             });
-            // a terabyte asked: the server caps it at uffdemu.limits.max-copy-region-bytes (64MB) plus the header
+            // a terabyte asked: the server caps it at uffdemu.limits.max-copy-region-bytes (256MB) plus the header
             out.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(p.pid()).setFd(uffd.fd())
                     .setCopyRegionBytes(1L << 40)).build());
             HandleResponse first = in.poll(20, TimeUnit.SECONDS);
             assertThat(first).isNotNull();
             assertThat(first.getKindCase()).isEqualTo(HandleResponse.KindCase.COPY_REGION);
             CopyRegion region = first.getCopyRegion();
-            assertThat(region.getBytes()).isEqualTo((64L << 20) + 4096);
+            assertThat(region.getBytes()).isEqualTo((256L << 20) + 4096);
             assertThat(region.getDataOffset()).isEqualTo(4096);
             Path file = Path.of("/proc/" + region.getServerPid() + "/fd/" + region.getFd());
             assertThat(Files.readSymbolicLink(file).toString()).startsWith("/memfd:" + region.getName());

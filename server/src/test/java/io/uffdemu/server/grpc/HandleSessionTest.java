@@ -31,7 +31,7 @@ class HandleSessionTest {
                 new UffdemuProperties.Emulated(DataSize.ofMegabytes(64), DataSize.ofMegabytes(0), 0, 0, false, "6.18",
                         true),
                 new UffdemuProperties.Limits(DataSize.ofMegabytes(16), 1 << 20, 4096, Duration.ofHours(1),
-                        DataSize.ofMegabytes(64)),
+                        DataSize.ofMegabytes(64), Duration.ofSeconds(30)),
                 new UffdemuProperties.Auth(List.of(), null, false, List.of("admin")),
                 new UffdemuProperties.Quotas(256, 20000, 1024), new UffdemuProperties.Handler(Duration.ZERO));
     }
