@@ -19,8 +19,9 @@ import java.util.Map;
  * The handler's side of a Handle stream's copy region ({@code HandleResponse.copy_region}): the server's memfd,
  * opened through {@code /proc/<server_pid>/fd/<fd>} and mapped here, into which a COPY's bytes are written so
  * that the request names them by offset instead of carrying them. Space is handed out in 4 KiB units, lowest
- * free address first: a slot is taken when its COPY is sent and given back when its result arrives (the server
- * has then read it). Lowest first keeps the pages in use down to what is in flight at the peak, so they stay
+ * free address first: a slot is taken when its COPY's helper is called ({@link #stage}; or when it is sent, for a
+ * COPY that carries its bytes: {@link #substitute}) and given back when its result has arrived (the server has
+ * then read it) and its fault is done with it. Lowest first keeps the pages in use down to what is in flight at the peak, so they stay
  * resident in both processes instead of each pass over the region faulting in fresh ones (each first touch of a
  * shmem page is a page fault on both sides). When there is no room, or the region is closed, a COPY carries its
  * data as usual: nothing ever waits for room.
@@ -269,11 +270,6 @@ final class CopyRegionClient implements AutoCloseable {
   }
 
   /**
-   * The fault of a {@link #stage}d COPY is done with it (resolved, failed, or dropped): its slot is free again
-   * unless it was sent and the server has not answered yet (then it is freed by that answer, as a slot of
-   * {@link #substitute}), and the mapping may go.
-   */
-  /**
    * A staged COPY goes out on this region's stream as request {@code id}: its slot answers to that id too (the
    * server's result frees it once the fault is done with it). False when the region is closed (the stream ended):
    * then the request must carry the bytes ({@link Staged#copyOut}).
@@ -287,6 +283,11 @@ final class CopyRegionClient implements AutoCloseable {
     return true;
   }
 
+  /**
+   * The fault of a {@link #stage}d COPY is done with it (resolved, failed, or dropped): its slot is free again
+   * unless it was sent and the server has not answered yet (then it is freed by that answer, as a slot of
+   * {@link #substitute}), and the mapping may go.
+   */
   void unstage(Staged st) {
     boolean idle;
     synchronized (this) {

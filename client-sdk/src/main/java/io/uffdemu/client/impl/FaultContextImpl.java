@@ -179,18 +179,26 @@ final class FaultContextImpl implements FaultContext {
     // them by offset; the loop gives it a copy of them only if it goes elsewhere (another stream, unary)
     CopyRegionClient.Staged st = loop.options().resolveOnStream() ? loop.stage(data) : null;
     HandleRequest.Builder req = HandleRequest.newBuilder();
-    if (st != null && keep(req, st)) {
-      req.setCopy(loop.uffd().copyReq(dst, com.google.protobuf.ByteString.EMPTY, mode).toBuilder()
-          .setRegionSrc(st.src()).setRegionLen(st.len));
-    } else {
-      req.setCopy(loop.uffd().copyReq(dst, data, mode));
-    }
+    StagedReq mine = null;
     try {
+      if (st != null) {
+        mine = keep(req, st);
+        st = null; // kept (released with the fault, or below) or already unstaged by keep
+      }
+      if (mine != null) {
+        req.setCopy(loop.uffd().copyReq(dst, com.google.protobuf.ByteString.EMPTY, mode).toBuilder()
+            .setRegionSrc(mine.staged().src()).setRegionLen(mine.staged().len));
+      } else {
+        req.setCopy(loop.uffd().copyReq(dst, data, mode));
+      }
       return fill(req, "UFFDIO_COPY", new AddrRange(dst, data.length),
           (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0, data.length);
     } finally {
-      if (queued == null) {
-        releaseStaged(); // per-fault mode: resolved (or failed) by now
+      if (st != null) {
+        st.region.unstage(st); // keep() never ran
+      }
+      if (queued == null && mine != null) {
+        release(mine); // per-fault mode: this COPY is resolved (or failed) by now; other calls keep theirs
       }
     }
   }
@@ -199,22 +207,34 @@ final class FaultContextImpl implements FaultContext {
   private record StagedReq(HandleRequest.Builder req, CopyRegionClient.Staged staged) {}
 
   /**
-   * Holds a staged COPY (and tells the loop which request it belongs to) until {@link #releaseStaged}; false
+   * Holds a staged COPY (and tells the loop which request it belongs to) until its fault is done with it; null
    * (and unstaged) when that already happened: a helper called after the batch was done.
    */
-  private boolean keep(HandleRequest.Builder req, CopyRegionClient.Staged st) {
+  private StagedReq keep(HandleRequest.Builder req, CopyRegionClient.Staged st) {
     synchronized (this) {
       if (!stagedReleased) {
         if (staged == null) {
           staged = new ArrayList<>(1);
         }
-        staged.add(new StagedReq(req, st));
+        StagedReq s = new StagedReq(req, st);
+        staged.add(s);
         loop.staged(req, st);
-        return true;
+        return s;
       }
     }
     st.region.unstage(st);
-    return false;
+    return null;
+  }
+
+  /** Per-fault mode: one COPY's staged bytes, done with (the other calls of this fault keep theirs). */
+  private void release(StagedReq s) {
+    synchronized (this) {
+      if (staged == null || !staged.remove(s)) {
+        return;
+      }
+    }
+    loop.unstaged(s.req());
+    s.staged().region.unstage(s.staged());
   }
 
   /**

@@ -815,7 +815,8 @@ final class HandlerLoopImpl implements HandlerLoop {
       wire = withData(req).build();
     }
     if (reg != null && wire.getKindCase() == HandleRequest.KindCase.COPY) {
-      // the builder keeps the data: a resolution never sent is redone unary from it (awaitSent)
+      // the builder keeps the data (or, staged, its slot stays until the fault is done): a resolution never sent
+      // is redone unary from it (awaitSent, withData)
       HandleRequest viaRegion = reg.substitute(wire);
       if (viaRegion != null) {
         wire = viaRegion; // counted in regionCopies once on the wire (flushOutbox)

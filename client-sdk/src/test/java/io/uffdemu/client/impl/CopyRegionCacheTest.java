@@ -172,15 +172,17 @@ class CopyRegionCacheTest {
     // a server that does not keep regions (keep_seconds 0): nothing to ask back, unmapped with the stream
     MemorySegment[] n = new MemorySegment[1];
     CopyRegionClient plain = region(n);
-    CopyRegionClient notKept = new CopyRegionClient(Arena.ofShared(), n[0], UNIT, 5L * UNIT,
+    Arena a1 = Arena.ofShared();
+    MemorySegment m1 = a1.allocate(5L * UNIT, UNIT);
+    CopyRegionClient notKept = new CopyRegionClient(a1, m1, UNIT, 5L * UNIT,
         plain.info().toBuilder().setKeepSeconds(0).build());
     notKept.retire(x -> cache.put(x, ASKED));
+    assertThat(m1.scope().isAlive()).as("unmapped with its stream").isFalse();
     assertThat(cache.idleCount()).isEqualTo(1);
     assertThat(dueSeconds).hasSize(1);
+    plain.close();
 
     // a second mapping of the same file (opened anew when reopening failed) replaces the first, which is unmapped
-    MemorySegment[] o = new MemorySegment[1];
-    region(o).close();
     Arena a2 = Arena.ofShared();
     MemorySegment m2 = a2.allocate(5L * UNIT, UNIT);
     CopyRegionClient twin = new CopyRegionClient(a2, m2, UNIT, 5L * UNIT, r.info());

@@ -106,6 +106,43 @@ class CopyRegionIT extends E2eBase {
 
     @Test
     @Timeout(60)
+    void aPerFaultHandlerFillingTwoPagesAtOnceGivesEachItsOwnBytes() throws Exception {
+        // per-fault handler (not batched): each fault fills its page and, from another thread at the same time,
+        // its buddy page; both COPYs stage their bytes in the region, and each must keep its own slot until
+        // its own result (EEXIST when the buddy was filled first is absorbed)
+        Process p = client().createProcess("region-per-fault");
+        int pages = 256;
+        long len = (long) PAGE * pages;
+        long addr = p.mmap(MmapOptions.anonymous(len));
+        Userfaultfd uffd = p.userfaultfd(UffdOptions.DEFAULT);
+        uffd.register(new AddrRange(addr, len), Linux.UFFDIO_REGISTER_MODE_MISSING);
+        HandlerStats stats;
+        try (var ex = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            io.uffdemu.client.FaultHandler h = ctx -> {
+                int i = (int) ((ctx.pageAddress() - addr) / PAGE);
+                int buddy = i ^ 1;
+                var other = ex.submit(() -> ctx.copy(addr + (long) buddy * PAGE, page(PAGE, buddy), 0));
+                ctx.copy(page(PAGE, i));
+                try {
+                    other.get();
+                } catch (java.util.concurrent.ExecutionException e) {
+                    throw new IllegalStateException(e.getCause());
+                }
+            };
+            try (HandlerLoop loop = uffd.handle(h, STREAM.withWorkers(8))) {
+                StormResult r = p.storm(StormOptions.reads(addr, len, 16).withStride(PAGE));
+                assertThat(r.failed()).isZero();
+                stats = loop.stats();
+            }
+        }
+        for (int i = 0; i < pages; i++) {
+            assertThat(p.read(addr + (long) i * PAGE, PAGE).data()).as("page %d", i).isEqualTo(page(PAGE, i));
+        }
+        assertThat(stats.regionCopies()).as("staged in the region").isGreaterThanOrEqualTo(pages);
+    }
+
+    @Test
+    @Timeout(60)
     void withoutARegionCopiesCarryTheirData() {
         Process p = client().createProcess("region-off");
         HandlerStats s = storm(p, PAGE, 64, 8, STREAM.withCopyRegionBytes(0), MmapOptions.anonymous(64L * PAGE));
