@@ -41,13 +41,16 @@ final class CopyRegionClient implements AutoCloseable {
   /** The nonce at the region's start; the proof (its complement) follows it. */
   static final int NONCE_BYTES = 16;
 
-  /** Space of one COPY; {@code pinned} while its helper's request may still be redone from it (staged). */
+  /**
+   * Space of one COPY; {@code pinned} while its fault may still redo the request unary from it (staged),
+   * {@code freed} once given back.
+   */
   private static final class Slot {
     final long off;
     final int unit;
     final int units;
     boolean pinned;
-    boolean answered;
+    boolean freed;
 
     Slot(long off, int unit, int units) {
       this.off = off;
@@ -258,7 +261,7 @@ final class CopyRegionClient implements AutoCloseable {
       if (!ok) {
         boolean idle;
         synchronized (this) {
-          used.clear(s.unit, s.unit + s.units);
+          freeLocked(s);
           users--;
           idle = closed && users == 0;
         }
@@ -285,20 +288,18 @@ final class CopyRegionClient implements AutoCloseable {
 
   /**
    * The fault of a {@link #stage}d COPY is done with it (resolved, failed, or dropped): its slot is free again
-   * unless it was sent and the server has not answered yet (then it is freed by that answer, as a slot of
-   * {@link #substitute}), and the mapping may go.
+   * unless it was freed already (by the server's answer, which comes before its fault is done with it) or it was
+   * sent and the server has not answered yet (then that answer frees it, as a slot of {@link #substitute}), and
+   * the mapping may go.
    */
   void unstage(Staged st) {
     boolean idle;
     synchronized (this) {
       Slot s = st.slot;
       s.pinned = false;
-      if (st.id < 0 || s.answered) {
-        if (st.id >= 0) {
-          byId.remove(st.id);
-        }
-        used.clear(s.unit, s.unit + s.units);
-      }
+      if (st.id < 0 || byId.get(st.id) != s) {
+        freeLocked(s); // never sent, or not on the wire (an answered one is freed already)
+      } // else sent and not answered yet (a deadline passed): freed by the answer
       users--;
       idle = closed && users == 0;
     }
@@ -307,19 +308,35 @@ final class CopyRegionClient implements AutoCloseable {
     }
   }
 
-  /** The server answered request {@code id}: its slot, if it had one, is free again. */
+  /** The server answered request {@code id}: its slot, if it had one, is free again (it has read the source). */
   synchronized void release(long id) {
+    releaseLocked(id);
+  }
+
+  /**
+   * Request {@code id} never went on the wire (the server will not read it): its slot is free again, unless it
+   * is staged, whose fault redoes it unary from the slot ({@link Staged#copyOut}) and gives it back then.
+   */
+  synchronized void notSent(long id) {
+    Slot s = byId.get(id);
+    if (s != null && s.pinned) {
+      byId.remove(id);
+      return;
+    }
     releaseLocked(id);
   }
 
   private void releaseLocked(long id) {
     Slot s = byId.remove(id);
     if (s != null) {
-      if (s.pinned) {
-        s.answered = true; // staged: free once its fault is done with it (unstage)
-      } else {
-        used.clear(s.unit, s.unit + s.units);
-      }
+      freeLocked(s);
+    }
+  }
+
+  private void freeLocked(Slot s) {
+    if (!s.freed) {
+      s.freed = true;
+      used.clear(s.unit, s.unit + s.units);
     }
   }
 

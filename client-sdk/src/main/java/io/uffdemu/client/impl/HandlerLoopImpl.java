@@ -969,7 +969,7 @@ final class HandlerLoopImpl implements HandlerLoop {
             items.forEach(o -> {
               pendingResults.remove(o.req().getRequestId());
               if (region != null) {
-                region.release(o.req().getRequestId()); // never on the wire: the server will not read it
+                region.notSent(o.req().getRequestId()); // never on the wire: the server will not read it
               }
             });
           }

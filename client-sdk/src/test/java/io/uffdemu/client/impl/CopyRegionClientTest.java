@@ -92,7 +92,7 @@ class CopyRegionClientTest {
   }
 
   @Test
-  void aStagedCopyKeepsItsSlotUntilItsFaultIsDoneAndItsAnswerCame() {
+  void aStagedCopyKeepsItsSlotUntilTheServerReadItOrItsFaultRedidItUnary() {
     MemorySegment[] m = new MemorySegment[1];
     CopyRegionClient r = region(4, m);
     byte[] a = bytes(UNIT, 0xa);
@@ -103,31 +103,39 @@ class CopyRegionClientTest {
     assertThat(m[0].get(java.lang.foreign.ValueLayout.JAVA_BYTE, UNIT + 7)).isEqualTo((byte) 0xa);
     assertThat(sa.copyOut().toByteArray()).isEqualTo(bytes(UNIT, 0xa));
 
-    // sent as request 1 and answered, but its fault still holds it (a unary redo may copy it out): not reused
+    // sent as request 1 and answered: the server has read it, the slot is free at once (before its fault is done)
     assertThat(r.bind(sa, 1)).isTrue();
     assertThat(r.bind(sa, 2)).as("bound once").isFalse();
-    r.release(1);
     CopyRegionClient.Staged sb = r.stage(bytes(UNIT, 0xb));
-    assertThat(sb.src()).as("a's slot is still a's").isEqualTo(2L * UNIT);
-    r.unstage(sa); // answered and done: free
+    assertThat(sb.src()).as("a's slot is a's until its answer").isEqualTo(2L * UNIT);
+    r.release(1);
     CopyRegionClient.Staged sc = r.stage(bytes(UNIT, 0xc));
-    assertThat(sc.src()).isEqualTo(UNIT);
-
-    // done before its answer came (a deadline passed): the slot waits for the answer, then is free
-    assertThat(r.bind(sb, 3)).isTrue();
-    r.unstage(sb);
+    assertThat(sc.src()).as("freed by the answer").isEqualTo(UNIT);
+    r.unstage(sa); // its fault is done: nothing more to free (c's slot stays c's)
     CopyRegionClient.Staged sd = r.stage(bytes(UNIT, 0xd));
-    assertThat(sd.src()).as("b's slot waits for b's answer").isEqualTo(3L * UNIT);
-    r.release(3);
-    // never sent (its fault failed first): free at once
-    r.unstage(sd);
+    assertThat(sd.src()).as("c's slot not freed twice").isEqualTo(3L * UNIT);
+
+    // sent as request 2 but never on the wire: its fault redoes it unary from the slot, which stays until then
+    assertThat(r.bind(sb, 2)).isTrue();
+    r.notSent(2);
+    assertThat(r.stage(bytes(UNIT, 0xe)).src()).as("b's slot kept for the redo").isEqualTo(4L * UNIT);
+    assertThat(sb.copyOut().toByteArray()).isEqualTo(bytes(UNIT, 0xb));
+    r.unstage(sb);
+    CopyRegionClient.Staged sf = r.stage(bytes(UNIT, 0xf));
+    assertThat(sf.src()).as("free once the redo is done").isEqualTo(2L * UNIT);
+
+    // sent as request 3, its fault done before the answer (a deadline passed): the answer frees it
+    assertThat(r.bind(sc, 3)).isTrue();
     r.unstage(sc);
-    CopyRegionClient.Staged se = r.stage(bytes(2 * UNIT, 0xe));
-    assertThat(se.src()).as("everything free again: the lowest two in a row").isEqualTo(UNIT);
-    r.unstage(se);
+    assertThat(r.stage(bytes(UNIT, 1))).as("all four taken: c's waits for its answer").isNull();
+    r.release(3);
+    CopyRegionClient.Staged sg = r.stage(bytes(UNIT, 0x9));
+    assertThat(sg.src()).isEqualTo(UNIT);
+    // never sent at all (its fault failed first): free at once
+    r.unstage(sg);
+    assertThat(r.stage(bytes(UNIT, 2)).src()).isEqualTo(UNIT);
     assertThat(r.stage(bytes(5 * UNIT, 1))).as("larger than the region").isNull();
     assertThat(r.stage(new byte[0])).isNull();
-    r.close();
   }
 
   @Test
