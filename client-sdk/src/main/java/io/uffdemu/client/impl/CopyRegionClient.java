@@ -20,11 +20,11 @@ import java.util.Map;
  * opened through {@code /proc/<server_pid>/fd/<fd>} and mapped here, into which a COPY's bytes are written so
  * that the request names them by offset instead of carrying them. Space is handed out in 4 KiB units, lowest
  * free address first: a slot is taken when its COPY's helper is called ({@link #stage}; or when it is sent, for a
- * COPY that carries its bytes: {@link #substitute}) and given back when its result has arrived (the server has
- * then read it) and its fault is done with it. Lowest first keeps the pages in use down to what is in flight at the peak, so they stay
- * resident in both processes instead of each pass over the region faulting in fresh ones (each first touch of a
- * shmem page is a page fault on both sides). When there is no room, or the region is closed, a COPY carries its
- * data as usual: nothing ever waits for room.
+ * COPY that carries its bytes: {@link #substitute}) and given back when its result arrives (the server has then
+ * read it; a staged COPY that never went on the wire, once its fault redid it unary). Lowest first keeps the pages
+ * in use down to what is in flight at the peak, so they stay resident in both processes instead of each pass
+ * over the region faulting in fresh ones (each first touch of a shmem page is a page fault on both sides). When
+ * there is no room, or the region is closed, a COPY carries its data as usual: nothing ever waits for room.
  *
  * <p>{@link #open} refuses anything that is not the server's region before writing a byte: the link must name
  * the memfd, the size must match, and the first 16 bytes must be the nonce (another host or pid namespace gives
@@ -197,34 +197,23 @@ final class CopyRegionClient implements AutoCloseable {
     if (len == 0 || c.getRegionLen() != 0) {
       return null;
     }
-    Slot s;
-    synchronized (this) {
-      if (closed) {
-        return null;
-      }
-      s = allocate(len);
-      if (s == null) {
-        return null;
-      }
-      users++;
-      byId.put(req.getRequestId(), s);
+    Slot s = enter(len, false);
+    if (s == null) {
+      return null;
     }
     boolean ok = false;
     try {
       data.copyTo(map.asSlice(s.off, len).asByteBuffer());
       ok = true;
     } finally {
-      boolean idle;
       synchronized (this) {
-        users--;
-        if (!ok) {
-          releaseLocked(req.getRequestId());
+        if (ok) {
+          byId.put(req.getRequestId(), s); // before the request is sent: its answer cannot come earlier
+        } else {
+          freeLocked(s);
         }
-        idle = closed && users == 0;
       }
-      if (idle) {
-        idle();
-      }
+      leave();
     }
     return req.toBuilder().setCopy(c.toBuilder().clearData().setRegionSrc(s.off).setRegionLen(len)).build();
   }
@@ -240,17 +229,9 @@ final class CopyRegionClient implements AutoCloseable {
     if (len == 0) {
       return null;
     }
-    Slot s;
-    synchronized (this) {
-      if (closed) {
-        return null;
-      }
-      s = allocate(len);
-      if (s == null) {
-        return null;
-      }
-      s.pinned = true;
-      users++; // the mapping stays until unstage
+    Slot s = enter(len, true); // the mapping stays until unstage
+    if (s == null) {
+      return null;
     }
     boolean ok = false;
     try {
@@ -259,16 +240,42 @@ final class CopyRegionClient implements AutoCloseable {
       return new Staged(this, s, len);
     } finally {
       if (!ok) {
-        boolean idle;
         synchronized (this) {
           freeLocked(s);
-          users--;
-          idle = closed && users == 0;
         }
-        if (idle) {
-          idle();
-        }
+        leave();
       }
+    }
+  }
+
+  /**
+   * A slot of {@code len} bytes ({@code pinned} for a staged COPY) for a writer, who holds the mapping until
+   * {@link #leave}; null when the region is closed or has no room.
+   */
+  private synchronized Slot enter(int len, boolean pinned) {
+    if (closed) {
+      return null;
+    }
+    Slot s = allocate(len);
+    if (s != null) {
+      s.pinned = pinned;
+      users++;
+    }
+    return s;
+  }
+
+  /**
+   * A writer (or a staged COPY's fault) is done with the mapping: the last one out after {@link #retire} lets it
+   * go.
+   */
+  private void leave() {
+    boolean idle;
+    synchronized (this) {
+      users--;
+      idle = closed && users == 0;
+    }
+    if (idle) {
+      idle();
     }
   }
 
@@ -293,19 +300,14 @@ final class CopyRegionClient implements AutoCloseable {
    * the mapping may go.
    */
   void unstage(Staged st) {
-    boolean idle;
     synchronized (this) {
       Slot s = st.slot;
       s.pinned = false;
       if (st.id < 0 || byId.get(st.id) != s) {
         freeLocked(s); // never sent, or not on the wire (an answered one is freed already)
       } // else sent and not answered yet (a deadline passed): freed by the answer
-      users--;
-      idle = closed && users == 0;
     }
-    if (idle) {
-      idle();
-    }
+    leave();
   }
 
   /** The server answered request {@code id}: its slot, if it had one, is free again (it has read the source). */

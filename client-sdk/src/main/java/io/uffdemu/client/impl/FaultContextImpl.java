@@ -233,6 +233,11 @@ final class FaultContextImpl implements FaultContext {
         return;
       }
     }
+    drop(s);
+  }
+
+  /** The loop forgets the request's staging and the region gets the slot back (or lets its answer free it). */
+  private void drop(StagedReq s) {
     loop.unstaged(s.req());
     s.staged().region.unstage(s.staged());
   }
@@ -250,10 +255,7 @@ final class FaultContextImpl implements FaultContext {
       stagedReleased = queued != null;
     }
     if (out != null) {
-      for (StagedReq s : out) {
-        loop.unstaged(s.req());
-        s.staged().region.unstage(s.staged());
-      }
+      out.forEach(this::drop);
     }
   }
 

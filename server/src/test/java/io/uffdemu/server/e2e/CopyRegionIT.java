@@ -238,14 +238,14 @@ class CopyRegionIT extends E2eBase {
         }
 
         /**
-         * Attaches (asking region bytes, {@code reuse} back if given, and to keep the region after the stream if
-         * {@code keep}); returns the region offered.
+         * Attaches (asking {@code bytes} of region, {@code reuse} back if given, and to keep the region after the
+         * stream if {@code keep}); returns the region offered.
          */
         CopyRegion attach(UserfaultfdServiceGrpc.UserfaultfdServiceStub stub, Process p, Userfaultfd uffd,
-                io.uffdemu.api.v1.CopyRegionReuse reuse, boolean keep) throws InterruptedException {
+                long bytes, io.uffdemu.api.v1.CopyRegionReuse reuse, boolean keep) throws InterruptedException {
             out = stub.handle(this);
             HandleAttach.Builder a = HandleAttach.newBuilder().setPid(p.pid()).setFd(uffd.fd())
-                    .setCopyRegionBytes(16L * PAGE).setKeepCopyRegion(keep);
+                    .setCopyRegionBytes(bytes).setKeepCopyRegion(keep);
             if (reuse != null) {
                 a.setReuseCopyRegion(reuse);
             }
@@ -282,7 +282,7 @@ class CopyRegionIT extends E2eBase {
             var stub = UserfaultfdServiceGrpc.newStub(ch);
             CopyRequest base = CopyRequest.newBuilder().setPid(p.pid()).setFd(uffd.fd()).build();
             Raw s1 = new Raw();
-            CopyRegion r1 = s1.attach(stub, p, uffd, null, true);
+            CopyRegion r1 = s1.attach(stub, p, uffd, 16L * PAGE, null, true);
             assertThat(r1.getKeepSeconds()).as("uffdemu.limits.copy-region-idle").isEqualTo(30);
             MemorySegment m;
             try (FileChannel fc = FileChannel.open(Path.of("/proc/" + r1.getServerPid() + "/fd/" + r1.getFd()),
@@ -300,14 +300,14 @@ class CopyRegionIT extends E2eBase {
             byte[] wrong = r1.getNonce().toByteArray();
             wrong[0] ^= 1;
             Raw s2 = new Raw();
-            CopyRegion r2 = s2.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+            CopyRegion r2 = s2.attach(stub, p, uffd, 16L * PAGE, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
                     .setName(r1.getName()).setNonce(ByteString.copyFrom(wrong)).build(), true);
             assertThat(r2.getName()).isNotEqualTo(r1.getName());
             s2.end();
 
             // its name and last nonce: the same file again, with a new nonce, in the mapping this client has
             Raw s3 = new Raw();
-            CopyRegion r3 = s3.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+            CopyRegion r3 = s3.attach(stub, p, uffd, 16L * PAGE, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
                     .setName(r1.getName()).setNonce(r1.getNonce()).build(), true);
             assertThat(r3.getName()).isEqualTo(r1.getName());
             assertThat(r3.getFd()).isEqualTo(r1.getFd());
@@ -329,14 +329,14 @@ class CopyRegionIT extends E2eBase {
 
             // a stream that does not ask to keep it: told so, and the region is gone after it
             Raw s4 = new Raw();
-            CopyRegion r4 = s4.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+            CopyRegion r4 = s4.attach(stub, p, uffd, 16L * PAGE, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
                     .setName(r3.getName()).setNonce(r3.getNonce()).build(), false);
             assertThat(r4.getName()).isEqualTo(r1.getName());
             assertThat(r4.getKeepSeconds()).isZero();
             prove(m, r4);
             s4.end();
             Raw s5 = new Raw();
-            CopyRegion r5 = s5.attach(stub, p, uffd, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
+            CopyRegion r5 = s5.attach(stub, p, uffd, 16L * PAGE, io.uffdemu.api.v1.CopyRegionReuse.newBuilder()
                     .setName(r4.getName()).setNonce(r4.getNonce()).build(), false);
             assertThat(r5.getName()).as("not kept after a stream that did not ask").isNotEqualTo(r1.getName());
             s5.end();
@@ -356,28 +356,11 @@ class CopyRegionIT extends E2eBase {
         ManagedChannel ch = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
         try {
             var stub = UserfaultfdServiceGrpc.newStub(ch);
-            LinkedBlockingQueue<HandleResponse> in = new LinkedBlockingQueue<>();
-            StreamObserver<HandleRequest> out = stub.handle(new StreamObserver<>() {
-                @Override
-                public void onNext(HandleResponse r) {
-                    in.add(r);
-                }
-
-                @Override
-                public void onError(Throwable t) {
-                }
-
-                @Override
-                public void onCompleted() {
-                }
-            });
             // a terabyte asked: the server caps it at uffdemu.limits.max-copy-region-bytes (256MB) plus the header
-            out.onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(p.pid()).setFd(uffd.fd())
-                    .setCopyRegionBytes(1L << 40)).build());
-            HandleResponse first = in.poll(20, TimeUnit.SECONDS);
-            assertThat(first).isNotNull();
-            assertThat(first.getKindCase()).isEqualTo(HandleResponse.KindCase.COPY_REGION);
-            CopyRegion region = first.getCopyRegion();
+            Raw raw = new Raw();
+            CopyRegion region = raw.attach(stub, p, uffd, 1L << 40, null, false);
+            StreamObserver<HandleRequest> out = raw.out;
+            LinkedBlockingQueue<HandleResponse> in = raw.in;
             assertThat(region.getBytes()).isEqualTo((256L << 20) + 4096);
             assertThat(region.getDataOffset()).isEqualTo(4096);
             Path file = Path.of("/proc/" + region.getServerPid() + "/fd/" + region.getFd());
@@ -398,9 +381,7 @@ class CopyRegionIT extends E2eBase {
                 // read: a client that cannot map it (a remote one) cannot make the server touch its pages
                 assertThat(result(out, in, id++, base.toBuilder().setDst(addr).setRegionSrc(8192).setRegionLen(PAGE))
                         .getError().getName()).isEqualTo("EFAULT");
-                for (int i = 0; i < 16; i++) {
-                    m.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 16 + i, (byte) ~region.getNonce().byteAt(i));
-                }
+                prove(m, region);
                 // inside the region: copied from it
                 assertThat(result(out, in, id++, base.toBuilder().setDst(addr).setRegionSrc(8192).setRegionLen(PAGE)))
                         .extracting(IoctlResult::getBytes).isEqualTo((long) PAGE);
