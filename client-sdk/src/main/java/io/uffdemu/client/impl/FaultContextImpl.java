@@ -32,13 +32,16 @@ final class FaultContextImpl implements FaultContext {
   /** A queued resolution; {@code wakeRange}: wake it after EEXIST (fills only); {@code sent}: set once sent. */
   private static final class Queued {
     final HandleRequest.Builder req;
+    final CopyRegionClient.Staged staged; // where a COPY's bytes are staged; null: none
     final String call;
     final boolean fill;
     final AddrRange wakeRange;
     HandlerLoopImpl.Sent sent;
 
-    Queued(HandleRequest.Builder req, String call, boolean fill, AddrRange wakeRange) {
+    Queued(HandleRequest.Builder req, CopyRegionClient.Staged staged, String call, boolean fill,
+        AddrRange wakeRange) {
       this.req = req;
+      this.staged = staged;
       this.call = call;
       this.fill = fill;
       this.wakeRange = wakeRange;
@@ -57,13 +60,14 @@ final class FaultContextImpl implements FaultContext {
   }
 
   /** Batch mode: queues a resolution (returns false in per-fault mode: the caller sends it now). */
-  private boolean enqueue(HandleRequest.Builder req, String call, boolean fill, AddrRange wakeRange) {
+  private boolean enqueue(HandleRequest.Builder req, CopyRegionClient.Staged st, String call, boolean fill,
+      AddrRange wakeRange) {
     if (queued == null) {
       return false;
     }
     synchronized (this) {
       checkLive(); // under the monitor: expire() in batch mode takes it too, so nothing is queued after it
-      queued.add(new Queued(req, call, fill, wakeRange));
+      queued.add(new Queued(req, st, call, fill, wakeRange));
     }
     return true;
   }
@@ -82,7 +86,7 @@ final class FaultContextImpl implements FaultContext {
   /** Batch mode: adds the queued resolutions to {@code chunk}, the batch's resolutions for the outbox. */
   synchronized void sendQueued(List<HandlerLoopImpl.Outgoing> chunk) {
     for (Queued q : queued) {
-      q.sent = loop.sendOnStream(q.req, q.call, chunk);
+      q.sent = loop.sendOnStream(q.req, q.staged, q.call, chunk);
     }
   }
 
@@ -97,7 +101,7 @@ final class FaultContextImpl implements FaultContext {
     }
     for (Queued q : qs) {
       try {
-        loop.awaitSent(q.sent, q.req, q.call);
+        loop.awaitSent(q.sent, q.req, q.staged, q.call);
       } catch (EexistException e) {
         if (!q.fill) {
           throw e;
@@ -129,13 +133,14 @@ final class FaultContextImpl implements FaultContext {
     return new AddrRange(page, loop.options().pageSize());
   }
 
-  private long fill(HandleRequest.Builder req, String call, AddrRange range, boolean wake, long asked) {
-    if (enqueue(req, call, true, wake ? range : null)) {
+  private long fill(HandleRequest.Builder req, CopyRegionClient.Staged st, String call, AddrRange range,
+      boolean wake, long asked) {
+    if (enqueue(req, st, call, true, wake ? range : null)) {
       return asked;
     }
     checkLive();
     try {
-      return loop.resolve(req, call);
+      return loop.resolve(req, st, call);
     } catch (EexistException e) {
       eexist = true;
       loop.countEexist();
@@ -191,7 +196,7 @@ final class FaultContextImpl implements FaultContext {
       } else {
         req.setCopy(loop.uffd().copyReq(dst, data, mode));
       }
-      return fill(req, "UFFDIO_COPY", new AddrRange(dst, data.length),
+      return fill(req, mine == null ? null : mine.staged(), "UFFDIO_COPY", new AddrRange(dst, data.length),
           (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0, data.length);
     } finally {
       if (st != null) {
@@ -207,7 +212,7 @@ final class FaultContextImpl implements FaultContext {
   private record StagedReq(HandleRequest.Builder req, CopyRegionClient.Staged staged) {}
 
   /**
-   * Holds a staged COPY (and tells the loop which request it belongs to) until its fault is done with it; null
+   * Holds a staged COPY until its fault is done with it; null
    * (and unstaged) when that already happened: a helper called after the batch was done.
    */
   private StagedReq keep(HandleRequest.Builder req, CopyRegionClient.Staged st) {
@@ -218,7 +223,6 @@ final class FaultContextImpl implements FaultContext {
         }
         StagedReq s = new StagedReq(req, st);
         staged.add(s);
-        loop.staged(req, st);
         return s;
       }
     }
@@ -236,9 +240,8 @@ final class FaultContextImpl implements FaultContext {
     drop(s);
   }
 
-  /** The loop forgets the request's staging and the region gets the slot back (or lets its answer free it). */
+  /** The region gets the slot back (or lets its answer free it). */
   private void drop(StagedReq s) {
-    loop.unstaged(s.req());
     s.staged().region.unstage(s.staged());
   }
 
@@ -261,14 +264,14 @@ final class FaultContextImpl implements FaultContext {
 
   @Override
   public long zeropage() {
-    return fill(HandleRequest.newBuilder().setZeropage(loop.uffd().zeropageReq(pageRange(), 0)), "UFFDIO_ZEROPAGE",
-        pageRange(), true, pageSize());
+    return fill(HandleRequest.newBuilder().setZeropage(loop.uffd().zeropageReq(pageRange(), 0)), null,
+        "UFFDIO_ZEROPAGE", pageRange(), true, pageSize());
   }
 
   @Override
   public long continue_() {
-    return fill(HandleRequest.newBuilder().setContinue(loop.uffd().continueReq(pageRange(), 0)), "UFFDIO_CONTINUE",
-        pageRange(), true, pageSize());
+    return fill(HandleRequest.newBuilder().setContinue(loop.uffd().continueReq(pageRange(), 0)), null,
+        "UFFDIO_CONTINUE", pageRange(), true, pageSize());
   }
 
   @Override
@@ -284,7 +287,7 @@ final class FaultContextImpl implements FaultContext {
 
   /** A resolution that fills nothing (EEXIST is an error for it): queued in batch mode, else sent now. */
   private void resolve(HandleRequest.Builder req, String call) {
-    if (enqueue(req, call, false, null)) {
+    if (enqueue(req, null, call, false, null)) {
       return;
     }
     checkLive();

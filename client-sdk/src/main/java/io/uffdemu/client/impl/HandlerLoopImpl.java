@@ -537,25 +537,14 @@ final class HandlerLoopImpl implements HandlerLoop {
     return r == null ? null : r.stage(data);
   }
 
-  /** Requests whose COPY bytes are staged in a copy region (by identity), until their fault is done with them. */
-  private final Map<HandleRequest.Builder, CopyRegionClient.Staged> stagedReqs =
-      java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
-
-  void staged(HandleRequest.Builder req, CopyRegionClient.Staged st) {
-    stagedReqs.put(req, st);
-  }
-
-  void unstaged(HandleRequest.Builder req) {
-    stagedReqs.remove(req);
-  }
-
   /**
-   * {@code req} as a request that carries its bytes: a staged COPY names them in its region, which another stream
-   * or a unary call cannot read; the bytes are copied out of it (still there: unstaged only once its fault is
-   * done). Other requests are returned as they are.
+   * {@code req} as a request that carries its bytes: a staged COPY ({@code st}, null for none) names them in its
+   * region, which another stream or a unary call cannot read; the bytes are copied out of it (still there: a fault
+   * unstages them only once it is done with its resolutions). Other requests are returned as they are. The staged
+   * bytes travel with their request through resolve, sendOnStream and awaitSent (an identity map from request to
+   * staging cost 6 % of the handler's CPU in the remote round trip).
    */
-  private HandleRequest.Builder withData(HandleRequest.Builder req) {
-    CopyRegionClient.Staged st = stagedReqs.get(req);
+  private static HandleRequest.Builder withData(HandleRequest.Builder req, CopyRegionClient.Staged st) {
     if (st == null) {
       return req;
     }
@@ -738,12 +727,17 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Performs one resolution (unary call, or on the stream) and returns bytes done. */
   long resolve(HandleRequest.Builder req, String call) {
+    return resolve(req, null, call);
+  }
+
+  /** As {@link #resolve(HandleRequest.Builder, String)}, for a COPY whose bytes are staged in {@code st}. */
+  long resolve(HandleRequest.Builder req, CopyRegionClient.Staged st, String call) {
     synchronized (lock) {
       if (terminated) {
         throw new UffdemuException(call + ": handler stream is closed", "CANCELLED", null);
       }
     }
-    return opts.resolveOnStream() ? resolveOnStream(req, call) : resolveUnary(withData(req).build(), call);
+    return opts.resolveOnStream() ? resolveOnStream(req, st, call) : resolveUnary(withData(req, st).build(), call);
   }
 
   private long resolveUnary(HandleRequest req, String call) {
@@ -765,12 +759,12 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   /** Sends one resolution on the stream and waits for its result; returns bytes done. */
-  private long resolveOnStream(HandleRequest.Builder req, String call) {
-    Sent s = sendOnStream(req, call);
+  private long resolveOnStream(HandleRequest.Builder req, CopyRegionClient.Staged st, String call) {
+    Sent s = sendOnStream(req, st, call, null);
     if (s != null) {
       flushOutbox(true);
     }
-    return awaitSent(s, req, call);
+    return awaitSent(s, req, st, call);
   }
 
   /** A resolution put into the outbox: its request id and result; null for "no stream, resolve it unary". */
@@ -781,11 +775,14 @@ final class HandlerLoopImpl implements HandlerLoop {
    * (reconnecting): {@link #awaitSent} then resolves it unary.
    */
   Sent sendOnStream(HandleRequest.Builder req, String call) {
-    return sendOnStream(req, call, null);
+    return sendOnStream(req, null, call, null);
   }
 
-  /** As {@link #sendOnStream(HandleRequest.Builder, String)}, into {@code chunk} (then {@link #offer}ed) if given. */
-  Sent sendOnStream(HandleRequest.Builder req, String call, List<Outgoing> chunk) {
+  /**
+   * As {@link #sendOnStream(HandleRequest.Builder, String)}, into {@code chunk} (then {@link #offer}ed) if given;
+   * {@code st}: where a COPY's bytes are staged (null: none).
+   */
+  Sent sendOnStream(HandleRequest.Builder req, CopyRegionClient.Staged st, String call, List<Outgoing> chunk) {
     long id;
     CompletableFuture<IoctlResult> f = new CompletableFuture<>();
     ClientCallStreamObserver<HandleRequest> rs;
@@ -809,10 +806,9 @@ final class HandlerLoopImpl implements HandlerLoop {
       return null;
     }
     HandleRequest wire = req.setRequestId(id).build();
-    CopyRegionClient.Staged st = wire.getKindCase() == HandleRequest.KindCase.COPY ? stagedReqs.get(req) : null;
     if (st != null && (reg == null || !reg.bind(st, id))) {
       // staged in a region this stream does not have (it changed since): the bytes go as data, or into this one
-      wire = withData(req).build();
+      wire = withData(req, st).build();
     }
     if (reg != null && wire.getKindCase() == HandleRequest.KindCase.COPY) {
       // the builder keeps the data (or, staged, its slot stays until the fault is done): a resolution never sent
@@ -855,23 +851,23 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   /** Waits for the result of a resolution from {@link #sendOnStream}; returns bytes done. */
-  long awaitSent(Sent s, HandleRequest.Builder req, String call) {
+  long awaitSent(Sent s, HandleRequest.Builder req, CopyRegionClient.Staged st, String call) {
     if (s == null) {
       // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
-      return resolveUnary(withData(req).build(), call);
+      return resolveUnary(withData(req, st).build(), call);
     }
     long id = s.id();
     CompletableFuture<IoctlResult> f = s.result();
     IoctlResult r;
     try {
-      r = f.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
+      r = DeadlineWatch.shared().await(f, opts.faultDeadline().toNanos()); // no timed park per result
     } catch (ExecutionException e) {
       if (e.getCause() instanceof StreamLostException lost) {
         return afterStreamLost(req, call, lost);
       }
       if (e.getCause() instanceof NotSentException ns) {
         if (opts.reconnect().enabled()) {
-          return resolveUnary(withData(req).build(), call); // not on the wire: safe to send once, unary
+          return resolveUnary(withData(req, st).build(), call); // not on the wire: safe to send once, unary
         }
         throw StatusMapper.map(ns.getCause(), call);
       }
@@ -1082,20 +1078,23 @@ final class HandlerLoopImpl implements HandlerLoop {
    * ({@link #signalWorkerLocked}), while {@code lock}'s wait set keeps the event thread, close() and the reconnector.
    * (Waking every idle worker for every message — 64 of them with 64 workers — cost more than the fault.) Each
    * {@link #wakeLocked} (a notifyAll of the lock) wakes every idle worker too, so any state change that used to
-   * wake workers still does. A missed signal would only delay a fault by the poll interval: workers re-check then.
-   * Guarded by lock: idleWorkers (workers between finding no task and taking the signal), signalsInFlight
-   * (permits released for them and not yet taken).
+   * wake workers still does. Idle workers wait without a timeout (a timed park of a virtual thread costs a
+   * DelayScheduler task and two platform wake-ups on JDK 25: with a 100 ms poll that was a tenth of the SDK's CPU
+   * in the remote round trip), so no signal may be lost: every change that can make a fault takeable is made under
+   * {@code lock} and either signals here or wakes every worker, and a worker re-checks the queues under
+   * {@code lock} before it counts itself idle. Guarded by lock: idleWorkers (workers between finding no task and
+   * taking the signal), signalsInFlight (permits released for them and not yet taken).
    */
   private final java.util.concurrent.Semaphore workSignal = new java.util.concurrent.Semaphore(0);
   private int idleWorkers;
   private int signalsInFlight;
-  private static final long WORKER_POLL_MILLIS = 100;
 
-  /** Waits for a signal (or the poll interval); false when the loop is closing or terminated. */
+  /** Waits for a signal; false when the loop is closing or terminated. */
   private boolean awaitWork() {
     boolean got = false;
     try {
-      got = workSignal.tryAcquire(WORKER_POLL_MILLIS, TimeUnit.MILLISECONDS);
+      workSignal.acquire();
+      got = true;
     } catch (InterruptedException e) {
       // closing or terminated: checked below
     }
@@ -1176,7 +1175,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     ht.start();
     Throwable failure = null;
     try {
-      done.get(opts.faultDeadline().toNanos(), TimeUnit.NANOSECONDS);
+      DeadlineWatch.shared().await(done, opts.faultDeadline().toNanos()); // no timed park per fault
     } catch (ExecutionException e) {
       failure = e.getCause();
     } catch (TimeoutException e) {

@@ -415,7 +415,17 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                         : System.Logger.Level.DEBUG, "no copy region for a Handle stream: {0}", e.toString());
             }
         }
-        reader = Thread.ofVirtual().name("uffdemu-handle-reader-" + pid + "-" + fd).start(this::readLoop);
+        // published before it starts, under stop()'s monitor: a stop() from now on sees the thread and interrupts
+        // it (the read waits without a deadline), and one before this block has set finished, which the loop
+        // checks first
+        Thread r = Thread.ofVirtual().name("uffdemu-handle-reader-" + pid + "-" + fd).unstarted(this::readLoop);
+        synchronized (this) {
+            if (finished) {
+                return;
+            }
+            reader = r;
+        }
+        r.start();
     }
 
     /**
@@ -445,8 +455,10 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 if (finished) {
                     return;
                 }
-                List<UffdMsg> msgs = backend.uffdRead(pid, fd, service.maxReadMessages(),
-                        System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(500));
+                // no deadline: the stream's end interrupts this thread (the emulated read's wait is interruptible,
+                // the Linux backend's polls in 50 ms slices and checks), and a closed fd or an exited process wakes
+                // the read. A timed wait here cost a DelayScheduler task and two platform wake-ups per empty read
+                List<UffdMsg> msgs = backend.uffdRead(pid, fd, service.maxReadMessages(), Long.MAX_VALUE);
                 if (maxBatch > 1 && !msgs.isEmpty() && msgs.size() < maxBatch) {
                     // let the threads that fault right behind this one queue their messages (a resolution batch
                     // wakes many at once), then take them along: one read per batch instead of per fault

@@ -711,6 +711,11 @@ public final class Kernel {
             if (f.uffd != null) {
                 uffd.releaseLocked(f.uffd);
             }
+        } else if (f.uffd != null) {
+            // the ctx lives on (a dup, or a fork child's copy of the fd): a read(2) of this task blocked on the fd
+            // re-checks and returns (the emulator ends a blocked read whose fd its own task closed; Linux would
+            // keep it blocked on the file it holds)
+            f.uffd.readable.signalAll();
         }
         if (f.inode != null) {
             putInodeLocked(f.inode);

@@ -854,13 +854,11 @@ public final class Userfaultfd {
                 if (left <= 0) {
                     return out;
                 }
-                if (deadlineNanos == Long.MAX_VALUE) {
-                    ctx.readable.await();
-                } else if (!yielded && Thread.currentThread().isVirtual()) {
-                    // once, before a timed wait: a faulting thread that can run now (one this reader's last
-                    // resolution woke, typically) gets the carrier first, and its message is here without a timed
-                    // park, which on JDK 25 queues a task to the ForkJoinPool's DelayScheduler and wakes its
-                    // platform thread (a kernel reader's poll timeout is an hrtimer)
+                if (!yielded && Thread.currentThread().isVirtual()) {
+                    // once, before waiting: a faulting thread that can run now (one this reader's last resolution
+                    // woke, typically) gets the carrier first, and its message is here without parking the reader
+                    // (a park, and the signal that ends it, cost more than the yield; a timed park on JDK 25 also
+                    // queues a task to the ForkJoinPool's DelayScheduler and wakes its platform thread twice)
                     yielded = true;
                     k.unlock();
                     try {
@@ -868,6 +866,8 @@ public final class Userfaultfd {
                     } finally {
                         k.lock();
                     }
+                } else if (deadlineNanos == Long.MAX_VALUE) {
+                    ctx.readable.await();
                 } else {
                     ctx.readable.await(left, TimeUnit.NANOSECONDS);
                 }

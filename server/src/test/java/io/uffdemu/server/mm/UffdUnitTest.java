@@ -285,6 +285,26 @@ class UffdUnitTest {
     }
 
     @Test
+    void blockingReadEndsWhenItsTaskClosesTheFd() throws Exception {
+        // the Handle stream's reader reads without a deadline: a close of the fd by the reading task must end it
+        // even when the file lives on (here: the fork child's copy of the fd, no EVENT_FORK), not only a release
+        int u = uffd(0);
+        int child = k.fork(pid).pid();
+        CompletableFuture<List<UffdMsg>> r = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                r.complete(k.uffd.read(child, u, 16, Long.MAX_VALUE));
+            } catch (Throwable e) {
+                r.completeExceptionally(e);
+            }
+        });
+        assertTrue(blocked(r));
+        k.close(child, u);
+        assertEquals(List.of(), r.get(5, TimeUnit.SECONDS));
+        assertEquals(List.of(), k.uffd.read(pid, u, 16, 0), "the parent's fd is still open and readable");
+    }
+
+    @Test
     void exitedOwner() throws Exception {
         long a = map(Mem.ANON, 1);
         int u = uffd(0);
