@@ -89,24 +89,38 @@ final class DeadlineWatch {
     return watched.size();
   }
 
+  /** Stops the ticker (tests: the shared watch runs as long as the JVM). */
+  void stop() {
+    ticker.interrupt();
+  }
+
   private void tick() {
-    while (true) {
-      if (watched.isEmpty()) {
-        idle = true;
-        // re-check after publishing idle: a wait added before this sees the entry, one added after sees idle
+    while (!Thread.currentThread().isInterrupted()) {
+      try {
         if (watched.isEmpty()) {
-          LockSupport.park(this);
-          continue;
+          idle = true;
+          // re-check after publishing idle: a wait added before this sees the entry, one added after sees idle
+          if (watched.isEmpty()) {
+            LockSupport.park(this);
+            continue;
+          }
+          idle = false;
         }
-        idle = false;
-      }
-      LockSupport.parkNanos(this, TICK_NANOS);
-      long now = System.nanoTime();
-      for (var e : watched.entrySet()) {
-        if (now - e.getValue() >= 0 && watched.remove(e.getKey(), e.getValue())) {
-          e.getKey().completeExceptionally(new Expired());
+        LockSupport.parkNanos(this, TICK_NANOS);
+        long now = System.nanoTime();
+        for (var e : watched.entrySet()) {
+          if (now - e.getValue() >= 0 && watched.remove(e.getKey(), e.getValue())) {
+            e.getKey().completeExceptionally(new Expired());
+          }
         }
+      } catch (Throwable e) {
+        // the JVM's only ticker: if it ended, no wait would ever expire again. Keep ticking (an OutOfMemoryError
+        // allocating an expiry, say, is retried at the next tick)
+        LOG.log(System.Logger.Level.WARNING, "deadline ticker: " + e);
+        LockSupport.parkNanos(this, TICK_NANOS);
       }
     }
   }
+
+  private static final System.Logger LOG = System.getLogger(DeadlineWatch.class.getName());
 }

@@ -7,6 +7,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -18,6 +19,11 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(30) // a lost wake-up of the ticker hangs a wait: fail instead
 class DeadlineWatchTest {
   private final DeadlineWatch watch = new DeadlineWatch("deadline-watch-test");
+
+  @AfterEach
+  void stopTicker() {
+    watch.stop();
+  }
 
   @Test
   void resultAndFailureComeThrough() throws Exception {

@@ -833,6 +833,7 @@ public final class Userfaultfd {
         try {
             Task t = k.taskLocked(pid, "read");
             UserfaultfdCtx ctx = ctxOf(t, fd, "read", true);
+            OpenFile file = t.fds.get(fd); // the file this read is on: the fd number may be closed and reused
             boolean yielded = false;
             while (true) {
                 List<UffdMsg> out = new ArrayList<>();
@@ -847,8 +848,8 @@ public final class Userfaultfd {
                 if (!out.isEmpty() || ctx.released || deadlineNanos == 0) {
                     return out;
                 }
-                if (t.exited || !t.fds.containsKey(fd)) {
-                    return out;
+                if (t.exited || t.fds.get(fd) != file) {
+                    return out; // closed (or closed and its number reused) by this task meanwhile
                 }
                 long left = Kernel.nanosLeft(deadlineNanos);
                 if (left <= 0) {

@@ -302,6 +302,28 @@ class UffdUnitTest {
         k.close(child, u);
         assertEquals(List.of(), r.get(5, TimeUnit.SECONDS));
         assertEquals(List.of(), k.uffd.read(pid, u, 16, 0), "the parent's fd is still open and readable");
+
+        // closed and its number taken again before the reader runs: the read is on the old file, and ends
+        int child2 = k.fork(pid).pid();
+        CompletableFuture<List<UffdMsg>> r2 = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                r2.complete(k.uffd.read(child2, u, 16, Long.MAX_VALUE));
+            } catch (Throwable e) {
+                r2.completeExceptionally(e);
+            }
+        });
+        assertTrue(blocked(r2));
+        int again;
+        k.lock();
+        try {
+            k.close(child2, u);
+            again = k.uffd.userfaultfd(child2, O_CLOEXEC | O_NONBLOCK, false);
+        } finally {
+            k.unlock();
+        }
+        assertEquals(u, again, "the lowest free number is taken again");
+        assertEquals(List.of(), r2.get(5, TimeUnit.SECONDS));
     }
 
     @Test
