@@ -139,6 +139,7 @@ final class RemoteRoundTrip implements AutoCloseable {
     private Result runCase(EmulatedRoundTrip.Case c, long pages, int threads, boolean batching, int workers,
             long ps) {
         Process p = client.createProcess("remote-bench");
+        BenchHandler failed = null;
         try {
             long len = pages * ps;
             Memfd memfd = null;
@@ -159,12 +160,20 @@ final class RemoteRoundTrip implements AutoCloseable {
             } else {
                 uffd.register(range, Linux.UFFDIO_REGISTER_MODE_MISSING);
             }
-            byte[] zero = new byte[(int) ps];
-            FaultHandler perFault = c.wp ? ctx -> ctx.writeUnprotect() : ctx -> ctx.copy(zero);
             // with batching a BatchFaultHandler (a message batch served on one worker, its resolutions sent as
-            // one batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead
-            BatchFaultHandler whole = perFault::onFault;
-            FaultHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler") ? whole : perFault;
+            // one batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead. A
+            // fault the handler fails on ends the case: the process exits (its blocked threads are woken) and
+            // the case throws the handler's failure, instead of waiting for threads that stay blocked for good
+            Runnable abort = () -> Thread.ofVirtual().start(() -> {
+                try {
+                    p.exit();
+                } catch (RuntimeException e) {
+                    // already gone
+                }
+            });
+            BenchHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler")
+                    ? new BatchBenchHandler(c.wp, ps, abort) : new BenchHandler(c.wp, ps, abort);
+            failed = h;
             HandlerOptions o = HandlerOptions.DEFAULT.withPageSize(ps).withWorkers(workers).withQueueCapacity(Math.max(64, workers))
                     .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching)
                     .withCopyRegionBytes(copyRegionBytes);
@@ -175,7 +184,11 @@ final class RemoteRoundTrip implements AutoCloseable {
                 cpu0 = cpuNanos();
                 r = p.storm(StormOptions.writes(addr, len, threads).withStride(ps).withRound(1).withVerify(true));
                 cpu1 = cpuNanos();
+            } catch (RuntimeException e) {
+                h.check(c.label());
+                throw e;
             }
+            h.check(c.label());
             if (r.failed() != 0) {
                 throw new IllegalStateException(c.label() + ": " + r.failed() + " accesses failed (first signal "
                         + r.firstSignal() + ", errno " + r.firstErrno() + ")");
@@ -185,7 +198,74 @@ final class RemoteRoundTrip implements AutoCloseable {
             return new Result(r.accessesPerSecond(), r.p50Nanos() / 1e3, r.p99Nanos() / 1e3, r.lostWrites(),
                     (cpu1 - cpu0) / 1e3 / Math.max(1, r.accesses()));
         } finally {
-            p.exit();
+            if (failed == null || failed.failure() == null) {
+                p.exit(); // (a failed handler's abort exits it)
+            }
+        }
+    }
+
+    /**
+     * The bench's handler: a COPY of a zero page (MISSING) or an un-protect (WP). A fault it could not resolve (an
+     * error from the server, a deadline) would leave its thread blocked for good (FallbackPolicy.FAIL) and the
+     * storm waiting for it: the first failure (or a failed stream) runs {@code abort} once, which ends the process,
+     * and {@link #check} turns it into the case's error.
+     */
+    static class BenchHandler implements FaultHandler {
+        private final boolean wp;
+        private final byte[] zero;
+        private final Runnable abort;
+        private final java.util.concurrent.atomic.AtomicReference<Throwable> failure =
+                new java.util.concurrent.atomic.AtomicReference<>();
+
+        BenchHandler(boolean wp, long pageSize, Runnable abort) {
+            this.wp = wp;
+            this.zero = wp ? null : new byte[(int) pageSize];
+            this.abort = abort;
+        }
+
+        @Override
+        public void onFault(io.uffdemu.client.FaultContext ctx) {
+            if (wp) {
+                ctx.writeUnprotect();
+            } else {
+                ctx.copy(zero);
+            }
+        }
+
+        @Override
+        public void onFailure(io.uffdemu.client.UffdMessage.PageFault fault, Throwable cause) {
+            fail(new IllegalStateException("fault at 0x" + Long.toHexString(fault.address()) + " not resolved: "
+                    + cause, cause));
+        }
+
+        @Override
+        public void onError(Throwable error) {
+            fail(new IllegalStateException("handler stream failed: " + error, error));
+        }
+
+        private void fail(Throwable t) {
+            if (failure.compareAndSet(null, t)) {
+                abort.run();
+            }
+        }
+
+        Throwable failure() {
+            return failure.get();
+        }
+
+        /** Throws the handler's first failure, if any. */
+        void check(String label) {
+            Throwable t = failure.get();
+            if (t != null) {
+                throw new IllegalStateException(label + ": " + t.getMessage(), t);
+            }
+        }
+    }
+
+    /** {@link BenchHandler} served a message batch at a time. */
+    static final class BatchBenchHandler extends BenchHandler implements BatchFaultHandler {
+        BatchBenchHandler(boolean wp, long pageSize, Runnable abort) {
+            super(wp, pageSize, abort);
         }
     }
 
