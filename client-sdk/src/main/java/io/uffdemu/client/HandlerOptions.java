@@ -21,7 +21,8 @@ import java.util.concurrent.ThreadFactory;
  * @param queueCapacity messages received but not yet picked up before the stream stops requesting more
  *     (gRPC manual flow control; the server then keeps them queued on the uffd)
  * @param pageSize page granularity for ordering and the context helpers (2 MiB for hugetlb)
- * @param faultDeadline time a handler has for one fault
+ * @param faultDeadline time a handler has for one fault (and a resolution for its result); it is noticed up to
+ *     10 ms late (one ticker thread per JVM keeps every deadline, so that no wait needs a timer of its own)
  * @param fallback what happens when it overruns or throws
  * @param eagainRetryDelay backstop: an EAGAIN-deferred fault is retried after this even without an event
  * @param closeTimeout how long close() waits for in-flight resolutions
