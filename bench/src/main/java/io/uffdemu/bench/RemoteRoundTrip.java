@@ -163,7 +163,8 @@ final class RemoteRoundTrip implements AutoCloseable {
             // with batching a BatchFaultHandler (a message batch served on one worker, its resolutions sent as
             // one batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead. A
             // fault the handler fails on ends the case: the process exits (its blocked threads are woken) and
-            // the case throws the handler's failure, instead of waiting for threads that stay blocked for good
+            // the case throws the handler's failure, instead of the storm waiting for a thread left blocked until
+            // its call's deadline (30 s) and failing with DEADLINE_EXCEEDED and no cause
             Runnable abort = () -> Thread.ofVirtual().start(() -> {
                 try {
                     p.exit();
@@ -198,17 +199,22 @@ final class RemoteRoundTrip implements AutoCloseable {
             return new Result(r.accessesPerSecond(), r.p50Nanos() / 1e3, r.p99Nanos() / 1e3, r.lostWrites(),
                     (cpu1 - cpu0) / 1e3 / Math.max(1, r.accesses()));
         } finally {
-            if (failed == null || failed.failure() == null) {
-                p.exit(); // (a failed handler's abort exits it)
+            try {
+                p.exit(); // also after a failed handler's abort (whose exit runs on its own thread and may fail)
+            } catch (RuntimeException e) {
+                if (failed == null || failed.failure() == null) {
+                    throw e;
+                }
+                // aborted: the process is gone already (ESRCH), or the case's error is the one to report
             }
         }
     }
 
     /**
      * The bench's handler: a COPY of a zero page (MISSING) or an un-protect (WP). A fault it could not resolve (an
-     * error from the server, a deadline) would leave its thread blocked for good (FallbackPolicy.FAIL) and the
-     * storm waiting for it: the first failure (or a failed stream) runs {@code abort} once, which ends the process,
-     * and {@link #check} turns it into the case's error.
+     * error from the server, a deadline) would leave its thread blocked (FallbackPolicy.FAIL) and the storm waiting
+     * for it until the call's deadline: the first failure (or a failed stream) runs {@code abort} once, which ends
+     * the process, and {@link #check} turns it into the case's error.
      */
     static class BenchHandler implements FaultHandler {
         private final boolean wp;

@@ -10,9 +10,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
- * The remote bench's handler ends a case on its first failure (the case used to wait for good for a faulting
- * thread that FallbackPolicy.FAIL leaves blocked): it aborts once, whatever fails after, and the case reports the
- * first failure with the fault's address.
+ * The remote bench's handler ends a case on its first failure (the case used to wait out the storm call's deadline
+ * for a faulting thread that FallbackPolicy.FAIL leaves blocked, and fail without the cause): it aborts once,
+ * whatever fails after, and the case reports the first failure with the fault's address.
  */
 class RemoteRoundTripTest {
     @Test

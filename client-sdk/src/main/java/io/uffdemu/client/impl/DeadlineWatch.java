@@ -116,7 +116,11 @@ final class DeadlineWatch {
       } catch (Throwable e) {
         // the JVM's only ticker: if it ended, no wait would ever expire again. Keep ticking (an OutOfMemoryError
         // allocating an expiry, say, is retried at the next tick)
-        LOG.log(System.Logger.Level.WARNING, "deadline ticker: " + e);
+        try {
+          LOG.log(System.Logger.Level.WARNING, "deadline ticker: " + e);
+        } catch (Throwable again) {
+          // out of memory for the message, say: still keep ticking
+        }
         LockSupport.parkNanos(this, TICK_NANOS);
       }
     }
