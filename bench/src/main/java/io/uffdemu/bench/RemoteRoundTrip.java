@@ -139,7 +139,20 @@ final class RemoteRoundTrip implements AutoCloseable {
     private Result runCase(EmulatedRoundTrip.Case c, long pages, int threads, boolean batching, int workers,
             long ps) {
         Process p = client.createProcess("remote-bench");
-        BenchHandler failed = null;
+        // with batching a BatchFaultHandler (a message batch served on one worker, its resolutions sent as one
+        // batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead. A fault the
+        // handler fails on ends the case: the process exits (its blocked threads are woken) and the case throws
+        // the handler's failure, instead of the storm waiting for a thread left blocked until its call's deadline
+        // (30 s) and failing with DEADLINE_EXCEEDED and no cause
+        Runnable abort = () -> Thread.ofVirtual().start(() -> {
+            try {
+                p.exit();
+            } catch (RuntimeException e) {
+                // already gone
+            }
+        });
+        BenchHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler")
+                ? new BatchBenchHandler(c.wp, ps, abort) : new BenchHandler(c.wp, ps, abort);
         try {
             long len = pages * ps;
             Memfd memfd = null;
@@ -160,21 +173,6 @@ final class RemoteRoundTrip implements AutoCloseable {
             } else {
                 uffd.register(range, Linux.UFFDIO_REGISTER_MODE_MISSING);
             }
-            // with batching a BatchFaultHandler (a message batch served on one worker, its resolutions sent as
-            // one batch); -Duffdemu.bench.per-fault-handler=true measures the per-fault handler path instead. A
-            // fault the handler fails on ends the case: the process exits (its blocked threads are woken) and
-            // the case throws the handler's failure, instead of the storm waiting for a thread left blocked until
-            // its call's deadline (30 s) and failing with DEADLINE_EXCEEDED and no cause
-            Runnable abort = () -> Thread.ofVirtual().start(() -> {
-                try {
-                    p.exit();
-                } catch (RuntimeException e) {
-                    // already gone
-                }
-            });
-            BenchHandler h = batching && !Boolean.getBoolean("uffdemu.bench.per-fault-handler")
-                    ? new BatchBenchHandler(c.wp, ps, abort) : new BenchHandler(c.wp, ps, abort);
-            failed = h;
             HandlerOptions o = HandlerOptions.DEFAULT.withPageSize(ps).withWorkers(workers).withQueueCapacity(Math.max(64, workers))
                     .withMaxBatch(batching ? 64 : 1).withResolveOnStream(batching)
                     .withCopyRegionBytes(copyRegionBytes);
@@ -202,7 +200,7 @@ final class RemoteRoundTrip implements AutoCloseable {
             try {
                 p.exit(); // also after a failed handler's abort (whose exit runs on its own thread and may fail)
             } catch (RuntimeException e) {
-                if (failed == null || failed.failure() == null) {
+                if (h.failure() == null) {
                     throw e;
                 }
                 // aborted: the process is gone already (ESRCH), or the case's error is the one to report

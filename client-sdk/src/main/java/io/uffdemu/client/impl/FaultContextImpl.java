@@ -26,7 +26,7 @@ final class FaultContextImpl implements FaultContext {
   /** Batch mode: the queued resolutions (null: per-fault mode). Guarded by this. */
   private final List<Queued> queued;
   /** COPY bytes written into the copy region by the helpers, until {@link #releaseStaged}. Guarded by this. */
-  private List<StagedReq> staged;
+  private List<CopyRegionClient.Staged> staged;
   private boolean stagedReleased;
 
   /** A queued resolution; {@code wakeRange}: wake it after EEXIST (fills only); {@code sent}: set once sent. */
@@ -184,19 +184,19 @@ final class FaultContextImpl implements FaultContext {
     // them by offset; the loop gives it a copy of them only if it goes elsewhere (another stream, unary)
     CopyRegionClient.Staged st = loop.options().resolveOnStream() ? loop.stage(data) : null;
     HandleRequest.Builder req = HandleRequest.newBuilder();
-    StagedReq mine = null;
+    CopyRegionClient.Staged mine = null;
     try {
       if (st != null) {
-        mine = keep(req, st);
+        mine = keep(st) ? st : null;
         st = null; // kept (released with the fault, or below) or already unstaged by keep
       }
       if (mine != null) {
         req.setCopy(loop.uffd().copyReq(dst, com.google.protobuf.ByteString.EMPTY, mode).toBuilder()
-            .setRegionSrc(mine.staged().src()).setRegionLen(mine.staged().len));
+            .setRegionSrc(mine.src()).setRegionLen(mine.len));
       } else {
         req.setCopy(loop.uffd().copyReq(dst, data, mode));
       }
-      return fill(req, mine == null ? null : mine.staged(), "UFFDIO_COPY", new AddrRange(dst, data.length),
+      return fill(req, mine, "UFFDIO_COPY", new AddrRange(dst, data.length),
           (mode & Linux.UFFDIO_COPY_MODE_DONTWAKE) == 0, data.length);
     } finally {
       if (st != null) {
@@ -208,30 +208,26 @@ final class FaultContextImpl implements FaultContext {
     }
   }
 
-  /** A request whose COPY bytes were staged in the copy region. */
-  private record StagedReq(HandleRequest.Builder req, CopyRegionClient.Staged staged) {}
-
   /**
-   * Holds a staged COPY until its fault is done with it; null
-   * (and unstaged) when that already happened: a helper called after the batch was done.
+   * Holds a staged COPY until its fault is done with it; false (and unstaged) when that already happened: a
+   * helper called after the batch was done.
    */
-  private StagedReq keep(HandleRequest.Builder req, CopyRegionClient.Staged st) {
+  private boolean keep(CopyRegionClient.Staged st) {
     synchronized (this) {
       if (!stagedReleased) {
         if (staged == null) {
           staged = new ArrayList<>(1);
         }
-        StagedReq s = new StagedReq(req, st);
-        staged.add(s);
-        return s;
+        staged.add(st);
+        return true;
       }
     }
     st.region.unstage(st);
-    return null;
+    return false;
   }
 
   /** Per-fault mode: one COPY's staged bytes, done with (the other calls of this fault keep theirs). */
-  private void release(StagedReq s) {
+  private void release(CopyRegionClient.Staged s) {
     synchronized (this) {
       if (staged == null || !staged.remove(s)) {
         return;
@@ -241,8 +237,8 @@ final class FaultContextImpl implements FaultContext {
   }
 
   /** The region gets the slot back (or lets its answer free it). */
-  private void drop(StagedReq s) {
-    s.staged().region.unstage(s.staged());
+  private void drop(CopyRegionClient.Staged s) {
+    s.region.unstage(s);
   }
 
   /**
@@ -251,7 +247,7 @@ final class FaultContextImpl implements FaultContext {
    * helper call after that stages nothing.
    */
   void releaseStaged() {
-    List<StagedReq> out;
+    List<CopyRegionClient.Staged> out;
     synchronized (this) {
       out = staged;
       staged = null;

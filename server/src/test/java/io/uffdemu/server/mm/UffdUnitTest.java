@@ -96,6 +96,19 @@ class UffdUnitTest {
         assertTrue(access(pid, addr, write).get(5, TimeUnit.SECONDS).succeeded());
     }
 
+    /** read(2) of up to 16 messages without a deadline, on a virtual thread (as a Handle stream's reader). */
+    CompletableFuture<List<UffdMsg>> readWithoutDeadline(int p, int fd) {
+        CompletableFuture<List<UffdMsg>> f = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                f.complete(k.uffd.read(p, fd, 16, Long.MAX_VALUE));
+            } catch (Throwable e) {
+                f.completeExceptionally(e);
+            }
+        });
+        return f;
+    }
+
     static boolean blocked(CompletableFuture<?> f) throws Exception {
         try {
             f.get(150, TimeUnit.MILLISECONDS);
@@ -290,14 +303,7 @@ class UffdUnitTest {
         // even when the file lives on (here: the fork child's copy of the fd, no EVENT_FORK), not only a release
         int u = uffd(0);
         int child = k.fork(pid).pid();
-        CompletableFuture<List<UffdMsg>> r = new CompletableFuture<>();
-        Thread.ofVirtual().start(() -> {
-            try {
-                r.complete(k.uffd.read(child, u, 16, Long.MAX_VALUE));
-            } catch (Throwable e) {
-                r.completeExceptionally(e);
-            }
-        });
+        CompletableFuture<List<UffdMsg>> r = readWithoutDeadline(child, u);
         assertTrue(blocked(r));
         k.close(child, u);
         assertEquals(List.of(), r.get(5, TimeUnit.SECONDS));
@@ -305,14 +311,7 @@ class UffdUnitTest {
 
         // closed and its number taken again before the reader runs: the read is on the old file, and ends
         int child2 = k.fork(pid).pid();
-        CompletableFuture<List<UffdMsg>> r2 = new CompletableFuture<>();
-        Thread.ofVirtual().start(() -> {
-            try {
-                r2.complete(k.uffd.read(child2, u, 16, Long.MAX_VALUE));
-            } catch (Throwable e) {
-                r2.completeExceptionally(e);
-            }
-        });
+        CompletableFuture<List<UffdMsg>> r2 = readWithoutDeadline(child2, u);
         assertTrue(blocked(r2));
         int again;
         k.lock();
