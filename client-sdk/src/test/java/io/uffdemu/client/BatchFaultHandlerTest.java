@@ -186,6 +186,30 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
         .contains("UFFDIO_ZEROPAGE 0x" + Long.toHexString(base + PAGE));
   }
 
+  /**
+   * A batch whose result never comes (the server applied the COPY, so the fault's thread went on, and stalls the
+   * answer) is finished at the fault deadline, although no thread waits for it: the fallback applies (its
+   * ZEROPAGE meets EEXIST, absorbed) and the batch gives its place back, so that with one worker the next fault is
+   * served.
+   */
+  @Test
+  void aBatchWhoseResultNeverComesIsFinishedAtTheDeadline() throws Exception {
+    synchronized (fakeUffd) {
+      fakeUffd.withheldAnswers = 1;
+    }
+    BatchFaultHandler h = ctx -> ctx.copy(page(index(ctx.pageAddress()) + 1));
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(1)
+        .withFaultDeadline(Duration.ofMillis(300), FallbackPolicy.ZERO_FILL))) {
+      assertThat(process.read(base, 1).data()).containsExactly(1);
+      waitUntil(() -> loop.stats().fallbacks() == 1);
+      assertThat(loop.stats().resolved()).isZero();
+      assertThat(loop.stats().eexist()).isEqualTo(1);
+      assertThat(fakeUffd.log).contains("WITHHELD", "UFFDIO_ZEROPAGE 0x" + Long.toHexString(base));
+      assertThat(process.read(base + PAGE, 1).data()).containsExactly(2);
+      waitUntil(() -> loop.stats().resolved() == 1);
+    }
+  }
+
   /** A batch's errno results apply per fault: EEXIST is absorbed (and woken), the others resolved. */
   @Test
   void eexistInABatchIsAbsorbedAndWakes() throws Exception {

@@ -190,6 +190,8 @@ final class FakeServer implements AutoCloseable {
     long armedRemoveStart = -1;
     long armedRemoveEnd;
     boolean removeUnsent;
+    /** The next this many resolutions on the stream are applied and never answered (a server that stalls). */
+    int withheldAnswers;
 
     FakeUffd(int pid, int fd) {
       this.pid = pid;
@@ -656,6 +658,11 @@ final class FakeServer implements AutoCloseable {
                 if (u.cut.contains(so)) {
                   return;
                 }
+                if (u.withheldAnswers > 0) {
+                  u.withheldAnswers--;
+                  u.log.add("WITHHELD");
+                  return;
+                }
                 so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder().addAllResults(results))
                     .build());
               }
@@ -711,6 +718,11 @@ final class FakeServer implements AutoCloseable {
       synchronized (u) {
         if (u.cut.contains(so)) {
           return; // the stream was cut: the result is lost with it
+        }
+        if (u.withheldAnswers > 0) {
+          u.withheldAnswers--;
+          u.log.add("WITHHELD");
+          return;
         }
         so.onNext(HandleResponse.newBuilder().setResult(res.toBuilder().setRequestId(r.getRequestId())).build());
       }

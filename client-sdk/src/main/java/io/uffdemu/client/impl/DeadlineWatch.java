@@ -84,6 +84,25 @@ final class DeadlineWatch {
     }
   }
 
+  /**
+   * Completes {@code f} exceptionally with a {@link TimeoutException} once {@code timeoutNanos} have passed (up to
+   * {@link #TICK_NANOS} later), unless {@link #unwatch} came first; for a future of the caller's own that nobody
+   * else completes with a real outcome (a message batch's "all results are in"), so nothing parks for the deadline.
+   */
+  void watch(CompletableFuture<?> f, long timeoutNanos) {
+    long deadline = System.nanoTime() + Math.max(0, Math.min(timeoutNanos, Long.MAX_VALUE / 2));
+    watched.put(f, deadline);
+    if (idle) {
+      idle = false;
+      LockSupport.unpark(ticker);
+    }
+  }
+
+  /** Stops watching {@code f} (it is done). */
+  void unwatch(CompletableFuture<?> f) {
+    watched.remove(f);
+  }
+
   /** Number of waits being watched (tests). */
   int watching() {
     return watched.size();

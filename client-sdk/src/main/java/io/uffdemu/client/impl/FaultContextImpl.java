@@ -91,17 +91,46 @@ final class FaultContextImpl implements FaultContext {
   }
 
   /**
-   * Batch mode: waits for the results of the sent resolutions in order, as the helpers would have; EEXIST of a
-   * fill is absorbed (counted, the range woken). Throws the first failure.
+   * Batch mode: adds the results of the sent resolutions to {@code out}; false when one of them was not put on a
+   * stream (no stream: {@link #finishQueued} sends it unary).
    */
-  void finishQueued() {
+  synchronized boolean sentResults(List<java.util.concurrent.CompletableFuture<io.uffdemu.api.v1.IoctlResult>> out) {
+    for (Queued q : queued) {
+      if (q.sent == null) {
+        return false;
+      }
+      out.add(q.sent.result());
+    }
+    return true;
+  }
+
+  /**
+   * Batch mode, once every result is in: true when each was applied without an errno (nothing left to do but
+   * count the fault resolved); false sends the fault through {@link #finishQueued}.
+   */
+  synchronized boolean resultsClean() {
+    for (Queued q : queued) {
+      var f = q.sent == null ? null : q.sent.result();
+      if (f == null || f.state() != java.util.concurrent.Future.State.SUCCESS || f.resultNow().hasError()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Batch mode: waits for the results of the sent resolutions in order (until {@code deadlineNanos}, a
+   * System.nanoTime()), as the helpers would have; EEXIST of a fill is absorbed (counted, the range woken). Throws
+   * the first failure.
+   */
+  void finishQueued(long deadlineNanos) {
     List<Queued> qs;
     synchronized (this) {
       qs = List.copyOf(queued);
     }
     for (Queued q : qs) {
       try {
-        loop.awaitSent(q.sent, q.req, q.staged, q.call);
+        loop.awaitSent(q.sent, q.req, q.staged, q.call, deadlineNanos - System.nanoTime());
       } catch (EexistException e) {
         if (!q.fill) {
           throw e;

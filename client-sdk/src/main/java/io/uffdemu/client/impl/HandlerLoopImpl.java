@@ -142,6 +142,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   private int queued;
   private int credits;
   private int busy; // faults being served + event being delivered
+  private int groupsInFlight; // message batches taken by a worker and not yet finished (at most `workers`)
   private long eventsDelivered; // non-pagefault events whose onEvent has returned
   private boolean closing;
   private boolean terminated;
@@ -267,6 +268,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       // below if this is still the current stream
       CopyRegionClient offered = r.getKindCase() == HandleResponse.KindCase.COPY_REGION ? openRegion(r) : null;
       int grant;
+      List<Answer> answers = null;
       synchronized (lock) {
         if (gen != streamGen) {
           if (offered != null) {
@@ -283,8 +285,8 @@ final class HandlerLoopImpl implements HandlerLoop {
         }
         if (!terminated) {
           switch (r.getKindCase()) {
-            case RESULT -> resultLocked(r.getResult());
-            case RESULTS -> r.getResults().getResultsList().forEach(HandlerLoopImpl.this::resultLocked);
+            case RESULT -> answers = answersLocked(List.of(r.getResult()));
+            case RESULTS -> answers = answersLocked(r.getResults().getResultsList());
             case MSG -> acceptGroupLocked(List.of(r.getMsg()));
             case MSGS -> acceptGroupLocked(r.getMsgs().getMsgsList());
             case COPY_REGION -> {
@@ -299,6 +301,12 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       if (offered != null) {
         offered.retire(HandlerLoopImpl.this::retired); // the loop terminated meanwhile
+      }
+      if (answers != null) {
+        // outside the lock: completing a result can finish a message batch's faults here ({@link #groupDone})
+        for (Answer a : answers) {
+          a.f().complete(a.res());
+        }
       }
       request(grant);
     }
@@ -563,18 +571,26 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
   }
 
-  private void resultLocked(IoctlResult res) {
-    if (region != null) {
-      region.release(res.getRequestId()); // the server has read its source: the slot may be reused
+  /** A result and the future it completes (after the loop's lock is released). */
+  private record Answer(CompletableFuture<IoctlResult> f, IoctlResult res) {}
+
+  /** The futures that results of the stream complete; completed by the caller once it released the lock. */
+  private List<Answer> answersLocked(List<IoctlResult> results) {
+    List<Answer> out = new ArrayList<>(results.size());
+    for (IoctlResult res : results) {
+      if (region != null) {
+        region.release(res.getRequestId()); // the server has read its source: the slot may be reused
+      }
+      sentUnanswered.remove(res.getRequestId());
+      CompletableFuture<IoctlResult> f = pendingResults.remove(res.getRequestId());
+      if (f != null) {
+        out.add(new Answer(f, res));
+      } else {
+        ignored.incrementAndGet();
+        LOG.log(Level.DEBUG, "result for unknown request id {0}", res.getRequestId());
+      }
     }
-    sentUnanswered.remove(res.getRequestId());
-    CompletableFuture<IoctlResult> f = pendingResults.remove(res.getRequestId());
-    if (f != null) {
-      f.complete(res);
-    } else {
-      ignored.incrementAndGet();
-      LOG.log(Level.DEBUG, "result for unknown request id {0}", res.getRequestId());
-    }
+    return out;
   }
 
   /**
@@ -590,6 +606,22 @@ final class HandlerLoopImpl implements HandlerLoop {
       readyGroups.add(group);
       signalWorkerLocked();
     }
+  }
+
+  /** A worker takes {@code work} (one fault or a group): its queue slots are freed. */
+  private void takeLocked(List<Task> work) {
+    int taken = 0;
+    for (Task t : work) {
+      if (t.counted) {
+        t.counted = false;
+        taken++;
+      }
+    }
+    if (taken > 0) {
+      queued -= taken;
+      obs.queueDepth(queued);
+    }
+    busy++;
   }
 
   private void acceptLocked(UffdMessage m, List<Task> group) {
@@ -852,6 +884,11 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Waits for the result of a resolution from {@link #sendOnStream}; returns bytes done. */
   long awaitSent(Sent s, HandleRequest.Builder req, CopyRegionClient.Staged st, String call) {
+    return awaitSent(s, req, st, call, opts.faultDeadline().toNanos());
+  }
+
+  /** As {@link #awaitSent(Sent, HandleRequest.Builder, CopyRegionClient.Staged, String)}, within {@code timeoutNanos}. */
+  long awaitSent(Sent s, HandleRequest.Builder req, CopyRegionClient.Staged st, String call, long timeoutNanos) {
     if (s == null) {
       // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
       return resolveUnary(withData(req, st).build(), call);
@@ -860,7 +897,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     CompletableFuture<IoctlResult> f = s.result();
     IoctlResult r;
     try {
-      r = DeadlineWatch.shared().await(f, opts.faultDeadline().toNanos()); // no timed park per result
+      r = DeadlineWatch.shared().await(f, timeoutNanos); // no timed park per result
     } catch (ExecutionException e) {
       if (e.getCause() instanceof StreamLostException lost) {
         return afterStreamLost(req, call, lost);
@@ -1018,8 +1055,12 @@ final class HandlerLoopImpl implements HandlerLoop {
         if (closing || terminated) {
           return;
         }
-        work = readyGroups.poll();
+        // a group whose resolutions are on the wire holds no worker, but counts as one: at most `workers` of them
+        work = groupsInFlight < opts.workers() ? readyGroups.poll() : null;
         group = work != null;
+        if (group) {
+          groupsInFlight++;
+        }
         if (!group) {
           Task t = takeReadyLocked();
           work = t == null ? null : List.of(t);
@@ -1028,18 +1069,7 @@ final class HandlerLoopImpl implements HandlerLoop {
           idleWorkers++;
           grant = 0;
         } else {
-          int taken = 0;
-          for (Task t : work) {
-            if (t.counted) {
-              t.counted = false;
-              taken++;
-            }
-          }
-          if (taken > 0) {
-            queued -= taken;
-            obs.queueDepth(queued);
-          }
-          busy++;
+          takeLocked(work);
           grant = grantLocked();
         }
       }
@@ -1050,12 +1080,12 @@ final class HandlerLoopImpl implements HandlerLoop {
         continue;
       }
       request(grant);
+      if (group) {
+        serveGroup(work); // releases its pages and busy once its results are in
+        continue;
+      }
       try {
-        if (group) {
-          serveGroup(work);
-        } else {
-          serve(work.getFirst());
-        }
+        serve(work.getFirst());
       } finally {
         synchronized (lock) {
           busy--;
@@ -1194,30 +1224,78 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   /**
+   * A {@link BatchFaultHandler}'s group being served. Its worker runs onFault for each fault and sends the
+   * resolutions; it does not wait for their results: the last result to arrive finishes the group on the thread
+   * that received it (the transport's, {@link #groupDone}), so a batch costs one hand-off to a worker instead of
+   * two (the results' wake-up of a waiting worker was one of the round trip's hops, docs/benchmarks.md item 22).
+   * A group with anything but clean results (an errno, a lost stream, the deadline) is finished on a thread of its
+   * own ({@link #finishSlow}), which may send more resolutions and wait for them.
+   */
+  private final class GroupRun {
+    final List<Task> tasks;
+    final FaultContextImpl[] ctxs;
+    final Throwable[] failures;
+    final long start;
+    /** Completed when every result is in, or expired by the deadline watch at the fault deadline. */
+    final CompletableFuture<Void> results = new CompletableFuture<>();
+    final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
+    final java.util.concurrent.atomic.AtomicBoolean finished = new java.util.concurrent.atomic.AtomicBoolean();
+
+    GroupRun(List<Task> tasks, long start) {
+      this.tasks = tasks;
+      this.ctxs = new FaultContextImpl[tasks.size()];
+      this.failures = new Throwable[tasks.size()];
+      this.start = start;
+    }
+
+    long deadlineNanos() {
+      return start + opts.faultDeadline().toNanos();
+    }
+  }
+
+  /**
    * Serves the faults of one stream message for a {@link BatchFaultHandler}: onFault for each in order on this
-   * thread (the contexts queue their resolutions), then all resolutions to the outbox and out as one batch, then
-   * each fault's results as on the per-fault path.
+   * thread (the contexts queue their resolutions), then all resolutions to the outbox and out as one batch; the
+   * results finish the group when they arrive ({@link GroupRun}). Owns the group's pages and its {@code busy}: they
+   * are released when the group is finished, here or later.
    */
   private void serveGroup(List<Task> group) {
-    long start = System.nanoTime();
+    GroupRun run = new GroupRun(group, System.nanoTime());
+    boolean slow = true;
+    try {
+      slow = !sendGroup(run);
+    } catch (Throwable e) {
+      // not expected (onFault's exceptions are the fault's failure): finish what can be finished
+      LOG.log(Level.WARNING, "serving a message batch failed", e);
+    }
+    if (slow) {
+      finishSlow(run);
+    }
+  }
+
+  /**
+   * onFault for each of the group's faults and their resolutions on the wire; true when the results finish the
+   * group ({@link #groupDone}), false when this thread must ({@link #finishSlow}: a resolution found no stream).
+   */
+  private boolean sendGroup(GroupRun run) {
     long deadline = opts.faultDeadline().toNanos();
     synchronized (lock) {
-      for (Task t : group) {
+      for (Task t : run.tasks) {
         t.epoch = eventsDelivered;
         t.gen = streamGen;
       }
     }
-    int n = group.size();
-    FaultContextImpl[] ctxs = new FaultContextImpl[n];
-    Throwable[] failures = new Throwable[n];
+    int n = run.tasks.size();
+    FaultContextImpl[] ctxs = run.ctxs;
+    Throwable[] failures = run.failures;
     for (int i = 0; i < n; i++) {
-      Task t = group.get(i);
+      Task t = run.tasks.get(i);
       FaultContextImpl ctx = new FaultContextImpl(this, t.fault, t.page, true);
       ctxs[i] = ctx;
       try {
         handler.onFault(ctx);
         ctx.seal();
-        if (System.nanoTime() - start > deadline) {
+        if (System.nanoTime() - run.start > deadline) {
           ctx.dropQueued();
           failures[i] = new UffdemuException("fault handler exceeded " + opts.faultDeadline() + " for " + t.fault,
               "DEADLINE_EXCEEDED", null);
@@ -1228,46 +1306,153 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       clearUserInterrupt();
     }
-    try {
-      List<Outgoing> chunk = new ArrayList<>(n);
-      for (int i = 0; i < n; i++) {
-        if (failures[i] == null) {
-          try {
-            ctxs[i].sendQueued(chunk);
-          } catch (RuntimeException e) {
-            failures[i] = e; // the loop terminated meanwhile ("handler stream is closed"), as resolve() would throw
-          }
-        }
-      }
-      offer(chunk);
-      // yield before sending, as the per-fault path does: other workers' batches join this one. Measured (client
-      // CPU per fault, 4 runs each): without the yield 42-47 us, with it 31-35 (47 once), the per-fault path 32-40
-      flushOutbox(true);
-      for (int i = 0; i < n; i++) {
-        if (failures[i] == null) {
-          try {
-            ctxs[i].finishQueued();
-          } catch (Throwable e) {
-            failures[i] = e;
-          }
-        }
-      }
-    } finally {
-      for (FaultContextImpl ctx : ctxs) {
-        if (ctx != null) {
-          ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in (or failed)
+    List<Outgoing> chunk = new ArrayList<>(n);
+    for (int i = 0; i < n; i++) {
+      if (failures[i] == null) {
+        try {
+          ctxs[i].sendQueued(chunk);
+        } catch (RuntimeException e) {
+          failures[i] = e; // the loop terminated meanwhile ("handler stream is closed"), as resolve() would throw
         }
       }
     }
+    List<CompletableFuture<IoctlResult>> results = new ArrayList<>(chunk.size());
+    boolean onStream = true;
     for (int i = 0; i < n; i++) {
-      if (Thread.currentThread().isInterrupted()) {
-        synchronized (lock) {
-          if (closing || terminated) {
-            return; // abandon quietly, as the per-fault path does
+      if (failures[i] == null && !ctxs[i].sentResults(results)) {
+        onStream = false;
+      }
+    }
+    offer(chunk);
+    // yield before sending, as the per-fault path does: other workers' batches join this one. Measured (client
+    // CPU per fault, 4 runs each): without the yield 42-47 us, with it 31-35 (47 once), the per-fault path 32-40
+    flushOutbox(true);
+    if (!onStream) {
+      return false;
+    }
+    run.pending.set(results.size() + 1); // + 1: this thread's own, given up below once every hook is in place
+    for (CompletableFuture<IoctlResult> f : results) {
+      f.whenComplete((r, e) -> resultIn(run));
+    }
+    DeadlineWatch.shared().watch(run.results, run.deadlineNanos() - System.nanoTime());
+    run.results.whenComplete((v, e) -> groupDone(run, e != null));
+    resultIn(run);
+    return true;
+  }
+
+  private void resultIn(GroupRun run) {
+    if (run.pending.decrementAndGet() == 0) {
+      run.results.complete(null);
+    }
+  }
+
+  /**
+   * Every result of the group is in ({@code expired}: or its deadline passed first). On the thread that completed
+   * the last result (the transport's, for results the server sent) when they are all clean; anything else goes to
+   * a thread of its own, since finishing it may send resolutions and wait for their results (which only this
+   * thread, as the transport's, could deliver).
+   */
+  private void groupDone(GroupRun run, boolean expired) {
+    if (!expired) {
+      DeadlineWatch.shared().unwatch(run.results);
+    }
+    boolean clean = !expired;
+    for (int i = 0; clean && i < run.ctxs.length; i++) {
+      clean = run.failures[i] == null && run.ctxs[i].resultsClean();
+    }
+    if (clean) {
+      finishClean(run);
+      return;
+    }
+    finishElsewhere(run);
+  }
+
+  /** {@link #finishSlow} on a thread of its own. */
+  private void finishElsewhere(GroupRun run) {
+    try {
+      Thread t = opts.threadFactory().newThread(() -> finishSlow(run));
+      if (t == null) {
+        throw new IllegalStateException("the handler's thread factory gave no thread");
+      }
+      t.start();
+    } catch (RuntimeException | OutOfMemoryError e) {
+      finishSlow(run); // no thread to be had: late is better than never (a wait here ends at the fault deadline)
+    }
+  }
+
+  /** Every resolution of the group was applied: its faults are resolved. */
+  private void finishClean(GroupRun run) {
+    if (!run.finished.compareAndSet(false, true)) {
+      return;
+    }
+    for (FaultContextImpl ctx : run.ctxs) {
+      ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in
+    }
+    for (int i = 0; i < run.ctxs.length; i++) {
+      afterServe(run.tasks.get(i), run.ctxs[i], null, run.start);
+    }
+    groupReleased(run);
+  }
+
+  /**
+   * The per-fault path's handling of each fault's results (EEXIST absorbed, EAGAIN deferred, a lost stream
+   * abandoned, the fallback for the rest), in order; waits for results still missing until the fault deadline.
+   */
+  private void finishSlow(GroupRun run) {
+    if (!run.finished.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      int n = run.tasks.size();
+      try {
+        for (int i = 0; i < n; i++) {
+          if (run.failures[i] == null && run.ctxs[i] != null) {
+            try {
+              run.ctxs[i].finishQueued(run.deadlineNanos());
+            } catch (Throwable e) {
+              run.failures[i] = e;
+            }
+          }
+        }
+      } finally {
+        for (FaultContextImpl ctx : run.ctxs) {
+          if (ctx != null) {
+            ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in (or failed)
           }
         }
       }
-      afterServe(group.get(i), ctxs[i], failures[i], start);
+      for (int i = 0; i < n; i++) {
+        synchronized (lock) {
+          if (terminated) {
+            return; // abandon quietly, as the per-fault path does
+          }
+        }
+        Throwable failure = run.failures[i];
+        if (failure == null && run.ctxs[i] == null) {
+          failure = new UffdemuException("fault not served: " + run.tasks.get(i).fault, "INTERNAL", null);
+        }
+        afterServe(run.tasks.get(i), run.ctxs[i] != null ? run.ctxs[i] : new FaultContextImpl(this,
+            run.tasks.get(i).fault, run.tasks.get(i).page, true), failure, run.start);
+      }
+    } finally {
+      groupReleased(run);
+    }
+  }
+
+  /** The group is done: its pages (a parked fault behind one becomes ready), its busy and its place in flight. */
+  private void groupReleased(GroupRun run) {
+    synchronized (lock) {
+      busy--;
+      groupsInFlight--;
+      for (Task t : run.tasks) {
+        pageDoneLocked(t.page);
+      }
+      if (!readyGroups.isEmpty()) {
+        signalWorkerLocked(); // a group that waited for a place in flight
+      }
+      if (closing) {
+        lock.notifyAll();
+      }
     }
   }
 
