@@ -19,19 +19,25 @@ package io.uffdemu.client;
  *       helper is called, so a buffer may be reused at once. The resolutions of the whole batch go out as one
  *       {@code HandleRequest.batch} after the last {@code onFault} returned (cut into several when they exceed
  *       {@code maxBatch} requests or about 1 MiB, e.g. huge-page COPYs, in order); the helpers must be called from
- *       within {@code onFault} (afterwards they throw {@link IllegalStateException}).</li>
- *   <li>Results are applied to each fault as on the per-fault path: EEXIST is absorbed (counted, the page
- *       woken), EAGAIN defers the fault until the next event, any other errno applies the {@link FallbackPolicy}
- *       to that fault (and {@link #onFailure} with {@link FallbackPolicy#FAIL}).</li>
+ *       within {@code onFault} (afterwards they throw {@link IllegalStateException}). The worker then goes back
+ *       for work: it does not wait for the results.</li>
+ *   <li>The batch is finished when its last result arrives. When every result is clean, that happens on the
+ *       thread that received it (the gRPC transport's: {@link HandlerObserver#faultDone} is called there).
+ *       Otherwise the batch goes to a thread of the thread factory, which applies the results to each fault as on
+ *       the per-fault path: EEXIST is absorbed (counted, the page woken), EAGAIN defers the fault until the next
+ *       event, any other errno applies the {@link FallbackPolicy} to that fault (and {@link #onFailure} with
+ *       {@link FallbackPolicy#FAIL}).</li>
  *   <li>An exception from {@code onFault} fails that fault only (its queued resolutions are dropped, the
  *       fallback policy applies; EAGAIN defers it); the batch's other faults are served.</li>
  *   <li>Deadline: a running {@code onFault} cannot be abandoned on this path. A fault whose {@code onFault}
  *       returns after {@link HandlerOptions#faultDeadline()} (counted from the start of its batch) is treated as
- *       having missed it: its resolutions are dropped and the fallback policy applies.</li>
+ *       having missed it: its resolutions are dropped and the fallback policy applies. So is a fault whose results
+ *       have not all arrived by then (the resolution may have been applied: a fill's fallback then meets EEXIST).</li>
  * </ul>
- * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots, so
- * besides the queue each worker holds at most one batch ({@code queueCapacity + workers * batch} messages
- * outstanding, plus the credit kept open for awaited results; a batch is {@code min(maxBatch, queueCapacity / 4)}).
+ * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots; at
+ * most {@code workers} batches are in flight (taken and not finished), and a worker whose batch is in flight may
+ * take a single fault, so at most {@code queueCapacity + workers * (batch + 1)} messages are outstanding, plus the
+ * credit kept open for awaited results; a batch is {@code min(maxBatch, queueCapacity / 4)}.
  * Measured on a shared 2-core machine (docs/benchmarks.md item 11) this path costs about the same client CPU per
  * fault as the per-fault path (31-35 against 32-40 us with 64 faulting threads): fewer hand-offs, but what is
  * left is mostly thread wake-ups that batching at this level does not remove.

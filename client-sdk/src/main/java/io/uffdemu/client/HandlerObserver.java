@@ -5,9 +5,9 @@ import java.time.Duration;
 /**
  * Hooks of a {@link HandlerLoop} for metrics. All methods must be cheap and non-blocking: {@link #queueDepth} is
  * also called from the gRPC transport's thread (the Handle stream's messages are taken there), under the loop's
- * lock, and so is {@link #faultDone} for the faults of a {@link BatchFaultHandler}'s message batch whose results
- * arrived clean (they are finished where the results are received), so a slow observer delays every call on that
- * channel.
+ * lock, so a slow observer delays every call on that channel. {@link #faultDone} may run there too (not under
+ * the lock): a {@link BatchFaultHandler}'s message batch whose results all arrived clean is finished on the
+ * thread that received the last of them.
  * {@link HandlerMetrics} implements it with Micrometer.
  *
  * <pre>{@code

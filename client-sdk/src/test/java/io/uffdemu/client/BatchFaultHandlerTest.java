@@ -199,7 +199,7 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
     }
     BatchFaultHandler h = ctx -> ctx.copy(page(index(ctx.pageAddress()) + 1));
     try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(1)
-        .withFaultDeadline(Duration.ofMillis(300), FallbackPolicy.ZERO_FILL))) {
+        .withFaultDeadline(Duration.ofSeconds(1), FallbackPolicy.ZERO_FILL))) {
       assertThat(process.read(base, 1).data()).containsExactly(1);
       waitUntil(() -> loop.stats().fallbacks() == 1);
       assertThat(loop.stats().resolved()).isZero();
@@ -207,6 +207,48 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
       assertThat(fakeUffd.log).contains("WITHHELD", "UFFDIO_ZEROPAGE 0x" + Long.toHexString(base));
       assertThat(process.read(base + PAGE, 1).data()).containsExactly(2);
       waitUntil(() -> loop.stats().resolved() == 1);
+    }
+  }
+
+  /**
+   * The worker that served a batch does not wait for its results. With one worker, batch A's result is withheld
+   * (its deadline 5 s); a REMOVE arrives with fault B behind it, so B takes the per-fault path once onEvent (slow
+   * here, 0.5 s) has returned. The one worker serves B at once: B is resolved while A is still unfinished (no
+   * fallback yet). Had the worker waited for A's result, B would have been served only after A's deadline and
+   * fallback.
+   */
+  @Test
+  void theWorkerDoesNotWaitForABatchsResults() throws Exception {
+    synchronized (fakeUffd) {
+      fakeUffd.withheldAnswers = 1;
+    }
+    BatchFaultHandler h = new BatchFaultHandler() {
+      @Override
+      public void onFault(FaultContext ctx) {
+        ctx.copy(page(index(ctx.pageAddress()) + 1));
+      }
+
+      @Override
+      public void onEvent(UffdMessage event) {
+        try {
+          Thread.sleep(500);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(1)
+        .withFaultDeadline(Duration.ofSeconds(5), FallbackPolicy.ZERO_FILL))) {
+      assertThat(process.read(base, 1).data()).containsExactly(1); // A: applied, its answer withheld
+      synchronized (fakeUffd) {
+        fakeUffd.enqueueRemove(base + 8 * PAGE, base + 9 * PAGE);
+      }
+      assertThat(process.read(base + PAGE, 1).data()).containsExactly(2); // B
+      assertThat(loop.stats().fallbacks()).as("A not finished yet").isZero();
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(loop.stats().resolved()).as("only B resolved").isEqualTo(1);
+      waitUntil(() -> loop.stats().fallbacks() == 1); // A, at its deadline (its ZEROPAGE meets EEXIST)
+      assertThat(loop.stats().eexist()).isEqualTo(1);
     }
   }
 
@@ -245,6 +287,39 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
       assertThat(loop.stats().eexist()).isEqualTo(1);
       assertThat(failures).hasValue(0);
       waitUntil(() -> fakeUffd.log.contains("WAKE 0x" + Long.toHexString(base)));
+    }
+  }
+
+  /**
+   * A batch with an errno result is finished on a thread of its own; when the thread factory gives none (after
+   * the loop's own threads), a worker finishes it: the EEXIST is absorbed and woken as usual.
+   */
+  @Test
+  void aBatchWithNoThreadToFinishItIsFinishedByAWorker() throws Exception {
+    synchronized (fakeUffd) {
+      fakeUffd.pages.put(base, page(9)); // populated, yet a fault message arrives (a lost race)
+      fakeUffd.enqueueFault(base, false);
+    }
+    int workers = 2;
+    AtomicInteger given = new AtomicInteger();
+    AtomicInteger refused = new AtomicInteger();
+    java.util.concurrent.ThreadFactory virtual = Thread.ofVirtual().factory();
+    java.util.concurrent.ThreadFactory scarce = r -> {
+      if (given.incrementAndGet() > workers + 1) { // the workers and the event thread only
+        refused.incrementAndGet();
+        return null;
+      }
+      return virtual.newThread(r);
+    };
+    BatchFaultHandler h = ctx -> ctx.copy(page(index(ctx.pageAddress()) + 1));
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(workers)
+        .withThreadFactory(scarce))) {
+      waitUntil(() -> loop.stats().resolved() == 1);
+      assertThat(loop.stats().eexist()).isEqualTo(1);
+      assertThat(loop.stats().failed()).isZero();
+      assertThat(refused.get()).as("the slow batch found no thread of its own").isPositive();
+      waitUntil(() -> fakeUffd.log.contains("WAKE 0x" + Long.toHexString(base)));
+      assertThat(process.read(base + PAGE, 1).data()).containsExactly(2); // and the loop still serves
     }
   }
 

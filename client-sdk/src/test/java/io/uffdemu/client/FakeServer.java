@@ -190,7 +190,10 @@ final class FakeServer implements AutoCloseable {
     long armedRemoveStart = -1;
     long armedRemoveEnd;
     boolean removeUnsent;
-    /** The next this many resolutions on the stream are applied and never answered (a server that stalls). */
+    /**
+     * The next this many answers on the stream are never sent (a server that stalls): a single resolution's result,
+     * or a whole batch's results; the resolutions are applied.
+     */
     int withheldAnswers;
 
     FakeUffd(int pid, int fd) {

@@ -14,8 +14,9 @@ import java.util.Objects;
 /**
  * Resolves one fault over the loop's stream; EEXIST counts as resolved (and wakes the page). In batch mode (a
  * {@link io.uffdemu.client.BatchFaultHandler} served a message batch at a time) the helpers queue their
- * resolutions; the loop sends them ({@link #sendQueued}) with the rest of the batch and then applies the results
- * ({@link #finishQueued}).
+ * resolutions; the loop sends them ({@link #sendQueued}) with the rest of the batch, and once their results are in
+ * either counts the fault resolved (every result clean: {@link #resultsClean}) or applies them as the helpers would
+ * have ({@link #finishQueued}).
  */
 final class FaultContextImpl implements FaultContext {
   private final HandlerLoopImpl loop;

@@ -49,7 +49,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * EAGAIN-deferred faults after each event (or after {@code eagainRetryDelay}). For a {@link BatchFaultHandler}
  * with resolutions on the stream, the faults of one stream message that can be served at once form a group
  * ({@link #readyGroups}): one worker runs onFault for each of them itself and sends their resolutions together
- * ({@link #serveGroup}); a group's faults hold their pages in {@link #activePages} like any fault being served.
+ * ({@link #serveGroup}), and the group's results finish it where they arrive ({@link GroupRun}: the worker does not
+ * wait for them); a group's faults hold their pages in {@link #activePages} like any fault being served, until it
+ * is finished.
  *
  * <p>Flow control (gRPC manual inbound flow control): {@code credits} messages are requested from the
  * server at any time, so that {@code queued + credits == queueCapacity}: a message taken by a worker frees
@@ -143,6 +145,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   private int credits;
   private int busy; // faults being served + event being delivered
   private int groupsInFlight; // message batches taken by a worker and not yet finished (at most `workers`)
+  /** Groups to finish slowly for which no thread could be started ({@link #finishElsewhere}). Guarded by lock. */
+  private final ArrayDeque<GroupRun> slowGroups = new ArrayDeque<>();
   private long eventsDelivered; // non-pagefault events whose onEvent has returned
   private boolean closing;
   private boolean terminated;
@@ -302,13 +306,13 @@ final class HandlerLoopImpl implements HandlerLoop {
       if (offered != null) {
         offered.retire(HandlerLoopImpl.this::retired); // the loop terminated meanwhile
       }
+      request(grant); // before the results: finishing a batch below must not hold back the server's next message
       if (answers != null) {
         // outside the lock: completing a result can finish a message batch's faults here ({@link #groupDone})
         for (Answer a : answers) {
           a.f().complete(a.res());
         }
       }
-      request(grant);
     }
 
     /**
@@ -724,6 +728,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       queued = 0;
       wakeLocked();
     }
+    abandonSlowGroups();
     UffdemuException cause = error != null ? error
         : new UffdemuException("handle stream completed by the server", "OK", null);
     pending.forEach(f -> f.completeExceptionally(cause));
@@ -1051,6 +1056,18 @@ final class HandlerLoopImpl implements HandlerLoop {
       List<Task> work; // one fault, or a BatchFaultHandler's group
       boolean group;
       int grant;
+      GroupRun slow;
+      synchronized (lock) {
+        // closing: what is queued here still holds busy, which close() waits for (nothing is queued once it began)
+        if (terminated || (closing && slowGroups.isEmpty())) {
+          return;
+        }
+        slow = slowGroups.poll();
+      }
+      if (slow != null) {
+        finishSlow(slow); // a group no thread could be started for (its busy and place in flight are its own)
+        continue;
+      }
       synchronized (lock) {
         if (closing || terminated) {
           return;
@@ -1353,30 +1370,82 @@ final class HandlerLoopImpl implements HandlerLoop {
    * thread, as the transport's, could deliver).
    */
   private void groupDone(GroupRun run, boolean expired) {
-    if (!expired) {
-      DeadlineWatch.shared().unwatch(run.results);
+    // a throwable must not end here: this runs as a future's action, which would swallow it with the group unfinished
+    try {
+      if (!expired) {
+        DeadlineWatch.shared().unwatch(run.results);
+      }
+      boolean clean = !expired;
+      for (int i = 0; clean && i < run.ctxs.length; i++) {
+        clean = run.failures[i] == null && run.ctxs[i].resultsClean();
+      }
+      if (clean) {
+        finishClean(run); // finishes the group whatever it meets
+        return;
+      }
+    } catch (Throwable e) {
+      LOG.log(Level.WARNING, "finishing a message batch failed", e);
     }
-    boolean clean = !expired;
-    for (int i = 0; clean && i < run.ctxs.length; i++) {
-      clean = run.failures[i] == null && run.ctxs[i].resultsClean();
+    if (!run.finished.get()) {
+      finishElsewhere(run);
     }
-    if (clean) {
-      finishClean(run);
-      return;
-    }
-    finishElsewhere(run);
   }
 
-  /** {@link #finishSlow} on a thread of its own. */
+  /**
+   * {@link #finishSlow} on a thread of its own; without one, on a worker ({@link #slowGroups}). Never on the
+   * calling thread: the deadline watch's ticker or the transport's, which the slow path may wait for.
+   */
   private void finishElsewhere(GroupRun run) {
     try {
       Thread t = opts.threadFactory().newThread(() -> finishSlow(run));
-      if (t == null) {
-        throw new IllegalStateException("the handler's thread factory gave no thread");
+      if (t != null) {
+        t.start();
+        return;
       }
-      t.start();
     } catch (RuntimeException | OutOfMemoryError e) {
-      finishSlow(run); // no thread to be had: late is better than never (a wait here ends at the fault deadline)
+      LOG.log(Level.DEBUG, "no thread to finish a message batch on, a worker takes it: {0}", e.toString());
+    }
+    synchronized (lock) {
+      if (!closing && !terminated) {
+        slowGroups.add(run);
+        signalWorkerLocked();
+        return;
+      }
+    }
+    abandon(run); // no worker takes work any more
+  }
+
+  /** Slow groups ({@link #finishElsewhere}) no worker will take: closing or terminated. */
+  private void abandonSlowGroups() {
+    List<GroupRun> left;
+    synchronized (lock) {
+      left = new ArrayList<>(slowGroups);
+      slowGroups.clear();
+    }
+    left.forEach(this::abandon);
+  }
+
+  /** Finishes a group without applying its results (the loop is closing or terminated). */
+  private void abandon(GroupRun run) {
+    if (!run.finished.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      releaseStaged(run);
+    } finally {
+      groupReleased(run);
+    }
+  }
+
+  private static void releaseStaged(GroupRun run) {
+    for (FaultContextImpl ctx : run.ctxs) {
+      if (ctx != null) {
+        try {
+          ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in (or failed)
+        } catch (RuntimeException e) {
+          LOG.log(Level.WARNING, "releasing a COPY's staged bytes failed", e);
+        }
+      }
     }
   }
 
@@ -1385,13 +1454,23 @@ final class HandlerLoopImpl implements HandlerLoop {
     if (!run.finished.compareAndSet(false, true)) {
       return;
     }
-    for (FaultContextImpl ctx : run.ctxs) {
-      ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in
+    try {
+      releaseStaged(run);
+      for (int i = 0; i < run.ctxs.length; i++) {
+        afterServeLogged(run.tasks.get(i), run.ctxs[i], null, run.start);
+      }
+    } finally {
+      groupReleased(run);
     }
-    for (int i = 0; i < run.ctxs.length; i++) {
-      afterServe(run.tasks.get(i), run.ctxs[i], null, run.start);
+  }
+
+  /** {@link #afterServe}, a throwable (from an observer, say) logged: the group's other faults still get theirs. */
+  private void afterServeLogged(Task t, FaultContextImpl ctx, Throwable failure, long start) {
+    try {
+      afterServe(t, ctx, failure, start);
+    } catch (RuntimeException e) {
+      LOG.log(Level.WARNING, "finishing " + t.fault + " failed", e);
     }
-    groupReleased(run);
   }
 
   /**
@@ -1415,11 +1494,7 @@ final class HandlerLoopImpl implements HandlerLoop {
           }
         }
       } finally {
-        for (FaultContextImpl ctx : run.ctxs) {
-          if (ctx != null) {
-            ctx.releaseStaged(); // the batch's COPY bytes in the copy region: results are in (or failed)
-          }
-        }
+        releaseStaged(run);
       }
       for (int i = 0; i < n; i++) {
         synchronized (lock) {
@@ -1431,7 +1506,7 @@ final class HandlerLoopImpl implements HandlerLoop {
         if (failure == null && run.ctxs[i] == null) {
           failure = new UffdemuException("fault not served: " + run.tasks.get(i).fault, "INTERNAL", null);
         }
-        afterServe(run.tasks.get(i), run.ctxs[i] != null ? run.ctxs[i] : new FaultContextImpl(this,
+        afterServeLogged(run.tasks.get(i), run.ctxs[i] != null ? run.ctxs[i] : new FaultContextImpl(this,
             run.tasks.get(i).fault, run.tasks.get(i).page, true), failure, run.start);
       }
     } finally {
@@ -1789,6 +1864,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
     }
     obs.queueDepth(0);
+    abandonSlowGroups(); // left after close's timeout
     interruptReconnector();
     ClientCallStreamObserver<HandleRequest> rs = null;
     if (!wasTerminated) {
