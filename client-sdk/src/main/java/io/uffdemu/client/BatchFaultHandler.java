@@ -22,7 +22,8 @@ package io.uffdemu.client;
  *       within {@code onFault} (afterwards they throw {@link IllegalStateException}). The worker then goes back
  *       for work: it does not wait for the results.</li>
  *   <li>The batch is finished when its last result arrives. When every result is clean, that happens on the
- *       thread that received it (the gRPC transport's: {@link HandlerObserver#faultDone} is called there).
+ *       thread that received it (the gRPC transport's: {@link HandlerObserver#faultDone} is called there), or on
+ *       the worker when every result was in before it had finished sending.
  *       Otherwise the batch goes to a thread of the thread factory, which applies the results to each fault as on
  *       the per-fault path: EEXIST is absorbed (counted, the page woken), EAGAIN defers the fault until the next
  *       event, any other errno applies the {@link FallbackPolicy} to that fault (and {@link #onFailure} with
@@ -38,9 +39,10 @@ package io.uffdemu.client;
  * most {@code workers} batches are in flight (taken and not finished), and a worker whose batch is in flight may
  * take a single fault, so at most {@code queueCapacity + workers * (batch + 1)} messages are outstanding, plus the
  * credit kept open for awaited results; a batch is {@code min(maxBatch, queueCapacity / 4)}.
- * Measured on a shared 2-core machine (docs/benchmarks.md item 11) this path costs about the same client CPU per
- * fault as the per-fault path (31-35 against 32-40 us with 64 faulting threads): fewer hand-offs, but what is
- * left is mostly thread wake-ups that batching at this level does not remove.
+ * Measured on a shared 2-core machine: when a worker still waited for its batch's results this path cost about
+ * the same client CPU per fault as the per-fault path (docs/benchmarks.md item 11: 31-35 against 32-40 us with 64
+ * faulting threads); finished by its results instead, a batch costs one hand-off less, and the remote round trip
+ * with 64 faulting threads went from 83-95 k to 116-151 k faults/s (item 22: anon MISSING, interleaved pairs).
  *
  * <pre>{@code
  * BatchFaultHandler h = ctx -> ctx.copy(snapshot.page(ctx.pageAddress()));

@@ -26,8 +26,10 @@ import java.util.concurrent.ThreadFactory;
  * @param fallback what happens when it overruns or throws
  * @param eagainRetryDelay backstop: an EAGAIN-deferred fault is retried after this even without an event
  * @param closeTimeout how long close() waits for in-flight resolutions
- * @param threadFactory factory of worker and handler threads (virtual by default), and of the threads that
- *     handle the end of a Handle stream (where {@code FaultHandler.onError} runs) and reconnect it
+ * @param threadFactory factory of worker and handler threads (virtual by default), of the threads that
+ *     handle the end of a Handle stream (where {@code FaultHandler.onError} runs) and reconnect it, and of those
+ *     that finish a {@link BatchFaultHandler}'s message batch whose results were not all clean. It is called on
+ *     the gRPC transport's thread and on the SDK's deadline thread too, so it must be quick and must not block
  * @param observer metrics hooks
  * @param resolveOnStream send resolutions on the Handle stream (request_id / IoctlResult) instead of unary
  *     UserfaultfdService calls. Results then share the ordered stream with messages, so a credit kept open

@@ -199,7 +199,7 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
     }
     BatchFaultHandler h = ctx -> ctx.copy(page(index(ctx.pageAddress()) + 1));
     try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(1)
-        .withFaultDeadline(Duration.ofSeconds(1), FallbackPolicy.ZERO_FILL))) {
+        .withFaultDeadline(Duration.ofSeconds(2), FallbackPolicy.ZERO_FILL))) {
       assertThat(process.read(base, 1).data()).containsExactly(1);
       waitUntil(() -> loop.stats().fallbacks() == 1);
       assertThat(loop.stats().resolved()).isZero();
@@ -212,8 +212,8 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
 
   /**
    * The worker that served a batch does not wait for its results. With one worker, batch A's result is withheld
-   * (its deadline 5 s); a REMOVE arrives with fault B behind it, so B takes the per-fault path once onEvent (slow
-   * here, 0.5 s) has returned. The one worker serves B at once: B is resolved while A is still unfinished (no
+   * (its deadline 8 s); a REMOVE arrives with fault B behind it, so B takes the per-fault path once onEvent (slow
+   * here, 1.5 s) has returned. The one worker serves B at once: B is resolved while A is still unfinished (no
    * fallback yet). Had the worker waited for A's result, B would have been served only after A's deadline and
    * fallback.
    */
@@ -231,14 +231,14 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
       @Override
       public void onEvent(UffdMessage event) {
         try {
-          Thread.sleep(500);
+          Thread.sleep(1500);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
         }
       }
     };
     try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(1)
-        .withFaultDeadline(Duration.ofSeconds(5), FallbackPolicy.ZERO_FILL))) {
+        .withFaultDeadline(Duration.ofSeconds(8), FallbackPolicy.ZERO_FILL))) {
       assertThat(process.read(base, 1).data()).containsExactly(1); // A: applied, its answer withheld
       synchronized (fakeUffd) {
         fakeUffd.enqueueRemove(base + 8 * PAGE, base + 9 * PAGE);
@@ -294,13 +294,13 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
    * A batch with an errno result is finished on a thread of its own; when the thread factory gives none (after
    * the loop's own threads), a worker finishes it: the EEXIST is absorbed and woken as usual.
    */
-  @Test
-  void aBatchWithNoThreadToFinishItIsFinishedByAWorker() throws Exception {
+  @ParameterizedTest(name = "workers={0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 2})
+  void aBatchWithNoThreadToFinishItIsFinishedByAWorker(int workers) throws Exception {
     synchronized (fakeUffd) {
       fakeUffd.pages.put(base, page(9)); // populated, yet a fault message arrives (a lost race)
       fakeUffd.enqueueFault(base, false);
     }
-    int workers = 2;
     AtomicInteger given = new AtomicInteger();
     AtomicInteger refused = new AtomicInteger();
     java.util.concurrent.ThreadFactory virtual = Thread.ofVirtual().factory();

@@ -16,7 +16,7 @@ import java.util.concurrent.locks.LockSupport;
  * Here one ticker thread expires every wait that is past its deadline, and a waiter parks untimed on its future.
  *
  * <p>A wait expires within {@link #TICK_NANOS} after its deadline. The ticker parks untimed while nothing is
- * watched. The future waited for is never completed by the watch: a wait gets its own copy ({@link
+ * watched. The future an {@link #await} waits for is never completed by the watch: a wait gets its own copy ({@link
  * CompletableFuture#copy()}), which expires, so that whoever else observes the future (a staged COPY's slot is
  * freed by the server's answer, not by the handler's deadline) still sees only the real outcome.
  */

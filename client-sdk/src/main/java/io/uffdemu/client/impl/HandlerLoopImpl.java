@@ -215,8 +215,10 @@ final class HandlerLoopImpl implements HandlerLoop {
   private void openStream() {
     // The stream's callbacks run on the transport's thread, not on the channel's executor: a hop to an executor
     // thread per stream message cost each side 2-5 us of CPU per fault in `bench transport` (issue 9). onNext only
-    // takes the loop's lock, completes result futures (nothing is chained on them) and hands work to the workers;
-    // the terminal callbacks, which can run user code and start reconnects, go to a thread of their own.
+    // takes the loop's lock, hands work to the workers and completes result futures, which may finish a message
+    // batch whose results are all clean (counting, observer calls, releasing its pages: nothing that waits; any other
+    // batch goes to a thread of its own, GroupRun); the terminal callbacks, which can run user code and start
+    // reconnects, go to a thread of their own.
     var stub = UserfaultfdServiceGrpc.newStub(uffd.processImpl().client().rpc().channel())
         .withExecutor(directExecutor());
     synchronized (sendLock) {
@@ -1058,37 +1060,41 @@ final class HandlerLoopImpl implements HandlerLoop {
       int grant;
       GroupRun slow;
       synchronized (lock) {
-        // closing: what is queued here still holds busy, which close() waits for (nothing is queued once it began)
-        if (terminated || (closing && slowGroups.isEmpty())) {
+        if (terminated) {
           return;
         }
+        // a group no thread could be started for: first, also while closing (it holds busy, which close() waits for;
+        // nothing is queued there once closing began)
         slow = slowGroups.poll();
+        if (slow != null) {
+          work = null;
+          group = false;
+          grant = 0;
+        } else if (closing) {
+          return;
+        } else {
+          // a group whose resolutions are on the wire holds no worker, but counts as one: at most `workers` of them
+          work = groupsInFlight < opts.workers() ? readyGroups.poll() : null;
+          group = work != null;
+          if (group) {
+            groupsInFlight++;
+          }
+          if (!group) {
+            Task t = takeReadyLocked();
+            work = t == null ? null : List.of(t);
+          }
+          if (work == null) {
+            idleWorkers++;
+            grant = 0;
+          } else {
+            takeLocked(work);
+            grant = grantLocked();
+          }
+        }
       }
       if (slow != null) {
-        finishSlow(slow); // a group no thread could be started for (its busy and place in flight are its own)
+        finishSlow(slow); // its busy and place in flight are its own
         continue;
-      }
-      synchronized (lock) {
-        if (closing || terminated) {
-          return;
-        }
-        // a group whose resolutions are on the wire holds no worker, but counts as one: at most `workers` of them
-        work = groupsInFlight < opts.workers() ? readyGroups.poll() : null;
-        group = work != null;
-        if (group) {
-          groupsInFlight++;
-        }
-        if (!group) {
-          Task t = takeReadyLocked();
-          work = t == null ? null : List.of(t);
-        }
-        if (work == null) {
-          idleWorkers++;
-          grant = 0;
-        } else {
-          takeLocked(work);
-          grant = grantLocked();
-        }
       }
       if (work == null) {
         if (!awaitWork()) {
@@ -1136,7 +1142,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   private int idleWorkers;
   private int signalsInFlight;
 
-  /** Waits for a signal; false when the loop is closing or terminated. */
+  /** Waits for a signal; false when the loop is terminated (closing: the loop's top decides, slow groups first). */
   private boolean awaitWork() {
     boolean got = false;
     try {
@@ -1150,7 +1156,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       if (got) {
         signalsInFlight--;
       }
-      return !closing && !terminated;
+      return !terminated;
     }
   }
 
@@ -1243,8 +1249,8 @@ final class HandlerLoopImpl implements HandlerLoop {
   /**
    * A {@link BatchFaultHandler}'s group being served. Its worker runs onFault for each fault and sends the
    * resolutions; it does not wait for their results: the last result to arrive finishes the group on the thread
-   * that received it (the transport's, {@link #groupDone}), so a batch costs one hand-off to a worker instead of
-   * two (the results' wake-up of a waiting worker was one of the round trip's hops, docs/benchmarks.md item 22).
+   * that received it (the transport's, {@link #groupDone}; the worker's own when every result was in before it had
+   * set up the count), so a batch costs one hand-off to a worker instead of two (the results' wake-up of a waiting worker was one of the round trip's hops, docs/benchmarks.md item 22).
    * A group with anything but clean results (an errno, a lost stream, the deadline) is finished on a thread of its
    * own ({@link #finishSlow}), which may send more resolutions and wait for them.
    */
@@ -1387,7 +1393,12 @@ final class HandlerLoopImpl implements HandlerLoop {
       LOG.log(Level.WARNING, "finishing a message batch failed", e);
     }
     if (!run.finished.get()) {
-      finishElsewhere(run);
+      try {
+        finishElsewhere(run);
+      } catch (Throwable e) {
+        LOG.log(Level.WARNING, "finishing a message batch failed", e);
+        abandon(run);
+      }
     }
   }
 
@@ -1468,7 +1479,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   private void afterServeLogged(Task t, FaultContextImpl ctx, Throwable failure, long start) {
     try {
       afterServe(t, ctx, failure, start);
-    } catch (RuntimeException e) {
+    } catch (Throwable e) {
       LOG.log(Level.WARNING, "finishing " + t.fault + " failed", e);
     }
   }
