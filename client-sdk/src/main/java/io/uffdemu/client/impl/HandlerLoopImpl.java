@@ -1438,11 +1438,19 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Finishes a group without applying its results (the loop is closing or terminated). */
   private void abandon(GroupRun run) {
+    finish(run, () -> releaseStaged(run));
+  }
+
+  /**
+   * Runs {@code body} as the group's one finish (nothing when it was finished already: the results and the deadline
+   * may both try), and releases the group after it whatever it meets.
+   */
+  private void finish(GroupRun run, Runnable body) {
     if (!run.finished.compareAndSet(false, true)) {
       return;
     }
     try {
-      releaseStaged(run);
+      body.run();
     } finally {
       groupReleased(run);
     }
@@ -1462,17 +1470,12 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Every resolution of the group was applied: its faults are resolved. */
   private void finishClean(GroupRun run) {
-    if (!run.finished.compareAndSet(false, true)) {
-      return;
-    }
-    try {
+    finish(run, () -> {
       releaseStaged(run);
       for (int i = 0; i < run.ctxs.length; i++) {
         afterServeLogged(run.tasks.get(i), run.ctxs[i], null, run.start);
       }
-    } finally {
-      groupReleased(run);
-    }
+    });
   }
 
   /** {@link #afterServe}, a throwable (from an observer, say) logged: the group's other faults still get theirs. */
@@ -1489,10 +1492,7 @@ final class HandlerLoopImpl implements HandlerLoop {
    * abandoned, the fallback for the rest), in order; waits for results still missing until the fault deadline.
    */
   private void finishSlow(GroupRun run) {
-    if (!run.finished.compareAndSet(false, true)) {
-      return;
-    }
-    try {
+    finish(run, () -> {
       int n = run.tasks.size();
       try {
         for (int i = 0; i < n; i++) {
@@ -1517,12 +1517,9 @@ final class HandlerLoopImpl implements HandlerLoop {
         if (failure == null && run.ctxs[i] == null) {
           failure = new UffdemuException("fault not served: " + run.tasks.get(i).fault, "INTERNAL", null);
         }
-        afterServeLogged(run.tasks.get(i), run.ctxs[i] != null ? run.ctxs[i] : new FaultContextImpl(this,
-            run.tasks.get(i).fault, run.tasks.get(i).page, true), failure, run.start);
+        afterServeLogged(run.tasks.get(i), run.ctxs[i], failure, run.start);
       }
-    } finally {
-      groupReleased(run);
-    }
+    });
   }
 
   /** The group is done: its pages (a parked fault behind one becomes ready), its busy and its place in flight. */
@@ -1557,7 +1554,10 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
   }
 
-  /** Counts a served fault, or defers it (EAGAIN), drops it (stream lost) or applies the fallback. */
+  /**
+   * Counts a served fault, or defers it (EAGAIN), drops it (stream lost) or applies the fallback. {@code ctx} is
+   * only read for a fault served without failure (null for one whose onFault never ran, which has one).
+   */
   private void afterServe(Task t, FaultContextImpl ctx, Throwable failure, long start) {
     if (failure == null) {
       resolved.incrementAndGet();
