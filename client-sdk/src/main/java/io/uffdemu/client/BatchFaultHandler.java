@@ -11,7 +11,10 @@ package io.uffdemu.client;
  *   <li>The faults of one stream message (a batch) that can be served at once (no earlier fault of the same page
  *       being served or queued, no earlier event still to be delivered to {@link #onEvent}) go to one worker,
  *       which calls {@link #onFault} for each of them in message order, on the worker itself (no handler thread
- *       per fault). The others take the per-fault path, as with a plain handler.</li>
+ *       per fault). The others take the per-fault path, as with a plain handler. Batches that wait for a place in
+ *       flight (see below) are joined when a worker takes them, in order, up to that worker's share of the waiting
+ *       faults (spread over the places left, so no worker that could take some is left without) and at most
+ *       {@code maxBatch}: the server sends the faults a read(2) returned, and those come a few at a time.</li>
  *   <li>The context's helpers ({@link FaultContext#copy}, {@link FaultContext#zeropage},
  *       {@link FaultContext#continue_}, {@link FaultContext#writeUnprotect}, {@link FaultContext#wake}) queue
  *       the resolution instead of waiting for it, and return the length they asked for ({@code data.length} for
@@ -37,12 +40,14 @@ package io.uffdemu.client;
  * </ul>
  * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots; at
  * most {@code workers} batches are in flight (taken and not finished), and a worker whose batch is in flight may
- * take a single fault, so at most {@code queueCapacity + workers * (batch + 1)} messages are outstanding, plus the
- * credit kept open for awaited results; a batch is {@code min(maxBatch, queueCapacity / 4)}.
+ * take a single fault, so at most {@code queueCapacity + workers * (maxBatch + 1)} faults are outstanding, plus the
+ * credit kept open for awaited results; the server's batch is {@code min(maxBatch, queueCapacity / 4)}.
  * Measured on a shared 2-core machine: when a worker still waited for its batch's results this path cost about
  * the same client CPU per fault as the per-fault path (docs/benchmarks.md item 11: 31-35 against 32-40 us with 64
  * faulting threads); finished by its results instead, a batch costs one hand-off less, and the remote round trip
  * with 64 faulting threads went from 83-95 k to 116-151 k faults/s (item 22: anon MISSING, interleaved pairs).
+ * Joining waiting batches took 1 worker from 5 k to 93-107 k faults/s there, and 2 or 4 workers to about the
+ * same figures as 64 with less CPU per fault (item 23).
  *
  * <pre>{@code
  * BatchFaultHandler h = ctx -> ctx.copy(snapshot.page(ctx.pageAddress()));

@@ -345,6 +345,8 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
    * Flow control still bounds what the server sends: with the handler held (no resolution sent, so no credit is
    * kept open for results) the queue fills to its capacity and each worker holds one message batch, and nothing
    * more is sent: capacity + workers * batch of the 48 queued faults. Released, every fault is served once.
+   * (maxBatch is the server's batch here, so no worker joins two batches: the bound is capacity + workers *
+   * maxBatch, see {@link #smallBatchesWaitingForAPlaceInFlightAreJoined}.)
    */
   @Test
   void flowControlStillBoundsTheQueue() throws Exception {
@@ -358,7 +360,7 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
       ctx.copy(page(index(ctx.pageAddress())));
     };
     try (HandlerLoop loop = uffd.handle(held, HandlerOptions.DEFAULT.withResolveOnStream(true)
-        .withQueueCapacity(capacity).withWorkers(workers))) {
+        .withQueueCapacity(capacity).withWorkers(workers).withMaxBatch(batch))) {
       int bound = capacity + workers * batch;
       waitUntil(() -> fakeUffd.outstanding() == bound);
       Thread.sleep(300); // nothing more may come
@@ -373,5 +375,49 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
     }
     assertThat(fakeUffd.largestBatch).isEqualTo(batch);
     assertThat(fakeUffd.sentFaults).as("each fault sent once").isEqualTo(48);
+  }
+
+  /**
+   * Message batches that wait for a place in flight are joined when a worker takes them: with one worker and
+   * batches of one fault (queue 4 / 4), the worker holds the first batch while the next four queue up behind it as
+   * four batches; released, it takes them as one and resolves them with one request batch. (Without joining,
+   * each one-fault batch cost a round trip of its own: 5 k faults/s with 64 faulting threads, docs/benchmarks.md
+   * item 23.) Each fault is served once, in order, with its own data.
+   */
+  @Test
+  void smallBatchesWaitingForAPlaceInFlightAreJoined() throws Exception {
+    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    List<Long> order = new CopyOnWriteArrayList<>();
+    BatchFaultHandler h = ctx -> {
+      if (order.isEmpty()) {
+        entered.countDown();
+        release.await(20, TimeUnit.SECONDS);
+      }
+      order.add(ctx.pageAddress());
+      ctx.copy(page(index(ctx.pageAddress())));
+    };
+    try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true)
+        .withQueueCapacity(4).withWorkers(1))) {
+      List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
+      rs.add(process.async().read(base, 1));
+      assertThat(entered.await(10, TimeUnit.SECONDS)).as("the first fault is being served").isTrue();
+      for (int i = 1; i < 5; i++) {
+        rs.add(process.async().read(base + (long) i * PAGE, 1));
+        int sent = i + 1;
+        waitUntil(() -> fakeUffd.sentFaults == sent); // one at a time: the server's order is the pages' order
+      }
+      waitUntil(() -> loop.stats().queueDepth() == 4); // the four later faults wait, each its own batch
+      assertThat(fakeUffd.largestBatch).as("the server sent one fault per message").isEqualTo(1);
+      release.countDown();
+      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+      for (int i = 0; i < 5; i++) {
+        assertThat(rs.get(i).get().data()).containsExactly(i);
+      }
+      waitUntil(() -> loop.stats().resolved() == 5);
+      assertThat(order).containsExactly(base, base + PAGE, base + 2 * PAGE, base + 3 * PAGE, base + 4 * PAGE);
+    }
+    assertThat(fakeUffd.largestRequestBatch).as("the four waiting batches resolved as one").isEqualTo(4);
+    assertThat(fakeUffd.sentFaults).as("each fault sent once").isEqualTo(5);
   }
 }

@@ -178,6 +178,8 @@ final class FakeServer implements AutoCloseable {
     /** Largest batch sent so far (messages in one HandleResponse) and resolution batches received. */
     int largestBatch;
     int requestBatches;
+    /** Most resolutions received in one HandleRequest.batch. */
+    int largestRequestBatch;
     /** Resolutions received on the stream outside a batch. */
     int singleRequests;
     /** Largest HandleRequest received on the stream, serialized bytes. */
@@ -657,6 +659,7 @@ final class FakeServer implements AutoCloseable {
               }
               synchronized (u) {
                 u.requestBatches++;
+                u.largestRequestBatch = Math.max(u.largestRequestBatch, r.getBatch().getRequestsCount());
                 u.largestRequestBytes = Math.max(u.largestRequestBytes, r.getSerializedSize());
                 if (u.cut.contains(so)) {
                   return;

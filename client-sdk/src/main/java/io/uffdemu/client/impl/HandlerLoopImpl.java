@@ -48,7 +48,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * fault deadline can abandon it; one event thread delivers non-pagefault events in order and re-queues
  * EAGAIN-deferred faults after each event (or after {@code eagainRetryDelay}). For a {@link BatchFaultHandler}
  * with resolutions on the stream, the faults of one stream message that can be served at once form a group
- * ({@link #readyGroups}): one worker runs onFault for each of them itself and sends their resolutions together
+ * ({@link #readyGroups}; groups waiting for a place in flight are joined when taken, {@link #takeGroupLocked}):
+ * one worker runs onFault for each of them itself and sends their resolutions together
  * ({@link #serveGroup}), and the group's results finish it where they arrive ({@link GroupRun}: the worker does not
  * wait for them); a group's faults hold their pages in {@link #activePages} like any fault being served, until it
  * is finished.
@@ -127,6 +128,7 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final ArrayDeque<Task> ready = new ArrayDeque<>();
   /** Faults of one stream message for a {@link BatchFaultHandler}, each served in order by one worker. */
   private final ArrayDeque<List<Task>> readyGroups = new ArrayDeque<>();
+  private int readyGroupFaults; // faults in readyGroups
   private final Map<Long, ArrayDeque<Task>> activePages = new HashMap<>();
   private final ArrayDeque<UffdMessage> events = new ArrayDeque<>();
   private final List<Task> deferred = new ArrayList<>();
@@ -610,6 +612,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
     if (group != null && !group.isEmpty()) {
       readyGroups.add(group);
+      readyGroupFaults += group.size();
       signalWorkerLocked();
     }
   }
@@ -724,6 +727,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       sentUnanswered.clear();
       ready.clear();
       readyGroups.clear();
+      readyGroupFaults = 0;
       activePages.clear();
       events.clear();
       deferred.clear();
@@ -1074,7 +1078,7 @@ final class HandlerLoopImpl implements HandlerLoop {
           return;
         } else {
           // a group whose resolutions are on the wire holds no worker, but counts as one: at most `workers` of them
-          work = groupsInFlight < opts.workers() ? readyGroups.poll() : null;
+          work = groupsInFlight < opts.workers() ? takeGroupLocked() : null;
           group = work != null;
           if (group) {
             groupsInFlight++;
@@ -1124,6 +1128,33 @@ final class HandlerLoopImpl implements HandlerLoop {
         }
       }
     }
+  }
+
+  /**
+   * The next group, joined by the groups behind it up to this worker's share of the ready faults: those spread
+   * over the places left in flight (this one included), never past maxBatch (a resolution batch's limit). The
+   * server packs the faults one read(2) returned, and they arrive a few at a time; with every place in flight but
+   * this one taken, each small group would otherwise cost a round trip of its own (with 1 worker and 64 faulting
+   * threads: 5 k faults/s, where joined groups reach item 23's figures). Joined groups keep their order, their
+   * pages are distinct (a fault whose page was active was queued, not grouped), and their events were delivered.
+   */
+  private List<Task> takeGroupLocked() {
+    List<Task> first = readyGroups.poll();
+    if (first == null) {
+      return null;
+    }
+    readyGroupFaults -= first.size();
+    if (readyGroups.isEmpty()) {
+      return first;
+    }
+    int places = opts.workers() - groupsInFlight;
+    int share = Math.min(opts.maxBatch(), (first.size() + readyGroupFaults + places - 1) / places);
+    for (List<Task> g; (g = readyGroups.peek()) != null && first.size() + g.size() <= share; ) {
+      readyGroups.poll();
+      readyGroupFaults -= g.size();
+      first.addAll(g);
+    }
+    return first;
   }
 
   /**
@@ -1852,6 +1883,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       ready.forEach(t -> dropped.add(t.page));
       readyGroups.forEach(g -> g.forEach(t -> dropped.add(t.page)));
       readyGroups.clear();
+      readyGroupFaults = 0;
       activePages.values().forEach(q -> q.forEach(t -> dropped.add(t.page)));
       deferred.forEach(t -> dropped.add(t.page));
       ready.clear();
