@@ -13,8 +13,9 @@ package io.uffdemu.client;
  *       which calls {@link #onFault} for each of them in message order, on the worker itself (no handler thread
  *       per fault). The others take the per-fault path, as with a plain handler. Batches that wait for a place in
  *       flight (see below) are joined when a worker takes them, in order, up to that worker's share of the waiting
- *       faults (spread over the places left, so no worker that could take some is left without) and at most
- *       {@code maxBatch}: the server sends the faults a read(2) returned, and those come a few at a time.</li>
+ *       faults (spread over the places in flight left) and at most {@code maxBatch} faults (for pages over 4 KiB:
+ *       no more than 16 MiB of pages, or the server's batch if that is more): the server sends the faults a
+ *       read(2) returned, and those come a few at a time. "The batch" below is what a worker took.</li>
  *   <li>The context's helpers ({@link FaultContext#copy}, {@link FaultContext#zeropage},
  *       {@link FaultContext#continue_}, {@link FaultContext#writeUnprotect}, {@link FaultContext#wake}) queue
  *       the resolution instead of waiting for it, and return the length they asked for ({@code data.length} for
@@ -34,14 +35,15 @@ package io.uffdemu.client;
  *   <li>An exception from {@code onFault} fails that fault only (its queued resolutions are dropped, the
  *       fallback policy applies; EAGAIN defers it); the batch's other faults are served.</li>
  *   <li>Deadline: a running {@code onFault} cannot be abandoned on this path. A fault whose {@code onFault}
- *       returns after {@link HandlerOptions#faultDeadline()} (counted from the start of its batch) is treated as
+ *       returns after {@link HandlerOptions#faultDeadline()} (counted from when the worker took its batch) is treated as
  *       having missed it: its resolutions are dropped and the fallback policy applies. So is a fault whose results
  *       have not all arrived by then (the resolution may have been applied: a fill's fallback then meets EEXIST).</li>
  * </ul>
  * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots; at
  * most {@code workers} batches are in flight (taken and not finished), and a worker whose batch is in flight may
  * take a single fault, so at most {@code queueCapacity + workers * (maxBatch + 1)} faults are outstanding, plus the
- * credit kept open for awaited results; the server's batch is {@code min(maxBatch, queueCapacity / 4)}.
+ * credit kept open for awaited results; the server's batch is {@code min(maxBatch, queueCapacity / 4)}, and a
+ * worker's joined batch at most {@code maxBatch} faults.
  * Measured on a shared 2-core machine: when a worker still waited for its batch's results this path cost about
  * the same client CPU per fault as the per-fault path (docs/benchmarks.md item 11: 31-35 against 32-40 us with 64
  * faulting threads); finished by its results instead, a batch costs one hand-off less, and the remote round trip

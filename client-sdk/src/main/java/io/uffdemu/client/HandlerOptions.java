@@ -40,7 +40,9 @@ import java.util.concurrent.ThreadFactory;
  * @param maxBatch batching on the Handle stream (default 64; 1 = none). The server packs up to
  *     {@code min(maxBatch, queueCapacity / 4)} of the messages one read(2) returned into one stream message (a
  *     quarter of the queue, so that a few messages no worker can take yet never stop the stream), and
- *     one flow-control credit stands for that many messages, so the queue bound holds. With
+ *     one flow-control credit stands for that many messages, so the queue bound holds (a
+ *     {@link BatchFaultHandler}'s workers may join waiting batches up to {@code maxBatch} faults when they take
+ *     them, which frees that many queue slots: see its flow-control note). With
  *     {@link #resolveOnStream()} the resolutions that workers send at the same time also travel as one batch
  *     (up to {@code maxBatch}; never delayed to fill it). Batching changes no semantics: messages keep their
  *     order and each resolution its own result.

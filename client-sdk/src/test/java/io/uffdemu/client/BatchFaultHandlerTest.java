@@ -386,26 +386,49 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
    */
   @Test
   void smallBatchesWaitingForAPlaceInFlightAreJoined() throws Exception {
+    List<Long> resolvedBefore = joinedAfterAHeldBatch(64, 4);
+    assertThat(resolvedBefore).as("the four served together, after the first").containsExactly(0L, 1L, 1L, 1L, 1L);
+  }
+
+  /**
+   * Joining stops at maxBatch faults: with 3, the four waiting batches are taken as 3 + 1, so the last fault's
+   * onFault runs only after the first three were resolved (their resolutions alone would be cut at 3 anyway).
+   */
+  @Test
+  void joiningStopsAtMaxBatch() throws Exception {
+    List<Long> resolvedBefore = joinedAfterAHeldBatch(3, 3);
+    assertThat(resolvedBefore).containsExactly(0L, 1L, 1L, 1L, 4L);
+  }
+
+  /**
+   * Serves five faults (the first held until four more wait, one per stream message) with one worker; returns, for
+   * each fault in order, how many faults were resolved when its onFault began.
+   */
+  private List<Long> joinedAfterAHeldBatch(int maxBatch, int largestRequestBatch) throws Exception {
     java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
     java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
     List<Long> order = new CopyOnWriteArrayList<>();
+    List<Long> resolvedBefore = new CopyOnWriteArrayList<>();
+    java.util.concurrent.atomic.AtomicReference<HandlerLoop> running = new java.util.concurrent.atomic.AtomicReference<>();
     BatchFaultHandler h = ctx -> {
       if (order.isEmpty()) {
         entered.countDown();
         release.await(20, TimeUnit.SECONDS);
       }
+      resolvedBefore.add(running.get().stats().resolved());
       order.add(ctx.pageAddress());
       ctx.copy(page(index(ctx.pageAddress())));
     };
     try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true)
-        .withQueueCapacity(4).withWorkers(1))) {
+        .withQueueCapacity(4).withWorkers(1).withMaxBatch(maxBatch))) {
+      running.set(loop);
       List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
       rs.add(process.async().read(base, 1));
       assertThat(entered.await(10, TimeUnit.SECONDS)).as("the first fault is being served").isTrue();
       for (int i = 1; i < 5; i++) {
         rs.add(process.async().read(base + (long) i * PAGE, 1));
         int sent = i + 1;
-        waitUntil(() -> fakeUffd.sentFaults == sent); // one at a time: the server's order is the pages' order
+        waitUntil(() -> fakeUffd.sentFaults() == sent); // one at a time: the server's order is the pages' order
       }
       waitUntil(() -> loop.stats().queueDepth() == 4); // the four later faults wait, each its own batch
       assertThat(fakeUffd.largestBatch).as("the server sent one fault per message").isEqualTo(1);
@@ -417,7 +440,8 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
       waitUntil(() -> loop.stats().resolved() == 5);
       assertThat(order).containsExactly(base, base + PAGE, base + 2 * PAGE, base + 3 * PAGE, base + 4 * PAGE);
     }
-    assertThat(fakeUffd.largestRequestBatch).as("the four waiting batches resolved as one").isEqualTo(4);
+    assertThat(fakeUffd.largestRequestBatch).as("the four waiting batches joined").isEqualTo(largestRequestBatch);
     assertThat(fakeUffd.sentFaults).as("each fault sent once").isEqualTo(5);
+    return resolvedBefore;
   }
 }

@@ -228,6 +228,10 @@ final class FakeServer implements AutoCloseable {
       armedRemoveEnd = end;
     }
 
+    synchronized int sentFaults() {
+      return sentFaults;
+    }
+
     synchronized int outstanding() {
       return sentFaults - completedFaults;
     }

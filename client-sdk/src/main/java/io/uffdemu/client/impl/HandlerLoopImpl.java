@@ -56,7 +56,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Flow control (gRPC manual inbound flow control): {@code credits} messages are requested from the
  * server at any time, so that {@code queued + credits == queueCapacity}: a message taken by a worker frees
- * one credit, so at most {@code queueCapacity + workers} messages are outstanding. Resolutions are unary
+ * one credit, so at most {@code queueCapacity + workers} messages are outstanding (for a {@link BatchFaultHandler}
+ * on the stream, faults: {@code queueCapacity + workers * (join + 1)}, see {@link #takeGroupLocked}). Resolutions are unary
  * UserfaultfdService calls by default. With {@link HandlerOptions#resolveOnStream()} they travel on the stream
  * and their results come back behind messages, so while a sent resolution awaits its result one credit is
  * kept open even when the queue is full (granted only after the request is on the wire); the server may
@@ -102,6 +103,18 @@ final class HandlerLoopImpl implements HandlerLoop {
    * are granted in units of it ({@code queued + credits * batch <= queueCapacity}).
    */
   private final int batch;
+  /**
+   * Most faults a joined group reaches ({@link #takeGroupLocked}): maxBatch (a resolution batch's limit), and for
+   * large pages no more than {@link #JOIN_BYTES} of pages or the server's own batch, whichever is more, so that
+   * huge-page groups keep the size they had (their COPY sources still fit the copy region, 16 x 2 MiB per group).
+   */
+  private final int join;
+  static final long JOIN_BYTES = 16L << 20;
+
+  /** {@link #join}: maxBatch, and no more than JOIN_BYTES of pages or the server's batch, whichever is more. */
+  static int joinLimit(int maxBatch, int batch, long pageSize) {
+    return (int) Math.min(maxBatch, Math.max(batch, JOIN_BYTES / pageSize));
+  }
   /**
    * On-stream resolutions waiting to be sent; whoever finds no flush running sends them all, as one batch when
    * {@code maxBatch > 1}. In chunks: a chunk (one fault's resolution, or a whole message batch's for a
@@ -184,6 +197,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     // at most a quarter of the queue per credit, so that a few messages nobody can take yet (a fault parked behind
     // a slow one on its page, faults waiting for onEvent) do not stop the stream: 4 credits stay grantable
     this.batch = Math.min(opts.maxBatch(), Math.max(1, opts.queueCapacity() / 4));
+    this.join = joinLimit(opts.maxBatch(), batch, opts.pageSize());
   }
 
   HandlerOptions options() {
@@ -1131,12 +1145,13 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   /**
-   * The next group, joined by the groups behind it up to this worker's share of the ready faults: those spread
-   * over the places left in flight (this one included), never past maxBatch (a resolution batch's limit). The
-   * server packs the faults one read(2) returned, and they arrive a few at a time; with every place in flight but
-   * this one taken, each small group would otherwise cost a round trip of its own (with 1 worker and 64 faulting
-   * threads: 5 k faults/s, where joined groups reach item 23's figures). Joined groups keep their order, their
-   * pages are distinct (a fault whose page was active was queued, not grouped), and their events were delivered.
+   * The next group, joined by the groups behind it, in order, while the joined group stays within this worker's
+   * share of the waiting faults (spread over the places left in flight, this one included) and within
+   * {@link #join} faults. The server packs the faults one read(2) returned, and they arrive a few at a time; with
+   * every place in flight but this one taken, each small group would otherwise cost a round trip of its own (with
+   * 1 worker and 64 faulting threads: 5 k faults/s, docs/benchmarks.md item 23). Joined groups keep their order,
+   * their pages are distinct (a fault whose page was active was queued, not grouped), and their events were
+   * delivered. The share is a heuristic: it counts places in flight, not idle workers.
    */
   private List<Task> takeGroupLocked() {
     List<Task> first = readyGroups.poll();
@@ -1148,7 +1163,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       return first;
     }
     int places = opts.workers() - groupsInFlight;
-    int share = Math.min(opts.maxBatch(), (first.size() + readyGroupFaults + places - 1) / places);
+    int share = Math.min(join, (first.size() + readyGroupFaults + places - 1) / places);
     for (List<Task> g; (g = readyGroups.peek()) != null && first.size() + g.size() <= share; ) {
       readyGroups.poll();
       readyGroupFaults -= g.size();
