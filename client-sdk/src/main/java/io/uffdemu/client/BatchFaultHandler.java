@@ -48,8 +48,8 @@ package io.uffdemu.client;
  * the same client CPU per fault as the per-fault path (docs/benchmarks.md item 11: 31-35 against 32-40 us with 64
  * faulting threads); finished by its results instead, a batch costs one hand-off less, and the remote round trip
  * with 64 faulting threads went from 83-95 k to 116-151 k faults/s (item 22: anon MISSING, interleaved pairs).
- * Joining waiting batches took 1 worker from 5 k to 93-107 k faults/s there, and 2 or 4 workers to about the
- * same figures as 64 with less CPU per fault (item 23).
+ * Joining waiting batches took 1 worker from 5 k to 93-107 k faults/s there, and 2 workers from 71-86 k to
+ * 90-120 k (item 23, anon MISSING); with 4 or more workers a batch rarely waits, and the figures did not move.
  *
  * <pre>{@code
  * BatchFaultHandler h = ctx -> ctx.copy(snapshot.page(ctx.pageAddress()));
