@@ -142,7 +142,12 @@ final class HandlerLoopImpl implements HandlerLoop {
   /** Faults of one stream message for a {@link BatchFaultHandler}, each served in order by one worker. */
   private final ArrayDeque<List<Task>> readyGroups = new ArrayDeque<>();
   private int readyGroupFaults; // faults in readyGroups
+  /**
+   * By page number ({@link #pageKey}), not address: page-aligned keys share their low bits, so in a small table
+   * 16 neighbouring 4 KiB pages fell into one bucket and the bins turned into trees (item 22 (e)).
+   */
   private final Map<Long, ArrayDeque<Task>> activePages = new HashMap<>();
+  private final int pageShift;
   private final ArrayDeque<UffdMessage> events = new ArrayDeque<>();
   private final List<Task> deferred = new ArrayList<>();
   private final Map<Long, CompletableFuture<IoctlResult>> pendingResults = new HashMap<>();
@@ -198,6 +203,7 @@ final class HandlerLoopImpl implements HandlerLoop {
     // a slow one on its page, faults waiting for onEvent) do not stop the stream: 4 credits stay grantable
     this.batch = Math.min(opts.maxBatch(), Math.max(1, opts.queueCapacity() / 4));
     this.join = joinLimit(opts.maxBatch(), batch, opts.pageSize());
+    this.pageShift = Long.numberOfTrailingZeros(opts.pageSize());
   }
 
   HandlerOptions options() {
@@ -665,8 +671,9 @@ final class HandlerLoopImpl implements HandlerLoop {
       faults.incrementAndGet();
       Task t = new Task(pf, pf.address() & -opts.pageSize(), true);
       t.eventsBefore = eventCount.get();
-      if (group != null && t.eventsBefore <= eventsDelivered && !activePages.containsKey(t.page)) {
-        activePages.put(t.page, new ArrayDeque<>());
+      Long key = pageKey(t.page);
+      if (group != null && t.eventsBefore <= eventsDelivered && !activePages.containsKey(key)) {
+        activePages.put(key, new ArrayDeque<>());
         group.add(t);
       } else {
         enqueueLocked(t);
@@ -681,11 +688,11 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   private void enqueueLocked(Task t) {
-    ArrayDeque<Task> parked = activePages.get(t.page);
+    ArrayDeque<Task> parked = activePages.get(pageKey(t.page));
     if (parked != null) {
       parked.add(t);
     } else {
-      activePages.put(t.page, new ArrayDeque<>());
+      activePages.put(pageKey(t.page), new ArrayDeque<>());
       ready.add(t);
       signalWorkerLocked();
     }
@@ -1239,9 +1246,14 @@ final class HandlerLoopImpl implements HandlerLoop {
     return null;
   }
 
+  /** The key of page-aligned {@code page} in {@link #activePages}: its page number. */
+  private Long pageKey(long page) {
+    return page >>> pageShift;
+  }
+
   /** Releases {@code page}; true when a fault parked behind it became ready. */
   private boolean pageDoneLocked(long page) {
-    ArrayDeque<Task> parked = activePages.get(page);
+    ArrayDeque<Task> parked = activePages.get(pageKey(page));
     if (parked == null) {
       return false;
     }
@@ -1251,7 +1263,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       signalWorkerLocked();
       return true;
     }
-    activePages.remove(page);
+    activePages.remove(pageKey(page));
     return false;
   }
 
