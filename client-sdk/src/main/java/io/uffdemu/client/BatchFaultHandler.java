@@ -35,9 +35,10 @@ package io.uffdemu.client;
  *   <li>An exception from {@code onFault} fails that fault only (its queued resolutions are dropped, the
  *       fallback policy applies; EAGAIN defers it); the batch's other faults are served.</li>
  *   <li>Deadline: a running {@code onFault} cannot be abandoned on this path. A fault whose {@code onFault}
- *       returns after {@link HandlerOptions#faultDeadline()} (counted from when the worker took its batch) is treated as
- *       having missed it: its resolutions are dropped and the fallback policy applies. So is a fault whose results
- *       have not all arrived by then (the resolution may have been applied: a fill's fallback then meets EEXIST).</li>
+ *       returns after {@link HandlerOptions#faultDeadline()} (counted from when the worker took its batch) is
+ *       treated as having missed it: its resolutions are dropped and the fallback policy applies. So is a fault
+ *       whose results have not all arrived by then (the resolution may have been applied: a fill's fallback then
+ *       meets EEXIST).</li>
  * </ul>
  * Flow control: the server's batch still costs one credit, and a worker taking a batch frees its queue slots; at
  * most {@code workers} batches are in flight (taken and not finished), and a worker whose batch is in flight may

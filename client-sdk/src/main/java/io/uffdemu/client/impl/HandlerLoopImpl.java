@@ -57,9 +57,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Flow control (gRPC manual inbound flow control): {@code credits} messages are requested from the
  * server at any time, so that {@code queued + credits == queueCapacity}: a message taken by a worker frees
  * one credit, so at most {@code queueCapacity + workers} messages are outstanding (for a {@link BatchFaultHandler}
- * on the stream, faults: {@code queueCapacity + workers * (join + 1)}, see {@link #takeGroupLocked}). Resolutions are unary
- * UserfaultfdService calls by default. With {@link HandlerOptions#resolveOnStream()} they travel on the stream
- * and their results come back behind messages, so while a sent resolution awaits its result one credit is
+ * on the stream, faults: {@code queueCapacity + workers * (join + 1)}, see {@link #takeGroupLocked}). Resolutions
+ * are unary UserfaultfdService calls by default. With {@link HandlerOptions#resolveOnStream()} they travel on the
+ * stream and their results come back behind messages, so while a sent resolution awaits its result one credit is
  * kept open even when the queue is full (granted only after the request is on the wire); the server may
  * spend it on another message first, which makes the bound best-effort in that mode.
  *
@@ -141,7 +141,6 @@ final class HandlerLoopImpl implements HandlerLoop {
   private final ArrayDeque<Task> ready = new ArrayDeque<>();
   /** Faults of one stream message for a {@link BatchFaultHandler}, each served in order by one worker. */
   private final ArrayDeque<List<Task>> readyGroups = new ArrayDeque<>();
-  private int readyGroupFaults; // faults in readyGroups
   /**
    * By page number ({@link #pageKey}), not address: page-aligned keys share their low bits, so in a small table
    * 16 neighbouring 4 KiB pages fell into one bucket and the bins turned into trees (item 22 (e)).
@@ -632,7 +631,6 @@ final class HandlerLoopImpl implements HandlerLoop {
     }
     if (group != null && !group.isEmpty()) {
       readyGroups.add(group);
-      readyGroupFaults += group.size();
       signalWorkerLocked();
     }
   }
@@ -688,11 +686,12 @@ final class HandlerLoopImpl implements HandlerLoop {
   }
 
   private void enqueueLocked(Task t) {
-    ArrayDeque<Task> parked = activePages.get(pageKey(t.page));
+    Long key = pageKey(t.page);
+    ArrayDeque<Task> parked = activePages.get(key);
     if (parked != null) {
       parked.add(t);
     } else {
-      activePages.put(pageKey(t.page), new ArrayDeque<>());
+      activePages.put(key, new ArrayDeque<>());
       ready.add(t);
       signalWorkerLocked();
     }
@@ -748,7 +747,6 @@ final class HandlerLoopImpl implements HandlerLoop {
       sentUnanswered.clear();
       ready.clear();
       readyGroups.clear();
-      readyGroupFaults = 0;
       activePages.clear();
       events.clear();
       deferred.clear();
@@ -919,7 +917,9 @@ final class HandlerLoopImpl implements HandlerLoop {
     return awaitSent(s, req, st, call, opts.faultDeadline().toNanos());
   }
 
-  /** As {@link #awaitSent(Sent, HandleRequest.Builder, CopyRegionClient.Staged, String)}, within {@code timeoutNanos}. */
+  /**
+   * As {@link #awaitSent(Sent, HandleRequest.Builder, CopyRegionClient.Staged, String)}, within {@code timeoutNanos}.
+   */
   long awaitSent(Sent s, HandleRequest.Builder req, CopyRegionClient.Staged st, String call, long timeoutNanos) {
     if (s == null) {
       // reconnecting: no stream to send on; the request was never sent, so the unary call cannot double it
@@ -1165,16 +1165,17 @@ final class HandlerLoopImpl implements HandlerLoop {
     if (first == null) {
       return null;
     }
-    readyGroupFaults -= first.size();
     if (readyGroups.isEmpty()) {
       return first;
     }
+    int waiting = first.size();
+    for (List<Task> g : readyGroups) {
+      waiting += g.size();
+    }
     int places = opts.workers() - groupsInFlight;
-    int share = Math.min(join, (first.size() + readyGroupFaults + places - 1) / places);
+    int share = Math.min(join, (waiting + places - 1) / places);
     for (List<Task> g; (g = readyGroups.peek()) != null && first.size() + g.size() <= share; ) {
-      readyGroups.poll();
-      readyGroupFaults -= g.size();
-      first.addAll(g);
+      first.addAll(readyGroups.poll());
     }
     return first;
   }
@@ -1253,7 +1254,8 @@ final class HandlerLoopImpl implements HandlerLoop {
 
   /** Releases {@code page}; true when a fault parked behind it became ready. */
   private boolean pageDoneLocked(long page) {
-    ArrayDeque<Task> parked = activePages.get(pageKey(page));
+    Long key = pageKey(page);
+    ArrayDeque<Task> parked = activePages.get(key);
     if (parked == null) {
       return false;
     }
@@ -1263,7 +1265,7 @@ final class HandlerLoopImpl implements HandlerLoop {
       signalWorkerLocked();
       return true;
     }
-    activePages.remove(pageKey(page));
+    activePages.remove(key);
     return false;
   }
 
@@ -1308,7 +1310,8 @@ final class HandlerLoopImpl implements HandlerLoop {
    * A {@link BatchFaultHandler}'s group being served. Its worker runs onFault for each fault and sends the
    * resolutions; it does not wait for their results: the last result to arrive finishes the group on the thread
    * that received it (the transport's, {@link #groupDone}; the worker's own when every result was in before it had
-   * set up the count), so a batch costs one hand-off to a worker instead of two (the results' wake-up of a waiting worker was one of the round trip's hops, docs/benchmarks.md item 22).
+   * set up the count), so a batch costs one hand-off to a worker instead of two (the results' wake-up of a waiting
+   * worker was one of the round trip's hops, docs/benchmarks.md item 22).
    * A group with anything but clean results (an errno, a lost stream, the deadline) is finished on a thread of its
    * own ({@link #finishSlow}), which may send more resolutions and wait for them.
    */
@@ -1910,7 +1913,6 @@ final class HandlerLoopImpl implements HandlerLoop {
       ready.forEach(t -> dropped.add(t.page));
       readyGroups.forEach(g -> g.forEach(t -> dropped.add(t.page)));
       readyGroups.clear();
-      readyGroupFaults = 0;
       activePages.values().forEach(q -> q.forEach(t -> dropped.add(t.page)));
       deferred.forEach(t -> dropped.add(t.page));
       ready.clear();
