@@ -1410,7 +1410,8 @@ public final class LinuxBackend implements MemoryBackend {
                 if ((flags & Linux.MAP_FIXED) != 0 && (flags & Linux.MAP_FIXED_NOREPLACE) == 0) {
                     checkNoInflight(p, addr, addr + alignUp(len, PAGE), "mmap");
                 }
-                long r = Native.mmap(addr, len, prot, flags, realFd, offset);
+                // over a registered range the kernel waits until its EVENT_UNMAP is read
+                long r = mayWaitForHandler(() -> Native.mmap(addr, len, prot, flags, realFd, offset));
                 forgetPoison(p, addr, addr + alignUp(len, PAGE));
                 return noreserve(p, r, len, flags, huge);
             }
@@ -1474,7 +1475,10 @@ public final class LinuxBackend implements MemoryBackend {
         try {
             guard(p, "munmap", addr, len);
             checkNoInflight(p, addr, addr + alignUp(len, PAGE), "munmap");
-            Native.munmap(addr, len);
+            mayWaitForHandler(() -> {
+                Native.munmap(addr, len);
+                return null;
+            });
             forgetPoison(p, addr, addr + alignUp(len, PAGE));
         } finally {
             p.lock.unlock();
@@ -1491,15 +1495,16 @@ public final class LinuxBackend implements MemoryBackend {
             if ((flags & Linux.MREMAP_FIXED) != 0) {
                 guard(p, "mremap", newAddr, newLen, true);
                 checkNoInflight(p, newAddr, newAddr + alignUp(newLen, PAGE), "mremap");
-                return moved(p, oldAddr, oldLen, newLen, Native.mremap(oldAddr, oldLen, newLen, flags, newAddr));
+                return moved(p, oldAddr, oldLen, newLen,
+                        mayWaitForHandler(() -> Native.mremap(oldAddr, oldLen, newLen, flags, newAddr)));
             }
             boolean mayMove = (flags & Linux.MREMAP_MAYMOVE) != 0;
             boolean mustMove = (flags & Linux.MREMAP_DONTUNMAP) != 0 || (oldLen == 0 && mayMove);
             if (!mustMove) {
                 if (oldAddr + alignUp(newLen, PAGE) <= p.end || !inWindow(p, oldAddr, 1)) {
                     try {
-                        return moved(p, oldAddr, oldLen, newLen,
-                                Native.mremap(oldAddr, oldLen, newLen, flags & ~Linux.MREMAP_MAYMOVE, 0));
+                        return moved(p, oldAddr, oldLen, newLen, mayWaitForHandler(
+                                () -> Native.mremap(oldAddr, oldLen, newLen, flags & ~Linux.MREMAP_MAYMOVE, 0)));
                     } catch (LinuxException e) {
                         if (!mayMove || e.errno() != Errno.ENOMEM) {
                             throw e;
@@ -1512,8 +1517,8 @@ public final class LinuxBackend implements MemoryBackend {
             RVma old = queryVma(oldAddr);
             long align = old != null && old.start() <= oldAddr ? old.pageSize() : PAGE;
             long at = findGap(p, alignUp(newLen, align), align);
-            return moved(p, oldAddr, oldLen, newLen, Native.mremap(oldAddr, oldLen, newLen,
-                    flags | Linux.MREMAP_FIXED | Linux.MREMAP_MAYMOVE, at));
+            return moved(p, oldAddr, oldLen, newLen, mayWaitForHandler(() -> Native.mremap(oldAddr, oldLen, newLen,
+                    flags | Linux.MREMAP_FIXED | Linux.MREMAP_MAYMOVE, at)));
         } finally {
             p.lock.unlock();
         }
@@ -1587,9 +1592,13 @@ public final class LinuxBackend implements MemoryBackend {
         } finally {
             p.lock.unlock();
         }
-        // Outside the lock: DONTNEED/REMOVE/FREE may block until an EVENT_REMOVE is read.
+        // Outside the lock: DONTNEED/REMOVE/FREE may block until an EVENT_REMOVE is read, MADV_POPULATE_* until a
+        // userfault it takes is resolved.
         try {
-            Native.madvise(addr, len, advice);
+            mayWaitForHandler(() -> {
+                Native.madvise(addr, len, advice);
+                return null;
+            });
         } finally {
             if (zap != null) {
                 p.hugeZaps.remove(zap);
@@ -2212,6 +2221,47 @@ public final class LinuxBackend implements MemoryBackend {
             throw ex;
         } catch (Exception ex) {
             throw new IllegalStateException(ex);
+        }
+    }
+
+    /**
+     * Runs a syscall that may wait in the kernel for a userfaultfd handler: munmap, mremap and a MAP_FIXED mmap until
+     * the EVENT_UNMAP / EVENT_REMAP they raise is read, madvise until its EVENT_REMOVE is read or, for
+     * MADV_POPULATE_*, until a userfault it takes is resolved. A virtual caller (every gRPC call) hands it to an access
+     * thread and parks: blocked in a native call it would pin its carrier, which the scheduler does not replace, while
+     * the handler that has to read the event (a Handle stream's reader, a Read call) is a virtual thread too; with
+     * the carriers all pinned so (one is enough with {@code uffdemu.virtual-threads.parallelism=1}) nothing reads it
+     * and the server stalls. The wait is not interruptible: the syscall cannot be abandoned half way, and munmap and
+     * mremap hold {@code p.lock} across it. A platform caller runs the syscall itself.
+     */
+    private <T> T mayWaitForHandler(java.util.concurrent.Callable<T> syscall) {
+        if (!Thread.currentThread().isVirtual()) {
+            try {
+                return syscall.call();
+            } catch (RuntimeException | Error e) {
+                throw e;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        AccessThreads.Task<T> task = accessThreads.submit(syscall);
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    return task.get(Long.MAX_VALUE);
+                } catch (InterruptedException e) {
+                    interrupted = true; // wait on: the syscall is under way
+                } catch (RuntimeException | Error e) {
+                    throw e;
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 

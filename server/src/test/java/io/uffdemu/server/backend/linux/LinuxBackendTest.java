@@ -947,4 +947,54 @@ class LinuxBackendTest {
             assertThat(e.call()).isEqualTo(call);
         });
     }
+
+    /**
+     * munmap and madvise(DONTNEED) on a range registered with EVENT_UNMAP / EVENT_REMOVE wait in the kernel until
+     * the event is read. Called from a virtual thread (every gRPC call is one) they must not wait on its carrier: the
+     * reader is a virtual thread too, and with one carrier (uffdemu.virtual-threads.parallelism=1) it could never
+     * run.
+     */
+    @Test
+    void syscallsThatWaitForTheirEventLeaveAVirtualCallersCarrier() throws Exception {
+        var scheduler = java.lang.management.ManagementFactory
+                .getPlatformMXBean(jdk.management.VirtualThreadSchedulerMXBean.class);
+        int before = scheduler.getParallelism();
+        long a = b.mmap(pid, 0, 4 * PAGE, RW, ANON, -1, 0);
+        int fd = uffd(Linux.UFFD_FEATURE_EVENT_UNMAP | Linux.UFFD_FEATURE_EVENT_REMOVE);
+        b.uffdRegister(pid, fd, a, 4 * PAGE, Linux.UFFDIO_REGISTER_MODE_MISSING);
+        scheduler.setParallelism(1);
+        try {
+            assertEventReadWhileAVirtualThreadWaits(fd, () -> b.munmap(pid, a + 2 * PAGE, 2 * PAGE),
+                    UffdMsg.Unmap.class);
+            assertEventReadWhileAVirtualThreadWaits(fd, () -> b.madvise(pid, a, 2 * PAGE, Linux.MADV_DONTNEED),
+                    UffdMsg.Remove.class);
+        } finally {
+            scheduler.setParallelism(before);
+        }
+    }
+
+    private void assertEventReadWhileAVirtualThreadWaits(int fd, Runnable syscall, Class<?> event) throws Exception {
+        var done = new java.util.concurrent.CountDownLatch(1);
+        var read = new java.util.concurrent.atomic.AtomicReference<List<UffdMsg>>();
+        Thread caller = Thread.ofVirtual().start(() -> {
+            syscall.run();
+            done.countDown();
+        });
+        Thread reader = Thread.ofVirtual().start(() -> {
+            try {
+                read.set(b.uffdRead(pid, fd, 4, deadline(10_000)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        boolean finished = done.await(10, TimeUnit.SECONDS);
+        if (!finished) {
+            // the carrier is pinned in the kernel: read the event here (a platform thread) to free it, then fail
+            b.uffdRead(pid, fd, 4, deadline(10_000));
+        }
+        caller.join(TimeUnit.SECONDS.toMillis(20));
+        reader.join(TimeUnit.SECONDS.toMillis(20));
+        assertThat(finished).as("the syscall returned once a virtual thread read its event").isTrue();
+        assertThat(read.get()).hasSize(1).first().isInstanceOf(event);
+    }
 }
