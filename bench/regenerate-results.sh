@@ -39,7 +39,7 @@ mkdir -p docs/bench
   echo
   echo "## Remote round trip through gRPC (faulting threads in the server, the SDK handler loop in the bench)"
   echo
-  echo "\`java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2\`"
+  echo "\`java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2\` (the server the bench starts runs with its defaults: \`uffdemu.virtual-threads.parallelism=auto\` gives it one virtual-thread carrier on a host with at most 2 processors; this one has $(nproc))"
   echo
   java -jar bench/target/uffdemu-bench.jar remote --pages 40000 --threads 1,8,64,1000 --rounds 2
   echo
