@@ -23,12 +23,16 @@ import org.springframework.context.annotation.Lazy;
  * handler this saves a third or more of the CPU per remote MISSING fault (docs/benchmarks.md, item 24).
  *
  * <p>The price is that one long CPU-bound call (a populate or COPY of gigabytes, a fork of a large process) holds
- * the carrier and delays every other call, the health endpoints included, for as long as it runs; Storm threads
- * yield between accesses for that reason. {@code auto} leaves the {@code linux} (and {@code auto}) backend alone:
- * its calls hold their carrier for as long as their native calls run, and one carrier was measured with the emulated
- * backend only (syscalls that wait in the kernel for a handler, such as an munmap until its EVENT_UNMAP is read, run
- * on an access thread, not on the carrier: LinuxBackend.mayWaitForHandler). On larger hosts one carrier would hold
- * the emulation to one core. A number sets the parallelism outright, whatever the backend.
+ * the carrier and delays every other call, the health endpoints included, for as long as it runs. So do virtual
+ * threads that keep each other runnable without parking (a storm of several threads over pages that never fault):
+ * a carrier runs its local queue before anything submitted from outside, such as a call handed over by the
+ * transport, with one carrier or more; one carrier makes it take fewer such threads.
+ *
+ * <p>{@code auto} leaves the {@code linux} (and {@code auto}) backend alone: its calls hold their carrier for as long
+ * as their native calls run, and one carrier was measured with the emulated backend only (syscalls that wait in the
+ * kernel for a handler, such as an munmap until its EVENT_UNMAP is read, run on an access thread, not on the carrier:
+ * LinuxBackend.mayWaitForHandler). On larger hosts one carrier would hold the emulation to one core. A number sets
+ * the parallelism outright, whatever the backend.
  *
  * <p>The parallelism is set at start through {@link VirtualThreadSchedulerMXBean}, which changes the scheduler in
  * place, so it does not matter whether a virtual thread ran before; it is put back when the context closes.

@@ -169,8 +169,10 @@ final class Storm {
                 return;
             }
             if ((++done & YIELD_EVERY_MASK) == 0) {
-                // accesses that do not fault never park: give the other virtual threads (other calls, the storm's
-                // deadline) their turn, which matters with one carrier (VirtualThreadSchedulerConfiguration)
+                // accesses that do not fault never park: give other virtual threads a turn. Only a partial remedy:
+                // a carrier runs its local queue before anything submitted from outside, so while other storm threads
+                // are runnable they get the turn, and calls handed over by the transport wait until the local queue
+                // empties (docs/configuration.md, uffdemu.virtual-threads.parallelism)
                 Thread.yield();
             }
             long addr = req.getAddr() + i * stride;

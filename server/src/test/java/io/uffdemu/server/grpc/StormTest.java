@@ -12,13 +12,9 @@ import io.uffdemu.server.mm.Errno;
 import io.uffdemu.server.mm.Kernel;
 import io.uffdemu.server.mm.LinuxException;
 import io.uffdemu.server.mm.UffdMsg;
-import io.uffdemu.server.mm.AccessResult;
-import java.lang.management.ManagementFactory;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
-import jdk.management.VirtualThreadSchedulerMXBean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -101,51 +97,5 @@ class StormTest {
             handler.join();
         }
         assertThat(blocked()).isZero();
-    }
-
-    @Test
-    void aStormOverPresentPagesLetsOtherVirtualThreadsRunOnOneCarrier() throws Exception {
-        // with one carrier (VirtualThreadSchedulerConfiguration's auto on 2 cores) a storm thread whose accesses never
-        // fault would otherwise keep it until its last access: another virtual thread must get a turn mid-storm
-        VirtualThreadSchedulerMXBean scheduler = ManagementFactory.getPlatformMXBean(VirtualThreadSchedulerMXBean.class);
-        int before = scheduler.getParallelism();
-        long len = 4L << 20;
-        long plain = b.mmap(pid, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        long last = plain + len - 16;
-        StormRequest req = StormRequest.newBuilder().setPid(pid).setAddr(plain).setLen(len).setStride(16)
-                .setThreads(1).setWrite(true).setRound(7).build();
-        scheduler.setParallelism(1);
-        try {
-            CompletableFuture<StormResponse> call = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return Storm.of(b, req, AccessMode.USER, System.nanoTime() + TimeUnit.SECONDS.toNanos(30)).run();
-                } catch (InterruptedException e) {
-                    throw new IllegalStateException(e);
-                }
-            });
-            // the storm thread holds the carrier once its first stamp is written
-            while (stamp(plain) == 0) {
-                Thread.onSpinWait();
-            }
-            AtomicReference<Long> seen = new AtomicReference<>();
-            Thread probe = Thread.ofVirtual().start(() -> seen.set(stamp(last)));
-            probe.join(TimeUnit.SECONDS.toMillis(20));
-            StormResponse r = call.get(20, TimeUnit.SECONDS);
-            assertThat(r.getAccesses()).isEqualTo(len / 16);
-            assertThat(seen.get()).as("the last stamp when the other virtual thread ran: 0 = mid-storm").isZero();
-            assertThat(stamp(last)).as("the storm wrote its last stamp").isEqualTo(last);
-        } finally {
-            scheduler.setParallelism(before);
-        }
-    }
-
-    /** The address stamped at {@code a} (0: not written yet). */
-    long stamp(long a) {
-        try {
-            AccessResult r = b.access(pid, a, 8, false, null, AccessMode.USER, Long.MAX_VALUE);
-            return java.nio.ByteBuffer.wrap(r.data()).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(0);
-        } catch (InterruptedException e) {
-            throw new IllegalStateException(e);
-        }
     }
 }
