@@ -67,7 +67,7 @@ public class VirtualThreadSchedulerConfiguration {
         int processors = Runtime.getRuntime().availableProcessors();
         String jdk = System.getProperty(JDK_PROPERTY);
         int wanted = chosen(setting, backend, processors, jdk);
-        boolean auto = setting == null || setting.strip().equalsIgnoreCase("auto");
+        boolean auto = isAuto(setting);
         int before = scheduler.getParallelism();
         String reason;
         if (wanted == 0) {
@@ -91,6 +91,10 @@ public class VirtualThreadSchedulerConfiguration {
         return new VirtualThreadParallelism(now, reason, before, scheduler);
     }
 
+    static boolean isAuto(String setting) {
+        return setting == null || setting.strip().equalsIgnoreCase("auto");
+    }
+
     static boolean isEmulated(String backend) {
         return backend == null || backend.strip().equalsIgnoreCase("emulated");
     }
@@ -100,14 +104,13 @@ public class VirtualThreadSchedulerConfiguration {
      * number from 1 to {@link #MAX}; anything else stops the server at start, naming the property.
      */
     static int chosen(String setting, String backend, int processors, String jdkProperty) {
-        String s = setting == null ? "auto" : setting.strip();
-        if (s.equalsIgnoreCase("auto")) {
+        if (isAuto(setting)) {
             return jdkProperty == null && isEmulated(backend) && processors <= AUTO_ONE_CARRIER_PROCESSORS ? 1 : 0;
         }
         String bad = PROPERTY + " must be auto or a number from 1 to " + MAX + ", not '" + setting + "'";
         int n;
         try {
-            n = Integer.parseInt(s);
+            n = Integer.parseInt(setting.strip());
         } catch (NumberFormatException e) {
             throw new IllegalStateException(bad);
         }
