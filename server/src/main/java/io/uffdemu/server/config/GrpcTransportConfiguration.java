@@ -1,6 +1,7 @@
 package io.uffdemu.server.config;
 
 import io.grpc.netty.NettyServerBuilder;
+import io.netty.channel.ChannelOption;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -55,12 +56,25 @@ public class GrpcTransportConfiguration {
         return (int) bytes;
     }
 
-    /** The checked domain socket path (null: none configured). */
     /**
      * The configured domain socket: {@code path} checked (null: none configured), {@code served} whether the server
      * listens there rather than on TCP.
      */
     public record DomainSocket(Path path, boolean served) {
+    }
+
+    /**
+     * On a domain socket, takes back the {@code SO_KEEPALIVE} that gRPC's Netty server sets on every accepted
+     * channel: a Unix socket has no such option, and Netty logged {@code Unknown channel option 'SO_KEEPALIVE'}
+     * as a warning for each connection. (Idle streams are still kept alive by gRPC's HTTP/2 pings.)
+     */
+    @Bean
+    ServerBuilderCustomizer<NettyServerBuilder> uffdemuDomainSocketChannelOptions(DomainSocket socket) {
+        return b -> {
+            if (socket.served()) {
+                b.withChildOption(ChannelOption.SO_KEEPALIVE, null); // a null value removes the option
+            }
+        };
     }
 
     /** Refuses a domain socket path Netty would mangle or that names something other than a (stale) socket. */
