@@ -47,7 +47,27 @@ public final class ClientFactory {
       b.keepAliveTime(config.keepAlive().toNanos(), TimeUnit.NANOSECONDS).keepAliveWithoutCalls(false);
     }
     b.maxInboundMessageSize(64 << 20);
+    if (config.target().startsWith("unix:") && b.getClass().getName().equals(ShadedNetty.CHANNEL_BUILDER)) {
+      ShadedNetty.withoutKeepAlive(b);
+    }
     return b.build();
+  }
+
+  /**
+   * grpc-netty-shaded, the SDK's transport, touched only when the builder is its: an application may exclude it
+   * and bring grpc-netty instead, and then these classes are absent.
+   */
+  private static final class ShadedNetty {
+    static final String CHANNEL_BUILDER = "io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder";
+
+    /**
+     * gRPC sets SO_KEEPALIVE on every channel it connects; a Unix socket has no such option, and Netty logged
+     * "Unknown channel option 'SO_KEEPALIVE'" as a warning for each connection. A null value removes the option.
+     */
+    static void withoutKeepAlive(ManagedChannelBuilder<?> b) {
+      ((io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder) b)
+          .withOption(io.grpc.netty.shaded.io.netty.channel.ChannelOption.SO_KEEPALIVE, null);
+    }
   }
 
   public static UffdemuClient create(Channel channel, ClientConfig config) {

@@ -91,7 +91,8 @@ class UnixSocketIT {
             }
         }
         // gRPC's server sets SO_KEEPALIVE on every accepted channel; a Unix socket has none, and Netty's
-        // ServerBootstrap warned for each connection (the client's Bootstrap still does: grpc-java's client side)
+        // ServerBootstrap warned for each connection (the client's Bootstrap still does here: these tests run the SDK
+        // on unshaded grpc-netty, and the SDK takes the option back on grpc-netty-shaded's builder, its own)
         assertThat(output.getAll()).as("the log").contains("Started UnixSocketIT");
         assertThat(output.getAll().lines().filter(l -> l.contains("ServerBootstrap")))
                 .as("the server's warnings").noneMatch(l -> l.contains("Unknown channel option"));
