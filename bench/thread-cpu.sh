@@ -55,7 +55,8 @@ snap() {
 }
 a=($(snap)); sleep "$window"; b=($(snap))
 ms=$(( (b[0] - a[0]) / 1000000 ))
-# a[0] the time, a[1] the server's faults, then /proc/stat's cpu line, all processors: user nice system idle iowait irq softirq steal (guest time is in user)
+# a[0] the time, a[1] the server's faults, then /proc/stat's cpu line (all processors): user nice system idle
+# iowait irq softirq steal (guest time is counted in user), then the busiest threads' ticks
 total=0
 for i in 2 3 4 5 6 7 8 9; do total=$(( total + b[i] - a[i] )); done
 idle=$(( b[5] - a[5] + b[6] - a[6] ))

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.Status;
@@ -15,12 +16,11 @@ import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import io.grpc.stub.ClientCalls;
-import io.uffdemu.api.v1.ProcessServiceGrpc;
 import io.uffdemu.api.v1.CreateProcessRequest;
+import io.uffdemu.api.v1.ProcessServiceGrpc;
 import io.uffdemu.client.ClientConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -68,12 +68,12 @@ class UnixSocketChannelTest {
     Server server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
         .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(group)
         .workerEventLoopGroup(group).build().start();
-    ManagedChannel channel = ClientFactory.channel(ClientConfig.DEFAULT.withTarget("unix://" + socket)
-        .withDeadline(Duration.ofSeconds(10)));
+    // the channel alone (the config's deadline is the client's, not the channel's: the call sets its own)
+    ManagedChannel channel = ClientFactory.channel(ClientConfig.DEFAULT.withTarget("unix://" + socket));
     try {
       StatusRuntimeException e = catchThrowableOfType(StatusRuntimeException.class,
           () -> ClientCalls.blockingUnaryCall(channel, ProcessServiceGrpc.getCreateMethod(),
-              io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS),
+              CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS),
               CreateProcessRequest.getDefaultInstance()));
       assertThat(e).as("the call reached the server over the socket").isNotNull();
       assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNIMPLEMENTED);
