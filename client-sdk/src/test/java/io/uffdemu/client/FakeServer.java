@@ -197,6 +197,17 @@ final class FakeServer implements AutoCloseable {
      * or a whole batch's results; the resolutions are applied.
      */
     int withheldAnswers;
+    /**
+     * With an attach that asked for results with messages (HandleAttach.results_with_msgs): a batch's results are
+     * held and sent in the next message batch (UffdMsgBatch.results), or on their own 200 ms later if none comes.
+     */
+    boolean carryResults;
+    /** The last attach asked for results with messages. */
+    boolean askedResultsWithMsgs;
+    List<IoctlResult> heldResults = new ArrayList<>();
+    /** Results sent in message batches, and on their own. */
+    int carriedResults;
+    int separateResults;
 
     FakeUffd(int pid, int fd) {
       this.pid = pid;
@@ -258,8 +269,14 @@ final class FakeServer implements AutoCloseable {
             batch.add(m);
           }
           largestBatch = Math.max(largestBatch, batch.size());
+          UffdMsgBatch.Builder msgs = UffdMsgBatch.newBuilder().addAllMsgs(batch);
+          if (maxBatch > 1 && !heldResults.isEmpty()) {
+            msgs.addAllResults(heldResults);
+            carriedResults += heldResults.size();
+            heldResults.clear();
+          }
           handler.onNext(maxBatch == 1 ? HandleResponse.newBuilder().setMsg(batch.getFirst()).build()
-              : HandleResponse.newBuilder().setMsgs(UffdMsgBatch.newBuilder().addAllMsgs(batch)).build());
+              : HandleResponse.newBuilder().setMsgs(msgs).build());
         }
       }
     }
@@ -652,6 +669,8 @@ final class FakeServer implements AutoCloseable {
                 target.handler = so;
                 target.halfClosedByClient = false;
                 target.maxBatch = Math.max(1, r.getAttach().getMaxBatch());
+                target.askedResultsWithMsgs = r.getAttach().getResultsWithMsgs();
+                target.heldResults.clear(); // an earlier stream's
               }
               attached[0] = target;
               target.drain();
@@ -673,8 +692,27 @@ final class FakeServer implements AutoCloseable {
                   u.log.add("WITHHELD");
                   return;
                 }
-                so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder().addAllResults(results))
-                    .build());
+                if (u.carryResults && u.askedResultsWithMsgs && u.maxBatch > 1) {
+                  u.heldResults.addAll(results);
+                  Thread.ofVirtual().start(() -> {
+                    try {
+                      Thread.sleep(200);
+                    } catch (InterruptedException e) {
+                      return;
+                    }
+                    synchronized (u) {
+                      if (!u.heldResults.isEmpty() && u.handler == so && !u.cut.contains(so)) {
+                        u.separateResults += u.heldResults.size();
+                        so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
+                            .addAllResults(u.heldResults)).build());
+                        u.heldResults.clear();
+                      }
+                    }
+                  });
+                } else {
+                  so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
+                      .addAllResults(results)).build());
+                }
               }
               u.drain();
             }

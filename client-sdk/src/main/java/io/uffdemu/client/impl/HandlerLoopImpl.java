@@ -254,7 +254,9 @@ final class HandlerLoopImpl implements HandlerLoop {
       }
       var requestObserver = stub.handle(new Listener(gen));
       HandleAttach.Builder attach = HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())
-          .setMaxBatch(batch).setCopyRegionBytes(opts.resolveOnStream() ? opts.copyRegionBytes() : 0);
+          .setMaxBatch(batch).setCopyRegionBytes(opts.resolveOnStream() ? opts.copyRegionBytes() : 0)
+          // a batch's results may come with the next message batch (one message where there were two); read below
+          .setResultsWithMsgs(batch > 1);
       if (attach.getCopyRegionBytes() > 0) {
         // keep it after this stream for the next one; and a region of an earlier stream, still mapped here: the
         // server offers it again if it kept it
@@ -315,7 +317,13 @@ final class HandlerLoopImpl implements HandlerLoop {
             case RESULT -> answers = answersLocked(List.of(r.getResult()));
             case RESULTS -> answers = answersLocked(r.getResults().getResultsList());
             case MSG -> acceptGroupLocked(List.of(r.getMsg()));
-            case MSGS -> acceptGroupLocked(r.getMsgs().getMsgsList());
+            case MSGS -> {
+              // results of earlier batches, when the attach asked for them here: taken before the messages
+              if (r.getMsgs().getResultsCount() > 0) {
+                answers = answersLocked(r.getMsgs().getResultsList());
+              }
+              acceptGroupLocked(r.getMsgs().getMsgsList());
+            }
             case COPY_REGION -> {
               closeRegionLocked();
               region = offered;

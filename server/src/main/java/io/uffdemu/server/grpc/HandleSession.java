@@ -54,6 +54,15 @@ import java.util.concurrent.locks.ReentrantLock;
  * and is answered by one {@code results}. Neither side waits to fill a batch. Consecutive COPYs of a batch go to
  * the backend as one {@link MemoryBackend#uffdCopyBatch} (one kernel lock acquisition in the emulated backend),
  * with the same results as one by one.
+ *
+ * <p>Results with messages ({@code HandleAttach.results_with_msgs}, issue 9): a batch's results are held instead
+ * of sent, and go out in the next message batch ({@code UffdMsgBatch.results}). A batch of resolutions wakes
+ * faulting threads that usually fault again at once, so their messages follow within a few scheduling rounds and
+ * the stream carries one message where it carried two (one write and one event-loop wake-up on each side fewer;
+ * and the result's serialization no longer delays the woken threads). Results that no message batch picks up are
+ * sent on their own by a virtual thread started when the first of them was held ({@link #flushHeld}), which first
+ * yields {@link #HELD_YIELDS} times: behind the woken threads, then behind the reader they wake. Held results are
+ * sent before the stream completes (onCompleted); a stream that fails loses them, as it loses results in flight.
  */
 final class HandleSession implements StreamObserver<HandleRequest> {
     private final UserfaultfdGrpcService service;
@@ -81,6 +90,14 @@ final class HandleSession implements StreamObserver<HandleRequest> {
     private int pid;
     private int fd;
     private int maxBatch = 1;
+    /** HandleAttach.results_with_msgs (and max_batch > 1): batch results are held for the next message batch. */
+    private volatile boolean resultsWithMsgs;
+    /** Batch results held for the next message batch (see the class comment), in order. Guarded by {@code out}. */
+    private List<IoctlResult> held;
+    /** A virtual thread is on its way to send {@link #held} if no message batch takes them. Guarded by out. */
+    private boolean heldFlusher;
+    /** Tests: runs in the held results' flusher before it looks at them. */
+    volatile Runnable beforeHeldFlush;
     private final String tenant;
     private boolean stopped;
     /** Messages processed (see the class comment): by onNext, or by {@code ops} for the ones it ran. */
@@ -157,6 +174,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 return false;
             }
             maxBatch = Math.max(1, mb);
+            resultsWithMsgs = maxBatch > 1 && r.getAttach().getResultsWithMsgs();
             attach(r.getAttach().getPid(), r.getAttach().getFd(),
                     service.copyRegionSize(r.getAttach().getCopyRegionBytes()),
                     r.getAttach().hasReuseCopyRegion() ? r.getAttach().getReuseCopyRegion() : null,
@@ -175,6 +193,9 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         return run(() -> withRegion(reg -> {
             IoctlResult res = resolveOne(r, false, reg);
             if (res != null) {
+                if (resultsWithMsgs) {
+                    sendHeld(); // results go out in the order the resolutions ran
+                }
                 send(HandleResponse.newBuilder().setResult(res).build());
             }
         }));
@@ -218,8 +239,75 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
             results[i++] = res;
         }
-        send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
-                .addAllResults(java.util.Arrays.asList(results))).build());
+        if (resultsWithMsgs) {
+            hold(java.util.Arrays.asList(results));
+        } else {
+            send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
+                    .addAllResults(java.util.Arrays.asList(results))).build());
+        }
+    }
+
+    /** How many times the held results' flusher yields before it sends them on their own (the class comment). */
+    static final int HELD_YIELDS = 3;
+
+    /** Holds a batch's results for the next message batch, and makes sure a flusher will send them if none comes. */
+    private void hold(List<IoctlResult> results) {
+        boolean start;
+        synchronized (out) {
+            if (finished) {
+                return;
+            }
+            if (held == null) {
+                held = new ArrayList<>(results);
+            } else {
+                held.addAll(results);
+            }
+            start = !heldFlusher;
+            heldFlusher = true;
+        }
+        if (start) {
+            try {
+                Thread.ofVirtual().name("uffdemu-handle-results").start(this::flushHeld);
+            } catch (RuntimeException | OutOfMemoryError e) {
+                synchronized (out) {
+                    heldFlusher = false;
+                    sendHeld(); // no thread to be had: now rather than never
+                }
+            }
+        }
+    }
+
+    /** The flusher: lets the woken threads fault and the reader take their messages first, then sends what is left. */
+    private void flushHeld() {
+        Runnable hook = beforeHeldFlush;
+        if (hook != null) {
+            hook.run();
+        }
+        for (int i = 0; i < HELD_YIELDS; i++) {
+            Thread.yield();
+            synchronized (out) {
+                if (held == null) {
+                    heldFlusher = false;
+                    return;
+                }
+            }
+        }
+        synchronized (out) {
+            heldFlusher = false;
+            sendHeld();
+        }
+    }
+
+    /** Sends the held results on their own, if any and the stream has not ended. */
+    private void sendHeld() {
+        synchronized (out) {
+            List<IoctlResult> h = held;
+            held = null;
+            if (h != null && !finished) {
+                out.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder().addAllResults(h))
+                        .build());
+            }
+        }
     }
 
     /**
@@ -525,8 +613,15 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             for (UffdMsg m : msgs.subList(i, Math.min(msgs.size(), i + maxBatch))) {
                 b.addMsgs(ProtoMapper.msg(m));
             }
-            if (!send(HandleResponse.newBuilder().setMsgs(b).build())) {
-                return false;
+            synchronized (out) { // as send(), taking the held results along (see the class comment)
+                if (finished) {
+                    return false;
+                }
+                if (held != null) {
+                    b.addAllResults(held);
+                    held = null;
+                }
+                out.onNext(HandleResponse.newBuilder().setMsgs(b).build());
             }
         }
         return true;
@@ -621,6 +716,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
         retireRegion();
         synchronized (out) {
             if (!finished) {
+                sendHeld(); // results no message batch took: before the end, not lost with it
                 finished = true;
                 out.onCompleted();
             }

@@ -190,6 +190,71 @@ class HandleBatchIT {
         }
     }
 
+    /**
+     * HandleAttach.results_with_msgs over gRPC: a storm resolved batch by batch gets every batch's results exactly
+     * once and in order, some in the message batches that follow (UffdMsgBatch.results), the rest on their own; the
+     * storm loses no write.
+     */
+    @Test
+    @Timeout(60)
+    void resultsTravelWithTheNextMessagesWhenAsked() throws Exception {
+        List<Long> sent = new ArrayList<>();
+        List<Long> answered = new ArrayList<>();
+        List<IoctlResult> failed = new ArrayList<>();
+        int[] carried = new int[1];
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        StreamObserver<HandleRequest>[] req = new StreamObserver[1];
+        req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
+            @Override
+            public void onNext(HandleResponse r) {
+                synchronized (sent) {
+                    List<IoctlResult> rs = r.hasResults() ? r.getResults().getResultsList()
+                            : r.getMsgs().getResultsList();
+                    rs.forEach(x -> answered.add(x.getRequestId()));
+                    rs.stream().filter(IoctlResult::hasError).forEach(failed::add);
+                    if (r.hasMsgs()) {
+                        carried[0] += r.getMsgs().getResultsCount();
+                        HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+                        for (UffdMsg m : r.getMsgs().getMsgsList()) {
+                            long a = m.getPagefault().getAddress();
+                            b.addRequests(HandleRequest.newBuilder().setRequestId(a).setCopy(CopyRequest.newBuilder()
+                                    .setPid(pid).setFd(fd).setDst(a).setData(ByteString.copyFrom(new byte[PAGE]))));
+                            sent.add(a);
+                        }
+                        req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
+                    }
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                done.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                done.complete(null);
+            }
+        });
+        synchronized (sent) {
+            req[0].onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd)
+                    .setMaxBatch(32).setResultsWithMsgs(true)).build());
+        }
+        StormResponse r = procs.storm(storm(16).build());
+        assertThat(r.getAccesses()).isEqualTo(PAGES);
+        assertThat(r.getLostWrites()).as("lost writes").isZero();
+        synchronized (sent) {
+            req[0].onCompleted(); // the server sends what it still holds before it completes
+        }
+        done.get(10, TimeUnit.SECONDS);
+        synchronized (sent) {
+            assertThat(sent).as("every page faulted once").hasSize(PAGES);
+            assertThat(answered).as("every result once, in the order sent").containsExactlyElementsOf(sent);
+            assertThat(failed).as("failed results").isEmpty();
+        }
+        System.out.printf("results_with_msgs: %d of %d results came with messages%n", carried[0], PAGES);
+    }
+
     @Test
     @Timeout(30)
     void badInputGetsTheStatusAUserExpects() {

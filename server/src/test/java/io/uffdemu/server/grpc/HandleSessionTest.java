@@ -6,10 +6,13 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.uffdemu.api.v1.AddrRange;
 import io.uffdemu.api.v1.HandleAttach;
 import io.uffdemu.api.v1.HandleRequest;
+import io.uffdemu.api.v1.HandleRequestBatch;
 import io.uffdemu.api.v1.HandleResponse;
+import io.uffdemu.api.v1.IoctlResult;
 import io.uffdemu.api.v1.RangeRequest;
 import io.uffdemu.server.backend.MemoryBackend;
 import io.uffdemu.server.config.UffdemuProperties;
+import io.uffdemu.server.mm.UffdMsg;
 import java.lang.reflect.Proxy;
 import java.time.Duration;
 import java.util.List;
@@ -252,5 +255,175 @@ class HandleSessionTest {
                 + (1 + n) / HandleSession.INBOUND_REFILL * HandleSession.INBOUND_REFILL);
         assertThat(out.sent.stream().map(r -> r.getResult().getRequestId()).toList())
                 .containsExactlyElementsOf(java.util.stream.LongStream.rangeClosed(1, n).boxed().toList());
+    }
+
+    /** A backend whose uffd holds the messages in {@code msgs}, and whose resolutions succeed at once. */
+    static MemoryBackend queued(java.util.concurrent.BlockingQueue<UffdMsg> msgs) {
+        return (MemoryBackend) Proxy.newProxyInstance(MemoryBackend.class.getClassLoader(),
+                new Class<?>[] {MemoryBackend.class}, (proxy, m, a) -> switch (m.getName()) {
+                    case "resolutionsMayBlock" -> false;
+                    case "uffdRead" -> {
+                        long left = (long) a[3] - System.nanoTime();
+                        UffdMsg got = left > 0 ? msgs.poll(Math.min(50_000_000L, left),
+                                java.util.concurrent.TimeUnit.NANOSECONDS) : msgs.poll();
+                        yield got == null ? List.of() : List.of(got);
+                    }
+                    case "uffdWake" -> null;
+                    case "hashCode" -> System.identityHashCode(proxy);
+                    case "equals" -> proxy == a[0];
+                    case "toString" -> "test backend";
+                    default -> throw new UnsupportedOperationException(m.getName());
+                });
+    }
+
+    static HandleRequest wakes(long start, long... ids) {
+        HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+        for (long id : ids) {
+            b.addRequests(HandleRequest.newBuilder().setRequestId(id).setWake(RangeRequest.newBuilder().setPid(1)
+                    .setFd(3).setRange(AddrRange.newBuilder().setStart(start).setLen(4096))));
+        }
+        return HandleRequest.newBuilder().setBatch(b).build();
+    }
+
+    static HandleRequest attach(int maxBatch, boolean resultsWithMsgs) {
+        return HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(1).setFd(3)
+                .setMaxBatch(maxBatch).setResultsWithMsgs(resultsWithMsgs)).build();
+    }
+
+    static void waitFor(java.util.function.BooleanSupplier c) throws InterruptedException {
+        long until = System.nanoTime() + 5_000_000_000L;
+        while (!c.getAsBoolean() && System.nanoTime() < until) {
+            Thread.sleep(2);
+        }
+        assertThat(c.getAsBoolean()).as("condition within 5 s").isTrue();
+    }
+
+    record Setup(HandleSession s, Out out, java.util.concurrent.BlockingQueue<UffdMsg> msgs) {
+    }
+
+    static Setup session() {
+        UffdemuProperties props = props();
+        TenantGuard guard = new TenantGuard(props);
+        guard.created(1);
+        var msgs = new java.util.concurrent.LinkedBlockingQueue<UffdMsg>();
+        MemoryBackend backend = queued(msgs);
+        var service = new UserfaultfdGrpcService(backend, props, guard);
+        Out out = new Out();
+        guard.streamOpened(Tenants.DEFAULT);
+        return new Setup(new HandleSession(service, backend, out, Tenants.DEFAULT), out, msgs);
+    }
+
+    static List<Long> ids(List<IoctlResult> rs) {
+        return rs.stream().map(IoctlResult::getRequestId).toList();
+    }
+
+    /**
+     * results_with_msgs: a batch's results are held, and the message batch that follows (as when the woken thread
+     * faults again) carries them, whole and in order; nothing else is sent for them.
+     */
+    @Test
+    @Timeout(20)
+    void heldResultsTravelWithTheNextMessageBatch() throws Exception {
+        Setup t = session();
+        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
+        t.s().beforeHeldFlush = () -> {
+            try {
+                flusher.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        t.s().onNext(attach(8, true));
+        t.s().onNext(wakes(0x20000, 5, 6, 7)); // inline: held when onNext returns
+        assertThat(t.out().sent).isEmpty();
+        t.msgs().add(new UffdMsg.Pagefault(1, 1, 0x20000, 0));
+        waitFor(() -> !t.out().sent.isEmpty());
+        HandleResponse r = t.out().sent.getFirst();
+        assertThat(r.getKindCase()).isEqualTo(HandleResponse.KindCase.MSGS);
+        assertThat(r.getMsgs().getMsgsList()).extracting(m -> m.getPagefault().getAddress()).containsExactly(0x20000L);
+        assertThat(ids(r.getMsgs().getResultsList())).containsExactly(5L, 6L, 7L);
+        assertThat(r.getMsgs().getResultsList()).allMatch(x -> !x.hasError());
+        flusher.countDown();
+        Thread.sleep(100); // the flusher finds nothing left
+        assertThat(t.out().sent).hasSize(1);
+        t.s().onCompleted();
+        assertThat(t.out().sent).hasSize(1);
+        assertThat(t.out().completed).isTrue();
+    }
+
+    /** Results that no message batch follows are sent on their own; several batches' results in order. */
+    @Test
+    @Timeout(20)
+    void heldResultsThatNoMessageFollowsAreSentOnTheirOwn() throws Exception {
+        Setup t = session();
+        t.s().onNext(attach(8, true));
+        t.s().onNext(wakes(0x30000, 1, 2));
+        t.s().onNext(wakes(0x30000, 3));
+        waitFor(() -> t.out().sent.stream().mapToInt(x -> x.getResults().getResultsCount()).sum() == 3);
+        assertThat(t.out().sent).allMatch(x -> x.getKindCase() == HandleResponse.KindCase.RESULTS);
+        assertThat(t.out().sent.stream().flatMap(x -> ids(x.getResults().getResultsList()).stream()).toList())
+                .containsExactly(1L, 2L, 3L);
+        // a single resolution's result goes after the batch results held before it
+        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
+        t.s().beforeHeldFlush = () -> {
+            try {
+                flusher.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        int before = t.out().sent.size();
+        t.s().onNext(wakes(0x30000, 4));
+        t.s().onNext(HandleRequest.newBuilder().setRequestId(9).setWake(RangeRequest.newBuilder().setPid(1).setFd(3)
+                .setRange(AddrRange.newBuilder().setStart(0x30000).setLen(4096))).build());
+        List<HandleResponse> after = t.out().sent.subList(before, t.out().sent.size());
+        assertThat(after).extracting(HandleResponse::getKindCase)
+                .containsExactly(HandleResponse.KindCase.RESULTS, HandleResponse.KindCase.RESULT);
+        assertThat(ids(after.getFirst().getResults().getResultsList())).containsExactly(4L);
+        assertThat(after.get(1).getResult().getRequestId()).isEqualTo(9);
+        flusher.countDown();
+        t.s().onCompleted();
+    }
+
+    /** A stream the client completes sends the results still held before it completes; none is sent after. */
+    @Test
+    @Timeout(20)
+    void heldResultsGoOutBeforeTheStreamCompletes() throws Exception {
+        Setup t = session();
+        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
+        t.s().beforeHeldFlush = () -> {
+            try {
+                flusher.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        t.s().onNext(attach(8, true));
+        t.s().onNext(wakes(0x30000, 11, 12));
+        assertThat(t.out().sent).isEmpty();
+        t.s().onCompleted();
+        assertThat(t.out().completed).isTrue();
+        assertThat(t.out().sent).hasSize(1);
+        assertThat(ids(t.out().sent.getFirst().getResults().getResultsList())).containsExactly(11L, 12L);
+        flusher.countDown();
+        Thread.sleep(100);
+        assertThat(t.out().sent).as("nothing after the end").hasSize(1);
+    }
+
+    /** Without results_with_msgs (or with max_batch 1) a batch's results go out at once, on their own. */
+    @Test
+    @Timeout(20)
+    void withoutTheOptionResultsAreSentAtOnce() throws Exception {
+        for (HandleRequest a : List.of(attach(8, false), attach(1, true))) {
+            Setup t = session();
+            t.s().beforeHeldFlush = () -> {
+                throw new AssertionError("nothing is held");
+            };
+            t.s().onNext(a);
+            t.s().onNext(wakes(0x30000, 21, 22));
+            assertThat(t.out().sent).as("%s", a.getAttach()).hasSize(1);
+            assertThat(ids(t.out().sent.getFirst().getResults().getResultsList())).containsExactly(21L, 22L);
+            t.s().onCompleted();
+        }
     }
 }
