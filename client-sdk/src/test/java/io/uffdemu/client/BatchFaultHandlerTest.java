@@ -68,6 +68,47 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
   }
 
   /**
+   * Results with messages (HandleAttach.results_with_msgs): a batch's results held by the server and sent with the
+   * next message batch (UffdMsgBatch.results) finish their batch, and the faults beside them are served. Chains of
+   * reads fault on their next page once the last one was served, as faulting threads do, so a resolution batch is
+   * followed by new faults; the first step of every chain is queued before the loop attaches (a first message
+   * batch of several faults). With 1 worker every place in flight is taken while results are awaited. Every page
+   * gets its own data, every fault is counted resolved (which needs its result) and no result is unknown.
+   */
+  @ParameterizedTest(name = "workers={0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 4})
+  void resultsThatComeWithTheNextMessagesFinishTheirBatches(int workers) throws Exception {
+    fakeUffd.carryResults = true;
+    int chains = 4;
+    int steps = 12;
+    int n = chains * steps;
+    BatchFaultHandler h = ctx -> ctx.copy(page(index(ctx.pageAddress())));
+    try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+      List<CompletableFuture<Void>> rs = new ArrayList<>();
+      for (int c = 0; c < chains; c++) {
+        int chain = c;
+        rs.add(CompletableFuture.runAsync(() -> {
+          for (int s = 0; s < steps; s++) {
+            int i = s * chains + chain;
+            assertThat(process.read(base + (long) i * PAGE, 1).data()).as("page %d", i).containsExactly(i);
+          }
+        }, pool));
+      }
+      waitUntil(() -> fakeUffd.queue.size() == chains);
+      try (HandlerLoop loop = uffd.handle(h, HandlerOptions.DEFAULT.withResolveOnStream(true).withWorkers(workers))) {
+        CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+        waitUntil(() -> loop.stats().resolved() == n);
+        assertThat(loop.stats().failed()).isZero();
+        assertThat(loop.stats().fallbacks()).isZero();
+        assertThat(loop.stats().ignored()).as("unknown or unread results").isZero();
+      }
+    }
+    assertThat(fakeUffd.askedResultsWithMsgs).isTrue();
+    assertThat(fakeUffd.requestBatches).as("resolution batches").isPositive();
+    assertThat(fakeUffd.carriedResults).as("results that came with messages").isPositive();
+  }
+
+  /**
    * A batch's resolutions are cut at about 1 MiB per HandleRequest: 16 faults each resolved with 512 KiB (as a
    * batch of huge-page COPYs would be, 16 x 2 MiB, over the server's inbound limit) go out in several requests,
    * none much over 1 MiB, and every fault is resolved.

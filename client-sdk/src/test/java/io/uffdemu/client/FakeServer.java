@@ -239,6 +239,16 @@ final class FakeServer implements AutoCloseable {
       armedRemoveEnd = end;
     }
 
+    /** Sends the held results on their own, if any. Under this uffd's monitor. */
+    void sendHeldLocked(ServerCallStreamObserver<HandleResponse> so) {
+      if (!heldResults.isEmpty()) {
+        separateResults += heldResults.size();
+        so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder().addAllResults(heldResults))
+            .build());
+        heldResults.clear();
+      }
+    }
+
     synchronized int sentFaults() {
       return sentFaults;
     }
@@ -701,11 +711,8 @@ final class FakeServer implements AutoCloseable {
                       return;
                     }
                     synchronized (u) {
-                      if (!u.heldResults.isEmpty() && u.handler == so && !u.cut.contains(so)) {
-                        u.separateResults += u.heldResults.size();
-                        so.onNext(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
-                            .addAllResults(u.heldResults)).build());
-                        u.heldResults.clear();
+                      if (u.handler == so && !u.cut.contains(so)) {
+                        u.sendHeldLocked(so);
                       }
                     }
                   });
@@ -739,6 +746,9 @@ final class FakeServer implements AutoCloseable {
             synchronized (u) {
               u.halfClosedByClient = true;
               u.log.add("HALF_CLOSE");
+              if (u.handler == so) {
+                u.sendHeldLocked(so); // as the server: what it still holds goes out before the end
+              }
             }
           }
           detach(u, so);
@@ -772,6 +782,7 @@ final class FakeServer implements AutoCloseable {
           u.log.add("WITHHELD");
           return;
         }
+        u.sendHeldLocked(so); // as the server: a single result goes after the batch results held before it
         so.onNext(HandleResponse.newBuilder().setResult(res.toBuilder().setRequestId(r.getRequestId())).build());
       }
       u.drain();

@@ -117,37 +117,18 @@ class HandlerLoopTest extends FakeUffdFixture {
   }
 
   /**
-   * Results with messages (HandleAttach.results_with_msgs): with batching the loop asks for them, and takes a batch's
-   * results from the message batch that follows (UffdMsgBatch.results): every resolution completes with its own
-   * result (a result not taken would leave its COPY waiting, a wrong match would fill the wrong page), none is
-   * unknown. Without batching it does not ask.
+   * Results with messages (HandleAttach.results_with_msgs) are asked for only where batches of resolutions travel
+   * on the stream: with batching and resolveOnStream. (BatchFaultHandlerTest takes such results.)
    */
-  @ParameterizedTest(name = "maxBatch={0}")
-  @ValueSource(ints = {1, 8})
-  void resultsThatComeWithTheNextMessagesAreTaken(int maxBatch) throws Exception {
-    fakeUffd.carryResults = true;
-    int n = 48;
-    try (HandlerLoop loop = uffd.handle(ctx -> ctx.copy(page((int) ((ctx.pageAddress() - base) / PAGE))),
-        HandlerOptions.DEFAULT.withWorkers(4).withResolveOnStream(true).withMaxBatch(maxBatch))) {
-      List<CompletableFuture<AccessResult>> rs = new ArrayList<>();
-      for (int i = 0; i < n; i++) {
-        rs.add(process.async().read(base + (long) i * PAGE, 1));
-      }
-      CompletableFuture.allOf(rs.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
-      for (int i = 0; i < n; i++) {
-        assertThat(rs.get(i).get().data()).containsExactly(i);
-      }
-      waitUntil(() -> loop.stats().resolved() == n);
-      assertThat(loop.stats().failed()).isZero();
-      assertThat(loop.stats().ignored()).as("unknown or unread results").isZero();
+  @ParameterizedTest(name = "maxBatch={0} onStream={1}")
+  @org.junit.jupiter.params.provider.CsvSource({"1, true", "8, false", "8, true"})
+  void asksForResultsWithMessagesOnlyWhenItBatchesOnTheStream(int maxBatch, boolean onStream) throws Exception {
+    try (HandlerLoop loop = uffd.handle(ctx -> ctx.copy(page(7)),
+        HandlerOptions.DEFAULT.withResolveOnStream(onStream).withMaxBatch(maxBatch))) {
+      assertThat(process.read(base, 1).data()).containsExactly(7);
+      waitUntil(() -> loop.stats().resolved() == 1);
     }
-    assertThat(fakeUffd.askedResultsWithMsgs).isEqualTo(maxBatch > 1);
-    if (maxBatch > 1) {
-      assertThat(fakeUffd.requestBatches).as("resolutions went as batches").isPositive();
-      assertThat(fakeUffd.carriedResults).as("results that came with messages").isPositive();
-    } else {
-      assertThat(fakeUffd.carriedResults).isZero();
-    }
+    assertThat(fakeUffd.askedResultsWithMsgs).isEqualTo(maxBatch > 1 && onStream);
   }
 
   /**

@@ -255,8 +255,9 @@ final class HandlerLoopImpl implements HandlerLoop {
       var requestObserver = stub.handle(new Listener(gen));
       HandleAttach.Builder attach = HandleAttach.newBuilder().setPid(uffd.process().pid()).setFd(uffd.fd())
           .setMaxBatch(batch).setCopyRegionBytes(opts.resolveOnStream() ? opts.copyRegionBytes() : 0)
-          // a batch's results may come with the next message batch (one message where there were two); read below
-          .setResultsWithMsgs(batch > 1);
+          // a batch's results may come with the next message batch (one message where there were two); read in
+          // Listener.onNext
+          .setResultsWithMsgs(batch > 1 && opts.resolveOnStream());
       if (attach.getCopyRegionBytes() > 0) {
         // keep it after this stream for the next one; and a region of an earlier stream, still mapped here: the
         // server offers it again if it kept it
@@ -296,6 +297,21 @@ final class HandlerLoopImpl implements HandlerLoop {
       // a copy region is opened and mapped here, outside the loop's lock (readlink, open, mmap), and installed
       // below if this is still the current stream
       CopyRegionClient offered = r.getKindCase() == HandleResponse.KindCase.COPY_REGION ? openRegion(r) : null;
+      if (r.getKindCase() == HandleResponse.KindCase.MSGS && r.getMsgs().getResultsCount() > 0) {
+        // results of earlier batches that came with these messages (the attach asked, results_with_msgs): completed
+        // first, as if they had come in a message of their own before, so that the batches they finish are no
+        // longer in flight when the messages are taken (a worker's place, a page still being served)
+        List<Answer> carried;
+        synchronized (lock) {
+          if (gen != streamGen) {
+            return; // a stream given up for a newer one
+          }
+          carried = terminated ? List.of() : answersLocked(r.getMsgs().getResultsList());
+        }
+        for (Answer a : carried) {
+          a.f().complete(a.res());
+        }
+      }
       int grant;
       List<Answer> answers = null;
       synchronized (lock) {
@@ -317,13 +333,7 @@ final class HandlerLoopImpl implements HandlerLoop {
             case RESULT -> answers = answersLocked(List.of(r.getResult()));
             case RESULTS -> answers = answersLocked(r.getResults().getResultsList());
             case MSG -> acceptGroupLocked(List.of(r.getMsg()));
-            case MSGS -> {
-              // results of earlier batches, when the attach asked for them here: taken before the messages
-              if (r.getMsgs().getResultsCount() > 0) {
-                answers = answersLocked(r.getMsgs().getResultsList());
-              }
-              acceptGroupLocked(r.getMsgs().getMsgsList());
-            }
+            case MSGS -> acceptGroupLocked(r.getMsgs().getMsgsList()); // its results were taken above
             case COPY_REGION -> {
               closeRegionLocked();
               region = offered;

@@ -61,8 +61,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * the stream carries one message where it carried two (one write and one event-loop wake-up on each side fewer;
  * and the result's serialization no longer delays the woken threads). Results that no message batch picks up are
  * sent on their own by a virtual thread started when the first of them was held ({@link #flushHeld}), which first
- * yields {@link #HELD_YIELDS} times: behind the woken threads, then behind the reader they wake. Held results are
- * sent before the stream completes (onCompleted); a stream that fails loses them, as it loses results in flight.
+ * yields {@link #HELD_YIELDS} times. On one carrier (the emulated backend's default on 2 processors) that puts it
+ * behind the woken threads, then behind the reader they wake, and most results travel with messages
+ * (docs/benchmarks.md item 26). With idle carriers a yield returns at once, and on the Linux backend the woken
+ * threads are another process's: there results often go on their own, as before, after one virtual thread's start
+ * per batch. Held results are sent before the stream completes (onCompleted), and once {@link #MAX_BATCH} of them
+ * are held; a stream that fails loses them, as it loses results in flight.
  */
 final class HandleSession implements StreamObserver<HandleRequest> {
     private final UserfaultfdGrpcService service;
@@ -239,7 +243,7 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             }
             results[i++] = res;
         }
-        if (resultsWithMsgs) {
+        if (resultsWithMsgs && results.length > 0) {
             hold(java.util.Arrays.asList(results));
         } else {
             send(HandleResponse.newBuilder().setResults(IoctlResultBatch.newBuilder()
@@ -261,6 +265,9 @@ final class HandleSession implements StreamObserver<HandleRequest> {
                 held = new ArrayList<>(results);
             } else {
                 held.addAll(results);
+            }
+            if (held.size() >= MAX_BATCH) { // a client that sends batches and never lets a message out: bounded
+                sendHeld();
             }
             start = !heldFlusher;
             heldFlusher = true;

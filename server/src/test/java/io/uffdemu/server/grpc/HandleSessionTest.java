@@ -416,14 +416,14 @@ class HandleSessionTest {
     void withoutTheOptionResultsAreSentAtOnce() throws Exception {
         for (HandleRequest a : List.of(attach(8, false), attach(1, true))) {
             Setup t = session();
-            t.s().beforeHeldFlush = () -> {
-                throw new AssertionError("nothing is held");
-            };
+            java.util.concurrent.atomic.AtomicBoolean flusher = new java.util.concurrent.atomic.AtomicBoolean();
+            t.s().beforeHeldFlush = () -> flusher.set(true);
             t.s().onNext(a);
             t.s().onNext(wakes(0x30000, 21, 22));
             assertThat(t.out().sent).as("%s", a.getAttach()).hasSize(1);
             assertThat(ids(t.out().sent.getFirst().getResults().getResultsList())).containsExactly(21L, 22L);
             t.s().onCompleted();
+            assertThat(flusher).as("a flusher started: results were held").isFalse();
         }
     }
 }
