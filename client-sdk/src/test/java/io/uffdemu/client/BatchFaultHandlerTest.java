@@ -73,16 +73,19 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
    * reads fault on their next page once the last one was served, as faulting threads do, so a resolution batch is
    * followed by new faults; the first step of every chain is queued before the loop attaches (a first message
    * batch of several faults). With 1 worker every place in flight is taken while results are awaited. Every page
-   * gets its own data, every fault is counted resolved (which needs its result) and no result is unknown.
+   * gets its own data, every fault is counted resolved (which needs its result) and no result is unknown. A plain
+   * FaultHandler on the stream gets them too (its workers' resolutions go as batches when they meet in the outbox,
+   * so whether some were carried is left to chance there).
    */
-  @ParameterizedTest(name = "workers={0}")
-  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 4})
-  void resultsThatComeWithTheNextMessagesFinishTheirBatches(int workers) throws Exception {
+  @ParameterizedTest(name = "workers={0} batchHandler={1}")
+  @org.junit.jupiter.params.provider.CsvSource({"1, true", "4, true", "4, false"})
+  void resultsThatComeWithTheNextMessagesFinishTheirBatches(int workers, boolean batchHandler) throws Exception {
     fakeUffd.carryResults = true;
     int chains = 4;
     int steps = 12;
     int n = chains * steps;
-    BatchFaultHandler h = ctx -> ctx.copy(page(index(ctx.pageAddress())));
+    BatchFaultHandler batch = ctx -> ctx.copy(page(index(ctx.pageAddress())));
+    FaultHandler h = batchHandler ? batch : ctx -> ctx.copy(page(index(ctx.pageAddress())));
     try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
       List<CompletableFuture<Void>> rs = new ArrayList<>();
       for (int c = 0; c < chains; c++) {
@@ -104,8 +107,10 @@ class BatchFaultHandlerTest extends FakeUffdFixture {
       }
     }
     assertThat(fakeUffd.askedResultsWithMsgs).isTrue();
-    assertThat(fakeUffd.requestBatches).as("resolution batches").isPositive();
-    assertThat(fakeUffd.carriedResults).as("results that came with messages").isPositive();
+    if (batchHandler) {
+      assertThat(fakeUffd.requestBatches).as("resolution batches").isPositive();
+      assertThat(fakeUffd.carriedResults).as("results that came with messages").isPositive();
+    }
   }
 
   /**

@@ -782,7 +782,9 @@ final class FakeServer implements AutoCloseable {
           u.log.add("WITHHELD");
           return;
         }
-        u.sendHeldLocked(so); // as the server: a single result goes after the batch results held before it
+        if (u.handler == so) {
+          u.sendHeldLocked(so); // as the server: a single result goes after the batch results held before it
+        }
         so.onNext(HandleResponse.newBuilder().setResult(res.toBuilder().setRequestId(r.getRequestId())).build());
       }
       u.drain();

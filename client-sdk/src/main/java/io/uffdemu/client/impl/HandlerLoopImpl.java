@@ -347,7 +347,9 @@ final class HandlerLoopImpl implements HandlerLoop {
       if (offered != null) {
         offered.retire(HandlerLoopImpl.this::retired); // the loop terminated meanwhile
       }
-      request(grant); // before the results: finishing a batch below must not hold back the server's next message
+      // before the results: finishing a batch below must not hold back the server's next message (results carried
+      // with messages were completed above, before the grant: the credit that message used is granted back here)
+      request(grant);
       if (answers != null) {
         // outside the lock: completing a result can finish a message batch's faults here ({@link #groupDone})
         for (Answer a : answers) {

@@ -65,8 +65,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * behind the woken threads, then behind the reader they wake, and most results travel with messages
  * (docs/benchmarks.md item 26). With idle carriers a yield returns at once, and on the Linux backend the woken
  * threads are another process's: there results often go on their own, as before, after one virtual thread's start
- * per batch. Held results are sent before the stream completes (onCompleted), and once {@link #MAX_BATCH} of them
- * are held; a stream that fails loses them, as it loses results in flight.
+ * per batch. Held results are sent before the stream completes (onCompleted), and on their own before more than
+ * {@link #MAX_BATCH} would be held; a stream that fails loses them, as it loses results in flight.
  */
 final class HandleSession implements StreamObserver<HandleRequest> {
     private final UserfaultfdGrpcService service;
@@ -261,13 +261,13 @@ final class HandleSession implements StreamObserver<HandleRequest> {
             if (finished) {
                 return;
             }
+            if (held != null && held.size() + results.size() > MAX_BATCH) {
+                sendHeld(); // at most MAX_BATCH held, so one message carries at most that many results
+            }
             if (held == null) {
                 held = new ArrayList<>(results);
             } else {
                 held.addAll(results);
-            }
-            if (held.size() >= MAX_BATCH) { // a client that sends batches and never lets a message out: bounded
-                sendHeld();
             }
             start = !heldFlusher;
             heldFlusher = true;

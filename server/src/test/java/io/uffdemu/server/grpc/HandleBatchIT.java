@@ -255,6 +255,9 @@ class HandleBatchIT {
         System.out.printf("results_with_msgs: %d of %d results came with messages%n", carried[0], PAGES);
         if (wokenThreadsFaultAgainFirst()) {
             assertThat(carried[0]).as("results that came with messages").isPositive();
+        } else {
+            System.out.println("results_with_msgs: how many came with messages is not asserted here (more than one"
+                    + " carrier, or the faulting threads are the kernel's)");
         }
     }
 

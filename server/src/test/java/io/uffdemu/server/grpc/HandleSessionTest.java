@@ -426,4 +426,45 @@ class HandleSessionTest {
             assertThat(flusher).as("a flusher started: results were held").isFalse();
         }
     }
+
+    /**
+     * At most 4096 results are held (one message never carries more): a batch that would take the held ones past
+     * that sends them first, on their own. An empty batch is answered at once, with nothing held.
+     */
+    @Test
+    @Timeout(20)
+    void heldResultsAreBoundedAndAnEmptyBatchIsAnsweredAtOnce() throws Exception {
+        Setup t = session();
+        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicInteger flushers = new java.util.concurrent.atomic.AtomicInteger();
+        t.s().beforeHeldFlush = () -> {
+            flushers.incrementAndGet();
+            try {
+                flusher.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        t.s().onNext(attach(8, true));
+        t.s().onNext(HandleRequest.newBuilder().setBatch(HandleRequestBatch.getDefaultInstance()).build());
+        assertThat(t.out().sent).hasSize(1);
+        assertThat(t.out().sent.getFirst().getKindCase()).isEqualTo(HandleResponse.KindCase.RESULTS);
+        assertThat(t.out().sent.getFirst().getResults().getResultsCount()).isZero();
+        Thread.sleep(50);
+        assertThat(flushers.get()).as("no flusher for an empty batch").isZero();
+        long[] first = java.util.stream.LongStream.range(0, 3000).toArray();
+        long[] second = java.util.stream.LongStream.range(3000, 5000).toArray();
+        t.s().onNext(wakes(0x30000, first));
+        assertThat(t.out().sent).as("3000 held").hasSize(1);
+        t.s().onNext(wakes(0x30000, second)); // 5000 would be held: the 3000 go first
+        assertThat(t.out().sent).hasSize(2);
+        assertThat(ids(t.out().sent.get(1).getResults().getResultsList()))
+                .containsExactlyElementsOf(java.util.stream.LongStream.of(first).boxed().toList());
+        t.s().onCompleted(); // the 2000 still held go before the end
+        assertThat(t.out().sent).hasSize(3);
+        assertThat(ids(t.out().sent.get(2).getResults().getResultsList()))
+                .containsExactlyElementsOf(java.util.stream.LongStream.of(second).boxed().toList());
+        waitFor(() -> flushers.get() == 1);
+        flusher.countDown();
+    }
 }
