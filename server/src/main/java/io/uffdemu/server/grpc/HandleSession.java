@@ -62,7 +62,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * and the result's serialization no longer delays the woken threads). Results that no message batch picks up are
  * sent on their own by a virtual thread started when the first of them was held ({@link #flushHeld}), which first
  * yields {@link #HELD_YIELDS} times. On one carrier (the emulated backend's default on 2 processors) that puts it
- * behind the woken threads, then behind the reader they wake, and most results travel with messages
+ * behind the woken threads, then behind the reader they wake, and many results travel with messages
  * (docs/benchmarks.md item 26). With idle carriers a yield returns at once, and on the Linux backend the woken
  * threads are another process's: there results often go on their own, as before, after one virtual thread's start
  * per batch. Held results are sent before the stream completes (onCompleted), and on their own before more than

@@ -204,38 +204,25 @@ class HandleBatchIT {
         int[] carried = new int[1];
         CompletableFuture<Void> done = new CompletableFuture<>();
         StreamObserver<HandleRequest>[] req = new StreamObserver[1];
-        req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
-            @Override
-            public void onNext(HandleResponse r) {
-                synchronized (sent) {
-                    List<IoctlResult> rs = r.hasResults() ? r.getResults().getResultsList()
-                            : r.getMsgs().getResultsList();
-                    rs.forEach(x -> answered.add(x.getRequestId()));
-                    rs.stream().filter(IoctlResult::hasError).forEach(failed::add);
-                    if (r.hasMsgs()) {
-                        carried[0] += r.getMsgs().getResultsCount();
-                        HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
-                        for (UffdMsg m : r.getMsgs().getMsgsList()) {
-                            long a = m.getPagefault().getAddress();
-                            b.addRequests(HandleRequest.newBuilder().setRequestId(a).setCopy(CopyRequest.newBuilder()
-                                    .setPid(pid).setFd(fd).setDst(a).setData(ByteString.copyFrom(new byte[PAGE]))));
-                            sent.add(a);
-                        }
-                        req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
+        req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(observer(r -> {
+            synchronized (sent) {
+                List<IoctlResult> rs = r.hasResults() ? r.getResults().getResultsList()
+                        : r.getMsgs().getResultsList();
+                rs.forEach(x -> answered.add(x.getRequestId()));
+                rs.stream().filter(IoctlResult::hasError).forEach(failed::add);
+                if (r.hasMsgs()) {
+                    carried[0] += r.getMsgs().getResultsCount();
+                    HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+                    for (UffdMsg m : r.getMsgs().getMsgsList()) {
+                        long a = m.getPagefault().getAddress();
+                        b.addRequests(HandleRequest.newBuilder().setRequestId(a).setCopy(CopyRequest.newBuilder()
+                                .setPid(pid).setFd(fd).setDst(a).setData(ByteString.copyFrom(new byte[PAGE]))));
+                        sent.add(a);
                     }
+                    req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
                 }
             }
-
-            @Override
-            public void onError(Throwable t) {
-                done.completeExceptionally(t);
-            }
-
-            @Override
-            public void onCompleted() {
-                done.complete(null);
-            }
-        });
+        }, done));
         synchronized (sent) {
             req[0].onNext(HandleRequest.newBuilder().setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd)
                     .setMaxBatch(32).setResultsWithMsgs(true)).build());
@@ -259,6 +246,27 @@ class HandleBatchIT {
             System.out.println("results_with_msgs: how many came with messages is not asserted here (more than one"
                     + " carrier, or the faulting threads are the kernel's)");
         }
+    }
+
+    /** A Handle stream's observer: each response to {@code onNext}; {@code done} ends with the stream. */
+    static StreamObserver<HandleResponse> observer(java.util.function.Consumer<HandleResponse> onNext,
+            CompletableFuture<Void> done) {
+        return new StreamObserver<>() {
+            @Override
+            public void onNext(HandleResponse r) {
+                onNext.accept(r);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                done.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                done.complete(null);
+            }
+        };
     }
 
     /**

@@ -313,6 +313,23 @@ class HandleSessionTest {
         return new Setup(new HandleSession(service, backend, out, Tenants.DEFAULT), out, msgs);
     }
 
+    /** Holds the session's held-results flusher at its start until {@code open}; counts the flushers that came. */
+    record Gate(java.util.concurrent.CountDownLatch open, java.util.concurrent.atomic.AtomicInteger entered) {
+    }
+
+    static Gate gate(HandleSession s) {
+        Gate g = new Gate(new java.util.concurrent.CountDownLatch(1), new java.util.concurrent.atomic.AtomicInteger());
+        s.beforeHeldFlush = () -> {
+            g.entered().incrementAndGet();
+            try {
+                g.open().await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        return g;
+    }
+
     static List<Long> ids(List<IoctlResult> rs) {
         return rs.stream().map(IoctlResult::getRequestId).toList();
     }
@@ -325,14 +342,7 @@ class HandleSessionTest {
     @Timeout(20)
     void heldResultsTravelWithTheNextMessageBatch() throws Exception {
         Setup t = session();
-        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
-        t.s().beforeHeldFlush = () -> {
-            try {
-                flusher.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        };
+        Gate flusher = gate(t.s());
         t.s().onNext(attach(8, true));
         t.s().onNext(wakes(0x20000, 5, 6, 7)); // inline: held when onNext returns
         assertThat(t.out().sent).isEmpty();
@@ -343,7 +353,7 @@ class HandleSessionTest {
         assertThat(r.getMsgs().getMsgsList()).extracting(m -> m.getPagefault().getAddress()).containsExactly(0x20000L);
         assertThat(ids(r.getMsgs().getResultsList())).containsExactly(5L, 6L, 7L);
         assertThat(r.getMsgs().getResultsList()).allMatch(x -> !x.hasError());
-        flusher.countDown();
+        flusher.open().countDown();
         Thread.sleep(100); // the flusher finds nothing left
         assertThat(t.out().sent).hasSize(1);
         t.s().onCompleted();
@@ -364,14 +374,7 @@ class HandleSessionTest {
         assertThat(t.out().sent.stream().flatMap(x -> ids(x.getResults().getResultsList()).stream()).toList())
                 .containsExactly(1L, 2L, 3L);
         // a single resolution's result goes after the batch results held before it
-        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
-        t.s().beforeHeldFlush = () -> {
-            try {
-                flusher.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        };
+        Gate flusher = gate(t.s());
         int before = t.out().sent.size();
         t.s().onNext(wakes(0x30000, 4));
         t.s().onNext(HandleRequest.newBuilder().setRequestId(9).setWake(RangeRequest.newBuilder().setPid(1).setFd(3)
@@ -381,7 +384,7 @@ class HandleSessionTest {
                 .containsExactly(HandleResponse.KindCase.RESULTS, HandleResponse.KindCase.RESULT);
         assertThat(ids(after.getFirst().getResults().getResultsList())).containsExactly(4L);
         assertThat(after.get(1).getResult().getRequestId()).isEqualTo(9);
-        flusher.countDown();
+        flusher.open().countDown();
         t.s().onCompleted();
     }
 
@@ -390,14 +393,7 @@ class HandleSessionTest {
     @Timeout(20)
     void heldResultsGoOutBeforeTheStreamCompletes() throws Exception {
         Setup t = session();
-        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
-        t.s().beforeHeldFlush = () -> {
-            try {
-                flusher.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        };
+        Gate flusher = gate(t.s());
         t.s().onNext(attach(8, true));
         t.s().onNext(wakes(0x30000, 11, 12));
         assertThat(t.out().sent).isEmpty();
@@ -405,7 +401,7 @@ class HandleSessionTest {
         assertThat(t.out().completed).isTrue();
         assertThat(t.out().sent).hasSize(1);
         assertThat(ids(t.out().sent.getFirst().getResults().getResultsList())).containsExactly(11L, 12L);
-        flusher.countDown();
+        flusher.open().countDown();
         Thread.sleep(100);
         assertThat(t.out().sent).as("nothing after the end").hasSize(1);
     }
@@ -435,23 +431,14 @@ class HandleSessionTest {
     @Timeout(20)
     void heldResultsAreBoundedAndAnEmptyBatchIsAnsweredAtOnce() throws Exception {
         Setup t = session();
-        java.util.concurrent.CountDownLatch flusher = new java.util.concurrent.CountDownLatch(1);
-        java.util.concurrent.atomic.AtomicInteger flushers = new java.util.concurrent.atomic.AtomicInteger();
-        t.s().beforeHeldFlush = () -> {
-            flushers.incrementAndGet();
-            try {
-                flusher.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        };
+        Gate flusher = gate(t.s());
         t.s().onNext(attach(8, true));
         t.s().onNext(HandleRequest.newBuilder().setBatch(HandleRequestBatch.getDefaultInstance()).build());
         assertThat(t.out().sent).hasSize(1);
         assertThat(t.out().sent.getFirst().getKindCase()).isEqualTo(HandleResponse.KindCase.RESULTS);
         assertThat(t.out().sent.getFirst().getResults().getResultsCount()).isZero();
         Thread.sleep(50);
-        assertThat(flushers.get()).as("no flusher for an empty batch").isZero();
+        assertThat(flusher.entered().get()).as("no flusher for an empty batch").isZero();
         long[] first = java.util.stream.LongStream.range(0, 3000).toArray();
         long[] second = java.util.stream.LongStream.range(3000, 5000).toArray();
         t.s().onNext(wakes(0x30000, first));
@@ -464,7 +451,7 @@ class HandleSessionTest {
         assertThat(t.out().sent).hasSize(3);
         assertThat(ids(t.out().sent.get(2).getResults().getResultsList()))
                 .containsExactlyElementsOf(java.util.stream.LongStream.of(second).boxed().toList());
-        waitFor(() -> flushers.get() == 1);
-        flusher.countDown();
+        waitFor(() -> flusher.entered().get() == 1);
+        flusher.open().countDown();
     }
 }

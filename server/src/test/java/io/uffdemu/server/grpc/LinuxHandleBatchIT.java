@@ -10,7 +10,6 @@ import io.uffdemu.api.v1.ExitRequest;
 import io.uffdemu.api.v1.HandleAttach;
 import io.uffdemu.api.v1.HandleRequest;
 import io.uffdemu.api.v1.HandleRequestBatch;
-import io.uffdemu.api.v1.HandleResponse;
 import io.uffdemu.api.v1.IoctlResult;
 import io.uffdemu.api.v1.UffdMsg;
 import io.uffdemu.api.v1.UserfaultfdServiceGrpc;
@@ -118,41 +117,28 @@ class LinuxHandleBatchIT extends HandleBatchIT {
         List<IoctlResult> results = new ArrayList<>();
         CompletableFuture<Void> done = new CompletableFuture<>();
         StreamObserver<HandleRequest>[] req = new StreamObserver[1];
-        req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(new StreamObserver<>() {
-            @Override
-            public void onNext(HandleResponse r) {
-                if (r.hasMsgs()) {
-                    synchronized (results) {
-                        results.addAll(r.getMsgs().getResultsList());
+        req[0] = UserfaultfdServiceGrpc.newStub(ch).handle(observer(r -> {
+            if (r.hasMsgs()) {
+                synchronized (results) {
+                    results.addAll(r.getMsgs().getResultsList());
+                }
+                HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
+                for (UffdMsg m : r.getMsgs().getMsgsList()) {
+                    long a = m.getPagefault().getAddress() & -PAGE;
+                    synchronized (faulted) {
+                        faulted.add(a);
                     }
-                    HandleRequestBatch.Builder b = HandleRequestBatch.newBuilder();
-                    for (UffdMsg m : r.getMsgs().getMsgsList()) {
-                        long a = m.getPagefault().getAddress() & -PAGE;
-                        synchronized (faulted) {
-                            faulted.add(a);
-                        }
-                        b.addRequests(copy(a, pid, fd, a, PAGE));
-                    }
-                    synchronized (req) {
-                        req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
-                    }
-                } else if (r.hasResults()) {
-                    synchronized (results) {
-                        results.addAll(r.getResults().getResultsList());
-                    }
+                    b.addRequests(copy(a, pid, fd, a, PAGE));
+                }
+                synchronized (req) {
+                    req[0].onNext(HandleRequest.newBuilder().setBatch(b).build());
+                }
+            } else if (r.hasResults()) {
+                synchronized (results) {
+                    results.addAll(r.getResults().getResultsList());
                 }
             }
-
-            @Override
-            public void onError(Throwable t) {
-                done.completeExceptionally(t);
-            }
-
-            @Override
-            public void onCompleted() {
-                done.complete(null);
-            }
-        });
+        }, done));
         synchronized (req) {
             req[0].onNext(HandleRequest.newBuilder()
                     .setAttach(HandleAttach.newBuilder().setPid(pid).setFd(fd).setMaxBatch(32)
